@@ -1,0 +1,79 @@
+# dunning: `make run` starts everything locally, `make test` checks it all.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Tools are built from the Go module proxy, pinned, into a git-ignored folder.
+TOOLS_DIR ?= $(CURDIR)/.tools
+TEMPORAL_CLI_VERSION := v1.5.1
+STRIPE_MOCK_VERSION := v0.203.0
+STATICCHECK_VERSION := v0.7.0
+WORKFLOWCHECK_VERSION := v0.6.0
+
+TEMPORAL_CLI := $(TOOLS_DIR)/temporal-$(TEMPORAL_CLI_VERSION)/temporal
+STRIPE_MOCK := $(TOOLS_DIR)/stripe-mock-$(STRIPE_MOCK_VERSION)/stripe-mock
+STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+WORKFLOWCHECK := $(TOOLS_DIR)/workflowcheck-$(WORKFLOWCHECK_VERSION)/workflowcheck
+
+DUNNING := $(CURDIR)/bin/dunning
+GO_TEST_FLAGS ?= -race -timeout 25m
+
+export TEMPORAL_CLI STRIPE_MOCK
+
+.PHONY: help
+help:
+	@echo "make run     run the whole stack locally (Temporal dev server + UI, stripe-mock, worker, webhook)"
+	@echo "make test    vet, staticcheck, workflowcheck and every test with -race"
+	@echo "make bench   benchmarks"
+	@echo "make tools   build the pinned tools into $(TOOLS_DIR)"
+
+# go install writes into GOBIN; each tool gets a folder named by its version,
+# so a version bump builds anew and an interrupted build leaves nothing
+# behind. $(TOOLS_DIR)/bin holds links to the pinned versions.
+define go-install
+	@echo "building $(2) (once; cached in $(TOOLS_DIR))"
+	@mkdir -p $(dir $(1)).tmp $(TOOLS_DIR)/bin
+	GOBIN=$(dir $(1)).tmp go install $(2)
+	@mv $(dir $(1)).tmp/$(notdir $(1)) $(1) && rmdir $(dir $(1)).tmp
+	@ln -sfn $(1) $(TOOLS_DIR)/bin/$(notdir $(1))
+endef
+
+$(TEMPORAL_CLI):
+	$(call go-install,$@,github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION))
+$(STRIPE_MOCK):
+	$(call go-install,$@,github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION))
+$(STATICCHECK):
+	$(call go-install,$@,honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))
+$(WORKFLOWCHECK):
+	$(call go-install,$@,go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION))
+
+.PHONY: tools
+tools: $(TEMPORAL_CLI) $(STRIPE_MOCK) $(STATICCHECK) $(WORKFLOWCHECK)
+
+.PHONY: build
+build:
+	go build -o $(DUNNING) ./cmd/dunning
+
+.PHONY: run
+run: $(TEMPORAL_CLI) $(STRIPE_MOCK) build
+	$(DUNNING) dev
+
+.PHONY: lint
+lint: $(STATICCHECK) $(WORKFLOWCHECK)
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	go vet ./...
+	$(STATICCHECK) ./...
+	$(WORKFLOWCHECK) ./...
+
+.PHONY: test
+test: tools lint
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: tools
+	go test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: clean
+clean:
+	rm -rf bin .data

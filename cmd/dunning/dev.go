@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"dunning/config"
+	"dunning/worker"
+	"dunning/workflows"
+)
+
+// DevWebhookSecret signs local test events when STRIPE_WEBHOOK_SECRET is
+// not set. It is only ever used by `dunning dev` and `dunning send-event`.
+const DevWebhookSecret = "whsec_dunning_local_development"
+
+// devSettings are the knobs of the local stack, each from the environment.
+type devSettings struct {
+	dataDir      string // DEV_DATA_DIR
+	temporalCLI  string // TEMPORAL_CLI
+	stripeMock   string // STRIPE_MOCK
+	uiPort       int    // TEMPORAL_UI_PORT
+	stripeMockAt string // STRIPE_MOCK_ADDR
+}
+
+func devSettingsFromEnv() (devSettings, error) {
+	s := devSettings{
+		dataDir:      envOr("DEV_DATA_DIR", ".data"),
+		temporalCLI:  envOr("TEMPORAL_CLI", ".tools/bin/temporal"),
+		stripeMock:   envOr("STRIPE_MOCK", ".tools/bin/stripe-mock"),
+		stripeMockAt: envOr("STRIPE_MOCK_ADDR", "127.0.0.1:12111"),
+	}
+	port, err := strconv.Atoi(envOr("TEMPORAL_UI_PORT", "8233"))
+	if err != nil || port <= 0 || port > 65535 {
+		return s, fmt.Errorf("TEMPORAL_UI_PORT: %q is not a port", os.Getenv("TEMPORAL_UI_PORT"))
+	}
+	s.uiPort = port
+	if _, _, err := net.SplitHostPort(s.stripeMockAt); err != nil {
+		return s, fmt.Errorf("STRIPE_MOCK_ADDR: %q is not host:port", s.stripeMockAt)
+	}
+	return s, nil
+}
+
+func envOr(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// runDev runs the whole stack in the foreground: the Temporal dev server on
+// a SQLite file, stripe-mock unless a real Stripe key is set, the worker
+// and the webhook. Ctrl-C stops all of it, the webhook first.
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if os.Getenv("STRIPE_WEBHOOK_SECRET") == "" {
+		os.Setenv("STRIPE_WEBHOOK_SECRET", DevWebhookSecret)
+	}
+	devStripe := os.Getenv("STRIPE_API_KEY") == ""
+	s, err := devSettingsFromEnv()
+	if err != nil {
+		return err
+	}
+	if devStripe && os.Getenv("STRIPE_API_BASE_URL") == "" {
+		os.Setenv("STRIPE_API_BASE_URL", "http://"+s.stripeMockAt)
+	}
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	if devStripe {
+		cfg.StripeAPIKey = "sk_test_dunning_dev" // stripe-mock accepts any test key
+	}
+	log := newLogger(cfg)
+
+	if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data folder %s: %w", s.dataDir, err)
+	}
+	uiAddr := net.JoinHostPort(hostOf(cfg.TemporalAddress), strconv.Itoa(s.uiPort))
+	busy := []string{cfg.TemporalAddress, uiAddr, cfg.HTTPAddr}
+	if devStripe {
+		busy = append(busy, s.stripeMockAt)
+	}
+	for _, addr := range busy {
+		if err := checkFree(addr); err != nil {
+			return err
+		}
+	}
+
+	// Children get their own context: they are stopped after the worker
+	// and the webhook, not with them.
+	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProcs()
+	var procs []*child
+	defer func() {
+		stopProcs()
+		for _, p := range procs {
+			<-p.done
+		}
+	}()
+
+	temporal, err := startProcess(procCtx, s.temporalCLI, filepath.Join(s.dataDir, "temporal.log"),
+		"server", "start-dev",
+		"--ip", hostOf(cfg.TemporalAddress),
+		"--port", portOf(cfg.TemporalAddress),
+		"--ui-port", strconv.Itoa(s.uiPort),
+		"--namespace", cfg.TemporalNamespace,
+		"--db-filename", filepath.Join(s.dataDir, "temporal.db"),
+		"--sqlite-pragma", "journal_mode=wal",
+		"--sqlite-pragma", "synchronous=1",
+		"--log-level", "warn",
+	)
+	if err != nil {
+		return fmt.Errorf("start temporal dev server (run `make tools` to build it): %w", err)
+	}
+	procs = append(procs, temporal)
+
+	waitCtx, cancelWait := context.WithTimeout(ctx, 90*time.Second)
+	go func() {
+		// A dev server that dies while starting ends the wait at once.
+		select {
+		case <-temporal.done:
+			cancelWait()
+		case <-waitCtx.Done():
+		}
+	}()
+	c, err := dialTemporal(waitCtx, cfg, log)
+	cancelWait()
+	if err != nil {
+		return fmt.Errorf("temporal dev server did not come up (see %s): %w", filepath.Join(s.dataDir, "temporal.log"), err)
+	}
+	defer c.Close()
+	if err := worker.SetupNamespace(ctx, c, cfg.TemporalNamespace, cfg.NamespaceRetention, log); err != nil {
+		return err
+	}
+
+	if devStripe {
+		mock, err := startProcess(procCtx, s.stripeMock, filepath.Join(s.dataDir, "stripe-mock.log"),
+			"-http-addr", s.stripeMockAt)
+		if err != nil {
+			return fmt.Errorf("start stripe-mock (run `make tools` to build it): %w", err)
+		}
+		procs = append(procs, mock)
+		if err := waitHTTP(ctx, "http://"+s.stripeMockAt+"/v1/customers", 30*time.Second); err != nil {
+			return fmt.Errorf("stripe-mock did not come up (see %s): %w", filepath.Join(s.dataDir, "stripe-mock.log"), err)
+		}
+	}
+
+	printBanner(os.Stdout, cfg, s, devStripe)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return worker.Run(gctx, c, cfg, log.With("component", "worker")) })
+	g.Go(func() error { return serveWebhook(gctx, c, cfg, log) })
+	err = g.Wait()
+	log.Info("stopping the local stack")
+	return err
+}
+
+func printBanner(w io.Writer, cfg config.Config, s devSettings, devStripe bool) {
+	stripe := "Stripe API (live key from STRIPE_API_KEY)"
+	if devStripe {
+		stripe = "http://" + s.stripeMockAt + "  (stripe-mock)"
+	}
+	var live []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Live())) {
+		if cfg.Live()[name] {
+			live = append(live, name)
+		}
+	}
+	if len(live) == 0 {
+		live = []string{"none"}
+	}
+	web := displayAddr(cfg.HTTPAddr)
+	ui := fmt.Sprintf("http://%s:%d/namespaces/%s/workflows", hostOf(cfg.TemporalAddress), s.uiPort, cfg.TemporalNamespace)
+	fmt.Fprintf(w, "\ndunning is running locally. Ctrl-C stops all of it.\n\n")
+	fmt.Fprintf(w, "  webhook         http://%s/webhooks/stripe\n", web)
+	fmt.Fprintf(w, "  health          http://%s/healthz  /readyz  /metrics\n", web)
+	fmt.Fprintf(w, "  Temporal        %s  namespace %s  task queue %s\n", cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
+	fmt.Fprintf(w, "  Temporal UI     %s\n", ui)
+	fmt.Fprintf(w, "  Stripe API      %s\n", stripe)
+	fmt.Fprintf(w, "  live            %s (the others run dry)\n", strings.Join(live, ", "))
+	fmt.Fprintf(w, "  data and logs   %s\n", s.dataDir)
+	fmt.Fprintf(w, "  webhook secret  %s\n\n", strings.Join(cfg.StripeWebhookSecrets, ","))
+	fmt.Fprintf(w, "  try it:         go run ./cmd/dunning send-event %s\n\n", workflows.EventPaymentFailed)
+}
+
+func displayAddr(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "localhost" + addr
+	}
+	return addr
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	if h == "" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+func checkFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is already in use (another `make run` still up?): %w", addr, err)
+	}
+	return ln.Close()
+}
+
+// child is a process the local stack started; done closes when it exits.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startProcess starts a child whose output goes to logPath. It runs in its
+// own process group, so that the terminal's Ctrl-C reaches dunning alone and
+// dunning stops the children in order; it is sent SIGTERM when ctx ends and
+// when dunning itself dies.
+func startProcess(ctx context.Context, bin, logPath string, args ...string) (*child, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", logPath, err)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &child{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer sk_test_dunning_dev")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,79 @@
+// Command dunning is the one binary of the dunning service.
+//
+//	dunning webhook      serve POST /webhooks/stripe and hand events to Temporal
+//	dunning worker       run the Temporal worker
+//	dunning dev          run everything locally (what `make run` calls)
+//	dunning send-event   post a signed, real-shaped Stripe event to a webhook
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"dunning/config"
+)
+
+const usage = `usage: dunning <command> [flags]
+
+commands:
+  webhook      serve the Stripe webhook on HTTP_ADDR and hand events to Temporal
+  worker       run the Temporal worker on TEMPORAL_TASK_QUEUE
+  dev          run everything locally: Temporal dev server, stripe-mock, worker, webhook
+  send-event   post a signed, real-shaped Stripe event to a webhook
+
+Configuration comes from the environment; see README.md.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "webhook":
+		err = withConfig(ctx, runWebhook)
+	case "worker":
+		err = withConfig(ctx, runWorker)
+	case "dev":
+		err = runDev(ctx, args)
+	case "send-event":
+		err = runSendEvent(ctx, args, os.Stdout)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "dunning: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "dunning %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func withConfig(ctx context.Context, run func(context.Context, config.Config, *slog.Logger) error) error {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	return run(ctx, cfg, newLogger(cfg))
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config.Load
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

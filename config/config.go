@@ -1,0 +1,271 @@
+// Package config reads dunning's configuration from the environment once,
+// into one typed struct with defaults, and validates it. A bad value fails
+// at start with a message naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything dunning reads from the environment.
+type Config struct {
+	// HTTPAddr is where the webhook server listens (HTTP_ADDR).
+	HTTPAddr string
+
+	TemporalAddress   string // TEMPORAL_ADDRESS
+	TemporalNamespace string // TEMPORAL_NAMESPACE
+	TemporalTaskQueue string // TEMPORAL_TASK_QUEUE
+	// NamespaceRetention is how long closed workflows are kept
+	// (TEMPORAL_NAMESPACE_RETENTION). Event-ID deduplication holds only
+	// while the closed event workflow is retained, so it is never below
+	// MinRetention.
+	NamespaceRetention time.Duration
+
+	// StripeWebhookSecrets are the signing secrets accepted on incoming
+	// webhooks (STRIPE_WEBHOOK_SECRET, comma-separated during rotation).
+	StripeWebhookSecrets []string
+	// StripeWebhookTolerance is how far a signature's timestamp may be from
+	// now (STRIPE_WEBHOOK_TOLERANCE).
+	StripeWebhookTolerance time.Duration
+	StripeAPIKey           string // STRIPE_API_KEY
+	StripeAPIBaseURL       string // STRIPE_API_BASE_URL; empty means Stripe's own
+
+	// WebhookMaxBody caps a webhook request body in bytes
+	// (WEBHOOK_MAX_BODY_BYTES).
+	WebhookMaxBody int64
+	// WebhookStartTimeout bounds the call that hands an event to Temporal
+	// (WEBHOOK_START_TIMEOUT); past it the webhook answers 503.
+	WebhookStartTimeout time.Duration
+
+	AmberfloAPIKey  string // AMBERFLO_API_KEY; empty means dry run
+	AmberfloBaseURL string // AMBERFLO_BASE_URL
+
+	ControlPlaneURL    string // CONTROL_PLANE_URL; empty means dry run
+	ControlPlaneSecret string // CONTROL_PLANE_SECRET
+
+	AlertWebhookURL string // ALERT_WEBHOOK_URL; empty means log
+
+	CustomerNoticeURL    string // CUSTOMER_NOTICE_URL; empty means log
+	CustomerNoticeSecret string // CUSTOMER_NOTICE_SECRET
+
+	// CustomerIDMetadataKey names the Stripe customer metadata key that
+	// holds the ID the product and Amberflo use for a customer
+	// (CUSTOMER_ID_METADATA_KEY); without it, or when a customer lacks the
+	// key, the Stripe customer ID is used.
+	CustomerIDMetadataKey string
+
+	// RetrySchedule holds the delays after the first failure at which the
+	// payment is retried (DUNNING_RETRY_SCHEDULE), strictly increasing.
+	RetrySchedule    []time.Duration
+	GracePeriod      time.Duration // DUNNING_GRACE_PERIOD
+	DeprovisionAfter time.Duration // DUNNING_DEPROVISION_AFTER
+
+	LogLevel  string // LOG_LEVEL: debug, info, warn, error
+	LogFormat string // LOG_FORMAT: text or json
+}
+
+// MinRetention is the shortest namespace retention dunning accepts: Stripe
+// retries a delivery for up to 3 days, and duplicates must still meet the
+// closed event workflow then.
+const MinRetention = 7 * 24 * time.Hour
+
+// Live reports which integrations are configured; the others run dry.
+func (c Config) Live() map[string]bool {
+	return map[string]bool{
+		"stripe":          c.StripeAPIKey != "",
+		"amberflo":        c.AmberfloAPIKey != "",
+		"control_plane":   c.ControlPlaneURL != "",
+		"ops_alerts":      c.AlertWebhookURL != "",
+		"customer_notice": c.CustomerNoticeURL != "",
+	}
+}
+
+// Load reads the configuration through getenv (os.Getenv in production)
+// and validates it. Every problem found is reported, each naming its
+// variable.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		HTTPAddr:               r.addr("HTTP_ADDR", ":8080"),
+		TemporalAddress:        r.addr("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:      r.name("TEMPORAL_NAMESPACE", "default"),
+		TemporalTaskQueue:      r.name("TEMPORAL_TASK_QUEUE", "dunning"),
+		NamespaceRetention:     r.duration("TEMPORAL_NAMESPACE_RETENTION", MinRetention),
+		StripeWebhookSecrets:   r.list("STRIPE_WEBHOOK_SECRET"),
+		StripeWebhookTolerance: r.duration("STRIPE_WEBHOOK_TOLERANCE", 5*time.Minute),
+		StripeAPIKey:           r.str("STRIPE_API_KEY", ""),
+		StripeAPIBaseURL:       r.url("STRIPE_API_BASE_URL", ""),
+		WebhookMaxBody:         r.bytes("WEBHOOK_MAX_BODY_BYTES", 512<<10),
+		WebhookStartTimeout:    r.duration("WEBHOOK_START_TIMEOUT", 5*time.Second),
+		AmberfloAPIKey:         r.str("AMBERFLO_API_KEY", ""),
+		AmberfloBaseURL:        r.url("AMBERFLO_BASE_URL", "https://app.amberflo.io"),
+		ControlPlaneURL:        r.url("CONTROL_PLANE_URL", ""),
+		ControlPlaneSecret:     r.str("CONTROL_PLANE_SECRET", ""),
+		AlertWebhookURL:        r.url("ALERT_WEBHOOK_URL", ""),
+		CustomerNoticeURL:      r.url("CUSTOMER_NOTICE_URL", ""),
+		CustomerNoticeSecret:   r.str("CUSTOMER_NOTICE_SECRET", ""),
+		CustomerIDMetadataKey:  r.str("CUSTOMER_ID_METADATA_KEY", ""),
+		RetrySchedule:          r.schedule("DUNNING_RETRY_SCHEDULE", "24h,72h,120h"),
+		GracePeriod:            r.duration("DUNNING_GRACE_PERIOD", 168*time.Hour),
+		DeprovisionAfter:       r.duration("DUNNING_DEPROVISION_AFTER", 336*time.Hour),
+		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+
+	if c.NamespaceRetention < MinRetention {
+		r.fail("TEMPORAL_NAMESPACE_RETENTION", "must be at least %s so that redelivered events are still recognised", MinRetention)
+	}
+	if c.StripeWebhookTolerance <= 0 {
+		r.fail("STRIPE_WEBHOOK_TOLERANCE", "must be positive")
+	}
+	if c.WebhookMaxBody < 1<<10 || c.WebhookMaxBody > 64<<20 {
+		r.fail("WEBHOOK_MAX_BODY_BYTES", "must be between 1 KiB and 64 MiB")
+	}
+	if c.WebhookStartTimeout <= 0 || c.WebhookStartTimeout > time.Minute {
+		r.fail("WEBHOOK_START_TIMEOUT", "must be positive and at most 1m (Stripe gives up on a slow endpoint)")
+	}
+	if c.ControlPlaneURL != "" && c.ControlPlaneSecret == "" {
+		r.fail("CONTROL_PLANE_SECRET", "is required when CONTROL_PLANE_URL is set: control-plane calls are signed")
+	}
+	if c.CustomerNoticeURL != "" && c.CustomerNoticeSecret == "" {
+		r.fail("CUSTOMER_NOTICE_SECRET", "is required when CUSTOMER_NOTICE_URL is set: notices are signed")
+	}
+	if c.GracePeriod <= 0 {
+		r.fail("DUNNING_GRACE_PERIOD", "must be positive")
+	}
+	if c.DeprovisionAfter <= 0 {
+		r.fail("DUNNING_DEPROVISION_AFTER", "must be positive")
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// RequireWebhookSecret reports an error naming STRIPE_WEBHOOK_SECRET when
+// no secret is configured. Only the webhook server needs one, so Load does
+// not insist on it.
+func (c Config) RequireWebhookSecret() error {
+	if len(c.StripeWebhookSecrets) == 0 {
+		return errors.New("STRIPE_WEBHOOK_SECRET: required by the webhook server (the endpoint's signing secret, whsec_…)")
+	}
+	return nil
+}
+
+type reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) name(name, def string) string {
+	v := r.str(name, def)
+	if strings.ContainsAny(v, " \t\n/") {
+		r.fail(name, "%q must not contain spaces or slashes", v)
+	}
+	return v
+}
+
+func (r *reader) addr(name, def string) string {
+	v := r.str(name, def)
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		r.fail(name, "%q is not host:port", v)
+		return v
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		r.fail(name, "%q has no valid port", v)
+	}
+	return v
+}
+
+func (r *reader) url(name, def string) string {
+	v := r.str(name, def)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, "%q is not an absolute http(s) URL", v)
+		return v
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(name, "%q is not a duration such as 90s, 15m or 168h", v)
+		return def
+	}
+	return d
+}
+
+func (r *reader) bytes(name string, def int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		r.fail(name, "%q is not a whole number of bytes", v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) list(name string) []string {
+	var out []string
+	for _, s := range strings.Split(r.getenv(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *reader) schedule(name, def string) []time.Duration {
+	v := r.str(name, def)
+	var out []time.Duration
+	for _, s := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			r.fail(name, "%q is not a comma-separated list of durations such as 24h,72h,120h", v)
+			return nil
+		}
+		if d <= 0 || (len(out) > 0 && d <= out[len(out)-1]) {
+			r.fail(name, "%q must be positive delays after the first failure, each later than the one before", v)
+			return nil
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return def
+}

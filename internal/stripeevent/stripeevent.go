@@ -1,0 +1,262 @@
+// Package stripeevent decodes a Stripe event into the fields dunning
+// needs. It reads the JSON by hand rather than with stripe-go's event
+// types so that an event of any API version decodes: the signature proves
+// where an event came from, not which version of the API shaped it.
+package stripeevent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"dunning/workflows"
+)
+
+// ErrInvalid wraps every reason an event cannot be decoded.
+var ErrInvalid = errors.New("invalid event")
+
+const maxIDLen = 255
+
+// envelope is the part of an event that is the same for every type.
+type envelope struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	APIVersion string `json:"api_version"`
+	Created    int64  `json:"created"`
+	Livemode   bool   `json:"livemode"`
+	Data       *struct {
+		Object             json.RawMessage `json:"object"`
+		PreviousAttributes json.RawMessage `json:"previous_attributes"`
+	} `json:"data"`
+}
+
+// ref is an expandable Stripe field: an ID string, an object with an id,
+// or null.
+type ref string
+
+func (r *ref) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*r = ""
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*r = ref(s)
+		return nil
+	case len(b) > 0 && b[0] == '{':
+		var o struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		*r = ref(o.ID)
+		return nil
+	}
+	return fmt.Errorf("expected an ID, an object or null, got %.20s", b)
+}
+
+type card struct {
+	ID       string `json:"id"`
+	Brand    string `json:"brand"`
+	Last4    string `json:"last4"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+}
+
+// object holds the fields of data.object that any handled type may carry.
+// Fields absent from a type stay zero.
+type object struct {
+	ID       string `json:"id"`
+	Object   string `json:"object"`
+	Customer ref    `json:"customer"`
+
+	// payment_intent
+	Amount           int64  `json:"amount"`
+	Currency         string `json:"currency"`
+	Status           string `json:"status"`
+	Invoice          ref    `json:"invoice"`
+	PaymentMethod    ref    `json:"payment_method"`
+	LastPaymentError *struct {
+		Code          string `json:"code"`
+		DeclineCode   string `json:"decline_code"`
+		Message       string `json:"message"`
+		PaymentMethod ref    `json:"payment_method"`
+	} `json:"last_payment_error"`
+
+	// invoice
+	PaymentIntent ref   `json:"payment_intent"`
+	AmountDue     int64 `json:"amount_due"`
+	AmountPaid    int64 `json:"amount_paid"`
+
+	// card, source, payment_method
+	Brand    string `json:"brand"`
+	Last4    string `json:"last4"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	Card     *card  `json:"card"`
+}
+
+// Parse decodes a verified event body. It fails, wrapping ErrInvalid, on a
+// body that is not a Stripe event or whose fields have the wrong shape.
+func Parse(body []byte) (workflows.StripeEvent, error) {
+	var ev workflows.StripeEvent
+	if !utf8.Valid(body) {
+		return ev, fmt.Errorf("%w: body is not UTF-8", ErrInvalid)
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return ev, fmt.Errorf("%w: %s", ErrInvalid, jsonReason(err))
+	}
+	if env.Object != "" && env.Object != "event" {
+		return ev, fmt.Errorf("%w: object is not an event", ErrInvalid)
+	}
+	if !ValidID(env.ID) || len(env.ID) < 5 || env.ID[:4] != "evt_" {
+		return ev, fmt.Errorf("%w: id is not a Stripe event ID", ErrInvalid)
+	}
+	if env.Type == "" || len(env.Type) > 100 {
+		return ev, fmt.Errorf("%w: type missing", ErrInvalid)
+	}
+	if env.Created <= 0 {
+		return ev, fmt.Errorf("%w: created missing", ErrInvalid)
+	}
+	ev = workflows.StripeEvent{
+		ID:         env.ID,
+		Type:       env.Type,
+		APIVersion: env.APIVersion,
+		Created:    time.Unix(env.Created, 0).UTC(),
+		Livemode:   env.Livemode,
+	}
+	if _, handled := workflows.RouteOf(env.Type); !handled {
+		// Nothing more is needed of a type dunning drops.
+		return ev, nil
+	}
+	if env.Data == nil || len(env.Data.Object) == 0 || bytes.Equal(bytes.TrimSpace(env.Data.Object), []byte("null")) {
+		return ev, fmt.Errorf("%w: data.object missing", ErrInvalid)
+	}
+	var o object
+	if err := json.Unmarshal(env.Data.Object, &o); err != nil {
+		return ev, fmt.Errorf("%w: data.object: %s", ErrInvalid, jsonReason(err))
+	}
+	if !ValidID(o.ID) {
+		return ev, fmt.Errorf("%w: data.object.id is not a Stripe ID", ErrInvalid)
+	}
+	ev.ObjectID, ev.ObjectType = o.ID, o.Object
+	ev.CustomerID = string(o.Customer)
+	if o.Object == "customer" {
+		ev.CustomerID = o.ID
+	}
+	if ev.CustomerID != "" && !ValidID(ev.CustomerID) {
+		return ev, fmt.Errorf("%w: customer is not a Stripe ID", ErrInvalid)
+	}
+
+	switch o.Object {
+	case "payment_intent":
+		pi := &workflows.PaymentIntentInfo{
+			ID: o.ID, Amount: o.Amount, Currency: o.Currency, Status: o.Status,
+			InvoiceID: string(o.Invoice), PaymentMethodID: string(o.PaymentMethod),
+		}
+		if e := o.LastPaymentError; e != nil {
+			pi.FailureCode, pi.DeclineCode, pi.FailureMessage = e.Code, e.DeclineCode, truncate(e.Message, 300)
+			if pi.PaymentMethodID == "" {
+				pi.PaymentMethodID = string(e.PaymentMethod)
+			}
+		}
+		ev.PaymentIntent = pi
+	case "invoice":
+		ev.Invoice = &workflows.InvoiceInfo{
+			ID: o.ID, PaymentIntentID: string(o.PaymentIntent), AmountDue: o.AmountDue,
+			AmountPaid: o.AmountPaid, Currency: o.Currency, Status: o.Status,
+		}
+	case "card":
+		ev.Card = &workflows.CardInfo{ID: o.ID, Brand: o.Brand, Last4: o.Last4, ExpMonth: o.ExpMonth, ExpYear: o.ExpYear}
+	case "source", "payment_method":
+		if c := o.Card; c != nil {
+			ev.Card = &workflows.CardInfo{ID: o.ID, Brand: c.Brand, Last4: c.Last4, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear}
+		}
+	case "customer":
+		changed, err := defaultPaymentMethodChanged(env.Data.PreviousAttributes)
+		if err != nil {
+			return ev, fmt.Errorf("%w: data.previous_attributes: %s", ErrInvalid, jsonReason(err))
+		}
+		ev.DefaultPaymentMethodChanged = changed
+	}
+	return ev, nil
+}
+
+// defaultPaymentMethodChanged reads customer.updated's previous attributes:
+// the default changed when the old value of default_source or of
+// invoice_settings.default_payment_method is listed there.
+func defaultPaymentMethodChanged(prev json.RawMessage) (bool, error) {
+	if len(prev) == 0 || bytes.Equal(bytes.TrimSpace(prev), []byte("null")) {
+		return false, nil
+	}
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(prev, &p); err != nil {
+		return false, err
+	}
+	if _, ok := p["default_source"]; ok {
+		return true, nil
+	}
+	settings, ok := p["invoice_settings"]
+	if !ok || bytes.Equal(bytes.TrimSpace(settings), []byte("null")) {
+		return false, nil
+	}
+	var s map[string]json.RawMessage
+	if err := json.Unmarshal(settings, &s); err != nil {
+		return false, err
+	}
+	_, ok = s["default_payment_method"]
+	return ok, nil
+}
+
+// ValidID reports whether s can be a Stripe object ID: 1 to 255 letters,
+// digits and underscores. IDs become workflow IDs and search-attribute
+// values, so nothing else is let through.
+func ValidID(s string) bool {
+	if s == "" || len(s) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonReason shortens a decoding error to something safe to return: it
+// names the problem, never echoes the payload.
+func jsonReason(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s has the wrong type", typ.Field)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	}
+	return "malformed JSON"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

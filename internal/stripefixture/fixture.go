@@ -1,0 +1,208 @@
+// Package stripefixture builds real-shaped Stripe events of every type
+// dunning handles, and signs them the way Stripe does. `dunning
+// send-event` and the tests use it to stand in for Stripe.
+package stripefixture
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"dunning/internal/sig"
+	"dunning/webhook"
+	"dunning/workflows"
+)
+
+// APIVersion is the API version stripe-go v76 is pinned to; events of
+// other versions are built with Options.APIVersion.
+const APIVersion = "2023-10-16"
+
+// Options shape an event. Zero values get realistic defaults.
+type Options struct {
+	ID         string    // evt_… ; random when empty
+	Customer   string    // cus_… ; random when empty
+	Created    time.Time // now when zero
+	APIVersion string    // APIVersion when empty
+	// ObjectID names data.object (pi_…, in_…, card_…, pm_…); random when empty.
+	ObjectID      string
+	Amount        int64  // minor units; 4900 when zero
+	Currency      string // usd when empty
+	Invoice       string // in_… behind a payment intent; random when empty
+	PaymentIntent string // pi_… behind an invoice; random when empty
+	DeclineCode   string // insufficient_funds when empty
+	ExpMonth      int    // card expiry month; next month when zero
+	ExpYear       int
+}
+
+// NewID returns a random Stripe-style ID with the given prefix.
+func NewID(prefix string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + "_" + string(b)
+}
+
+func (o *Options) defaults() {
+	if o.ID == "" {
+		o.ID = NewID("evt")
+	}
+	if o.Customer == "" {
+		o.Customer = NewID("cus")
+	}
+	if o.Created.IsZero() {
+		o.Created = time.Now()
+	}
+	if o.APIVersion == "" {
+		o.APIVersion = APIVersion
+	}
+	if o.Amount == 0 {
+		o.Amount = 4900
+	}
+	if o.Currency == "" {
+		o.Currency = "usd"
+	}
+	if o.Invoice == "" {
+		o.Invoice = NewID("in")
+	}
+	if o.PaymentIntent == "" {
+		o.PaymentIntent = NewID("pi")
+	}
+	if o.DeclineCode == "" {
+		o.DeclineCode = "insufficient_funds"
+	}
+	if o.ExpMonth == 0 {
+		next := o.Created.AddDate(0, 1, 0)
+		o.ExpMonth, o.ExpYear = int(next.Month()), next.Year()
+	}
+}
+
+type obj = map[string]any
+
+// Event returns the JSON body of a Stripe event of type eventType. Types
+// dunning does not handle get a plain object, as Stripe would still send.
+func Event(eventType string, o Options) ([]byte, error) {
+	o.defaults()
+	object, previous := dataObject(eventType, &o)
+	data := obj{"object": object}
+	if previous != nil {
+		data["previous_attributes"] = previous
+	}
+	return json.Marshal(obj{
+		"id":               o.ID,
+		"object":           "event",
+		"api_version":      o.APIVersion,
+		"created":          o.Created.Unix(),
+		"data":             data,
+		"livemode":         false,
+		"pending_webhooks": 1,
+		"request":          obj{"id": nil, "idempotency_key": nil},
+		"type":             eventType,
+	})
+}
+
+func pick(id, prefix string) string {
+	if id != "" {
+		return id
+	}
+	return NewID(prefix)
+}
+
+func cardObject(id string, o *Options) obj {
+	return obj{
+		"id": id, "object": "card", "address_zip_check": "pass", "brand": "Visa", "country": "US",
+		"customer": o.Customer, "cvc_check": "pass", "exp_month": o.ExpMonth, "exp_year": o.ExpYear,
+		"fingerprint": "Xt5EWLLDS7FJjR1c", "funding": "credit", "last4": "4242", "metadata": obj{},
+	}
+}
+
+func paymentMethodObject(id string, o *Options) obj {
+	return obj{
+		"id": id, "object": "payment_method", "type": "card", "customer": o.Customer, "livemode": false,
+		"created": o.Created.Unix(), "metadata": obj{}, "billing_details": obj{"email": nil, "name": nil},
+		"card": obj{
+			"brand": "visa", "country": "US", "exp_month": o.ExpMonth, "exp_year": o.ExpYear,
+			"fingerprint": "Xt5EWLLDS7FJjR1c", "funding": "credit", "last4": "4242",
+			"checks": obj{"cvc_check": "pass"},
+		},
+	}
+}
+
+func dataObject(eventType string, o *Options) (object obj, previous obj) {
+	switch eventType {
+	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded:
+		id := pick(o.ObjectID, "pi")
+		pi := obj{
+			"id": id, "object": "payment_intent", "amount": o.Amount, "amount_received": 0,
+			"currency": o.Currency, "customer": o.Customer, "invoice": o.Invoice, "livemode": false,
+			"created": o.Created.Unix(), "metadata": obj{}, "payment_method": nil,
+			"payment_method_types": []string{"card"}, "confirmation_method": "automatic",
+			"capture_method": "automatic", "description": "Subscription update",
+			"last_payment_error": nil, "status": "succeeded",
+		}
+		if eventType == workflows.EventPaymentFailed {
+			pm := NewID("pm")
+			pi["status"] = "requires_payment_method"
+			pi["last_payment_error"] = obj{
+				"type": "card_error", "code": "card_declined", "decline_code": o.DeclineCode,
+				"message":        "Your card has insufficient funds.",
+				"doc_url":        "https://stripe.com/docs/error-codes/card-declined",
+				"payment_method": paymentMethodObject(pm, o),
+			}
+		} else {
+			pi["amount_received"] = o.Amount
+			pi["payment_method"] = NewID("pm")
+		}
+		return pi, nil
+	case workflows.EventInvoicePaid:
+		return obj{
+			"id": pick(o.ObjectID, "in"), "object": "invoice", "amount_due": o.Amount, "amount_paid": o.Amount,
+			"amount_remaining": 0, "attempt_count": 1, "attempted": true, "billing_reason": "subscription_cycle",
+			"collection_method": "charge_automatically", "currency": o.Currency, "customer": o.Customer,
+			"paid": true, "payment_intent": o.PaymentIntent, "status": "paid", "livemode": false,
+			"created": o.Created.Unix(), "metadata": obj{},
+			"hosted_invoice_url": "https://invoice.stripe.com/i/acct_test/test",
+		}, nil
+	case workflows.EventSourceExpiring, workflows.EventSourceDeleted, workflows.EventSourceCreated:
+		return cardObject(pick(o.ObjectID, "card"), o), nil
+	case workflows.EventSourceUpdated:
+		return cardObject(pick(o.ObjectID, "card"), o), obj{"exp_month": 1, "exp_year": o.ExpYear - 1}
+	case workflows.EventPaymentMethodAttached, workflows.EventPaymentMethodAutoUpd:
+		return paymentMethodObject(pick(o.ObjectID, "pm"), o), nil
+	case workflows.EventCustomerUpdated:
+		pm := pick(o.ObjectID, "pm")
+		return obj{
+				"id": o.Customer, "object": "customer", "balance": 0, "created": o.Created.Unix(),
+				"currency": o.Currency, "default_source": nil, "delinquent": true, "livemode": false,
+				"invoice_settings": obj{"default_payment_method": pm, "custom_fields": nil, "footer": nil},
+				"metadata":         obj{},
+			}, obj{
+				"invoice_settings": obj{"default_payment_method": NewID("pm")},
+			}
+	}
+	return obj{"id": pick(o.ObjectID, "obj"), "object": "unknown", "customer": o.Customer}, nil
+}
+
+// Sign returns the Stripe-Signature header for body at time t.
+func Sign(body []byte, t time.Time, secrets ...string) string {
+	return sig.Header(t, body, secrets...)
+}
+
+// Request returns a signed POST of body to url, as Stripe sends it.
+func Request(url string, body []byte, secret string, t time.Time) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+	req.Header.Set(webhook.SignatureHeader, Sign(body, t, secret))
+	return req, nil
+}

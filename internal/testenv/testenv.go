@@ -1,0 +1,133 @@
+// Package testenv starts the real peers that dunning's integration tests
+// run against: a Temporal dev server from the pinned CLI that `make tools`
+// builds, set up the way `dunning dev` sets up its own.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"dunning/config"
+	"dunning/worker"
+)
+
+// Tool returns the path of a pinned tool: from the environment variable
+// env (which the Makefile sets), or found under .tools/bin of the module
+// root. A test that needs a missing tool fails: integration tests are part
+// of `make test` and must not be skipped quietly.
+func Tool(t testing.TB, env, name string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p := filepath.Join(dir, ".tools", "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("%s not found: run `make tools` (or set %s)", name, env)
+		}
+		dir = parent
+	}
+}
+
+// Temporal is a running dev server with a client on it.
+type Temporal struct {
+	Address   string
+	Namespace string
+	Client    client.Client
+	server    *testsuite.DevServer
+}
+
+// FreeAddress returns a loopback address nothing listens on right now.
+func FreeAddress(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// StartTemporal starts a dev server on a free port, with dunning's search
+// attributes and retention set up, and stops it when the test ends.
+func StartTemporal(t testing.TB) *Temporal {
+	return StartTemporalAt(t, FreeAddress(t))
+}
+
+// StartTemporalAt starts a dev server on addr (host:port).
+func StartTemporalAt(t testing.TB, addr string) *Temporal {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: Tool(t, "TEMPORAL_CLI", "temporal"),
+		ClientOptions: &client.Options{
+			HostPort:  addr,
+			Namespace: "default",
+			Logger:    tlog.NewStructuredLogger(logger),
+		},
+		LogLevel: "error",
+		Stdout:   io.Discard,
+		Stderr:   io.Discard,
+	})
+	if err != nil {
+		t.Fatalf("start temporal dev server on %s: %v", addr, err)
+	}
+	tmp := &Temporal{Address: addr, Namespace: "default", Client: srv.Client(), server: srv}
+	t.Cleanup(tmp.Stop)
+	if err := worker.SetupNamespace(ctx, tmp.Client, tmp.Namespace, config.MinRetention, logger); err != nil {
+		t.Fatalf("set up namespace: %v", err)
+	}
+	return tmp
+}
+
+// Stop stops the server; calling it again does nothing.
+func (tmp *Temporal) Stop() {
+	if tmp.server == nil {
+		return
+	}
+	tmp.Client.Close()
+	_ = tmp.server.Stop()
+	tmp.server = nil
+}
+
+// Config returns a dunning config pointed at this server.
+func (tmp *Temporal) Config(t testing.TB, env map[string]string) config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string {
+		switch k {
+		case "TEMPORAL_ADDRESS":
+			return tmp.Address
+		case "TEMPORAL_NAMESPACE":
+			return tmp.Namespace
+		}
+		return env[k]
+	})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// String names the server in test output.
+func (tmp *Temporal) String() string { return fmt.Sprintf("temporal dev server at %s", tmp.Address) }

@@ -1,0 +1,60 @@
+package webhook
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Outcomes of a webhook request, the label of dunning_webhook_requests_total.
+const (
+	OutcomeStarted          = "started"
+	OutcomeDuplicate        = "duplicate"
+	OutcomeIgnored          = "ignored"
+	OutcomeBadSignature     = "bad_signature"
+	OutcomeBadEvent         = "bad_event"
+	OutcomeTooLarge         = "too_large"
+	OutcomeBadContentType   = "bad_content_type"
+	OutcomeTemporalDown     = "temporal_unavailable"
+	OutcomeMethodNotAllowed = "method_not_allowed"
+)
+
+// Metrics are the webhook's Prometheus series.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	verifyFailures *prometheus.CounterVec
+	duplicates     prometheus.Counter
+	ignored        *prometheus.CounterVec
+	startLatency   *prometheus.HistogramVec
+}
+
+// NewMetrics registers the webhook's series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dunning_webhook_requests_total",
+			Help: "Stripe webhook requests by outcome.",
+		}, []string{"outcome"}),
+		verifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dunning_webhook_verification_failures_total",
+			Help: "Stripe-Signature verification failures by reason.",
+		}, []string{"reason"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dunning_webhook_duplicates_total",
+			Help: "Deliveries of an event whose workflow already exists.",
+		}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dunning_webhook_ignored_total",
+			Help: "Verified events of a type dunning does not handle, by type.",
+		}, []string{"type"}),
+		startLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dunning_webhook_start_seconds",
+			Help:    "Time to hand an event to Temporal, by result.",
+			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.requests, m.verifyFailures, m.duplicates, m.ignored, m.startLatency)
+	// Every outcome is exported from the start, so that a rate over a
+	// series that has not happened yet reads 0 rather than nothing.
+	for _, o := range []string{OutcomeStarted, OutcomeDuplicate, OutcomeIgnored, OutcomeBadSignature,
+		OutcomeBadEvent, OutcomeTooLarge, OutcomeBadContentType, OutcomeTemporalDown, OutcomeMethodNotAllowed} {
+		m.requests.WithLabelValues(o)
+	}
+	return m
+}

@@ -1,0 +1,254 @@
+package webhook_test
+
+// These tests run the webhook against a real Temporal dev server and a real
+// worker: what Stripe sees, and what lands in Temporal.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
+	"dunning/webhook"
+	"dunning/worker"
+	"dunning/workflows"
+)
+
+const itSecret = "whsec_integration_test"
+
+type answer struct {
+	Status     string `json:"status"`
+	WorkflowID string `json:"workflow_id"`
+	Error      string `json:"error"`
+}
+
+func newWebhook(t *testing.T, c client.Client, startTimeout time.Duration) *httptest.Server {
+	t.Helper()
+	h, err := webhook.NewHandler(c, webhook.Options{
+		Secrets:      []string{itSecret},
+		Tolerance:    5 * time.Minute,
+		MaxBody:      512 << 10,
+		StartTimeout: startTimeout,
+		TaskQueue:    workflows.DefaultTaskQueue,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func deliver(t *testing.T, url string, body []byte) (int, answer) {
+	t.Helper()
+	req, err := stripefixture.Request(url+webhook.PathStripe, body, itSecret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("deliver: %v", err)
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("decode answer: %v", err)
+	}
+	return resp.StatusCode, a
+}
+
+func TestWebhookStartsOneWorkflowPerEvent(t *testing.T) {
+	tmp := testenv.StartTemporal(t)
+	cfg := tmp.Config(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	workerDone := make(chan error, 1)
+	go func() {
+		workerDone <- worker.Run(ctx, tmp.Client, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	defer func() { cancel(); <-workerDone }()
+	srv := newWebhook(t, tmp.Client, 5*time.Second)
+
+	t.Run("every handled type starts its workflow with search attributes", func(t *testing.T) {
+		for _, typ := range workflows.HandledEventTypes() {
+			customer := stripefixture.NewID("cus")
+			body, _ := stripefixture.Event(typ, stripefixture.Options{Customer: customer})
+			var ev struct{ ID string }
+			_ = json.Unmarshal(body, &ev)
+
+			code, a := deliver(t, srv.URL, body)
+			if code != http.StatusOK || a.Status != webhook.OutcomeStarted || a.WorkflowID != ev.ID {
+				t.Fatalf("%s: got %d %+v, want 200 started %s", typ, code, a, ev.ID)
+			}
+			var res workflows.StripeEventResult
+			if err := tmp.Client.GetWorkflow(ctx, ev.ID, "").Get(ctx, &res); err != nil {
+				t.Fatalf("%s: workflow result: %v", typ, err)
+			}
+			route, _ := workflows.RouteOf(typ)
+			if res.EventID != ev.ID || res.Route != route || res.CustomerID != customer {
+				t.Errorf("%s: result %+v", typ, res)
+			}
+			desc, err := tmp.Client.DescribeWorkflowExecution(ctx, ev.ID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			attrs := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
+			for key, want := range map[string]string{
+				workflows.StripeEventTypeKey.GetName():  typ,
+				workflows.StripeCustomerIDKey.GetName(): customer,
+			} {
+				var got string
+				if p, ok := attrs[key]; !ok {
+					t.Errorf("%s: search attribute %s missing", typ, key)
+				} else if err := converter.GetDefaultDataConverter().FromPayload(p, &got); err != nil || got != want {
+					t.Errorf("%s: search attribute %s = %q (%v), want %q", typ, key, got, err, want)
+				}
+			}
+		}
+	})
+
+	t.Run("20 concurrent deliveries of one event start one workflow", func(t *testing.T) {
+		body, _ := stripefixture.Event(workflows.EventPaymentFailed, stripefixture.Options{})
+		var ev struct{ ID string }
+		_ = json.Unmarshal(body, &ev)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		outcomes := map[string]int{}
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, a := deliver(t, srv.URL, body)
+				mu.Lock()
+				defer mu.Unlock()
+				if code != http.StatusOK {
+					outcomes["http error"]++
+					return
+				}
+				outcomes[a.Status]++
+			}()
+		}
+		wg.Wait()
+		if outcomes[webhook.OutcomeStarted] != 1 || outcomes[webhook.OutcomeDuplicate] != 19 {
+			t.Fatalf("outcomes %v, want 1 started and 19 duplicates", outcomes)
+		}
+		// Delivered again after the workflow closed: still a duplicate.
+		if err := tmp.Client.GetWorkflow(ctx, ev.ID, "").Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if code, a := deliver(t, srv.URL, body); code != http.StatusOK || a.Status != webhook.OutcomeDuplicate {
+			t.Fatalf("redelivery after close: %d %+v", code, a)
+		}
+		resp, err := tmp.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowId = '" + ev.ID + "'",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(resp.GetExecutions()); n != 1 {
+			t.Fatalf("%d executions of %s, want 1", n, ev.ID)
+		}
+	})
+
+	t.Run("rejected and ignored deliveries start nothing", func(t *testing.T) {
+		ignored, _ := stripefixture.Event("charge.refunded", stripefixture.Options{})
+		code, a := deliver(t, srv.URL, ignored)
+		if code != http.StatusOK || a.Status != webhook.OutcomeIgnored {
+			t.Fatalf("unhandled type: %d %+v", code, a)
+		}
+		assertNoWorkflow(t, tmp.Client, ignored)
+
+		forged, _ := stripefixture.Event(workflows.EventPaymentFailed, stripefixture.Options{})
+		req, _ := stripefixture.Request(srv.URL+webhook.PathStripe, forged, "whsec_wrong", time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("forged signature: %d", resp.StatusCode)
+		}
+		assertNoWorkflow(t, tmp.Client, forged)
+	})
+}
+
+func assertNoWorkflow(t *testing.T, c client.Client, body []byte) {
+	t.Helper()
+	var ev struct{ ID string }
+	_ = json.Unmarshal(body, &ev)
+	_, err := c.DescribeWorkflowExecution(context.Background(), ev.ID, "")
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) {
+		t.Fatalf("workflow %s: got %v, want not found", ev.ID, err)
+	}
+}
+
+// Temporal down: 503 within the start deadline, so that Stripe retries.
+// Temporal back: the same event, delivered again, is taken.
+func TestWebhookTemporalDownThen503ThenRecovered(t *testing.T) {
+	addr := testenv.FreeAddress(t)
+	c, err := client.NewLazyClient(client.Options{HostPort: addr, Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := newWebhook(t, c, 2*time.Second)
+	body, _ := stripefixture.Event(workflows.EventPaymentFailed, stripefixture.Options{})
+
+	began := time.Now()
+	code, a := deliver(t, srv.URL, body)
+	if code != http.StatusServiceUnavailable || a.Status != webhook.OutcomeTemporalDown {
+		t.Fatalf("temporal down: got %d %+v, want 503", code, a)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("503 took %s; the start deadline is 2s", took)
+	}
+	resp, err := http.Get(srv.URL + webhook.PathReadyz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with temporal down: %d", resp.StatusCode)
+	}
+
+	tmp := testenv.StartTemporalAt(t, addr)
+	var ok bool
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		// Stripe retries with backoff; the client reconnects on its own.
+		if code, a = deliver(t, srv.URL, body); code == http.StatusOK {
+			ok = true
+			break
+		}
+	}
+	if !ok || a.Status != webhook.OutcomeStarted {
+		t.Fatalf("after restart: %d %+v, want 200 started", code, a)
+	}
+	var ev struct{ ID string }
+	_ = json.Unmarshal(body, &ev)
+	if _, err := tmp.Client.DescribeWorkflowExecution(context.Background(), ev.ID, ""); err != nil {
+		t.Fatalf("workflow of the redelivered event: %v", err)
+	}
+	resp, err = http.Get(srv.URL + webhook.PathReadyz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz with temporal up: %d", resp.StatusCode)
+	}
+}

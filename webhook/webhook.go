@@ -1,0 +1,249 @@
+// Package webhook is dunning's front door for Stripe: it verifies a
+// delivery, drops the event types dunning does not handle, and starts the
+// event's workflow in Temporal with the event ID as workflow ID. It answers
+// 200 only once Temporal has the event, and 503 when Temporal cannot be
+// reached, so that Stripe delivers again. It holds no business logic.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"dunning/internal/sig"
+	"dunning/internal/stripeevent"
+	"dunning/workflows"
+)
+
+// Paths served.
+const (
+	PathStripe  = "/webhooks/stripe"
+	PathHealthz = "/healthz"
+	PathReadyz  = "/readyz"
+	PathMetrics = "/metrics"
+)
+
+// SignatureHeader is the header Stripe signs its deliveries in.
+const SignatureHeader = "Stripe-Signature"
+
+// Temporal is the part of the Temporal client the webhook uses.
+type Temporal interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	Secrets      []string      // accepted signing secrets
+	Tolerance    time.Duration // allowed signature age, either way
+	MaxBody      int64         // bytes
+	StartTimeout time.Duration // bound on the call to Temporal
+	TaskQueue    string
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry // metrics are registered here and served at /metrics
+	Now          func() time.Time     // time.Now when nil
+}
+
+type handler struct {
+	temporal Temporal
+	opts     Options
+	metrics  *Metrics
+	log      *slog.Logger
+}
+
+// NewHandler returns the webhook's HTTP handler.
+func NewHandler(t Temporal, opts Options) (http.Handler, error) {
+	if len(opts.Secrets) == 0 {
+		return nil, errors.New("webhook: no signing secret")
+	}
+	if opts.Tolerance <= 0 || opts.MaxBody <= 0 || opts.StartTimeout <= 0 || opts.TaskQueue == "" {
+		return nil, errors.New("webhook: tolerance, body limit, start timeout and task queue are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	h := &handler{temporal: t, opts: opts, metrics: NewMetrics(opts.Registry), log: opts.Logger}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered))
+	r.NoMethod(func(c *gin.Context) {
+		if c.Request.URL.Path == PathStripe {
+			h.metrics.requests.WithLabelValues(OutcomeMethodNotAllowed).Inc()
+		}
+		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"})
+	})
+	r.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
+	r.POST(PathStripe, h.stripe)
+	r.GET(PathHealthz, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET(PathReadyz, h.ready)
+	r.GET(PathMetrics, gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	return r, nil
+}
+
+func (h *handler) recovered(c *gin.Context, err any) {
+	h.log.Error("webhook handler panicked", "path", c.Request.URL.Path, "panic", fmt.Sprint(err))
+	c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+}
+
+func (h *handler) answer(c *gin.Context, status int, outcome string, body gin.H) {
+	h.metrics.requests.WithLabelValues(outcome).Inc()
+	body["status"] = outcome
+	c.JSON(status, body)
+}
+
+func (h *handler) stripe(c *gin.Context) {
+	req := c.Request
+	if !isJSON(req.Header.Get("Content-Type")) {
+		h.answer(c, http.StatusUnsupportedMediaType, OutcomeBadContentType, gin.H{"error": "content type must be application/json"})
+		return
+	}
+	if req.ContentLength > h.opts.MaxBody {
+		h.answer(c, http.StatusRequestEntityTooLarge, OutcomeTooLarge, gin.H{"error": "body too large"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, req.Body, h.opts.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.answer(c, http.StatusRequestEntityTooLarge, OutcomeTooLarge, gin.H{"error": "body too large"})
+			return
+		}
+		h.answer(c, http.StatusBadRequest, OutcomeBadEvent, gin.H{"error": "could not read body"})
+		return
+	}
+
+	if err := sig.Verify(req.Header.Get(SignatureHeader), body, h.opts.Secrets, h.opts.Tolerance, h.opts.Now()); err != nil {
+		reason := err.Error()
+		h.metrics.verifyFailures.WithLabelValues(reason).Inc()
+		h.log.Warn("stripe webhook rejected", "reason", reason, "remote", c.ClientIP())
+		h.answer(c, http.StatusBadRequest, OutcomeBadSignature, gin.H{"error": reason})
+		return
+	}
+
+	ev, err := stripeevent.Parse(body)
+	if err != nil {
+		h.log.Warn("stripe webhook event unreadable", "reason", err.Error())
+		h.answer(c, http.StatusBadRequest, OutcomeBadEvent, gin.H{"error": err.Error()})
+		return
+	}
+	if _, handled := workflows.RouteOf(ev.Type); !handled {
+		h.metrics.ignored.WithLabelValues(ev.Type).Inc()
+		h.log.Info("stripe event ignored", "event_id", ev.ID, "type", ev.Type)
+		h.answer(c, http.StatusOK, OutcomeIgnored, gin.H{"event_id": ev.ID})
+		return
+	}
+
+	// The start is not tied to the caller's connection: once begun, it
+	// runs to an answer from Temporal or to its own deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), h.opts.StartTimeout)
+	defer cancel()
+	began := time.Now()
+	_, err = h.temporal.ExecuteWorkflow(ctx, StartOptions(ev, h.opts.TaskQueue), workflows.StripeEventWorkflowName,
+		workflows.StripeEventInput{Event: ev})
+	elapsed := time.Since(began).Seconds()
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
+		h.metrics.startLatency.WithLabelValues("started").Observe(elapsed)
+		h.log.Info("stripe event started", "event_id", ev.ID, "type", ev.Type, "customer", ev.CustomerID)
+		h.answer(c, http.StatusOK, OutcomeStarted, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
+	case errors.As(err, &already):
+		h.metrics.startLatency.WithLabelValues("duplicate").Observe(elapsed)
+		h.metrics.duplicates.Inc()
+		h.log.Info("stripe event already taken", "event_id", ev.ID, "type", ev.Type)
+		h.answer(c, http.StatusOK, OutcomeDuplicate, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
+	default:
+		h.metrics.startLatency.WithLabelValues("error").Observe(elapsed)
+		h.log.Error("stripe event not handed to temporal; stripe will deliver again", "event_id", ev.ID, "type", ev.Type, "error", err)
+		c.Header("Retry-After", "30")
+		h.answer(c, http.StatusServiceUnavailable, OutcomeTemporalDown, gin.H{"error": "temporal unavailable, retry later"})
+	}
+}
+
+// StartOptions are the options an event's workflow is started with, by the
+// webhook and by anything else that hands events to dunning.
+func StartOptions(ev workflows.StripeEvent, taskQueue string) client.StartWorkflowOptions {
+	attrs := []temporal.SearchAttributeUpdate{workflows.StripeEventTypeKey.ValueSet(ev.Type)}
+	summary := fmt.Sprintf("Stripe %s (%s)", ev.Type, ev.ObjectID)
+	if ev.CustomerID != "" {
+		attrs = append(attrs, workflows.StripeCustomerIDKey.ValueSet(ev.CustomerID))
+		summary = fmt.Sprintf("Stripe %s for %s (%s)", ev.Type, ev.CustomerID, ev.ObjectID)
+	}
+	return client.StartWorkflowOptions{
+		ID:                    workflows.EventWorkflowID(ev.ID),
+		TaskQueue:             taskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// Without this the SDK quietly returns the running execution, and
+		// a duplicate delivery could not be told from a first one.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
+		StaticSummary:                            summary,
+	}
+}
+
+func (h *handler) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.opts.StartTimeout)
+	defer cancel()
+	if _, err := h.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "temporal unavailable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// NewServer wraps h in an HTTP server with every timeout set.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Serve runs srv until ctx is cancelled, then shuts it down gracefully,
+// letting requests in flight finish for up to grace.
+func Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("webhook server on %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down webhook server: %w", err)
+	}
+	return nil
+}
