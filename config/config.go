@@ -199,7 +199,8 @@ func (r *reader) url(name, def string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		r.fail(name, "%q is not an absolute http(s) URL", v)
+		// The value is not repeated: webhook URLs often carry a token.
+		r.fail(name, "is not an absolute http(s) URL")
 		return v
 	}
 	return strings.TrimRight(v, "/")

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -66,8 +67,8 @@ type handler struct {
 
 // NewHandler returns the webhook's HTTP handler.
 func NewHandler(t Temporal, opts Options) (http.Handler, error) {
-	if len(opts.Secrets) == 0 {
-		return nil, errors.New("webhook: no signing secret")
+	if len(opts.Secrets) == 0 || slices.Contains(opts.Secrets, "") {
+		return nil, errors.New("webhook: a signing secret is missing or empty")
 	}
 	if opts.Tolerance <= 0 || opts.MaxBody <= 0 || opts.StartTimeout <= 0 || opts.TaskQueue == "" {
 		return nil, errors.New("webhook: tolerance, body limit, start timeout and task queue are required")
@@ -85,6 +86,10 @@ func NewHandler(t Temporal, opts Options) (http.Handler, error) {
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	// Forwarded-for headers are not trusted: logs show the peer address.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
 	r.HandleMethodNotAllowed = true
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered))
 	r.NoMethod(func(c *gin.Context) {

@@ -138,6 +138,9 @@ type StripeEvent struct {
 	PaymentIntent *PaymentIntentInfo `json:"payment_intent,omitempty"`
 	Invoice       *InvoiceInfo       `json:"invoice,omitempty"`
 	Card          *CardInfo          `json:"card,omitempty"`
+	// RequestIdempotencyKey is the idempotency key of the API request that
+	// caused the event, when Stripe reports one.
+	RequestIdempotencyKey string `json:"request_idempotency_key,omitempty"`
 	// DefaultPaymentMethodChanged is set on customer.updated when the
 	// previous attributes show the default payment method or source moved.
 	DefaultPaymentMethodChanged bool `json:"default_payment_method_changed,omitempty"`
@@ -188,4 +191,240 @@ type StripeEventResult struct {
 	Route      Route  `json:"route"`
 	// Outcome says in a few words what was done, for the UI and for tests.
 	Outcome string `json:"outcome"`
+}
+
+// Signals a PaymentRecoveryWorkflow receives from Stripe events.
+const (
+	// SignalPaymentFailed carries a failed PaymentIntent (PaymentFailedSignal).
+	SignalPaymentFailed = "payment_failed"
+	// SignalPaid says an intent or invoice is paid (PaidSignal).
+	SignalPaid = "paid"
+	// SignalCardUpdated says the customer's way to pay changed (CardUpdatedSignal).
+	SignalCardUpdated = "card_updated"
+	// SignalPaymentMethodRemoved says the customer has no usable way to
+	// pay left (PaymentMethodRemovedSignal).
+	SignalPaymentMethodRemoved = "payment_method_removed"
+)
+
+// Operator controls, each both an update (validated, answered; for the CLI)
+// and a signal of the same name (for the UI's Send Signal). A signal that
+// fails validation is recorded as rejected and changes nothing.
+const (
+	ControlRetryNow    = "retry_now"    // OperatorRequest
+	ControlExtendGrace = "extend_grace" // ExtendGraceRequest
+	ControlWaive       = "waive"        // OperatorRequest; Reason required
+	ControlPause       = "pause"        // OperatorRequest
+	ControlResume      = "resume"       // OperatorRequest
+)
+
+// RetryIdempotencyPrefix starts the idempotency key of every payment retry
+// dunning makes. Stripe echoes the key in the event the retry causes, which
+// tells dunning's own retries apart from the customer's payments.
+const RetryIdempotencyPrefix = "dunning-retry"
+
+// RecoverySettings are the timings of one recovery, taken from config when
+// the recovery starts, so that a config change does not rewrite lives
+// already running.
+type RecoverySettings struct {
+	// RetrySchedule: delays after the first failure, increasing.
+	RetrySchedule    []time.Duration `json:"retry_schedule"`
+	GracePeriod      time.Duration   `json:"grace_period"`
+	DeprovisionAfter time.Duration   `json:"deprovision_after"`
+	// CardUpdateDebounce gathers a burst of card-update events into one
+	// retry.
+	CardUpdateDebounce time.Duration `json:"card_update_debounce"`
+	// MaxGraceExtension bounds one operator extension.
+	MaxGraceExtension time.Duration `json:"max_grace_extension"`
+	// ContinueAsNewAfter, when positive, continues as new once the history
+	// holds that many events, besides when the server suggests it.
+	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
+}
+
+// RecoveryInput starts or continues a PaymentRecoveryWorkflow.
+type RecoveryInput struct {
+	StripeCustomerID string           `json:"stripe_customer_id"`
+	Settings         RecoverySettings `json:"settings"`
+	// State is set when the workflow continues as new.
+	State *RecoveryState `json:"state,omitempty"`
+	// Pending are failures that arrived as a lifecycle ended; they open
+	// the next one.
+	Pending []PaymentFailedSignal `json:"pending,omitempty"`
+}
+
+// RecoveryResult is how a recovery ended.
+type RecoveryResult struct {
+	Stage   Stage  `json:"stage"`
+	Summary string `json:"summary"`
+}
+
+// PaymentFailedSignal carries one failed PaymentIntent.
+type PaymentFailedSignal struct {
+	EventID string            `json:"event_id"`
+	Created time.Time         `json:"created"`
+	Intent  PaymentIntentInfo `json:"intent"`
+	// RequestIdempotencyKey is the key of the API request that caused the
+	// event, when Stripe reports one.
+	RequestIdempotencyKey string `json:"request_idempotency_key,omitempty"`
+}
+
+// PaidSignal says an intent, or the intent behind an invoice, is paid.
+type PaidSignal struct {
+	EventID   string    `json:"event_id"`
+	Created   time.Time `json:"created"`
+	IntentID  string    `json:"intent_id,omitempty"`
+	InvoiceID string    `json:"invoice_id,omitempty"`
+	// Source names what reported it, e.g. the event type.
+	Source string `json:"source"`
+}
+
+// CardUpdatedSignal says the customer added or changed a way to pay.
+type CardUpdatedSignal struct {
+	EventID         string    `json:"event_id"`
+	Created         time.Time `json:"created"`
+	PaymentMethodID string    `json:"payment_method_id,omitempty"`
+	Source          string    `json:"source"`
+}
+
+// PaymentMethodRemovedSignal says no usable way to pay is left.
+type PaymentMethodRemovedSignal struct {
+	EventID string    `json:"event_id"`
+	Created time.Time `json:"created"`
+	Source  string    `json:"source"`
+}
+
+// OperatorRequest is the input of retry_now, waive, pause and resume.
+type OperatorRequest struct {
+	Reason   string `json:"reason,omitempty"`
+	Operator string `json:"operator,omitempty"`
+}
+
+// ExtendGraceRequest postpones the next step that takes something away:
+// suspension while past due, deprovisioning while suspended.
+type ExtendGraceRequest struct {
+	// By is a Go duration such as "48h".
+	By       string `json:"by"`
+	Reason   string `json:"reason,omitempty"`
+	Operator string `json:"operator,omitempty"`
+}
+
+// OperatorResult answers an operator control.
+type OperatorResult struct {
+	Accepted bool   `json:"accepted"`
+	Message  string `json:"message"`
+}
+
+// IntentState is where one owed PaymentIntent stands.
+type IntentState string
+
+// Intent states.
+const (
+	IntentOpen     IntentState = "open"
+	IntentPaid     IntentState = "paid"
+	IntentCanceled IntentState = "canceled"
+	IntentWaived   IntentState = "waived"
+)
+
+// Intent is one PaymentIntent the customer owes or owed.
+type Intent struct {
+	ID        string      `json:"id"`
+	Amount    int64       `json:"amount"`
+	Currency  string      `json:"currency"`
+	InvoiceID string      `json:"invoice_id,omitempty"`
+	State     IntentState `json:"state"`
+	// Attempts counts the retries dunning made.
+	Attempts    int       `json:"attempts"`
+	FailedAt    time.Time `json:"failed_at"`
+	LastDecline string    `json:"last_decline,omitempty"`
+	// LastEventAt is the created time of the newest event applied to it.
+	LastEventAt time.Time `json:"last_event_at"`
+	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
+	ResolvedBy  string    `json:"resolved_by,omitempty"`
+}
+
+// Action is one thing a recovery did or tried, for the status history.
+type Action struct {
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	Detail  string    `json:"detail,omitempty"`
+	Outcome string    `json:"outcome"`
+	// DryRun is set when the integration was not configured: logged and
+	// recorded, not performed.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// NextAction is what a recovery will do next, and when.
+type NextAction struct {
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at,omitzero"`
+}
+
+// Kinds of next action.
+const (
+	NextRetry       = "retry"
+	NextSuspend     = "suspend"
+	NextDeprovision = "deprovision"
+	NextWaitPayment = "wait for payment"
+	NextWaitCard    = "wait for a new card"
+	NextPaused      = "paused for an operator"
+	NextNone        = "none"
+)
+
+// RecoveryState is the whole state of a recovery, carried across
+// continue-as-new and returned by the status query.
+type RecoveryState struct {
+	StripeCustomerID string `json:"stripe_customer_id"`
+	// CustomerID is the ID the product and Amberflo use.
+	CustomerID string           `json:"customer_id,omitempty"`
+	Settings   RecoverySettings `json:"settings"`
+	Stage      Stage            `json:"stage"`
+	Intents    []*Intent        `json:"intents"`
+
+	FirstFailureAt time.Time `json:"first_failure_at"`
+	// RetriesDone counts the scheduled retries already made.
+	RetriesDone   int       `json:"retries_done"`
+	SuspendAt     time.Time `json:"suspend_at,omitzero"`
+	SuspendedAt   time.Time `json:"suspended_at,omitzero"`
+	DeprovisionAt time.Time `json:"deprovision_at,omitzero"`
+	// CardRetryAt is when a retry asked for by a card update is due.
+	CardRetryAt time.Time `json:"card_retry_at,omitzero"`
+	// NoPaymentMethod is set when the customer has no usable way to pay;
+	// retries wait for a card update.
+	NoPaymentMethod bool `json:"no_payment_method,omitempty"`
+
+	Paused       bool      `json:"paused,omitempty"`
+	PausedAt     time.Time `json:"paused_at,omitzero"`
+	PausedReason string    `json:"paused_reason,omitempty"`
+
+	// Invoice is the latest Amberflo invoice seen for the customer.
+	Invoice *AmberfloInvoice `json:"invoice,omitempty"`
+	// Announced is set once the past-due notice and alert went out.
+	Announced bool `json:"announced,omitempty"`
+	// Lifecycle names this life of the customer's recovery (workflow ID
+	// and first failure); idempotency keys derive from it, so that a later
+	// life is not taken for a retry of this one.
+	Lifecycle string `json:"lifecycle"`
+	// Resumes counts control-plane resumes, for their idempotency keys.
+	Resumes int `json:"resumes,omitempty"`
+	// RetryAt is when the next scheduled retry is due; zero when none is.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	// RetryNow is set by an operator's retry_now.
+	RetryNow bool `json:"retry_now,omitempty"`
+	// RetryRounds counts every round of retries, scheduled or not.
+	RetryRounds int `json:"retry_rounds"`
+	// PausedTotal is how long the recovery has been paused in all.
+	PausedTotal time.Duration `json:"paused_total,omitempty"`
+
+	Actions       []Action   `json:"actions"`
+	Next          NextAction `json:"next"`
+	AppliedEvents []string   `json:"applied_events"`
+	WaivedReason  string     `json:"waived_reason,omitempty"`
+	DryRunActions int        `json:"dry_run_actions"`
+}
+
+// AmberfloInvoice is what recovery keeps of an Amberflo invoice.
+type AmberfloInvoice struct {
+	URI           string  `json:"uri,omitempty"`
+	Amount        float64 `json:"amount"`
+	PaymentStatus string  `json:"payment_status"`
+	Paid          bool    `json:"paid"`
 }

@@ -4,6 +4,7 @@
 //	dunning worker       run the Temporal worker
 //	dunning dev          run everything locally (what `make run` calls)
 //	dunning send-event   post a signed, real-shaped Stripe event to a webhook
+//	dunning healthcheck  probe the local webhook's /healthz (container health)
 package main
 
 import (
@@ -11,11 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"dunning/config"
+	"dunning/webhook"
 )
 
 const usage = `usage: dunning <command> [flags]
@@ -25,6 +29,7 @@ commands:
   worker       run the Temporal worker on TEMPORAL_TASK_QUEUE
   dev          run everything locally: Temporal dev server, stripe-mock, worker, webhook
   send-event   post a signed, real-shaped Stripe event to a webhook
+  healthcheck  exit 0 when the webhook on HTTP_ADDR answers /healthz (for containers)
 
 Configuration comes from the environment; see README.md.
 `
@@ -47,6 +52,8 @@ func main() {
 		err = runDev(ctx, args)
 	case "send-event":
 		err = runSendEvent(ctx, args, os.Stdout)
+	case "healthcheck":
+		err = runHealthcheck(ctx)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -76,4 +83,23 @@ func newLogger(cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func runHealthcheck(ctx context.Context) error {
+	url := "http://" + displayAddr(envOr("HTTP_ADDR", ":8080")) + webhook.PathHealthz
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: %s", url, resp.Status)
+	}
+	return nil
 }

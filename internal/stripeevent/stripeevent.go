@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 	"unicode/utf8"
 
@@ -23,16 +24,42 @@ const maxIDLen = 255
 
 // envelope is the part of an event that is the same for every type.
 type envelope struct {
-	ID         string `json:"id"`
-	Object     string `json:"object"`
-	Type       string `json:"type"`
-	APIVersion string `json:"api_version"`
-	Created    int64  `json:"created"`
-	Livemode   bool   `json:"livemode"`
+	ID         string  `json:"id"`
+	Object     string  `json:"object"`
+	Type       string  `json:"type"`
+	APIVersion string  `json:"api_version"`
+	Created    int64   `json:"created"`
+	Livemode   bool    `json:"livemode"`
+	Request    request `json:"request"`
 	Data       *struct {
 		Object             json.RawMessage `json:"object"`
 		PreviousAttributes json.RawMessage `json:"previous_attributes"`
 	} `json:"data"`
+}
+
+// request is the event's request: an object with the idempotency key of
+// the API call that caused the event, a bare request ID in old API
+// versions, or null.
+type request struct {
+	IdempotencyKey string
+}
+
+func (r *request) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		var s *string // null or an ID: no key
+		return json.Unmarshal(b, &s)
+	}
+	var o struct {
+		IdempotencyKey *string `json:"idempotency_key"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	if o.IdempotencyKey != nil {
+		r.IdempotencyKey = *o.IdempotencyKey
+	}
+	return nil
 }
 
 // ref is an expandable Stripe field: an ID string, an object with an id,
@@ -62,7 +89,9 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 		*r = ref(o.ID)
 		return nil
 	}
-	return fmt.Errorf("expected an ID, an object or null, got %.20s", b)
+	// A type error, so that the decoder names the field; the value itself
+	// is not repeated.
+	return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[string]()}
 }
 
 type card struct {
@@ -123,8 +152,11 @@ func Parse(body []byte) (workflows.StripeEvent, error) {
 	if !ValidID(env.ID) || len(env.ID) < 5 || env.ID[:4] != "evt_" {
 		return ev, fmt.Errorf("%w: id is not a Stripe event ID", ErrInvalid)
 	}
-	if env.Type == "" || len(env.Type) > 100 {
+	if env.Type == "" {
 		return ev, fmt.Errorf("%w: type missing", ErrInvalid)
+	}
+	if len(env.Type) > 100 {
+		return ev, fmt.Errorf("%w: type too long", ErrInvalid)
 	}
 	if env.Created <= 0 {
 		return ev, fmt.Errorf("%w: created missing", ErrInvalid)
@@ -135,6 +167,8 @@ func Parse(body []byte) (workflows.StripeEvent, error) {
 		APIVersion: env.APIVersion,
 		Created:    time.Unix(env.Created, 0).UTC(),
 		Livemode:   env.Livemode,
+
+		RequestIdempotencyKey: truncate(env.Request.IdempotencyKey, 255),
 	}
 	if _, handled := workflows.RouteOf(env.Type); !handled {
 		// Nothing more is needed of a type dunning drops.
@@ -243,6 +277,8 @@ func jsonReason(err error) string {
 	switch {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return "value has the wrong type"
 	case errors.As(err, &typ):
 		return fmt.Sprintf("field %s has the wrong type", typ.Field)
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -330,41 +330,42 @@ func TestParseErrors(t *testing.T) {
 		name string
 		body []byte
 		leak string // payload content that must not appear in the error
+		want string // what the reason names
 	}{
-		{"empty", nil, ""},
-		{"not JSON", []byte("hello " + canary), canary},
-		{"JSON but not an object", []byte(`["` + canary + `"]`), canary},
-		{"JSON string", []byte(`"` + canary + `"`), canary},
-		{"truncated JSON", valid[:len(valid)/2], "Subscription"},
-		{"trailing garbage", append(append([]byte{}, valid...), []byte("}"+canary)...), canary},
-		{"deeply nested JSON in data.object", []byte(nested), "[[["},
-		{"non-UTF-8 bytes", []byte(strings.Replace(string(valid), "Subscription update", "Subscr\xff\xfe"+canary, 1)), canary},
-		{"missing id", del("id"), ""},
-		{"empty id", set("id", ""), ""},
-		{"id without evt_ prefix", set("id", "ch_"+canary), canary},
-		{"id is only the prefix", set("id", "evt_"), ""},
-		{"id with illegal characters", set("id", "evt_../x"+canary), canary},
-		{"id with a space", set("id", "evt_1 "+canary), canary},
-		{"id too long", set("id", "evt_"+strings.Repeat("a", 300)), strings.Repeat("a", 30)},
-		{"id as a number", set("id", 12345678901), "12345678901"},
-		{"missing type", del("type"), ""},
-		{"empty type", set("type", ""), ""},
-		{"missing created", del("created"), ""},
-		{"created zero", set("created", 0), ""},
-		{"created as a string", set("created", canary), canary},
-		{"missing data for a handled type", del("data"), ""},
-		{"missing data.object for a handled type", set("data", map[string]any{}), ""},
-		{"data.object null", set("data", map[string]any{"object": nil}), ""},
-		{"data.object a string", set("data", map[string]any{"object": canary}), canary},
-		{"data.object.id missing", mutate(t, valid, func(ev map[string]any) { delete(dataObject(ev), "id") }), ""},
-		{"data.object.id with illegal characters", setObj("id", "pi_"+canary+"/.."), canary},
-		{"amount as a string", setObj("amount", canary), canary},
-		{"customer as a number", setObj("customer", 987654321), "987654321"},
-		{"customer as a list", setObj("customer", []any{canary}), canary},
-		{"customer with illegal characters", setObj("customer", "cus_"+canary+"<script>"), canary},
-		{"last_payment_error as a string", setObj("last_payment_error", canary), canary},
-		{"object is not event", set("object", canary), canary},
-		{"object is another Stripe object", set("object", "payment_intent"), "payment_intent"},
+		{"empty", nil, "", ""},
+		{"not JSON", []byte("hello " + canary), canary, "malformed JSON"},
+		{"JSON but not an object", []byte(`["` + canary + `"]`), canary, ""},
+		{"JSON string", []byte(`"` + canary + `"`), canary, ""},
+		{"truncated JSON", valid[:len(valid)/2], "Subscription", "JSON"},
+		{"trailing garbage", append(append([]byte{}, valid...), []byte("}"+canary)...), canary, ""},
+		{"deeply nested JSON in data.object", []byte(nested), "[[[", "malformed JSON"},
+		{"non-UTF-8 bytes", []byte(strings.Replace(string(valid), "Subscription update", "Subscr\xff\xfe"+canary, 1)), canary, "UTF-8"},
+		{"missing id", del("id"), "", "id is not a Stripe event ID"},
+		{"empty id", set("id", ""), "", "id is not a Stripe event ID"},
+		{"id without evt_ prefix", set("id", "ch_"+canary), canary, "id is not a Stripe event ID"},
+		{"id is only the prefix", set("id", "evt_"), "", "id is not a Stripe event ID"},
+		{"id with illegal characters", set("id", "evt_../x"+canary), canary, "id is not a Stripe event ID"},
+		{"id with a space", set("id", "evt_1 "+canary), canary, "id is not a Stripe event ID"},
+		{"id too long", set("id", "evt_"+strings.Repeat("a", 300)), strings.Repeat("a", 30), "id is not a Stripe event ID"},
+		{"id as a number", set("id", 12345678901), "12345678901", "field id"},
+		{"missing type", del("type"), "", "type"},
+		{"empty type", set("type", ""), "", "type missing"},
+		{"missing created", del("created"), "", "created"},
+		{"created zero", set("created", 0), "", "created missing"},
+		{"created as a string", set("created", canary), canary, "field created"},
+		{"missing data for a handled type", del("data"), "", "data.object missing"},
+		{"missing data.object for a handled type", set("data", map[string]any{}), "", "data.object missing"},
+		{"data.object null", set("data", map[string]any{"object": nil}), "", "data.object missing"},
+		{"data.object a string", set("data", map[string]any{"object": canary}), canary, ""},
+		{"data.object.id missing", mutate(t, valid, func(ev map[string]any) { delete(dataObject(ev), "id") }), "", "data.object.id"},
+		{"data.object.id with illegal characters", setObj("id", "pi_"+canary+"/.."), canary, "data.object.id"},
+		{"amount as a string", setObj("amount", canary), canary, "field amount"},
+		{"customer as a number", setObj("customer", 987654321), "987654321", "field customer"},
+		{"customer as a list", setObj("customer", []any{canary}), canary, "field customer"},
+		{"customer with illegal characters", setObj("customer", "cus_"+canary+"<script>"), canary, "customer"},
+		{"last_payment_error as a string", setObj("last_payment_error", canary), canary, "field last_payment_error"},
+		{"object is not event", set("object", canary), canary, "not an event"},
+		{"object is another Stripe object", set("object", "payment_intent"), "payment_intent", "not an event"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,7 +378,9 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not wrap ErrInvalid", err)
 			}
 			msg := err.Error()
-			t.Log(msg)
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not name %q", msg, tc.want)
+			}
 			if tc.leak != "" && strings.Contains(msg, tc.leak) {
 				t.Errorf("error %q echoes payload content %q", msg, tc.leak)
 			}

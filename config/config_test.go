@@ -1,0 +1,271 @@
+package config_test
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"dunning/config"
+)
+
+// env is a getenv over a fixed map.
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load with empty environment: %v", err)
+	}
+	want := config.Config{
+		HTTPAddr:               ":8080",
+		TemporalAddress:        "127.0.0.1:7233",
+		TemporalNamespace:      "default",
+		TemporalTaskQueue:      "dunning",
+		NamespaceRetention:     168 * time.Hour,
+		StripeWebhookTolerance: 5 * time.Minute,
+		WebhookMaxBody:         512 << 10,
+		WebhookStartTimeout:    5 * time.Second,
+		AmberfloBaseURL:        "https://app.amberflo.io",
+		RetrySchedule:          []time.Duration{24 * time.Hour, 72 * time.Hour, 120 * time.Hour},
+		GracePeriod:            168 * time.Hour,
+		DeprovisionAfter:       336 * time.Hour,
+		LogLevel:               "info",
+		LogFormat:              "text",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Load(empty) =\n%+v\nwant\n%+v", c, want)
+	}
+	for name, live := range c.Live() {
+		if live {
+			t.Errorf("Live()[%q] = true with nothing configured; want every integration dry", name)
+		}
+	}
+	if err := c.RequireWebhookSecret(); err == nil || !strings.Contains(err.Error(), "STRIPE_WEBHOOK_SECRET") {
+		t.Errorf("RequireWebhookSecret with no secret = %v, want an error naming STRIPE_WEBHOOK_SECRET", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{
+		"HTTP_ADDR":                    "127.0.0.1:9090",
+		"TEMPORAL_ADDRESS":             "temporal.internal:7233",
+		"TEMPORAL_NAMESPACE":           "billing-prod",
+		"TEMPORAL_TASK_QUEUE":          "dunning-v2",
+		"TEMPORAL_NAMESPACE_RETENTION": "720h",
+		"STRIPE_WEBHOOK_SECRET":        "whsec_live_one",
+		"STRIPE_WEBHOOK_TOLERANCE":     "2m",
+		"STRIPE_API_KEY":               "sk_test_123",
+		"STRIPE_API_BASE_URL":          "http://localhost:12111/",
+		"WEBHOOK_MAX_BODY_BYTES":       "1048576",
+		"WEBHOOK_START_TIMEOUT":        "3s",
+		"AMBERFLO_API_KEY":             "af_key",
+		"AMBERFLO_BASE_URL":            "https://amberflo.example.com",
+		"CONTROL_PLANE_URL":            "https://cp.example.com/api/",
+		"CONTROL_PLANE_SECRET":         "cp_secret",
+		"ALERT_WEBHOOK_URL":            "https://hooks.example.com/services/T0/B0/X",
+		"CUSTOMER_NOTICE_URL":          "https://mailer.example.com/notices",
+		"CUSTOMER_NOTICE_SECRET":       "notice_secret",
+		"CUSTOMER_ID_METADATA_KEY":     "tenant_id",
+		"DUNNING_RETRY_SCHEDULE":       "1h, 6h ,48h",
+		"DUNNING_GRACE_PERIOD":         "240h",
+		"DUNNING_DEPROVISION_AFTER":    "720h",
+		"LOG_LEVEL":                    "DEBUG",
+		"LOG_FORMAT":                   "json",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := config.Config{
+		HTTPAddr:               "127.0.0.1:9090",
+		TemporalAddress:        "temporal.internal:7233",
+		TemporalNamespace:      "billing-prod",
+		TemporalTaskQueue:      "dunning-v2",
+		NamespaceRetention:     720 * time.Hour,
+		StripeWebhookSecrets:   []string{"whsec_live_one"},
+		StripeWebhookTolerance: 2 * time.Minute,
+		StripeAPIKey:           "sk_test_123",
+		StripeAPIBaseURL:       "http://localhost:12111",
+		WebhookMaxBody:         1 << 20,
+		WebhookStartTimeout:    3 * time.Second,
+		AmberfloAPIKey:         "af_key",
+		AmberfloBaseURL:        "https://amberflo.example.com",
+		ControlPlaneURL:        "https://cp.example.com/api",
+		ControlPlaneSecret:     "cp_secret",
+		AlertWebhookURL:        "https://hooks.example.com/services/T0/B0/X",
+		CustomerNoticeURL:      "https://mailer.example.com/notices",
+		CustomerNoticeSecret:   "notice_secret",
+		CustomerIDMetadataKey:  "tenant_id",
+		RetrySchedule:          []time.Duration{time.Hour, 6 * time.Hour, 48 * time.Hour},
+		GracePeriod:            240 * time.Hour,
+		DeprovisionAfter:       720 * time.Hour,
+		LogLevel:               "debug",
+		LogFormat:              "json",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Load =\n%+v\nwant\n%+v", c, want)
+	}
+	for name, live := range c.Live() {
+		if !live {
+			t.Errorf("Live()[%q] = false with everything configured", name)
+		}
+	}
+	if err := c.RequireWebhookSecret(); err != nil {
+		t.Errorf("RequireWebhookSecret with a secret: %v", err)
+	}
+}
+
+func TestWebhookSecretList(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"whsec_a":                         {"whsec_a"},
+		" whsec_a , whsec_b ":             {"whsec_a", "whsec_b"},
+		"whsec_a,,whsec_b,":               {"whsec_a", "whsec_b"},
+		"\twhsec_new,\n whsec_old\n":      {"whsec_new", "whsec_old"},
+		" , ,":                            nil,
+		"whsec_a,whsec_b,whsec_c,whsec_d": {"whsec_a", "whsec_b", "whsec_c", "whsec_d"},
+	}
+	for raw, want := range cases {
+		c, err := config.Load(env(map[string]string{"STRIPE_WEBHOOK_SECRET": raw}))
+		if err != nil {
+			t.Fatalf("Load(STRIPE_WEBHOOK_SECRET=%q): %v", raw, err)
+		}
+		if !slices.Equal(c.StripeWebhookSecrets, want) {
+			t.Errorf("STRIPE_WEBHOOK_SECRET=%q: secrets %q, want %q", raw, c.StripeWebhookSecrets, want)
+		}
+		if gotErr := c.RequireWebhookSecret() != nil; gotErr != (len(want) == 0) {
+			t.Errorf("STRIPE_WEBHOOK_SECRET=%q: RequireWebhookSecret error = %v, want error %v", raw, c.RequireWebhookSecret(), len(want) == 0)
+		}
+	}
+}
+
+// named returns the variables an error from Load names, one per line.
+func named(t *testing.T, err error) []string {
+	t.Helper()
+	var names []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		name, _, ok := strings.Cut(line, ":")
+		if !ok || name == "" || strings.ToUpper(name) != name || strings.ContainsAny(name, " \t") {
+			t.Errorf("error line %q does not start with a variable name", line)
+			continue
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestBadValues(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string // variables named, one error each
+	}{
+		{"bad duration", map[string]string{"DUNNING_GRACE_PERIOD": "seven days"}, []string{"DUNNING_GRACE_PERIOD"}},
+		{"bad retention duration", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "1w"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
+		{"bad tolerance", map[string]string{"STRIPE_WEBHOOK_TOLERANCE": "5"}, []string{"STRIPE_WEBHOOK_TOLERANCE"}},
+		{"negative tolerance", map[string]string{"STRIPE_WEBHOOK_TOLERANCE": "-1m"}, []string{"STRIPE_WEBHOOK_TOLERANCE"}},
+		{"zero grace period", map[string]string{"DUNNING_GRACE_PERIOD": "0s"}, []string{"DUNNING_GRACE_PERIOD"}},
+		{"negative deprovision delay", map[string]string{"DUNNING_DEPROVISION_AFTER": "-24h"}, []string{"DUNNING_DEPROVISION_AFTER"}},
+		{"decreasing schedule", map[string]string{"DUNNING_RETRY_SCHEDULE": "72h,24h,120h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
+		{"repeated schedule item", map[string]string{"DUNNING_RETRY_SCHEDULE": "24h,24h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
+		{"zero schedule item", map[string]string{"DUNNING_RETRY_SCHEDULE": "0s,24h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
+		{"negative schedule item", map[string]string{"DUNNING_RETRY_SCHEDULE": "-1h,24h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
+		{"empty schedule item", map[string]string{"DUNNING_RETRY_SCHEDULE": "24h,,72h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
+		{"schedule not durations", map[string]string{"DUNNING_RETRY_SCHEDULE": "daily"}, []string{"DUNNING_RETRY_SCHEDULE"}},
+		{"retention below 7 days", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "72h"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
+		{"retention an hour short of 7 days", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "167h"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
+		{"non-URL CONTROL_PLANE_URL", map[string]string{"CONTROL_PLANE_URL": "cp.example.com", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL with another scheme", map[string]string{"CONTROL_PLANE_URL": "ftp://cp.example.com", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL without host", map[string]string{"CONTROL_PLANE_URL": "https://", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL without CONTROL_PLANE_SECRET", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com"}, []string{"CONTROL_PLANE_SECRET"}},
+		{"CUSTOMER_NOTICE_URL without secret", map[string]string{"CUSTOMER_NOTICE_URL": "https://mailer.example.com"}, []string{"CUSTOMER_NOTICE_SECRET"}},
+		{"non-URL ALERT_WEBHOOK_URL", map[string]string{"ALERT_WEBHOOK_URL": "not a url"}, []string{"ALERT_WEBHOOK_URL"}},
+		{"non-URL STRIPE_API_BASE_URL", map[string]string{"STRIPE_API_BASE_URL": "localhost:12111"}, []string{"STRIPE_API_BASE_URL"}},
+		{"non-URL AMBERFLO_BASE_URL", map[string]string{"AMBERFLO_BASE_URL": "app.amberflo.io"}, []string{"AMBERFLO_BASE_URL"}},
+		{"HTTP_ADDR without port", map[string]string{"HTTP_ADDR": "8080"}, []string{"HTTP_ADDR"}},
+		{"HTTP_ADDR port out of range", map[string]string{"HTTP_ADDR": ":99999"}, []string{"HTTP_ADDR"}},
+		{"HTTP_ADDR port not a number", map[string]string{"HTTP_ADDR": "localhost:http"}, []string{"HTTP_ADDR"}},
+		{"TEMPORAL_ADDRESS without port", map[string]string{"TEMPORAL_ADDRESS": "temporal"}, []string{"TEMPORAL_ADDRESS"}},
+		{"namespace with a space", map[string]string{"TEMPORAL_NAMESPACE": "my namespace"}, []string{"TEMPORAL_NAMESPACE"}},
+		{"task queue with a slash", map[string]string{"TEMPORAL_TASK_QUEUE": "dunning/v2"}, []string{"TEMPORAL_TASK_QUEUE"}},
+		{"bad LOG_LEVEL", map[string]string{"LOG_LEVEL": "verbose"}, []string{"LOG_LEVEL"}},
+		{"bad LOG_FORMAT", map[string]string{"LOG_FORMAT": "xml"}, []string{"LOG_FORMAT"}},
+		{"body limit below 1 KiB", map[string]string{"WEBHOOK_MAX_BODY_BYTES": "1023"}, []string{"WEBHOOK_MAX_BODY_BYTES"}},
+		{"body limit above 64 MiB", map[string]string{"WEBHOOK_MAX_BODY_BYTES": "67108865"}, []string{"WEBHOOK_MAX_BODY_BYTES"}},
+		{"body limit zero", map[string]string{"WEBHOOK_MAX_BODY_BYTES": "0"}, []string{"WEBHOOK_MAX_BODY_BYTES"}},
+		{"body limit not a number", map[string]string{"WEBHOOK_MAX_BODY_BYTES": "512KiB"}, []string{"WEBHOOK_MAX_BODY_BYTES"}},
+		{"start timeout over a minute", map[string]string{"WEBHOOK_START_TIMEOUT": "2m"}, []string{"WEBHOOK_START_TIMEOUT"}},
+		{"start timeout zero", map[string]string{"WEBHOOK_START_TIMEOUT": "0s"}, []string{"WEBHOOK_START_TIMEOUT"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(env(tc.env))
+			if err == nil {
+				t.Fatalf("Load(%v) = nil error, want one naming %v", tc.env, tc.want)
+			}
+			if got := named(t, err); !slices.Equal(got, tc.want) {
+				t.Errorf("Load(%v) error names %v, want %v; error:\n%v", tc.env, got, tc.want, err)
+			}
+		})
+	}
+}
+
+func TestBoundaryValuesAccepted(t *testing.T) {
+	t.Parallel()
+	for _, vars := range []map[string]string{
+		{"TEMPORAL_NAMESPACE_RETENTION": "168h"},
+		{"WEBHOOK_MAX_BODY_BYTES": "1024"},
+		{"WEBHOOK_MAX_BODY_BYTES": "67108864"},
+		{"WEBHOOK_START_TIMEOUT": "1m"},
+		{"DUNNING_RETRY_SCHEDULE": "1s"},
+		{"HTTP_ADDR": "0.0.0.0:0"},
+		{"HTTP_ADDR": "[::1]:8080"},
+		{"LOG_LEVEL": "Warn"},
+	} {
+		if _, err := config.Load(env(vars)); err != nil {
+			t.Errorf("Load(%v): %v", vars, err)
+		}
+	}
+}
+
+func TestSeveralBadValuesAllReported(t *testing.T) {
+	t.Parallel()
+	const cpSecret, amberfloKey, webhookSecret = "cp-secret-93f1", "af-key-5d0a", "whsec_d3adb33f"
+	_, err := config.Load(env(map[string]string{
+		"HTTP_ADDR":                    "nonsense",
+		"LOG_LEVEL":                    "loud",
+		"DUNNING_RETRY_SCHEDULE":       "72h,24h",
+		"TEMPORAL_NAMESPACE_RETENTION": "24h",
+		"WEBHOOK_MAX_BODY_BYTES":       "10",
+		"DUNNING_GRACE_PERIOD":         "soon",
+		"CUSTOMER_NOTICE_URL":          "https://mailer.example.com",
+		"CONTROL_PLANE_URL":            "cp",
+		"CONTROL_PLANE_SECRET":         cpSecret,
+		"CUSTOMER_NOTICE_SECRET":       "",
+		"STRIPE_WEBHOOK_SECRET":        webhookSecret,
+		"AMBERFLO_API_KEY":             amberfloKey,
+	}))
+	if err == nil {
+		t.Fatal("Load with many bad values = nil error")
+	}
+	want := []string{
+		"CONTROL_PLANE_URL", "CUSTOMER_NOTICE_SECRET", "DUNNING_GRACE_PERIOD", "DUNNING_RETRY_SCHEDULE",
+		"HTTP_ADDR", "LOG_LEVEL", "TEMPORAL_NAMESPACE_RETENTION", "WEBHOOK_MAX_BODY_BYTES",
+	}
+	if got := named(t, err); !slices.Equal(got, want) {
+		t.Errorf("error names %v, want %v; error:\n%v", got, want, err)
+	}
+	for _, secret := range []string{cpSecret, amberfloKey, webhookSecret} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error repeats a secret:\n%v", err)
+		}
+	}
+}
