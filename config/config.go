@@ -65,6 +65,9 @@ type Config struct {
 	RetrySchedule    []time.Duration
 	GracePeriod      time.Duration // DUNNING_GRACE_PERIOD
 	DeprovisionAfter time.Duration // DUNNING_DEPROVISION_AFTER
+	// CardUpdateDebounce gathers a burst of card-update events into one
+	// retry (DUNNING_CARD_UPDATE_DEBOUNCE).
+	CardUpdateDebounce time.Duration
 
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
@@ -114,6 +117,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RetrySchedule:          r.schedule("DUNNING_RETRY_SCHEDULE", "24h,72h,120h"),
 		GracePeriod:            r.duration("DUNNING_GRACE_PERIOD", 168*time.Hour),
 		DeprovisionAfter:       r.duration("DUNNING_DEPROVISION_AFTER", 336*time.Hour),
+		CardUpdateDebounce:     r.duration("DUNNING_CARD_UPDATE_DEBOUNCE", 10*time.Second),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 	}
@@ -141,6 +145,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.DeprovisionAfter <= 0 {
 		r.fail("DUNNING_DEPROVISION_AFTER", "must be positive")
+	}
+	if c.CardUpdateDebounce < 0 || c.CardUpdateDebounce > time.Hour {
+		r.fail("DUNNING_CARD_UPDATE_DEBOUNCE", "must be between 0 and 1h")
 	}
 	return c, errors.Join(r.errs...)
 }

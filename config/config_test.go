@@ -34,6 +34,7 @@ func TestDefaults(t *testing.T) {
 		RetrySchedule:          []time.Duration{24 * time.Hour, 72 * time.Hour, 120 * time.Hour},
 		GracePeriod:            168 * time.Hour,
 		DeprovisionAfter:       336 * time.Hour,
+		CardUpdateDebounce:     10 * time.Second,
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -75,6 +76,7 @@ func TestOverrides(t *testing.T) {
 		"DUNNING_RETRY_SCHEDULE":       "1h, 6h ,48h",
 		"DUNNING_GRACE_PERIOD":         "240h",
 		"DUNNING_DEPROVISION_AFTER":    "720h",
+		"DUNNING_CARD_UPDATE_DEBOUNCE": "30s",
 		"LOG_LEVEL":                    "DEBUG",
 		"LOG_FORMAT":                   "json",
 	}))
@@ -104,6 +106,7 @@ func TestOverrides(t *testing.T) {
 		RetrySchedule:          []time.Duration{time.Hour, 6 * time.Hour, 48 * time.Hour},
 		GracePeriod:            240 * time.Hour,
 		DeprovisionAfter:       720 * time.Hour,
+		CardUpdateDebounce:     30 * time.Second,
 		LogLevel:               "debug",
 		LogFormat:              "json",
 	}
@@ -173,6 +176,7 @@ func TestBadValues(t *testing.T) {
 		{"negative tolerance", map[string]string{"STRIPE_WEBHOOK_TOLERANCE": "-1m"}, []string{"STRIPE_WEBHOOK_TOLERANCE"}},
 		{"zero grace period", map[string]string{"DUNNING_GRACE_PERIOD": "0s"}, []string{"DUNNING_GRACE_PERIOD"}},
 		{"negative deprovision delay", map[string]string{"DUNNING_DEPROVISION_AFTER": "-24h"}, []string{"DUNNING_DEPROVISION_AFTER"}},
+		{"debounce over an hour", map[string]string{"DUNNING_CARD_UPDATE_DEBOUNCE": "2h"}, []string{"DUNNING_CARD_UPDATE_DEBOUNCE"}},
 		{"decreasing schedule", map[string]string{"DUNNING_RETRY_SCHEDULE": "72h,24h,120h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
 		{"repeated schedule item", map[string]string{"DUNNING_RETRY_SCHEDULE": "24h,24h"}, []string{"DUNNING_RETRY_SCHEDULE"}},
 		{"zero schedule item", map[string]string{"DUNNING_RETRY_SCHEDULE": "0s,24h"}, []string{"DUNNING_RETRY_SCHEDULE"}},

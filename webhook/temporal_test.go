@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"dunning/internal/stripefixture"
 	"dunning/internal/testenv"
@@ -102,21 +103,20 @@ func TestWebhookStartsOneWorkflowPerEvent(t *testing.T) {
 			if res.EventID != ev.ID || res.Route != route || res.CustomerID != customer {
 				t.Errorf("%s: result %+v", typ, res)
 			}
-			desc, err := tmp.Client.DescribeWorkflowExecution(ctx, ev.ID, "")
+			desc, err := tmp.Client.DescribeWorkflow(ctx, ev.ID, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			attrs := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
-			for key, want := range map[string]string{
-				workflows.StripeEventTypeKey.GetName():  typ,
-				workflows.StripeCustomerIDKey.GetName(): customer,
+			for key, want := range map[temporal.SearchAttributeKeyKeyword]string{
+				workflows.StripeEventTypeKey:  typ,
+				workflows.StripeCustomerIDKey: customer,
 			} {
-				var got string
-				if p, ok := attrs[key]; !ok {
-					t.Errorf("%s: search attribute %s missing", typ, key)
-				} else if err := converter.GetDefaultDataConverter().FromPayload(p, &got); err != nil || got != want {
-					t.Errorf("%s: search attribute %s = %q (%v), want %q", typ, key, got, err, want)
+				if got, ok := desc.TypedSearchAttributes.GetKeyword(key); !ok || got != want {
+					t.Errorf("%s: search attribute %s = %q (set %v), want %q", typ, key.GetName(), got, ok, want)
 				}
+			}
+			if summary, err := desc.GetStaticSummary(); err != nil || !strings.Contains(summary, typ) {
+				t.Errorf("%s: summary %q (%v) does not name the event type", typ, summary, err)
 			}
 		}
 	})
@@ -190,7 +190,7 @@ func assertNoWorkflow(t *testing.T, c client.Client, body []byte) {
 	t.Helper()
 	var ev struct{ ID string }
 	_ = json.Unmarshal(body, &ev)
-	_, err := c.DescribeWorkflowExecution(context.Background(), ev.ID, "")
+	_, err := c.DescribeWorkflow(context.Background(), ev.ID, "")
 	var nf *serviceerror.NotFound
 	if !errors.As(err, &nf) {
 		t.Fatalf("workflow %s: got %v, want not found", ev.ID, err)
@@ -240,7 +240,7 @@ func TestWebhookTemporalDownThen503ThenRecovered(t *testing.T) {
 	}
 	var ev struct{ ID string }
 	_ = json.Unmarshal(body, &ev)
-	if _, err := tmp.Client.DescribeWorkflowExecution(context.Background(), ev.ID, ""); err != nil {
+	if _, err := tmp.Client.DescribeWorkflow(context.Background(), ev.ID, ""); err != nil {
 		t.Fatalf("workflow of the redelivered event: %v", err)
 	}
 	resp, err = http.Get(srv.URL + webhook.PathReadyz)

@@ -6,22 +6,128 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
 
+	"github.com/stripe/stripe-go/v76"
+	stripeclient "github.com/stripe/stripe-go/v76/client"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"dunning/activities"
+	"dunning/amberflo"
 	"dunning/config"
+	"dunning/controlplane"
+	"dunning/notify"
 	"dunning/workflows"
 )
+
+// MaxGraceExtension bounds one operator extension of a grace period.
+const MaxGraceExtension = 30 * 24 * time.Hour
+
+// Settings are the recovery timings a new recovery takes from cfg.
+func Settings(cfg config.Config) workflows.RecoverySettings {
+	return workflows.RecoverySettings{
+		RetrySchedule:      cfg.RetrySchedule,
+		GracePeriod:        cfg.GracePeriod,
+		DeprovisionAfter:   cfg.DeprovisionAfter,
+		CardUpdateDebounce: cfg.CardUpdateDebounce,
+		MaxGraceExtension:  MaxGraceExtension,
+	}
+}
+
+// NewActivities builds the activities with a client for every configured
+// integration; the others stay nil and run dry.
+func NewActivities(c client.Client, cfg config.Config, log *slog.Logger) (*activities.Activities, error) {
+	acts := &activities.Activities{
+		Temporal:              c,
+		TaskQueue:             cfg.TemporalTaskQueue,
+		CustomerIDMetadataKey: cfg.CustomerIDMetadataKey,
+		Log:                   log,
+	}
+	settings := Settings(cfg)
+	acts.RecoveryStart = func(customer string) activities.StartSpec {
+		return activities.StartSpec{
+			WorkflowType: workflows.PaymentRecoveryWorkflowName,
+			Args:         workflows.RecoveryInput{StripeCustomerID: customer, Settings: settings},
+			SearchAttributes: temporal.NewSearchAttributes(
+				workflows.StripeCustomerIDKey.ValueSet(customer),
+				workflows.RecoveryStageKey.ValueSet(string(workflows.StagePastDue))),
+			Summary: "Payment recovery for " + customer,
+		}
+	}
+	if cfg.StripeAPIKey != "" {
+		bc := &stripe.BackendConfig{
+			MaxNetworkRetries: stripe.Int64(0), // Temporal retries, with the same idempotency key
+			LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
+		}
+		if cfg.StripeAPIBaseURL != "" {
+			bc.URL = stripe.String(cfg.StripeAPIBaseURL)
+		}
+		backend := stripe.GetBackendWithConfig(stripe.APIBackend, bc)
+		acts.Stripe = stripeclient.New(cfg.StripeAPIKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
+	}
+	var err error
+	if cfg.AmberfloAPIKey != "" {
+		if acts.Amberflo, err = amberflo.New(amberflo.Config{BaseURL: cfg.AmberfloBaseURL, APIKey: cfg.AmberfloAPIKey}); err != nil {
+			return nil, fmt.Errorf("amberflo client: %w", err)
+		}
+	}
+	if cfg.ControlPlaneURL != "" {
+		if acts.Control, err = controlplane.New(controlplane.Config{BaseURL: cfg.ControlPlaneURL, Secret: cfg.ControlPlaneSecret}); err != nil {
+			return nil, fmt.Errorf("control plane client: %w", err)
+		}
+	}
+	if cfg.AlertWebhookURL != "" {
+		if acts.Alerts, err = notify.NewAlerter(notify.AlertConfig{WebhookURL: cfg.AlertWebhookURL}); err != nil {
+			return nil, fmt.Errorf("alert webhook: %w", err)
+		}
+	}
+	if cfg.CustomerNoticeURL != "" {
+		if acts.Notices, err = notify.NewNoticeSender(notify.NoticeConfig{URL: cfg.CustomerNoticeURL, Secret: cfg.CustomerNoticeSecret}); err != nil {
+			return nil, fmt.Errorf("customer notices: %w", err)
+		}
+	}
+	return acts, nil
+}
 
 // New returns a worker for cfg's task queue with every dunning workflow and
 // activity registered.
 func New(c client.Client, cfg config.Config, log *slog.Logger) (sdkworker.Worker, error) {
+	acts, err := NewActivities(c, cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.StripeEventWorkflow, workflow.RegisterOptions{Name: workflows.StripeEventWorkflowName})
-	log.Info("worker ready", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace, "live", cfg.Live())
+	Register(w, acts)
+	var live, dry []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Live())) {
+		on := cfg.Live()[name]
+		if on {
+			live = append(live, name)
+		} else {
+			dry = append(dry, name)
+		}
+	}
+	log.Info("worker ready", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace,
+		"live", strings.Join(live, ","), "dry_run", strings.Join(dry, ","))
 	return w, nil
+}
+
+// Register registers dunning's workflows and acts on any worker or replayer.
+func Register(w interface {
+	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
+	RegisterActivity(any)
+}, acts *activities.Activities) {
+	w.RegisterWorkflowWithOptions(workflows.StripeEventWorkflow, workflow.RegisterOptions{Name: workflows.StripeEventWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.PaymentRecoveryWorkflow, workflow.RegisterOptions{Name: workflows.PaymentRecoveryWorkflowName})
+	if acts != nil {
+		w.RegisterActivity(acts)
+	}
 }
 
 // Run runs a worker until ctx is cancelled.

@@ -235,9 +235,6 @@ type RecoverySettings struct {
 	CardUpdateDebounce time.Duration `json:"card_update_debounce"`
 	// MaxGraceExtension bounds one operator extension.
 	MaxGraceExtension time.Duration `json:"max_grace_extension"`
-	// ContinueAsNewAfter, when positive, continues as new once the history
-	// holds that many events, besides when the server suggests it.
-	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
 }
 
 // RecoveryInput starts or continues a PaymentRecoveryWorkflow.

@@ -1,0 +1,124 @@
+// Package activities holds every side effect of dunning's workflows, as
+// methods on one struct with injected clients. An integration that is not
+// configured (its client is nil) runs dry: the activity logs what it would
+// have done and says so in its result, and the workflow records it.
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	stripeclient "github.com/stripe/stripe-go/v76/client"
+
+	"dunning/amberflo"
+	"dunning/controlplane"
+	"dunning/notify"
+)
+
+// Error types of non-retryable failures, for workflows to tell apart.
+const (
+	ErrStripeRejected       = "StripeRejected"
+	ErrControlPlaneRejected = "ControlPlaneRejected"
+	ErrAmberfloRejected     = "AmberfloRejected"
+	ErrNotifyRejected       = "NotifyRejected"
+	ErrBadInput             = "BadInput"
+)
+
+// StartSpec says how a customer's recovery workflow starts when a signal
+// finds none running.
+type StartSpec struct {
+	WorkflowType     string
+	Args             any
+	SearchAttributes temporal.SearchAttributes
+	Summary          string
+}
+
+// Activities are dunning's side effects. Nil clients run dry.
+type Activities struct {
+	Temporal  client.Client
+	TaskQueue string
+	// RecoveryStart builds the start of a customer's recovery; the worker
+	// injects it, so that this package need not know the workflows.
+	RecoveryStart func(stripeCustomerID string) StartSpec
+
+	Stripe   *stripeclient.API
+	Amberflo *amberflo.Client
+	Control  *controlplane.Client
+	Alerts   *notify.Alerter
+	Notices  *notify.NoticeSender
+	// CustomerIDMetadataKey names the Stripe customer metadata key with the
+	// product's ID for the customer; empty means the Stripe ID is used.
+	CustomerIDMetadataKey string
+	Log                   *slog.Logger
+}
+
+func (a *Activities) logger(ctx context.Context) *slog.Logger {
+	l := a.Log
+	if l == nil {
+		l = slog.Default()
+	}
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		l = l.With("activity", info.ActivityType.Name, "workflow_id", info.WorkflowExecution.ID, "attempt", info.Attempt)
+	}
+	return l
+}
+
+// SignalInput delivers a signal to a workflow.
+type SignalInput struct {
+	WorkflowID string          `json:"workflow_id"`
+	SignalName string          `json:"signal_name"`
+	Signal     json.RawMessage `json:"signal"`
+	// StartRecoveryFor, when set, starts that customer's recovery if none
+	// is running (signal-with-start).
+	StartRecoveryFor string `json:"start_recovery_for,omitempty"`
+}
+
+// SignalResult says whether a running workflow got the signal.
+type SignalResult struct {
+	Delivered bool   `json:"delivered"`
+	RunID     string `json:"run_id,omitempty"`
+}
+
+// Signal delivers a signal, starting the customer's recovery first when
+// asked to and none is running. A workflow that is not running, when no
+// start was asked for, is not an error: there is nothing to tell.
+func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, error) {
+	if in.WorkflowID == "" || in.SignalName == "" {
+		return SignalResult{}, temporal.NewNonRetryableApplicationError("signal needs a workflow ID and a name", ErrBadInput, nil)
+	}
+	if in.StartRecoveryFor != "" {
+		if a.RecoveryStart == nil {
+			return SignalResult{}, temporal.NewNonRetryableApplicationError("no recovery start configured", ErrBadInput, nil)
+		}
+		spec := a.RecoveryStart(in.StartRecoveryFor)
+		run, err := a.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.SignalName, in.Signal, client.StartWorkflowOptions{
+			ID:                    in.WorkflowID,
+			TaskQueue:             a.TaskQueue,
+			TypedSearchAttributes: spec.SearchAttributes,
+			StaticSummary:         spec.Summary,
+		}, spec.WorkflowType, spec.Args)
+		if err != nil {
+			return SignalResult{}, fmt.Errorf("signal-with-start %s: %w", in.WorkflowID, err)
+		}
+		return SignalResult{Delivered: true, RunID: run.GetRunID()}, nil
+	}
+	err := a.Temporal.SignalWorkflow(ctx, in.WorkflowID, "", in.SignalName, in.Signal)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		a.logger(ctx).Info("no running workflow to signal", "target", in.WorkflowID, "signal", in.SignalName)
+		return SignalResult{}, nil
+	case err != nil:
+		return SignalResult{}, fmt.Errorf("signal %s to %s: %w", in.SignalName, in.WorkflowID, err)
+	}
+	return SignalResult{Delivered: true}, nil
+}

@@ -1,0 +1,191 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"dunning/amberflo"
+	"dunning/controlplane"
+	"dunning/notify"
+)
+
+// AmberfloInput names an Amberflo customer (the product's ID).
+type AmberfloInput struct {
+	CustomerID string `json:"customer_id"`
+}
+
+// AmberfloInvoice is the latest Amberflo invoice of a customer.
+type AmberfloInvoice struct {
+	Found         bool    `json:"found"`
+	URI           string  `json:"uri,omitempty"`
+	Amount        float64 `json:"amount"`
+	PaymentStatus string  `json:"payment_status,omitempty"`
+	Paid          bool    `json:"paid"`
+	DryRun        bool    `json:"dry_run,omitempty"`
+}
+
+// LatestInvoice looks up the customer's latest Amberflo invoice with its
+// payment status. No invoice is a result (Found false), not an error.
+func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (AmberfloInvoice, error) {
+	if a.Amberflo == nil {
+		a.logger(ctx).Info("dry run: amberflo not configured; invoice not looked up", "customer", in.CustomerID)
+		return AmberfloInvoice{DryRun: true}, nil
+	}
+	inv, err := a.Amberflo.LatestInvoice(ctx, in.CustomerID)
+	if errors.Is(err, amberflo.ErrNotFound) {
+		return AmberfloInvoice{}, nil
+	}
+	if err != nil {
+		return AmberfloInvoice{}, classify(err, amberflo.IsRetryable(err), ErrAmberfloRejected)
+	}
+	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
+		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
+}
+
+// DeactivateResult says whether the customer was changed.
+type DeactivateResult struct {
+	Changed bool `json:"changed"`
+	DryRun  bool `json:"dry_run,omitempty"`
+}
+
+// DeactivateCustomer disables the customer in Amberflo (read, modify,
+// write: Amberflo's PUT replaces the whole record). Already disabled is
+// success with Changed false.
+func (a *Activities) DeactivateCustomer(ctx context.Context, in AmberfloInput) (DeactivateResult, error) {
+	if a.Amberflo == nil {
+		a.logger(ctx).Info("dry run: amberflo not configured; customer not deactivated", "customer", in.CustomerID)
+		return DeactivateResult{DryRun: true}, nil
+	}
+	_, changed, err := a.Amberflo.DeactivateCustomer(ctx, in.CustomerID)
+	if err != nil {
+		return DeactivateResult{}, classify(err, amberflo.IsRetryable(err), ErrAmberfloRejected)
+	}
+	return DeactivateResult{Changed: changed}, nil
+}
+
+// ControlPlaneInput asks the product's control plane for one action.
+type ControlPlaneInput struct {
+	Action           string    `json:"action"` // suspend, resume, deprovision
+	CustomerID       string    `json:"customer_id"`
+	StripeCustomerID string    `json:"stripe_customer_id"`
+	IdempotencyKey   string    `json:"idempotency_key"`
+	Reason           string    `json:"reason"`
+	WorkflowID       string    `json:"workflow_id"`
+	AmountDue        int64     `json:"amount_due"`
+	Currency         string    `json:"currency"`
+	RequestedAt      time.Time `json:"requested_at"`
+}
+
+// ControlPlaneResult is a successful action.
+type ControlPlaneResult struct {
+	AlreadyApplied bool `json:"already_applied,omitempty"`
+	DryRun         bool `json:"dry_run,omitempty"`
+}
+
+// ControlPlane performs a suspend, resume or deprovision. 2xx and 409 are
+// success; another 4xx is a non-retryable ErrControlPlaneRejected, which
+// the workflow turns into a pause for an operator; 5xx is retried.
+func (a *Activities) ControlPlane(ctx context.Context, in ControlPlaneInput) (ControlPlaneResult, error) {
+	if a.Control == nil {
+		a.logger(ctx).Info("dry run: control plane not configured; nothing done", "action", in.Action,
+			"customer", in.CustomerID, "idempotency_key", in.IdempotencyKey)
+		return ControlPlaneResult{DryRun: true}, nil
+	}
+	res, err := a.Control.Do(ctx, controlplane.Request{
+		Action: controlplane.Action(in.Action), CustomerID: in.CustomerID, StripeCustomerID: in.StripeCustomerID,
+		IdempotencyKey: in.IdempotencyKey, Reason: in.Reason, WorkflowID: in.WorkflowID,
+		AmountDue: in.AmountDue, Currency: in.Currency, RequestedAt: in.RequestedAt,
+	})
+	if err != nil {
+		return ControlPlaneResult{}, classify(err, controlplane.IsRetryable(err), ErrControlPlaneRejected)
+	}
+	return ControlPlaneResult{AlreadyApplied: res.AlreadyApplied}, nil
+}
+
+// AlertInput is one ops alert.
+type AlertInput struct {
+	Key              string   `json:"key"`
+	Severity         string   `json:"severity"` // info, warning, critical
+	Title            string   `json:"title"`
+	Text             string   `json:"text"`
+	CustomerID       string   `json:"customer_id,omitempty"`
+	StripeCustomerID string   `json:"stripe_customer_id,omitempty"`
+	WorkflowID       string   `json:"workflow_id,omitempty"`
+	Fields           []string `json:"fields,omitempty"` // label, value, label, value…
+}
+
+// NotifyResult says whether a notification went out.
+type NotifyResult struct {
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// Alert sends an ops alert to the Slack-compatible webhook, or logs it.
+func (a *Activities) Alert(ctx context.Context, in AlertInput) (NotifyResult, error) {
+	if a.Alerts == nil {
+		a.logger(ctx).Warn("ops alert (no ALERT_WEBHOOK_URL; logged only)", "key", in.Key, "severity", in.Severity,
+			"title", in.Title, "text", in.Text, "stripe_customer", in.StripeCustomerID)
+		return NotifyResult{DryRun: true}, nil
+	}
+	al := notify.Alert{Key: in.Key, Severity: notify.Severity(in.Severity), Title: in.Title, Text: in.Text,
+		CustomerID: in.CustomerID, StripeCustomerID: in.StripeCustomerID, WorkflowID: in.WorkflowID}
+	for i := 0; i+1 < len(in.Fields); i += 2 {
+		al.Fields = append(al.Fields, notify.Field{Label: in.Fields[i], Value: in.Fields[i+1]})
+	}
+	if err := a.Alerts.Send(ctx, al); err != nil {
+		return NotifyResult{}, classify(err, notify.IsRetryable(err), ErrNotifyRejected)
+	}
+	return NotifyResult{}, nil
+}
+
+// NoticeInput is one customer notice.
+type NoticeInput struct {
+	Key              string     `json:"key"`
+	Type             string     `json:"type"`
+	CustomerID       string     `json:"customer_id"`
+	StripeCustomerID string     `json:"stripe_customer_id"`
+	Stage            string     `json:"stage,omitempty"`
+	AmountDue        int64      `json:"amount_due,omitempty"`
+	Currency         string     `json:"currency,omitempty"`
+	InvoiceURL       string     `json:"invoice_url,omitempty"`
+	CardBrand        string     `json:"card_brand,omitempty"`
+	CardLast4        string     `json:"card_last4,omitempty"`
+	CardExpMonth     int        `json:"card_exp_month,omitempty"`
+	CardExpYear      int        `json:"card_exp_year,omitempty"`
+	NextActionAt     *time.Time `json:"next_action_at,omitempty"`
+	Deadline         *time.Time `json:"deadline,omitempty"`
+	Reason           string     `json:"reason,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+}
+
+// Notice sends a signed customer notice to the product's mailer, or logs it.
+func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, error) {
+	if a.Notices == nil {
+		a.logger(ctx).Info("customer notice (no CUSTOMER_NOTICE_URL; logged only)", "key", in.Key, "type", in.Type,
+			"stripe_customer", in.StripeCustomerID, "stage", in.Stage)
+		return NotifyResult{DryRun: true}, nil
+	}
+	n := notify.Notice{ID: in.Key, Type: notify.NoticeType(in.Type), CustomerID: in.CustomerID,
+		StripeCustomerID: in.StripeCustomerID, Stage: in.Stage, AmountDue: in.AmountDue, Currency: in.Currency,
+		InvoiceURL: in.InvoiceURL, NextActionAt: in.NextActionAt, Deadline: in.Deadline, Reason: in.Reason,
+		CreatedAt: in.CreatedAt}
+	if in.CardLast4 != "" {
+		n.Card = &notify.Card{Brand: in.CardBrand, Last4: in.CardLast4, ExpMonth: in.CardExpMonth, ExpYear: in.CardExpYear}
+	}
+	if err := a.Notices.Send(ctx, n); err != nil {
+		return NotifyResult{}, classify(err, notify.IsRetryable(err), ErrNotifyRejected)
+	}
+	return NotifyResult{}, nil
+}
+
+// classify returns err as is for Temporal to retry, or as a non-retryable
+// application error of errType.
+func classify(err error, retryable bool, errType string) error {
+	if retryable {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprint(err), errType, err)
+}

@@ -1,0 +1,208 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/stripe/stripe-go/v76"
+	"go.temporal.io/sdk/temporal"
+)
+
+// CustomerInput names a Stripe customer.
+type CustomerInput struct {
+	StripeCustomerID string `json:"stripe_customer_id"`
+}
+
+// CustomerProfile is what dunning reads of a Stripe customer.
+type CustomerProfile struct {
+	// CustomerID is the ID the product and Amberflo use: the configured
+	// metadata key's value, or the Stripe ID.
+	CustomerID string `json:"customer_id"`
+	// DefaultPaymentMethod is invoice_settings.default_payment_method, or
+	// else default_source; empty when the customer has neither.
+	DefaultPaymentMethod string `json:"default_payment_method,omitempty"`
+	DryRun               bool   `json:"dry_run,omitempty"`
+}
+
+// CustomerProfile reads the customer from Stripe.
+func (a *Activities) CustomerProfile(ctx context.Context, in CustomerInput) (CustomerProfile, error) {
+	if a.Stripe == nil {
+		a.logger(ctx).Info("dry run: stripe not configured; using the Stripe ID", "customer", in.StripeCustomerID)
+		return CustomerProfile{CustomerID: in.StripeCustomerID, DryRun: true}, nil
+	}
+	c, err := a.Stripe.Customers.Get(in.StripeCustomerID, &stripe.CustomerParams{})
+	if err != nil {
+		return CustomerProfile{}, classifyStripe(fmt.Sprintf("read customer %s", in.StripeCustomerID), err)
+	}
+	p := CustomerProfile{CustomerID: in.StripeCustomerID}
+	if key := a.CustomerIDMetadataKey; key != "" && c.Metadata[key] != "" {
+		p.CustomerID = c.Metadata[key]
+	}
+	switch {
+	case c.InvoiceSettings != nil && c.InvoiceSettings.DefaultPaymentMethod != nil && c.InvoiceSettings.DefaultPaymentMethod.ID != "":
+		p.DefaultPaymentMethod = c.InvoiceSettings.DefaultPaymentMethod.ID
+	case c.DefaultSource != nil && c.DefaultSource.ID != "":
+		p.DefaultPaymentMethod = c.DefaultSource.ID
+	}
+	return p, nil
+}
+
+// IntentInput names a PaymentIntent.
+type IntentInput struct {
+	IntentID string `json:"intent_id"`
+}
+
+// IntentStatus is a PaymentIntent's current status in Stripe.
+type IntentStatus struct {
+	Status string `json:"status"`
+	// Paid is true for status succeeded.
+	Paid bool `json:"paid"`
+	// Closed is true for status canceled: nothing can be paid through it.
+	Closed bool `json:"closed"`
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// PaymentIntentStatus asks Stripe where an intent stands now.
+func (a *Activities) PaymentIntentStatus(ctx context.Context, in IntentInput) (IntentStatus, error) {
+	if a.Stripe == nil {
+		a.logger(ctx).Info("dry run: stripe not configured; intent status unknown", "intent", in.IntentID)
+		return IntentStatus{Status: "unknown", DryRun: true}, nil
+	}
+	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, nil)
+	if err != nil {
+		return IntentStatus{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
+	}
+	return intentStatus(pi.Status), nil
+}
+
+func intentStatus(s stripe.PaymentIntentStatus) IntentStatus {
+	return IntentStatus{
+		Status: string(s),
+		Paid:   s == stripe.PaymentIntentStatusSucceeded,
+		Closed: s == stripe.PaymentIntentStatusCanceled,
+	}
+}
+
+// RetryInput asks for one retry of one intent.
+type RetryInput struct {
+	IntentID         string `json:"intent_id"`
+	StripeCustomerID string `json:"stripe_customer_id"`
+	// IdempotencyKey is derived from the workflow, the intent and the
+	// attempt, so a retried activity charges once.
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// Outcomes of a retry.
+const (
+	RetrySucceeded       = "succeeded"
+	RetryAlreadyPaid     = "already_paid"
+	RetryDeclined        = "declined"
+	RetryRequiresAction  = "requires_action"
+	RetryProcessing      = "processing"
+	RetryCanceled        = "canceled"
+	RetryNoPaymentMethod = "no_payment_method"
+	RetryDryRun          = "dry_run"
+)
+
+// RetryResult is what one retry came to. A decline is a result, not an
+// error.
+type RetryResult struct {
+	Outcome       string `json:"outcome"`
+	Status        string `json:"status,omitempty"`
+	PaymentMethod string `json:"payment_method,omitempty"`
+	DeclineCode   string `json:"decline_code,omitempty"`
+	Message       string `json:"message,omitempty"`
+	DryRun        bool   `json:"dry_run,omitempty"`
+}
+
+// RetryPayment confirms an open intent off-session with the customer's
+// current default payment method. 429, 5xx and network errors are returned
+// for Temporal to retry (the idempotency key makes that safe); a request
+// Stripe rejects as invalid is non-retryable.
+func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResult, error) {
+	if in.IntentID == "" || in.IdempotencyKey == "" {
+		return RetryResult{}, temporal.NewNonRetryableApplicationError("retry needs an intent and an idempotency key", ErrBadInput, nil)
+	}
+	if a.Stripe == nil {
+		a.logger(ctx).Info("dry run: stripe not configured; no charge made", "intent", in.IntentID, "idempotency_key", in.IdempotencyKey)
+		return RetryResult{Outcome: RetryDryRun, DryRun: true}, nil
+	}
+	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, nil)
+	if err != nil {
+		return RetryResult{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
+	}
+	switch pi.Status {
+	case stripe.PaymentIntentStatusSucceeded:
+		return RetryResult{Outcome: RetryAlreadyPaid, Status: string(pi.Status)}, nil
+	case stripe.PaymentIntentStatusCanceled:
+		return RetryResult{Outcome: RetryCanceled, Status: string(pi.Status)}, nil
+	case stripe.PaymentIntentStatusProcessing:
+		return RetryResult{Outcome: RetryProcessing, Status: string(pi.Status)}, nil
+	}
+	profile, err := a.CustomerProfile(ctx, CustomerInput{StripeCustomerID: in.StripeCustomerID})
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if profile.DefaultPaymentMethod == "" {
+		return RetryResult{Outcome: RetryNoPaymentMethod, Status: string(pi.Status)}, nil
+	}
+	params := &stripe.PaymentIntentConfirmParams{
+		PaymentMethod: stripe.String(profile.DefaultPaymentMethod),
+		OffSession:    stripe.Bool(true),
+	}
+	params.SetIdempotencyKey(in.IdempotencyKey)
+	params.Context = ctx
+	confirmed, err := a.Stripe.PaymentIntents.Confirm(in.IntentID, params)
+	var se *stripe.Error
+	if errors.As(err, &se) && se.Type == stripe.ErrorTypeCard {
+		r := RetryResult{Outcome: RetryDeclined, PaymentMethod: profile.DefaultPaymentMethod,
+			DeclineCode: string(se.DeclineCode), Message: se.Msg}
+		if r.DeclineCode == "" {
+			r.DeclineCode = string(se.Code)
+		}
+		if se.PaymentIntent != nil {
+			r.Status = string(se.PaymentIntent.Status)
+		}
+		return r, nil
+	}
+	if err != nil {
+		return RetryResult{}, classifyStripe(fmt.Sprintf("confirm payment intent %s", in.IntentID), err)
+	}
+	r := RetryResult{Status: string(confirmed.Status), PaymentMethod: profile.DefaultPaymentMethod}
+	switch confirmed.Status {
+	case stripe.PaymentIntentStatusSucceeded:
+		r.Outcome = RetrySucceeded
+	case stripe.PaymentIntentStatusProcessing:
+		r.Outcome = RetryProcessing
+	case stripe.PaymentIntentStatusRequiresAction:
+		r.Outcome = RetryRequiresAction
+	default:
+		r.Outcome = RetryDeclined
+		if e := confirmed.LastPaymentError; e != nil {
+			r.DeclineCode, r.Message = string(e.DeclineCode), e.Msg
+		}
+	}
+	return r, nil
+}
+
+// classifyStripe turns a Stripe error into a Temporal one: rate limits,
+// server errors, idempotency conflicts and network errors are retried; a
+// request Stripe rejects is not.
+func classifyStripe(what string, err error) error {
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", what, err) // network: retried
+	}
+	switch {
+	case se.HTTPStatusCode == http.StatusTooManyRequests,
+		se.HTTPStatusCode >= 500,
+		se.HTTPStatusCode == http.StatusConflict,
+		se.Type == stripe.ErrorTypeAPI:
+		return fmt.Errorf("%s: stripe answered %d %s: %w", what, se.HTTPStatusCode, se.Code, err)
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("%s: stripe rejected the request (%d %s %s): %s", what, se.HTTPStatusCode, se.Type, se.Code, se.Msg),
+		ErrStripeRejected, err)
+}

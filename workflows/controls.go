@@ -1,0 +1,188 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// defaultMaxExtension bounds one grace extension when the settings do not.
+const defaultMaxExtension = 30 * 24 * time.Hour
+
+// validate checks an operator control against the current state without
+// applying it. It serves as the update validator and guards the signal.
+func (r *recovery) validate(name string, req OperatorRequest, ext ExtendGraceRequest) error {
+	if r.terminal() {
+		return fmt.Errorf("the recovery has ended (%s)", r.s.Stage)
+	}
+	switch name {
+	case ControlRetryNow:
+		if r.openCount() == 0 {
+			return errors.New("nothing is owed")
+		}
+		return nil
+	case ControlExtendGrace:
+		_, err := r.extension(ext)
+		return err
+	case ControlWaive:
+		if strings.TrimSpace(req.Reason) == "" {
+			return errors.New("a waiver needs a reason")
+		}
+		return nil
+	case ControlPause:
+		if r.s.Paused {
+			return errors.New("already paused")
+		}
+		return nil
+	case ControlResume:
+		if !r.s.Paused {
+			return errors.New("not paused")
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown control %q", name)
+}
+
+func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
+	if req.By == "" {
+		return 0, errors.New(`input must be {"by": "48h", "reason": …}`)
+	}
+	by, err := time.ParseDuration(req.By)
+	if err != nil {
+		return 0, fmt.Errorf("by: %q is not a duration such as 48h", req.By)
+	}
+	limit := r.s.Settings.MaxGraceExtension
+	if limit <= 0 {
+		limit = defaultMaxExtension
+	}
+	if by <= 0 || by > limit {
+		return 0, fmt.Errorf("by must be positive and at most %s", limit)
+	}
+	if r.s.Stage != StagePastDue && r.s.Stage != StageSuspended {
+		return 0, fmt.Errorf("nothing to extend in stage %s", r.s.Stage)
+	}
+	return by, nil
+}
+
+func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+	r.s.RetryNow = true
+	r.record(ctx, "operator: retry now", req.Operator, "retry at once", false)
+	return OperatorResult{Accepted: true, Message: "retrying every open payment now"}, nil
+}
+
+func (r *recovery) extendGrace(ctx workflow.Context, req ExtendGraceRequest) (OperatorResult, error) {
+	by, err := r.extension(req)
+	if err != nil {
+		return OperatorResult{}, err
+	}
+	var msg string
+	if r.s.Stage == StagePastDue {
+		r.s.SuspendAt = r.s.SuspendAt.Add(by)
+		msg = "suspension moved to " + r.s.SuspendAt.UTC().Format(time.RFC3339)
+	} else {
+		r.s.DeprovisionAt = r.s.DeprovisionAt.Add(by)
+		msg = "deprovisioning moved to " + r.s.DeprovisionAt.UTC().Format(time.RFC3339)
+	}
+	r.record(ctx, "operator: extend by "+by.String(), req.Operator+" "+req.Reason, msg, false)
+	return OperatorResult{Accepted: true, Message: msg}, nil
+}
+
+func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+	r.waive = &req
+	r.record(ctx, "operator: waive", req.Operator+" "+req.Reason, "waiving", false)
+	return OperatorResult{Accepted: true, Message: "waiving every open payment; the recovery ends as waived"}, nil
+}
+
+func (r *recovery) pause(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+	r.s.Paused, r.s.PausedAt = true, workflow.Now(ctx)
+	r.s.PausedReason = "by an operator"
+	if req.Reason != "" {
+		r.s.PausedReason += ": " + req.Reason
+	}
+	r.record(ctx, "operator: pause", req.Operator+" "+req.Reason, "automatic actions paused", false)
+	return OperatorResult{Accepted: true, Message: "paused; deadlines move by the time spent paused"}, nil
+}
+
+func (r *recovery) resume(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+	// The clock stops while paused: every deadline moves by the pause.
+	d := workflow.Now(ctx).Sub(r.s.PausedAt)
+	for _, t := range []*time.Time{&r.s.RetryAt, &r.s.SuspendAt, &r.s.DeprovisionAt} {
+		if !t.IsZero() {
+			*t = t.Add(d)
+		}
+	}
+	r.s.PausedTotal += d
+	r.s.Paused, r.s.PausedAt, r.s.PausedReason = false, time.Time{}, ""
+	r.record(ctx, "operator: resume", req.Operator+" "+req.Reason, "resumed after "+d.String(), false)
+	return OperatorResult{Accepted: true, Message: "resumed; deadlines moved by " + d.String()}, nil
+}
+
+// operatorControls are the controls that take an OperatorRequest.
+func (r *recovery) operatorControls() map[string]func(workflow.Context, OperatorRequest) (OperatorResult, error) {
+	return map[string]func(workflow.Context, OperatorRequest) (OperatorResult, error){
+		ControlRetryNow: r.retryNow, ControlWaive: r.requestWaive, ControlPause: r.pause, ControlResume: r.resume,
+	}
+}
+
+// registerControls makes every control an update (validated, answered)
+// and a signal of the same name (the UI's Send Signal), applied alike.
+func (r *recovery) registerControls(ctx workflow.Context) error {
+	for _, name := range []string{ControlRetryNow, ControlWaive, ControlPause, ControlResume} {
+		handle := r.operatorControls()[name]
+		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+				r.wake = true
+				return handle(ctx, req)
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req OperatorRequest) error {
+				return r.validate(name, req, ExtendGraceRequest{})
+			}})
+		if err != nil {
+			return fmt.Errorf("register update %s: %w", name, err)
+		}
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, ControlExtendGrace,
+		func(ctx workflow.Context, req ExtendGraceRequest) (OperatorResult, error) {
+			r.wake = true
+			return r.extendGrace(ctx, req)
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ExtendGraceRequest) error {
+			return r.validate(ControlExtendGrace, OperatorRequest{}, req)
+		}})
+	if err != nil {
+		return fmt.Errorf("register update %s: %w", ControlExtendGrace, err)
+	}
+	return nil
+}
+
+// drainControls applies controls sent as signals: validated like the
+// updates, and recorded when rejected.
+func (r *recovery) drainControls(ctx workflow.Context) bool {
+	progressed := false
+	for _, name := range []string{ControlRetryNow, ControlWaive, ControlPause, ControlResume} {
+		var req OperatorRequest
+		for r.controls[name].ReceiveAsync(&req) {
+			progressed = true
+			if err := r.validate(name, req, ExtendGraceRequest{}); err != nil {
+				r.record(ctx, "operator: "+name, req.Operator, "rejected: "+err.Error(), false)
+			} else {
+				_, _ = r.operatorControls()[name](ctx, req)
+			}
+			req = OperatorRequest{}
+		}
+	}
+	var ext ExtendGraceRequest
+	for r.controls[ControlExtendGrace].ReceiveAsync(&ext) {
+		progressed = true
+		if err := r.validate(ControlExtendGrace, OperatorRequest{}, ext); err != nil {
+			r.record(ctx, "operator: "+ControlExtendGrace, ext.Operator, "rejected: "+err.Error(), false)
+		} else {
+			_, _ = r.extendGrace(ctx, ext)
+		}
+		ext = ExtendGraceRequest{}
+	}
+	return progressed
+}

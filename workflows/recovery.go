@@ -1,0 +1,805 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"dunning/activities"
+)
+
+// a is the nil receiver through which workflows name activities.
+var a *activities.Activities
+
+const (
+	maxAppliedEvents = 1000
+	maxActions       = 500
+)
+
+// recovery is one PaymentRecoveryWorkflow run: its state and its channels.
+type recovery struct {
+	s        RecoveryState
+	id       string
+	wake     bool
+	pending  []PaymentFailedSignal
+	waive    *OperatorRequest
+	channels []workflow.ReceiveChannel
+	failed   workflow.ReceiveChannel
+	paid     workflow.ReceiveChannel
+	card     workflow.ReceiveChannel
+	removed  workflow.ReceiveChannel
+	controls map[string]workflow.ReceiveChannel
+}
+
+// PaymentRecoveryWorkflow is one customer's recovery (ID
+// recovery-<customer>): retries on schedule and at once when the card
+// changes, a grace period, suspension, deprovisioning; recovered when every
+// owed intent is paid. Signal-with-start by StripeEventWorkflow.
+func PaymentRecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryResult, error) {
+	r := &recovery{id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if in.State != nil {
+		r.s = *in.State
+	} else {
+		r.s = RecoveryState{StripeCustomerID: in.StripeCustomerID, Settings: in.Settings, Stage: StagePastDue}
+	}
+	r.pending = in.Pending
+	if err := r.setup(ctx); err != nil {
+		return RecoveryResult{}, err
+	}
+	return r.run(ctx)
+}
+
+func (r *recovery) setup(ctx workflow.Context) error {
+	r.failed = workflow.GetSignalChannel(ctx, SignalPaymentFailed)
+	r.paid = workflow.GetSignalChannel(ctx, SignalPaid)
+	r.card = workflow.GetSignalChannel(ctx, SignalCardUpdated)
+	r.removed = workflow.GetSignalChannel(ctx, SignalPaymentMethodRemoved)
+	r.channels = []workflow.ReceiveChannel{r.failed, r.paid, r.card, r.removed}
+	r.controls = map[string]workflow.ReceiveChannel{}
+	for _, name := range []string{ControlRetryNow, ControlExtendGrace, ControlWaive, ControlPause, ControlResume} {
+		ch := workflow.GetSignalChannel(ctx, name)
+		r.controls[name] = ch
+		r.channels = append(r.channels, ch)
+	}
+
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (RecoveryState, error) { return r.s, nil }); err != nil {
+		return fmt.Errorf("register status query: %w", err)
+	}
+	return r.registerControls(ctx)
+}
+
+func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
+	log := workflow.GetLogger(ctx)
+	for _, p := range r.pending {
+		r.onPaymentFailed(ctx, p)
+	}
+	r.pending = nil
+	if err := r.upsertAttributes(ctx); err != nil {
+		return RecoveryResult{}, err
+	}
+	for {
+		r.drain(ctx)
+		if err := r.step(ctx); err != nil {
+			return RecoveryResult{}, err
+		}
+		r.drain(ctx)
+		if r.terminal() {
+			if len(r.pending) > 0 {
+				// Failures that came in as this life ended open the next one.
+				log.Info("new failures after the end of a recovery; starting the next", "count", len(r.pending))
+				return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, RecoveryInput{
+					StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, Pending: r.pending,
+				})
+			}
+			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+			return RecoveryResult{Stage: r.s.Stage, Summary: r.details()}, nil
+		}
+		if r.wake || r.signalsWaiting() {
+			r.wake = false
+			continue
+		}
+		r.plan(ctx)
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			r.drain(ctx)
+			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+			s := r.s
+			return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, RecoveryInput{
+				StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, State: &s,
+			})
+		}
+		cond := func() bool { return r.wake || r.signalsWaiting() }
+		if r.s.Next.At.IsZero() {
+			if err := workflow.Await(ctx, cond); err != nil {
+				return RecoveryResult{}, err
+			}
+		} else if d := r.s.Next.At.Sub(workflow.Now(ctx)); d > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, d, cond); err != nil {
+				return RecoveryResult{}, err
+			}
+		}
+		r.wake = false
+	}
+}
+
+func (r *recovery) terminal() bool {
+	switch r.s.Stage {
+	case StageRecovered, StageDeprovisioned, StageWaived:
+		return true
+	}
+	return false
+}
+
+func (r *recovery) signalsWaiting() bool {
+	for _, ch := range r.channels {
+		if ch.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// drain applies every signal waiting, in the main coroutine.
+func (r *recovery) drain(ctx workflow.Context) {
+	for {
+		progressed := false
+		var f PaymentFailedSignal
+		for r.failed.ReceiveAsync(&f) {
+			progressed = true
+			if r.terminal() {
+				if !r.known(f.Intent.ID) && !r.applied(f.EventID) && !isOwnRetry(f) {
+					r.pending = append(r.pending, f)
+				}
+			} else {
+				r.onPaymentFailed(ctx, f)
+			}
+			f = PaymentFailedSignal{}
+		}
+		var p PaidSignal
+		for r.paid.ReceiveAsync(&p) {
+			progressed = true
+			r.onPaid(ctx, p)
+			p = PaidSignal{}
+		}
+		var c CardUpdatedSignal
+		for r.card.ReceiveAsync(&c) {
+			progressed = true
+			r.onCardUpdated(ctx, c)
+			c = CardUpdatedSignal{}
+		}
+		var m PaymentMethodRemovedSignal
+		for r.removed.ReceiveAsync(&m) {
+			progressed = true
+			r.onPaymentMethodRemoved(ctx, m)
+			m = PaymentMethodRemovedSignal{}
+		}
+		if r.drainControls(ctx) {
+			progressed = true
+		}
+		if !progressed {
+			return
+		}
+	}
+}
+
+func isOwnRetry(f PaymentFailedSignal) bool {
+	return strings.HasPrefix(f.RequestIdempotencyKey, RetryIdempotencyPrefix+":")
+}
+
+func (r *recovery) known(intentID string) bool { return r.intent(intentID) != nil }
+
+func (r *recovery) intent(id string) *Intent {
+	for _, in := range r.s.Intents {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+func (r *recovery) applied(eventID string) bool {
+	return eventID != "" && slices.Contains(r.s.AppliedEvents, eventID)
+}
+
+// remember records an event as applied; false when it already was.
+func (r *recovery) remember(eventID string) bool {
+	if eventID == "" {
+		return true
+	}
+	if r.applied(eventID) {
+		return false
+	}
+	r.s.AppliedEvents = append(r.s.AppliedEvents, eventID)
+	if n := len(r.s.AppliedEvents); n > maxAppliedEvents {
+		r.s.AppliedEvents = slices.Clone(r.s.AppliedEvents[n-maxAppliedEvents:])
+	}
+	return true
+}
+
+func (r *recovery) record(ctx workflow.Context, kind, detail, outcome string, dryRun bool) {
+	r.s.Actions = append(r.s.Actions, Action{At: workflow.Now(ctx), Kind: kind, Detail: detail, Outcome: outcome, DryRun: dryRun})
+	if n := len(r.s.Actions); n > maxActions {
+		r.s.Actions = slices.Clone(r.s.Actions[n-maxActions:])
+	}
+	if dryRun {
+		r.s.DryRunActions++
+	}
+}
+
+// onPaymentFailed applies a failed intent. The first one opens the
+// lifecycle; later ones, including the echoes of dunning's own retries,
+// join it and start no second ladder.
+func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) {
+	if !r.remember(f.EventID) {
+		return
+	}
+	now := workflow.Now(ctx)
+	if r.s.FirstFailureAt.IsZero() {
+		r.s.FirstFailureAt = now
+		r.s.Lifecycle = fmt.Sprintf("%s@%d", r.id, now.Unix())
+		if len(r.s.Settings.RetrySchedule) > 0 {
+			r.s.RetryAt = now.Add(r.s.Settings.RetrySchedule[0])
+		}
+		r.s.SuspendAt = now.Add(r.s.Settings.GracePeriod)
+	}
+	decline := firstNonEmpty(f.Intent.DeclineCode, f.Intent.FailureCode)
+	in := r.intent(f.Intent.ID)
+	switch {
+	case in == nil:
+		r.s.Intents = append(r.s.Intents, &Intent{
+			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,
+			State: IntentOpen, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
+		})
+		r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", f.Intent.ID, money(f.Intent.Amount, f.Intent.Currency), decline), "recorded", false)
+	case in.State != IntentOpen || f.Created.Before(in.LastEventAt):
+		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: older than what is known", false)
+	default:
+		in.LastEventAt, in.LastDecline = f.Created, decline
+		r.record(ctx, "payment failed again", fmt.Sprintf("%s (%s)", f.Intent.ID, decline), "recorded", false)
+	}
+}
+
+func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
+	if !r.remember(p.EventID) {
+		return
+	}
+	matched := false
+	for _, in := range r.s.Intents {
+		if in.State != IntentOpen {
+			continue
+		}
+		if (p.IntentID != "" && in.ID == p.IntentID) || (p.InvoiceID != "" && in.InvoiceID == p.InvoiceID) {
+			r.resolve(ctx, in, IntentPaid, p.Source)
+			matched = true
+		}
+	}
+	if !matched {
+		r.record(ctx, "payment reported", firstNonEmpty(p.IntentID, p.InvoiceID)+" by "+p.Source, "no open intent matches", false)
+	}
+}
+
+func (r *recovery) resolve(ctx workflow.Context, in *Intent, state IntentState, by string) {
+	in.State, in.ResolvedAt, in.ResolvedBy = state, workflow.Now(ctx), by
+	r.record(ctx, "intent "+string(state), fmt.Sprintf("%s %s", in.ID, money(in.Amount, in.Currency)), "by "+by, false)
+}
+
+func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
+	if !r.remember(c.EventID) {
+		return
+	}
+	r.s.NoPaymentMethod = false
+	if r.s.Stage == StagePastDue || r.s.Stage == StageSuspended {
+		// A burst of card events becomes one retry.
+		due := workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
+		if r.s.CardRetryAt.IsZero() || due.Before(r.s.CardRetryAt) {
+			r.s.CardRetryAt = due
+		}
+	}
+	r.record(ctx, "card updated", firstNonEmpty(c.PaymentMethodID, c.Source), "retry at once", false)
+}
+
+func (r *recovery) onPaymentMethodRemoved(ctx workflow.Context, m PaymentMethodRemovedSignal) {
+	if !r.remember(m.EventID) {
+		return
+	}
+	r.s.NoPaymentMethod = true
+	r.s.CardRetryAt = time.Time{}
+	r.record(ctx, "payment method removed", m.Source, "retries wait for a new card", false)
+}
+
+// step does whatever is due: announcing, resolving, retrying, suspending,
+// deprovisioning, waiving.
+func (r *recovery) step(ctx workflow.Context) error {
+	if len(r.s.Intents) == 0 {
+		return nil // started by a signal that carried nothing to recover yet
+	}
+	if r.waive != nil {
+		return r.doWaive(ctx)
+	}
+	if !r.s.Announced {
+		if err := r.announce(ctx); err != nil {
+			return err
+		}
+	}
+	if r.s.Paused {
+		// Nothing automatic while paused; a payment still ends a recovery
+		// that has nothing to give back.
+		if r.openCount() == 0 && r.s.Stage == StagePastDue {
+			return r.recover(ctx)
+		}
+		return nil
+	}
+	if r.openCount() == 0 {
+		return r.recover(ctx)
+	}
+	now := workflow.Now(ctx)
+	retryDue := r.s.RetryNow || (!r.s.CardRetryAt.IsZero() && !now.Before(r.s.CardRetryAt))
+	scheduled := !r.s.RetryAt.IsZero() && !now.Before(r.s.RetryAt)
+	if scheduled {
+		r.s.RetriesDone++
+		r.s.RetryAt = time.Time{}
+		if r.s.RetriesDone < len(r.s.Settings.RetrySchedule) {
+			r.s.RetryAt = r.s.FirstFailureAt.Add(r.s.Settings.RetrySchedule[r.s.RetriesDone] + r.s.PausedTotal)
+		}
+	}
+	if retryDue || scheduled {
+		why := "scheduled retry " + fmt.Sprint(r.s.RetriesDone)
+		if retryDue {
+			why = "retry after card update"
+			if r.s.RetryNow {
+				why = "retry asked by an operator"
+			}
+		}
+		r.s.RetryNow, r.s.CardRetryAt = false, time.Time{}
+		if r.s.NoPaymentMethod && !retryDue {
+			r.record(ctx, why, "", "skipped: no usable payment method", false)
+		} else if err := r.retryAll(ctx, why); err != nil {
+			return err
+		}
+		if r.openCount() == 0 {
+			return r.recover(ctx)
+		}
+	}
+	switch {
+	case r.s.Stage == StagePastDue && !r.s.SuspendAt.IsZero() && !now.Before(r.s.SuspendAt):
+		return r.suspend(ctx)
+	case r.s.Stage == StageSuspended && !r.s.DeprovisionAt.IsZero() && !now.Before(r.s.DeprovisionAt):
+		return r.deprovision(ctx)
+	}
+	return nil
+}
+
+func (r *recovery) openCount() int {
+	n := 0
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			n++
+		}
+	}
+	return n
+}
+
+// owed sums the open intents, per currency.
+func (r *recovery) owed() (int64, string) {
+	var total int64
+	currency := ""
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			total += in.Amount
+			if currency == "" {
+				currency = in.Currency
+			}
+		}
+	}
+	return total, currency
+}
+
+func (r *recovery) key(parts ...string) string {
+	return r.s.Lifecycle + ":" + strings.Join(parts, ":")
+}
+
+func activityCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    2 * time.Minute,
+		},
+	})
+}
+
+// announce opens the lifecycle: the product's customer ID, the Amberflo
+// invoice, the intent's current status (an old event may describe an
+// intent already paid), then one customer notice and one ops alert.
+func (r *recovery) announce(ctx workflow.Context) error {
+	actx := activityCtx(ctx)
+	var profile activities.CustomerProfile
+	if err := workflow.ExecuteActivity(actx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: r.s.StripeCustomerID}).Get(ctx, &profile); err != nil {
+		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+errText(err), false)
+		profile.CustomerID = r.s.StripeCustomerID
+	}
+	r.s.CustomerID = profile.CustomerID
+	r.lookUpInvoice(ctx)
+	if err := r.recheckStripe(ctx, "status at the first failure"); err != nil {
+		return err
+	}
+	r.s.Announced = true
+	if r.openCount() == 0 {
+		return nil
+	}
+	amount, currency := r.owed()
+	next := r.s.RetryAt
+	deadline := r.s.SuspendAt
+	r.notice(ctx, "payment_failed", r.key("past_due", "notice"), "", &next, &deadline)
+	r.alert(ctx, "warning", r.key("past_due", "alert"), "Payment failed: "+r.s.StripeCustomerID+" is past due",
+		fmt.Sprintf("%s owed. Retries scheduled; suspension at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
+	return nil
+}
+
+func (r *recovery) lookUpInvoice(ctx workflow.Context) {
+	var inv activities.AmberfloInvoice
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.LatestInvoice, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &inv)
+	switch {
+	case err != nil:
+		r.record(ctx, "amberflo invoice", r.s.CustomerID, "failed: "+errText(err), false)
+	case inv.DryRun:
+		r.record(ctx, "amberflo invoice", r.s.CustomerID, "not looked up", true)
+	case !inv.Found:
+		r.record(ctx, "amberflo invoice", r.s.CustomerID, "none found", false)
+	default:
+		r.s.Invoice = &AmberfloInvoice{URI: inv.URI, Amount: inv.Amount, PaymentStatus: inv.PaymentStatus, Paid: inv.Paid}
+		r.record(ctx, "amberflo invoice", inv.URI, inv.PaymentStatus, false)
+	}
+}
+
+// recheckStripe asks Stripe for every open intent's status and resolves
+// the ones paid or canceled since.
+func (r *recovery) recheckStripe(ctx workflow.Context, why string) error {
+	for _, in := range r.s.Intents {
+		if in.State != IntentOpen {
+			continue
+		}
+		var st activities.IntentStatus
+		if err := workflow.ExecuteActivity(activityCtx(ctx), a.PaymentIntentStatus, activities.IntentInput{IntentID: in.ID}).Get(ctx, &st); err != nil {
+			return r.pauseForOperator(ctx, "stripe re-check of "+in.ID+" failed: "+errText(err))
+		}
+		switch {
+		case st.Paid:
+			r.resolve(ctx, in, IntentPaid, "stripe ("+why+")")
+		case st.Closed:
+			r.resolve(ctx, in, IntentCanceled, "stripe ("+why+")")
+		default:
+			r.record(ctx, "stripe re-check", in.ID, st.Status, st.DryRun)
+		}
+	}
+	return nil
+}
+
+// recheck asks Stripe and Amberflo again before anything is taken away.
+// It returns true when the customer has paid after all.
+func (r *recovery) recheck(ctx workflow.Context, before string) (bool, error) {
+	if err := r.recheckStripe(ctx, "before "+before); err != nil || r.s.Paused {
+		return false, err
+	}
+	if r.openCount() == 0 {
+		return true, nil
+	}
+	r.lookUpInvoice(ctx)
+	if inv := r.s.Invoice; inv != nil && inv.Paid {
+		for _, in := range r.s.Intents {
+			if in.State == IntentOpen {
+				r.resolve(ctx, in, IntentPaid, "amberflo invoice "+inv.PaymentStatus+" (before "+before+")")
+			}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+func (r *recovery) retryAll(ctx workflow.Context, why string) error {
+	r.s.RetryRounds++
+	declined := 0
+	for _, in := range r.s.Intents {
+		if in.State != IntentOpen {
+			continue
+		}
+		in.Attempts++
+		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts)}, ":")
+		var res activities.RetryResult
+		err := workflow.ExecuteActivity(activityCtx(ctx), a.RetryPayment, activities.RetryInput{
+			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key,
+		}).Get(ctx, &res)
+		if err != nil {
+			r.record(ctx, why, in.ID, "failed: "+errText(err), false)
+			r.alert(ctx, "critical", r.key("retry-rejected", in.ID, fmt.Sprint(in.Attempts)),
+				"Stripe rejected a retry for "+r.s.StripeCustomerID, errText(err))
+			continue
+		}
+		detail := fmt.Sprintf("%s attempt %d", in.ID, in.Attempts)
+		switch res.Outcome {
+		case activities.RetrySucceeded:
+			r.resolve(ctx, in, IntentPaid, why)
+		case activities.RetryAlreadyPaid:
+			r.resolve(ctx, in, IntentPaid, "customer (found paid at "+why+")")
+		case activities.RetryCanceled:
+			r.resolve(ctx, in, IntentCanceled, "stripe (found canceled at "+why+")")
+		case activities.RetryNoPaymentMethod:
+			r.s.NoPaymentMethod = true
+			r.record(ctx, why, detail, "no usable payment method", false)
+		case activities.RetryDryRun:
+			r.record(ctx, why, detail, "not charged", true)
+		default:
+			in.LastDecline = firstNonEmpty(res.DeclineCode, res.Outcome)
+			r.record(ctx, why, detail, res.Outcome+" "+res.DeclineCode, false)
+			declined++
+		}
+	}
+	if declined > 0 {
+		next, deadline := r.s.RetryAt, r.s.SuspendAt
+		r.notice(ctx, "payment_retry_failed", r.key("retry", fmt.Sprint(r.s.RetryRounds), "notice"), "", &next, &deadline)
+	}
+	return nil
+}
+
+// controlPlane performs an action; a permanent rejection pauses the
+// recovery for an operator and reports false.
+func (r *recovery) controlPlane(ctx workflow.Context, action, reason string) (bool, error) {
+	amount, currency := r.owed()
+	var res activities.ControlPlaneResult
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.ControlPlane, activities.ControlPlaneInput{
+		Action: action, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
+		IdempotencyKey: r.key(action, fmt.Sprint(r.s.Resumes)), Reason: reason, WorkflowID: r.id,
+		AmountDue: amount, Currency: currency, RequestedAt: workflow.Now(ctx),
+	}).Get(ctx, &res)
+	if err != nil {
+		return false, r.pauseForOperator(ctx, "control plane "+action+" failed: "+errText(err))
+	}
+	outcome := "done"
+	if res.AlreadyApplied {
+		outcome = "already so"
+	}
+	if res.DryRun {
+		outcome = "not called"
+	}
+	r.record(ctx, "control plane "+action, r.s.CustomerID, outcome, res.DryRun)
+	return true, nil
+}
+
+func (r *recovery) pauseForOperator(ctx workflow.Context, reason string) error {
+	now := workflow.Now(ctx)
+	r.s.Paused, r.s.PausedAt, r.s.PausedReason = true, now, reason
+	r.record(ctx, "paused", reason, "waiting for an operator", false)
+	r.alert(ctx, "critical", r.key("paused", fmt.Sprint(now.Unix())), "Recovery of "+r.s.StripeCustomerID+" paused for an operator",
+		reason+"\nResume with: temporal workflow update execute --workflow-id "+r.id+" --name "+ControlResume)
+	return r.upsertAttributes(ctx)
+}
+
+func (r *recovery) suspend(ctx workflow.Context) error {
+	paid, err := r.recheck(ctx, "suspension")
+	if err != nil || r.s.Paused {
+		return err
+	}
+	if paid {
+		return r.recover(ctx)
+	}
+	ok, err := r.controlPlane(ctx, "suspend", "unpaid after the grace period")
+	if err != nil || !ok {
+		return err
+	}
+	now := workflow.Now(ctx)
+	r.s.Stage, r.s.SuspendedAt = StageSuspended, now
+	r.s.DeprovisionAt = now.Add(r.s.Settings.DeprovisionAfter)
+	deadline := r.s.DeprovisionAt
+	r.notice(ctx, "account_suspended", r.key("suspended", "notice"), "", nil, &deadline)
+	amount, currency := r.owed()
+	r.alert(ctx, "warning", r.key("suspended", "alert"), "Suspended: "+r.s.StripeCustomerID,
+		fmt.Sprintf("%s unpaid after the grace period. Deprovisioning at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
+	return r.upsertAttributes(ctx)
+}
+
+func (r *recovery) deprovision(ctx workflow.Context) error {
+	paid, err := r.recheck(ctx, "deprovisioning")
+	if err != nil || r.s.Paused {
+		return err
+	}
+	if paid {
+		return r.recover(ctx)
+	}
+	ok, err := r.controlPlane(ctx, "deprovision", "unpaid while suspended")
+	if err != nil || !ok {
+		return err
+	}
+	var res activities.DeactivateResult
+	if err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res); err != nil {
+		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
+		r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
+	} else {
+		r.record(ctx, "amberflo deactivate", r.s.CustomerID, map[bool]string{true: "deactivated", false: "already inactive"}[res.Changed], res.DryRun)
+	}
+	r.s.Stage = StageDeprovisioned
+	r.notice(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil)
+	amount, currency := r.owed()
+	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
+		money(amount, currency)+" never paid; resources taken back and the Amberflo customer deactivated.")
+	return r.upsertAttributes(ctx)
+}
+
+func (r *recovery) recover(ctx workflow.Context) error {
+	if r.s.Stage == StageSuspended {
+		ok, err := r.controlPlane(ctx, "resume", "paid")
+		if err != nil || !ok {
+			return err
+		}
+		r.s.Resumes++
+		r.notice(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil)
+	} else {
+		r.notice(ctx, "payment_recovered", r.key("recovered", "notice"), "", nil, nil)
+	}
+	r.s.Stage = StageRecovered
+	r.alert(ctx, "info", r.key("recovered", "alert"), "Recovered: "+r.s.StripeCustomerID, "Every owed payment is settled.")
+	return r.upsertAttributes(ctx)
+}
+
+func (r *recovery) doWaive(ctx workflow.Context) error {
+	req := r.waive
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			r.resolve(ctx, in, IntentWaived, "operator "+firstNonEmpty(req.Operator, "(unnamed)"))
+		}
+	}
+	if r.s.Stage == StageSuspended {
+		ok, err := r.controlPlane(ctx, "resume", "waived: "+req.Reason)
+		if err != nil || !ok {
+			return err // paused; the waiver stays asked for
+		}
+		r.s.Resumes++
+	}
+	r.waive = nil
+	r.s.Stage, r.s.WaivedReason = StageWaived, req.Reason
+	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
+	return r.upsertAttributes(ctx)
+}
+
+// notice sends a customer notice; a failure is recorded, not fatal.
+func (r *recovery) notice(ctx workflow.Context, typ, key, reason string, next, deadline *time.Time) {
+	amount, currency := r.owed()
+	in := activities.NoticeInput{
+		Key: key, Type: typ, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
+		Stage: string(r.s.Stage), AmountDue: amount, Currency: currency, Reason: reason, CreatedAt: workflow.Now(ctx),
+	}
+	if r.s.Invoice != nil {
+		in.InvoiceURL = r.s.Invoice.URI
+	}
+	if next != nil && !next.IsZero() {
+		in.NextActionAt = next
+	}
+	if deadline != nil && !deadline.IsZero() {
+		in.Deadline = deadline
+	}
+	var res activities.NotifyResult
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.Notice, in).Get(ctx, &res)
+	r.record(ctx, "customer notice "+typ, "", outcomeOf(err, "sent"), res.DryRun)
+}
+
+// alert sends an ops alert; a failure is recorded, not fatal.
+func (r *recovery) alert(ctx workflow.Context, severity, key, title, text string) {
+	var res activities.NotifyResult
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.Alert, activities.AlertInput{
+		Key: key, Severity: severity, Title: title, Text: text, CustomerID: r.s.CustomerID,
+		StripeCustomerID: r.s.StripeCustomerID, WorkflowID: r.id,
+	}).Get(ctx, &res)
+	r.record(ctx, "ops alert ("+severity+")", title, outcomeOf(err, "sent"), res.DryRun)
+}
+
+func outcomeOf(err error, ok string) string {
+	if err != nil {
+		return "failed: " + errText(err)
+	}
+	return ok
+}
+
+func errText(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Error()
+	}
+	return err.Error()
+}
+
+// plan works out the next action and its time, and shows it in the UI.
+func (r *recovery) plan(ctx workflow.Context) {
+	var next NextAction
+	earliest := func(kind string, at time.Time) {
+		if !at.IsZero() && (next.At.IsZero() || at.Before(next.At)) {
+			next = NextAction{Kind: kind, At: at}
+		}
+	}
+	switch {
+	case len(r.s.Intents) == 0:
+		next = NextAction{Kind: NextWaitPayment}
+	case r.s.Paused:
+		next = NextAction{Kind: NextPaused}
+	default:
+		if !r.s.NoPaymentMethod {
+			earliest(NextRetry, r.s.RetryAt)
+		}
+		earliest(NextRetry, r.s.CardRetryAt)
+		if r.s.Stage == StagePastDue {
+			earliest(NextSuspend, r.s.SuspendAt)
+		} else if r.s.Stage == StageSuspended {
+			earliest(NextDeprovision, r.s.DeprovisionAt)
+		}
+		if next.Kind == "" {
+			next = NextAction{Kind: NextWaitPayment}
+		}
+		if r.s.NoPaymentMethod && next.Kind != NextSuspend && next.Kind != NextDeprovision {
+			next.Kind = NextWaitCard
+		}
+	}
+	r.s.Next = next
+	workflow.SetCurrentDetails(ctx, r.details())
+}
+
+// details is the one line the UI shows: stage, amount owed, next action.
+func (r *recovery) details() string {
+	amount, currency := r.owed()
+	line := fmt.Sprintf("%s · owes %s · next: %s", r.s.Stage, money(amount, currency), r.s.Next.Kind)
+	if !r.s.Next.At.IsZero() {
+		line += " at " + r.s.Next.At.UTC().Format(time.RFC3339)
+	}
+	if r.s.Paused {
+		line += " · paused: " + r.s.PausedReason
+	}
+	return line
+}
+
+func (r *recovery) upsertAttributes(ctx workflow.Context) error {
+	attrs := workflow.GetTypedSearchAttributes(ctx)
+	var updates []temporal.SearchAttributeUpdate
+	if v, _ := attrs.GetKeyword(RecoveryStageKey); v != string(r.s.Stage) {
+		updates = append(updates, RecoveryStageKey.ValueSet(string(r.s.Stage)))
+	}
+	if v, _ := attrs.GetKeyword(StripeCustomerIDKey); v != r.s.StripeCustomerID {
+		updates = append(updates, StripeCustomerIDKey.ValueSet(r.s.StripeCustomerID))
+	}
+	if len(updates) == 0 {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		return fmt.Errorf("upsert search attributes: %w", err)
+	}
+	return nil
+}
+
+// money formats minor units, e.g. "USD 49.00".
+func money(amount int64, currency string) string {
+	c := strings.ToUpper(currency)
+	if c == "" {
+		return fmt.Sprint(amount)
+	}
+	if zeroDecimal[c] {
+		return fmt.Sprintf("%s %d", c, amount)
+	}
+	sign := ""
+	if amount < 0 {
+		sign, amount = "-", -amount
+	}
+	return fmt.Sprintf("%s %s%d.%02d", c, sign, amount/100, amount%100)
+}
+
+var zeroDecimal = map[string]bool{"BIF": true, "CLP": true, "DJF": true, "GNF": true, "JPY": true, "KMF": true,
+	"KRW": true, "MGA": true, "PYG": true, "RWF": true, "UGX": true, "VND": true, "VUV": true, "XAF": true, "XOF": true, "XPF": true}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
