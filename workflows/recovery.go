@@ -96,6 +96,8 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 					StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, Pending: r.pending,
 				})
 			}
+			r.s.Next = NextAction{Kind: NextNone}
+			workflow.SetCurrentDetails(ctx, r.details())
 			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 			return RecoveryResult{Stage: r.s.Stage, Summary: r.details()}, nil
 		}
@@ -425,8 +427,13 @@ func (r *recovery) announce(ctx workflow.Context) error {
 	}
 	r.s.CustomerID = profile.CustomerID
 	r.lookUpInvoice(ctx)
-	if err := r.recheckStripe(ctx, "status at the first failure"); err != nil {
-		return err
+	// An old event may describe an intent paid since. A failed read here
+	// is only recorded: the re-check before suspension is the one that
+	// must not be skipped.
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			r.checkIntent(ctx, in, "status at the first failure")
+		}
 	}
 	r.s.Announced = true
 	if r.openCount() == 0 {
@@ -464,18 +471,28 @@ func (r *recovery) recheckStripe(ctx workflow.Context, why string) error {
 		if in.State != IntentOpen {
 			continue
 		}
-		var st activities.IntentStatus
-		if err := workflow.ExecuteActivity(activityCtx(ctx), a.PaymentIntentStatus, activities.IntentInput{IntentID: in.ID}).Get(ctx, &st); err != nil {
+		if err := r.checkIntent(ctx, in, why); err != nil {
 			return r.pauseForOperator(ctx, "stripe re-check of "+in.ID+" failed: "+errText(err))
 		}
-		switch {
-		case st.Paid:
-			r.resolve(ctx, in, IntentPaid, "stripe ("+why+")")
-		case st.Closed:
-			r.resolve(ctx, in, IntentCanceled, "stripe ("+why+")")
-		default:
-			r.record(ctx, "stripe re-check", in.ID, st.Status, st.DryRun)
-		}
+	}
+	return nil
+}
+
+// checkIntent reads one intent's status and resolves it if paid or
+// canceled since.
+func (r *recovery) checkIntent(ctx workflow.Context, in *Intent, why string) error {
+	var st activities.IntentStatus
+	if err := workflow.ExecuteActivity(activityCtx(ctx), a.PaymentIntentStatus, activities.IntentInput{IntentID: in.ID}).Get(ctx, &st); err != nil {
+		r.record(ctx, "stripe re-check", in.ID, "failed: "+errText(err), false)
+		return err
+	}
+	switch {
+	case st.Paid:
+		r.resolve(ctx, in, IntentPaid, "stripe ("+why+")")
+	case st.Closed:
+		r.resolve(ctx, in, IntentCanceled, "stripe ("+why+")")
+	default:
+		r.record(ctx, "stripe re-check", in.ID, st.Status, st.DryRun)
 	}
 	return nil
 }
@@ -619,7 +636,14 @@ func (r *recovery) deprovision(ctx workflow.Context) error {
 		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
 		r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
 	} else {
-		r.record(ctx, "amberflo deactivate", r.s.CustomerID, map[bool]string{true: "deactivated", false: "already inactive"}[res.Changed], res.DryRun)
+		outcome := "deactivated"
+		switch {
+		case res.DryRun:
+			outcome = "not called"
+		case !res.Changed:
+			outcome = "already inactive"
+		}
+		r.record(ctx, "amberflo deactivate", r.s.CustomerID, outcome, res.DryRun)
 	}
 	r.s.Stage = StageDeprovisioned
 	r.notice(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil)
@@ -703,12 +727,18 @@ func outcomeOf(err error, ok string) string {
 	return ok
 }
 
+// errText is an activity failure in a line: the application error's own
+// message, without the chain of causes the SDK appends.
 func errText(err error) string {
+	msg := err.Error()
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		return app.Error()
+		msg = app.Message()
 	}
-	return err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
 }
 
 // plan works out the next action and its time, and shows it in the UI.

@@ -29,6 +29,10 @@ import (
 // not set. It is only ever used by `dunning dev` and `dunning send-event`.
 const DevWebhookSecret = "whsec_dunning_local_development"
 
+// devStripeKey is the key sent to stripe-mock, which takes any key of a
+// test key's shape.
+const devStripeKey = "sk_test_123"
+
 // devSettings are the knobs of the local stack, each from the environment.
 type devSettings struct {
 	dataDir      string // DEV_DATA_DIR
@@ -87,7 +91,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	if devStripe {
-		cfg.StripeAPIKey = "sk_test_dunning_dev" // stripe-mock accepts any test key
+		cfg.StripeAPIKey = devStripeKey
 	}
 	log := newLogger(cfg)
 
@@ -271,7 +275,7 @@ func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer sk_test_dunning_dev")
+		req.Header.Set("Authorization", "Bearer "+devStripeKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()

@@ -25,6 +25,8 @@ func runSendEvent(ctx context.Context, args []string, out io.Writer) error {
 	customer := fs.String("customer", "", "Stripe customer ID (cus_…); random when empty")
 	id := fs.String("id", "", "event ID (evt_…); random when empty")
 	object := fs.String("object", "", "ID of data.object (pi_…, in_…, card_…, pm_…); random when empty")
+	invoice := fs.String("invoice", "", "invoice behind a payment intent (in_…); random when empty")
+	intent := fs.String("payment-intent", "", "payment intent behind an invoice (pi_…), for invoice.paid; random when empty")
 	amount := fs.Int64("amount", 4900, "amount in minor units")
 	currency := fs.String("currency", "usd", "currency")
 	apiVersion := fs.String("api-version", stripefixture.APIVersion, "the event's api_version")
@@ -52,6 +54,7 @@ func runSendEvent(ctx context.Context, args []string, out io.Writer) error {
 
 	body, err := stripefixture.Event(eventType, stripefixture.Options{
 		ID: *id, Customer: *customer, ObjectID: *object, Amount: *amount, Currency: *currency, APIVersion: *apiVersion,
+		Invoice: *invoice, PaymentIntent: *intent,
 	})
 	if err != nil {
 		return err
