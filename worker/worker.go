@@ -103,7 +103,8 @@ func New(c client.Client, cfg config.Config, log *slog.Logger) (sdkworker.Worker
 		return nil, err
 	}
 	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{})
-	Register(w, acts)
+	RegisterWorkflows(w)
+	w.RegisterActivity(acts)
 	var live, dry []string
 	for _, name := range slices.Sorted(maps.Keys(cfg.Live())) {
 		on := cfg.Live()[name]
@@ -118,16 +119,13 @@ func New(c client.Client, cfg config.Config, log *slog.Logger) (sdkworker.Worker
 	return w, nil
 }
 
-// Register registers dunning's workflows and acts on any worker or replayer.
-func Register(w interface {
+// RegisterWorkflows registers dunning's workflows on a worker or a
+// replayer, under the names in workflows/api.go.
+func RegisterWorkflows(w interface {
 	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
-	RegisterActivity(any)
-}, acts *activities.Activities) {
+}) {
 	w.RegisterWorkflowWithOptions(workflows.StripeEventWorkflow, workflow.RegisterOptions{Name: workflows.StripeEventWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.PaymentRecoveryWorkflow, workflow.RegisterOptions{Name: workflows.PaymentRecoveryWorkflowName})
-	if acts != nil {
-		w.RegisterActivity(acts)
-	}
 }
 
 // Run runs a worker until ctx is cancelled.
