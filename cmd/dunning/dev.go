@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -113,15 +114,15 @@ func runDev(ctx context.Context, args []string) error {
 	// and the webhook, not with them.
 	procCtx, stopProcs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProcs()
-	var procs []*child
+	var procs []<-chan struct{}
 	defer func() {
 		stopProcs()
-		for _, p := range procs {
-			<-p.done
+		for _, stopped := range procs {
+			<-stopped
 		}
 	}()
 
-	temporal, err := startProcess(procCtx, s.temporalCLI, filepath.Join(s.dataDir, "temporal.log"),
+	temporal, stopped, err := keepRunning(procCtx, log, "temporal dev server", s.temporalCLI, filepath.Join(s.dataDir, "temporal.log"),
 		"server", "start-dev",
 		"--ip", hostOf(cfg.TemporalAddress),
 		"--port", portOf(cfg.TemporalAddress),
@@ -135,7 +136,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("start temporal dev server (run `make tools` to build it): %w", err)
 	}
-	procs = append(procs, temporal)
+	procs = append(procs, stopped)
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, 90*time.Second)
 	go func() {
@@ -157,12 +158,12 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	if devStripe {
-		mock, err := startProcess(procCtx, s.stripeMock, filepath.Join(s.dataDir, "stripe-mock.log"),
+		_, stopped, err := keepRunning(procCtx, log, "stripe-mock", s.stripeMock, filepath.Join(s.dataDir, "stripe-mock.log"),
 			"-http-addr", s.stripeMockAt)
 		if err != nil {
 			return fmt.Errorf("start stripe-mock (run `make tools` to build it): %w", err)
 		}
-		procs = append(procs, mock)
+		procs = append(procs, stopped)
 		if err := waitHTTP(ctx, "http://"+s.stripeMockAt+"/v1/customers", 30*time.Second); err != nil {
 			return fmt.Errorf("stripe-mock did not come up (see %s): %w", filepath.Join(s.dataDir, "stripe-mock.log"), err)
 		}
@@ -232,6 +233,38 @@ func checkFree(addr string) error {
 		return fmt.Errorf("%s is already in use (another `make run` still up?): %w", addr, err)
 	}
 	return ln.Close()
+}
+
+// keepRunning starts a child and starts it again whenever it exits before
+// ctx ends, so that a dev server killed by hand comes back (the webhook
+// answers 503 meanwhile). It returns the first process and a channel that
+// closes once the last one has exited after ctx ended.
+func keepRunning(ctx context.Context, log *slog.Logger, name, bin, logPath string, args ...string) (*child, <-chan struct{}, error) {
+	first, err := startProcess(ctx, bin, logPath, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for p := first; ; {
+			<-p.done
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error(name+" exited; starting it again in 3s", "log", logPath)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(3 * time.Second):
+			}
+			if p, err = startProcess(ctx, bin, logPath, args...); err != nil {
+				log.Error("could not start "+name+" again", "error", err)
+				return
+			}
+		}
+	}()
+	return first, stopped, nil
 }
 
 // child is a process the local stack started; done closes when it exits.
