@@ -69,6 +69,21 @@ type Config struct {
 	// retry (DUNNING_CARD_UPDATE_DEBOUNCE).
 	CardUpdateDebounce time.Duration
 
+	// CardReminderBefore is how long before a card expires the reminder
+	// goes out (DUNNING_CARD_REMINDER_BEFORE).
+	CardReminderBefore time.Duration
+
+	// ReconcileInterval is how often Stripe's event list is compared with
+	// what dunning has (RECONCILE_INTERVAL); 0 turns reconciliation off.
+	ReconcileInterval time.Duration
+	// ReconcileLookback is the window of each reconciliation
+	// (RECONCILE_LOOKBACK), within the namespace retention.
+	ReconcileLookback time.Duration
+
+	// WorkerMetricsAddr is where the worker serves /metrics
+	// (WORKER_METRICS_ADDR); empty means not served.
+	WorkerMetricsAddr string
+
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
 }
@@ -118,6 +133,10 @@ func Load(getenv func(string) string) (Config, error) {
 		GracePeriod:            r.duration("DUNNING_GRACE_PERIOD", 168*time.Hour),
 		DeprovisionAfter:       r.duration("DUNNING_DEPROVISION_AFTER", 336*time.Hour),
 		CardUpdateDebounce:     r.duration("DUNNING_CARD_UPDATE_DEBOUNCE", 10*time.Second),
+		CardReminderBefore:     r.duration("DUNNING_CARD_REMINDER_BEFORE", 7*24*time.Hour),
+		ReconcileInterval:      r.duration("RECONCILE_INTERVAL", 15*time.Minute),
+		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
+		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 	}
@@ -148,6 +167,16 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.CardUpdateDebounce < 0 || c.CardUpdateDebounce > time.Hour {
 		r.fail("DUNNING_CARD_UPDATE_DEBOUNCE", "must be between 0 and 1h")
+	}
+	if c.CardReminderBefore <= 0 || c.CardReminderBefore > 60*24*time.Hour {
+		r.fail("DUNNING_CARD_REMINDER_BEFORE", "must be positive and at most 1440h")
+	}
+	if c.ReconcileInterval < 0 || (c.ReconcileInterval > 0 && c.ReconcileInterval < 10*time.Second) {
+		r.fail("RECONCILE_INTERVAL", "must be 0 (off) or at least 10s")
+	}
+	// (A retention too short is reported on its own.)
+	if c.ReconcileLookback <= 0 || (c.NamespaceRetention >= MinRetention && c.ReconcileLookback > c.NamespaceRetention) {
+		r.fail("RECONCILE_LOOKBACK", "must be positive and within TEMPORAL_NAMESPACE_RETENTION (%s)", c.NamespaceRetention)
 	}
 	return c, errors.Join(r.errs...)
 }
@@ -197,6 +226,13 @@ func (r *reader) addr(name, def string) string {
 		r.fail(name, "%q has no valid port", v)
 	}
 	return v
+}
+
+func (r *reader) optionalAddr(name string) string {
+	if r.str(name, "") == "" {
+		return ""
+	}
+	return r.addr(name, "")
 }
 
 func (r *reader) url(name, def string) string {

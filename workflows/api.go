@@ -21,7 +21,13 @@ const (
 	StripeEventWorkflowName     = "StripeEventWorkflow"
 	PaymentRecoveryWorkflowName = "PaymentRecoveryWorkflow"
 	CardExpiryWorkflowName      = "CardExpiryWorkflow"
+	// ReconcileEventsWorkflowName backfills events Stripe never delivered.
+	ReconcileEventsWorkflowName = "ReconcileEventsWorkflow"
 )
+
+// ReconcileScheduleID is the Temporal Schedule that runs
+// ReconcileEventsWorkflow; the worker creates or updates it at start.
+const ReconcileScheduleID = "dunning-reconcile-events"
 
 // StatusQuery returns a workflow's whole state.
 const StatusQuery = "status"
@@ -114,6 +120,10 @@ func HandledEventTypes() []string {
 // EventWorkflowID is the ID of the workflow that handles a Stripe event:
 // the event ID as is, so that a redelivery cannot start a second one.
 func EventWorkflowID(eventID string) string { return eventID }
+
+// CardExpiryWorkflowID is the ID of the workflow that watches one card's
+// expiry: one per card, however often Stripe repeats the event.
+func CardExpiryWorkflowID(cardID string) string { return "card-expiry-" + cardID }
 
 // RecoveryWorkflowID is the ID of a customer's recovery workflow.
 func RecoveryWorkflowID(stripeCustomerID string) string {
@@ -424,4 +434,48 @@ type AmberfloInvoice struct {
 	Amount        float64 `json:"amount"`
 	PaymentStatus string  `json:"payment_status"`
 	Paid          bool    `json:"paid"`
+}
+
+// SignalCardExpiring carries a repeated customer.source.expiring event to
+// the card's running expiry workflow (CardExpiringSignal).
+const SignalCardExpiring = "card_expiring"
+
+// CardExpiryInput starts a CardExpiryWorkflow.
+type CardExpiryInput struct {
+	StripeCustomerID string    `json:"stripe_customer_id"`
+	Card             CardInfo  `json:"card"`
+	EventID          string    `json:"event_id"`
+	Created          time.Time `json:"created"`
+	// ReminderBefore is how long before the card expires (the end of its
+	// expiry month) the reminder goes out, taken from config at start.
+	ReminderBefore time.Duration `json:"reminder_before"`
+}
+
+// CardExpiringSignal is a repeat of the expiring event for the same card.
+type CardExpiringSignal struct {
+	EventID string    `json:"event_id"`
+	Created time.Time `json:"created"`
+	Card    CardInfo  `json:"card"`
+}
+
+// CardExpiryResult is how a card's expiry watch ended.
+type CardExpiryResult struct {
+	Outcome string `json:"outcome"`
+}
+
+// ReconcileInput runs one reconciliation.
+type ReconcileInput struct {
+	// Lookback is how far back events are listed; within the namespace
+	// retention, so that every event found meets its workflow if it ran.
+	Lookback time.Duration `json:"lookback"`
+}
+
+// ReconcileResult reports one reconciliation.
+type ReconcileResult struct {
+	From         time.Time `json:"from"`
+	To           time.Time `json:"to"`
+	Found        int       `json:"found"`
+	Started      int       `json:"started"`
+	AlreadyKnown int       `json:"already_known"`
+	Pages        int       `json:"pages"`
 }
