@@ -12,6 +12,7 @@ import (
 	"log/slog"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -32,8 +33,13 @@ const (
 	ErrBadInput             = "BadInput"
 )
 
-// StartSpec says how a customer's recovery workflow starts when a signal
-// finds none running.
+// Kinds of workflow a signal may start.
+const (
+	StartRecovery   = "recovery"
+	StartCardExpiry = "card_expiry"
+)
+
+// StartSpec says how a workflow starts when a signal finds none running.
 type StartSpec struct {
 	WorkflowType     string
 	Args             any
@@ -45,9 +51,10 @@ type StartSpec struct {
 type Activities struct {
 	Temporal  client.Client
 	TaskQueue string
-	// RecoveryStart builds the start of a customer's recovery; the worker
-	// injects it, so that this package need not know the workflows.
-	RecoveryStart func(stripeCustomerID string) StartSpec
+	// Starter builds how a workflow of a kind starts (type, input with the
+	// settings config gives it, search attributes); the worker injects it,
+	// so that this package need not know the workflows.
+	Starter func(StartRequest) (StartSpec, error)
 
 	Stripe   *stripeclient.API
 	Amberflo *amberflo.Client
@@ -77,9 +84,18 @@ type SignalInput struct {
 	WorkflowID string          `json:"workflow_id"`
 	SignalName string          `json:"signal_name"`
 	Signal     json.RawMessage `json:"signal"`
-	// StartRecoveryFor, when set, starts that customer's recovery if none
-	// is running (signal-with-start).
-	StartRecoveryFor string `json:"start_recovery_for,omitempty"`
+	// Start, when set, starts the workflow if none is running
+	// (signal-with-start).
+	Start *StartRequest `json:"start,omitempty"`
+}
+
+// StartRequest asks for a workflow of a kind to be started.
+type StartRequest struct {
+	Kind             string `json:"kind"`
+	StripeCustomerID string `json:"stripe_customer_id"`
+	// Args is the workflow's input as far as the caller knows it; the
+	// Starter completes it from config.
+	Args json.RawMessage `json:"args,omitempty"`
 }
 
 // SignalResult says whether a running workflow got the signal.
@@ -95,11 +111,14 @@ func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, 
 	if in.WorkflowID == "" || in.SignalName == "" {
 		return SignalResult{}, temporal.NewNonRetryableApplicationError("signal needs a workflow ID and a name", ErrBadInput, nil)
 	}
-	if in.StartRecoveryFor != "" {
-		if a.RecoveryStart == nil {
-			return SignalResult{}, temporal.NewNonRetryableApplicationError("no recovery start configured", ErrBadInput, nil)
+	if in.Start != nil {
+		if a.Starter == nil {
+			return SignalResult{}, temporal.NewNonRetryableApplicationError("no starter configured", ErrBadInput, nil)
 		}
-		spec := a.RecoveryStart(in.StartRecoveryFor)
+		spec, err := a.Starter(*in.Start)
+		if err != nil {
+			return SignalResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
+		}
 		run, err := a.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.SignalName, in.Signal, client.StartWorkflowOptions{
 			ID:                    in.WorkflowID,
 			TaskQueue:             a.TaskQueue,
@@ -121,4 +140,52 @@ func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, 
 		return SignalResult{}, fmt.Errorf("signal %s to %s: %w", in.SignalName, in.WorkflowID, err)
 	}
 	return SignalResult{Delivered: true}, nil
+}
+
+// SignalMatchingInput signals every running workflow a visibility query
+// finds, e.g. all of a customer's card-expiry watches.
+type SignalMatchingInput struct {
+	Query      string          `json:"query"`
+	SignalName string          `json:"signal_name"`
+	Signal     json.RawMessage `json:"signal"`
+	// Except skips one workflow ID, already signalled directly.
+	Except string `json:"except,omitempty"`
+}
+
+// SignalMatchingResult counts the workflows signalled.
+type SignalMatchingResult struct {
+	Signalled int `json:"signalled"`
+}
+
+// SignalMatching signals every running workflow that matches the query.
+// One that closed meanwhile is skipped.
+func (a *Activities) SignalMatching(ctx context.Context, in SignalMatchingInput) (SignalMatchingResult, error) {
+	var res SignalMatchingResult
+	var token []byte
+	for {
+		page, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: in.Query, NextPageToken: token, PageSize: 100,
+		})
+		if err != nil {
+			return res, fmt.Errorf("list workflows %q: %w", in.Query, err)
+		}
+		for _, ex := range page.GetExecutions() {
+			id := ex.GetExecution().GetWorkflowId()
+			if id == in.Except {
+				continue
+			}
+			err := a.Temporal.SignalWorkflow(ctx, id, "", in.SignalName, in.Signal)
+			var notFound *serviceerror.NotFound
+			switch {
+			case errors.As(err, &notFound):
+			case err != nil:
+				return res, fmt.Errorf("signal %s to %s: %w", in.SignalName, id, err)
+			default:
+				res.Signalled++
+			}
+		}
+		if token = page.GetNextPageToken(); len(token) == 0 {
+			return res, nil
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 	"go.temporal.io/sdk/temporal"
@@ -205,4 +206,76 @@ func classifyStripe(what string, err error) error {
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("%s: stripe rejected the request (%d %s %s): %s", what, se.HTTPStatusCode, se.Type, se.Code, se.Msg),
 		ErrStripeRejected, err)
+}
+
+// PaymentMethod is one of a customer's ways to pay, without its number.
+type PaymentMethod struct {
+	ID       string `json:"id"`
+	Brand    string `json:"brand,omitempty"`
+	Last4    string `json:"last4,omitempty"`
+	ExpMonth int    `json:"exp_month,omitempty"`
+	ExpYear  int    `json:"exp_year,omitempty"`
+	// Expired is true for a card past the end of its expiry month.
+	Expired bool `json:"expired"`
+}
+
+// PaymentMethods is what a customer can pay with now.
+type PaymentMethods struct {
+	// DefaultID is invoice_settings.default_payment_method, or else
+	// default_source; empty when neither is set.
+	DefaultID string          `json:"default_id,omitempty"`
+	Methods   []PaymentMethod `json:"methods"`
+	// Usable counts the attached cards that have not expired.
+	Usable int  `json:"usable"`
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// PaymentMethods asks Stripe which ways to pay the customer has now: the
+// default (payment method or legacy source) and every attached card, legacy
+// cards included, each marked expired or not.
+func (a *Activities) PaymentMethods(ctx context.Context, in CustomerInput) (PaymentMethods, error) {
+	if a.Stripe == nil {
+		a.logger(ctx).Info("dry run: stripe not configured; payment methods unknown", "customer", in.StripeCustomerID)
+		return PaymentMethods{DryRun: true}, nil
+	}
+	profile, err := a.CustomerProfile(ctx, in)
+	if err != nil {
+		return PaymentMethods{}, err
+	}
+	out := PaymentMethods{DefaultID: profile.DefaultPaymentMethod}
+	params := &stripe.CustomerListPaymentMethodsParams{Customer: stripe.String(in.StripeCustomerID), Type: stripe.String("card")}
+	params.Context = ctx
+	now := time.Now().UTC()
+	it := a.Stripe.Customers.ListPaymentMethods(params)
+	for it.Next() {
+		pm := it.PaymentMethod()
+		m := PaymentMethod{ID: pm.ID}
+		if c := pm.Card; c != nil {
+			m.Brand, m.Last4, m.ExpMonth, m.ExpYear = string(c.Brand), c.Last4, int(c.ExpMonth), int(c.ExpYear)
+			m.Expired = CardExpired(m.ExpMonth, m.ExpYear, now)
+		}
+		if !m.Expired {
+			out.Usable++
+		}
+		out.Methods = append(out.Methods, m)
+	}
+	if err := it.Err(); err != nil {
+		return PaymentMethods{}, classifyStripe(fmt.Sprintf("list payment methods of %s", in.StripeCustomerID), err)
+	}
+	return out, nil
+}
+
+// CardExpiry is the first instant a card with that expiry no longer
+// works: the start of the month after its expiry month, UTC.
+func CardExpiry(month, year int) time.Time {
+	return time.Date(year, time.Month(month)+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// CardExpired reports whether a card of that expiry has expired at now. A
+// card without an expiry is taken as valid.
+func CardExpired(month, year int, now time.Time) bool {
+	if month == 0 || year == 0 {
+		return false
+	}
+	return !now.Before(CardExpiry(month, year))
 }

@@ -4,6 +4,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -49,17 +50,7 @@ func NewActivities(c client.Client, cfg config.Config, log *slog.Logger) (*activ
 		CustomerIDMetadataKey: cfg.CustomerIDMetadataKey,
 		Log:                   log,
 	}
-	settings := Settings(cfg)
-	acts.RecoveryStart = func(customer string) activities.StartSpec {
-		return activities.StartSpec{
-			WorkflowType: workflows.PaymentRecoveryWorkflowName,
-			Args:         workflows.RecoveryInput{StripeCustomerID: customer, Settings: settings},
-			SearchAttributes: temporal.NewSearchAttributes(
-				workflows.StripeCustomerIDKey.ValueSet(customer),
-				workflows.RecoveryStageKey.ValueSet(string(workflows.StagePastDue))),
-			Summary: "Payment recovery for " + customer,
-		}
-	}
+	acts.Starter = starter(cfg)
 	if cfg.StripeAPIKey != "" {
 		bc := &stripe.BackendConfig{
 			MaxNetworkRetries: stripe.Int64(0), // Temporal retries, with the same idempotency key
@@ -95,6 +86,39 @@ func NewActivities(c client.Client, cfg config.Config, log *slog.Logger) (*activ
 	return acts, nil
 }
 
+// starter builds the start of the workflows that signals may start, with
+// the settings config gives them now; lives already running keep theirs.
+func starter(cfg config.Config) func(activities.StartRequest) (activities.StartSpec, error) {
+	settings := Settings(cfg)
+	return func(req activities.StartRequest) (activities.StartSpec, error) {
+		customer := req.StripeCustomerID
+		switch req.Kind {
+		case activities.StartRecovery:
+			return activities.StartSpec{
+				WorkflowType: workflows.PaymentRecoveryWorkflowName,
+				Args:         workflows.RecoveryInput{StripeCustomerID: customer, Settings: settings},
+				SearchAttributes: temporal.NewSearchAttributes(
+					workflows.StripeCustomerIDKey.ValueSet(customer),
+					workflows.RecoveryStageKey.ValueSet(string(workflows.StagePastDue))),
+				Summary: "Payment recovery for " + customer,
+			}, nil
+		case activities.StartCardExpiry:
+			var in workflows.CardExpiryInput
+			if err := json.Unmarshal(req.Args, &in); err != nil {
+				return activities.StartSpec{}, fmt.Errorf("card expiry input: %w", err)
+			}
+			in.StripeCustomerID, in.ReminderBefore = customer, cfg.CardReminderBefore
+			return activities.StartSpec{
+				WorkflowType:     workflows.CardExpiryWorkflowName,
+				Args:             in,
+				SearchAttributes: temporal.NewSearchAttributes(workflows.StripeCustomerIDKey.ValueSet(customer)),
+				Summary:          fmt.Sprintf("Card %s ending %s expires %02d/%d (%s)", in.Card.Brand, in.Card.Last4, in.Card.ExpMonth, in.Card.ExpYear, customer),
+			}, nil
+		}
+		return activities.StartSpec{}, fmt.Errorf("unknown workflow kind %q", req.Kind)
+	}
+}
+
 // New returns a worker for cfg's task queue with every dunning workflow and
 // activity registered.
 func New(c client.Client, cfg config.Config, log *slog.Logger) (sdkworker.Worker, error) {
@@ -126,6 +150,7 @@ func RegisterWorkflows(w interface {
 }) {
 	w.RegisterWorkflowWithOptions(workflows.StripeEventWorkflow, workflow.RegisterOptions{Name: workflows.StripeEventWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.PaymentRecoveryWorkflow, workflow.RegisterOptions{Name: workflows.PaymentRecoveryWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.CardExpiryWorkflow, workflow.RegisterOptions{Name: workflows.CardExpiryWorkflowName})
 }
 
 // Run runs a worker until ctx is cancelled.

@@ -479,3 +479,34 @@ type ReconcileResult struct {
 	AlreadyKnown int       `json:"already_known"`
 	Pages        int       `json:"pages"`
 }
+
+// CardExpiryState is the whole state of a card's expiry watch, returned by
+// the status query.
+type CardExpiryState struct {
+	StripeCustomerID string    `json:"stripe_customer_id"`
+	CustomerID       string    `json:"customer_id,omitempty"`
+	Card             CardInfo  `json:"card"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	ReminderAt       time.Time `json:"reminder_at,omitzero"`
+	// Stage: watching, reminded, updated, expired.
+	Stage         string     `json:"stage"`
+	Next          NextAction `json:"next"`
+	Actions       []Action   `json:"actions"`
+	AppliedEvents []string   `json:"applied_events"`
+}
+
+// Stages of a card's expiry watch.
+const (
+	CardWatching = "watching"
+	CardReminded = "reminded"
+	CardUpdated  = "updated"
+	CardExpired  = "expired"
+)
+
+// CustomerCardExpiryQuery is the visibility query that finds a customer's
+// running card-expiry watches. Customer IDs are checked to be letters,
+// digits and underscores before they get here.
+func CustomerCardExpiryQuery(stripeCustomerID string) string {
+	return "WorkflowType = '" + CardExpiryWorkflowName + "' AND " + StripeCustomerIDKey.GetName() +
+		" = '" + stripeCustomerID + "' AND ExecutionStatus = 'Running'"
+}

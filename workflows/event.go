@@ -39,8 +39,10 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 		res.Outcome, err = routePaid(ctx, ev)
 	case RouteCardUpdated:
 		res.Outcome, err = routeCardUpdated(ctx, ev)
-	default:
-		res.Outcome = fmt.Sprintf("recorded for %s", route)
+	case RouteCardExpiring:
+		res.Outcome, err = routeCardExpiring(ctx, ev)
+	case RouteSourceDeleted:
+		res.Outcome, err = routeSourceDeleted(ctx, ev)
 	}
 	if err != nil {
 		return res, err
@@ -66,13 +68,13 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 	}
 	sig := PaymentFailedSignal{EventID: ev.ID, Created: ev.Created, Intent: *ev.PaymentIntent,
 		RequestIdempotencyKey: ev.RequestIdempotencyKey}
-	startFor := ev.CustomerID
+	start := &activities.StartRequest{Kind: activities.StartRecovery, StripeCustomerID: ev.CustomerID}
 	if isOwnRetry(sig) {
 		// The echo of dunning's own retry joins the recovery that made it
 		// and never opens a new one.
-		startFor = ""
+		start = nil
 	}
-	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentFailed, sig, startFor)
+	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentFailed, sig, start)
 	switch {
 	case err != nil:
 		return "", err
@@ -93,7 +95,7 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 	case ev.Invoice != nil:
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
 	}
-	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, ""))
+	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil))
 }
 
 func routeCardUpdated(ctx workflow.Context, ev StripeEvent) (string, error) {
@@ -107,7 +109,124 @@ func routeCardUpdated(ctx workflow.Context, ev StripeEvent) (string, error) {
 	if ev.Card != nil {
 		sig.PaymentMethodID = ev.Card.ID
 	}
-	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalCardUpdated, sig, ""))
+	told := 0
+	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalCardUpdated, sig, nil)
+	if err != nil {
+		return "", err
+	}
+	if res.Delivered {
+		told++
+	}
+	// Event workflows recorded before card-expiry watches existed told the
+	// recovery alone.
+	if workflow.GetVersion(ctx, "card-updated-tells-expiry-watches", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return delivered(res, nil)
+	}
+	// The customer's card-expiry watches end: the card this event names
+	// directly, the others through visibility.
+	direct := ""
+	if ev.ObjectType != "customer" && ev.ObjectID != "" {
+		direct = CardExpiryWorkflowID(ev.ObjectID)
+		if res, err = signal(ctx, direct, SignalCardUpdated, sig, nil); err != nil {
+			return "", err
+		}
+		if res.Delivered {
+			told++
+		}
+	}
+	others, err := signalMatching(ctx, CustomerCardExpiryQuery(ev.CustomerID), SignalCardUpdated, sig, direct)
+	if err != nil {
+		return "", err
+	}
+	told += others
+	if told == 0 {
+		return "no workflow running for the customer: nothing to do", nil
+	}
+	return fmt.Sprintf("%d running workflow(s) told", told), nil
+}
+
+func routeCardExpiring(ctx workflow.Context, ev StripeEvent) (string, error) {
+	if ev.CustomerID == "" || ev.Card == nil || ev.Card.ExpMonth == 0 || ev.Card.ExpYear == 0 {
+		return "no customer or no card expiry in the event: nothing to do", nil
+	}
+	start := CardExpiryInput{StripeCustomerID: ev.CustomerID, Card: *ev.Card, EventID: ev.ID, Created: ev.Created}
+	args, err := json.Marshal(start) //workflowcheck:ignore
+	if err != nil {
+		return "", fmt.Errorf("encode card expiry input: %w", err)
+	}
+	id := CardExpiryWorkflowID(ev.Card.ID)
+	_, err = signal(ctx, id, SignalCardExpiring, CardExpiringSignal{EventID: ev.ID, Created: ev.Created, Card: *ev.Card},
+		&activities.StartRequest{Kind: activities.StartCardExpiry, StripeCustomerID: ev.CustomerID, Args: args})
+	if err != nil {
+		return "", err
+	}
+	return "card expiry watched by " + id, nil
+}
+
+func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
+	if ev.CustomerID == "" {
+		return "no customer: nothing to do", nil
+	}
+	// A removed card needs no more expiry reminders.
+	removed := CardUpdatedSignal{EventID: ev.ID, Created: ev.Created, PaymentMethodID: ev.ObjectID, Source: ev.Type}
+	if _, err := signal(ctx, CardExpiryWorkflowID(ev.ObjectID), SignalCardUpdated, removed, nil); err != nil {
+		return "", err
+	}
+	// Whether the customer can still pay is Stripe's to say, now.
+	var pms activities.PaymentMethods
+	if err := workflow.ExecuteActivity(ctx, a.PaymentMethods, activities.CustomerInput{StripeCustomerID: ev.CustomerID}).Get(ctx, &pms); err != nil {
+		return "", err
+	}
+	if pms.DryRun {
+		return "stripe not configured: cannot tell whether a payment method remains", nil
+	}
+	if usable(pms, ev.ObjectID) {
+		return "a usable payment method remains: nothing to do", nil
+	}
+	var r activities.NotifyResult
+	err := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
+		Key: ev.ID + ":notice", Type: "payment_method_missing", StripeCustomerID: ev.CustomerID, CreatedAt: workflow.Now(ctx),
+	}).Get(ctx, &r)
+	if err != nil {
+		return "", err
+	}
+	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: ev.ID + ":alert", Severity: "warning", StripeCustomerID: ev.CustomerID,
+		Title: "No way to pay left: " + ev.CustomerID,
+		Text:  "The customer removed " + ev.ObjectID + " and has no usable payment method; the next charge will fail.",
+	}).Get(ctx, &r)
+	if err != nil {
+		return "", err
+	}
+	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentMethodRemoved,
+		PaymentMethodRemovedSignal{EventID: ev.ID, Created: ev.Created, Source: ev.Type}, nil)
+	if err != nil {
+		return "", err
+	}
+	if res.Delivered {
+		return "no payment method left: customer and ops told, running recovery waits for a card", nil
+	}
+	return "no payment method left: customer and ops told", nil
+}
+
+// usable reports whether the customer can still pay with something other
+// than the removed method: an attached card that has not expired, or a
+// default that is neither the removed method nor an expired card.
+func usable(pms activities.PaymentMethods, removed string) bool {
+	for _, m := range pms.Methods {
+		if m.ID != removed && !m.Expired {
+			return true
+		}
+	}
+	if pms.DefaultID == "" || pms.DefaultID == removed {
+		return false
+	}
+	for _, m := range pms.Methods {
+		if m.ID == pms.DefaultID {
+			return !m.Expired
+		}
+	}
+	return true // a default that is not a card (a bank account source)
 }
 
 func delivered(res activities.SignalResult, err error) (string, error) {
@@ -121,7 +240,7 @@ func delivered(res activities.SignalResult, err error) (string, error) {
 }
 
 // signal hands a signal to an activity, which holds the Temporal client.
-func signal(ctx workflow.Context, workflowID, name string, payload any, startRecoveryFor string) (activities.SignalResult, error) {
+func signal(ctx workflow.Context, workflowID, name string, payload any, start *activities.StartRequest) (activities.SignalResult, error) {
 	// Encoding a plain struct is deterministic; workflowcheck cannot tell
 	// reflection of that kind from the other.
 	raw, err := json.Marshal(payload) //workflowcheck:ignore
@@ -130,7 +249,19 @@ func signal(ctx workflow.Context, workflowID, name string, payload any, startRec
 	}
 	var res activities.SignalResult
 	err = workflow.ExecuteActivity(ctx, a.Signal, activities.SignalInput{
-		WorkflowID: workflowID, SignalName: name, Signal: raw, StartRecoveryFor: startRecoveryFor,
+		WorkflowID: workflowID, SignalName: name, Signal: raw, Start: start,
 	}).Get(ctx, &res)
 	return res, err
+}
+
+func signalMatching(ctx workflow.Context, query, name string, payload any, except string) (int, error) {
+	raw, err := json.Marshal(payload) //workflowcheck:ignore
+	if err != nil {
+		return 0, fmt.Errorf("encode %s signal: %w", name, err)
+	}
+	var res activities.SignalMatchingResult
+	err = workflow.ExecuteActivity(ctx, a.SignalMatching, activities.SignalMatchingInput{
+		Query: query, SignalName: name, Signal: raw, Except: except,
+	}).Get(ctx, &res)
+	return res.Signalled, err
 }

@@ -17,14 +17,24 @@ import (
 var acts *activities.Activities
 
 type eventRun struct {
-	res     workflows.StripeEventResult
-	signals []activities.SignalInput
-	alerts  []activities.AlertInput
+	res      workflows.StripeEventResult
+	signals  []activities.SignalInput
+	matching []activities.SignalMatchingInput
+	alerts   []activities.AlertInput
+	notices  []activities.NoticeInput
 }
+
+// paymentMethods is what the faked Stripe says the customer can pay with.
+var paymentMethods = activities.PaymentMethods{DefaultID: "pm_other", Usable: 1,
+	Methods: []activities.PaymentMethod{{ID: "pm_other", Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: 2030}}}
 
 // runEvent runs StripeEventWorkflow with the Signal and Alert activities
 // faked; delivered says whether a running workflow takes a plain signal.
 func runEvent(t *testing.T, ev workflows.StripeEvent, delivered bool) eventRun {
+	return runEventWith(t, ev, delivered, paymentMethods)
+}
+
+func runEventWith(t *testing.T, ev workflows.StripeEvent, delivered bool, pms activities.PaymentMethods) eventRun {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
@@ -33,11 +43,22 @@ func runEvent(t *testing.T, ev workflows.StripeEvent, delivered bool) eventRun {
 	env.OnActivity(acts.Signal, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SignalInput) (activities.SignalResult, error) {
 			run.signals = append(run.signals, in)
-			return activities.SignalResult{Delivered: delivered || in.StartRecoveryFor != ""}, nil
+			return activities.SignalResult{Delivered: delivered || in.Start != nil}, nil
 		})
 	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
 			run.alerts = append(run.alerts, in)
+			return activities.NotifyResult{}, nil
+		})
+	env.OnActivity(acts.SignalMatching, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SignalMatchingInput) (activities.SignalMatchingResult, error) {
+			run.matching = append(run.matching, in)
+			return activities.SignalMatchingResult{}, nil
+		})
+	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(pms, nil)
+	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
+			run.notices = append(run.notices, in)
 			return activities.NotifyResult{}, nil
 		})
 	env.ExecuteWorkflow(workflows.StripeEventWorkflow, workflows.StripeEventInput{Event: ev})
@@ -67,6 +88,7 @@ func TestStripeEventWorkflowRoutesHandledTypes(t *testing.T) {
 			route, _ := workflows.RouteOf(typ)
 			ev := event(typ)
 			ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: 4900, Currency: "usd"}
+			ev.Card = &workflows.CardInfo{ID: "card_1", Brand: "Visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026}
 			ev.DefaultPaymentMethodChanged = true
 			run := runEvent(t, ev, true)
 			if run.res.Route != route || run.res.EventID != ev.ID || run.res.CustomerID != ev.CustomerID || run.res.Type != typ {
@@ -83,16 +105,17 @@ func TestStripeEventWorkflowRoutesHandledTypes(t *testing.T) {
 			if wantSignal == "" {
 				return
 			}
-			if len(run.signals) != 1 || run.signals[0].SignalName != wantSignal ||
+			if len(run.signals) == 0 || run.signals[0].SignalName != wantSignal ||
 				run.signals[0].WorkflowID != workflows.RecoveryWorkflowID(ev.CustomerID) {
-				t.Fatalf("signals %+v, want one %s to %s", run.signals, wantSignal, workflows.RecoveryWorkflowID(ev.CustomerID))
+				t.Fatalf("signals %+v, want %s to %s first", run.signals, wantSignal, workflows.RecoveryWorkflowID(ev.CustomerID))
 			}
-			wantStart := ""
+			start := run.signals[0].Start
 			if route == workflows.RoutePaymentFailed {
-				wantStart = ev.CustomerID
-			}
-			if run.signals[0].StartRecoveryFor != wantStart {
-				t.Errorf("StartRecoveryFor = %q, want %q", run.signals[0].StartRecoveryFor, wantStart)
+				if start == nil || start.Kind != activities.StartRecovery || start.StripeCustomerID != ev.CustomerID {
+					t.Errorf("Start = %+v, want the customer's recovery", start)
+				}
+			} else if start != nil {
+				t.Errorf("Start = %+v, want a plain signal", start)
 			}
 		})
 	}
@@ -116,7 +139,7 @@ func TestStripeEventWorkflowOwnRetryEchoStartsNothing(t *testing.T) {
 	ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: 4900, Currency: "usd"}
 	ev.RequestIdempotencyKey = workflows.RetryIdempotencyPrefix + ":recovery-cus_1@1:pi_1:2"
 	run := runEvent(t, ev, false)
-	if len(run.signals) != 1 || run.signals[0].StartRecoveryFor != "" {
+	if len(run.signals) != 1 || run.signals[0].Start != nil {
 		t.Fatalf("signals %+v, want a plain signal that starts nothing", run.signals)
 	}
 	if !strings.Contains(run.res.Outcome, "no recovery running") {
@@ -153,4 +176,85 @@ func TestStripeEventWorkflowIgnoresUnhandledType(t *testing.T) {
 			t.Errorf("type %q: Outcome = %q, signals %v, want it ignored", typ, run.res.Outcome, run.signals)
 		}
 	}
+}
+
+func TestCardUpdateReachesRecoveryAndExpiryWatches(t *testing.T) {
+	for _, typ := range []string{workflows.EventPaymentMethodAttached, workflows.EventPaymentMethodAutoUpd,
+		workflows.EventSourceCreated, workflows.EventSourceUpdated, workflows.EventCustomerUpdated} {
+		t.Run(typ, func(t *testing.T) {
+			ev := event(typ)
+			ev.ObjectID, ev.ObjectType = "card_1", "card"
+			if typ == workflows.EventCustomerUpdated {
+				ev.ObjectID, ev.ObjectType, ev.DefaultPaymentMethodChanged = ev.CustomerID, "customer", true
+			}
+			run := runEvent(t, ev, true)
+			targets := []string{}
+			for _, s := range run.signals {
+				if s.SignalName != workflows.SignalCardUpdated || s.Start != nil {
+					t.Errorf("signal %+v, want a plain card_updated", s)
+				}
+				targets = append(targets, s.WorkflowID)
+			}
+			want := []string{workflows.RecoveryWorkflowID(ev.CustomerID)}
+			if typ != workflows.EventCustomerUpdated {
+				want = append(want, workflows.CardExpiryWorkflowID("card_1"))
+			}
+			if strings.Join(targets, ",") != strings.Join(want, ",") {
+				t.Errorf("signalled %v, want %v", targets, want)
+			}
+			if len(run.matching) != 1 || run.matching[0].Query != workflows.CustomerCardExpiryQuery(ev.CustomerID) {
+				t.Errorf("fan-out %+v, want one query for the customer's expiry watches", run.matching)
+			}
+		})
+	}
+}
+
+func TestCardExpiringStartsOneWatchPerCard(t *testing.T) {
+	ev := event(workflows.EventSourceExpiring)
+	ev.ObjectID = "card_9"
+	ev.Card = &workflows.CardInfo{ID: "card_9", Brand: "Visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026}
+	run := runEvent(t, ev, false)
+	if len(run.signals) != 1 {
+		t.Fatalf("signals %+v", run.signals)
+	}
+	s := run.signals[0]
+	if s.WorkflowID != workflows.CardExpiryWorkflowID("card_9") || s.SignalName != workflows.SignalCardExpiring ||
+		s.Start == nil || s.Start.Kind != activities.StartCardExpiry || s.Start.StripeCustomerID != ev.CustomerID {
+		t.Fatalf("signal %+v, want signal-with-start of the card's watch", s)
+	}
+	var in workflows.CardExpiryInput
+	if err := json.Unmarshal(s.Start.Args, &in); err != nil || in.Card != *ev.Card || in.EventID != ev.ID {
+		t.Fatalf("start args %s (%v)", s.Start.Args, err)
+	}
+}
+
+func TestSourceDeleted(t *testing.T) {
+	ev := event(workflows.EventSourceDeleted)
+	ev.ObjectID = "card_gone"
+	t.Run("a usable method remains", func(t *testing.T) {
+		run := runEventWith(t, ev, true, paymentMethods)
+		if len(run.notices) != 0 || len(run.alerts) != 0 || !strings.Contains(run.res.Outcome, "remains") {
+			t.Fatalf("notices %v alerts %v outcome %q", run.notices, run.alerts, run.res.Outcome)
+		}
+	})
+	t.Run("nothing usable left", func(t *testing.T) {
+		expiredOnly := activities.PaymentMethods{Methods: []activities.PaymentMethod{{ID: "card_old", Expired: true}}}
+		run := runEventWith(t, ev, true, expiredOnly)
+		if len(run.notices) != 1 || run.notices[0].Type != "payment_method_missing" || len(run.alerts) != 1 {
+			t.Fatalf("notices %+v alerts %+v, want one notice and one alert", run.notices, run.alerts)
+		}
+		var told bool
+		for _, s := range run.signals {
+			told = told || (s.WorkflowID == workflows.RecoveryWorkflowID(ev.CustomerID) && s.SignalName == workflows.SignalPaymentMethodRemoved)
+		}
+		if !told {
+			t.Fatalf("signals %+v, want the recovery told", run.signals)
+		}
+	})
+	t.Run("the default is the removed card", func(t *testing.T) {
+		pms := activities.PaymentMethods{DefaultID: "card_gone"}
+		if run := runEventWith(t, ev, false, pms); len(run.notices) != 1 {
+			t.Fatalf("notices %+v, want the customer told", run.notices)
+		}
+	})
 }
