@@ -40,7 +40,7 @@ func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (Amber
 		return AmberfloInvoice{}, nil
 	}
 	if err != nil {
-		return AmberfloInvoice{}, classify(err, amberflo.IsRetryable(err), ErrAmberfloRejected)
+		return AmberfloInvoice{}, classify(err, !amberflo.IsPermanent(err), ErrAmberfloRejected)
 	}
 	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
 		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
@@ -62,7 +62,7 @@ func (a *Activities) DeactivateCustomer(ctx context.Context, in AmberfloInput) (
 	}
 	_, changed, err := a.Amberflo.DeactivateCustomer(ctx, in.CustomerID)
 	if err != nil {
-		return DeactivateResult{}, classify(err, amberflo.IsRetryable(err), ErrAmberfloRejected)
+		return DeactivateResult{}, classify(err, !amberflo.IsPermanent(err), ErrAmberfloRejected)
 	}
 	return DeactivateResult{Changed: changed}, nil
 }

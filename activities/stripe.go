@@ -33,7 +33,9 @@ func (a *Activities) CustomerProfile(ctx context.Context, in CustomerInput) (Cus
 		a.logger(ctx).Info("dry run: stripe not configured; using the Stripe ID", "customer", in.StripeCustomerID)
 		return CustomerProfile{CustomerID: in.StripeCustomerID, DryRun: true}, nil
 	}
-	c, err := a.Stripe.Customers.Get(in.StripeCustomerID, &stripe.CustomerParams{})
+	params := &stripe.CustomerParams{}
+	params.Context = ctx
+	c, err := a.Stripe.Customers.Get(in.StripeCustomerID, params)
 	if err != nil {
 		return CustomerProfile{}, classifyStripe(fmt.Sprintf("read customer %s", in.StripeCustomerID), err)
 	}
@@ -71,11 +73,21 @@ func (a *Activities) PaymentIntentStatus(ctx context.Context, in IntentInput) (I
 		a.logger(ctx).Info("dry run: stripe not configured; intent status unknown", "intent", in.IntentID)
 		return IntentStatus{Status: "unknown", DryRun: true}, nil
 	}
-	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, nil)
+	pi, err := a.readIntent(ctx, in.IntentID)
 	if err != nil {
-		return IntentStatus{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
+		return IntentStatus{}, err
 	}
 	return intentStatus(pi.Status), nil
+}
+
+func (a *Activities) readIntent(ctx context.Context, id string) (*stripe.PaymentIntent, error) {
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	pi, err := a.Stripe.PaymentIntents.Get(id, params)
+	if err != nil {
+		return nil, classifyStripe(fmt.Sprintf("read payment intent %s", id), err)
+	}
+	return pi, nil
 }
 
 func intentStatus(s stripe.PaymentIntentStatus) IntentStatus {
@@ -123,16 +135,16 @@ type RetryResult struct {
 // for Temporal to retry (the idempotency key makes that safe); a request
 // Stripe rejects as invalid is non-retryable.
 func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResult, error) {
-	if in.IntentID == "" || in.IdempotencyKey == "" {
-		return RetryResult{}, temporal.NewNonRetryableApplicationError("retry needs an intent and an idempotency key", ErrBadInput, nil)
+	if in.IntentID == "" || in.IdempotencyKey == "" || in.StripeCustomerID == "" {
+		return RetryResult{}, temporal.NewNonRetryableApplicationError("retry needs an intent, a customer and an idempotency key", ErrBadInput, nil)
 	}
 	if a.Stripe == nil {
 		a.logger(ctx).Info("dry run: stripe not configured; no charge made", "intent", in.IntentID, "idempotency_key", in.IdempotencyKey)
 		return RetryResult{Outcome: RetryDryRun, DryRun: true}, nil
 	}
-	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, nil)
+	pi, err := a.readIntent(ctx, in.IntentID)
 	if err != nil {
-		return RetryResult{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
+		return RetryResult{}, err
 	}
 	switch pi.Status {
 	case stripe.PaymentIntentStatusSucceeded:

@@ -1,0 +1,739 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"dunning/activities"
+	"dunning/amberflo"
+	"dunning/controlplane"
+	"dunning/internal/sig"
+	"dunning/notify"
+)
+
+const (
+	accountID     = "acct-42" // the product's and Amberflo's ID for the customer
+	amberfloKey   = "amberflo-test-key"
+	cpSecret      = "cp_test_secret_0123456789"
+	noticeSecret  = "notice_test_secret_9876543210"
+	slackHookPath = "/services/T000DUNNING/B000DUNNING/xoxoTestToken"
+)
+
+// peer is an httptest server that records every request and answers with
+// the next scripted status and body (the last one repeating).
+type peer struct {
+	t    *testing.T
+	mu   sync.Mutex
+	next []answer
+	seen requests
+	URL  string
+}
+
+func newPeer(t *testing.T, answers ...answer) *peer {
+	t.Helper()
+	p := &peer{t: t, next: answers}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := read(t, r)
+		p.mu.Lock()
+		a := p.next[0]
+		if len(p.next) > 1 {
+			p.next = p.next[1:]
+		}
+		p.mu.Unlock()
+		rec.Status = a.status
+		p.seen.add(rec)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body.(string))
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// only returns the one request the peer got, failing if it got another
+// number of them.
+func (p *peer) only(t *testing.T) request {
+	t.Helper()
+	all := p.seen.list()
+	if len(all) != 1 {
+		t.Fatalf("requests = %v, want exactly one", all)
+	}
+	return all[0]
+}
+
+func jsonBody(t *testing.T, r request) map[string]any {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s: Content-Type = %q, want application/json", r, ct)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("%s: body is not a JSON object: %v: %s", r, err, r.Body)
+	}
+	return m
+}
+
+// wantSigned checks the Dunning-Signature header the way a receiver that
+// reuses Stripe's verification code would.
+func wantSigned(t *testing.T, r request, secret string) {
+	t.Helper()
+	h := r.Header.Get("Dunning-Signature")
+	if err := sig.Verify(h, r.Body, []string{secret}, 5*time.Minute, time.Now()); err != nil {
+		t.Errorf("%s: Dunning-Signature %q does not verify with the secret: %v", r, h, err)
+	}
+	if err := sig.Verify(h, r.Body, []string{"another secret"}, 5*time.Minute, time.Now()); !errors.Is(err, sig.ErrNoMatch) {
+		t.Errorf("%s: signature verifies with another secret (err %v)", r, err)
+	}
+}
+
+// ---- control plane ----
+
+func controlPlaneActivities(t *testing.T, baseURL string) *activities.Activities {
+	t.Helper()
+	c, err := controlplane.New(controlplane.Config{BaseURL: baseURL + "/api/v1", Secret: cpSecret, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("controlplane.New: %v", err)
+	}
+	return &activities.Activities{Control: c, Log: quietLogger()}
+}
+
+func controlPlaneInput(action string) activities.ControlPlaneInput {
+	return activities.ControlPlaneInput{
+		Action:           action,
+		CustomerID:       accountID,
+		StripeCustomerID: customerID,
+		IdempotencyKey:   "recovery-" + customerID + "/" + action + "/1",
+		Reason:           "invoice unpaid after grace period",
+		WorkflowID:       "recovery-" + customerID,
+		AmountDue:        4900,
+		Currency:         "usd",
+		RequestedAt:      time.Date(2025, 3, 14, 15, 0, 0, 0, time.FixedZone("CET", 3600)),
+	}
+}
+
+func TestControlPlaneRequest(t *testing.T) {
+	for _, action := range []string{"suspend", "resume", "deprovision"} {
+		t.Run(action, func(t *testing.T) {
+			p := newPeer(t, answer{http.StatusOK, `{"status":"ok"}`})
+			acts := controlPlaneActivities(t, p.URL)
+			in := controlPlaneInput(action)
+			got, err := acts.ControlPlane(context.Background(), in)
+			if err != nil {
+				t.Fatalf("ControlPlane: %v", err)
+			}
+			if got != (activities.ControlPlaneResult{}) {
+				t.Errorf("ControlPlane = %+v, want applied, not dry run", got)
+			}
+			r := p.only(t)
+			if want := "/api/v1/customers/" + accountID + "/" + action; r.Method != http.MethodPost || r.Path != want {
+				t.Errorf("request = %s, want POST %s", r, want)
+			}
+			if r.IdempotencyKey != in.IdempotencyKey {
+				t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.IdempotencyKey)
+			}
+			wantSigned(t, r, cpSecret)
+			want := map[string]any{
+				"customer_id": accountID, "stripe_customer_id": customerID, "action": action,
+				"reason": in.Reason, "workflow_id": in.WorkflowID, "amount_due": 4900.0, "currency": "usd",
+				"idempotency_key": in.IdempotencyKey, "requested_at": "2025-03-14T14:00:00Z",
+			}
+			if body := jsonBody(t, r); !reflect.DeepEqual(body, want) {
+				t.Errorf("body = %v, want %v", body, want)
+			}
+		})
+	}
+}
+
+func TestControlPlaneAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   string // ok, applied, rejected, retryable
+	}{
+		{http.StatusOK, "ok"},
+		{http.StatusAccepted, "ok"},
+		{http.StatusNoContent, "ok"},
+		{http.StatusConflict, "applied"},
+		{http.StatusBadRequest, "rejected"},
+		{http.StatusForbidden, "rejected"},
+		{http.StatusNotFound, "rejected"},
+		{http.StatusRequestTimeout, "retryable"},
+		{http.StatusTooManyRequests, "retryable"},
+		{http.StatusInternalServerError, "retryable"},
+		{http.StatusServiceUnavailable, "retryable"},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			body := `{"error":"x"}`
+			if tc.status == http.StatusNoContent {
+				body = ""
+			}
+			p := newPeer(t, answer{tc.status, body})
+			acts := controlPlaneActivities(t, p.URL)
+			in := controlPlaneInput("suspend")
+			got, err := acts.ControlPlane(context.Background(), in)
+			switch tc.want {
+			case "ok", "applied":
+				if err != nil {
+					t.Fatalf("ControlPlane: %v", err)
+				}
+				if want := (activities.ControlPlaneResult{AlreadyApplied: tc.want == "applied"}); got != want {
+					t.Errorf("ControlPlane = %+v, want %+v", got, want)
+				}
+			case "rejected":
+				wantNonRetryable(t, err, activities.ErrControlPlaneRejected)
+			case "retryable":
+				wantRetryable(t, err)
+				var apiErr *controlplane.APIError
+				if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status {
+					t.Errorf("err = %v, want the control plane's %d in its chain", err, tc.status)
+				}
+			}
+			if r := p.only(t); r.IdempotencyKey != in.IdempotencyKey {
+				t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.IdempotencyKey)
+			}
+		})
+	}
+}
+
+func TestControlPlaneInvalidRequestNotSent(t *testing.T) {
+	p := newPeer(t, answer{http.StatusOK, `{}`})
+	acts := controlPlaneActivities(t, p.URL)
+	for name, in := range map[string]activities.ControlPlaneInput{
+		"unknown action": controlPlaneInput("pause"),
+		"no key": func() activities.ControlPlaneInput {
+			in := controlPlaneInput("suspend")
+			in.IdempotencyKey = ""
+			return in
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := acts.ControlPlane(context.Background(), in)
+			wantNonRetryable(t, err, activities.ErrControlPlaneRejected)
+		})
+	}
+	if all := p.seen.list(); len(all) != 0 {
+		t.Errorf("requests = %v, want none", all)
+	}
+}
+
+// ---- Amberflo ----
+
+func amberfloActivities(t *testing.T, baseURL string) *activities.Activities {
+	t.Helper()
+	c, err := amberflo.New(amberflo.Config{BaseURL: baseURL, APIKey: amberfloKey, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("amberflo.New: %v", err)
+	}
+	return &activities.Activities{Amberflo: c, Log: quietLogger()}
+}
+
+// wantAmberfloKey checks that r carries the API key as Amberflo expects.
+func wantAmberfloKey(t *testing.T, r request) {
+	t.Helper()
+	if got := r.Header.Get("X-API-KEY"); got != amberfloKey {
+		t.Errorf("%s: X-API-KEY = %q, want the API key", r, got)
+	}
+}
+
+func invoiceJSON(status string) string {
+	return `{
+		"invoiceUri": "payments/billing/invoices/acct-42/2025-06",
+		"invoiceKey": {"customerId": "acct-42", "productId": "1", "year": 2025, "month": 6},
+		"invoiceStartTimeInSeconds": 1748736000,
+		"invoiceEndTimeInSeconds": 1751328000,
+		"planName": "Team",
+		"totalBill": {"itemPrice": 45.0, "fixedPrice": 4.0, "prepaid": 0, "totalPrice": 49.0, "totalDiscount": 0},
+		"paymentStatus": "` + status + `"
+	}`
+}
+
+func TestLatestInvoice(t *testing.T) {
+	found := func(status string, paid bool) activities.AmberfloInvoice {
+		return activities.AmberfloInvoice{Found: true, URI: "payments/billing/invoices/acct-42/2025-06",
+			Amount: 49, PaymentStatus: status, Paid: paid}
+	}
+	for _, tc := range []struct {
+		name   string
+		answer answer
+		want   activities.AmberfloInvoice
+	}{
+		{"settled", answer{http.StatusOK, invoiceJSON("SETTLED")}, found("SETTLED", true)},
+		{"not needed", answer{http.StatusOK, invoiceJSON("NOT_NEEDED")}, found("NOT_NEEDED", true)},
+		{"failed", answer{http.StatusOK, invoiceJSON("FAILED")}, found("FAILED", false)},
+		{"pending", answer{http.StatusOK, invoiceJSON("PENDING")}, found("PENDING", false)},
+		{"requires action", answer{http.StatusOK, invoiceJSON("REQUIRES_ACTION")}, found("REQUIRES_ACTION", false)},
+		{"404", answer{http.StatusNotFound, `{"message":"invoice not found"}`}, activities.AmberfloInvoice{}},
+		{"null", answer{http.StatusOK, `null`}, activities.AmberfloInvoice{}},
+		{"empty object", answer{http.StatusOK, `{}`}, activities.AmberfloInvoice{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPeer(t, tc.answer)
+			acts := amberfloActivities(t, p.URL)
+			got, err := acts.LatestInvoice(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if err != nil {
+				t.Fatalf("LatestInvoice: %v", err)
+			}
+			if got != tc.want {
+				t.Errorf("LatestInvoice = %+v, want %+v", got, tc.want)
+			}
+			r := p.only(t)
+			if r.Method != http.MethodGet || r.Path != "/payments/billing/customer-product-invoice" {
+				t.Errorf("request = %s, want GET /payments/billing/customer-product-invoice", r)
+			}
+			wantQuery := url.Values{"customerId": {accountID}, "productId": {"1"}, "latest": {"true"}, "withPaymentStatus": {"true"}}
+			if !reflect.DeepEqual(r.Query, wantQuery) {
+				t.Errorf("query = %v, want %v", r.Query, wantQuery)
+			}
+			wantAmberfloKey(t, r)
+		})
+	}
+}
+
+func TestLatestInvoiceErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		retryable bool
+	}{
+		{http.StatusBadRequest, false},
+		{http.StatusUnauthorized, false},
+		{http.StatusForbidden, false},
+		{http.StatusTooManyRequests, true},
+		{http.StatusInternalServerError, true},
+		{http.StatusServiceUnavailable, true},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			p := newPeer(t, answer{tc.status, `{"message":"no"}`})
+			acts := amberfloActivities(t, p.URL)
+			got, err := acts.LatestInvoice(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if got != (activities.AmberfloInvoice{}) {
+				t.Errorf("result = %+v with the error, want none", got)
+			}
+			if tc.retryable {
+				wantRetryable(t, err)
+			} else {
+				wantNonRetryable(t, err, activities.ErrAmberfloRejected)
+			}
+			p.only(t)
+		})
+	}
+}
+
+// amberfloCustomers is a fake of Amberflo's customer API: GET
+// /customers/{id} reads a record, PUT /customers replaces one.
+type amberfloCustomers struct {
+	t       *testing.T
+	mu      sync.Mutex
+	records map[string]json.RawMessage
+	fail    map[string]int // "GET" or "PUT" → status to answer instead
+	seen    requests
+	URL     string
+}
+
+func newAmberfloCustomers(t *testing.T) *amberfloCustomers {
+	f := &amberfloCustomers{t: t, records: map[string]json.RawMessage{}, fail: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+func (f *amberfloCustomers) serve(w http.ResponseWriter, r *http.Request) {
+	rec := read(f.t, r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	status, body := f.answer(r, rec)
+	rec.Status = status
+	f.seen.add(rec)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func (f *amberfloCustomers) answer(r *http.Request, rec request) (int, []byte) {
+	if r.Header.Get("X-API-KEY") != amberfloKey {
+		return http.StatusUnauthorized, []byte(`{"message":"Unauthorized"}`)
+	}
+	if st := f.fail[r.Method]; st != 0 {
+		return st, []byte(`{"message":"failed"}`)
+	}
+	switch {
+	case r.Method == http.MethodGet && strings.HasPrefix(rec.Path, "/customers/"):
+		id, err := url.PathUnescape(strings.TrimPrefix(rec.Path, "/customers/"))
+		if err != nil || f.records[id] == nil {
+			return http.StatusOK, []byte(`{}`) // Amberflo's answer for no such customer
+		}
+		return http.StatusOK, f.records[id]
+	case r.Method == http.MethodPut && rec.Path == "/customers":
+		var c struct {
+			ID string `json:"customerId"`
+		}
+		if err := json.Unmarshal(rec.Body, &c); err != nil || c.ID == "" || f.records[c.ID] == nil {
+			return http.StatusBadRequest, []byte(`{"message":"invalid customer"}`)
+		}
+		f.records[c.ID] = rec.Body
+		return http.StatusOK, rec.Body
+	}
+	f.t.Errorf("unexpected Amberflo request %s", rec)
+	return http.StatusNotFound, []byte(`{"message":"Not Found"}`)
+}
+
+const amberfloRecord = `{"customerId":"acct-42","customerName":"Acme","customerEmail":"billing@acme.test",` +
+	`"traits":{"region":"eu"},"enabled":true,"lifecycleStage":"ACTIVE","createTime":1690000000000,` +
+	`"updateTime":1700000000000,"test":false,"address":{"line1":"1 Main St","country":"US"}}`
+
+func TestDeactivateCustomer(t *testing.T) {
+	f := newAmberfloCustomers(t)
+	f.records[accountID] = json.RawMessage(amberfloRecord)
+	acts := amberfloActivities(t, f.URL)
+
+	got, err := acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+	if err != nil {
+		t.Fatalf("DeactivateCustomer: %v", err)
+	}
+	if got != (activities.DeactivateResult{Changed: true}) {
+		t.Errorf("DeactivateCustomer = %+v, want changed", got)
+	}
+	all := f.seen.list()
+	if len(all) != 2 || all[0].String() != "GET /customers/"+accountID || all[1].String() != "PUT /customers" {
+		t.Fatalf("requests = %v, want GET /customers/%s then PUT /customers", all, accountID)
+	}
+	for _, r := range all {
+		wantAmberfloKey(t, r)
+	}
+	// The PUT replaces the whole record: everything as it was but enabled.
+	var want map[string]any
+	if err := json.Unmarshal([]byte(amberfloRecord), &want); err != nil {
+		t.Fatal(err)
+	}
+	want["enabled"] = false
+	if put := jsonBody(t, all[1]); !reflect.DeepEqual(put, want) {
+		t.Errorf("PUT body = %v, want %v", put, want)
+	}
+
+	// Again: already disabled, nothing written.
+	got, err = acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+	if err != nil {
+		t.Fatalf("DeactivateCustomer again: %v", err)
+	}
+	if got != (activities.DeactivateResult{}) {
+		t.Errorf("DeactivateCustomer again = %+v, want not changed", got)
+	}
+	if puts := f.seen.to(http.MethodPut, "/customers"); len(puts) != 1 {
+		t.Errorf("PUT requests = %d after deactivating twice, want 1", len(puts))
+	}
+}
+
+func TestDeactivateCustomerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		method    string
+		status    int
+		retryable bool
+	}{
+		{http.MethodGet, http.StatusForbidden, false},
+		{http.MethodGet, http.StatusInternalServerError, true},
+		{http.MethodPut, http.StatusBadRequest, false},
+		{http.MethodPut, http.StatusServiceUnavailable, true},
+		{http.MethodPut, http.StatusTooManyRequests, true},
+	} {
+		t.Run(tc.method+" "+strconv.Itoa(tc.status), func(t *testing.T) {
+			f := newAmberfloCustomers(t)
+			f.records[accountID] = json.RawMessage(amberfloRecord)
+			f.fail[tc.method] = tc.status
+			acts := amberfloActivities(t, f.URL)
+			got, err := acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if got != (activities.DeactivateResult{}) {
+				t.Errorf("result = %+v with the error, want none", got)
+			}
+			if tc.retryable {
+				wantRetryable(t, err)
+			} else {
+				wantNonRetryable(t, err, activities.ErrAmberfloRejected)
+			}
+			if tc.method == http.MethodGet {
+				if puts := f.seen.to(http.MethodPut, "/customers"); len(puts) != 0 {
+					t.Errorf("wrote the customer after a failed read: %v", puts)
+				}
+			}
+		})
+	}
+}
+
+// ---- ops alerts ----
+
+func alertActivities(t *testing.T, baseURL string) *activities.Activities {
+	t.Helper()
+	a, err := notify.NewAlerter(notify.AlertConfig{WebhookURL: baseURL + slackHookPath, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("notify.NewAlerter: %v", err)
+	}
+	return &activities.Activities{Alerts: a, Log: quietLogger()}
+}
+
+func alertInput() activities.AlertInput {
+	return activities.AlertInput{
+		Key:              "alert/recovery-" + customerID + "/suspend-rejected/1",
+		Severity:         "critical",
+		Title:            "Control plane rejected suspend",
+		Text:             "The control plane answered 403; recovery is paused for an operator.",
+		CustomerID:       accountID,
+		StripeCustomerID: customerID,
+		WorkflowID:       "recovery-" + customerID,
+		Fields:           []string{"Amount due", "49.00 USD", "Attempt", "3"},
+	}
+}
+
+func TestAlert(t *testing.T) {
+	p := newPeer(t, answer{http.StatusOK, "ok"})
+	acts := alertActivities(t, p.URL)
+	in := alertInput()
+	got, err := acts.Alert(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Alert: %v", err)
+	}
+	if got.DryRun {
+		t.Error("Alert reported a dry run with a webhook configured")
+	}
+	r := p.only(t)
+	if r.Method != http.MethodPost || r.Path != slackHookPath {
+		t.Errorf("request = %s, want POST %s", r, slackHookPath)
+	}
+	if r.IdempotencyKey != in.Key {
+		t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.Key)
+	}
+	body := jsonBody(t, r)
+	if text, _ := body["text"].(string); !strings.Contains(text, in.Title) || !strings.Contains(text, "CRITICAL") {
+		t.Errorf("fallback text = %q, want the severity and the title", text)
+	}
+	if blocks, _ := body["blocks"].([]any); len(blocks) == 0 {
+		t.Errorf("body has no blocks: %s", r.Body)
+	}
+	for _, s := range []string{in.Text, accountID, customerID, in.WorkflowID, "Amount due", "49.00 USD", "Attempt", in.Key} {
+		if !strings.Contains(string(r.Body), s) {
+			t.Errorf("alert body lacks %q: %s", s, r.Body)
+		}
+	}
+}
+
+func TestAlertErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		body      string
+		retryable bool
+	}{
+		{http.StatusBadRequest, "invalid_payload", false},
+		{http.StatusForbidden, "invalid_token", false},
+		{http.StatusNotFound, "no_service", false},
+		{http.StatusTooManyRequests, "rate_limited", true},
+		{http.StatusInternalServerError, "rollup_error", true},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			p := newPeer(t, answer{tc.status, tc.body})
+			acts := alertActivities(t, p.URL)
+			_, err := acts.Alert(context.Background(), alertInput())
+			if tc.retryable {
+				wantRetryable(t, err)
+			} else {
+				wantNonRetryable(t, err, activities.ErrNotifyRejected)
+			}
+			if r := p.only(t); r.IdempotencyKey != alertInput().Key {
+				t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, alertInput().Key)
+			}
+			if strings.Contains(err.Error(), slackHookPath) {
+				t.Errorf("error shows the webhook URL, a credential: %v", err)
+			}
+		})
+	}
+}
+
+func TestAlertInvalidNotSent(t *testing.T) {
+	p := newPeer(t, answer{http.StatusOK, "ok"})
+	acts := alertActivities(t, p.URL)
+	in := alertInput()
+	in.Severity = "urgent"
+	_, err := acts.Alert(context.Background(), in)
+	wantNonRetryable(t, err, activities.ErrNotifyRejected)
+	if all := p.seen.list(); len(all) != 0 {
+		t.Errorf("requests = %v, want none", all)
+	}
+}
+
+// ---- customer notices ----
+
+func noticeActivities(t *testing.T, baseURL string) *activities.Activities {
+	t.Helper()
+	n, err := notify.NewNoticeSender(notify.NoticeConfig{URL: baseURL + "/mailer/notices", Secret: noticeSecret, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("notify.NewNoticeSender: %v", err)
+	}
+	return &activities.Activities{Notices: n, Log: quietLogger()}
+}
+
+func noticeInput() activities.NoticeInput {
+	next := time.Date(2025, 3, 17, 15, 0, 0, 0, time.UTC)
+	deadline := time.Date(2025, 3, 28, 15, 0, 0, 0, time.UTC)
+	return activities.NoticeInput{
+		Key:              "notice/recovery-" + customerID + "/payment_retry_failed/2",
+		Type:             "payment_retry_failed",
+		CustomerID:       accountID,
+		StripeCustomerID: customerID,
+		Stage:            "past_due",
+		AmountDue:        4900,
+		Currency:         "usd",
+		InvoiceURL:       "https://invoice.stripe.com/i/acct_test/test",
+		CardBrand:        "visa",
+		CardLast4:        "4242",
+		CardExpMonth:     4,
+		CardExpYear:      2026,
+		NextActionAt:     &next,
+		Deadline:         &deadline,
+		Reason:           "insufficient_funds",
+		CreatedAt:        time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC),
+	}
+}
+
+func TestNotice(t *testing.T) {
+	p := newPeer(t, answer{http.StatusAccepted, `{}`})
+	acts := noticeActivities(t, p.URL)
+	in := noticeInput()
+	got, err := acts.Notice(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Notice: %v", err)
+	}
+	if got.DryRun {
+		t.Error("Notice reported a dry run with a mailer configured")
+	}
+	r := p.only(t)
+	if r.Method != http.MethodPost || r.Path != "/mailer/notices" {
+		t.Errorf("request = %s, want POST /mailer/notices", r)
+	}
+	if r.IdempotencyKey != in.Key {
+		t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.Key)
+	}
+	wantSigned(t, r, noticeSecret)
+	want := map[string]any{
+		"id": in.Key, "type": "payment_retry_failed", "customer_id": accountID, "stripe_customer_id": customerID,
+		"stage": "past_due", "amount_due": 4900.0, "currency": "usd", "invoice_url": in.InvoiceURL,
+		"card":           map[string]any{"brand": "visa", "last4": "4242", "exp_month": 4.0, "exp_year": 2026.0},
+		"next_action_at": "2025-03-17T15:00:00Z", "deadline": "2025-03-28T15:00:00Z",
+		"reason": "insufficient_funds", "created_at": "2025-03-14T15:00:00Z",
+	}
+	if body := jsonBody(t, r); !reflect.DeepEqual(body, want) {
+		t.Errorf("body = %v\nwant %v", body, want)
+	}
+}
+
+func TestNoticeWithoutCard(t *testing.T) {
+	p := newPeer(t, answer{http.StatusOK, `{}`})
+	acts := noticeActivities(t, p.URL)
+	in := noticeInput()
+	in.Type = "payment_method_missing"
+	in.CardBrand, in.CardLast4, in.CardExpMonth, in.CardExpYear = "", "", 0, 0
+	if _, err := acts.Notice(context.Background(), in); err != nil {
+		t.Fatalf("Notice: %v", err)
+	}
+	body := jsonBody(t, p.only(t))
+	if card, ok := body["card"]; ok {
+		t.Errorf("card = %v for a notice without one, want it left out", card)
+	}
+	if body["type"] != "payment_method_missing" {
+		t.Errorf("type = %v, want payment_method_missing", body["type"])
+	}
+}
+
+func TestNoticeAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   string // ok, rejected, retryable
+	}{
+		{http.StatusOK, "ok"},
+		{http.StatusConflict, "ok"}, // already delivered
+		{http.StatusBadRequest, "rejected"},
+		{http.StatusUnauthorized, "rejected"},
+		{http.StatusUnprocessableEntity, "rejected"},
+		{http.StatusTooManyRequests, "retryable"},
+		{http.StatusServiceUnavailable, "retryable"},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			p := newPeer(t, answer{tc.status, `{"error":"x"}`})
+			acts := noticeActivities(t, p.URL)
+			in := noticeInput()
+			got, err := acts.Notice(context.Background(), in)
+			switch tc.want {
+			case "ok":
+				if err != nil || got != (activities.NotifyResult{}) {
+					t.Errorf("Notice = %+v, %v; want sent", got, err)
+				}
+			case "rejected":
+				wantNonRetryable(t, err, activities.ErrNotifyRejected)
+			case "retryable":
+				wantRetryable(t, err)
+			}
+			if r := p.only(t); r.IdempotencyKey != in.Key {
+				t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.Key)
+			}
+		})
+	}
+}
+
+// ---- dry runs ----
+
+// TestIntegrationDryRuns checks that each activity whose client is nil
+// says it ran dry and calls nothing, while the other clients are live.
+func TestIntegrationDryRuns(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(*activities.Activities) (dryRun bool, err error)
+	}{
+		{"LatestInvoice", func(a *activities.Activities) (bool, error) {
+			a.Amberflo = nil
+			r, err := a.LatestInvoice(ctx, activities.AmberfloInput{CustomerID: accountID})
+			return r.DryRun && !r.Found && !r.Paid, err
+		}},
+		{"DeactivateCustomer", func(a *activities.Activities) (bool, error) {
+			a.Amberflo = nil
+			r, err := a.DeactivateCustomer(ctx, activities.AmberfloInput{CustomerID: accountID})
+			return r.DryRun && !r.Changed, err
+		}},
+		{"ControlPlane", func(a *activities.Activities) (bool, error) {
+			a.Control = nil
+			r, err := a.ControlPlane(ctx, controlPlaneInput("suspend"))
+			return r.DryRun && !r.AlreadyApplied, err
+		}},
+		{"Alert", func(a *activities.Activities) (bool, error) {
+			a.Alerts = nil
+			r, err := a.Alert(ctx, alertInput())
+			return r.DryRun, err
+		}},
+		{"Notice", func(a *activities.Activities) (bool, error) {
+			a.Notices = nil
+			r, err := a.Notice(ctx, noticeInput())
+			return r.DryRun, err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, seen := counter(t)
+			dry, err := tc.run(liveExcept(t, srv.URL))
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if !dry {
+				t.Errorf("%s did not report a dry run", tc.name)
+			}
+			if all := seen.list(); len(all) != 0 {
+				t.Errorf("requests = %v, want none", all)
+			}
+		})
+	}
+}
