@@ -4,6 +4,7 @@
 //	dunning worker       run the Temporal worker
 //	dunning dev          run everything locally (what `make run` calls)
 //	dunning send-event   post a signed, real-shaped Stripe event to a webhook
+//	dunning stripe-setup create or update the Stripe webhook endpoint
 //	dunning healthcheck  probe the local webhook's /healthz (container health)
 package main
 
@@ -29,6 +30,7 @@ commands:
   worker       run the Temporal worker on TEMPORAL_TASK_QUEUE
   dev          run everything locally: Temporal dev server, stripe-mock, worker, webhook
   send-event   post a signed, real-shaped Stripe event to a webhook
+  stripe-setup create or update the Stripe webhook endpoint to send exactly the handled events
   healthcheck  exit 0 when the webhook on HTTP_ADDR answers /healthz (for containers)
 
 Configuration comes from the environment; see README.md.
@@ -52,6 +54,8 @@ func main() {
 		err = runDev(ctx, args)
 	case "send-event":
 		err = runSendEvent(ctx, args, os.Stdout)
+	case "stripe-setup":
+		err = runStripeSetup(ctx, args, os.Stdout)
 	case "healthcheck":
 		err = runHealthcheck(ctx)
 	case "-h", "--help", "help":
