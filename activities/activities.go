@@ -61,6 +61,9 @@ type Activities struct {
 	Control  *controlplane.Client
 	Alerts   *notify.Alerter
 	Notices  *notify.NoticeSender
+	// Reconcile lists Stripe's events and hands them to dunning
+	// (reconciliation); nil or without a Stripe key runs dry.
+	Reconcile *Reconciler
 	// CustomerIDMetadataKey names the Stripe customer metadata key with the
 	// product's ID for the customer; empty means the Stripe ID is used.
 	CustomerIDMetadataKey string

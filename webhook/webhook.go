@@ -56,6 +56,10 @@ type Options struct {
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry // metrics are registered here and served at /metrics
 	Now          func() time.Time     // time.Now when nil
+	// Observe, when set, sees every verified event of a handled type
+	// before it is started; the local stack keeps its Stripe stand-in in
+	// step with it. Nil in production.
+	Observe func(workflows.StripeEvent)
 }
 
 type handler struct {
@@ -159,31 +163,53 @@ func (h *handler) stripe(c *gin.Context) {
 		return
 	}
 
+	if h.opts.Observe != nil {
+		h.opts.Observe(ev)
+	}
+
 	// The start is not tied to the caller's connection: once begun, it
 	// runs to an answer from Temporal or to its own deadline.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), h.opts.StartTimeout)
 	defer cancel()
 	began := time.Now()
-	_, err = h.temporal.ExecuteWorkflow(ctx, StartOptions(ev, h.opts.TaskQueue), workflows.StripeEventWorkflowName,
-		workflows.StripeEventInput{Event: ev})
+	duplicate, err := Start(ctx, h.temporal, ev, h.opts.TaskQueue)
 	elapsed := time.Since(began).Seconds()
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
-	case err == nil:
-		h.metrics.startLatency.WithLabelValues("started").Observe(elapsed)
-		h.log.Info("stripe event started", "event_id", ev.ID, "type", ev.Type, "customer", ev.CustomerID)
-		h.answer(c, http.StatusOK, OutcomeStarted, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
-	case errors.As(err, &already):
+	case err != nil:
+		h.metrics.startLatency.WithLabelValues("error").Observe(elapsed)
+		h.log.Error("stripe event not handed to temporal; stripe will deliver again", "event_id", ev.ID, "type", ev.Type, "error", err)
+		c.Header("Retry-After", "30")
+		h.answer(c, http.StatusServiceUnavailable, OutcomeTemporalDown, gin.H{"error": "temporal unavailable, retry later"})
+	case duplicate:
 		h.metrics.startLatency.WithLabelValues("duplicate").Observe(elapsed)
 		h.metrics.duplicates.Inc()
 		h.log.Info("stripe event already taken", "event_id", ev.ID, "type", ev.Type)
 		h.answer(c, http.StatusOK, OutcomeDuplicate, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
 	default:
-		h.metrics.startLatency.WithLabelValues("error").Observe(elapsed)
-		h.log.Error("stripe event not handed to temporal; stripe will deliver again", "event_id", ev.ID, "type", ev.Type, "error", err)
-		c.Header("Retry-After", "30")
-		h.answer(c, http.StatusServiceUnavailable, OutcomeTemporalDown, gin.H{"error": "temporal unavailable, retry later"})
+		h.metrics.startLatency.WithLabelValues("started").Observe(elapsed)
+		h.log.Info("stripe event started", "event_id", ev.ID, "type", ev.Type, "customer", ev.CustomerID)
+		h.answer(c, http.StatusOK, OutcomeStarted, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
 	}
+}
+
+// Starter is the part of the Temporal client that starts workflows.
+type Starter interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+}
+
+// Start hands a verified event to Temporal: it starts the event's
+// workflow with StartOptions, or reports a duplicate when a workflow with
+// the event's ID exists (running, or closed and still retained). The
+// webhook and reconciliation both start events through it, so that either
+// finds an event the other took.
+func Start(ctx context.Context, t Starter, ev workflows.StripeEvent, taskQueue string) (duplicate bool, err error) {
+	_, err = t.ExecuteWorkflow(ctx, StartOptions(ev, taskQueue), workflows.StripeEventWorkflowName,
+		workflows.StripeEventInput{Event: ev})
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return true, nil
+	}
+	return false, err
 }
 
 // StartOptions are the options an event's workflow is started with, by the

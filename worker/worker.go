@@ -51,6 +51,7 @@ func NewActivities(c client.Client, cfg config.Config, log *slog.Logger) (*activ
 		Log:                   log,
 	}
 	acts.Starter = starter(cfg)
+	acts.Reconcile = newReconciler(c, cfg)
 	if cfg.StripeAPIKey != "" {
 		bc := &stripe.BackendConfig{
 			MaxNetworkRetries: stripe.Int64(0), // Temporal retries, with the same idempotency key
@@ -121,11 +122,12 @@ func starter(cfg config.Config) func(activities.StartRequest) (activities.StartS
 
 // New returns a worker for cfg's task queue with every dunning workflow and
 // activity registered.
-func New(c client.Client, cfg config.Config, log *slog.Logger) (sdkworker.Worker, error) {
+func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (sdkworker.Worker, error) {
 	acts, err := NewActivities(c, cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	applyOptions(acts, opts)
 	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
@@ -150,12 +152,13 @@ func RegisterWorkflows(w interface {
 }) {
 	w.RegisterWorkflowWithOptions(workflows.StripeEventWorkflow, workflow.RegisterOptions{Name: workflows.StripeEventWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.PaymentRecoveryWorkflow, workflow.RegisterOptions{Name: workflows.PaymentRecoveryWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.ReconcileEventsWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileEventsWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.CardExpiryWorkflow, workflow.RegisterOptions{Name: workflows.CardExpiryWorkflowName})
 }
 
 // Run runs a worker until ctx is cancelled.
-func Run(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger) error {
-	w, err := New(c, cfg, log)
+func Run(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) error {
+	w, err := New(c, cfg, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -333,11 +333,13 @@ const (
 
 // Intent is one PaymentIntent the customer owes or owed.
 type Intent struct {
-	ID        string      `json:"id"`
-	Amount    int64       `json:"amount"`
-	Currency  string      `json:"currency"`
-	InvoiceID string      `json:"invoice_id,omitempty"`
-	State     IntentState `json:"state"`
+	ID        string `json:"id"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	InvoiceID string `json:"invoice_id,omitempty"`
+	// PaymentMethodID is the payment method that failed.
+	PaymentMethodID string      `json:"payment_method_id,omitempty"`
+	State           IntentState `json:"state"`
 	// Attempts counts the retries dunning made.
 	Attempts    int       `json:"attempts"`
 	FailedAt    time.Time `json:"failed_at"`
@@ -468,6 +470,11 @@ type ReconcileInput struct {
 	// Lookback is how far back events are listed; within the namespace
 	// retention, so that every event found meets its workflow if it ran.
 	Lookback time.Duration `json:"lookback"`
+	// Progress and StartingAfter are set when a long reconciliation
+	// continues as new: its window and counts so far, and the last event
+	// ID listed.
+	Progress      *ReconcileResult `json:"progress,omitempty"`
+	StartingAfter string           `json:"starting_after,omitempty"`
 }
 
 // ReconcileResult reports one reconciliation.
@@ -477,7 +484,12 @@ type ReconcileResult struct {
 	Found        int       `json:"found"`
 	Started      int       `json:"started"`
 	AlreadyKnown int       `json:"already_known"`
-	Pages        int       `json:"pages"`
+	// Ignored are events of types dunning does not handle; Invalid, events
+	// that cannot be decoded. Found is the sum of all four.
+	Ignored int  `json:"ignored,omitempty"`
+	Invalid int  `json:"invalid,omitempty"`
+	Pages   int  `json:"pages"`
+	DryRun  bool `json:"dry_run,omitempty"`
 }
 
 // CardExpiryState is the whole state of a card's expiry watch, returned by

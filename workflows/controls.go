@@ -23,6 +23,9 @@ func (r *recovery) validate(name string, req OperatorRequest, ext ExtendGraceReq
 		if r.openCount() == 0 {
 			return errors.New("nothing is owed")
 		}
+		if r.s.Paused {
+			return errors.New("paused: resume first")
+		}
 		return nil
 	case ControlExtendGrace:
 		_, err := r.extension(ext)

@@ -254,7 +254,7 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	case in == nil:
 		r.s.Intents = append(r.s.Intents, &Intent{
 			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,
-			State: IntentOpen, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
+			PaymentMethodID: f.Intent.PaymentMethodID, State: IntentOpen, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
 		})
 		r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", f.Intent.ID, money(f.Intent.Amount, f.Intent.Currency), decline), "recorded", false)
 	case in.State != IntentOpen || f.Created.Before(in.LastEventAt):
@@ -426,6 +426,18 @@ func (r *recovery) announce(ctx workflow.Context) error {
 		profile.CustomerID = r.s.StripeCustomerID
 	}
 	r.s.CustomerID = profile.CustomerID
+	// The card may have changed before this recovery began (the events
+	// can arrive in any order): Stripe's current default, if it is not what
+	// failed, is tried at once.
+	if def := profile.DefaultPaymentMethod; def != "" {
+		for _, in := range r.s.Intents {
+			if in.State == IntentOpen && in.PaymentMethodID != "" && in.PaymentMethodID != def {
+				r.s.CardRetryAt = workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
+				r.record(ctx, "card changed since the failure", def, "retry at once", false)
+				break
+			}
+		}
+	}
 	r.lookUpInvoice(ctx)
 	// An old event may describe an intent paid since. A failed read here
 	// is only recorded: the re-check before suspension is the one that

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dunning/config"
+	"dunning/internal/devstripe"
+	"dunning/webhook"
 	"dunning/worker"
 	"dunning/workflows"
 )
@@ -33,6 +36,10 @@ const DevWebhookSecret = "whsec_dunning_local_development"
 // devStripeKey is the key sent to stripe-mock, which takes any key of a
 // test key's shape.
 const devStripeKey = "sk_test_123"
+
+// devWorkerMetricsAddr is where the local worker serves /metrics unless
+// WORKER_METRICS_ADDR says otherwise.
+const devWorkerMetricsAddr = "127.0.0.1:9464"
 
 // devSettings are the knobs of the local stack, each from the environment.
 type devSettings struct {
@@ -94,13 +101,16 @@ func runDev(ctx context.Context, args []string) error {
 	if devStripe {
 		cfg.StripeAPIKey = devStripeKey
 	}
+	if cfg.WorkerMetricsAddr == "" {
+		cfg.WorkerMetricsAddr = devWorkerMetricsAddr
+	}
 	log := newLogger(cfg)
 
 	if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data folder %s: %w", s.dataDir, err)
 	}
 	uiAddr := net.JoinHostPort(hostOf(cfg.TemporalAddress), strconv.Itoa(s.uiPort))
-	busy := []string{cfg.TemporalAddress, uiAddr, cfg.HTTPAddr}
+	busy := []string{cfg.TemporalAddress, uiAddr, cfg.HTTPAddr, cfg.WorkerMetricsAddr}
 	if devStripe {
 		busy = append(busy, s.stripeMockAt)
 	}
@@ -157,23 +167,39 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
+	var dev *devstripe.Server
+	var devSrv *http.Server
 	if devStripe {
+		// stripe-mock checks every request against Stripe's API
+		// specification; in front of it, the dev Stripe keeps the state
+		// the events describe, so that a retry after a card update works.
+		upstream := net.JoinHostPort(hostOf(s.stripeMockAt), strconv.Itoa(portNum(s.stripeMockAt)+1))
+		if err := checkFree(upstream); err != nil {
+			return err
+		}
 		_, stopped, err := keepRunning(procCtx, log, "stripe-mock", s.stripeMock, filepath.Join(s.dataDir, "stripe-mock.log"),
-			"-http-addr", s.stripeMockAt)
+			"-http-addr", upstream, "-https-addr", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("start stripe-mock (run `make tools` to build it): %w", err)
 		}
 		procs = append(procs, stopped)
-		if err := waitHTTP(ctx, "http://"+s.stripeMockAt+"/v1/customers", 30*time.Second); err != nil {
+		if err := waitHTTP(ctx, "http://"+upstream+"/v1/customers", 30*time.Second); err != nil {
 			return fmt.Errorf("stripe-mock did not come up (see %s): %w", filepath.Join(s.dataDir, "stripe-mock.log"), err)
 		}
+		dev = devstripe.New(&url.URL{Scheme: "http", Host: upstream}, log.With("component", "dev-stripe"))
+		devSrv = &http.Server{Addr: s.stripeMockAt, Handler: dev, ReadHeaderTimeout: 5 * time.Second}
 	}
 
 	printBanner(os.Stdout, cfg, s, devStripe)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return worker.Run(gctx, c, cfg, log.With("component", "worker")) })
-	g.Go(func() error { return serveWebhook(gctx, c, cfg, log) })
+	g.Go(func() error { return serveWorker(gctx, c, cfg, log.With("component", "worker")) })
+	var observe func(workflows.StripeEvent)
+	if dev != nil {
+		observe = dev.Observe
+		g.Go(func() error { return webhook.Serve(gctx, devSrv, 5*time.Second) })
+	}
+	g.Go(func() error { return serveWebhook(gctx, c, cfg, log, observe) })
 	err = g.Wait()
 	log.Info("stopping the local stack")
 	return err
@@ -182,7 +208,7 @@ func runDev(ctx context.Context, args []string) error {
 func printBanner(w io.Writer, cfg config.Config, s devSettings, devStripe bool) {
 	stripe := "Stripe API (live key from STRIPE_API_KEY)"
 	if devStripe {
-		stripe = "http://" + s.stripeMockAt + "  (stripe-mock)"
+		stripe = "http://" + s.stripeMockAt + "  (dev Stripe, backed by stripe-mock)"
 	}
 	var live []string
 	for _, name := range slices.Sorted(maps.Keys(cfg.Live())) {
@@ -198,6 +224,7 @@ func printBanner(w io.Writer, cfg config.Config, s devSettings, devStripe bool) 
 	fmt.Fprintf(w, "\ndunning is running locally. Ctrl-C stops all of it.\n\n")
 	fmt.Fprintf(w, "  webhook         http://%s/webhooks/stripe\n", web)
 	fmt.Fprintf(w, "  health          http://%s/healthz  /readyz  /metrics\n", web)
+	fmt.Fprintf(w, "  worker metrics  http://%s/metrics\n", displayAddr(cfg.WorkerMetricsAddr))
 	fmt.Fprintf(w, "  Temporal        %s  namespace %s  task queue %s\n", cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	fmt.Fprintf(w, "  Temporal UI     %s\n", ui)
 	fmt.Fprintf(w, "  Stripe API      %s\n", stripe)
@@ -220,6 +247,11 @@ func hostOf(addr string) string {
 		return "127.0.0.1"
 	}
 	return h
+}
+
+func portNum(addr string) int {
+	n, _ := strconv.Atoi(portOf(addr))
+	return n
 }
 
 func portOf(addr string) string {

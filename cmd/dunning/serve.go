@@ -5,16 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	"golang.org/x/sync/errgroup"
 
 	"dunning/config"
 	"dunning/webhook"
 	"dunning/worker"
+	"dunning/workflows"
 )
 
 func clientOptions(cfg config.Config, log *slog.Logger) client.Options {
@@ -52,7 +57,51 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
-	return worker.Run(ctx, c, cfg, log)
+	return serveWorker(ctx, c, cfg, log)
+}
+
+// serveWorker sets up the reconciliation schedule, then runs the worker
+// until ctx ends, with its metrics served at WORKER_METRICS_ADDR when set.
+func serveWorker(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger) error {
+	if err := worker.EnsureReconcileSchedule(ctx, c, cfg, log); err != nil {
+		// The worker still handles every event the webhook hands over;
+		// only the safety net is missing until a worker sets it up.
+		log.Error("reconciliation schedule not set up: events Stripe fails to deliver are not recovered", "error", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(reg)
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.WorkerMetricsAddr != "" {
+		g.Go(func() error { return serveMetrics(gctx, cfg.WorkerMetricsAddr, reg, log) })
+	}
+	g.Go(func() error { return worker.Run(gctx, c, cfg, log, worker.WithMetrics(metrics)) })
+	return g.Wait()
+}
+
+// serveMetrics serves reg at GET /metrics on addr until ctx ends.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+webhook.PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := webhook.NewServer(addr, mux)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("worker metrics on %s (WORKER_METRICS_ADDR): %w", addr, err)
+	}
+	log.Info("worker metrics listening", "addr", ln.Addr().String(), "path", webhook.PathMetrics)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("worker metrics server on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down worker metrics server: %w", err)
+	}
+	return nil
 }
 
 func runWebhook(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -66,10 +115,12 @@ func runWebhook(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 		return fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
 	defer c.Close()
-	return serveWebhook(ctx, c, cfg, log)
+	return serveWebhook(ctx, c, cfg, log, nil)
 }
 
-func serveWebhook(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger) error {
+// serveWebhook serves the webhook until ctx ends; observe, when set, sees
+// every verified event (the local stack's Stripe stand-in).
+func serveWebhook(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger, observe func(workflows.StripeEvent)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h, err := webhook.NewHandler(c, webhook.Options{
@@ -80,6 +131,7 @@ func serveWebhook(ctx context.Context, c client.Client, cfg config.Config, log *
 		TaskQueue:    cfg.TemporalTaskQueue,
 		Logger:       log.With("component", "webhook"),
 		Registry:     reg,
+		Observe:      observe,
 	})
 	if err != nil {
 		return err

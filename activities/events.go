@@ -1,0 +1,301 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// StripeAPIBaseURL is Stripe's own API, used when no base URL is set.
+const StripeAPIBaseURL = "https://api.stripe.com"
+
+// Stripe's limits on GET /v1/events.
+const (
+	maxEventsPerPage = 100
+	maxEventTypes    = 20
+)
+
+// maxPageBytes bounds the events one ListEvents result carries, well under
+// Temporal's payload limit: a page of large events (invoices with their
+// lines) is cut short and the rest comes with the next page.
+const maxPageBytes = 1 << 20
+
+// Outcomes of handing one listed event to dunning.
+const (
+	// EventStarted: the event's workflow was started now; nothing had
+	// taken the event before.
+	EventStarted = "started"
+	// EventDuplicate: the event's workflow already exists (the webhook or
+	// an earlier reconciliation took it).
+	EventDuplicate = "duplicate"
+	// EventIgnored: dunning does not handle the event's type.
+	EventIgnored = "ignored"
+	// EventInvalid: the event cannot be decoded.
+	EventInvalid = "invalid"
+)
+
+// Reconciler is what the reconciliation activities need: Stripe's REST API
+// to list events, and a way to hand one event to dunning. The worker
+// injects it, so that this package need not know the webhook or the
+// workflows.
+type Reconciler struct {
+	// StripeBaseURL is the Stripe API; StripeAPIBaseURL when empty.
+	StripeBaseURL string
+	// StripeAPIKey authenticates the listing; empty means dry run.
+	StripeAPIKey string
+	// HTTPClient makes the calls; one with a 30s timeout when nil.
+	HTTPClient *http.Client
+	// StartEvent hands one raw Stripe event to dunning: it starts the
+	// event's workflow, with the event ID as workflow ID, and returns one of
+	// the Event* outcomes. An error with EventInvalid says the event cannot
+	// be read (it is counted and skipped); any other error is retried.
+	StartEvent func(ctx context.Context, raw json.RawMessage) (outcome string, err error)
+	// Metrics counts runs and events; nil counts nothing.
+	Metrics ReconcileMetrics
+}
+
+// ReconcileMetrics counts what reconciliation does.
+type ReconcileMetrics interface {
+	// Run counts one reconciliation, when it lists its first page.
+	Run()
+	// Event counts one listed event by its outcome.
+	Event(outcome string)
+}
+
+// ListEventsInput asks Stripe for one page of events, newest first.
+type ListEventsInput struct {
+	// Types are the event types listed (types[]); at least one.
+	Types []string `json:"types"`
+	// CreatedGTE and CreatedLT bound the events' created time; zero means
+	// unbounded.
+	CreatedGTE time.Time `json:"created_gte"`
+	CreatedLT  time.Time `json:"created_lt,omitzero"`
+	// StartingAfter is the last event ID of the page before.
+	StartingAfter string `json:"starting_after,omitempty"`
+	// Limit is the page size, at most 100; 100 when zero.
+	Limit int `json:"limit,omitempty"`
+}
+
+// EventPage is one page of events, each kept as Stripe's raw JSON so that
+// an event of any API version decodes later.
+type EventPage struct {
+	Events  []json.RawMessage `json:"events"`
+	HasMore bool              `json:"has_more"`
+	// LastID is the ID of the last event of the page: StartingAfter of the
+	// next one.
+	LastID string `json:"last_id,omitempty"`
+	// DryRun is set when Stripe is not configured: nothing was listed.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// ListEvents lists one page of Stripe's events (GET /v1/events). Rate
+// limits, server errors and network errors are returned for Temporal to
+// retry; a request Stripe rejects is not retried.
+func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventPage, error) {
+	if len(in.Types) == 0 || len(in.Types) > maxEventTypes {
+		return EventPage{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("list events needs 1 to %d types, got %d", maxEventTypes, len(in.Types)), ErrBadInput, nil)
+	}
+	r := a.Reconcile
+	if r == nil || r.StripeAPIKey == "" {
+		a.logger(ctx).Info("dry run: stripe not configured; no events listed", "starting_after", in.StartingAfter)
+		if r != nil && r.Metrics != nil && in.StartingAfter == "" {
+			r.Metrics.Run()
+		}
+		return EventPage{DryRun: true}, nil
+	}
+
+	base := r.StripeBaseURL
+	if base == "" {
+		base = StripeAPIBaseURL
+	}
+	q := url.Values{"types[]": in.Types}
+	if !in.CreatedGTE.IsZero() {
+		q.Set("created[gte]", strconv.FormatInt(in.CreatedGTE.Unix(), 10))
+	}
+	if !in.CreatedLT.IsZero() {
+		q.Set("created[lt]", strconv.FormatInt(in.CreatedLT.Unix(), 10))
+	}
+	limit := in.Limit
+	if limit <= 0 || limit > maxEventsPerPage {
+		limit = maxEventsPerPage
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	if in.StartingAfter != "" {
+		q.Set("starting_after", in.StartingAfter)
+	}
+	what := "list stripe events"
+	if in.StartingAfter != "" {
+		what += " after " + in.StartingAfter
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1/events?"+q.Encode(), nil)
+	if err != nil {
+		return EventPage{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", what, err), ErrBadInput, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.StripeAPIKey)
+	req.Header.Set("Accept", "application/json")
+	hc := r.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return EventPage{}, fmt.Errorf("%s: %w", what, err) // network: retried
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return EventPage{}, stripeHTTPError(what, resp)
+	}
+	var list struct {
+		Object  string            `json:"object"`
+		Data    []json.RawMessage `json:"data"`
+		HasMore bool              `json:"has_more"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return EventPage{}, fmt.Errorf("%s: read the answer: %w", what, err) // a cut-off answer: retried
+	}
+	if list.Object != "list" {
+		return EventPage{}, fmt.Errorf("%s: the answer is a %q, not a list", what, list.Object)
+	}
+
+	page := EventPage{HasMore: list.HasMore}
+	size := 0
+	for i, raw := range list.Data {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return EventPage{}, fmt.Errorf("%s: event %d: %w", what, i, err)
+		}
+		if len(page.Events) > 0 && size+buf.Len() > maxPageBytes {
+			// The rest comes with the next page, after the last event kept.
+			page.HasMore = true
+			break
+		}
+		size += buf.Len()
+		page.Events = append(page.Events, buf.Bytes())
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(raw, &ev) == nil && ev.ID != "" {
+			page.LastID = ev.ID
+		}
+	}
+	if page.HasMore && page.LastID == "" {
+		return EventPage{}, fmt.Errorf("%s: stripe says there is more but names no event to continue after", what)
+	}
+	if r.Metrics != nil && in.StartingAfter == "" {
+		r.Metrics.Run()
+	}
+	a.logger(ctx).Info("stripe events listed", "events", len(page.Events), "has_more", page.HasMore,
+		"starting_after", in.StartingAfter, "last_id", page.LastID)
+	return page, nil
+}
+
+// stripeHTTPError classifies an error answer of Stripe's REST API the way
+// classifyStripe does for stripe-go's errors.
+func stripeHTTPError(what string, resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Error struct {
+			Type    string `json:"type"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	msg := fmt.Sprintf("%s: stripe answered %d", what, resp.StatusCode)
+	if e.Error.Type != "" || e.Error.Code != "" {
+		msg += fmt.Sprintf(" %s %s", e.Error.Type, e.Error.Code)
+	}
+	if e.Error.Message != "" {
+		msg += ": " + e.Error.Message
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests,
+		resp.StatusCode >= 500,
+		resp.StatusCode == http.StatusConflict:
+		return errors.New(msg) // retried
+	}
+	return temporal.NewNonRetryableApplicationError(msg, ErrStripeRejected, nil)
+}
+
+// StartEventsInput hands a page of listed events to dunning.
+type StartEventsInput struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// StartEventsResult counts what became of each event.
+type StartEventsResult struct {
+	Started      int `json:"started"`
+	AlreadyKnown int `json:"already_known"`
+	Ignored      int `json:"ignored"`
+	Invalid      int `json:"invalid"`
+}
+
+// startProgress is the heartbeat of StartEvents: how many events are done,
+// and what became of them, so that a retry carries on where the last
+// attempt stopped and counts each event once.
+type startProgress struct {
+	Done   int               `json:"done"`
+	Result StartEventsResult `json:"result"`
+}
+
+// StartEvents starts the workflow of each event, with the event ID as
+// workflow ID: an event dunning already has is found as a duplicate and
+// changes nothing, one it never had is started now.
+func (a *Activities) StartEvents(ctx context.Context, in StartEventsInput) (StartEventsResult, error) {
+	if len(in.Events) == 0 {
+		return StartEventsResult{}, nil
+	}
+	r := a.Reconcile
+	if r == nil || r.StartEvent == nil {
+		return StartEventsResult{}, temporal.NewNonRetryableApplicationError("no event starter configured", ErrBadInput, nil)
+	}
+	inActivity := activity.IsActivity(ctx)
+	var p startProgress
+	if inActivity && activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil || p.Done > len(in.Events) {
+			p = startProgress{}
+		}
+	}
+	log := a.logger(ctx)
+	for ; p.Done < len(in.Events); p.Done++ {
+		raw := in.Events[p.Done]
+		outcome, err := r.StartEvent(ctx, raw)
+		switch {
+		case outcome == EventInvalid:
+			p.Result.Invalid++
+			log.Warn("listed stripe event cannot be read; skipped", "index", p.Done, "reason", fmt.Sprint(err))
+		case err != nil:
+			return p.Result, fmt.Errorf("start event %d of %d: %w", p.Done+1, len(in.Events), err)
+		case outcome == EventStarted:
+			p.Result.Started++
+		case outcome == EventDuplicate:
+			p.Result.AlreadyKnown++
+		case outcome == EventIgnored:
+			p.Result.Ignored++
+		default:
+			return p.Result, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("start event %d: unknown outcome %q", p.Done+1, outcome), ErrBadInput, nil)
+		}
+		if r.Metrics != nil {
+			r.Metrics.Event(outcome)
+		}
+		if inActivity {
+			activity.RecordHeartbeat(ctx, startProgress{Done: p.Done + 1, Result: p.Result})
+		}
+	}
+	log.Info("listed stripe events handed to dunning", "events", len(in.Events), "started", p.Result.Started,
+		"already_known", p.Result.AlreadyKnown, "ignored", p.Result.Ignored, "invalid", p.Result.Invalid)
+	return p.Result, nil
+}

@@ -1,0 +1,269 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"dunning/activities"
+	"dunning/config"
+	"dunning/internal/stripeevent"
+	"dunning/webhook"
+	"dunning/workflows"
+)
+
+// eventStartTimeout bounds the start of one listed event's workflow.
+const eventStartTimeout = 10 * time.Second
+
+// EventStarter returns what reconciliation hands each listed event to: it
+// decodes the event as the webhook does, skips types dunning does not
+// handle, and starts the event's workflow exactly as the webhook does, so
+// that an event the webhook took is found as a duplicate and one it never
+// saw is started.
+func EventStarter(c client.Client, taskQueue string) func(context.Context, json.RawMessage) (string, error) {
+	return func(ctx context.Context, raw json.RawMessage) (string, error) {
+		ev, err := stripeevent.Parse(raw)
+		if err != nil {
+			return activities.EventInvalid, err
+		}
+		if _, handled := workflows.RouteOf(ev.Type); !handled {
+			return activities.EventIgnored, nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, eventStartTimeout)
+		defer cancel()
+		duplicate, err := webhook.Start(ctx, c, ev, taskQueue)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("start workflow of event %s: %w", ev.ID, err)
+		case duplicate:
+			return activities.EventDuplicate, nil
+		}
+		return activities.EventStarted, nil
+	}
+}
+
+// newReconciler wires the reconciliation activities: Stripe's REST API as
+// configured (no key: dry run) and the event starter.
+func newReconciler(c client.Client, cfg config.Config) *activities.Reconciler {
+	return &activities.Reconciler{
+		StripeBaseURL: cfg.StripeAPIBaseURL,
+		StripeAPIKey:  cfg.StripeAPIKey,
+		StartEvent:    EventStarter(c, cfg.TemporalTaskQueue),
+	}
+}
+
+// Metrics are the worker's own Prometheus series.
+type Metrics struct {
+	runs   prometheus.Counter
+	events *prometheus.CounterVec
+}
+
+// Labels of dunning_reconcile_events_total.
+const (
+	ReconcileFound        = "found"
+	ReconcileStarted      = "started"
+	ReconcileAlreadyKnown = "already_known"
+	ReconcileIgnored      = "ignored"
+	ReconcileInvalid      = "invalid"
+)
+
+// NewMetrics registers the worker's series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		runs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dunning_reconcile_runs_total",
+			Help: "Reconciliations of Stripe's event list that listed their first page.",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dunning_reconcile_events_total",
+			Help: "Events reconciliation found in Stripe's list (found), and what became of them: started now (never delivered), already known, ignored, invalid.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.runs, m.events)
+	// Every result is exported from the start, so that a rate over one
+	// that has not happened yet reads 0 rather than nothing.
+	for _, r := range []string{ReconcileFound, ReconcileStarted, ReconcileAlreadyKnown, ReconcileIgnored, ReconcileInvalid} {
+		m.events.WithLabelValues(r)
+	}
+	return m
+}
+
+// Run counts one reconciliation.
+func (m *Metrics) Run() { m.runs.Inc() }
+
+// Event counts one listed event by its outcome.
+func (m *Metrics) Event(outcome string) {
+	m.events.WithLabelValues(ReconcileFound).Inc()
+	switch outcome {
+	case activities.EventStarted:
+		m.events.WithLabelValues(ReconcileStarted).Inc()
+	case activities.EventDuplicate:
+		m.events.WithLabelValues(ReconcileAlreadyKnown).Inc()
+	case activities.EventIgnored:
+		m.events.WithLabelValues(ReconcileIgnored).Inc()
+	case activities.EventInvalid:
+		m.events.WithLabelValues(ReconcileInvalid).Inc()
+	}
+}
+
+// Option changes what New and Run build.
+type Option func(*options)
+
+type options struct {
+	metrics *Metrics
+}
+
+// WithMetrics has the worker's activities count into m.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+func applyOptions(acts *activities.Activities, opts []Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.metrics != nil && acts.Reconcile != nil {
+		acts.Reconcile.Metrics = o.metrics
+	}
+}
+
+// reconcileSchedule is the schedule cfg asks for.
+type reconcileSchedule struct {
+	interval  time.Duration
+	lookback  time.Duration
+	taskQueue string
+}
+
+func (s reconcileSchedule) spec() client.ScheduleSpec {
+	return client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.interval}}}
+}
+
+func (s reconcileSchedule) action() *client.ScheduleWorkflowAction {
+	return &client.ScheduleWorkflowAction{
+		// The server appends the scheduled time to make each run's ID.
+		ID:            workflows.ReconcileScheduleID,
+		Workflow:      workflows.ReconcileEventsWorkflowName,
+		Args:          []any{workflows.ReconcileInput{Lookback: s.lookback}},
+		TaskQueue:     s.taskQueue,
+		StaticSummary: fmt.Sprintf("Reconcile Stripe events of the last %s", s.lookback),
+	}
+}
+
+// matches says whether an existing schedule already does what s asks.
+func (s reconcileSchedule) matches(have client.Schedule) bool {
+	if have.Spec == nil || len(have.Spec.Intervals) != 1 || len(have.Spec.Calendars) > 0 || len(have.Spec.CronExpressions) > 0 ||
+		have.Spec.Intervals[0] != (client.ScheduleIntervalSpec{Every: s.interval}) {
+		return false
+	}
+	if have.Policy == nil || have.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP {
+		return false
+	}
+	act, ok := have.Action.(*client.ScheduleWorkflowAction)
+	if !ok || act.Workflow != workflows.ReconcileEventsWorkflowName || act.TaskQueue != s.taskQueue || len(act.Args) != 1 {
+		return false
+	}
+	p, ok := act.Args[0].(*commonpb.Payload)
+	if !ok {
+		return false
+	}
+	var in workflows.ReconcileInput
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &in); err != nil {
+		return false
+	}
+	return in == workflows.ReconcileInput{Lookback: s.lookback}
+}
+
+// EnsureReconcileSchedule makes the Temporal Schedule that runs
+// ReconcileEventsWorkflow match cfg: it creates it, or updates an existing
+// one to cfg's interval and look-back (keeping its state, so that a
+// schedule an operator paused stays paused), or deletes it when
+// RECONCILE_INTERVAL is 0. Every worker calls it at start; calls from
+// several workers at once end with one schedule.
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger) error {
+	sc := c.ScheduleClient()
+	handle := sc.GetHandle(ctx, workflows.ReconcileScheduleID)
+	if cfg.ReconcileInterval <= 0 {
+		err := handle.Delete(ctx)
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound):
+			log.Info("reconciliation off (RECONCILE_INTERVAL=0)", "schedule", workflows.ReconcileScheduleID)
+			return nil
+		case err != nil:
+			return fmt.Errorf("delete schedule %s (RECONCILE_INTERVAL=0): %w", workflows.ReconcileScheduleID, err)
+		}
+		log.Info("reconciliation off (RECONCILE_INTERVAL=0): schedule deleted", "schedule", workflows.ReconcileScheduleID)
+		return nil
+	}
+
+	want := reconcileSchedule{interval: cfg.ReconcileInterval, lookback: cfg.ReconcileLookback, taskQueue: cfg.TemporalTaskQueue}
+	logArgs := []any{"schedule", workflows.ReconcileScheduleID, "interval", want.interval, "lookback", want.lookback,
+		"task_queue", want.taskQueue}
+	// A schedule deleted between a failed create and the update is
+	// created again on the next round.
+	for round := 1; ; round++ {
+		_, err := sc.Create(ctx, client.ScheduleOptions{
+			ID:      workflows.ReconcileScheduleID,
+			Spec:    want.spec(),
+			Action:  want.action(),
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			Note:    "Created by the dunning worker from RECONCILE_INTERVAL and RECONCILE_LOOKBACK; every worker start sets them again.",
+			Memo: map[string]any{
+				"description": "Lists Stripe's events of the handled types and starts StripeEventWorkflow for any dunning does not have.",
+			},
+		})
+		if err == nil {
+			log.Info("reconciliation schedule created", logArgs...)
+			return nil
+		}
+		var exists *serviceerror.AlreadyExists
+		if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) && !errors.As(err, &exists) {
+			return fmt.Errorf("create schedule %s: %w", workflows.ReconcileScheduleID, err)
+		}
+
+		changed := false
+		err = handle.Update(ctx, client.ScheduleUpdateOptions{
+			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				have := in.Description.Schedule
+				if want.matches(have) {
+					return nil, temporal.ErrSkipScheduleUpdate
+				}
+				changed = true
+				spec := want.spec()
+				policy := client.SchedulePolicies{}
+				if have.Policy != nil {
+					policy = *have.Policy
+				}
+				policy.Overlap = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
+				return &client.ScheduleUpdate{Schedule: &client.Schedule{
+					Spec:   &spec,
+					Action: want.action(),
+					Policy: &policy,
+					State:  have.State,
+				}}, nil
+			},
+		})
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound) && round < 3:
+			continue
+		case err != nil:
+			return fmt.Errorf("update schedule %s: %w", workflows.ReconcileScheduleID, err)
+		case changed:
+			log.Info("reconciliation schedule updated", logArgs...)
+		default:
+			log.Info("reconciliation schedule up to date", logArgs...)
+		}
+		return nil
+	}
+}
