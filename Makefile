@@ -66,9 +66,12 @@ lint: $(STATICCHECK) $(WORKFLOWCHECK)
 	$(STATICCHECK) ./...
 	$(WORKFLOWCHECK) ./...
 
+FUZZ_TIME ?= 30s
+
 .PHONY: test
 test: tools lint
 	go test $(GO_TEST_FLAGS) ./...
+	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZ_TIME) ./webhook
 
 .PHONY: bench
 bench: tools

@@ -148,7 +148,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	procs = append(procs, stopped)
 
-	waitCtx, cancelWait := context.WithTimeout(ctx, 90*time.Second)
+	waitCtx, cancelWait := context.WithTimeout(ctx, 3*time.Minute)
 	go func() {
 		// A dev server that dies while starting ends the wait at once.
 		select {
@@ -183,7 +183,7 @@ func runDev(ctx context.Context, args []string) error {
 			return fmt.Errorf("start stripe-mock (run `make tools` to build it): %w", err)
 		}
 		procs = append(procs, stopped)
-		if err := waitHTTP(ctx, "http://"+upstream+"/v1/customers", 30*time.Second); err != nil {
+		if err := waitHTTP(ctx, "http://"+upstream+"/v1/customers", 2*time.Minute); err != nil {
 			return fmt.Errorf("stripe-mock did not come up (see %s): %w", filepath.Join(s.dataDir, "stripe-mock.log"), err)
 		}
 		dev = devstripe.New(&url.URL{Scheme: "http", Host: upstream}, log.With("component", "dev-stripe"))
