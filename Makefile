@@ -10,11 +10,16 @@ TEMPORAL_CLI_VERSION := v1.5.1
 STRIPE_MOCK_VERSION := v0.203.0
 STATICCHECK_VERSION := v0.7.0
 WORKFLOWCHECK_VERSION := v0.6.0
+# The Temporal server the CLI embeds, run by `make test-cluster` on
+# PostgreSQL; docker-compose.yml runs the same version (temporalio/server).
+TEMPORAL_SERVER_VERSION := v1.29.1
 
 TEMPORAL_CLI := $(TOOLS_DIR)/temporal-$(TEMPORAL_CLI_VERSION)/temporal
 STRIPE_MOCK := $(TOOLS_DIR)/stripe-mock-$(STRIPE_MOCK_VERSION)/stripe-mock
 STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 WORKFLOWCHECK := $(TOOLS_DIR)/workflowcheck-$(WORKFLOWCHECK_VERSION)/workflowcheck
+TEMPORAL_SERVER := $(TOOLS_DIR)/temporal-server-$(TEMPORAL_SERVER_VERSION)/temporal-server
+TEMPORAL_SQL_TOOL := $(TOOLS_DIR)/temporal-server-$(TEMPORAL_SERVER_VERSION)/temporal-sql-tool
 
 DUNNING := $(CURDIR)/bin/dunning
 GO_TEST_FLAGS ?= -race -timeout 25m
@@ -26,6 +31,7 @@ help:
 	@echo "make run     run the whole stack locally (Temporal dev server + UI, stripe-mock, worker, webhook)"
 	@echo "make test    vet, staticcheck, workflowcheck and every test with -race"
 	@echo "make bench   benchmarks"
+	@echo "make test-cluster  the production profile: a Temporal cluster on PostgreSQL, two workers, two webhooks"
 	@echo "make tools   build the pinned tools into $(TOOLS_DIR)"
 
 # go install writes into GOBIN; each tool gets a folder named by its version,
@@ -47,6 +53,16 @@ $(STATICCHECK):
 	$(call go-install,$@,honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))
 $(WORKFLOWCHECK):
 	$(call go-install,$@,go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION))
+
+# The server and its SQL tool come from one module at one version; the
+# build tag is the one the server's own Makefile builds with.
+$(TEMPORAL_SERVER):
+	@echo "building temporal-server and temporal-sql-tool $(TEMPORAL_SERVER_VERSION) (once; cached in $(TOOLS_DIR))"
+	@rm -rf $(dir $@).tmp && mkdir -p $(dir $@).tmp
+	CGO_ENABLED=0 GOBIN=$(dir $@).tmp go install -tags disable_grpc_modules \
+		go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) \
+		go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	@mv $(dir $@).tmp/sql $(TEMPORAL_SQL_TOOL) && mv $(dir $@).tmp/server $@ && rmdir $(dir $@).tmp
 
 .PHONY: tools
 tools: $(TEMPORAL_CLI) $(STRIPE_MOCK) $(STATICCHECK) $(WORKFLOWCHECK)
@@ -73,9 +89,24 @@ test: tools lint
 	go test $(GO_TEST_FLAGS) ./...
 	go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZ_TIME) ./webhook
 
+# The production profile, for real: a Temporal server built from the module
+# proxy on this machine's PostgreSQL (installed if absent; a throwaway
+# cluster under a temporary folder), schemas and namespace set up with the
+# scripts docker-compose.yml runs, then two workers and two webhooks driven
+# through recoveries while one worker is killed. deploy/cluster.sh stops
+# everything it started; logs stay in .data/cluster.
+.PHONY: test-cluster
+test-cluster: $(TEMPORAL_CLI) $(TEMPORAL_SERVER) build
+	TEMPORAL_SERVER=$(TEMPORAL_SERVER) TEMPORAL_SQL_TOOL=$(TEMPORAL_SQL_TOOL) \
+		DUNNING_BIN=$(DUNNING) deploy/cluster.sh
+
+# Benchmarks against a real dev server; each runs its workload once.
+# Sizes: BENCH_EVENTS, BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_RATE,
+# BENCH_SECONDS, BENCH_SCALE_SMALL, BENCH_SCALE_LARGE (docs/benchmarks.md).
 .PHONY: bench
 bench: tools
-	go test -run '^$$' -bench . -benchmem ./...
+	go test -run '^$$' -bench BenchmarkWebhook -benchmem ./webhook
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench
 
 .PHONY: clean
 clean:

@@ -5,12 +5,13 @@
 //	dunning dev          run everything locally (what `make run` calls)
 //	dunning send-event   post a signed, real-shaped Stripe event to a webhook
 //	dunning stripe-setup create or update the Stripe webhook endpoint
-//	dunning healthcheck  probe the local webhook's /healthz (container health)
+//	dunning healthcheck  probe the local webhook's /healthz, or --url (container health)
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,7 +32,7 @@ commands:
   dev          run everything locally: Temporal dev server, stripe-mock, worker, webhook
   send-event   post a signed, real-shaped Stripe event to a webhook
   stripe-setup create or update the Stripe webhook endpoint to send exactly the handled events
-  healthcheck  exit 0 when the webhook on HTTP_ADDR answers /healthz (for containers)
+  healthcheck  exit 0 when the webhook on HTTP_ADDR answers /healthz, or --url answers 200 (for containers)
 
 Configuration comes from the environment; see README.md.
 `
@@ -57,7 +58,7 @@ func main() {
 	case "stripe-setup":
 		err = runStripeSetup(ctx, args, os.Stdout)
 	case "healthcheck":
-		err = runHealthcheck(ctx)
+		err = runHealthcheck(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -89,21 +90,29 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-func runHealthcheck(ctx context.Context) error {
-	url := "http://" + displayAddr(envOr("HTTP_ADDR", ":8080")) + webhook.PathHealthz
+// runHealthcheck probes the webhook's /healthz on HTTP_ADDR, or the URL
+// given with --url (the worker's /metrics on WORKER_METRICS_ADDR), and
+// fails unless it answers 200 within 3 seconds.
+func runHealthcheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	url := fs.String("url", "http://"+displayAddr(envOr("HTTP_ADDR", ":8080"))+webhook.PathHealthz,
+		"URL to probe, e.g. http://127.0.0.1:9464/metrics for a worker")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("probe %s: %w", url, err)
+		return fmt.Errorf("probe %s: %w", *url, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("probe %s: %s", url, resp.Status)
+		return fmt.Errorf("probe %s: %s", *url, resp.Status)
 	}
 	return nil
 }

@@ -1,0 +1,67 @@
+#!/bin/sh
+# Makes a Temporal namespace fit for dunning: creates it if it is missing,
+# sets the retention of closed workflows, and registers dunning's search
+# attributes. Safe to run again and from several places at once: an existing
+# namespace keeps its data, attributes already registered are left alone.
+#
+# The retention matters: an event's workflow ID is the Stripe event ID, and
+# a redelivered event is recognised only while the closed workflow is kept.
+# Stripe retries for 3 days, so dunning needs at least 7 (168h); the worker
+# refuses a shorter TEMPORAL_NAMESPACE_RETENTION.
+#
+# Used by the temporal-setup service of docker-compose.yml (in the
+# temporalio/admin-tools image) and by `make test-cluster`. Reads:
+#   TEMPORAL_ADDRESS               the frontend, host:port
+#   TEMPORAL_NAMESPACE             the namespace
+#   TEMPORAL_NAMESPACE_RETENTION   e.g. 168h
+#   DUNNING_SEARCH_ATTRIBUTES      Name=Type,… e.g. StripeCustomerId=Keyword,…
+#   TEMPORAL_CLI                   the temporal CLI (default: temporal on PATH)
+set -eu
+
+: "${TEMPORAL_ADDRESS:?set TEMPORAL_ADDRESS to the Temporal frontend, host:port}"
+: "${TEMPORAL_NAMESPACE:?set TEMPORAL_NAMESPACE}"
+: "${TEMPORAL_NAMESPACE_RETENTION:?set TEMPORAL_NAMESPACE_RETENTION, at least 168h}"
+: "${DUNNING_SEARCH_ATTRIBUTES:?set DUNNING_SEARCH_ATTRIBUTES to Name=Type,…}"
+cli=${TEMPORAL_CLI:-temporal}
+ns=$TEMPORAL_NAMESPACE
+t() { "$cli" --address "$TEMPORAL_ADDRESS" "$@"; }
+
+# The frontend answers before the other services have joined; wait until
+# the cluster reports itself serving.
+tries=0
+until t operator cluster health >/dev/null 2>&1; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 90 ]; then
+    echo "temporal setup: $TEMPORAL_ADDRESS not healthy after 3 minutes" >&2
+    t operator cluster health
+    exit 1
+  fi
+  sleep 2
+done
+
+if t operator namespace describe --namespace "$ns" >/dev/null 2>&1; then
+  t operator namespace update --namespace "$ns" --retention "$TEMPORAL_NAMESPACE_RETENTION"
+else
+  t operator namespace create --namespace "$ns" --retention "$TEMPORAL_NAMESPACE_RETENTION" \
+    --description "dunning: Stripe payment recovery"
+fi
+
+# A new namespace reaches every service of the cluster within seconds;
+# search attributes can only be added once it has.
+tries=0
+until t operator search-attribute list --namespace "$ns" >/dev/null 2>&1; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 60 ]; then
+    echo "temporal setup: namespace $ns not usable after 60s" >&2
+    exit 1
+  fi
+  sleep 1
+done
+
+for attr in $(echo "$DUNNING_SEARCH_ATTRIBUTES" | tr ',' ' '); do
+  t operator search-attribute create --namespace "$ns" --name "${attr%%=*}" --type "${attr#*=}"
+done
+
+t operator namespace describe --namespace "$ns"
+t operator search-attribute list --namespace "$ns"
+echo "temporal setup: namespace $ns ready (retention $TEMPORAL_NAMESPACE_RETENTION)"
