@@ -28,12 +28,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"dunning/internal/httpx"
 	"dunning/internal/sig"
 )
 
@@ -320,11 +318,11 @@ func (c *Client) do(ctx context.Context, req Request) (Result, error) {
 		e := &APIError{
 			Action:     req.Action,
 			StatusCode: code,
-			Message:    excerptOf(excerpt, c.secret),
+			Message:    httpx.Excerpt(excerpt, excerptMax, c.secret),
 			Retryable:  retryable,
 		}
 		if retryable {
-			e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.now())
+			e.RetryAfter = httpx.RetryAfter(resp.Header.Get("Retry-After"), c.now())
 		}
 		return Result{}, e
 	}
@@ -402,49 +400,6 @@ func transportMessage(err error, timeout time.Duration) string {
 	case errors.Is(err, context.Canceled):
 		return "call cancelled"
 	}
-	return truncate(inner.Error(), excerptMax)
+	return httpx.Truncate(inner.Error(), excerptMax)
 }
 
-// excerptOf returns a short single-line excerpt of a response body, with
-// the secret redacted should the server ever echo it.
-func excerptOf(b []byte, secret string) string {
-	s := strings.ToValidUTF8(string(b), "")
-	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
-	}
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	return truncate(s, excerptMax)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
-}
-
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs <= 0 || secs > int64(365*24*time.Hour/time.Second) {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}

@@ -17,11 +17,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"dunning/internal/httpx"
 )
 
 // SignatureHeader carries the signature of every notice body. It has the
@@ -197,7 +196,7 @@ func (p *poster) post(ctx context.Context, payload []byte, header http.Header, c
 	retryable := code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
 	e := &APIError{Op: p.op, StatusCode: code, Message: p.excerpt(excerpt), Retryable: retryable}
 	if retryable {
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
+		e.RetryAfter = httpx.RetryAfter(resp.Header.Get("Retry-After"), p.now())
 	}
 	return 0, e
 }
@@ -230,47 +229,7 @@ func (p *poster) transportMessage(err error) string {
 // excerpt returns a short single-line excerpt of b with the redacted
 // strings removed.
 func (p *poster) excerpt(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "")
-	for _, r := range p.redact {
-		if r != "" {
-			s = strings.ReplaceAll(s, r, "[redacted]")
-		}
-	}
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	return truncateBytes(s, excerptMax)
-}
-
-func truncateBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
-}
-
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs <= 0 || secs > int64(365*24*time.Hour/time.Second) {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+	return httpx.Excerpt(b, excerptMax, p.redact...)
 }
 
 func rfc3339(t *time.Time) string {
