@@ -402,4 +402,3 @@ func transportMessage(err error, timeout time.Duration) string {
 	}
 	return httpx.Truncate(inner.Error(), excerptMax)
 }
-
