@@ -87,7 +87,10 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 		if err := r.step(ctx); err != nil {
 			return RecoveryResult{}, err
 		}
-		r.drain(ctx)
+		// Signals that came in while step waited on activities (a payment
+		// during the suspend call, say) are applied here, and acted on at
+		// once. Histories recorded before this waited for the next timer.
+		applied := r.drain(ctx)
 		if r.terminal() {
 			if len(r.pending) > 0 {
 				// Failures that came in as this life ended open the next one.
@@ -101,7 +104,8 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 			return RecoveryResult{Stage: r.s.Stage, Summary: r.details()}, nil
 		}
-		if r.wake || r.signalsWaiting() {
+		if r.wake || r.signalsWaiting() ||
+			(applied && workflow.GetVersion(ctx, "act-on-signals-applied-after-step", workflow.DefaultVersion, 1) == 1) {
 			r.wake = false
 			continue
 		}
@@ -145,8 +149,10 @@ func (r *recovery) signalsWaiting() bool {
 	return false
 }
 
-// drain applies every signal waiting, in the main coroutine.
-func (r *recovery) drain(ctx workflow.Context) {
+// drain applies every signal waiting, in the main coroutine, and reports
+// whether there was any.
+func (r *recovery) drain(ctx workflow.Context) bool {
+	applied := false
 	for {
 		progressed := false
 		var f PaymentFailedSignal
@@ -183,8 +189,9 @@ func (r *recovery) drain(ctx workflow.Context) {
 			progressed = true
 		}
 		if !progressed {
-			return
+			return applied
 		}
+		applied = true
 	}
 }
 
