@@ -84,6 +84,12 @@ type Config struct {
 	// (WORKER_METRICS_ADDR); empty means not served.
 	WorkerMetricsAddr string
 
+	// WorkflowCacheSize bounds how many workflows a worker keeps in memory
+	// (TEMPORAL_WORKFLOW_CACHE_SIZE); the others are replayed from their
+	// history when they next wake. It bounds a worker's memory when many
+	// recoveries wait on long timers.
+	WorkflowCacheSize int
+
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
 }
@@ -137,6 +143,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ReconcileInterval:      r.duration("RECONCILE_INTERVAL", 15*time.Minute),
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
+		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 	}
@@ -167,6 +174,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.CardUpdateDebounce < 0 || c.CardUpdateDebounce > time.Hour {
 		r.fail("DUNNING_CARD_UPDATE_DEBOUNCE", "must be between 0 and 1h")
+	}
+	if c.WorkflowCacheSize < 10 || c.WorkflowCacheSize > 1000000 {
+		r.fail("TEMPORAL_WORKFLOW_CACHE_SIZE", "must be between 10 and 1000000 workflows")
 	}
 	if c.CardReminderBefore <= 0 || c.CardReminderBefore > 60*24*time.Hour {
 		r.fail("DUNNING_CARD_REMINDER_BEFORE", "must be positive and at most 1440h")

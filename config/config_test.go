@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 		CardReminderBefore:     7 * 24 * time.Hour,
 		ReconcileInterval:      15 * time.Minute,
 		ReconcileLookback:      72 * time.Hour,
+		WorkflowCacheSize:      2000,
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -84,6 +85,7 @@ func TestOverrides(t *testing.T) {
 		"RECONCILE_INTERVAL":           "5m",
 		"RECONCILE_LOOKBACK":           "48h",
 		"WORKER_METRICS_ADDR":          "127.0.0.1:9464",
+		"TEMPORAL_WORKFLOW_CACHE_SIZE": "500",
 		"LOG_LEVEL":                    "DEBUG",
 		"LOG_FORMAT":                   "json",
 	}))
@@ -118,6 +120,7 @@ func TestOverrides(t *testing.T) {
 		ReconcileInterval:      5 * time.Minute,
 		ReconcileLookback:      48 * time.Hour,
 		WorkerMetricsAddr:      "127.0.0.1:9464",
+		WorkflowCacheSize:      500,
 		LogLevel:               "debug",
 		LogFormat:              "json",
 	}
@@ -187,6 +190,7 @@ func TestBadValues(t *testing.T) {
 		{"negative tolerance", map[string]string{"STRIPE_WEBHOOK_TOLERANCE": "-1m"}, []string{"STRIPE_WEBHOOK_TOLERANCE"}},
 		{"zero grace period", map[string]string{"DUNNING_GRACE_PERIOD": "0s"}, []string{"DUNNING_GRACE_PERIOD"}},
 		{"negative deprovision delay", map[string]string{"DUNNING_DEPROVISION_AFTER": "-24h"}, []string{"DUNNING_DEPROVISION_AFTER"}},
+		{"cache too small", map[string]string{"TEMPORAL_WORKFLOW_CACHE_SIZE": "1"}, []string{"TEMPORAL_WORKFLOW_CACHE_SIZE"}},
 		{"reconcile too often", map[string]string{"RECONCILE_INTERVAL": "1s"}, []string{"RECONCILE_INTERVAL"}},
 		{"lookback beyond retention", map[string]string{"RECONCILE_LOOKBACK": "200h"}, []string{"RECONCILE_LOOKBACK"}},
 		{"zero reminder lead", map[string]string{"DUNNING_CARD_REMINDER_BEFORE": "0s"}, []string{"DUNNING_CARD_REMINDER_BEFORE"}},

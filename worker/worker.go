@@ -128,6 +128,9 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 		return nil, err
 	}
 	applyOptions(acts, opts)
+	// The cache is per process; a smaller one trades memory for replays
+	// of workflows that wake after being evicted.
+	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
