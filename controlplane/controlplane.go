@@ -353,24 +353,7 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	var b strings.Builder
-	if e.StatusCode == 0 {
-		b.WriteString("control plane unreachable")
-	} else {
-		fmt.Fprintf(&b, "control plane answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	}
-	if e.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Message)
-	}
-	if e.Retryable {
-		b.WriteString(" (retryable")
-		if e.RetryAfter > 0 {
-			fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
-		}
-		b.WriteString(")")
-	}
-	return b.String()
+	return httpx.Describe("control plane", e.StatusCode, e.Message, e.Retryable, e.RetryAfter)
 }
 
 func (e *APIError) Unwrap() error { return e.Err }

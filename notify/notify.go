@@ -17,7 +17,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"dunning/internal/httpx"
@@ -62,26 +61,7 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Op)
-	b.WriteString(" receiver ")
-	if e.StatusCode == 0 {
-		b.WriteString("unreachable")
-	} else {
-		fmt.Fprintf(&b, "answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	}
-	if e.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Message)
-	}
-	if e.Retryable {
-		b.WriteString(" (retryable")
-		if e.RetryAfter > 0 {
-			fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
-		}
-		b.WriteString(")")
-	}
-	return b.String()
+	return httpx.Describe(e.Op+" receiver", e.StatusCode, e.Message, e.Retryable, e.RetryAfter)
 }
 
 func (e *APIError) Unwrap() error { return e.Err }

@@ -3,6 +3,7 @@
 package httpx
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,4 +60,29 @@ func RetryAfter(h string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// Describe says in one line how a peer answered: "<peer> answered 503
+// Service Unavailable: <message> (retryable, retry after 30s)", or
+// "<peer> unreachable: …" when there was no answer (status 0).
+func Describe(peer string, status int, message string, retryable bool, retryAfter time.Duration) string {
+	var b strings.Builder
+	b.WriteString(peer)
+	if status == 0 {
+		b.WriteString(" unreachable")
+	} else {
+		fmt.Fprintf(&b, " answered %d %s", status, http.StatusText(status))
+	}
+	if message != "" {
+		b.WriteString(": ")
+		b.WriteString(message)
+	}
+	if retryable {
+		b.WriteString(" (retryable")
+		if retryAfter > 0 {
+			fmt.Fprintf(&b, ", retry after %s", retryAfter)
+		}
+		b.WriteString(")")
+	}
+	return b.String()
 }
