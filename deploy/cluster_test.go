@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,6 +31,7 @@ import (
 	"dunning/internal/sig"
 	"dunning/internal/stripeevent"
 	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
 	"dunning/worker"
 	"dunning/workflows"
 )
@@ -305,7 +305,7 @@ func newHarness(t *testing.T, address, namespace string) *harness {
 
 func (h *harness) startWorker(name string) *process {
 	h.t.Helper()
-	metrics := freeAddress(h.t)
+	metrics := testenv.FreeAddress(h.t)
 	p := h.start(name, "WORKER_METRICS_ADDR="+metrics, "worker")
 	// Ready as its container health check sees it, and polling.
 	h.eventually(name+" healthy", time.Minute, func() bool {
@@ -317,7 +317,7 @@ func (h *harness) startWorker(name string) *process {
 
 func (h *harness) startWebhook(name string) *process {
 	h.t.Helper()
-	addr := freeAddress(h.t)
+	addr := testenv.FreeAddress(h.t)
 	p := h.start(name, "HTTP_ADDR="+addr, "webhook")
 	h.eventually(name+" ready", time.Minute, func() bool {
 		resp, err := h.http.Get("http://" + addr + "/readyz")
@@ -574,16 +574,6 @@ func (p *process) stop(grace time.Duration) error {
 		p.kill()
 		return fmt.Errorf("%s did not stop within %s of SIGTERM", p.name, grace)
 	}
-}
-
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func tail(path string, n int) string {

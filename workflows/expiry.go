@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -140,17 +139,9 @@ func (w *cardExpiry) onUpdated(ctx workflow.Context, s CardUpdatedSignal) {
 }
 
 func (w *cardExpiry) remember(eventID string) bool {
-	if eventID == "" {
-		return true
-	}
-	if slices.Contains(w.s.AppliedEvents, eventID) {
-		return false
-	}
-	w.s.AppliedEvents = append(w.s.AppliedEvents, eventID)
-	if n := len(w.s.AppliedEvents); n > maxAppliedEvents {
-		w.s.AppliedEvents = slices.Clone(w.s.AppliedEvents[n-maxAppliedEvents:])
-	}
-	return true
+	var fresh bool
+	w.s.AppliedEvents, fresh = rememberEvent(w.s.AppliedEvents, eventID)
+	return fresh
 }
 
 func (w *cardExpiry) record(ctx workflow.Context, kind, detail, outcome string, dryRun bool) {

@@ -216,17 +216,26 @@ func (r *recovery) applied(eventID string) bool {
 
 // remember records an event as applied; false when it already was.
 func (r *recovery) remember(eventID string) bool {
+	var fresh bool
+	r.s.AppliedEvents, fresh = rememberEvent(r.s.AppliedEvents, eventID)
+	return fresh
+}
+
+// rememberEvent adds eventID to the applied events, keeping the newest
+// maxAppliedEvents, and reports whether it was new. An event without an ID
+// is always new.
+func rememberEvent(applied []string, eventID string) ([]string, bool) {
 	if eventID == "" {
-		return true
+		return applied, true
 	}
-	if r.applied(eventID) {
-		return false
+	if slices.Contains(applied, eventID) {
+		return applied, false
 	}
-	r.s.AppliedEvents = append(r.s.AppliedEvents, eventID)
-	if n := len(r.s.AppliedEvents); n > maxAppliedEvents {
-		r.s.AppliedEvents = slices.Clone(r.s.AppliedEvents[n-maxAppliedEvents:])
+	applied = append(applied, eventID)
+	if n := len(applied); n > maxAppliedEvents {
+		applied = slices.Clone(applied[n-maxAppliedEvents:])
 	}
-	return true
+	return applied, true
 }
 
 func (r *recovery) record(ctx workflow.Context, kind, detail, outcome string, dryRun bool) {
