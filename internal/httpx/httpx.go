@@ -1,5 +1,7 @@
 // Package httpx holds what dunning's outbound HTTP clients share: reading
-// a peer's error answer safely and its Retry-After header.
+// a peer's error answer safely and its Retry-After header, and APIError,
+// the one error for a call to a peer that got no usable answer, with the
+// one rule for whether retrying it may help (IsRetryable, IsPermanent).
 package httpx
 
 import (
