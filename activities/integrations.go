@@ -10,6 +10,7 @@ import (
 
 	"dunning/amberflo"
 	"dunning/controlplane"
+	"dunning/internal/httpx"
 	"dunning/notify"
 )
 
@@ -40,7 +41,7 @@ func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (Amber
 		return AmberfloInvoice{}, nil
 	}
 	if err != nil {
-		return AmberfloInvoice{}, classify(err, !amberflo.IsPermanent(err), ErrAmberfloRejected)
+		return AmberfloInvoice{}, classify(err, ErrAmberfloRejected)
 	}
 	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
 		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
@@ -62,7 +63,7 @@ func (a *Activities) DeactivateCustomer(ctx context.Context, in AmberfloInput) (
 	}
 	_, changed, err := a.Amberflo.DeactivateCustomer(ctx, in.CustomerID)
 	if err != nil {
-		return DeactivateResult{}, classify(err, !amberflo.IsPermanent(err), ErrAmberfloRejected)
+		return DeactivateResult{}, classify(err, ErrAmberfloRejected)
 	}
 	return DeactivateResult{Changed: changed}, nil
 }
@@ -101,7 +102,7 @@ func (a *Activities) ControlPlane(ctx context.Context, in ControlPlaneInput) (Co
 		AmountDue: in.AmountDue, Currency: in.Currency, RequestedAt: in.RequestedAt,
 	})
 	if err != nil {
-		return ControlPlaneResult{}, classify(err, controlplane.IsRetryable(err), ErrControlPlaneRejected)
+		return ControlPlaneResult{}, classify(err, ErrControlPlaneRejected)
 	}
 	return ControlPlaneResult{AlreadyApplied: res.AlreadyApplied}, nil
 }
@@ -136,7 +137,7 @@ func (a *Activities) Alert(ctx context.Context, in AlertInput) (NotifyResult, er
 		al.Fields = append(al.Fields, notify.Field{Label: in.Fields[i], Value: in.Fields[i+1]})
 	}
 	if err := a.Alerts.Send(ctx, al); err != nil {
-		return NotifyResult{}, classify(err, notify.IsRetryable(err), ErrNotifyRejected)
+		return NotifyResult{}, classify(err, ErrNotifyRejected)
 	}
 	return NotifyResult{}, nil
 }
@@ -176,15 +177,18 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 		n.Card = &notify.Card{Brand: in.CardBrand, Last4: in.CardLast4, ExpMonth: in.CardExpMonth, ExpYear: in.CardExpYear}
 	}
 	if err := a.Notices.Send(ctx, n); err != nil {
-		return NotifyResult{}, classify(err, notify.IsRetryable(err), ErrNotifyRejected)
+		return NotifyResult{}, classify(err, ErrNotifyRejected)
 	}
 	return NotifyResult{}, nil
 }
 
-// classify returns err as is for Temporal to retry, or as a non-retryable
-// application error of errType.
-func classify(err error, retryable bool, errType string) error {
-	if retryable {
+// classify turns a peer's error into a Temporal one: a permanent error
+// (httpx.IsPermanent: a rejection, an unreadable answer, an invalid
+// request) becomes a non-retryable application error of errType, for the
+// workflow to act on; anything else (no answer, 408, 429, 5xx, the
+// activity's own context ending) is returned as is, for Temporal to retry.
+func classify(err error, errType string) error {
+	if !httpx.IsPermanent(err) {
 		return err
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprint(err), errType, err)

@@ -18,6 +18,7 @@ import (
 	"dunning/activities"
 	"dunning/amberflo"
 	"dunning/controlplane"
+	"dunning/internal/httpx"
 	"dunning/internal/sig"
 	"dunning/notify"
 )
@@ -194,7 +195,7 @@ func TestControlPlaneAnswers(t *testing.T) {
 				wantNonRetryable(t, err, activities.ErrControlPlaneRejected)
 			case "retryable":
 				wantRetryable(t, err)
-				var apiErr *controlplane.APIError
+				var apiErr *httpx.APIError
 				if !errors.As(err, &apiErr) || apiErr.StatusCode != tc.status {
 					t.Errorf("err = %v, want the control plane's %d in its chain", err, tc.status)
 				}
@@ -325,6 +326,86 @@ func TestLatestInvoiceErrors(t *testing.T) {
 				wantNonRetryable(t, err, activities.ErrAmberfloRejected)
 			}
 			p.only(t)
+		})
+	}
+}
+
+// An Amberflo that answers 200 with something that is not an invoice or a
+// customer is not "nothing there" and not worth retrying: it is a
+// non-retryable rejection, so that the workflow tells an operator instead
+// of acting on it (fail safe).
+func TestAmberfloUnreadableAnswer(t *testing.T) {
+	const garbage = `<html><body>Service temporarily moved</body></html>`
+	for name, call := range map[string]func(*activities.Activities) error{
+		"LatestInvoice": func(a *activities.Activities) error {
+			_, err := a.LatestInvoice(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			return err
+		},
+		"DeactivateCustomer": func(a *activities.Activities) error {
+			_, err := a.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newPeer(t, answer{http.StatusOK, garbage})
+			err := call(amberfloActivities(t, p.URL))
+			wantNonRetryable(t, err, activities.ErrAmberfloRejected)
+			var apiErr *httpx.APIError
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusOK {
+				t.Errorf("err = %v, want Amberflo's unreadable 200 in its chain", err)
+			}
+			if !strings.Contains(err.Error(), "unreadable answer") {
+				t.Errorf("err %q does not say the answer was unreadable", err)
+			}
+			p.only(t) // read once, nothing written
+		})
+	}
+}
+
+// Every peer is classified alike: no answer at all is retried, and so is
+// the end of the activity's own context (Temporal knows why it ended).
+func TestPeerErrorsClassifiedAlike(t *testing.T) {
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // nothing listens there any more
+	calls := map[string]func(context.Context, *activities.Activities) error{
+		"LatestInvoice": func(ctx context.Context, a *activities.Activities) error {
+			_, err := a.LatestInvoice(ctx, activities.AmberfloInput{CustomerID: accountID})
+			return err
+		},
+		"DeactivateCustomer": func(ctx context.Context, a *activities.Activities) error {
+			_, err := a.DeactivateCustomer(ctx, activities.AmberfloInput{CustomerID: accountID})
+			return err
+		},
+		"ControlPlane": func(ctx context.Context, a *activities.Activities) error {
+			_, err := a.ControlPlane(ctx, controlPlaneInput("suspend"))
+			return err
+		},
+		"Alert": func(ctx context.Context, a *activities.Activities) error {
+			_, err := a.Alert(ctx, alertInput())
+			return err
+		},
+		"Notice": func(ctx context.Context, a *activities.Activities) error {
+			_, err := a.Notice(ctx, noticeInput())
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name+"/no answer", func(t *testing.T) {
+			err := call(context.Background(), liveExcept(t, gone.URL))
+			wantRetryable(t, err)
+			var apiErr *httpx.APIError
+			if !errors.As(err, &apiErr) || apiErr.StatusCode != 0 || !apiErr.Retryable {
+				t.Errorf("err = %v, want a retryable *httpx.APIError without status", err)
+			}
+		})
+		t.Run(name+"/context cancelled", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err := call(ctx, liveExcept(t, gone.URL))
+			wantRetryable(t, err)
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want the context's cancellation", err)
+			}
 		})
 	}
 }

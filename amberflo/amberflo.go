@@ -4,8 +4,9 @@
 //
 // Every method makes exactly one HTTP request per step and never retries:
 // the caller (a Temporal activity) owns the retry policy. Failures are
-// classified with IsRetryable and IsPermanent so that policy can tell a
-// rate limit or an outage from a request that will never succeed.
+// *httpx.APIError (peer "amberflo"), classified with httpx.IsRetryable and
+// httpx.IsPermanent so that policy can tell a rate limit or an outage from
+// a request that will never succeed.
 package amberflo
 
 import (
@@ -19,7 +20,17 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"dunning/internal/httpx"
 )
+
+// peer names Amberflo in errors.
+const peer = "amberflo"
+
+// ErrNotFound means Amberflo has no such customer, or no invoice for it.
+// It matches both an empty answer and an HTTP 404 (errors.Is); it is
+// httpx.ErrNotFound.
+var ErrNotFound = httpx.ErrNotFound
 
 // Defaults applied by New.
 const (
@@ -123,11 +134,24 @@ func New(cfg Config) (*Client, error) {
 // String describes the client without the API key.
 func (c *Client) String() string { return "amberflo.Client(" + c.base + ")" }
 
-// do sends one request with the per-request timeout and returns the body of
-// a 2xx response. path must already be escaped. Every failure other than
-// the caller's own context ending is an *APIError.
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
-	op := method + " " + path
+// answer is a 2xx answer to one request.
+type answer struct {
+	op     string // method and escaped path, e.g. "GET /customers/acme"
+	status int
+	body   []byte
+}
+
+// unreadable is the permanent error for an answer whose body cannot be
+// read as what was asked for.
+func (c *Client) unreadable(a answer, err error) error {
+	return httpx.Unreadable(peer, a.op, a.status, err, c.apiKey)
+}
+
+// do sends one request with the per-request timeout and returns the 2xx
+// answer. path must already be escaped. Every failure other than the
+// caller's own context ending is an *httpx.APIError.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) (answer, error) {
+	a := answer{op: method + " " + path}
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -141,7 +165,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req, err := http.NewRequestWithContext(rctx, method, u, rd)
 	if err != nil {
-		return nil, fmt.Errorf("%s: build request: %w", op, err)
+		return a, fmt.Errorf("%s: build request: %w", a.op, err)
 	}
 	req.Header.Set("X-API-KEY", c.apiKey)
 	req.Header.Set("Accept", "application/json")
@@ -151,56 +175,22 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, rctx, op, err)
+		return a, httpx.NoAnswer(ctx, peer, a.op, err, c.timeout, c.apiKey)
 	}
 	defer resp.Body.Close()
+	a.status = resp.StatusCode
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return nil, c.statusError(op, resp, head)
+		return a, httpx.StatusError(peer, a.op, resp, head, time.Now(), c.apiKey)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return nil, c.transportError(ctx, rctx, op, fmt.Errorf("read response: %w", err))
+	if a.body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody+1)); err != nil {
+		return a, httpx.NoAnswer(ctx, peer, a.op, fmt.Errorf("read answer: %w", err), c.timeout, c.apiKey)
 	}
-	if len(b) > maxBody {
-		return nil, &APIError{Op: op, StatusCode: resp.StatusCode,
-			Message: fmt.Sprintf("response larger than %d bytes", maxBody)}
+	if len(a.body) > maxBody {
+		return a, c.unreadable(a, fmt.Errorf("larger than %d bytes", maxBody))
 	}
-	return b, nil
-}
-
-// transportError classifies a failure to get a response. If the caller's
-// context ended, that is returned as is: it is not the client's to retry.
-// Otherwise it was the network or the per-request timeout: retryable.
-func (c *Client) transportError(ctx, rctx context.Context, op string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", op, ctx.Err())
-	}
-	msg := "request failed: " + err.Error()
-	if rctx.Err() != nil {
-		msg = fmt.Sprintf("no response within %s", c.timeout)
-	}
-	return &APIError{Op: op, Message: c.redact(msg), Retryable: true, Err: err}
-}
-
-func (c *Client) statusError(op string, resp *http.Response, body []byte) *APIError {
-	code := resp.StatusCode
-	e := &APIError{
-		Op:         op,
-		StatusCode: code,
-		Message:    excerpt(c.redact(string(body))),
-		Retryable:  code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500,
-	}
-	if e.Retryable {
-		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	return e
-}
-
-// redact removes the API key from s, in case a server echoes it back.
-func (c *Client) redact(s string) string {
-	return strings.ReplaceAll(s, c.apiKey, "[redacted]")
+	return a, nil
 }
 
 // checkID rejects IDs that cannot name a customer in a URL path.

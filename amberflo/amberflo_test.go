@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"dunning/internal/httpx"
 )
 
 const testKey = "af-test-key-5f2d9c"
@@ -349,24 +352,67 @@ func TestLatestInvoiceNone(t *testing.T) {
 			c := f.client(Config{})
 
 			inv, err := c.LatestInvoice(context.Background(), "acme")
-			if !errors.Is(err, ErrNotFound) {
+			if !errors.Is(err, ErrNotFound) || !errors.Is(err, httpx.ErrNotFound) {
 				t.Fatalf("LatestInvoice = %+v, %v; want ErrNotFound", inv, err)
 			}
-			if !IsPermanent(err) || IsRetryable(err) {
-				t.Errorf("no invoice: permanent %v, retryable %v; want permanent", IsPermanent(err), IsRetryable(err))
+			if !httpx.IsPermanent(err) || httpx.IsRetryable(err) {
+				t.Errorf("no invoice: permanent %v, retryable %v; want permanent", httpx.IsPermanent(err), httpx.IsRetryable(err))
 			}
 		})
 	}
 }
 
-func TestLatestInvoiceMalformed(t *testing.T) {
-	f := newFake(t)
-	f.invoices["acme"] = `{"paymentStatus": 7}`
-	c := f.client(Config{})
+// An answer that cannot be read is not "nothing there": it is a permanent
+// *httpx.APIError with the status Amberflo answered, so that the workflow
+// stops for an operator rather than act on it.
+func TestUnreadableAnswer(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		customer string // the customer record answered, when not ""
+		invoice  string // the invoice answered, when not ""
+		call     func(*Client) error
+		want     string // in the message
+	}{
+		{"invoice with a wrong type", "", `{"paymentStatus": 7}`,
+			func(c *Client) error { _, err := c.LatestInvoice(ctx, "acme"); return err }, "decode invoice"},
+		{"invoice not JSON", "", `<html>Gateway says hello</html>`,
+			func(c *Client) error { _, err := c.LatestInvoice(ctx, "acme"); return err }, "decode invoice"},
+		{"customer not JSON", `{"customerId": "acme", `, "",
+			func(c *Client) error { _, err := c.Customer(ctx, "acme"); return err }, "decode customer"},
+		{"customer with a wrong type", `{"customerId": "acme", "enabled": "yes"}`, "",
+			func(c *Client) error { _, err := c.Customer(ctx, "acme"); return err }, "decode customer"},
+		{"another customer", `{"customerId": "other", "enabled": true}`, "",
+			func(c *Client) error { _, _, err := c.DeactivateCustomer(ctx, "acme"); return err }, `answered with customer "other"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t)
+			if tc.customer != "" {
+				f.customers["acme"] = []byte(tc.customer)
+			}
+			if tc.invoice != "" {
+				f.invoices["acme"] = tc.invoice
+			}
+			c := f.client(Config{})
 
-	_, err := c.LatestInvoice(context.Background(), "acme")
-	if err == nil || errors.Is(err, ErrNotFound) || !IsPermanent(err) {
-		t.Fatalf("err = %v; want a permanent decode error", err)
+			err := tc.call(c)
+			var ae *httpx.APIError
+			if !errors.As(err, &ae) || ae.StatusCode != http.StatusOK || ae.Peer != "amberflo" {
+				t.Fatalf("err = %v, want an *httpx.APIError for Amberflo's 200", err)
+			}
+			if errors.Is(err, ErrNotFound) || !httpx.IsPermanent(err) || httpx.IsRetryable(err) {
+				t.Errorf("err = %v: not found %v, permanent %v, retryable %v; want permanent only",
+					err, errors.Is(err, ErrNotFound), httpx.IsPermanent(err), httpx.IsRetryable(err))
+			}
+			if msg := err.Error(); !strings.Contains(msg, "answered 200 OK: unreadable answer") || !strings.Contains(msg, tc.want) {
+				t.Errorf("err %q does not say the 200 was unreadable and why (%q)", msg, tc.want)
+			}
+			for _, r := range f.requests() {
+				if strings.HasPrefix(r, "PUT") {
+					t.Errorf("wrote after an unreadable answer: %s", r)
+				}
+			}
+		})
 	}
 }
 
@@ -438,7 +484,7 @@ func TestCustomerNotFound(t *testing.T) {
 			}
 			c := f.client(Config{})
 			_, err := c.Customer(context.Background(), "ghost")
-			if !errors.Is(err, ErrNotFound) || !IsPermanent(err) {
+			if !errors.Is(err, ErrNotFound) || !httpx.IsPermanent(err) {
 				t.Errorf("err = %v; want permanent ErrNotFound", err)
 			}
 			// Nothing to deactivate either, and nothing written.
@@ -455,27 +501,14 @@ func TestCustomerNotFound(t *testing.T) {
 	}
 }
 
-func TestCustomerWrongRecord(t *testing.T) {
-	f := newFake(t)
-	f.customers["acme"] = []byte(`{"customerId":"other","enabled":true}`)
-	c := f.client(Config{})
-	_, _, err := c.DeactivateCustomer(context.Background(), "acme")
-	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), `"other"`) {
-		t.Errorf("err = %v; want a permanent error naming the other customer", err)
-	}
-	if log := f.requests(); len(log) != 1 {
-		t.Errorf("requests %q, want only the GET", log)
-	}
-}
-
 func TestInvalidID(t *testing.T) {
 	f := newFake(t)
 	c := f.client(Config{})
 	for _, id := range []string{"", ".", ".."} {
-		if _, err := c.Customer(context.Background(), id); err == nil || !IsPermanent(err) {
+		if _, err := c.Customer(context.Background(), id); err == nil || !httpx.IsPermanent(err) {
 			t.Errorf("Customer(%q): err = %v, want permanent", id, err)
 		}
-		if _, err := c.LatestInvoice(context.Background(), id); err == nil || !IsPermanent(err) {
+		if _, err := c.LatestInvoice(context.Background(), id); err == nil || !httpx.IsPermanent(err) {
 			t.Errorf("LatestInvoice(%q): err = %v, want permanent", id, err)
 		}
 	}
@@ -585,7 +618,7 @@ func TestSetLifecycleStage(t *testing.T) {
 			if (err != nil) != tc.wantErr || moved != tc.wantMoved {
 				t.Fatalf("moved %v, err %v; want moved %v, error %v", moved, err, tc.wantMoved, tc.wantErr)
 			}
-			if tc.wantErr && !IsPermanent(err) {
+			if tc.wantErr && !httpx.IsPermanent(err) {
 				t.Errorf("err %v is not permanent", err)
 			}
 			if n := len(f.requests()); n != tc.wantReqs {
@@ -611,23 +644,24 @@ func TestErrors(t *testing.T) {
 		name       string
 		call       func(*Client) error
 		failMethod string // requests with this method get the status
+		path       string // of the failed request, without the leading slash
 		status     int
 		retryAfter string
 		retryable  bool
 		wantAfter  time.Duration // at least; and at most 2s more
 		wantReqs   int
 	}{
-		{"429 seconds", getInvoice, "GET", 429, "7", true, 7 * time.Second, 1},
-		{"429 date", getCustomer, "GET", 429, soon, true, 28 * time.Second, 1},
-		{"429 without header", getCustomer, "GET", 429, "", true, 0, 1},
-		{"500", getInvoice, "GET", 500, "", true, 0, 1},
-		{"503 on PUT", deactivate, "PUT", 503, "2", true, 2 * time.Second, 2},
-		{"400", getInvoice, "GET", 400, "", false, 0, 1},
-		{"401", getCustomer, "GET", 401, "", false, 0, 1},
-		{"403", getInvoice, "GET", 403, "", false, 0, 1},
-		{"400 on PUT", deactivate, "PUT", 400, "", false, 0, 2},
-		{"404 on PUT", deactivate, "PUT", 404, "", false, 0, 2},
-		{"Retry-After ignored on 400", getCustomer, "GET", 400, "5", false, 0, 1},
+		{"429 seconds", getInvoice, "GET", "payments/billing/customer-product-invoice", 429, "7", true, 7 * time.Second, 1},
+		{"429 date", getCustomer, "GET", "customers/acme", 429, soon, true, 28 * time.Second, 1},
+		{"429 without header", getCustomer, "GET", "customers/acme", 429, "", true, 0, 1},
+		{"500", getInvoice, "GET", "payments/billing/customer-product-invoice", 500, "", true, 0, 1},
+		{"503 on PUT", deactivate, "PUT", "customers", 503, "2", true, 2 * time.Second, 2},
+		{"400", getInvoice, "GET", "payments/billing/customer-product-invoice", 400, "", false, 0, 1},
+		{"401", getCustomer, "GET", "customers/acme", 401, "", false, 0, 1},
+		{"403", getInvoice, "GET", "payments/billing/customer-product-invoice", 403, "", false, 0, 1},
+		{"400 on PUT", deactivate, "PUT", "customers", 400, "", false, 0, 2},
+		{"404 on PUT", deactivate, "PUT", "customers", 404, "", false, 0, 2},
+		{"Retry-After ignored on 400", getCustomer, "GET", "customers/acme", 400, "5", false, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
@@ -648,15 +682,15 @@ func TestErrors(t *testing.T) {
 			c := f.client(Config{})
 
 			err := tc.call(c)
-			var ae *APIError
+			var ae *httpx.APIError
 			if !errors.As(err, &ae) {
 				t.Fatalf("err = %v, want an *APIError", err)
 			}
 			if ae.StatusCode != tc.status || ae.Retryable != tc.retryable {
 				t.Errorf("status %d retryable %v, want %d %v", ae.StatusCode, ae.Retryable, tc.status, tc.retryable)
 			}
-			if IsRetryable(err) != tc.retryable || IsPermanent(err) == tc.retryable {
-				t.Errorf("IsRetryable %v IsPermanent %v, want retryable %v", IsRetryable(err), IsPermanent(err), tc.retryable)
+			if httpx.IsRetryable(err) != tc.retryable || httpx.IsPermanent(err) == tc.retryable {
+				t.Errorf("IsRetryable %v IsPermanent %v, want retryable %v", httpx.IsRetryable(err), httpx.IsPermanent(err), tc.retryable)
 			}
 			if ae.RetryAfter < tc.wantAfter || ae.RetryAfter > tc.wantAfter+2*time.Second {
 				t.Errorf("RetryAfter %s, want %s", ae.RetryAfter, tc.wantAfter)
@@ -664,8 +698,15 @@ func TestErrors(t *testing.T) {
 			if strings.Contains(err.Error(), testKey) {
 				t.Errorf("error leaks the API key: %v", err)
 			}
-			if !strings.Contains(ae.Message, "request with key") || len(ae.Message) > 210 {
+			if !strings.Contains(ae.Message, "request with key [redacted] failed") || len(ae.Message) > 210 {
 				t.Errorf("Message %q (%d bytes), want a short excerpt of the body", ae.Message, len(ae.Message))
+			}
+			// What a reader of the log sees: the request, the status and
+			// the start of the answer.
+			want := fmt.Sprintf(`%s /%s: amberflo answered %d %s: {"message":"request with key [redacted] failed"`,
+				tc.failMethod, tc.path, tc.status, http.StatusText(tc.status))
+			if msg := err.Error(); !strings.Contains(msg, want) {
+				t.Errorf("error %q\nwant it to contain %q", msg, want)
 			}
 			if n := len(f.requests()); n != tc.wantReqs {
 				t.Errorf("%d requests, want %d: the client itself does not retry", n, tc.wantReqs)
@@ -708,11 +749,11 @@ func TestTimeout(t *testing.T) {
 			if elapsed := time.Since(start); elapsed > 3*time.Second {
 				t.Errorf("returned after %s, want about the 50ms timeout", elapsed)
 			}
-			var ae *APIError
-			if !errors.As(err, &ae) || ae.StatusCode != 0 || !IsRetryable(err) || IsPermanent(err) {
+			var ae *httpx.APIError
+			if !errors.As(err, &ae) || ae.StatusCode != 0 || !httpx.IsRetryable(err) || httpx.IsPermanent(err) {
 				t.Fatalf("err = %v, want a retryable timeout", err)
 			}
-			if !strings.Contains(err.Error(), "no response within 50ms") {
+			if !strings.Contains(err.Error(), "no answer within 50ms") {
 				t.Errorf("err %q does not say it timed out", err)
 			}
 		})
@@ -732,8 +773,8 @@ func TestCallerCancels(t *testing.T) {
 	defer cancel()
 
 	_, err = c.LatestInvoice(ctx, "acme")
-	if !errors.Is(err, context.DeadlineExceeded) || IsRetryable(err) || IsPermanent(err) {
-		t.Errorf("err = %v (retryable %v, permanent %v); want the caller's deadline, neither", err, IsRetryable(err), IsPermanent(err))
+	if !errors.Is(err, context.DeadlineExceeded) || httpx.IsRetryable(err) || httpx.IsPermanent(err) {
+		t.Errorf("err = %v (retryable %v, permanent %v); want the caller's deadline, neither", err, httpx.IsRetryable(err), httpx.IsPermanent(err))
 	}
 }
 
@@ -745,8 +786,8 @@ func TestNetworkError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Customer(context.Background(), "acme")
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 0 || !IsRetryable(err) {
+	var ae *httpx.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 0 || !httpx.IsRetryable(err) {
 		t.Errorf("err = %v, want a retryable network error", err)
 	}
 }
@@ -767,33 +808,11 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 
 	_, err = c.Customer(context.Background(), "acme")
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.StatusCode != http.StatusTemporaryRedirect || !IsPermanent(err) {
+	var ae *httpx.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusTemporaryRedirect || !httpx.IsPermanent(err) {
 		t.Errorf("err = %v, want a permanent 307", err)
 	}
 	if key, ok := leaked.Load("key"); ok {
 		t.Errorf("redirect followed; the other host got X-API-KEY %q", key)
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"120", 2 * time.Minute},
-		{" 3 ", 3 * time.Second},
-		{"-5", 0},
-		{"99999999999999999", 24 * time.Hour},
-		{"Sun, 01 Jun 2025 12:00:30 GMT", 30 * time.Second},
-		{"Sun, 01 Jun 2025 11:00:00 GMT", 0},
-		{"soon", 0},
-	} {
-		if got := parseRetryAfter(tc.in, now); got != tc.want {
-			t.Errorf("parseRetryAfter(%q) = %s, want %s", tc.in, got, tc.want)
-		}
 	}
 }

@@ -91,27 +91,28 @@ func (r record) encode() ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// decodeRecord reads a customer record for id. An empty answer, or one
-// without a customerId, means there is no such customer.
-func decodeRecord(op, id string, body []byte) (record, Customer, error) {
-	if isNull(body) {
+// decodeRecord reads the customer record for id from a. An empty answer,
+// or one without a customerId, means there is no such customer; an answer
+// that is not a customer record, or is another customer's, is unreadable.
+func (c *Client) decodeRecord(a answer, id string) (record, Customer, error) {
+	if isNull(a.body) {
 		return nil, Customer{}, ErrNotFound
 	}
 	var r record
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, Customer{}, fmt.Errorf("%s: decode customer: %w", op, err)
+	if err := json.Unmarshal(a.body, &r); err != nil {
+		return nil, Customer{}, c.unreadable(a, fmt.Errorf("decode customer: %w", err))
 	}
-	c, err := r.customer()
+	cust, err := r.customer()
 	if err != nil {
-		return nil, Customer{}, fmt.Errorf("%s: %w", op, err)
+		return nil, Customer{}, c.unreadable(a, err)
 	}
-	switch c.ID {
+	switch cust.ID {
 	case "":
 		return nil, Customer{}, ErrNotFound
 	case id:
-		return r, c, nil
+		return r, cust, nil
 	default:
-		return nil, Customer{}, fmt.Errorf("%s: answered with customer %q", op, c.ID)
+		return nil, Customer{}, c.unreadable(a, fmt.Errorf("answered with customer %q", cust.ID))
 	}
 }
 
@@ -119,12 +120,11 @@ func (c *Client) getRecord(ctx context.Context, id string) (record, Customer, er
 	if err := checkID(id); err != nil {
 		return nil, Customer{}, err
 	}
-	path := "/customers/" + url.PathEscape(id)
-	body, err := c.do(ctx, "GET", path, nil, nil)
+	a, err := c.do(ctx, "GET", "/customers/"+url.PathEscape(id), nil, nil)
 	if err != nil {
 		return nil, Customer{}, err
 	}
-	return decodeRecord("GET "+path, id, body)
+	return c.decodeRecord(a, id)
 }
 
 // Customer returns the customer with the given ID, or an error matching
@@ -161,13 +161,13 @@ func (c *Client) DeactivateCustomer(ctx context.Context, id string) (cust Custom
 	if err != nil {
 		return Customer{}, false, fmt.Errorf("encode customer: %w", err)
 	}
-	resp, err := c.do(ctx, "PUT", "/customers", nil, body)
+	a, err := c.do(ctx, "PUT", "/customers", nil, body)
 	if err != nil {
 		return Customer{}, false, err
 	}
 	// Prefer the record Amberflo answers with (it has the new updateTime);
 	// fall back to the one sent if the answer is not a customer.
-	if _, got, err := decodeRecord("PUT /customers", id, resp); err == nil {
+	if _, got, err := c.decodeRecord(a, id); err == nil {
 		return got, true, nil
 	}
 	cust, err = rec.customer()

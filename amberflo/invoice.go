@@ -75,23 +75,23 @@ func (c *Client) latestInvoice(ctx context.Context, customerID string) (Invoice,
 		"latest":            {"true"},
 		"withPaymentStatus": {"true"},
 	}
-	body, err := c.do(ctx, "GET", path, q, nil)
+	a, err := c.do(ctx, "GET", path, q, nil)
 	if err != nil {
 		return Invoice{}, err
 	}
-	if isNull(body) {
+	if isNull(a.body) {
 		return Invoice{}, ErrNotFound
 	}
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return Invoice{}, fmt.Errorf("GET %s: decode invoice: %w", path, err)
+	if err := json.Unmarshal(a.body, &fields); err != nil {
+		return Invoice{}, c.unreadable(a, fmt.Errorf("decode invoice: %w", err))
 	}
 	if len(fields) == 0 {
 		return Invoice{}, ErrNotFound
 	}
 	var w invoiceJSON
-	if err := json.Unmarshal(body, &w); err != nil {
-		return Invoice{}, fmt.Errorf("GET %s: decode invoice: %w", path, err)
+	if err := json.Unmarshal(a.body, &w); err != nil {
+		return Invoice{}, c.unreadable(a, fmt.Errorf("decode invoice: %w", err))
 	}
 	inv := Invoice{
 		CustomerID:    customerID,

@@ -13,10 +13,11 @@
 // already has, keyed with CONTROL_PLANE_SECRET.
 //
 // A 2xx answer means the action was applied, a 409 that the customer was
-// already in that state; both are successes. Other 4xx answers are
-// permanent errors; 408, 429, 5xx, network errors and timeouts are
-// retryable. Do makes exactly one attempt: the caller (a Temporal activity)
-// retries, and the idempotency key makes a retry safe.
+// already in that state; both are successes. Other answers are
+// *httpx.APIError (peer "control plane"): other 4xx are permanent; 408,
+// 429, 5xx, network errors and timeouts are retryable (httpx.IsRetryable,
+// httpx.IsPermanent). Do makes exactly one attempt: the caller (a Temporal
+// activity) retries, and the idempotency key makes a retry safe.
 package controlplane
 
 import (
@@ -247,8 +248,8 @@ type body struct {
 }
 
 // Do asks the control plane to apply req, once. The error, if any, says
-// what was being done; IsRetryable tells whether trying again may help, and
-// errors.As with *APIError gives the details.
+// what was being done; httpx.IsRetryable tells whether trying again may
+// help, and errors.As with *httpx.APIError gives the details.
 func (c *Client) Do(ctx context.Context, req Request) (Result, error) {
 	res, err := c.do(ctx, req)
 	if err != nil {
@@ -281,10 +282,11 @@ func (c *Client) do(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("encode request: %w", err)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	endpoint := c.base + "/customers/" + url.PathEscape(req.CustomerID) + "/" + string(req.Action)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(payload))
+	path := "/customers/" + url.PathEscape(req.CustomerID) + "/" + string(req.Action)
+	op := http.MethodPost + " " + path
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: build request: %w", ErrInvalidRequest, err)
 	}
@@ -296,12 +298,7 @@ func (c *Client) do(ctx context.Context, req Request) (Result, error) {
 
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
-		return Result{}, &APIError{
-			Action:    req.Action,
-			Message:   transportMessage(err, c.timeout),
-			Retryable: true,
-			Err:       unwrapURLError(err),
-		}
+		return Result{}, httpx.NoAnswer(ctx, peer, op, err, c.timeout, c.secret)
 	}
 	defer resp.Body.Close()
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptRead))
@@ -314,74 +311,14 @@ func (c *Client) do(ctx context.Context, req Request) (Result, error) {
 	case code == http.StatusConflict:
 		return Result{StatusCode: code, AlreadyApplied: true}, nil
 	default:
-		retryable := code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
-		e := &APIError{
-			Action:     req.Action,
-			StatusCode: code,
-			Message:    httpx.Excerpt(excerpt, excerptMax, c.secret),
-			Retryable:  retryable,
-		}
-		if retryable {
-			e.RetryAfter = httpx.RetryAfter(resp.Header.Get("Retry-After"), c.now())
-		}
-		return Result{}, e
+		return Result{}, httpx.StatusError(peer, op, resp, excerpt, c.now(), c.secret)
 	}
 }
+
+// peer names the control plane in errors.
+const peer = "control plane"
 
 const (
 	excerptRead = 4 << 10
 	drainLimit  = 64 << 10
-	excerptMax  = 200
 )
-
-// APIError is a failed call: either the control plane answered with an
-// error status, or (StatusCode 0) no answer came back at all.
-type APIError struct {
-	Action Action
-	// StatusCode is the HTTP status, or 0 when there was no response
-	// (network error, timeout, cancelled context).
-	StatusCode int
-	// Message is a short excerpt of the response body, or what went wrong
-	// on the way. It never contains the secret.
-	Message string
-	// Retryable is true for 408, 429, 5xx and when there was no response.
-	Retryable bool
-	// RetryAfter is the server's Retry-After, when it sent a usable one.
-	RetryAfter time.Duration
-	// Err is the transport error when StatusCode is 0.
-	Err error
-}
-
-func (e *APIError) Error() string {
-	return httpx.Describe("control plane", e.StatusCode, e.Message, e.Retryable, e.RetryAfter)
-}
-
-func (e *APIError) Unwrap() error { return e.Err }
-
-// IsRetryable reports whether err comes from a call that may succeed if
-// made again: a retryable *APIError in its chain. Invalid requests and
-// permanent answers are not retryable.
-func IsRetryable(err error) bool {
-	var e *APIError
-	return errors.As(err, &e) && e.Retryable
-}
-
-// unwrapURLError drops the *url.Error layer, whose message repeats the URL.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func transportMessage(err error, timeout time.Duration) string {
-	inner := unwrapURLError(err)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no answer within %s", timeout)
-	case errors.Is(err, context.Canceled):
-		return "call cancelled"
-	}
-	return httpx.Truncate(inner.Error(), excerptMax)
-}

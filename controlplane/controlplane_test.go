@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"dunning/controlplane"
+	"dunning/internal/httpx"
 	"dunning/internal/sig"
 )
 
@@ -194,21 +197,25 @@ func TestDoErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Do succeeded, want an error")
 			}
-			if controlplane.IsRetryable(err) != tc.retryable {
-				t.Errorf("IsRetryable = %v, want %v (err: %v)", !tc.retryable, tc.retryable, err)
+			if httpx.IsRetryable(err) != tc.retryable || httpx.IsPermanent(err) == tc.retryable {
+				t.Errorf("IsRetryable = %v, IsPermanent = %v, want retryable %v (err: %v)",
+					httpx.IsRetryable(err), httpx.IsPermanent(err), tc.retryable, err)
 			}
-			var apiErr *controlplane.APIError
+			var apiErr *httpx.APIError
 			if !errors.As(err, &apiErr) {
-				t.Fatalf("err %v is not an *APIError", err)
+				t.Fatalf("err %v is not an *httpx.APIError", err)
 			}
-			if apiErr.StatusCode != tc.status || apiErr.Action != controlplane.Deprovision || apiErr.RetryAfter != tc.retryAfter {
-				t.Errorf("APIError = %+v, want status %d, action deprovision, retry after %s", apiErr, tc.status, tc.retryAfter)
+			op := "POST /customers/" + url.PathEscape(customerID) + "/deprovision"
+			if apiErr.StatusCode != tc.status || apiErr.Peer != "control plane" || apiErr.Op != op || apiErr.RetryAfter != tc.retryAfter {
+				t.Errorf("APIError = %+v, want status %d, op %s, retry after %s", apiErr, tc.status, op, tc.retryAfter)
 			}
 			if !strings.Contains(apiErr.Message, "nope") {
 				t.Errorf("Message = %q, want the body excerpt", apiErr.Message)
 			}
-			if msg := err.Error(); !strings.Contains(msg, "deprovision customer") || !strings.Contains(msg, "nope") {
-				t.Errorf("error %q does not say what was being done and what came back", msg)
+			want := fmt.Sprintf(`deprovision customer %q: %s: control plane answered %d %s: {"error":"nope"}`,
+				customerID, op, tc.status, http.StatusText(tc.status))
+			if msg := err.Error(); !strings.Contains(msg, want) {
+				t.Errorf("error %q\nwant it to say what was being done and what came back: %q", msg, want)
 			}
 		})
 	}
@@ -219,9 +226,9 @@ func TestErrorMessageIsShortAndHasNoSecret(t *testing.T) {
 	srv, got := receiver(t, http.StatusInternalServerError, answer, nil)
 	_, err := newClient(t, srv.URL).Do(context.Background(), request(controlplane.Suspend))
 	<-got
-	var apiErr *controlplane.APIError
+	var apiErr *httpx.APIError
 	if !errors.As(err, &apiErr) {
-		t.Fatalf("err %v is not an *APIError", err)
+		t.Fatalf("err %v is not an *httpx.APIError", err)
 	}
 	if len(apiErr.Message) > 300 {
 		t.Errorf("Message is %d bytes, want a short excerpt", len(apiErr.Message))
@@ -263,8 +270,11 @@ func TestDoTimeoutIsRetryable(t *testing.T) {
 	if err == nil {
 		t.Fatal("Do succeeded against a hanging server")
 	}
-	if !controlplane.IsRetryable(err) {
+	if !httpx.IsRetryable(err) || httpx.IsPermanent(err) {
 		t.Errorf("timeout not retryable: %v", err)
+	}
+	if !strings.Contains(err.Error(), "no answer within 100ms") {
+		t.Errorf("err %q does not say the control plane did not answer in time", err)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
@@ -283,12 +293,31 @@ func TestDoNetworkErrorIsRetryable(t *testing.T) {
 	if err == nil {
 		t.Fatal("Do succeeded with no server")
 	}
-	var apiErr *controlplane.APIError
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 0 || !controlplane.IsRetryable(err) {
-		t.Errorf("err = %v, want a retryable *APIError without status", err)
+	var apiErr *httpx.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 0 || !httpx.IsRetryable(err) || httpx.IsPermanent(err) {
+		t.Errorf("err = %v, want a retryable *httpx.APIError without status", err)
 	}
-	if strings.Contains(err.Error(), "/customers/") {
+	if strings.Contains(err.Error(), url) {
 		t.Errorf("error repeats the request URL: %v", err)
+	}
+}
+
+// The caller's own context ending is neither retryable nor permanent: the
+// activity is over, and it is not for the client to decide.
+func TestDoCallerCancels(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+
+	_, err := newClient(t, srv.URL).Do(ctx, request(controlplane.Suspend))
+	if !errors.Is(err, context.Canceled) || httpx.IsRetryable(err) || httpx.IsPermanent(err) {
+		t.Errorf("err = %v (retryable %v, permanent %v); want the caller's cancellation, neither",
+			err, httpx.IsRetryable(err), httpx.IsPermanent(err))
 	}
 }
 
@@ -314,8 +343,8 @@ func TestDoRejectsInvalidRequestsWithoutCalling(t *testing.T) {
 			if !errors.Is(err, controlplane.ErrInvalidRequest) {
 				t.Errorf("err = %v, want ErrInvalidRequest", err)
 			}
-			if controlplane.IsRetryable(err) {
-				t.Errorf("invalid request is retryable: %v", err)
+			if httpx.IsRetryable(err) || !httpx.IsPermanent(err) {
+				t.Errorf("invalid request is not permanent: %v", err)
 			}
 		})
 	}

@@ -54,7 +54,7 @@ func NewAlerter(cfg AlertConfig) (*Alerter, error) {
 	if len(u.Path) > 1 {
 		redact = append(redact, u.Path)
 	}
-	return &Alerter{p: newPoster(OpAlert, cfg.WebhookURL, cfg.HTTPClient, cfg.Timeout, nil, redact...)}, nil
+	return &Alerter{p: newPoster(PeerAlerts, cfg.WebhookURL, cfg.HTTPClient, cfg.Timeout, nil, redact...)}, nil
 }
 
 // Severity says how urgently ops should look.
@@ -113,7 +113,7 @@ func (a Alert) validate() error {
 }
 
 // Send posts a, once. The error, if any, says what was being done;
-// IsRetryable tells whether trying again may help.
+// httpx.IsRetryable tells whether trying again may help.
 func (s *Alerter) Send(ctx context.Context, a Alert) error {
 	if err := s.send(ctx, a); err != nil {
 		return fmt.Errorf("send alert %q: %w", a.Key, err)

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"dunning/internal/httpx"
 	"dunning/notify"
 )
 
@@ -263,18 +264,20 @@ func TestAlertErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Send succeeded, want an error")
 			}
-			if notify.IsRetryable(err) != tc.retryable {
-				t.Errorf("IsRetryable = %v, want %v (err: %v)", !tc.retryable, tc.retryable, err)
+			if httpx.IsRetryable(err) != tc.retryable || httpx.IsPermanent(err) == tc.retryable {
+				t.Errorf("IsRetryable = %v, IsPermanent = %v, want retryable %v (err: %v)",
+					httpx.IsRetryable(err), httpx.IsPermanent(err), tc.retryable, err)
 			}
-			var apiErr *notify.APIError
+			var apiErr *httpx.APIError
 			if !errors.As(err, &apiErr) {
-				t.Fatalf("err %v is not an *APIError", err)
+				t.Fatalf("err %v is not an *httpx.APIError", err)
 			}
-			if apiErr.Op != notify.OpAlert || apiErr.StatusCode != tc.status || apiErr.Message != tc.answer || apiErr.RetryAfter != tc.retryAfter {
-				t.Errorf("APIError = %+v, want op alert, status %d, message %q, retry after %s", apiErr, tc.status, tc.answer, tc.retryAfter)
+			if apiErr.Peer != notify.PeerAlerts || apiErr.StatusCode != tc.status || apiErr.Message != tc.answer || apiErr.RetryAfter != tc.retryAfter {
+				t.Errorf("APIError = %+v, want peer %s, status %d, message %q, retry after %s", apiErr, notify.PeerAlerts, tc.status, tc.answer, tc.retryAfter)
 			}
-			if !strings.Contains(err.Error(), "send alert") {
-				t.Errorf("error %q does not say what was being done", err)
+			want := fmt.Sprintf("send alert %q: alert receiver answered %d %s: %s", alert().Key, tc.status, http.StatusText(tc.status), tc.answer)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q\nwant it to say what was being done and what came back: %q", err, want)
 			}
 			if strings.Contains(err.Error(), "secrettoken") {
 				t.Errorf("error contains the webhook URL: %v", err)
@@ -304,8 +307,24 @@ func TestAlertTimeoutIsRetryable(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("Send took %s, want about the 100ms timeout", elapsed)
 	}
-	if err == nil || !notify.IsRetryable(err) || !errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || (!httpx.IsRetryable(err) || httpx.IsPermanent(err)) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want a retryable deadline error", err)
+	}
+	if strings.Contains(err.Error(), "secrettoken") {
+		t.Errorf("error contains the webhook URL: %v", err)
+	}
+}
+
+// The caller's own context ending is neither retryable nor permanent: the
+// activity is over, and it is not for the client to decide.
+func TestAlertCallerCancels(t *testing.T) {
+	a := newAlerter(t, hangingServer(t)+webhookPath, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err := a.Send(ctx, alert())
+	if !errors.Is(err, context.Canceled) || httpx.IsRetryable(err) || httpx.IsPermanent(err) {
+		t.Errorf("err = %v (retryable %v, permanent %v); want the caller's cancellation, neither",
+			err, httpx.IsRetryable(err), httpx.IsPermanent(err))
 	}
 	if strings.Contains(err.Error(), "secrettoken") {
 		t.Errorf("error contains the webhook URL: %v", err)
@@ -317,7 +336,7 @@ func TestAlertNetworkErrorIsRetryable(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	err := newAlerter(t, url+webhookPath, time.Second).Send(context.Background(), alert())
-	if err == nil || !notify.IsRetryable(err) {
+	if err == nil || (!httpx.IsRetryable(err) || httpx.IsPermanent(err)) {
 		t.Errorf("err = %v, want retryable", err)
 	}
 	if strings.Contains(err.Error(), "secrettoken") {
@@ -341,7 +360,7 @@ func TestInvalidAlertNotSent(t *testing.T) {
 			a := alert()
 			mutate(&a)
 			err := s.Send(context.Background(), a)
-			if !errors.Is(err, notify.ErrInvalid) || notify.IsRetryable(err) {
+			if !errors.Is(err, notify.ErrInvalid) || !httpx.IsPermanent(err) {
 				t.Errorf("err = %v, want a permanent ErrInvalid", err)
 			}
 		})

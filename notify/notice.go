@@ -70,7 +70,7 @@ func NewNoticeSender(cfg NoticeConfig) (*NoticeSender, error) {
 		now = time.Now
 	}
 	return &NoticeSender{
-		p:      newPoster(OpNotice, cfg.URL, cfg.HTTPClient, cfg.Timeout, now, cfg.Secret),
+		p:      newPoster(PeerNotices, cfg.URL, cfg.HTTPClient, cfg.Timeout, now, cfg.Secret),
 		secret: cfg.Secret,
 		now:    now,
 	}, nil
@@ -212,8 +212,8 @@ type noticeBody struct {
 }
 
 // Send posts n, once. A 2xx answer, or 409 (already delivered), is
-// success. The error, if any, says what was being done; IsRetryable tells
-// whether trying again may help.
+// success. The error, if any, says what was being done; httpx.IsRetryable
+// tells whether trying again may help.
 func (s *NoticeSender) Send(ctx context.Context, n Notice) error {
 	if err := s.send(ctx, n); err != nil {
 		return fmt.Errorf("send %s notice %q: %w", n.Type, n.ID, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"dunning/internal/httpx"
 	"dunning/internal/sig"
 	"dunning/notify"
 )
@@ -228,15 +230,16 @@ func TestNoticeErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Send succeeded, want an error")
 			}
-			if notify.IsRetryable(err) != tc.retryable {
-				t.Errorf("IsRetryable = %v, want %v (err: %v)", !tc.retryable, tc.retryable, err)
+			if httpx.IsRetryable(err) != tc.retryable || httpx.IsPermanent(err) == tc.retryable {
+				t.Errorf("IsRetryable = %v, IsPermanent = %v, want retryable %v (err: %v)",
+					httpx.IsRetryable(err), httpx.IsPermanent(err), tc.retryable, err)
 			}
-			var apiErr *notify.APIError
+			var apiErr *httpx.APIError
 			if !errors.As(err, &apiErr) {
-				t.Fatalf("err %v is not an *APIError", err)
+				t.Fatalf("err %v is not an *httpx.APIError", err)
 			}
-			if apiErr.Op != notify.OpNotice || apiErr.StatusCode != tc.status || apiErr.RetryAfter != tc.retryAfter {
-				t.Errorf("APIError = %+v, want op notice, status %d, retry after %s", apiErr, tc.status, tc.retryAfter)
+			if apiErr.Peer != notify.PeerNotices || apiErr.StatusCode != tc.status || apiErr.RetryAfter != tc.retryAfter {
+				t.Errorf("APIError = %+v, want peer %s, status %d, retry after %s", apiErr, notify.PeerNotices, tc.status, tc.retryAfter)
 			}
 			if !strings.HasPrefix(apiErr.Message, "mailer says no") {
 				t.Errorf("Message = %q, want the body excerpt", apiErr.Message)
@@ -244,8 +247,10 @@ func TestNoticeErrors(t *testing.T) {
 			if strings.Contains(err.Error(), noticeSecret) {
 				t.Errorf("error contains the secret: %v", err)
 			}
-			if !strings.Contains(err.Error(), "send payment_failed notice") {
-				t.Errorf("error %q does not say what was being done", err)
+			want := fmt.Sprintf("send payment_failed notice %q: notice receiver answered %d %s: mailer says no; secret was [redacted]",
+				fullNotice().ID, tc.status, http.StatusText(tc.status))
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q\nwant it to say what was being done and what came back: %q", err, want)
 			}
 		})
 	}
@@ -262,7 +267,7 @@ func TestNoticeTimeoutIsRetryable(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("Send took %s, want about the 100ms timeout", elapsed)
 	}
-	if err == nil || !notify.IsRetryable(err) || !errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || (!httpx.IsRetryable(err) || httpx.IsPermanent(err)) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want a retryable deadline error", err)
 	}
 }
@@ -290,7 +295,7 @@ func TestInvalidNoticeNotSent(t *testing.T) {
 			n := fullNotice()
 			mutate(&n)
 			err := s.Send(context.Background(), n)
-			if !errors.Is(err, notify.ErrInvalid) || notify.IsRetryable(err) {
+			if !errors.Is(err, notify.ErrInvalid) || !httpx.IsPermanent(err) {
 				t.Errorf("err = %v, want a permanent ErrInvalid", err)
 			}
 			if err != nil && strings.Contains(err.Error(), pan) {

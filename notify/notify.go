@@ -5,8 +5,10 @@
 // Each Send makes exactly one attempt: the caller (a Temporal activity)
 // retries, and the idempotency key sent with every request lets the
 // receiver drop duplicates. A 2xx answer is success (and, for notices, a
-// 409 too: already delivered); 408, 429, 5xx, network errors and timeouts
-// are retryable; other answers are permanent. IsRetryable tells them apart.
+// 409 too: already delivered). Other answers are *httpx.APIError, with
+// PeerAlerts or PeerNotices: 408, 429, 5xx, network errors and timeouts
+// are retryable, other answers permanent; httpx.IsRetryable and
+// httpx.IsPermanent tell them apart.
 package notify
 
 import (
@@ -35,44 +37,13 @@ const DefaultTimeout = 10 * time.Second
 // MaxKeyLen is the longest idempotency key accepted, as at Stripe.
 const MaxKeyLen = 255
 
-// Ops name the two kinds of sends, in APIError.Op.
+// Peers name the receivers of the two kinds of sends, in
+// httpx.APIError.Peer. Its Op stays empty: the request URL is not shown,
+// since a webhook URL is a credential.
 const (
-	OpAlert  = "alert"
-	OpNotice = "notice"
+	PeerAlerts  = "alert receiver"
+	PeerNotices = "notice receiver"
 )
-
-// APIError is a failed send: either the receiver answered with an error
-// status, or (StatusCode 0) no answer came back at all.
-type APIError struct {
-	// Op is OpAlert or OpNotice.
-	Op string
-	// StatusCode is the HTTP status, or 0 when there was no response
-	// (network error, timeout, cancelled context).
-	StatusCode int
-	// Message is a short excerpt of the response body, or what went wrong
-	// on the way. It never contains a secret or the webhook URL.
-	Message string
-	// Retryable is true for 408, 429, 5xx and when there was no response.
-	Retryable bool
-	// RetryAfter is the receiver's Retry-After, when it sent a usable one.
-	RetryAfter time.Duration
-	// Err is the transport error when StatusCode is 0.
-	Err error
-}
-
-func (e *APIError) Error() string {
-	return httpx.Describe(e.Op+" receiver", e.StatusCode, e.Message, e.Retryable, e.RetryAfter)
-}
-
-func (e *APIError) Unwrap() error { return e.Err }
-
-// IsRetryable reports whether err comes from a send that may succeed if
-// made again: a retryable *APIError in its chain. Invalid alerts and
-// notices and permanent answers are not retryable.
-func IsRetryable(err error) bool {
-	var e *APIError
-	return errors.As(err, &e) && e.Retryable
-}
 
 // ErrInvalid is wrapped by the errors for an alert or notice that Send
 // refuses to send. They are permanent.
@@ -117,7 +88,7 @@ func checkKey(what, key string) error {
 
 // poster sends one JSON POST and classifies the answer.
 type poster struct {
-	op       string
+	peer     string
 	endpoint string
 	hc       *http.Client
 	timeout  time.Duration
@@ -125,7 +96,7 @@ type poster struct {
 	redact   []string // never shown in a Message
 }
 
-func newPoster(op, endpoint string, hc *http.Client, timeout time.Duration, now func() time.Time, redact ...string) *poster {
+func newPoster(peer, endpoint string, hc *http.Client, timeout time.Duration, now func() time.Time, redact ...string) *poster {
 	c := &http.Client{}
 	if hc != nil {
 		copied := *hc
@@ -139,15 +110,15 @@ func newPoster(op, endpoint string, hc *http.Client, timeout time.Duration, now 
 	if now == nil {
 		now = time.Now
 	}
-	return &poster{op: op, endpoint: endpoint, hc: c, timeout: timeout, now: now, redact: redact}
+	return &poster{peer: peer, endpoint: endpoint, hc: c, timeout: timeout, now: now, redact: redact}
 }
 
 // post sends payload with headers and returns the status code of a
-// successful (2xx, or 409 when conflictOK) answer, or an *APIError.
+// successful (2xx, or 409 when conflictOK) answer, or an *httpx.APIError.
 func (p *poster) post(ctx context.Context, payload []byte, header http.Header, conflictOK bool) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, p.endpoint, bytes.NewReader(payload))
 	if err != nil {
 		return 0, fmt.Errorf("%w: build request: %w", ErrInvalid, unwrapURLError(err))
 	}
@@ -157,12 +128,7 @@ func (p *poster) post(ctx context.Context, payload []byte, header http.Header, c
 
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return 0, &APIError{
-			Op:        p.op,
-			Message:   p.transportMessage(err),
-			Retryable: true,
-			Err:       unwrapURLError(err),
-		}
+		return 0, httpx.NoAnswer(ctx, p.peer, "", err, p.timeout, p.redact...)
 	}
 	defer resp.Body.Close()
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptRead))
@@ -173,18 +139,12 @@ func (p *poster) post(ctx context.Context, payload []byte, header http.Header, c
 	if code >= 200 && code <= 299 || conflictOK && code == http.StatusConflict {
 		return code, nil
 	}
-	retryable := code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
-	e := &APIError{Op: p.op, StatusCode: code, Message: p.excerpt(excerpt), Retryable: retryable}
-	if retryable {
-		e.RetryAfter = httpx.RetryAfter(resp.Header.Get("Retry-After"), p.now())
-	}
-	return 0, e
+	return 0, httpx.StatusError(p.peer, "", resp, excerpt, p.now(), p.redact...)
 }
 
 const (
 	excerptRead = 4 << 10
 	drainLimit  = 64 << 10
-	excerptMax  = 200
 )
 
 // unwrapURLError drops the *url.Error layer, whose message repeats the URL.
@@ -194,22 +154,6 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-func (p *poster) transportMessage(err error) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no answer within %s", p.timeout)
-	case errors.Is(err, context.Canceled):
-		return "send cancelled"
-	}
-	return p.excerpt([]byte(unwrapURLError(err).Error()))
-}
-
-// excerpt returns a short single-line excerpt of b with the redacted
-// strings removed.
-func (p *poster) excerpt(b []byte) string {
-	return httpx.Excerpt(b, excerptMax, p.redact...)
 }
 
 func rfc3339(t *time.Time) string {
