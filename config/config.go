@@ -163,6 +163,15 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ControlPlaneURL != "" && c.ControlPlaneSecret == "" {
 		r.fail("CONTROL_PLANE_SECRET", "is required when CONTROL_PLANE_URL is set: control-plane calls are signed")
 	}
+	if c.ControlPlaneURL != "" && c.StripeAPIKey == "" {
+		// Suspension and deprovisioning are decided on what Stripe says
+		// is owed; without Stripe they would be decided on nothing.
+		r.fail("CONTROL_PLANE_URL", "is set but STRIPE_API_KEY is not: the control plane suspends and deprovisions only on what Stripe says is owed; set STRIPE_API_KEY or unset CONTROL_PLANE_URL")
+	}
+	if c.StripeAPIKey != "" && c.StripeLivemode() == nil {
+		// The key itself is not repeated.
+		r.fail("STRIPE_API_KEY", "is not a Stripe secret or restricted key (sk_live_…, sk_test_…, rk_live_…, rk_test_…)")
+	}
 	if c.CustomerNoticeURL != "" && c.CustomerNoticeSecret == "" {
 		r.fail("CUSTOMER_NOTICE_SECRET", "is required when CUSTOMER_NOTICE_URL is set: notices are signed")
 	}
@@ -189,6 +198,23 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("RECONCILE_LOOKBACK", "must be positive and within TEMPORAL_NAMESPACE_RETENTION (%s)", c.NamespaceRetention)
 	}
 	return c, errors.Join(r.errs...)
+}
+
+// StripeLivemode is the mode of the Stripe API key: true for a live key
+// (sk_live_, rk_live_), false for a test key (sk_test_, rk_test_), nil when
+// there is no key (dry run) or its mode cannot be told. Events of the other
+// mode are not acted on.
+func (c Config) StripeLivemode() *bool {
+	var live bool
+	switch {
+	case strings.HasPrefix(c.StripeAPIKey, "sk_live_"), strings.HasPrefix(c.StripeAPIKey, "rk_live_"):
+		live = true
+	case strings.HasPrefix(c.StripeAPIKey, "sk_test_"), strings.HasPrefix(c.StripeAPIKey, "rk_test_"):
+		live = false
+	default:
+		return nil
+	}
+	return &live
 }
 
 // RequireWebhookSecret reports an error naming STRIPE_WEBHOOK_SECRET when

@@ -3,6 +3,7 @@ package config_test
 import (
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,10 +205,14 @@ func TestBadValues(t *testing.T) {
 		{"schedule not durations", map[string]string{"DUNNING_RETRY_SCHEDULE": "daily"}, []string{"DUNNING_RETRY_SCHEDULE"}},
 		{"retention below 7 days", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "72h"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
 		{"retention an hour short of 7 days", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "167h"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
-		{"non-URL CONTROL_PLANE_URL", map[string]string{"CONTROL_PLANE_URL": "cp.example.com", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
-		{"CONTROL_PLANE_URL with another scheme", map[string]string{"CONTROL_PLANE_URL": "ftp://cp.example.com", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
-		{"CONTROL_PLANE_URL without host", map[string]string{"CONTROL_PLANE_URL": "https://", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
-		{"CONTROL_PLANE_URL without CONTROL_PLANE_SECRET", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com"}, []string{"CONTROL_PLANE_SECRET"}},
+		{"non-URL CONTROL_PLANE_URL", map[string]string{"CONTROL_PLANE_URL": "cp.example.com", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL with another scheme", map[string]string{"CONTROL_PLANE_URL": "ftp://cp.example.com", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL without host", map[string]string{"CONTROL_PLANE_URL": "https://", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL without CONTROL_PLANE_SECRET", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "STRIPE_API_KEY": "sk_live_1"}, []string{"CONTROL_PLANE_SECRET"}},
+		{"CONTROL_PLANE_URL without STRIPE_API_KEY", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL with a blank STRIPE_API_KEY", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "  "}, []string{"CONTROL_PLANE_URL"}},
+		{"publishable key as STRIPE_API_KEY", map[string]string{"STRIPE_API_KEY": "pk_live_1"}, []string{"STRIPE_API_KEY"}},
+		{"STRIPE_API_KEY of no known kind", map[string]string{"STRIPE_API_KEY": "sk_123"}, []string{"STRIPE_API_KEY"}},
 		{"CUSTOMER_NOTICE_URL without secret", map[string]string{"CUSTOMER_NOTICE_URL": "https://mailer.example.com"}, []string{"CUSTOMER_NOTICE_SECRET"}},
 		{"non-URL ALERT_WEBHOOK_URL", map[string]string{"ALERT_WEBHOOK_URL": "not a url"}, []string{"ALERT_WEBHOOK_URL"}},
 		{"non-URL STRIPE_API_BASE_URL", map[string]string{"STRIPE_API_BASE_URL": "localhost:12111"}, []string{"STRIPE_API_BASE_URL"}},
@@ -261,7 +266,7 @@ func TestBoundaryValuesAccepted(t *testing.T) {
 
 func TestSeveralBadValuesAllReported(t *testing.T) {
 	t.Parallel()
-	const cpSecret, amberfloKey, webhookSecret = "cp-secret-93f1", "af-key-5d0a", "whsec_d3adb33f"
+	const cpSecret, amberfloKey, webhookSecret, stripeKey = "cp-secret-93f1", "af-key-5d0a", "whsec_d3adb33f", "pk_live_7c2e"
 	_, err := config.Load(env(map[string]string{
 		"HTTP_ADDR":                    "nonsense",
 		"LOG_LEVEL":                    "loud",
@@ -272,6 +277,7 @@ func TestSeveralBadValuesAllReported(t *testing.T) {
 		"CUSTOMER_NOTICE_URL":          "https://mailer.example.com",
 		"CONTROL_PLANE_URL":            "cp",
 		"CONTROL_PLANE_SECRET":         cpSecret,
+		"STRIPE_API_KEY":               stripeKey,
 		"CUSTOMER_NOTICE_SECRET":       "",
 		"STRIPE_WEBHOOK_SECRET":        webhookSecret,
 		"AMBERFLO_API_KEY":             amberfloKey,
@@ -281,14 +287,78 @@ func TestSeveralBadValuesAllReported(t *testing.T) {
 	}
 	want := []string{
 		"CONTROL_PLANE_URL", "CUSTOMER_NOTICE_SECRET", "DUNNING_GRACE_PERIOD", "DUNNING_RETRY_SCHEDULE",
-		"HTTP_ADDR", "LOG_LEVEL", "TEMPORAL_NAMESPACE_RETENTION", "WEBHOOK_MAX_BODY_BYTES",
+		"HTTP_ADDR", "LOG_LEVEL", "STRIPE_API_KEY", "TEMPORAL_NAMESPACE_RETENTION", "WEBHOOK_MAX_BODY_BYTES",
 	}
 	if got := named(t, err); !slices.Equal(got, want) {
 		t.Errorf("error names %v, want %v; error:\n%v", got, want, err)
 	}
-	for _, secret := range []string{cpSecret, amberfloKey, webhookSecret} {
+	for _, secret := range []string{cpSecret, amberfloKey, webhookSecret, stripeKey} {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error repeats a secret:\n%v", err)
 		}
 	}
+}
+
+// A control plane takes resources away on what Stripe says is owed: with
+// the control plane configured and Stripe not, dunning refuses to start,
+// naming both variables.
+func TestControlPlaneNeedsStripe(t *testing.T) {
+	t.Parallel()
+	cp := map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com/api", "CONTROL_PLANE_SECRET": "cp_secret"}
+	_, err := config.Load(env(cp))
+	if err == nil {
+		t.Fatal("Load with CONTROL_PLANE_URL and no STRIPE_API_KEY = nil error")
+	}
+	for _, name := range []string{"CONTROL_PLANE_URL", "STRIPE_API_KEY"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+	if strings.Contains(err.Error(), "cp_secret") {
+		t.Errorf("error %q repeats the control-plane secret", err)
+	}
+
+	cp["STRIPE_API_KEY"] = "rk_live_51AbC"
+	c, err := config.Load(env(cp))
+	if err != nil {
+		t.Fatalf("Load with both configured: %v", err)
+	}
+	if !c.Live()["control_plane"] || !c.Live()["stripe"] {
+		t.Errorf("Live() = %v, want stripe and control_plane live", c.Live())
+	}
+	// Stripe without a control plane is fine: nothing is taken away.
+	if _, err := config.Load(env(map[string]string{"STRIPE_API_KEY": "sk_test_1"})); err != nil {
+		t.Errorf("Load with Stripe alone: %v", err)
+	}
+}
+
+func TestStripeLivemode(t *testing.T) {
+	t.Parallel()
+	live, test := true, false
+	for _, tc := range []struct {
+		key  string
+		want *bool
+	}{
+		{"", nil},
+		{"sk_live_51AbCdEf", &live},
+		{"rk_live_51AbCdEf", &live},
+		{"sk_test_123", &test},
+		{"rk_test_51AbCdEf", &test},
+		{"pk_live_51AbCdEf", nil},
+		{"sk_51AbCdEf", nil},
+		{"SK_LIVE_51AbCdEf", nil},
+		{"whsec_live_1", nil},
+	} {
+		got := config.Config{StripeAPIKey: tc.key}.StripeLivemode()
+		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+			t.Errorf("StripeLivemode(%q) = %v, want %v", tc.key, show(got), show(tc.want))
+		}
+	}
+}
+
+func show(b *bool) string {
+	if b == nil {
+		return "unknown"
+	}
+	return strconv.FormatBool(*b)
 }

@@ -28,6 +28,10 @@ func (f *fakeTemporal) clearStarts() {
 	f.calls = nil
 }
 
+// fuzzLivemode is the mode of the Stripe key FuzzWebhook's handler has: live,
+// so that the test-mode fixtures are of the other mode.
+var fuzzLivemode = true
+
 // FuzzWebhook feeds the handler arbitrary bodies and signature headers.
 //
 // Each input is delivered twice. The first delivery signs the fuzzed body
@@ -35,10 +39,13 @@ func (f *fakeTemporal) clearStarts() {
 // signature check into the decoder and the routing. The second sends the
 // fuzzed header as given, to fuzz the signature check itself.
 //
-// The answer must agree with what sig.Verify and stripeevent.Parse say of
+// The answer must agree with what sig.Verify and stripeevent.Read say of
 // the input: never a 5xx (the fake Temporal always accepts, so not even a
-// 503), a start only for a verified event of a handled type and with the
-// event's ID as workflow ID, nothing started on any other answer.
+// 503), never a 4xx past a good signature (only a body over the limit,
+// which cannot be verified), a start only for a verified event of a
+// handled or unreadable type that names a usable event ID, with that ID as
+// workflow ID and the event as read as input, nothing started on any other
+// answer.
 //
 // `go test -run '^$' -fuzz '^FuzzWebhook$' -fuzztime 30s ./webhook` runs it.
 func FuzzWebhook(f *testing.F) {
@@ -79,8 +86,15 @@ func FuzzWebhook(f *testing.F) {
 		f.Add([]byte(seed.body), seed.header)
 	}
 
+	live := event(f, workflows.EventPaymentFailed, stripefixture.Options{ID: "evt_1OqFuzzSeedLive0001"})
+	live = bytes.Replace(live, []byte(`"livemode":false`), []byte(`"livemode":true`), 1)
+	f.Add(live, stripefixture.Sign(live, testNow, secret))
+	f.Add([]byte(`{"id":"evt_1OqFuzzNoType","created":1}`), "")
+	f.Add([]byte(`{"id":"ch_1","type":"charge.refunded"}`), "")
+
 	fake := &fakeTemporal{}
 	s := newServer(f, fake, func(o *webhook.Options) {
+		o.ExpectedLivemode = &fuzzLivemode
 		o.Tolerance = fuzzTolerance
 		// Millions of inputs would otherwise pile up in the test's log.
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -114,48 +128,45 @@ func checkFuzzAnswer(t *testing.T, delivery string, body []byte, header string, 
 		t.Fatalf("%s: answer %d with error %q, want a short reason", delivery, r.code, r.Error)
 	}
 
-	ev, parseErr := stripeevent.Parse(body)
-	_, handled := workflows.RouteOf(ev.Type)
-	if r.code == http.StatusOK {
-		switch {
-		case parseErr != nil:
-			t.Fatalf("%s: answer 200 %q for a body stripeevent.Parse rejects (%v)", delivery, r.Status, parseErr)
-		case r.Status == webhook.OutcomeIgnored && handled:
-			t.Fatalf("%s: event %s of handled type %q ignored", delivery, ev.ID, ev.Type)
-		case r.Status == webhook.OutcomeIgnored && len(starts) != 0:
-			t.Fatalf("%s: event %s ignored, yet %d workflow starts", delivery, ev.ID, len(starts))
-		case r.Status == webhook.OutcomeStarted || r.Status == webhook.OutcomeDuplicate:
-			if !handled {
-				t.Fatalf("%s: event %s of unhandled type %q answered %q", delivery, ev.ID, ev.Type, r.Status)
-			}
-			if len(starts) != 1 {
-				t.Fatalf("%s: answer %q after %d workflow starts, want 1", delivery, r.Status, len(starts))
-			}
-			if id := starts[0].opts.ID; id != ev.ID || id != workflows.EventWorkflowID(ev.ID) || r.EventID != ev.ID {
-				t.Fatalf("%s: workflow ID %q, answer event_id %q, want the event ID %q", delivery, id, r.EventID, ev.ID)
-			}
-			in, ok := starts[0].args[0].(workflows.StripeEventInput)
-			if !ok || !reflect.DeepEqual(in.Event, ev) {
-				t.Fatalf("%s: workflow input %+v, want the parsed event %+v", delivery, starts[0].args[0], ev)
-			}
-		case r.Status != webhook.OutcomeIgnored:
-			t.Fatalf("%s: answer 200 with status %q", delivery, r.Status)
-		}
-	}
-
 	// What the answer must be, from the signature check and the decoder.
-	want, wantStatus := http.StatusOK, webhook.OutcomeStarted
+	// Past a good signature nothing is answered 4xx.
+	ev, readErr := stripeevent.Read(body, &fuzzLivemode)
+	_, handled := workflows.RouteOf(ev.Type)
+	want, wantStatus, wantStart := http.StatusOK, webhook.OutcomeStarted, true
 	switch {
 	case len(body) > maxBody:
-		want, wantStatus = http.StatusRequestEntityTooLarge, webhook.OutcomeTooLarge
+		want, wantStatus, wantStart = http.StatusRequestEntityTooLarge, webhook.OutcomeTooLarge, false
 	case sig.Verify(header, body, []string{secret}, fuzzTolerance, testNow) != nil:
-		want, wantStatus = http.StatusBadRequest, webhook.OutcomeBadSignature
-	case parseErr != nil:
-		want, wantStatus = http.StatusBadRequest, webhook.OutcomeBadEvent
-	case !handled:
-		wantStatus = webhook.OutcomeIgnored
+		want, wantStatus, wantStart = http.StatusBadRequest, webhook.OutcomeBadSignature, false
+	case !handled && ev.Type != "":
+		wantStatus, wantStart = webhook.OutcomeIgnored, false
+	case readErr != nil:
+		wantStatus, wantStart = webhook.OutcomeUnreadableNoID, false
+	case ev.Unreadable != "":
+		wantStatus = webhook.OutcomeUnreadable
+	case workflows.WrongMode(ev):
+		wantStatus = webhook.OutcomeWrongMode
 	}
 	if r.code != want || r.Status != wantStatus {
 		t.Fatalf("%s: answer %d %q, want %d %q; body %s", delivery, r.code, r.Status, want, wantStatus, r.raw)
+	}
+	if !wantStart {
+		if len(starts) != 0 {
+			t.Fatalf("%s: answer %q after %d workflow starts, want none", delivery, r.Status, len(starts))
+		}
+		return
+	}
+	if len(starts) != 1 {
+		t.Fatalf("%s: answer %q after %d workflow starts, want 1", delivery, r.Status, len(starts))
+	}
+	if id := starts[0].opts.ID; id != ev.ID || id != workflows.EventWorkflowID(ev.ID) || r.EventID != ev.ID || !stripeevent.ValidID(id) {
+		t.Fatalf("%s: workflow ID %q, answer event_id %q, want the event ID %q", delivery, id, r.EventID, ev.ID)
+	}
+	in, ok := starts[0].args[0].(workflows.StripeEventInput)
+	if !ok || !reflect.DeepEqual(in.Event, ev) {
+		t.Fatalf("%s: workflow input %+v, want the event read %+v", delivery, starts[0].args[0], ev)
+	}
+	if ev.Unreadable != "" && (ev.CustomerID != "" || ev.ObjectID != "" || ev.PaymentIntent != nil || ev.Invoice != nil || ev.Card != nil) {
+		t.Fatalf("%s: unreadable event started with data.object fields: %+v", delivery, ev)
 	}
 }

@@ -128,7 +128,8 @@ func hex64(b byte) string { return strings.Repeat(fmt.Sprintf("%02x", b), 32) }
 // connection. Each is refused with a 4xx or, for a verified event of a type
 // dunning does not handle, answered 200 "ignored"; none gets a 5xx and none
 // starts a workflow. Each is built from a handled event wherever it can be,
-// so that a check that let it through would start one.
+// so that a check that let it through would start one. Correctly signed
+// bodies that do not decode are TestHostileSignedBodies'.
 func TestHostileRequests(t *testing.T) {
 	t.Parallel()
 	ts := strconv.FormatInt(testNow.Unix(), 10)
@@ -140,17 +141,7 @@ func TestHostileRequests(t *testing.T) {
 		wantStatus string // the answer's status; none for answers not from the webhook handler
 		wantError  string // the answer's error, when it is worth pinning
 	}{
-		// Bodies.
-		{
-			name:     "truncated JSON",
-			req:      func(t *testing.T) *http.Request { b := hostileEvent(t); return signed(t, b[:len(b)/2], secret) },
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name:     "100k nested arrays in data.object",
-			req:      func(t *testing.T) *http.Request { return signed(t, nested(100_000), secret) },
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
+		// Bodies too large to read, and so to verify.
 		{
 			name:     "10 MB body",
 			req:      func(t *testing.T) *http.Request { return signed(t, padded(t, 10<<20), secret) },
@@ -160,41 +151,6 @@ func TestHostileRequests(t *testing.T) {
 			name:     "body of exactly the limit plus one byte",
 			req:      func(t *testing.T) *http.Request { return signed(t, padded(t, hostileMaxBody+1), secret) },
 			wantCode: http.StatusRequestEntityTooLarge, wantStatus: webhook.OutcomeTooLarge,
-		},
-		{
-			name: "non-UTF-8 bytes, validly signed",
-			req: func(t *testing.T) *http.Request {
-				b := bytes.Replace(hostileEvent(t), []byte("Subscription update"), []byte("Subscription \xff\xfe update"), 1)
-				return signed(t, b, secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: body is not UTF-8",
-		},
-		{
-			name: "byte order mark before the JSON",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, append([]byte("\xef\xbb\xbf"), hostileEvent(t)...), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name: "NUL byte inside a string",
-			req: func(t *testing.T) *http.Request {
-				b := bytes.Replace(hostileEvent(t), []byte("Subscription update"), []byte("Subscription\x00update"), 1)
-				return signed(t, b, secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name:     "NUL bytes after the JSON",
-			req:      func(t *testing.T) *http.Request { return signed(t, append(hostileEvent(t), 0, 0, 0, 0), secret) },
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name: "JSON array at top level",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, append(append([]byte("["), hostileEvent(t)...), ']'), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
 		},
 
 		// Method and content type.
@@ -353,90 +309,6 @@ func TestHostileRequests(t *testing.T) {
 			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadSignature, wantError: "no signature matches",
 		},
 
-		// Validly signed, but not a usable event.
-		{
-			name: "handled type without data.object",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["data"] = map[string]any{} }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: data.object missing",
-		},
-		{
-			name: "data.object null",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["data"] = map[string]any{"object": nil} }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: data.object missing",
-		},
-		{
-			name: "amount as a string",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { dataObject(ev)["amount"] = "4900" }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name: "created as a string",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["created"] = ts }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name: "id as a number",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["id"] = 12345 }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name: "customer as a number",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { dataObject(ev)["customer"] = 42 }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
-		},
-		{
-			name: "id without the evt_ prefix",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["id"] = "ch_1OqHostile0000001" }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: id is not a Stripe event ID",
-		},
-		{
-			name: "id with path characters",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["id"] = "evt_../../x" }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: id is not a Stripe event ID",
-		},
-		{
-			// encoding/json keeps the last of duplicate keys.
-			name: "duplicate id keys, the last one invalid",
-			req: func(t *testing.T) *http.Request {
-				b := hostileEvent(t)
-				b = append(b[:len(b)-1], `,"id":"evt_../../x"}`...)
-				return signed(t, b, secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: id is not a Stripe event ID",
-		},
-		{
-			name: "top-level object is a charge, not an event",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) { ev["object"] = "charge" }), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: object is not an event",
-		},
-		{
-			name: "type longer than 100 bytes",
-			req: func(t *testing.T) *http.Request {
-				return signed(t, edited(t, hostileEvent(t), func(ev map[string]any) {
-					ev["type"] = workflows.EventPaymentFailed + strings.Repeat("x", 100)
-				}), secret)
-			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent, wantError: "invalid event: type too long",
-		},
-
 		// Validly signed events of types dunning does not handle.
 		{
 			name: "unknown type",
@@ -474,6 +346,181 @@ func TestHostileRequests(t *testing.T) {
 			}
 			if n := len(s.temporal.starts()); n != 0 {
 				t.Errorf("%d workflow starts, want none", n)
+			}
+		})
+	}
+}
+
+// hostileEdit returns a body maker for hostileEvent with edit applied.
+func hostileEdit(edit func(ev map[string]any)) func(t *testing.T) []byte {
+	return func(t *testing.T) []byte { return edited(t, hostileEvent(t), edit) }
+}
+
+// TestHostileSignedBodies sends correctly signed bodies that are not usable
+// events over a real connection. The signature says Stripe sent them, so
+// none is answered 4xx, which would have Stripe retry for days and then
+// disable the endpoint. One whose event ID can be read is started under
+// that ID, with its envelope only and the reason it cannot be read, for its
+// workflow to alert ops; one without a usable ID is answered 200, counted
+// and logged at error level, and starts nothing.
+func TestHostileSignedBodies(t *testing.T) {
+	t.Parallel()
+	const eventID = "evt_1OqHostile0000001"
+	cases := []struct {
+		name       string
+		body       func(t *testing.T) []byte
+		wantID     string // the workflow started; none when empty
+		wantType   string // of the event started
+		wantReason string // the answer's reason, or part of it
+	}{
+		// Bodies. The fixture's keys are sorted: "id" comes after "data".
+		{
+			name:       "truncated JSON",
+			body:       func(t *testing.T) []byte { b := hostileEvent(t); return b[:len(b)/2] },
+			wantReason: "JSON",
+		},
+		{
+			name:   "100k nested arrays in data.object",
+			body:   func(t *testing.T) []byte { return nested(100_000) },
+			wantID: "evt_1OqHostileNested01", wantType: workflows.EventPaymentFailed, wantReason: "malformed JSON",
+		},
+		{
+			name: "non-UTF-8 bytes",
+			body: func(t *testing.T) []byte {
+				return bytes.Replace(hostileEvent(t), []byte("Subscription update"), []byte("Subscription \xff\xfe update"), 1)
+			},
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "invalid event: body is not UTF-8",
+		},
+		{
+			name:       "byte order mark before the JSON",
+			body:       func(t *testing.T) []byte { return append([]byte("\xef\xbb\xbf"), hostileEvent(t)...) },
+			wantReason: "malformed JSON",
+		},
+		{
+			name: "NUL byte inside a string before the ID",
+			body: func(t *testing.T) []byte {
+				return bytes.Replace(hostileEvent(t), []byte("Subscription update"), []byte("Subscription\x00update"), 1)
+			},
+			wantReason: "malformed JSON",
+		},
+		{
+			name:   "NUL bytes after the JSON",
+			body:   func(t *testing.T) []byte { return append(hostileEvent(t), 0, 0, 0, 0) },
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "malformed JSON",
+		},
+		{
+			name:       "JSON array at top level",
+			body:       func(t *testing.T) []byte { return append(append([]byte("["), hostileEvent(t)...), ']') },
+			wantReason: "wrong type",
+		},
+
+		// Events of a handled type that do not decode.
+		{
+			name:   "handled type without data.object",
+			body:   hostileEdit(func(ev map[string]any) { ev["data"] = map[string]any{} }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "invalid event: data.object missing",
+		},
+		{
+			name:   "data.object null",
+			body:   hostileEdit(func(ev map[string]any) { ev["data"] = map[string]any{"object": nil} }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "invalid event: data.object missing",
+		},
+		{
+			name:   "amount as a string",
+			body:   hostileEdit(func(ev map[string]any) { dataObject(ev)["amount"] = "4900" }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "field amount has the wrong type",
+		},
+		{
+			name:   "customer as a number",
+			body:   hostileEdit(func(ev map[string]any) { dataObject(ev)["customer"] = 42 }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "field customer has the wrong type",
+		},
+		{
+			name:   "customer not a Stripe ID",
+			body:   hostileEdit(func(ev map[string]any) { dataObject(ev)["customer"] = "cus_../../admin" }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "invalid event: customer is not a Stripe ID",
+		},
+		{
+			name:   "created as a string",
+			body:   hostileEdit(func(ev map[string]any) { ev["created"] = strconv.FormatInt(testNow.Unix(), 10) }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "field created has the wrong type",
+		},
+		{
+			name:   "top-level object is a charge, not an event",
+			body:   hostileEdit(func(ev map[string]any) { ev["object"] = "charge" }),
+			wantID: eventID, wantType: workflows.EventPaymentFailed, wantReason: "invalid event: object is not an event",
+		},
+		{
+			// Too long to be a type dunning handles, so read as unknown.
+			name: "type longer than 100 bytes",
+			body: hostileEdit(func(ev map[string]any) {
+				ev["type"] = workflows.EventPaymentFailed + strings.Repeat("x", 100)
+			}),
+			wantID: eventID, wantType: "", wantReason: "invalid event: type too long",
+		},
+
+		// Event IDs that cannot be workflow IDs.
+		{
+			name:       "id as a number",
+			body:       hostileEdit(func(ev map[string]any) { ev["id"] = 12345 }),
+			wantReason: "field id has the wrong type",
+		},
+		{
+			name:       "id without the evt_ prefix",
+			body:       hostileEdit(func(ev map[string]any) { ev["id"] = "ch_1OqHostile0000001" }),
+			wantReason: "invalid event: id is not a Stripe event ID",
+		},
+		{
+			name:       "id with path characters",
+			body:       hostileEdit(func(ev map[string]any) { ev["id"] = "evt_../../x" }),
+			wantReason: "invalid event: id is not a Stripe event ID",
+		},
+		{
+			// encoding/json keeps the last of duplicate keys.
+			name: "duplicate id keys, the last one invalid",
+			body: func(t *testing.T) []byte {
+				b := hostileEvent(t)
+				return append(b[:len(b)-1], `,"id":"evt_../../x"}`...)
+			},
+			wantReason: "invalid event: id is not a Stripe event ID",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, srv := wireServer(t)
+			r := sendOver(t, srv, signed(t, tc.body(t), secret))
+			wantStatus := webhook.OutcomeUnreadable
+			if tc.wantID == "" {
+				wantStatus = webhook.OutcomeUnreadableNoID
+			}
+			if r.code != http.StatusOK || r.Status != wantStatus || r.EventID != tc.wantID || !strings.Contains(r.Reason, tc.wantReason) {
+				t.Errorf("answer %d %q event_id %q reason %q, want 200 %q %q reason %q; body %.300s",
+					r.code, r.Status, r.EventID, r.Reason, wantStatus, tc.wantID, tc.wantReason, r.raw)
+			}
+			if len(r.Reason) > 120 || strings.Contains(r.Reason, "..") {
+				t.Errorf("reason %q, want a short one that repeats nothing of the body", r.Reason)
+			}
+			starts := s.temporal.starts()
+			if tc.wantID == "" {
+				if len(starts) != 0 {
+					t.Errorf("%d workflow starts, want none without a usable event ID", len(starts))
+				}
+				if !strings.Contains(s.logs.String(), "level=ERROR") {
+					t.Errorf("log %q, want an error", s.logs.String())
+				}
+				return
+			}
+			if len(starts) != 1 || starts[0].opts.ID != tc.wantID {
+				t.Fatalf("workflow starts %+v, want one under %s", starts, tc.wantID)
+			}
+			ev := starts[0].args[0].(workflows.StripeEventInput).Event
+			if ev.ID != tc.wantID || ev.Type != tc.wantType || ev.Unreadable != r.Reason {
+				t.Errorf("started %s of type %q unreadable %q; want %s of type %q unreadable as answered (%q)",
+					ev.ID, ev.Type, ev.Unreadable, tc.wantID, tc.wantType, r.Reason)
+			}
+			if ev.CustomerID != "" || ev.ObjectID != "" || ev.PaymentIntent != nil {
+				t.Errorf("started %+v, want nothing of data.object", ev)
 			}
 		})
 	}

@@ -1,6 +1,10 @@
 package webhook
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dunning/workflows"
+)
 
 // Outcomes of a webhook request, the label of dunning_webhook_requests_total.
 const (
@@ -13,7 +17,21 @@ const (
 	OutcomeBadContentType   = "bad_content_type"
 	OutcomeTemporalDown     = "temporal_unavailable"
 	OutcomeMethodNotAllowed = "method_not_allowed"
+	// OutcomeUnreadable: a verified event that does not decode, started
+	// with the reason so that its workflow alerts ops; answered 200, since
+	// Stripe's retries would not make it readable.
+	OutcomeUnreadable = "unreadable"
+	// OutcomeUnreadableNoID: a verified body that does not decode and
+	// names no usable event ID, so no workflow can be started for it;
+	// answered 200 and logged at error level.
+	OutcomeUnreadableNoID = "unreadable_no_id"
+	// OutcomeWrongMode: a verified event of the other Stripe mode than the
+	// API key, started so that its workflow alerts ops; not acted on.
+	OutcomeWrongMode = "wrong_mode"
 )
+
+// unknownType labels an event whose type could not be read.
+const unknownType = "unknown"
 
 // Metrics are the webhook's Prometheus series.
 type Metrics struct {
@@ -21,6 +39,7 @@ type Metrics struct {
 	verifyFailures *prometheus.CounterVec
 	duplicates     prometheus.Counter
 	ignored        *prometheus.CounterVec
+	unreadable     *prometheus.CounterVec
 	startLatency   *prometheus.HistogramVec
 }
 
@@ -43,18 +62,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "dunning_webhook_ignored_total",
 			Help: "Verified events of a type dunning does not handle, by type.",
 		}, []string{"type"}),
+		unreadable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dunning_webhook_unreadable_total",
+			Help: "Verified deliveries of a handled or unreadable type that do not decode, by type (\"" + unknownType + "\" when unreadable).",
+		}, []string{"type"}),
 		startLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dunning_webhook_start_seconds",
 			Help:    "Time to hand an event to Temporal, by result.",
 			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.requests, m.verifyFailures, m.duplicates, m.ignored, m.startLatency)
+	reg.MustRegister(m.requests, m.verifyFailures, m.duplicates, m.ignored, m.unreadable, m.startLatency)
 	// Every outcome is exported from the start, so that a rate over a
 	// series that has not happened yet reads 0 rather than nothing.
 	for _, o := range []string{OutcomeStarted, OutcomeDuplicate, OutcomeIgnored, OutcomeBadSignature,
-		OutcomeBadEvent, OutcomeTooLarge, OutcomeBadContentType, OutcomeTemporalDown, OutcomeMethodNotAllowed} {
+		OutcomeBadEvent, OutcomeTooLarge, OutcomeBadContentType, OutcomeTemporalDown, OutcomeMethodNotAllowed,
+		OutcomeUnreadable, OutcomeUnreadableNoID, OutcomeWrongMode} {
 		m.requests.WithLabelValues(o)
+	}
+	for _, typ := range append(workflows.HandledEventTypes(), unknownType) {
+		m.unreadable.WithLabelValues(typ)
 	}
 	return m
 }

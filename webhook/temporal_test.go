@@ -38,13 +38,21 @@ type answer struct {
 
 func newWebhook(t *testing.T, c client.Client, startTimeout time.Duration) *httptest.Server {
 	t.Helper()
+	return newWebhookWith(t, c, webhook.Options{StartTimeout: startTimeout})
+}
+
+// newWebhookWith serves a handler with the test's secret, limits and task
+// queue, and the start timeout and expected mode of o.
+func newWebhookWith(t *testing.T, c client.Client, o webhook.Options) *httptest.Server {
+	t.Helper()
 	h, err := webhook.NewHandler(c, webhook.Options{
-		Secrets:      []string{itSecret},
-		Tolerance:    5 * time.Minute,
-		MaxBody:      512 << 10,
-		StartTimeout: startTimeout,
-		TaskQueue:    workflows.DefaultTaskQueue,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secrets:          []string{itSecret},
+		Tolerance:        5 * time.Minute,
+		MaxBody:          512 << 10,
+		StartTimeout:     o.StartTimeout,
+		TaskQueue:        workflows.DefaultTaskQueue,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ExpectedLivemode: o.ExpectedLivemode,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +169,57 @@ func TestWebhookStartsOneWorkflowPerEvent(t *testing.T) {
 		}
 		if n := len(resp.GetExecutions()); n != 1 {
 			t.Fatalf("%d executions of %s, want 1", n, ev.ID)
+		}
+	})
+
+	t.Run("unreadable and wrong-mode events reach ops and are not acted on", func(t *testing.T) {
+		live := true
+		liveSrv := newWebhookWith(t, tmp.Client, webhook.Options{StartTimeout: 5 * time.Second, ExpectedLivemode: &live})
+		for _, tc := range []struct {
+			name       string
+			body       func(customer string) []byte
+			wantStatus string
+			wantType   string
+		}{
+			{"amount of the wrong type", func(customer string) []byte {
+				b, _ := stripefixture.Event(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+				return []byte(strings.Replace(string(b), `"amount":4900`, `"amount":"4900"`, 1))
+			}, webhook.OutcomeUnreadable, workflows.EventPaymentFailed},
+			{"test-mode event at a live key", func(customer string) []byte {
+				b, _ := stripefixture.Event(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+				return b
+			}, webhook.OutcomeWrongMode, workflows.EventPaymentFailed},
+		} {
+			customer := stripefixture.NewID("cus")
+			body := tc.body(customer)
+			var ev struct{ ID string }
+			_ = json.Unmarshal(body, &ev)
+			code, a := deliver(t, liveSrv.URL, body)
+			if code != http.StatusOK || a.Status != tc.wantStatus || a.WorkflowID != ev.ID {
+				t.Fatalf("%s: got %d %+v, want 200 %s %s", tc.name, code, a, tc.wantStatus, ev.ID)
+			}
+			var res workflows.StripeEventResult
+			if err := tmp.Client.GetWorkflow(ctx, ev.ID, "").Get(ctx, &res); err != nil {
+				t.Fatalf("%s: workflow result: %v", tc.name, err)
+			}
+			if res.EventID != ev.ID || !strings.Contains(res.Outcome, "ops alerted, not acted on") {
+				t.Errorf("%s: result %+v, want ops alerted and nothing done", tc.name, res)
+			}
+			desc, err := tmp.Client.DescribeWorkflow(ctx, ev.ID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := desc.TypedSearchAttributes.GetKeyword(workflows.StripeEventTypeKey); got != tc.wantType {
+				t.Errorf("%s: StripeEventType = %q, want %q", tc.name, got, tc.wantType)
+			}
+			// The failed payment opened no recovery.
+			var nf *serviceerror.NotFound
+			if _, err := tmp.Client.DescribeWorkflow(ctx, workflows.RecoveryWorkflowID(customer), ""); !errors.As(err, &nf) {
+				t.Errorf("%s: recovery of %s: %v, want none", tc.name, customer, err)
+			}
+			if code, a := deliver(t, liveSrv.URL, body); code != http.StatusOK || a.Status != webhook.OutcomeDuplicate {
+				t.Errorf("%s: redelivery: %d %+v, want 200 duplicate", tc.name, code, a)
+			}
 		}
 	})
 

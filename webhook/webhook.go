@@ -2,7 +2,9 @@
 // delivery, drops the event types dunning does not handle, and starts the
 // event's workflow in Temporal with the event ID as workflow ID. It answers
 // 200 only once Temporal has the event, and 503 when Temporal cannot be
-// reached, so that Stripe delivers again. It holds no business logic.
+// reached, so that Stripe delivers again. A verified event is never
+// answered 4xx: one that cannot be read is started all the same, marked,
+// for its workflow to alert ops. It holds no business logic.
 package webhook
 
 import (
@@ -60,6 +62,11 @@ type Options struct {
 	// before it is started; the local stack keeps its Stripe stand-in in
 	// step with it. Nil in production.
 	Observe func(workflows.StripeEvent)
+	// ExpectedLivemode is the mode of dunning's Stripe API key (config's
+	// StripeLivemode): events are marked with it, and one of the other
+	// mode is started only for its workflow to alert ops. Nil (no key)
+	// marks nothing.
+	ExpectedLivemode *bool
 }
 
 type handler struct {
@@ -150,20 +157,33 @@ func (h *handler) stripe(c *gin.Context) {
 		return
 	}
 
-	ev, err := stripeevent.Parse(body)
-	if err != nil {
-		h.log.Warn("stripe webhook event unreadable", "reason", err.Error())
-		h.answer(c, http.StatusBadRequest, OutcomeBadEvent, gin.H{"error": err.Error()})
-		return
-	}
-	if _, handled := workflows.RouteOf(ev.Type); !handled {
+	// The signature says Stripe sent it: from here on nothing is answered
+	// 4xx, which would only have Stripe retry for days and then disable the
+	// endpoint. What cannot be read reaches ops instead.
+	ev, err := stripeevent.Read(body, h.opts.ExpectedLivemode)
+	if _, handled := workflows.RouteOf(ev.Type); !handled && ev.Type != "" {
 		h.metrics.ignored.WithLabelValues(ev.Type).Inc()
 		h.log.Info("stripe event ignored", "event_id", ev.ID, "type", ev.Type)
 		h.answer(c, http.StatusOK, OutcomeIgnored, gin.H{"event_id": ev.ID})
 		return
 	}
-
-	if h.opts.Observe != nil {
+	if err != nil || ev.Unreadable != "" {
+		typ := ev.Type
+		if typ == "" {
+			typ = unknownType
+		}
+		h.metrics.unreadable.WithLabelValues(typ).Inc()
+	}
+	if err != nil {
+		// No usable event ID, so no workflow: this line and the counter
+		// are all that is left of the event.
+		h.log.Error("stripe event unreadable and without a usable event ID; not handled", "reason", err.Error(),
+			"type", ev.Type, "created", ev.Created, "api_version", ev.APIVersion, "bytes", len(body))
+		h.answer(c, http.StatusOK, OutcomeUnreadableNoID, gin.H{"reason": err.Error()})
+		return
+	}
+	wrongMode := workflows.WrongMode(ev)
+	if h.opts.Observe != nil && ev.Unreadable == "" && !wrongMode {
 		h.opts.Observe(ev)
 	}
 
@@ -185,6 +205,14 @@ func (h *handler) stripe(c *gin.Context) {
 		h.metrics.duplicates.Inc()
 		h.log.Info("stripe event already taken", "event_id", ev.ID, "type", ev.Type)
 		h.answer(c, http.StatusOK, OutcomeDuplicate, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
+	case ev.Unreadable != "":
+		h.metrics.startLatency.WithLabelValues("started").Observe(elapsed)
+		h.log.Warn("stripe event unreadable; started for its workflow to alert ops", "event_id", ev.ID, "type", ev.Type, "reason", ev.Unreadable)
+		h.answer(c, http.StatusOK, OutcomeUnreadable, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID), "reason": ev.Unreadable})
+	case wrongMode:
+		h.metrics.startLatency.WithLabelValues("started").Observe(elapsed)
+		h.log.Warn("stripe event of the other mode than the API key; started for its workflow to alert ops", "event_id", ev.ID, "type", ev.Type, "livemode", ev.Livemode)
+		h.answer(c, http.StatusOK, OutcomeWrongMode, gin.H{"event_id": ev.ID, "workflow_id": workflows.EventWorkflowID(ev.ID)})
 	default:
 		h.metrics.startLatency.WithLabelValues("started").Observe(elapsed)
 		h.log.Info("stripe event started", "event_id", ev.ID, "type", ev.Type, "customer", ev.CustomerID)
@@ -215,11 +243,20 @@ func Start(ctx context.Context, t Starter, ev workflows.StripeEvent, taskQueue s
 // StartOptions are the options an event's workflow is started with, by the
 // webhook and by anything else that hands events to dunning.
 func StartOptions(ev workflows.StripeEvent, taskQueue string) client.StartWorkflowOptions {
-	attrs := []temporal.SearchAttributeUpdate{workflows.StripeEventTypeKey.ValueSet(ev.Type)}
+	var attrs []temporal.SearchAttributeUpdate
+	if ev.Type != "" {
+		attrs = append(attrs, workflows.StripeEventTypeKey.ValueSet(ev.Type))
+	}
 	summary := fmt.Sprintf("Stripe %s (%s)", ev.Type, ev.ObjectID)
 	if ev.CustomerID != "" {
 		attrs = append(attrs, workflows.StripeCustomerIDKey.ValueSet(ev.CustomerID))
 		summary = fmt.Sprintf("Stripe %s for %s (%s)", ev.Type, ev.CustomerID, ev.ObjectID)
+	}
+	if ev.Unreadable != "" {
+		summary = "Unreadable Stripe event " + ev.ID
+		if ev.Type != "" {
+			summary += " (" + ev.Type + ")"
+		}
 	}
 	return client.StartWorkflowOptions{
 		ID:                    workflows.EventWorkflowID(ev.ID),

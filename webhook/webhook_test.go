@@ -177,8 +177,57 @@ type reply struct {
 
 	Status     string `json:"status"`
 	Error      string `json:"error"`
+	Reason     string `json:"reason"`
 	EventID    string `json:"event_id"`
 	WorkflowID string `json:"workflow_id"`
+}
+
+// startedEvent is the event of the one workflow start s saw.
+func startedEvent(t *testing.T, s *server) workflows.StripeEvent {
+	t.Helper()
+	starts := s.temporal.starts()
+	if len(starts) != 1 || len(starts[0].args) != 1 {
+		t.Fatalf("%d workflow starts, want 1 with one argument", len(starts))
+	}
+	in, ok := starts[0].args[0].(workflows.StripeEventInput)
+	if !ok {
+		t.Fatalf("workflow argument is %T, want workflows.StripeEventInput", starts[0].args[0])
+	}
+	if starts[0].opts.ID != workflows.EventWorkflowID(in.Event.ID) {
+		t.Errorf("workflow ID %q, want the event ID %q", starts[0].opts.ID, in.Event.ID)
+	}
+	return in.Event
+}
+
+// wantUnreadable checks an answer to an event that cannot be read: its
+// workflow was started under the event ID with the envelope only and the
+// reason, and the answer says so.
+func wantUnreadable(id, typ, reason string) func(t *testing.T, s *server, r reply) {
+	return func(t *testing.T, s *server, r reply) {
+		t.Helper()
+		ev := startedEvent(t, s)
+		if ev.ID != id || ev.Type != typ || !strings.Contains(ev.Unreadable, reason) {
+			t.Errorf("started %s of type %q, unreadable %q; want %s of type %q, unreadable for %q", ev.ID, ev.Type, ev.Unreadable, id, typ, reason)
+		}
+		if ev.CustomerID != "" || ev.ObjectID != "" || ev.PaymentIntent != nil || ev.Invoice != nil || ev.Card != nil {
+			t.Errorf("started %+v, want nothing of data.object", ev)
+		}
+		if r.EventID != id || r.WorkflowID != id || r.Reason != ev.Unreadable {
+			t.Errorf("answer %+v, want event and workflow %s and the reason", r, id)
+		}
+		if v, ok := s.temporal.starts()[0].opts.TypedSearchAttributes.GetKeyword(workflows.StripeCustomerIDKey); ok {
+			t.Errorf("search attribute %s = %q, want none", workflows.StripeCustomerIDKey.GetName(), v)
+		}
+		if logs := s.logs.String(); !strings.Contains(logs, id) || !strings.Contains(logs, "unreadable") {
+			t.Errorf("log %q, want a line naming %s as unreadable", logs, id)
+		}
+	}
+}
+
+// expectLivemode has the handler expect events of one mode, as with a live
+// or a test Stripe API key.
+func expectLivemode(live bool) func(*webhook.Options) {
+	return func(o *webhook.Options) { o.ExpectedLivemode = &live }
 }
 
 func (s *server) do(t testing.TB, req *http.Request) reply {
@@ -537,33 +586,165 @@ func TestStripeWebhook(t *testing.T) {
 			},
 			wantCode: http.StatusMethodNotAllowed, wantError: "method not allowed",
 		},
+		// Validly signed, so from Stripe: never 4xx, whatever the body.
 		{
 			name: "bad event JSON with a valid signature",
 			req: func(t *testing.T) *http.Request {
 				return signed(t, []byte(`{"id":"evt_1OqBad","object":"event","created":`), secret)
 			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+			check: wantUnreadable("evt_1OqBad", "", "malformed JSON"),
 		},
 		{
 			name: "event without type, validly signed",
 			req: func(t *testing.T) *http.Request {
 				return signed(t, []byte(`{"id":"evt_1OqNoType","object":"event","created":1710000000}`), secret)
 			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+			check: wantUnreadable("evt_1OqNoType", "", "type missing"),
 		},
 		{
 			name: "handled event without data.object, validly signed",
 			req: func(t *testing.T) *http.Request {
 				return signed(t, []byte(`{"id":"evt_1OqNoData","object":"event","type":"invoice.paid","created":1710000000}`), secret)
 			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+			check: wantUnreadable("evt_1OqNoData", workflows.EventInvoicePaid, "data.object missing"),
+		},
+		{
+			name: "handled event whose data.object is a list, validly signed",
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { ev["data"] = map[string]any{"object": []any{1}} }), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+			check: wantUnreadable(eventID, workflows.EventPaymentFailed, "data.object"),
+		},
+		{
+			name: "amount of the wrong type, validly signed",
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { dataObject(ev)["amount"] = "4900" }), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+			check: wantUnreadable(eventID, workflows.EventPaymentFailed, "field amount has the wrong type"),
+		},
+		{
+			name: "customer that is not a Stripe ID, validly signed",
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { dataObject(ev)["customer"] = "cus_1 OR 1=1" }), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+			check: wantUnreadable(eventID, workflows.EventPaymentFailed, "customer is not a Stripe ID"),
+		},
+		{
+			name:  "unreadable event, temporal unavailable",
+			start: unavailable,
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { dataObject(ev)["amount"] = "4900" }), secret)
+			},
+			wantCode: http.StatusServiceUnavailable, wantStatus: webhook.OutcomeTemporalDown, wantStarts: 1,
+			check: func(t *testing.T, s *server, r reply) {
+				if r.header.Get("Retry-After") == "" {
+					t.Error("no Retry-After header")
+				}
+				if ev := startedEvent(t, s); ev.Unreadable == "" {
+					t.Errorf("start attempted with %+v, want Unreadable set", ev)
+				}
+			},
+		},
+		{
+			name:  "unreadable event delivered again",
+			start: alreadyStarted,
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { dataObject(ev)["amount"] = "4900" }), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeDuplicate, wantStarts: 1,
 		},
 		{
 			name: "event ID that cannot be a workflow ID, validly signed",
 			req: func(t *testing.T) *http.Request {
 				return signed(t, event(t, workflows.EventInvoicePaid, stripefixture.Options{ID: "evt_../../x"}), secret)
 			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadEvent,
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadableNoID,
+			check: func(t *testing.T, s *server, r reply) {
+				if r.Reason != "invalid event: id is not a Stripe event ID" {
+					t.Errorf("reason %q", r.Reason)
+				}
+				logs := s.logs.String()
+				if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "type="+workflows.EventInvoicePaid) ||
+					!strings.Contains(logs, "created=") || strings.Contains(logs, "evt_../../x") {
+					t.Errorf("log %q, want an error naming the type and created time, not the ID", logs)
+				}
+			},
+		},
+		{
+			name: "unusable ID on an event of an unhandled type, validly signed",
+			req: func(t *testing.T) *http.Request {
+				return signed(t, event(t, "charge.refunded", stripefixture.Options{ID: "ch_1"}), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeIgnored,
+		},
+		{
+			name:     "test-mode event at a live key",
+			tweak:    expectLivemode(true),
+			req:      func(t *testing.T) *http.Request { return signed(t, failed, secret) },
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeWrongMode, wantStarts: 1,
+			check: func(t *testing.T, s *server, r reply) {
+				ev := startedEvent(t, s)
+				if ev.ID != eventID || r.WorkflowID != eventID || ev.Livemode || ev.ExpectedLivemode == nil || !*ev.ExpectedLivemode ||
+					!workflows.WrongMode(ev) || ev.PaymentIntent == nil {
+					t.Errorf("started %+v, answer %+v; want the whole event marked with the live key's mode", ev, r)
+				}
+			},
+		},
+		{
+			name:  "live-mode event at a test key",
+			tweak: expectLivemode(false),
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { ev["livemode"] = true }), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeWrongMode, wantStarts: 1,
+			check: func(t *testing.T, s *server, _ reply) {
+				if ev := startedEvent(t, s); !ev.Livemode || ev.ExpectedLivemode == nil || *ev.ExpectedLivemode {
+					t.Errorf("started %+v, want a live event marked with the test key's mode", ev)
+				}
+			},
+		},
+		{
+			name:     "test-mode event at a test key",
+			tweak:    expectLivemode(false),
+			req:      func(t *testing.T) *http.Request { return signed(t, failed, secret) },
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeStarted, wantStarts: 1,
+			check: func(t *testing.T, s *server, _ reply) {
+				if ev := startedEvent(t, s); ev.ExpectedLivemode == nil || *ev.ExpectedLivemode || workflows.WrongMode(ev) {
+					t.Errorf("started %+v, want it marked with the test key's mode", ev)
+				}
+			},
+		},
+		{
+			name:     "test-mode event, key's mode unknown",
+			req:      func(t *testing.T) *http.Request { return signed(t, failed, secret) },
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeStarted, wantStarts: 1,
+			check: func(t *testing.T, s *server, _ reply) {
+				if ev := startedEvent(t, s); ev.ExpectedLivemode != nil {
+					t.Errorf("started %+v, want no expected mode", ev)
+				}
+			},
+		},
+		{
+			name:  "unreadable test-mode event at a live key",
+			tweak: expectLivemode(true),
+			req: func(t *testing.T) *http.Request {
+				return signed(t, edited(t, failed, func(ev map[string]any) { delete(ev, "data") }), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeUnreadable, wantStarts: 1,
+		},
+		{
+			name:  "wrong-mode event of an unhandled type",
+			tweak: expectLivemode(true),
+			req: func(t *testing.T) *http.Request {
+				return signed(t, event(t, "charge.refunded", stripefixture.Options{}), secret)
+			},
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeIgnored,
 		},
 		{
 			name: "different api_version",
@@ -762,21 +943,21 @@ func scrape(t *testing.T, s *server) map[string]float64 {
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	const dupID, downID = "evt_1OqMetricsDup0001", "evt_1OqMetricsDown001"
+	const dupID, downID, unreadableDownID = "evt_1OqMetricsDup0001", "evt_1OqMetricsDown001", "evt_1OqMetricsDown002"
 	s := newServer(t, &fakeTemporal{start: func(ctx context.Context, n int, o client.StartWorkflowOptions) error {
 		switch o.ID {
 		case dupID:
 			return alreadyStarted(ctx, n, o)
-		case downID:
+		case downID, unreadableDownID:
 			return unavailable(ctx, n, o)
 		}
 		return nil
-	}}, nil)
+	}}, expectLivemode(true))
 
 	outcomes := []string{
 		webhook.OutcomeStarted, webhook.OutcomeDuplicate, webhook.OutcomeIgnored, webhook.OutcomeBadSignature,
 		webhook.OutcomeBadEvent, webhook.OutcomeTooLarge, webhook.OutcomeBadContentType, webhook.OutcomeTemporalDown,
-		webhook.OutcomeMethodNotAllowed,
+		webhook.OutcomeMethodNotAllowed, webhook.OutcomeUnreadable, webhook.OutcomeUnreadableNoID, webhook.OutcomeWrongMode,
 	}
 	before := scrape(t, s)
 	for _, o := range outcomes {
@@ -784,6 +965,15 @@ func TestMetrics(t *testing.T) {
 		if v, ok := before[key]; !ok || v != 0 {
 			t.Errorf("before any request, %s = %v (present %v), want 0", key, v, ok)
 		}
+	}
+	for _, typ := range append(workflows.HandledEventTypes(), "unknown") {
+		key := `dunning_webhook_unreadable_total{type="` + typ + `"}`
+		if v, ok := before[key]; !ok || v != 0 {
+			t.Errorf("before any request, %s = %v (present %v), want 0", key, v, ok)
+		}
+	}
+	live := func(body []byte) []byte {
+		return edited(t, body, func(ev map[string]any) { ev["livemode"] = true })
 	}
 
 	send := func(req *http.Request, wantCode int) {
@@ -793,10 +983,18 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for _, typ := range []string{workflows.EventPaymentFailed, workflows.EventInvoicePaid, workflows.EventCustomerUpdated} {
-		send(signed(t, event(t, typ, stripefixture.Options{}), secret), http.StatusOK)
+		send(signed(t, live(event(t, typ, stripefixture.Options{})), secret), http.StatusOK)
 	}
-	send(signed(t, event(t, workflows.EventPaymentSucceeded, stripefixture.Options{ID: dupID}), secret), http.StatusOK)
-	send(signed(t, event(t, workflows.EventPaymentSucceeded, stripefixture.Options{ID: downID}), secret), http.StatusServiceUnavailable)
+	send(signed(t, live(event(t, workflows.EventPaymentSucceeded, stripefixture.Options{ID: dupID})), secret), http.StatusOK)
+	send(signed(t, live(event(t, workflows.EventPaymentSucceeded, stripefixture.Options{ID: downID})), secret), http.StatusServiceUnavailable)
+	// Of the other mode: started, for ops.
+	send(signed(t, event(t, workflows.EventInvoicePaid, stripefixture.Options{}), secret), http.StatusOK)
+	// Unreadable: started for ops, or, without a usable ID, only counted.
+	noObject := func(ev map[string]any) { delete(ev, "data") }
+	send(signed(t, edited(t, event(t, workflows.EventInvoicePaid, stripefixture.Options{}), noObject), secret), http.StatusOK)
+	send(signed(t, edited(t, event(t, workflows.EventInvoicePaid, stripefixture.Options{ID: unreadableDownID}), noObject), secret), http.StatusServiceUnavailable)
+	send(signed(t, []byte(`{"id":"evt_1OqMetricsNoType01"}`), secret), http.StatusOK)
+	send(signed(t, []byte(`{"not":"an event"}`), secret), http.StatusOK)
 	send(signed(t, event(t, "charge.refunded", stripefixture.Options{}), secret), http.StatusOK)
 	send(signed(t, event(t, "charge.refunded", stripefixture.Options{}), secret), http.StatusOK)
 	send(signed(t, event(t, "customer.created", stripefixture.Options{}), secret), http.StatusOK)
@@ -809,7 +1007,6 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(stale, http.StatusBadRequest)
-	send(signed(t, []byte(`{"not":"an event"}`), secret), http.StatusBadRequest)
 	send(signed(t, padded(t, maxBody+1), secret), http.StatusRequestEntityTooLarge)
 	send(withHeader(t, body, "Content-Type", "text/plain"), http.StatusUnsupportedMediaType)
 	send(httptest.NewRequest(http.MethodGet, webhook.PathStripe, nil), http.StatusMethodNotAllowed)
@@ -824,10 +1021,16 @@ func TestMetrics(t *testing.T) {
 		`dunning_webhook_requests_total{outcome="duplicate"}`:                                         1,
 		`dunning_webhook_requests_total{outcome="ignored"}`:                                           3,
 		`dunning_webhook_requests_total{outcome="bad_signature"}`:                                     4,
-		`dunning_webhook_requests_total{outcome="bad_event"}`:                                         1,
+		`dunning_webhook_requests_total{outcome="bad_event"}`:                                         0,
+		`dunning_webhook_requests_total{outcome="unreadable"}`:                                        2,
+		`dunning_webhook_requests_total{outcome="unreadable_no_id"}`:                                  1,
+		`dunning_webhook_requests_total{outcome="wrong_mode"}`:                                        1,
 		`dunning_webhook_requests_total{outcome="too_large"}`:                                         1,
 		`dunning_webhook_requests_total{outcome="bad_content_type"}`:                                  1,
-		`dunning_webhook_requests_total{outcome="temporal_unavailable"}`:                              1,
+		`dunning_webhook_requests_total{outcome="temporal_unavailable"}`:                              2,
+		`dunning_webhook_unreadable_total{type="invoice.paid"}`:                                       2,
+		`dunning_webhook_unreadable_total{type="unknown"}`:                                            2,
+		`dunning_webhook_unreadable_total{type="payment_intent.payment_failed"}`:                      0,
 		`dunning_webhook_requests_total{outcome="method_not_allowed"}`:                                1,
 		`dunning_webhook_verification_failures_total{reason="missing signature header"}`:              1,
 		`dunning_webhook_verification_failures_total{reason="no signature matches"}`:                  2,
@@ -835,10 +1038,10 @@ func TestMetrics(t *testing.T) {
 		`dunning_webhook_duplicates_total`:                                                            1,
 		`dunning_webhook_ignored_total{type="charge.refunded"}`:                                       2,
 		`dunning_webhook_ignored_total{type="customer.created"}`:                                      1,
-		`dunning_webhook_start_seconds_count{result="started"}`:                                       3,
+		`dunning_webhook_start_seconds_count{result="started"}`:                                       6,
 		`dunning_webhook_start_seconds_count{result="duplicate"}`:                                     1,
-		`dunning_webhook_start_seconds_count{result="error"}`:                                         1,
-		`dunning_webhook_start_seconds_bucket{result="started",le="+Inf"}`:                            3,
+		`dunning_webhook_start_seconds_count{result="error"}`:                                         2,
+		`dunning_webhook_start_seconds_bucket{result="started",le="+Inf"}`:                            6,
 	}
 	for key, w := range want {
 		if v, ok := got[key]; !ok || v != w {
@@ -851,8 +1054,8 @@ func TestMetrics(t *testing.T) {
 			total += v
 		}
 	}
-	if total != 16 {
-		t.Errorf("dunning_webhook_requests_total sums to %v over all outcomes, want the 16 webhook requests sent", total)
+	if total != 20 {
+		t.Errorf("dunning_webhook_requests_total sums to %v over all outcomes, want the 20 webhook requests sent", total)
 	}
 	if _, ok := got[`dunning_webhook_start_seconds_sum{result="started"}`]; !ok {
 		t.Error("dunning_webhook_start_seconds has no sum for started")

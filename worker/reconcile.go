@@ -27,18 +27,21 @@ import (
 const eventStartTimeout = 10 * time.Second
 
 // EventStarter returns what reconciliation hands each listed event to: it
-// decodes the event as the webhook does, skips types dunning does not
+// decodes the event as the webhook does, marked with livemode (the mode of
+// the Stripe API key, nil when unknown), skips types dunning does not
 // handle, and starts the event's workflow exactly as the webhook does, so
 // that an event the webhook took is found as a duplicate and one it never
-// saw is started.
-func EventStarter(c client.Client, taskQueue string) func(context.Context, json.RawMessage) (string, error) {
+// saw is started. An event that cannot be read is counted invalid; when it
+// names a usable event ID, its workflow is started all the same, as the
+// webhook starts it, to alert ops once.
+func EventStarter(c client.Client, taskQueue string, livemode *bool) func(context.Context, json.RawMessage) (string, error) {
 	return func(ctx context.Context, raw json.RawMessage) (string, error) {
-		ev, err := stripeevent.Parse(raw)
+		ev, err := stripeevent.Read(raw, livemode)
+		if _, handled := workflows.RouteOf(ev.Type); !handled && ev.Type != "" {
+			return activities.EventIgnored, nil
+		}
 		if err != nil {
 			return activities.EventInvalid, err
-		}
-		if _, handled := workflows.RouteOf(ev.Type); !handled {
-			return activities.EventIgnored, nil
 		}
 		ctx, cancel := context.WithTimeout(ctx, eventStartTimeout)
 		defer cancel()
@@ -46,6 +49,8 @@ func EventStarter(c client.Client, taskQueue string) func(context.Context, json.
 		switch {
 		case err != nil:
 			return "", fmt.Errorf("start workflow of event %s: %w", ev.ID, err)
+		case ev.Unreadable != "":
+			return activities.EventInvalid, fmt.Errorf("%s; workflow %s alerts ops", ev.Unreadable, workflows.EventWorkflowID(ev.ID))
 		case duplicate:
 			return activities.EventDuplicate, nil
 		}
@@ -59,7 +64,7 @@ func newReconciler(c client.Client, cfg config.Config) *activities.Reconciler {
 	return &activities.Reconciler{
 		StripeBaseURL: cfg.StripeAPIBaseURL,
 		StripeAPIKey:  cfg.StripeAPIKey,
-		StartEvent:    EventStarter(c, cfg.TemporalTaskQueue),
+		StartEvent:    EventStarter(c, cfg.TemporalTaskQueue, cfg.StripeLivemode()),
 	}
 }
 

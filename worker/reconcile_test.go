@@ -70,7 +70,7 @@ func TestReconciliationOnTemporal(t *testing.T) {
 
 	t.Run("event starter: a known event is a duplicate, a new one is started", func(t *testing.T) {
 		const queue = "reconcile-starter"
-		start := worker.EventStarter(c, queue)
+		start := worker.EventStarter(c, queue, nil)
 
 		known, _ := stripefixture.Event(workflows.EventPaymentSucceeded, stripefixture.Options{})
 		knownRun := startLikeTheWebhook(t, ctx, c, known, queue)
@@ -115,6 +115,29 @@ func TestReconciliationOnTemporal(t *testing.T) {
 
 		if outcome, err := start(ctx, json.RawMessage(`{"id":"not an event"}`)); err == nil || outcome != activities.EventInvalid {
 			t.Errorf("unreadable event: %q, %v; want %q with the reason", outcome, err, activities.EventInvalid)
+		}
+
+		// Signed by Stripe's listing, named, but not readable: started for
+		// its workflow to alert ops, and still counted invalid.
+		broken, _ := stripefixture.Event(workflows.EventInvoicePaid, stripefixture.Options{})
+		broken = []byte(strings.Replace(string(broken), `"amount_paid":`, `"amount_paid":"x","was":`, 1))
+		for i := range 2 {
+			if outcome, err := start(ctx, broken); err == nil || outcome != activities.EventInvalid {
+				t.Errorf("unreadable event with an ID, call %d: %q, %v; want %q with the reason", i+1, outcome, err, activities.EventInvalid)
+			}
+		}
+		if in := startedInput(t, ctx, c, eventID(t, broken)); in.Event.Unreadable == "" || in.Event.Type != workflows.EventInvoicePaid {
+			t.Errorf("unreadable event's workflow input %+v, want the envelope with Unreadable set", in.Event)
+		}
+
+		// The mode of the key is marked on every event started.
+		live := true
+		marked, _ := stripefixture.Event(workflows.EventInvoicePaid, stripefixture.Options{})
+		if outcome, err := worker.EventStarter(c, queue, &live)(ctx, marked); err != nil || outcome != activities.EventStarted {
+			t.Fatalf("event with a live key: %q, %v; want %q", outcome, err, activities.EventStarted)
+		}
+		if in := startedInput(t, ctx, c, eventID(t, marked)); in.Event.ExpectedLivemode == nil || !*in.Event.ExpectedLivemode || in.Event.Livemode {
+			t.Errorf("test-mode event started with a live key: livemode %v, expected %v; want it marked", in.Event.Livemode, in.Event.ExpectedLivemode)
 		}
 
 		gone, stop := context.WithCancel(ctx)
@@ -304,6 +327,25 @@ func wantSchedule(t *testing.T, ctx context.Context, c client.Client, interval, 
 
 // countSchedules counts the schedules in the namespace, once the list
 // (eventually consistent) shows any.
+// startedInput is the input a workflow was started with.
+func startedInput(t *testing.T, ctx context.Context, c client.Client, workflowID string) workflows.StripeEventInput {
+	t.Helper()
+	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	first, err := iter.Next()
+	if err != nil {
+		t.Fatalf("history of %s: %v", workflowID, err)
+	}
+	var in workflows.StripeEventInput
+	attrs := first.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil || len(attrs.GetInput().GetPayloads()) != 1 {
+		t.Fatalf("first event of %s is not a start with one input: %v", workflowID, first)
+	}
+	if err := converter.GetDefaultDataConverter().FromPayload(attrs.GetInput().GetPayloads()[0], &in); err != nil {
+		t.Fatalf("input of %s: %v", workflowID, err)
+	}
+	return in
+}
+
 func countSchedules(t *testing.T, ctx context.Context, c client.Client) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

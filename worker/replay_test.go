@@ -13,8 +13,9 @@ import (
 )
 
 // TestReplayRecordedHistories replays histories recorded from real runs
-// (a recovered, a resumed, a deprovisioned and a waived customer, and event
-// workflows of each route) against the workflows as they are now. A change
+// (a recovered, a resumed, a deprovisioned and a waived customer, event
+// workflows of each route, and of an unreadable and a wrong-mode event)
+// against the workflows as they are now. A change
 // that would break recoveries already running fails here; such a change
 // belongs behind workflow.GetVersion.
 func TestReplayRecordedHistories(t *testing.T) {

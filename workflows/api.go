@@ -154,6 +154,16 @@ type StripeEvent struct {
 	// DefaultPaymentMethodChanged is set on customer.updated when the
 	// previous attributes show the default payment method or source moved.
 	DefaultPaymentMethodChanged bool `json:"default_payment_method_changed,omitempty"`
+	// Unreadable says why a verified event could not be decoded; the event
+	// then holds only the envelope fields that could be read. Its workflow
+	// alerts ops and does nothing else. The reason names the problem and
+	// never repeats the payload.
+	Unreadable string `json:"unreadable,omitempty"`
+	// ExpectedLivemode is the mode of dunning's Stripe API key where the
+	// event was decoded: true for a live key, false for a test key, nil
+	// when no key is configured and the mode is unknown. An event whose
+	// Livemode differs is not acted on; its workflow alerts ops.
+	ExpectedLivemode *bool `json:"expected_livemode,omitempty"`
 }
 
 // PaymentIntentInfo is the part of a PaymentIntent that recovery needs.

@@ -20,6 +20,21 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 	log := workflow.GetLogger(ctx)
 	route, handled := RouteOf(ev.Type)
 	res := StripeEventResult{EventID: ev.ID, Type: ev.Type, CustomerID: ev.CustomerID, Route: route}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+	// Only inputs no earlier history has (Unreadable, ExpectedLivemode) are
+	// held back, so recorded histories replay the routing below unchanged.
+	if alert, outcome, held := heldBack(ev); held {
+		var r activities.NotifyResult
+		if err := workflow.ExecuteActivity(ctx, a.Alert, alert).Get(ctx, &r); err != nil {
+			return res, err
+		}
+		res.Outcome = outcome
+		log.Warn("stripe event not acted on; ops alerted", "event_id", ev.ID, "type", ev.Type, "outcome", outcome)
+		return res, nil
+	}
 	if !handled {
 		// The webhook drops these; one can still arrive through a manual
 		// start or a backfill, and it is not an error.
@@ -27,10 +42,6 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 		log.Info("stripe event of an unhandled type", "event_id", ev.ID, "type", ev.Type)
 		return res, nil
 	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-	})
 	var err error
 	switch route {
 	case RoutePaymentFailed:
@@ -50,6 +61,51 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 	log.Info("stripe event handled", "event_id", ev.ID, "type", ev.Type, "route", route,
 		"customer", ev.CustomerID, "outcome", res.Outcome)
 	return res, nil
+}
+
+// WrongMode reports whether an event comes from the other Stripe mode than
+// dunning's API key: a test-mode event at a dunning with a live key, or the
+// reverse. Such an event is not dunning's to act on. With the mode unknown
+// (no key) no event is of the wrong mode.
+func WrongMode(ev StripeEvent) bool {
+	return ev.ExpectedLivemode != nil && *ev.ExpectedLivemode != ev.Livemode
+}
+
+// heldBack says whether an event is not to be acted on and, when so, the one
+// ops alert that says why and the outcome to report. An event that could
+// not be read is held back whatever its type; an event of the other mode
+// when dunning handles its type (others are ignored anyway).
+func heldBack(ev StripeEvent) (alert activities.AlertInput, outcome string, held bool) {
+	typ := ev.Type
+	if typ == "" {
+		typ = "type unknown"
+	}
+	_, handled := RouteOf(ev.Type)
+	switch {
+	case ev.Unreadable != "":
+		return activities.AlertInput{
+			Key: ev.ID + ":unreadable", Severity: "critical", WorkflowID: EventWorkflowID(ev.ID),
+			Title: "Stripe event dunning cannot read: " + ev.ID,
+			Text: fmt.Sprintf("Stripe event %s (%s) could not be read: %s. dunning did not act on it; "+
+				"look it up in the Stripe Dashboard and handle it by hand.", ev.ID, typ, ev.Unreadable),
+		}, "unreadable: ops alerted, not acted on", true
+	case handled && WrongMode(ev):
+		return activities.AlertInput{
+			Key: ev.ID + ":livemode", Severity: "critical", WorkflowID: EventWorkflowID(ev.ID),
+			Title: "Stripe event of the other mode: " + ev.ID,
+			Text: fmt.Sprintf("Stripe event %s (%s) is a %s event, but dunning's Stripe API key is a %s key; "+
+				"dunning did not act on it. Check which Stripe endpoint delivers here (STRIPE_WEBHOOK_SECRET) "+
+				"and which key is configured (STRIPE_API_KEY).", ev.ID, typ, modeName(ev.Livemode), modeName(*ev.ExpectedLivemode)),
+		}, "other mode than the API key: ops alerted, not acted on", true
+	}
+	return activities.AlertInput{}, "", false
+}
+
+func modeName(live bool) string {
+	if live {
+		return "live-mode"
+	}
+	return "test-mode"
 }
 
 func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {

@@ -22,6 +22,7 @@ type eventRun struct {
 	matching []activities.SignalMatchingInput
 	alerts   []activities.AlertInput
 	notices  []activities.NoticeInput
+	lookups  int // PaymentMethods calls
 }
 
 // paymentMethods is what the faked Stripe says the customer can pay with.
@@ -55,7 +56,11 @@ func runEventWith(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 			run.matching = append(run.matching, in)
 			return activities.SignalMatchingResult{}, nil
 		})
-	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(pms, nil)
+	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.CustomerInput) (activities.PaymentMethods, error) {
+			run.lookups++
+			return pms, nil
+		})
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			run.notices = append(run.notices, in)

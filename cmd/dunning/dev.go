@@ -91,15 +91,18 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if devStripe && os.Getenv("STRIPE_API_BASE_URL") == "" {
-		os.Setenv("STRIPE_API_BASE_URL", "http://"+s.stripeMockAt)
+	if devStripe {
+		// The dev Stripe is configured like any Stripe, before the config
+		// is checked: a control plane set for `make run` then has a Stripe
+		// to ask what is owed.
+		os.Setenv("STRIPE_API_KEY", devStripeKey)
+		if os.Getenv("STRIPE_API_BASE_URL") == "" {
+			os.Setenv("STRIPE_API_BASE_URL", "http://"+s.stripeMockAt)
+		}
 	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
-	}
-	if devStripe {
-		cfg.StripeAPIKey = devStripeKey
 	}
 	if cfg.WorkerMetricsAddr == "" {
 		cfg.WorkerMetricsAddr = devWorkerMetricsAddr

@@ -132,6 +132,8 @@ func serveWebhook(ctx context.Context, c client.Client, cfg config.Config, log *
 		Logger:       log.With("component", "webhook"),
 		Registry:     reg,
 		Observe:      observe,
+		// The key's mode only: the key itself is neither kept nor logged.
+		ExpectedLivemode: cfg.StripeLivemode(),
 	})
 	if err != nil {
 		return err

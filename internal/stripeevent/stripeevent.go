@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -20,7 +21,10 @@ import (
 // ErrInvalid wraps every reason an event cannot be decoded.
 var ErrInvalid = errors.New("invalid event")
 
-const maxIDLen = 255
+const (
+	maxIDLen   = 255
+	maxTypeLen = 100
+)
 
 // envelope is the part of an event that is the same for every type.
 type envelope struct {
@@ -136,8 +140,33 @@ type object struct {
 }
 
 // Parse decodes a verified event body. It fails, wrapping ErrInvalid, on a
-// body that is not a Stripe event or whose fields have the wrong shape.
+// body that is not a Stripe event or whose fields have the wrong shape; the
+// event it then returns holds only the envelope fields that could be read
+// (see envelopeOf), so that the event can still be named.
 func Parse(body []byte) (workflows.StripeEvent, error) {
+	ev, err := parse(body)
+	if err != nil {
+		return envelopeOf(body), err
+	}
+	return ev, nil
+}
+
+// Read decodes a verified event body for handing on to dunning. The event
+// is marked with livemode, the mode of dunning's Stripe API key (nil when
+// unknown), so that its workflow can tell an event of the other mode. An
+// event that does not decode but carries a usable event ID comes back with
+// its envelope only, Unreadable set to the reason and a nil error: its
+// workflow tells ops. The error is kept for a body whose ID is unusable.
+func Read(body []byte, livemode *bool) (workflows.StripeEvent, error) {
+	ev, err := Parse(body)
+	ev.ExpectedLivemode = livemode
+	if err != nil && ev.ID != "" {
+		ev.Unreadable, err = err.Error(), nil
+	}
+	return ev, err
+}
+
+func parse(body []byte) (workflows.StripeEvent, error) {
 	var ev workflows.StripeEvent
 	if !utf8.Valid(body) {
 		return ev, fmt.Errorf("%w: body is not UTF-8", ErrInvalid)
@@ -149,13 +178,13 @@ func Parse(body []byte) (workflows.StripeEvent, error) {
 	if env.Object != "" && env.Object != "event" {
 		return ev, fmt.Errorf("%w: object is not an event", ErrInvalid)
 	}
-	if !ValidID(env.ID) || len(env.ID) < 5 || env.ID[:4] != "evt_" {
+	if !validEventID(env.ID) {
 		return ev, fmt.Errorf("%w: id is not a Stripe event ID", ErrInvalid)
 	}
 	if env.Type == "" {
 		return ev, fmt.Errorf("%w: type missing", ErrInvalid)
 	}
-	if len(env.Type) > 100 {
+	if len(env.Type) > maxTypeLen {
 		return ev, fmt.Errorf("%w: type too long", ErrInvalid)
 	}
 	if env.Created <= 0 {
@@ -251,6 +280,66 @@ func defaultPaymentMethodChanged(prev json.RawMessage) (bool, error) {
 	}
 	_, ok = s["default_payment_method"]
 	return ok, nil
+}
+
+// envelopeOf reads what it can of the envelope of a body that does not
+// decode: the top-level id, type, created, livemode and api_version, as far
+// as the body is well-formed JSON, each only when it has the right type and
+// passes the checks Parse makes (an ID only when it is a Stripe event ID).
+// It never reads data, so nothing of the customer's comes out of it.
+func envelopeOf(body []byte) workflows.StripeEvent {
+	var ev workflows.StripeEvent
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ev
+	}
+	// Keys match as encoding/json matches them, the last of duplicates
+	// winning; a value of the wrong type leaves its field unread.
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ev
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ev
+		}
+		switch {
+		case strings.EqualFold(key, "id"):
+			ev.ID = ""
+			if s, ok := stringOf(v); ok && validEventID(s) {
+				ev.ID = s
+			}
+		case strings.EqualFold(key, "type"):
+			ev.Type = ""
+			if s, ok := stringOf(v); ok && len(s) <= maxTypeLen {
+				ev.Type = s
+			}
+		case strings.EqualFold(key, "api_version"):
+			ev.APIVersion, _ = stringOf(v)
+		case strings.EqualFold(key, "created"):
+			ev.Created = time.Time{}
+			var n int64
+			if json.Unmarshal(v, &n) == nil && n > 0 {
+				ev.Created = time.Unix(n, 0).UTC()
+			}
+		case strings.EqualFold(key, "livemode"):
+			ev.Livemode = false
+			_ = json.Unmarshal(v, &ev.Livemode)
+		}
+	}
+	return ev
+}
+
+func stringOf(v json.RawMessage) (string, bool) {
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, err == nil
+}
+
+func validEventID(s string) bool {
+	return ValidID(s) && len(s) > len("evt_") && strings.HasPrefix(s, "evt_")
 }
 
 // ValidID reports whether s can be a Stripe object ID: 1 to 255 letters,

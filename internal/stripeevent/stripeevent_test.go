@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -412,5 +413,114 @@ func TestValidID(t *testing.T) {
 		if got := stripeevent.ValidID(id); got != want {
 			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
 		}
+	}
+}
+
+// A verified event that does not decode still names itself: Parse returns
+// the envelope fields it could read with the reason, and never anything of
+// data.object.
+func TestParseEnvelopeOnFailure(t *testing.T) {
+	t.Parallel()
+	const canary = "CANARYx7q9"
+	valid := build(t, workflows.EventPaymentFailed, options("pi_3OqEnvelope00001"))
+	edit := func(fn func(ev map[string]any)) []byte { return mutate(t, valid, fn) }
+	setObj := func(key string, v any) []byte { return edit(func(ev map[string]any) { dataObject(ev)[key] = v }) }
+	full := workflows.StripeEvent{ID: eventID, Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created}
+
+	cases := []struct {
+		name   string
+		body   []byte
+		want   workflows.StripeEvent // the envelope read
+		reason string
+	}{
+		{"data.object missing", edit(func(ev map[string]any) { ev["data"] = map[string]any{} }), full, "data.object missing"},
+		{"data missing", edit(func(ev map[string]any) { delete(ev, "data") }), full, "data.object missing"},
+		{"data.object a list", edit(func(ev map[string]any) { ev["data"] = map[string]any{"object": []any{canary}} }), full, "data.object"},
+		{"amount as a string", setObj("amount", canary), full, "field amount"},
+		{"customer not a Stripe ID", setObj("customer", "cus_"+canary+"<x>"), full, "customer is not a Stripe ID"},
+		{"customer as a number", setObj("customer", 42), full, "field customer"},
+		{"data.object.id missing", edit(func(ev map[string]any) { delete(dataObject(ev), "id") }), full, "data.object.id"},
+		{"created as a string", edit(func(ev map[string]any) { ev["created"] = canary }),
+			workflows.StripeEvent{ID: eventID, Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion}, "field created"},
+		{"created missing", edit(func(ev map[string]any) { delete(ev, "created") }),
+			workflows.StripeEvent{ID: eventID, Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion}, "created missing"},
+		{"request of the wrong shape", edit(func(ev map[string]any) { ev["request"] = 7 }), full, "request"},
+		{"type missing", edit(func(ev map[string]any) { delete(ev, "type") }),
+			workflows.StripeEvent{ID: eventID, APIVersion: stripefixture.APIVersion, Created: created}, "type missing"},
+		{"type too long", edit(func(ev map[string]any) { ev["type"] = strings.Repeat("x", 101) }),
+			workflows.StripeEvent{ID: eventID, APIVersion: stripefixture.APIVersion, Created: created}, "type too long"},
+		{"livemode as a string", edit(func(ev map[string]any) { ev["livemode"] = "true" }), full, "field livemode"},
+		{"live mode, data.object missing", edit(func(ev map[string]any) { ev["livemode"] = true; delete(ev, "data") }),
+			workflows.StripeEvent{ID: eventID, Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created, Livemode: true},
+			"data.object missing"},
+		{"object is not an event", edit(func(ev map[string]any) { ev["object"] = "charge" }), full, "not an event"},
+		{"id without the evt_ prefix", edit(func(ev map[string]any) { ev["id"] = "ch_1OqNotAnEvent01" }),
+			workflows.StripeEvent{Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created}, "id is not a Stripe event ID"},
+		{"id with path characters", edit(func(ev map[string]any) { ev["id"] = "evt_../" + canary }),
+			workflows.StripeEvent{Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created}, "id is not a Stripe event ID"},
+		{"id as a number", edit(func(ev map[string]any) { ev["id"] = 12345 }),
+			workflows.StripeEvent{Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created}, "field id"},
+		// Trailing bytes and truncation: the envelope as far as it is JSON.
+		{"NUL bytes after the JSON", append(append([]byte{}, valid...), 0, 0), full, "malformed JSON"},
+		// Stripe's own order: id, object, api_version, created, data, ….
+		{"truncated inside data", []byte(`{"id":"` + eventID + `","object":"event","api_version":"` + stripefixture.APIVersion +
+			`","created":` + strconv.FormatInt(created.Unix(), 10) + `,"data":{"object":{"id":"pi_1","amount":49`),
+			workflows.StripeEvent{ID: eventID, APIVersion: stripefixture.APIVersion, Created: created}, "JSON"},
+		{"not UTF-8 inside data.object", []byte(strings.Replace(string(valid), "Subscription update", "Subscr\xff"+canary, 1)), full, "UTF-8"},
+		{"not UTF-8 in the ID", []byte(strings.Replace(string(valid), eventID, eventID+"\xff", 1)),
+			workflows.StripeEvent{Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created}, "UTF-8"},
+		{"not JSON", []byte("hello " + canary), workflows.StripeEvent{}, "malformed JSON"},
+		{"a JSON list", []byte(`[{"id":"` + eventID + `"}]`), workflows.StripeEvent{}, ""},
+		{"empty", nil, workflows.StripeEvent{}, ""},
+		// encoding/json keeps the last of duplicate keys; so does the envelope.
+		{"duplicate id keys, the last one unusable", append(append([]byte{}, valid[:len(valid)-1]...), `,"id":"evt_../x"}`...),
+			workflows.StripeEvent{Type: workflows.EventPaymentFailed, APIVersion: stripefixture.APIVersion, Created: created}, "id is not a Stripe event ID"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ev, err := stripeevent.Parse(tc.body)
+			if err == nil || !errors.Is(err, stripeevent.ErrInvalid) {
+				t.Fatalf("Parse error = %v, want one wrapping ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.reason) || strings.Contains(err.Error(), canary) {
+				t.Errorf("error %q, want it to name %q and not repeat the payload", err, tc.reason)
+			}
+			if !reflect.DeepEqual(ev, tc.want) {
+				t.Errorf("envelope read\n%+v\nwant\n%+v", ev, tc.want)
+			}
+		})
+	}
+}
+
+func TestRead(t *testing.T) {
+	t.Parallel()
+	live := true
+	valid := build(t, workflows.EventInvoicePaid, options("in_1OqRead00000001"))
+
+	ev, err := stripeevent.Read(valid, &live)
+	if err != nil || ev.Unreadable != "" || ev.Invoice == nil || ev.ExpectedLivemode != &live || ev.Livemode {
+		t.Errorf("readable event: %+v, %v; want it decoded and marked with the key's mode", ev, err)
+	}
+	if ev, err := stripeevent.Read(valid, nil); err != nil || ev.ExpectedLivemode != nil {
+		t.Errorf("mode unknown: expected %v, %v; want nil", ev.ExpectedLivemode, err)
+	}
+
+	broken := mutate(t, valid, func(ev map[string]any) { dataObject(ev)["amount_paid"] = "many" })
+	ev, err = stripeevent.Read(broken, &live)
+	_, parseErr := stripeevent.Parse(broken)
+	want := workflows.StripeEvent{ID: eventID, Type: workflows.EventInvoicePaid, APIVersion: stripefixture.APIVersion, Created: created,
+		Unreadable: parseErr.Error(), ExpectedLivemode: &live}
+	if err != nil || !reflect.DeepEqual(ev, want) {
+		t.Errorf("unreadable event with its ID: %+v, %v; want %+v and no error", ev, err, want)
+	}
+	if !strings.Contains(ev.Unreadable, "field amount_paid") {
+		t.Errorf("Unreadable = %q, want the reason", ev.Unreadable)
+	}
+
+	nameless := mutate(t, broken, func(ev map[string]any) { ev["id"] = "in_1OqNotAnEvent01" })
+	ev, err = stripeevent.Read(nameless, &live)
+	if err == nil || ev.ID != "" || ev.Unreadable != "" || ev.Type != workflows.EventInvoicePaid {
+		t.Errorf("unreadable event without a usable ID: %+v, %v; want the error, the type and no ID", ev, err)
 	}
 }
