@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
@@ -191,4 +192,52 @@ func (a *Activities) SignalMatching(ctx context.Context, in SignalMatchingInput)
 			return res, nil
 		}
 	}
+}
+
+// EndedRecoveryInput names a customer's recovery workflow.
+type EndedRecoveryInput struct {
+	WorkflowID string `json:"workflow_id"`
+}
+
+// EndedRecovery is how the customer's last recovery ended, if it did.
+type EndedRecovery struct {
+	// Found is false when no recovery is known (never run, or past
+	// retention); Running when one runs (the signal raced its start or
+	// its end).
+	Found   bool `json:"found"`
+	Running bool `json:"running,omitempty"`
+	// Result is the workflow's result as it stored it; empty when the
+	// run did not complete (terminated, failed, timed out).
+	Result json.RawMessage `json:"result,omitempty"`
+	Status string          `json:"status,omitempty"`
+}
+
+// EndedRecovery reads how the customer's last recovery ended, so that a
+// payment arriving after the end can be told from the echo of one that
+// ended it.
+func (a *Activities) EndedRecovery(ctx context.Context, in EndedRecoveryInput) (EndedRecovery, error) {
+	if in.WorkflowID == "" {
+		return EndedRecovery{}, temporal.NewNonRetryableApplicationError("no workflow ID", ErrBadInput, nil)
+	}
+	desc, err := a.Temporal.DescribeWorkflow(ctx, in.WorkflowID, "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return EndedRecovery{}, nil
+	case err != nil:
+		return EndedRecovery{}, fmt.Errorf("describe %s: %w", in.WorkflowID, err)
+	}
+	st := desc.RawResponse.GetWorkflowExecutionInfo().GetStatus()
+	out := EndedRecovery{Found: true, Status: st.String()}
+	switch st {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		out.Running = true
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var raw json.RawMessage
+		if err := a.Temporal.GetWorkflow(ctx, in.WorkflowID, "").Get(ctx, &raw); err != nil {
+			return EndedRecovery{}, fmt.Errorf("read the result of %s: %w", in.WorkflowID, err)
+		}
+		out.Result = raw
+	}
+	return out, nil
 }

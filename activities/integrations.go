@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -42,6 +45,35 @@ func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (Amber
 	}
 	if err != nil {
 		return AmberfloInvoice{}, classify(err, ErrAmberfloRejected)
+	}
+	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
+		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
+}
+
+// AmberfloPeriodInput names the Amberflo invoice that bills a usage period.
+type AmberfloPeriodInput struct {
+	CustomerID  string    `json:"customer_id"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+}
+
+// InvoiceForPeriod looks up the customer's Amberflo invoice for the
+// period a Stripe invoice bills: a settled newer invoice says nothing of an
+// older debt, and an unpaid newer one nothing of a paid older one. No
+// matching invoice is a result (Found false). A 4xx or an unreadable answer
+// is a non-retryable ErrAmberfloRejected.
+func (a *Activities) InvoiceForPeriod(ctx context.Context, in AmberfloPeriodInput) (AmberfloInvoice, error) {
+	if a.Amberflo == nil {
+		a.logger(ctx).Info("dry run: amberflo not configured; invoice not looked up", "customer", in.CustomerID)
+		return AmberfloInvoice{DryRun: true}, nil
+	}
+	invs, err := a.Amberflo.Invoices(ctx, in.CustomerID)
+	if err != nil {
+		return AmberfloInvoice{}, classify(err, ErrAmberfloRejected)
+	}
+	inv, ok := amberflo.InvoiceFor(invs, in.PeriodStart, in.PeriodEnd)
+	if !ok {
+		return AmberfloInvoice{}, nil
 	}
 	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
 		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
@@ -169,6 +201,7 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 			"stripe_customer", in.StripeCustomerID, "stage", in.Stage)
 		return NotifyResult{DryRun: true}, nil
 	}
+	in = repairNotice(in, a.logger(ctx))
 	n := notify.Notice{ID: in.Key, Type: notify.NoticeType(in.Type), CustomerID: in.CustomerID,
 		StripeCustomerID: in.StripeCustomerID, Stage: in.Stage, AmountDue: in.AmountDue, Currency: in.Currency,
 		InvoiceURL: in.InvoiceURL, NextActionAt: in.NextActionAt, Deadline: in.Deadline, Reason: in.Reason,
@@ -192,4 +225,24 @@ func classify(err error, errType string) error {
 		return err
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprint(err), errType, err)
+}
+
+// repairNotice leaves out the optional fields of a notice that the mailer
+// would refuse, so that a cosmetic fault never costs the customer the
+// notice: an invoice link that is not an absolute http(s) URL (Amberflo may
+// give a path), a card whose last four are not four digits or whose expiry
+// month is not a month.
+func repairNotice(in NoticeInput, log *slog.Logger) NoticeInput {
+	if in.InvoiceURL != "" {
+		if u, err := url.Parse(in.InvoiceURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			log.Warn("notice sent without its invoice link: not an absolute URL", "key", in.Key)
+			in.InvoiceURL = ""
+		}
+	}
+	if in.CardLast4 != "" && (len(in.CardLast4) != 4 || strings.Trim(in.CardLast4, "0123456789") != "") ||
+		in.CardExpMonth < 0 || in.CardExpMonth > 12 {
+		log.Warn("notice sent without its card details: not valid", "key", in.Key)
+		in.CardBrand, in.CardLast4, in.CardExpMonth, in.CardExpYear = "", "", 0, 0
+	}
+	return in
 }

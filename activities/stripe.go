@@ -102,9 +102,15 @@ func intentStatus(s stripe.PaymentIntentStatus) IntentStatus {
 type RetryInput struct {
 	IntentID         string `json:"intent_id"`
 	StripeCustomerID string `json:"stripe_customer_id"`
-	// IdempotencyKey is derived from the workflow, the intent and the
-	// attempt, so a retried activity charges once.
+	// IdempotencyKey is derived from the workflow, the intent, the attempt
+	// and the payment method, so a retried activity charges once and a key
+	// never goes with two sets of parameters.
 	IdempotencyKey string `json:"idempotency_key"`
+	// PaymentMethodID is what to charge, chosen by the workflow before the
+	// attempt (IntentOwed) so that every try of this activity sends the
+	// same request. Empty (histories from before it was chosen) means the
+	// activity picks as IntentOwed would.
+	PaymentMethodID string `json:"payment_method_id,omitempty"`
 }
 
 // Outcomes of a retry.
@@ -154,15 +160,19 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 	case stripe.PaymentIntentStatusProcessing:
 		return RetryResult{Outcome: RetryProcessing, Status: string(pi.Status)}, nil
 	}
-	profile, err := a.CustomerProfile(ctx, CustomerInput{StripeCustomerID: in.StripeCustomerID})
-	if err != nil {
-		return RetryResult{}, err
+	pm := in.PaymentMethodID
+	if pm == "" {
+		profile, err := a.CustomerProfile(ctx, CustomerInput{StripeCustomerID: in.StripeCustomerID})
+		if err != nil {
+			return RetryResult{}, err
+		}
+		pm, _ = ChargeMethod(profile.DefaultPaymentMethod, failedMethod(pi, ""), "")
 	}
-	if profile.DefaultPaymentMethod == "" {
+	if pm == "" {
 		return RetryResult{Outcome: RetryNoPaymentMethod, Status: string(pi.Status)}, nil
 	}
 	params := &stripe.PaymentIntentConfirmParams{
-		PaymentMethod: stripe.String(profile.DefaultPaymentMethod),
+		PaymentMethod: stripe.String(pm),
 		OffSession:    stripe.Bool(true),
 	}
 	params.SetIdempotencyKey(in.IdempotencyKey)
@@ -170,7 +180,7 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 	confirmed, err := a.Stripe.PaymentIntents.Confirm(in.IntentID, params)
 	var se *stripe.Error
 	if errors.As(err, &se) && se.Type == stripe.ErrorTypeCard {
-		r := RetryResult{Outcome: RetryDeclined, PaymentMethod: profile.DefaultPaymentMethod,
+		r := RetryResult{Outcome: RetryDeclined, PaymentMethod: pm,
 			DeclineCode: string(se.DeclineCode), Message: se.Msg}
 		if r.DeclineCode == "" {
 			r.DeclineCode = string(se.Code)
@@ -178,12 +188,16 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 		if se.PaymentIntent != nil {
 			r.Status = string(se.PaymentIntent.Status)
 		}
+		if se.Code == stripe.ErrorCodeAuthenticationRequired || r.Status == string(stripe.PaymentIntentStatusRequiresAction) {
+			// Not a decline: the bank wants the customer to authenticate.
+			r.Outcome = RetryRequiresAction
+		}
 		return r, nil
 	}
 	if err != nil {
 		return RetryResult{}, classifyStripe(fmt.Sprintf("confirm payment intent %s", in.IntentID), err)
 	}
-	r := RetryResult{Status: string(confirmed.Status), PaymentMethod: profile.DefaultPaymentMethod}
+	r := RetryResult{Status: string(confirmed.Status), PaymentMethod: pm}
 	switch confirmed.Status {
 	case stripe.PaymentIntentStatusSucceeded:
 		r.Outcome = RetrySucceeded

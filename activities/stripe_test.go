@@ -544,10 +544,12 @@ func TestRetryPaymentDeclineIsAResult(t *testing.T) {
 		want: activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
 			PaymentMethod: defaultPM, DeclineCode: "expired_card", Message: "Your card has expired."},
 	}, {
+		// Not a decline: the customer must authenticate; no off-session
+		// retry can do it, and no "payment failed" follows.
 		name: "authentication required off-session",
 		body: stripeError("card_error", "authentication_required", "authentication_required",
 			"Your card was declined. This transaction requires authentication.", intent("requires_payment_method")),
-		want: activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
+		want: activities.RetryResult{Outcome: activities.RetryRequiresAction, Status: "requires_payment_method",
 			PaymentMethod: defaultPM, DeclineCode: "authentication_required",
 			Message: "Your card was declined. This transaction requires authentication."},
 	}} {

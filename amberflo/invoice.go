@@ -3,6 +3,7 @@ package amberflo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -93,6 +94,10 @@ func (c *Client) latestInvoice(ctx context.Context, customerID string) (Invoice,
 	if err := json.Unmarshal(a.body, &w); err != nil {
 		return Invoice{}, c.unreadable(a, fmt.Errorf("decode invoice: %w", err))
 	}
+	return w.invoice(customerID), nil
+}
+
+func (w *invoiceJSON) invoice(customerID string) Invoice {
 	inv := Invoice{
 		CustomerID:    customerID,
 		URI:           w.URI,
@@ -107,7 +112,7 @@ func (c *Client) latestInvoice(ctx context.Context, customerID string) (Invoice,
 	if w.TotalBill != nil {
 		inv.TotalPrice = w.TotalBill.TotalPrice
 	}
-	return inv, nil
+	return inv
 }
 
 func unixSeconds(s int64) time.Time {
@@ -115,4 +120,67 @@ func unixSeconds(s int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(s, 0).UTC()
+}
+
+// Invoices returns every invoice of the customer for the configured
+// product, with payment statuses. No invoice at all is an empty list.
+func (c *Client) Invoices(ctx context.Context, customerID string) ([]Invoice, error) {
+	invs, err := c.invoices(ctx, customerID)
+	if err != nil {
+		return nil, fmt.Errorf("amberflo: list invoices of customer %q: %w", customerID, err)
+	}
+	return invs, nil
+}
+
+func (c *Client) invoices(ctx context.Context, customerID string) ([]Invoice, error) {
+	if err := checkID(customerID); err != nil {
+		return nil, err
+	}
+	const path = "/payments/billing/customer-product-invoice/all"
+	q := url.Values{
+		"customerId":        {customerID},
+		"productId":         {c.productID},
+		"withPaymentStatus": {"true"},
+	}
+	a, err := c.do(ctx, "GET", path, q, nil)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if isNull(a.body) {
+		return nil, nil
+	}
+	var ws []*invoiceJSON
+	if err := json.Unmarshal(a.body, &ws); err != nil {
+		return nil, c.unreadable(a, fmt.Errorf("decode invoices: %w", err))
+	}
+	out := make([]Invoice, 0, len(ws))
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		out = append(out, w.invoice(customerID))
+	}
+	return out, nil
+}
+
+// InvoiceFor returns the invoice that bills the usage period [start, end):
+// the one whose own period holds the middle of it. A period of no length
+// matches nothing, so an invoice is never guessed.
+func InvoiceFor(invoices []Invoice, start, end time.Time) (Invoice, bool) {
+	if start.IsZero() || !end.After(start) {
+		return Invoice{}, false
+	}
+	mid := start.Add(end.Sub(start) / 2)
+	for _, inv := range invoices {
+		if inv.Start.IsZero() || inv.End.IsZero() {
+			continue
+		}
+		if !mid.Before(inv.Start) && mid.Before(inv.End) {
+			return inv, true
+		}
+	}
+	return Invoice{}, false
 }

@@ -68,6 +68,12 @@ type Config struct {
 	// CardUpdateDebounce gathers a burst of card-update events into one
 	// retry (DUNNING_CARD_UPDATE_DEBOUNCE).
 	CardUpdateDebounce time.Duration
+	// InFlightAlertAfter: a payment processing this long alerts ops
+	// (DUNNING_IN_FLIGHT_ALERT_AFTER); bank debits take days.
+	InFlightAlertAfter time.Duration
+	// RecheckAlertAfter: a re-check before suspension or deprovisioning
+	// unanswered this long alerts ops, once (DUNNING_RECHECK_ALERT_AFTER).
+	RecheckAlertAfter time.Duration
 
 	// CardReminderBefore is how long before a card expires the reminder
 	// goes out (DUNNING_CARD_REMINDER_BEFORE).
@@ -138,7 +144,9 @@ func Load(getenv func(string) string) (Config, error) {
 		RetrySchedule:          r.schedule("DUNNING_RETRY_SCHEDULE", "24h,72h,120h"),
 		GracePeriod:            r.duration("DUNNING_GRACE_PERIOD", 168*time.Hour),
 		DeprovisionAfter:       r.duration("DUNNING_DEPROVISION_AFTER", 336*time.Hour),
-		CardUpdateDebounce:     r.duration("DUNNING_CARD_UPDATE_DEBOUNCE", 10*time.Second),
+		CardUpdateDebounce:     r.duration("DUNNING_CARD_UPDATE_DEBOUNCE", time.Second),
+		InFlightAlertAfter:     r.duration("DUNNING_IN_FLIGHT_ALERT_AFTER", 7*24*time.Hour),
+		RecheckAlertAfter:      r.duration("DUNNING_RECHECK_ALERT_AFTER", time.Hour),
 		CardReminderBefore:     r.duration("DUNNING_CARD_REMINDER_BEFORE", 7*24*time.Hour),
 		ReconcileInterval:      r.duration("RECONCILE_INTERVAL", 15*time.Minute),
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
@@ -180,6 +188,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.DeprovisionAfter <= 0 {
 		r.fail("DUNNING_DEPROVISION_AFTER", "must be positive")
+	}
+	if c.InFlightAlertAfter <= 0 {
+		r.fail("DUNNING_IN_FLIGHT_ALERT_AFTER", "must be positive")
+	}
+	if c.RecheckAlertAfter <= 0 {
+		r.fail("DUNNING_RECHECK_ALERT_AFTER", "must be positive")
 	}
 	if c.CardUpdateDebounce < 0 || c.CardUpdateDebounce > time.Hour {
 		r.fail("DUNNING_CARD_UPDATE_DEBOUNCE", "must be between 0 and 1h")

@@ -668,6 +668,8 @@ func describeAmberflo(r *http.Request, body []byte) handled {
 		return handled{customer: c.ID, kind: "put customer"}
 	case r.Method == http.MethodGet && r.URL.Path == "/payments/billing/customer-product-invoice":
 		return handled{customer: r.URL.Query().Get("customerId"), kind: "latest invoice"}
+	case r.Method == http.MethodGet && r.URL.Path == "/payments/billing/customer-product-invoice/all":
+		return handled{customer: r.URL.Query().Get("customerId"), kind: "invoices"}
 	}
 	return handled{}
 }
@@ -728,6 +730,35 @@ func (a *Amberflo) serveAmberflo(w http.ResponseWriter, r *http.Request, body []
 			"invoiceKey": map[string]any{"customerId": id, "productId": "1", "year": 2025, "month": 1, "day": 1},
 			"totalBill":  map[string]any{"totalPrice": 49.0}, "paymentStatus": st, "planName": "Pro",
 			"invoiceStartTimeInSeconds": 1735689600, "invoiceEndTimeInSeconds": 1738368000,
+		})
+	case r.Method == http.MethodGet && r.URL.Path == "/payments/billing/customer-product-invoice/all":
+		q := r.URL.Query()
+		id := q.Get("customerId")
+		if q.Get("productId") != "1" || q.Get("withPaymentStatus") != "true" || id == "" {
+			a.problem("GET invoices with query %s", r.URL.RawQuery)
+		}
+		a.mu.Lock()
+		st := a.status[id]
+		a.mu.Unlock()
+		if st == "" {
+			st = "FAILED"
+		}
+		// Newest first: the month in progress (its URI a bare path, as
+		// Amberflo gives some), the month the failed payment bills, and
+		// an older month long settled.
+		start, end := devstripe.BilledMonth(time.Now())
+		invoice := func(from, to time.Time, status, uri string) map[string]any {
+			return map[string]any{
+				"invoiceUri": uri,
+				"invoiceKey": map[string]any{"customerId": id, "productId": "1", "year": from.Year(), "month": int(from.Month()), "day": 1},
+				"totalBill":  map[string]any{"totalPrice": 49.0}, "paymentStatus": status, "planName": "Pro",
+				"invoiceStartTimeInSeconds": from.Unix(), "invoiceEndTimeInSeconds": to.Unix(),
+			}
+		}
+		writeJSON(w, http.StatusOK, []any{
+			invoice(end, end.AddDate(0, 1, 0), "PRE_PAYMENT", "/invoices/"+id+"/current"),
+			invoice(start, end, st, "https://app.amberflo.io/invoices/"+id+"/"+start.Format("2006-01")),
+			invoice(start.AddDate(0, -1, 0), start, "SETTLED", "https://app.amberflo.io/invoices/"+id+"/"+start.AddDate(0, -1, 0).Format("2006-01")),
 		})
 	default:
 		a.problem("%s %s: not an Amberflo call dunning should make", r.Method, r.URL.Path)

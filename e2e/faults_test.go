@@ -339,7 +339,7 @@ func TestPeersFailingForAWhile(t *testing.T) {
 	}
 	backoff(t, "control plane suspend", s.Control.Requests(func(r Request) bool { return r.Kind == "suspend" }), 4)
 	backoff(t, "stripe customer read", s.Stripe.Requests(func(r Request) bool { return r.Kind == "read customer" }), 3)
-	backoff(t, "amberflo invoice", s.Amberflo.Requests(func(r Request) bool { return r.Kind == "latest invoice" }), 3)
+	backoff(t, "amberflo invoices", s.Amberflo.Requests(func(r Request) bool { return r.Kind == "invoices" }), 3)
 }
 
 // backoff checks that the first n of reqs are attempts of one call made

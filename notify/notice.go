@@ -90,6 +90,9 @@ const (
 	CardExpiring         NoticeType = "card_expiring"
 	CardExpiringReminder NoticeType = "card_expiring_reminder"
 	PaymentMethodMissing NoticeType = "payment_method_missing"
+	// PaymentActionRequired asks the customer to complete a payment their
+	// bank wants them to authenticate, at InvoiceURL when there is one.
+	PaymentActionRequired NoticeType = "payment_action_required"
 )
 
 // Valid reports whether t is one of the declared notice types.
@@ -97,7 +100,7 @@ func (t NoticeType) Valid() bool {
 	switch t {
 	case PaymentFailed, PaymentRetryFailed, PaymentRecovered,
 		AccountSuspended, AccountResumed, AccountDeprovisioned,
-		CardExpiring, CardExpiringReminder, PaymentMethodMissing:
+		CardExpiring, CardExpiringReminder, PaymentMethodMissing, PaymentActionRequired:
 		return true
 	}
 	return false

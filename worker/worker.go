@@ -38,6 +38,8 @@ func Settings(cfg config.Config) workflows.RecoverySettings {
 		DeprovisionAfter:   cfg.DeprovisionAfter,
 		CardUpdateDebounce: cfg.CardUpdateDebounce,
 		MaxGraceExtension:  MaxGraceExtension,
+		InFlightAlertAfter: cfg.InFlightAlertAfter,
+		RecheckAlertAfter:  cfg.RecheckAlertAfter,
 	}
 }
 

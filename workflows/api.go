@@ -177,6 +177,9 @@ type PaymentIntentInfo struct {
 	FailureCode     string `json:"failure_code,omitempty"`
 	DeclineCode     string `json:"decline_code,omitempty"`
 	FailureMessage  string `json:"failure_message,omitempty"`
+	// Waived is set when the intent carries dunning's waiver metadata: an
+	// operator forgave it, and nothing may charge it again.
+	Waived bool `json:"waived,omitempty"`
 }
 
 // InvoiceInfo is the part of an Invoice that recovery needs.
@@ -255,7 +258,20 @@ type RecoverySettings struct {
 	CardUpdateDebounce time.Duration `json:"card_update_debounce"`
 	// MaxGraceExtension bounds one operator extension.
 	MaxGraceExtension time.Duration `json:"max_grace_extension"`
+	// InFlightAlertAfter: a payment still processing this long after it
+	// was seen in flight alerts ops (zero: DefaultInFlightAlertAfter).
+	InFlightAlertAfter time.Duration `json:"in_flight_alert_after,omitempty"`
+	// RecheckAlertAfter: a re-check before suspension or deprovisioning
+	// that cannot get an answer for this long alerts ops, once (zero:
+	// DefaultRecheckAlertAfter).
+	RecheckAlertAfter time.Duration `json:"recheck_alert_after,omitempty"`
 }
+
+// Defaults of the settings that recoveries started before them lack.
+const (
+	DefaultInFlightAlertAfter = 7 * 24 * time.Hour
+	DefaultRecheckAlertAfter  = time.Hour
+)
 
 // RecoveryInput starts or continues a PaymentRecoveryWorkflow.
 type RecoveryInput struct {
@@ -272,6 +288,18 @@ type RecoveryInput struct {
 type RecoveryResult struct {
 	Stage   Stage  `json:"stage"`
 	Summary string `json:"summary"`
+	// Intents are the intents of the life that ended, as they ended, so
+	// that money arriving after the end can be told from an echo.
+	Intents []IntentOutcome `json:"intents,omitempty"`
+}
+
+// IntentOutcome is how one intent stood when a recovery ended.
+type IntentOutcome struct {
+	ID        string      `json:"id"`
+	InvoiceID string      `json:"invoice_id,omitempty"`
+	Amount    int64       `json:"amount"`
+	Currency  string      `json:"currency"`
+	State     IntentState `json:"state"`
 }
 
 // PaymentFailedSignal carries one failed PaymentIntent.
@@ -335,7 +363,10 @@ type IntentState string
 
 // Intent states.
 const (
-	IntentOpen     IntentState = "open"
+	IntentOpen IntentState = "open"
+	// IntentInFlight: a payment is processing (a bank debit takes days);
+	// neither paid nor unpaid, never retried, waiting for its outcome.
+	IntentInFlight IntentState = "in_flight"
 	IntentPaid     IntentState = "paid"
 	IntentCanceled IntentState = "canceled"
 	IntentWaived   IntentState = "waived"
@@ -358,6 +389,25 @@ type Intent struct {
 	LastEventAt time.Time `json:"last_event_at"`
 	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
 	ResolvedBy  string    `json:"resolved_by,omitempty"`
+
+	// Checked is Stripe's last answer on whether the money is still owed
+	// (verdict: why), and when.
+	Checked   string    `json:"checked,omitempty"`
+	CheckedAt time.Time `json:"checked_at,omitzero"`
+	// PeriodStart and PeriodEnd are the usage period the intent's invoice
+	// bills, which names its Amberflo invoice; PayURL the invoice's page.
+	PeriodStart time.Time `json:"period_start,omitzero"`
+	PeriodEnd   time.Time `json:"period_end,omitzero"`
+	PayURL      string    `json:"pay_url,omitempty"`
+	// InFlightSince is when the payment was first seen processing;
+	// InFlightAlerted once ops were told it stays in flight.
+	InFlightSince   time.Time `json:"in_flight_since,omitzero"`
+	InFlightAlerted bool      `json:"in_flight_alerted,omitempty"`
+	// NeedsAction is set when the bank asks the customer to authenticate:
+	// no off-session retry until the customer acts or the card changes.
+	NeedsAction bool `json:"needs_action,omitempty"`
+	// ActionNoticeSent is set once the customer was asked to act.
+	ActionNoticeSent bool `json:"action_notice_sent,omitempty"`
 }
 
 // Action is one thing a recovery did or tried, for the status history.
@@ -438,6 +488,28 @@ type RecoveryState struct {
 	AppliedEvents []string   `json:"applied_events"`
 	WaivedReason  string     `json:"waived_reason,omitempty"`
 	DryRunActions int        `json:"dry_run_actions"`
+
+	// Rules is the version of the money rules this life follows (0: the
+	// rules of histories recorded before them).
+	Rules int `json:"rules,omitempty"`
+	// Waive is an accepted waiver not yet carried out (its control-plane
+	// resume may still be due); it survives continue-as-new.
+	Waive *OperatorRequest `json:"waive,omitempty"`
+	// ControlCalls counts the control-plane actions done, per action, so
+	// that each instance of an action has its own idempotency key.
+	ControlCalls map[string]int `json:"control_calls,omitempty"`
+	// PastDueNoticeSent is set once the customer and ops were told of the
+	// failure; a failure found already paid or in flight tells no one.
+	PastDueNoticeSent bool `json:"past_due_notice_sent,omitempty"`
+	// RecheckAt defers a suspension or deprovisioning whose re-check got
+	// no answer; UnansweredSince is when re-checks began to go unanswered,
+	// and UnansweredAlerted once ops were told.
+	RecheckAt         time.Time `json:"recheck_at,omitzero"`
+	UnansweredSince   time.Time `json:"unanswered_since,omitzero"`
+	UnansweredAlerted bool      `json:"unanswered_alerted,omitempty"`
+	// LateMoney lists payments that arrived after the debt was waived or
+	// the customer deprovisioned, for ops.
+	LateMoney []string `json:"late_money,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

@@ -26,6 +26,9 @@ func (r *recovery) validate(name string, req OperatorRequest, ext ExtendGraceReq
 		if r.s.Paused {
 			return errors.New("paused: resume first")
 		}
+		if r.safe() && len(retryable(&r.s)) == 0 {
+			return errors.New("nothing can be charged now: every owed payment is in flight or waits for the customer to authenticate")
+		}
 		return nil
 	case ControlExtendGrace:
 		_, err := r.extension(ext)
@@ -33,6 +36,9 @@ func (r *recovery) validate(name string, req OperatorRequest, ext ExtendGraceReq
 	case ControlWaive:
 		if strings.TrimSpace(req.Reason) == "" {
 			return errors.New("a waiver needs a reason")
+		}
+		if r.busy == takeDeprovision {
+			return errors.New("deprovisioning is under way and cannot be undone by a waiver")
 		}
 		return nil
 	case ControlPause:
@@ -67,6 +73,12 @@ func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
 	if r.s.Stage != StagePastDue && r.s.Stage != StageSuspended {
 		return 0, fmt.Errorf("nothing to extend in stage %s", r.s.Stage)
 	}
+	switch r.busy {
+	case takeSuspend:
+		return 0, errors.New("the suspension is under way and cannot be stopped; extend the deprovisioning once it is done")
+	case takeDeprovision:
+		return 0, errors.New("deprovisioning is under way and cannot be stopped")
+	}
 	return by, nil
 }
 
@@ -94,9 +106,16 @@ func (r *recovery) extendGrace(ctx workflow.Context, req ExtendGraceRequest) (Op
 }
 
 func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
-	r.waive = &req
+	r.s.Waive = &req
 	r.record(ctx, "operator: waive", req.Operator+" "+req.Reason, "waiving", false)
-	return OperatorResult{Accepted: true, Message: "waiving every open payment; the recovery ends as waived"}, nil
+	msg := "waiving every open payment; the recovery ends as waived"
+	switch {
+	case r.busy == takeSuspend:
+		msg += "; the suspension under way is undone by a resume"
+	case r.s.Stage == StageSuspended:
+		msg += "; the customer is resumed"
+	}
+	return OperatorResult{Accepted: true, Message: msg}, nil
 }
 
 func (r *recovery) pause(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
@@ -106,7 +125,11 @@ func (r *recovery) pause(ctx workflow.Context, req OperatorRequest) (OperatorRes
 		r.s.PausedReason += ": " + req.Reason
 	}
 	r.record(ctx, "operator: pause", req.Operator+" "+req.Reason, "automatic actions paused", false)
-	return OperatorResult{Accepted: true, Message: "paused; deadlines move by the time spent paused"}, nil
+	msg := "paused; deadlines move by the time spent paused"
+	if r.busy != "" {
+		msg += "; the " + r.busy + " already under way completes, nothing more is done automatically"
+	}
+	return OperatorResult{Accepted: true, Message: msg}, nil
 }
 
 func (r *recovery) resume(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {

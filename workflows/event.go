@@ -122,6 +122,11 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 		}
 		return "no customer: ops alerted", nil
 	}
+	if ev.PaymentIntent.Waived {
+		// Forgiven by an operator: Stripe may still report a failure of
+		// its own retry, which must not open a recovery again.
+		return "intent waived in dunning: nothing started", nil
+	}
 	sig := PaymentFailedSignal{EventID: ev.ID, Created: ev.Created, Intent: *ev.PaymentIntent,
 		RequestIdempotencyKey: ev.RequestIdempotencyKey}
 	start := &activities.StartRequest{Kind: activities.StartRecovery, StripeCustomerID: ev.CustomerID}
@@ -151,7 +156,78 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 	case ev.Invoice != nil:
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
 	}
-	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil))
+	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil)
+	if err != nil || res.Delivered ||
+		workflow.GetVersion(ctx, "paid-after-the-end", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return delivered(res, err)
+	}
+	// No recovery runs: money after the end of one is for ops to see.
+	var ended activities.EndedRecovery
+	if err := workflow.ExecuteActivity(ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)}).Get(ctx, &ended); err != nil {
+		return "", err
+	}
+	var last RecoveryResult
+	if len(ended.Result) > 0 {
+		// Decoding a plain struct is deterministic.
+		err := json.Unmarshal(ended.Result, &last) //workflowcheck:ignore
+		if err != nil {
+			return "", fmt.Errorf("decode the last recovery's result: %w", err)
+		}
+	}
+	why, late := LateMoney(ended.Found && !ended.Running, last, sig)
+	if !late {
+		return delivered(res, nil)
+	}
+	amount := paidAmount(ev)
+	var r activities.NotifyResult
+	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: ev.ID + ":late-money", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: RecoveryWorkflowID(ev.CustomerID),
+		Title:  "Money after the end: " + ev.CustomerID,
+		Text:   fmt.Sprintf("%s paid %s (%s, event %s) %s. dunning took no action; refund or restore by hand.", ev.CustomerID, amount, firstNonEmpty(sig.IntentID, sig.InvoiceID), ev.ID, why),
+		Fields: []string{"Customer", ev.CustomerID, "Intent", sig.IntentID, "Invoice", sig.InvoiceID, "Amount", amount},
+	}).Get(ctx, &r)
+	if err != nil {
+		return "", err
+	}
+	return "money after the end: " + amount + " " + why + "; ops alerted", nil
+}
+
+// LateMoney decides whether a payment that found no recovery running is
+// money after the end of one: the last recovery ended deprovisioned or
+// waived, or it had the paid intent waived or canceled. A payment for an
+// intent the last recovery saw paid is only its echo.
+func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) {
+	if !ended {
+		return "", false
+	}
+	for _, in := range last.Intents {
+		if (paid.IntentID == "" || in.ID != paid.IntentID) && (paid.InvoiceID == "" || in.InvoiceID != paid.InvoiceID) {
+			continue
+		}
+		switch in.State {
+		case IntentPaid:
+			return "", false
+		case IntentWaived, IntentCanceled:
+			return "after its debt was " + string(in.State), true
+		}
+	}
+	switch last.Stage {
+	case StageDeprovisioned:
+		return "after the customer was deprovisioned", true
+	case StageWaived:
+		return "after the debt was waived", true
+	}
+	return "", false
+}
+
+func paidAmount(ev StripeEvent) string {
+	switch {
+	case ev.PaymentIntent != nil:
+		return money(ev.PaymentIntent.Amount, ev.PaymentIntent.Currency)
+	case ev.Invoice != nil:
+		return money(ev.Invoice.AmountPaid, ev.Invoice.Currency)
+	}
+	return "an unknown amount"
 }
 
 func routeCardUpdated(ctx workflow.Context, ev StripeEvent) (string, error) {

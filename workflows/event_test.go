@@ -37,6 +37,13 @@ func runEvent(t *testing.T, ev workflows.StripeEvent, delivered bool) eventRun {
 
 func runEventWith(t *testing.T, ev workflows.StripeEvent, delivered bool, pms activities.PaymentMethods) eventRun {
 	t.Helper()
+	return runEventFull(t, ev, delivered, pms, activities.EndedRecovery{})
+}
+
+// runEventFull also says how the customer's last recovery ended, for a
+// payment that finds none running.
+func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms activities.PaymentMethods, ended activities.EndedRecovery) eventRun {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterActivity(acts)
@@ -60,6 +67,10 @@ func runEventWith(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 		func(context.Context, activities.CustomerInput) (activities.PaymentMethods, error) {
 			run.lookups++
 			return pms, nil
+		})
+	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
+			return ended, nil
 		})
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
@@ -262,4 +273,62 @@ func TestSourceDeleted(t *testing.T) {
 			t.Fatalf("notices %+v, want the customer told", run.notices)
 		}
 	})
+}
+
+// Rule 6: money that arrives after a recovery ended reaches ops, with the
+// customer, the intent and the amount; the echo of a payment that ended a
+// recovery does not.
+func TestMoneyAfterTheEndReachesOps(t *testing.T) {
+	result := func(stage workflows.Stage, state workflows.IntentState) activities.EndedRecovery {
+		raw, _ := json.Marshal(workflows.RecoveryResult{Stage: stage, Intents: []workflows.IntentOutcome{
+			{ID: "pi_1", InvoiceID: "in_1", Amount: 4900, Currency: "usd", State: state}}})
+		return activities.EndedRecovery{Found: true, Result: raw, Status: "Completed"}
+	}
+	for _, tc := range []struct {
+		name  string
+		ended activities.EndedRecovery
+		late  bool
+	}{
+		{"after deprovisioning", result(workflows.StageDeprovisioned, workflows.IntentOpen), true},
+		{"after a waiver", result(workflows.StageWaived, workflows.IntentWaived), true},
+		{"an intent canceled in a recovered life", result(workflows.StageRecovered, workflows.IntentCanceled), true},
+		{"the echo of the payment that recovered", result(workflows.StageRecovered, workflows.IntentPaid), false},
+		{"no recovery ever", activities.EndedRecovery{}, false},
+		{"a recovery that did not complete", activities.EndedRecovery{Found: true, Status: "Terminated"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := event(workflows.EventPaymentSucceeded)
+			ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: 4900, Currency: "usd", InvoiceID: "in_1"}
+			run := runEventFull(t, ev, false, paymentMethods, tc.ended)
+			var late []activities.AlertInput
+			for _, a := range run.alerts {
+				if a.Severity == "critical" && strings.Contains(a.Title, "Money after the end") {
+					late = append(late, a)
+				}
+			}
+			if !tc.late {
+				if len(late) != 0 {
+					t.Fatalf("alerts %+v for %s", late, tc.name)
+				}
+				return
+			}
+			if len(late) != 1 || !strings.Contains(late[0].Text, "USD 49.00") || !strings.Contains(late[0].Text, "pi_1") ||
+				late[0].StripeCustomerID != ev.CustomerID {
+				t.Fatalf("alerts %+v, want one naming the customer, pi_1 and USD 49.00", run.alerts)
+			}
+			if !strings.HasPrefix(run.res.Outcome, "money after the end") {
+				t.Errorf("outcome %q, want it recorded on the event", run.res.Outcome)
+			}
+		})
+	}
+}
+
+// Rule 4: Stripe's own later failure of a waived intent starts nothing.
+func TestFailureOfAWaivedIntentStartsNothing(t *testing.T) {
+	ev := event(workflows.EventPaymentFailed)
+	ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: 4900, Currency: "usd", Waived: true}
+	run := runEvent(t, ev, false)
+	if len(run.signals) != 0 {
+		t.Fatalf("signals %+v, want none for a waived intent", run.signals)
+	}
 }

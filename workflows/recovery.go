@@ -23,11 +23,13 @@ const (
 
 // recovery is one PaymentRecoveryWorkflow run: its state and its channels.
 type recovery struct {
-	s        RecoveryState
-	id       string
-	wake     bool
-	pending  []PaymentFailedSignal
-	waive    *OperatorRequest
+	s       RecoveryState
+	id      string
+	wake    bool
+	pending []PaymentFailedSignal
+	// busy names the control-plane action under way, if any, so that
+	// operator controls answer knowing it cannot be stopped.
+	busy     string
 	channels []workflow.ReceiveChannel
 	failed   workflow.ReceiveChannel
 	paid     workflow.ReceiveChannel
@@ -75,6 +77,7 @@ func (r *recovery) setup(ctx workflow.Context) error {
 
 func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	log := workflow.GetLogger(ctx)
+	r.s.Rules = int(workflow.GetVersion(ctx, moneyRulesChange, workflow.DefaultVersion, moneyRules))
 	for _, p := range r.pending {
 		r.onPaymentFailed(ctx, p)
 	}
@@ -91,6 +94,9 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 		// during the suspend call, say) are applied here, and acted on at
 		// once. Histories recorded before this waited for the next timer.
 		applied := r.drain(ctx)
+		if r.safe() {
+			r.alertLateMoney(ctx)
+		}
 		if r.terminal() {
 			if len(r.pending) > 0 {
 				// Failures that came in as this life ended open the next one.
@@ -102,7 +108,7 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			r.s.Next = NextAction{Kind: NextNone}
 			workflow.SetCurrentDetails(ctx, r.details())
 			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-			return RecoveryResult{Stage: r.s.Stage, Summary: r.details()}, nil
+			return r.result(), nil
 		}
 		if r.wake || r.signalsWaiting() ||
 			(applied && workflow.GetVersion(ctx, "act-on-signals-applied-after-step", workflow.DefaultVersion, 1) == 1) {
@@ -255,6 +261,17 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	if !r.remember(f.EventID) {
 		return
 	}
+	if r.safe() {
+		switch {
+		case f.Intent.Waived:
+			r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: waived, never charged again", false)
+			return
+		case isOwnRetry(f) && !r.known(f.Intent.ID):
+			// The late echo of a retry made by an earlier life.
+			r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: echo of an earlier life's retry", false)
+			return
+		}
+	}
 	now := workflow.Now(ctx)
 	if r.s.FirstFailureAt.IsZero() {
 		r.s.FirstFailureAt = now
@@ -273,6 +290,11 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 			PaymentMethodID: f.Intent.PaymentMethodID, State: IntentOpen, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
 		})
 		r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", f.Intent.ID, money(f.Intent.Amount, f.Intent.Currency), decline), "recorded", false)
+	case in.State == IntentInFlight && r.safe() && !f.Created.Before(in.InFlightSince.Add(-time.Minute)):
+		// The payment that was processing failed after all.
+		in.State, in.InFlightSince, in.InFlightAlerted = IntentOpen, time.Time{}, false
+		in.LastEventAt, in.LastDecline = f.Created, decline
+		r.record(ctx, "payment in flight failed", fmt.Sprintf("%s (%s)", f.Intent.ID, decline), "owed again", false)
 	case in.State != IntentOpen || f.Created.Before(in.LastEventAt):
 		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: older than what is known", false)
 	default:
@@ -287,7 +309,13 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 	}
 	matched := false
 	for _, in := range r.s.Intents {
-		if in.State != IntentOpen {
+		if r.safe() && (in.State == IntentWaived || in.State == IntentCanceled) &&
+			((p.IntentID != "" && in.ID == p.IntentID) || (p.InvoiceID != "" && in.InvoiceID == p.InvoiceID)) {
+			r.s.LateMoney = append(r.s.LateMoney, fmt.Sprintf("%s %s paid (%s) after it was %s", in.ID, money(in.Amount, in.Currency), p.Source, in.State))
+			matched = true
+			continue
+		}
+		if in.State != IntentOpen && !(r.safe() && in.State == IntentInFlight) {
 			continue
 		}
 		if (p.IntentID != "" && in.ID == p.IntentID) || (p.InvoiceID != "" && in.InvoiceID == p.InvoiceID) {
@@ -297,6 +325,9 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 	}
 	if !matched {
 		r.record(ctx, "payment reported", firstNonEmpty(p.IntentID, p.InvoiceID)+" by "+p.Source, "no open intent matches", false)
+	}
+	if r.safe() && r.s.Stage == StageDeprovisioned && matched {
+		r.s.LateMoney = append(r.s.LateMoney, fmt.Sprintf("%s paid (%s) after deprovisioning", firstNonEmpty(p.IntentID, p.InvoiceID), p.Source))
 	}
 }
 
@@ -310,6 +341,13 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 		return
 	}
 	r.s.NoPaymentMethod = false
+	if r.safe() {
+		// A new card can be charged off-session: the bank's request to
+		// authenticate concerned the old one.
+		for _, in := range r.s.Intents {
+			in.NeedsAction = false
+		}
+	}
 	if r.s.Stage == StagePastDue || r.s.Stage == StageSuspended {
 		// A burst of card events becomes one retry.
 		due := workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
@@ -335,7 +373,10 @@ func (r *recovery) step(ctx workflow.Context) error {
 	if len(r.s.Intents) == 0 {
 		return nil // started by a signal that carried nothing to recover yet
 	}
-	if r.waive != nil {
+	if r.safe() {
+		return r.stepSafe(ctx)
+	}
+	if r.s.Waive != nil {
 		return r.doWaive(ctx)
 	}
 	if !r.s.Announced {
@@ -698,7 +739,7 @@ func (r *recovery) recover(ctx workflow.Context) error {
 }
 
 func (r *recovery) doWaive(ctx workflow.Context) error {
-	req := r.waive
+	req := r.s.Waive
 	for _, in := range r.s.Intents {
 		if in.State == IntentOpen {
 			r.resolve(ctx, in, IntentWaived, "operator "+firstNonEmpty(req.Operator, "(unnamed)"))
@@ -711,7 +752,7 @@ func (r *recovery) doWaive(ctx workflow.Context) error {
 		}
 		r.s.Resumes++
 	}
-	r.waive = nil
+	r.s.Waive = nil
 	r.s.Stage, r.s.WaivedReason = StageWaived, req.Reason
 	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
 	return r.upsertAttributes(ctx)
@@ -771,6 +812,11 @@ func errText(err error) string {
 
 // plan works out the next action and its time, and shows it in the UI.
 func (r *recovery) plan(ctx workflow.Context) {
+	if r.safe() {
+		r.s.Next = r.planSafe()
+		workflow.SetCurrentDetails(ctx, r.details())
+		return
+	}
 	var next NextAction
 	earliest := func(kind string, at time.Time) {
 		if !at.IsZero() && (next.At.IsZero() || at.Before(next.At)) {

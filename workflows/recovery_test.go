@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/stripe/stripe-go/v76"
+
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -45,24 +47,136 @@ type world struct {
 	// permanent error.
 	rejectControl map[string]int
 
-	retries  []activities.RetryInput
-	controls []activities.ControlPlaneInput
-	notices  []activities.NoticeInput
-	alerts   []activities.AlertInput
-	deactive []string
+	// Stripe as the owed check reads it: an intent's status (default
+	// requires_payment_method, succeeded when in paidIntents), its
+	// invoice's status (default open), the customer's default payment
+	// method, and whether an owed check answers at all.
+	intentStatus map[string]string
+	invoiceState map[string]string
+	defaultPM    string
+	owedErr      func(intentID string) error
+	// checkDelay is how long Stripe and Amberflo take to answer a check.
+	checkDelay time.Duration
+	// controlDelay is how long the control plane takes to act.
+	controlDelay time.Duration
+	// Amberflo's invoices by the start of the period they bill; every
+	// intent's invoice bills the period starting at its entry in
+	// periods (default: the 30 days before t0).
+	amberfloByPeriod map[time.Time]string
+	periods          map[string]time.Time
+	amberfloErr      error
+
+	// retryHook, when it reports true, answers a confirm in place of the
+	// world (after the key check); rejectNotice refuses notices for good.
+	retryHook    func(activities.RetryInput) (activities.RetryResult, error, bool)
+	rejectNotice map[string]bool
+
+	retries   []activities.RetryInput
+	keyParams map[string]string
+	attempts  map[string]int
+	controls  []activities.ControlPlaneInput
+	notices   []activities.NoticeInput
+	alerts    []activities.AlertInput
+	deactive  []string
+	forgiven  []activities.ForgiveInput
+	checks    []string
+	failures  []string
 }
 
 func newWorld() *world {
-	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}}
+	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{},
+		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
+		periods: map[string]time.Time{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
+}
+
+// period is the usage period the intent's invoice bills.
+func (w *world) period(intentID string) (time.Time, time.Time) {
+	start, ok := w.periods[intentID]
+	if !ok {
+		start = t0.Add(-30 * 24 * time.Hour)
+	}
+	return start, start.Add(30 * 24 * time.Hour)
+}
+
+// owed answers as the IntentOwed activity does, from the world's Stripe,
+// through the same decision.
+func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.checks = append(w.checks, in.IntentID)
+	if w.owedErr != nil {
+		if err := w.owedErr(in.IntentID); err != nil {
+			return activities.Owed{}, err
+		}
+	}
+	status := firstOf(w.intentStatus[in.IntentID], "requires_payment_method")
+	if w.paidIntents[in.IntentID] {
+		status = "succeeded"
+	}
+	invID := "in_" + in.IntentID
+	pi := &stripe.PaymentIntent{ID: in.IntentID, Status: stripe.PaymentIntentStatus(status),
+		Invoice: &stripe.Invoice{ID: invID, Status: stripe.InvoiceStatus(firstOf(w.invoiceState[invID], "open"))}}
+	if w.invoiceState[invID] == "uncollectible" {
+		pi.Metadata = map[string]string{activities.WaivedMetadataKey: "waived"}
+	}
+	o := activities.OwedVerdict(pi, "")
+	o.InvoiceID = invID
+	o.PeriodStart, o.PeriodEnd = w.period(in.IntentID)
+	o.PayURL = "https://invoice.stripe.com/i/" + invID
+	if o.Verdict == activities.OwedYes {
+		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, in.FailedPaymentMethod, "")
+	}
+	return o, nil
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivity(acts)
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CustomerInput) (activities.CustomerProfile, error) {
-			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: "pm_1"}, nil
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: w.defaultPM}, nil
 		})
-	env.OnActivity(acts.PaymentIntentStatus, mock.Anything, mock.Anything).Return(
+	env.OnActivity(acts.IntentOwed, mock.Anything, mock.Anything).After(w.checkDelay).Return(
+		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) { return w.owed(in) })
+	env.OnActivity(acts.InvoiceForPeriod, mock.Anything, mock.Anything).After(w.checkDelay).Return(
+		func(_ context.Context, in activities.AmberfloPeriodInput) (activities.AmberfloInvoice, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.amberfloErr != nil {
+				return activities.AmberfloInvoice{}, w.amberfloErr
+			}
+			status, ok := w.amberfloByPeriod[in.PeriodStart]
+			if w.amberfloPaid {
+				status, ok = "SETTLED", true
+			}
+			if !ok {
+				return activities.AmberfloInvoice{}, nil
+			}
+			paid := status == "SETTLED" || status == "NOT_NEEDED"
+			return activities.AmberfloInvoice{Found: true, URI: "/invoices/" + in.PeriodStart.Format("2006-01"), Amount: 49, PaymentStatus: status, Paid: paid}, nil
+		})
+	env.OnActivity(acts.ForgiveIntent, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ForgiveInput) (activities.ForgiveResult, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.forgiven = append(w.forgiven, in)
+			if w.paidIntents[in.IntentID] {
+				return activities.ForgiveResult{Outcome: activities.ForgivePaid, Detail: "intent succeeded"}, nil
+			}
+			w.invoiceState["in_"+in.IntentID] = "uncollectible"
+			return activities.ForgiveResult{Outcome: activities.ForgiveDone, Detail: "invoice marked uncollectible"}, nil
+		})
+	env.OnActivity(acts.PaymentIntentStatus, mock.Anything, mock.Anything).After(w.checkDelay).Return(
 		func(_ context.Context, in activities.IntentInput) (activities.IntentStatus, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -75,17 +189,37 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 		func(_ context.Context, in activities.RetryInput) (activities.RetryResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			// Without a payment method chosen by the workflow, the activity
+			// charges the customer's default as it reads it now.
+			pm := firstOf(in.PaymentMethodID, w.defaultPM)
+			// Stripe answers 400 to a key sent again with other parameters.
+			if prev, ok := w.keyParams[in.IdempotencyKey]; ok && prev != pm {
+				w.failures = append(w.failures, "idempotency key "+in.IdempotencyKey+" sent with "+prev+" and "+pm)
+				return activities.RetryResult{}, temporal.NewNonRetryableApplicationError("idempotency key reused", activities.ErrStripeRejected, nil)
+			}
+			if _, seen := w.keyParams[in.IdempotencyKey]; !seen {
+				w.attempts[in.IntentID]++
+			}
+			w.keyParams[in.IdempotencyKey] = pm
+			if w.retryHook != nil {
+				if res, err, ok := w.retryHook(in); ok {
+					return res, err
+				}
+			}
 			w.retries = append(w.retries, in)
 			if w.paidIntents[in.IntentID] {
 				return activities.RetryResult{Outcome: activities.RetryAlreadyPaid}, nil
 			}
-			if w.succeedOnAttempt > 0 && strings.HasSuffix(in.IdempotencyKey, fmt.Sprintf(":%d", w.succeedOnAttempt)) {
+			if st := w.intentStatus[in.IntentID]; st == "processing" || st == "canceled" {
+				w.failures = append(w.failures, "confirm of "+in.IntentID+" while "+st)
+			}
+			if w.succeedOnAttempt > 0 && w.attempts[in.IntentID] == w.succeedOnAttempt {
 				w.paidIntents[in.IntentID] = true
 				return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded"}, nil
 			}
 			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: "insufficient_funds"}, nil
 		})
-	env.OnActivity(acts.LatestInvoice, mock.Anything, mock.Anything).Return(
+	env.OnActivity(acts.LatestInvoice, mock.Anything, mock.Anything).After(w.checkDelay).Return(
 		func(_ context.Context, in activities.AmberfloInput) (activities.AmberfloInvoice, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -102,7 +236,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.deactive = append(w.deactive, in.CustomerID)
 			return activities.DeactivateResult{Changed: true}, nil
 		})
-	env.OnActivity(acts.ControlPlane, mock.Anything, mock.Anything).Return(
+	env.OnActivity(acts.ControlPlane, mock.Anything, mock.Anything).After(w.controlDelay).Return(
 		func(_ context.Context, in activities.ControlPlaneInput) (activities.ControlPlaneResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -117,6 +251,9 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			if w.rejectNotice[in.Type] {
+				return activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)
+			}
 			w.notices = append(w.notices, in)
 			return activities.NotifyResult{}, nil
 		})
@@ -151,12 +288,15 @@ type recoveryTest struct {
 	w   *world
 }
 
-func newRecoveryTest(t *testing.T) *recoveryTest {
+func newRecoveryTest(t *testing.T, opts ...func(*world)) *recoveryTest {
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RecoveryWorkflowID(customer)})
 	w := newWorld()
+	for _, o := range opts {
+		o(w)
+	}
 	w.install(env)
 	return &recoveryTest{t: t, env: env, w: w}
 }
@@ -203,6 +343,9 @@ func (rt *recoveryTest) run(in workflows.RecoveryInput) workflows.RecoveryResult
 	var res workflows.RecoveryResult
 	if err := rt.env.GetWorkflowResult(&res); err != nil {
 		rt.t.Fatal(err)
+	}
+	for _, f := range rt.w.failures {
+		rt.t.Errorf("Stripe would have refused: %s", f)
 	}
 	return res
 }

@@ -50,6 +50,29 @@ type intent struct {
 	Invoice  string
 	Status   string
 	Created  int64
+	Metadata map[string]string
+}
+
+type invoice struct {
+	ID     string
+	Status string // open, paid, uncollectible, void
+	// PeriodStart and PeriodEnd are the usage period it bills: the
+	// calendar month before the intent was created, as a usage-billed
+	// SaaS invoices at the start of a month for the month before.
+	PeriodStart, PeriodEnd int64
+}
+
+// BilledMonth is the usage period an invoice issued at t bills: the
+// calendar month before t's, in UTC.
+func BilledMonth(t time.Time) (time.Time, time.Time) {
+	t = t.UTC()
+	end := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return end.AddDate(0, -1, 0), end
+}
+
+func newInvoice(id string, created int64) *invoice {
+	start, end := BilledMonth(time.Unix(created, 0))
+	return &invoice{ID: id, Status: "open", PeriodStart: start.Unix(), PeriodEnd: end.Unix()}
 }
 
 type reply struct {
@@ -62,6 +85,7 @@ type Server struct {
 	mu        sync.Mutex
 	customers map[string]*customer
 	intents   map[string]*intent
+	invoices  map[string]*invoice
 	replies   map[string]reply // by Idempotency-Key
 	upstream  http.Handler
 	log       *slog.Logger
@@ -74,6 +98,7 @@ func New(upstream *url.URL, log *slog.Logger) *Server {
 	s := &Server{
 		customers: map[string]*customer{},
 		intents:   map[string]*intent{},
+		invoices:  map[string]*invoice{},
 		replies:   map[string]reply{},
 		log:       log,
 		now:       time.Now,
@@ -122,8 +147,14 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 				Invoice: pi.InvoiceID, Created: ev.Created.Unix()}
 			s.intents[pi.ID] = in
 		}
+		if in.Invoice != "" && s.invoices[in.Invoice] == nil {
+			s.invoices[in.Invoice] = newInvoice(in.Invoice, in.Created)
+		}
 		if ev.Type == workflows.EventPaymentSucceeded {
 			in.Status = "succeeded"
+			if inv := s.invoices[in.Invoice]; inv != nil {
+				inv.Status = "paid"
+			}
 			return
 		}
 		if in.Status != "succeeded" {
@@ -144,6 +175,9 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 		}
 	case workflows.EventInvoicePaid:
 		if inv := ev.Invoice; inv != nil {
+			paid := newInvoice(inv.ID, ev.Created.Unix())
+			paid.Status = "paid"
+			s.invoices[inv.ID] = paid
 			for _, in := range s.intents {
 				if in.ID == inv.PaymentIntentID || (in.Invoice != "" && in.Invoice == inv.ID) {
 					in.Status = "succeeded"
@@ -197,7 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveKnown answers a request about a known object; false passes it on.
 func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []string) bool {
-	if len(parts) < 3 || parts[0] != "v1" {
+	if len(parts) < 2 || parts[0] != "v1" {
 		return false
 	}
 	switch {
@@ -217,12 +251,66 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 			data = append(data, paymentMethodJSON(c.ID, k))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
+	case parts[1] == "payment_intents" && len(parts) == 2 && r.Method == http.MethodGet:
+		cus := r.URL.Query().Get("customer")
+		if s.customers[cus] == nil {
+			return false
+		}
+		data := []any{}
+		for _, in := range s.intents {
+			if in.Customer == cus {
+				data = append(data, s.intentJSON(in, nil, nil))
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
 	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodGet:
 		in := s.intents[parts[2]]
 		if in == nil {
 			return false
 		}
-		writeJSON(w, http.StatusOK, intentJSON(in, nil))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, r.URL.Query()["expand[]"]))
+	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodPost:
+		in := s.intents[parts[2]]
+		if in == nil {
+			return false
+		}
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable form", nil)
+			return true
+		}
+		for k, v := range r.PostForm {
+			if name, ok := strings.CutPrefix(k, "metadata["); ok && len(v) > 0 {
+				if in.Metadata == nil {
+					in.Metadata = map[string]string{}
+				}
+				in.Metadata[strings.TrimSuffix(name, "]")] = v[0]
+			}
+		}
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, nil))
+	case parts[1] == "payment_intents" && len(parts) == 4 && parts[3] == "cancel" && r.Method == http.MethodPost:
+		in := s.intents[parts[2]]
+		if in == nil {
+			return false
+		}
+		if in.Status == "succeeded" || in.Invoice != "" {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state",
+				"You cannot cancel this PaymentIntent because it has a status of "+in.Status+" or belongs to an invoice.", s.intentJSON(in, nil, nil))
+			return true
+		}
+		in.Status = "canceled"
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, nil))
+	case parts[1] == "invoices" && len(parts) == 4 && parts[3] == "mark_uncollectible" && r.Method == http.MethodPost:
+		inv := s.invoices[parts[2]]
+		if inv == nil {
+			return false
+		}
+		if inv.Status != "open" && inv.Status != "uncollectible" {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "invoice_not_open",
+				"You can only mark an open invoice uncollectible; this one is "+inv.Status+".", nil)
+			return true
+		}
+		inv.Status = "uncollectible"
+		writeJSON(w, http.StatusOK, invoiceJSON(inv))
 	case parts[1] == "payment_intents" && len(parts) == 4 && parts[3] == "confirm" && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -257,16 +345,19 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	switch {
 	case in.Status == "succeeded":
 		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
-			"This PaymentIntent's status is succeeded and it cannot be confirmed.", intentJSON(in, nil))
+			"This PaymentIntent's status is succeeded and it cannot be confirmed.", s.intentJSON(in, nil, nil))
 	case k == nil || k.Declines:
 		in.Status = "requires_payment_method"
 		failure := map[string]any{"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
 			"message": "Your card has insufficient funds."}
-		status, body = http.StatusPaymentRequired, errorJSON("card_error", "card_declined", "Your card has insufficient funds.", intentJSON(in, failure))
+		status, body = http.StatusPaymentRequired, errorJSON("card_error", "card_declined", "Your card has insufficient funds.", s.intentJSON(in, failure, nil))
 		body.(map[string]any)["error"].(map[string]any)["decline_code"] = "insufficient_funds"
 	default:
 		in.Status = "succeeded"
-		status, body = http.StatusOK, intentJSON(in, nil)
+		if inv := s.invoices[in.Invoice]; inv != nil {
+			inv.Status = "paid"
+		}
+		status, body = http.StatusOK, s.intentJSON(in, nil, nil)
 	}
 	raw, _ := json.Marshal(body)
 	if key != "" {
@@ -296,10 +387,15 @@ func paymentMethodJSON(customer string, k *card) map[string]any {
 	}
 }
 
-func intentJSON(in *intent, lastError map[string]any) map[string]any {
+// intentJSON renders an intent; expand may ask for its invoice as an
+// object, as Stripe's expand[]=invoice does.
+func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []string) map[string]any {
 	var inv, le any
 	if in.Invoice != "" {
 		inv = in.Invoice
+		if i := s.invoices[in.Invoice]; i != nil && slices.Contains(expand, "invoice") {
+			inv = invoiceJSON(i)
+		}
 	}
 	if lastError != nil {
 		le = lastError
@@ -311,8 +407,29 @@ func intentJSON(in *intent, lastError map[string]any) map[string]any {
 	return map[string]any{
 		"id": in.ID, "object": "payment_intent", "amount": in.Amount, "amount_received": received,
 		"currency": in.Currency, "customer": in.Customer, "invoice": inv, "status": in.Status,
-		"created": in.Created, "livemode": false, "metadata": map[string]any{}, "last_payment_error": le,
+		"created": in.Created, "livemode": false, "metadata": metadataJSON(in.Metadata), "last_payment_error": le,
 		"payment_method_types": []string{"card"}, "capture_method": "automatic", "confirmation_method": "automatic",
+	}
+}
+
+func metadataJSON(m map[string]string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func invoiceJSON(inv *invoice) map[string]any {
+	period := map[string]any{"start": inv.PeriodStart, "end": inv.PeriodEnd}
+	return map[string]any{
+		"id": inv.ID, "object": "invoice", "status": inv.Status, "livemode": false, "paid": inv.Status == "paid",
+		"hosted_invoice_url": "https://invoice.stripe.com/i/dev_" + inv.ID, "metadata": map[string]any{},
+		// Stripe's own period_start and period_end of a one-off invoice
+		// are its creation time; the lines carry the usage period.
+		"period_start": inv.PeriodEnd, "period_end": inv.PeriodEnd,
+		"lines": map[string]any{"object": "list", "has_more": false, "url": "/v1/invoices/" + inv.ID + "/lines",
+			"data": []any{map[string]any{"id": "il_" + inv.ID, "object": "line_item", "period": period, "amount": 0}}},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"dunning/activities"
 	"dunning/workflows"
 )
 
@@ -125,6 +126,9 @@ type object struct {
 		Message       string `json:"message"`
 		PaymentMethod ref    `json:"payment_method"`
 	} `json:"last_payment_error"`
+	// Metadata values are strings; any other value is left unread rather
+	// than failing the event.
+	Metadata map[string]json.RawMessage `json:"metadata"`
 
 	// invoice
 	PaymentIntent ref   `json:"payment_intent"`
@@ -233,6 +237,10 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 			if pi.PaymentMethodID == "" {
 				pi.PaymentMethodID = string(e.PaymentMethod)
 			}
+		}
+		if v, ok := o.Metadata[activities.WaivedMetadataKey]; ok {
+			var reason string
+			pi.Waived = json.Unmarshal(v, &reason) == nil && reason != ""
 		}
 		ev.PaymentIntent = pi
 	case "invoice":

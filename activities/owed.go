@@ -1,0 +1,332 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"go.temporal.io/sdk/temporal"
+
+	"dunning/internal/httpx"
+)
+
+// WaivedMetadataKey is the PaymentIntent metadata key dunning sets when an
+// operator waives the intent. Every later life of the customer's recovery,
+// and every later event about the intent, reads it: a waived intent is
+// never charged again.
+const WaivedMetadataKey = "dunning_waived"
+
+// Verdicts of an owed check: whether confirming the intent now could take
+// money that is not owed.
+const (
+	// OwedYes: nothing says the money arrived; a confirm may be made.
+	OwedYes = "owed"
+	// OwedPaid: the intent succeeded, or the invoice it pays is paid (by
+	// another intent, out of band, or by credit).
+	OwedPaid = "paid"
+	// OwedInFlight: a payment is under way (bank debits take days); it is
+	// neither a failure nor unpaid.
+	OwedInFlight = "in_flight"
+	// OwedActionRequired: the bank wants the customer to authenticate; an
+	// off-session confirm cannot do it.
+	OwedActionRequired = "action_required"
+	// OwedCanceled: the intent or its invoice was canceled or voided;
+	// nothing can be paid through it.
+	OwedCanceled = "canceled"
+	// OwedForgiven: waived by an operator, or written off in Stripe
+	// (invoice uncollectible).
+	OwedForgiven = "forgiven"
+)
+
+// OwedInput names an intent the recovery believes open.
+type OwedInput struct {
+	IntentID         string `json:"intent_id"`
+	StripeCustomerID string `json:"stripe_customer_id"`
+	// FailedPaymentMethod is the payment method that failed, as the event
+	// reported it; the fallback when the customer has no default.
+	FailedPaymentMethod string `json:"failed_payment_method,omitempty"`
+}
+
+// Owed is where an intent stands in Stripe now, and what a confirm would
+// charge.
+type Owed struct {
+	Verdict string `json:"verdict"`
+	// Status is the intent's status; Why says what decided the verdict.
+	Status string `json:"status"`
+	Why    string `json:"why"`
+	// InvoiceID is the Stripe invoice the intent pays, if any, with the
+	// period it bills (zero when Stripe gives none) and its hosted page.
+	InvoiceID   string    `json:"invoice_id,omitempty"`
+	PeriodStart time.Time `json:"period_start,omitzero"`
+	PeriodEnd   time.Time `json:"period_end,omitzero"`
+	PayURL      string    `json:"pay_url,omitempty"`
+	// PaymentMethod is what a confirm would charge: the customer's default,
+	// else the payment method that failed, else the subscription's default;
+	// PaymentMethodSource names which. Empty when there is none.
+	PaymentMethod       string `json:"payment_method,omitempty"`
+	PaymentMethodSource string `json:"payment_method_source,omitempty"`
+	DryRun              bool   `json:"dry_run,omitempty"`
+}
+
+// IntentOwed asks Stripe whether an intent's money is still owed: the
+// intent itself, the invoice it pays, and any other succeeded intent for
+// that invoice. A read Stripe does not answer is an error (retried); no
+// verdict is guessed.
+func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error) {
+	if in.IntentID == "" || in.StripeCustomerID == "" {
+		return Owed{}, temporal.NewNonRetryableApplicationError("owed check needs an intent and a customer", ErrBadInput, nil)
+	}
+	if a.Stripe == nil {
+		a.logger(ctx).Info("dry run: stripe not configured; cannot tell whether the intent is owed", "intent", in.IntentID)
+		return Owed{Verdict: OwedYes, Status: "unknown", Why: "stripe not configured", DryRun: true}, nil
+	}
+	params := &stripe.PaymentIntentParams{}
+	params.Context = ctx
+	params.AddExpand("invoice")
+	params.AddExpand("invoice.subscription")
+	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, params)
+	if err != nil {
+		return Owed{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
+	}
+	otherPaid := ""
+	if inv := pi.Invoice; inv != nil && inv.ID != "" && pi.Status != stripe.PaymentIntentStatusSucceeded {
+		if otherPaid, err = a.otherSucceededIntent(ctx, in.StripeCustomerID, inv.ID, pi.ID); err != nil {
+			return Owed{}, err
+		}
+	}
+	out := OwedVerdict(pi, otherPaid)
+	if inv := pi.Invoice; inv != nil {
+		out.InvoiceID, out.PayURL = inv.ID, inv.HostedInvoiceURL
+		out.PeriodStart, out.PeriodEnd = InvoicePeriod(inv)
+	}
+	if out.Verdict == OwedYes {
+		profile, err := a.CustomerProfile(ctx, CustomerInput{StripeCustomerID: in.StripeCustomerID})
+		if err != nil {
+			return Owed{}, err
+		}
+		out.PaymentMethod, out.PaymentMethodSource = ChargeMethod(profile.DefaultPaymentMethod, failedMethod(pi, in.FailedPaymentMethod), subscriptionMethod(pi.Invoice))
+	}
+	return out, nil
+}
+
+// otherSucceededIntent returns the ID of another succeeded intent of the
+// customer that pays the same invoice, or "".
+func (a *Activities) otherSucceededIntent(ctx context.Context, customer, invoiceID, intentID string) (string, error) {
+	lp := &stripe.PaymentIntentListParams{Customer: stripe.String(customer)}
+	lp.Context = ctx
+	lp.Limit = stripe.Int64(100)
+	it := a.Stripe.PaymentIntents.List(lp)
+	for n := 0; it.Next() && n < 300; n++ {
+		o := it.PaymentIntent()
+		if o.ID != intentID && o.Status == stripe.PaymentIntentStatusSucceeded && o.Invoice != nil && o.Invoice.ID == invoiceID {
+			return o.ID, nil
+		}
+	}
+	if err := it.Err(); err != nil {
+		return "", classifyStripe(fmt.Sprintf("list payment intents of %s", customer), err)
+	}
+	return "", nil
+}
+
+// OwedVerdict decides from the intent (with its invoice expanded, when it
+// has one) whether its money is still owed. otherPaid names another
+// succeeded intent for the same invoice, if one was found.
+func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
+	o := Owed{Status: string(pi.Status)}
+	set := func(v, why string) Owed { o.Verdict, o.Why = v, why; return o }
+	if pi.Status == stripe.PaymentIntentStatusSucceeded {
+		return set(OwedPaid, "intent succeeded")
+	}
+	if r := pi.Metadata[WaivedMetadataKey]; r != "" {
+		return set(OwedForgiven, "waived in dunning ("+r+")")
+	}
+	if inv := pi.Invoice; inv != nil {
+		switch inv.Status {
+		case stripe.InvoiceStatusPaid:
+			if inv.PaidOutOfBand {
+				return set(OwedPaid, "invoice "+inv.ID+" paid out of band")
+			}
+			return set(OwedPaid, "invoice "+inv.ID+" paid")
+		case stripe.InvoiceStatusVoid:
+			return set(OwedCanceled, "invoice "+inv.ID+" void")
+		case stripe.InvoiceStatusUncollectible:
+			return set(OwedForgiven, "invoice "+inv.ID+" marked uncollectible")
+		}
+		if otherPaid != "" {
+			return set(OwedPaid, "invoice "+inv.ID+" paid by "+otherPaid)
+		}
+		if inv.Status == stripe.InvoiceStatusOpen && inv.AmountRemaining == 0 && inv.AmountDue > 0 {
+			return set(OwedPaid, "invoice "+inv.ID+" has nothing left to pay")
+		}
+	}
+	switch pi.Status {
+	case stripe.PaymentIntentStatusCanceled:
+		return set(OwedCanceled, "intent canceled")
+	case stripe.PaymentIntentStatusProcessing:
+		return set(OwedInFlight, "payment processing")
+	case stripe.PaymentIntentStatusRequiresAction:
+		return set(OwedActionRequired, "the bank asks the customer to authenticate")
+	case stripe.PaymentIntentStatusRequiresCapture:
+		// Authorized: the money is held and a capture will take it.
+		return set(OwedInFlight, "authorized, awaiting capture")
+	}
+	return set(OwedYes, "intent "+string(pi.Status))
+}
+
+// ChargeMethod picks what a retry charges: the customer's default, else the
+// payment method that failed (Stripe clears the intent's own after a
+// decline), else the subscription's default.
+func ChargeMethod(customerDefault, failed, subscription string) (string, string) {
+	switch {
+	case customerDefault != "":
+		return customerDefault, "customer default"
+	case failed != "":
+		return failed, "the payment method that failed"
+	case subscription != "":
+		return subscription, "subscription default"
+	}
+	return "", ""
+}
+
+func failedMethod(pi *stripe.PaymentIntent, reported string) string {
+	switch {
+	case pi.PaymentMethod != nil && pi.PaymentMethod.ID != "":
+		return pi.PaymentMethod.ID
+	case pi.LastPaymentError != nil && pi.LastPaymentError.PaymentMethod != nil && pi.LastPaymentError.PaymentMethod.ID != "":
+		return pi.LastPaymentError.PaymentMethod.ID
+	}
+	return reported
+}
+
+func subscriptionMethod(inv *stripe.Invoice) string {
+	if inv == nil || inv.Subscription == nil {
+		return ""
+	}
+	s := inv.Subscription
+	switch {
+	case s.DefaultPaymentMethod != nil && s.DefaultPaymentMethod.ID != "":
+		return s.DefaultPaymentMethod.ID
+	case s.DefaultSource != nil && s.DefaultSource.ID != "":
+		return s.DefaultSource.ID
+	}
+	return ""
+}
+
+// InvoicePeriod is the usage period an invoice bills: the span of its
+// lines' periods, else the invoice's own period. Zero when Stripe gives no
+// period of positive length (an invoice created at once has start = end,
+// which says nothing about which usage it bills).
+func InvoicePeriod(inv *stripe.Invoice) (time.Time, time.Time) {
+	var start, end int64
+	if inv.Lines != nil {
+		for _, l := range inv.Lines.Data {
+			if l == nil || l.Period == nil || l.Period.End <= l.Period.Start {
+				continue
+			}
+			if start == 0 || l.Period.Start < start {
+				start = l.Period.Start
+			}
+			if l.Period.End > end {
+				end = l.Period.End
+			}
+		}
+	}
+	if end <= start {
+		start, end = inv.PeriodStart, inv.PeriodEnd
+	}
+	if start <= 0 || end <= start {
+		return time.Time{}, time.Time{}
+	}
+	return time.Unix(start, 0).UTC(), time.Unix(end, 0).UTC()
+}
+
+// ForgiveInput asks for an intent to be forgiven in Stripe.
+type ForgiveInput struct {
+	IntentID string `json:"intent_id"`
+	// Reason is what the operator gave; Lifecycle names the recovery life
+	// that waived it. Both go into the intent's metadata.
+	Reason    string `json:"reason"`
+	Lifecycle string `json:"lifecycle"`
+	// IdempotencyKey prefixes the keys of the Stripe writes.
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+// ForgiveResult says what Stripe now holds.
+type ForgiveResult struct {
+	// Outcome: forgiven (marked, and the invoice written off or the intent
+	// canceled), paid (the money had arrived: nothing to forgive), or
+	// closed (already canceled or void).
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail,omitempty"`
+	DryRun  bool   `json:"dry_run,omitempty"`
+}
+
+// Outcomes of ForgiveIntent.
+const (
+	ForgiveDone   = "forgiven"
+	ForgivePaid   = "paid"
+	ForgiveClosed = "closed"
+)
+
+// ForgiveIntent makes a waiver durable in Stripe, where every later life of
+// the recovery and every later event reads it: the intent gets the
+// dunning_waived metadata, then its invoice is marked uncollectible (which
+// also stops Stripe's own retries) or, without an invoice, the intent is
+// canceled. Each step is idempotent: run again, it finds the work done.
+func (a *Activities) ForgiveIntent(ctx context.Context, in ForgiveInput) (ForgiveResult, error) {
+	if in.IntentID == "" || in.IdempotencyKey == "" {
+		return ForgiveResult{}, temporal.NewNonRetryableApplicationError("forgive needs an intent and an idempotency key", ErrBadInput, nil)
+	}
+	if a.Stripe == nil {
+		a.logger(ctx).Info("dry run: stripe not configured; waiver not written to stripe", "intent", in.IntentID)
+		return ForgiveResult{Outcome: ForgiveDone, DryRun: true}, nil
+	}
+	gp := &stripe.PaymentIntentParams{}
+	gp.Context = ctx
+	gp.AddExpand("invoice")
+	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, gp)
+	if err != nil {
+		return ForgiveResult{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
+	}
+	switch {
+	case pi.Status == stripe.PaymentIntentStatusSucceeded:
+		return ForgiveResult{Outcome: ForgivePaid, Detail: "intent succeeded"}, nil
+	case pi.Invoice != nil && pi.Invoice.Status == stripe.InvoiceStatusPaid:
+		return ForgiveResult{Outcome: ForgivePaid, Detail: "invoice " + pi.Invoice.ID + " paid"}, nil
+	}
+	if pi.Metadata[WaivedMetadataKey] == "" {
+		up := &stripe.PaymentIntentParams{}
+		up.Context = ctx
+		up.AddMetadata(WaivedMetadataKey, httpx.Truncate(in.Lifecycle+": "+in.Reason, 450))
+		up.SetIdempotencyKey(in.IdempotencyKey + ":metadata")
+		if _, err := a.Stripe.PaymentIntents.Update(in.IntentID, up); err != nil {
+			return ForgiveResult{}, classifyStripe(fmt.Sprintf("mark payment intent %s waived", in.IntentID), err)
+		}
+	}
+	if inv := pi.Invoice; inv != nil && inv.ID != "" {
+		switch inv.Status {
+		case stripe.InvoiceStatusUncollectible:
+			return ForgiveResult{Outcome: ForgiveDone, Detail: "invoice " + inv.ID + " already uncollectible"}, nil
+		case stripe.InvoiceStatusVoid:
+			return ForgiveResult{Outcome: ForgiveClosed, Detail: "invoice " + inv.ID + " void"}, nil
+		}
+		mp := &stripe.InvoiceMarkUncollectibleParams{}
+		mp.Context = ctx
+		mp.SetIdempotencyKey(in.IdempotencyKey + ":uncollectible")
+		if _, err := a.Stripe.Invoices.MarkUncollectible(inv.ID, mp); err != nil {
+			return ForgiveResult{}, classifyStripe(fmt.Sprintf("mark invoice %s uncollectible", inv.ID), err)
+		}
+		return ForgiveResult{Outcome: ForgiveDone, Detail: "invoice " + inv.ID + " marked uncollectible"}, nil
+	}
+	if pi.Status == stripe.PaymentIntentStatusCanceled {
+		return ForgiveResult{Outcome: ForgiveClosed, Detail: "intent already canceled"}, nil
+	}
+	cp := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonAbandoned))}
+	cp.Context = ctx
+	cp.SetIdempotencyKey(in.IdempotencyKey + ":cancel")
+	if _, err := a.Stripe.PaymentIntents.Cancel(in.IntentID, cp); err != nil {
+		return ForgiveResult{}, classifyStripe(fmt.Sprintf("cancel payment intent %s", in.IntentID), err)
+	}
+	return ForgiveResult{Outcome: ForgiveDone, Detail: "intent canceled"}, nil
+}

@@ -1,0 +1,451 @@
+package workflows_test
+
+// The money rules (DESIGN.md), one or more tests each, against the world
+// of recovery_test.go: Stripe and Amberflo answer as the real ones would,
+// slowly when a test says so, and record what dunning asked of them.
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"dunning/activities"
+	"dunning/workflows"
+)
+
+func slowChecks(d time.Duration) func(*world) { return func(w *world) { w.checkDelay = d } }
+
+func (w *world) alertsWith(severity, title string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, a := range w.alerts {
+		if a.Severity == severity && strings.Contains(a.Title, title) {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *world) set(fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fn()
+}
+
+// Rule 1: an operator's waiver accepted while the re-check before
+// suspension runs is carried out; the customer is not suspended.
+func TestWaiveDuringSuspensionRecheckIsHonoured(t *testing.T) {
+	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+	// Suspension is due at +10h; its re-check takes Stripe 10 minutes.
+	rt.update(10*time.Hour+5*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+	res := rt.run(input())
+	if res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+	if len(rt.w.controls) != 0 {
+		t.Fatalf("control plane %v after the waiver was answered done; want no call", rt.w.controlActions())
+	}
+	if len(rt.w.forgiven) != 1 || rt.w.forgiven[0].IntentID != "pi_1" {
+		t.Errorf("forgiven in stripe: %+v, want pi_1 once", rt.w.forgiven)
+	}
+}
+
+// Rule 1: a pause accepted during the re-check stops the suspension.
+func TestPauseDuringSuspensionRecheckStopsIt(t *testing.T) {
+	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+	rt.update(10*time.Hour+5*time.Minute, workflows.ControlPause, workflows.OperatorRequest{Reason: "customer on the phone"}, mustAccept(t, "pause"))
+	rt.at(12*time.Hour, func() {
+		s := rt.status()
+		if s.Stage != workflows.StagePastDue || !s.Paused || len(rt.w.controls) != 0 {
+			t.Errorf("at +12h stage %s paused %v control %v; want past_due, paused, nothing suspended", s.Stage, s.Paused, rt.w.controlActions())
+		}
+	})
+	rt.update(13*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "settled by phone"}, mustAccept(t, "waive"))
+	if res := rt.run(input()); res.Stage != workflows.StageWaived || len(rt.w.controls) != 0 {
+		t.Fatalf("stage %s control %v", res.Stage, rt.w.controlActions())
+	}
+}
+
+// Rule 1: an extension accepted during the re-check moves the suspension.
+func TestExtendGraceDuringSuspensionRecheckMovesIt(t *testing.T) {
+	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+	rt.update(10*time.Hour+5*time.Minute, workflows.ControlExtendGrace, workflows.ExtendGraceRequest{By: "5h", Reason: "promised to pay"}, mustAccept(t, "extend"))
+	rt.at(14*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			t.Errorf("at +14h stage %s control %v; want past_due until +15h", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.at(16*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended {
+			t.Errorf("at +16h stage %s, want suspended after the extension ran out", s.Stage)
+		}
+	})
+	rt.signal(17*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(17 * time.Hour), Source: "payment_intent.succeeded"})
+	if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
+	}
+}
+
+// Rule 1: a waiver in the middle of a retry round stops the rest of it.
+func TestWaiveDuringRetryRoundStopsCharging(t *testing.T) {
+	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+	rt.signal(time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Minute)))
+	// The first scheduled retry is at +1h; its owed check of pi_1 takes
+	// until +1h10m.
+	rt.update(time.Hour+5*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "contract dispute"}, mustAccept(t, "waive"))
+	res := rt.run(input())
+	if res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+	if len(rt.w.retries) != 0 {
+		t.Fatalf("%d confirms after the waiver was answered done: %+v", len(rt.w.retries), rt.w.retries)
+	}
+}
+
+// Rule 1: an update that can no longer take effect says so.
+func TestExtendGraceWhileSuspendingIsRefused(t *testing.T) {
+	// The control plane takes 10 minutes to suspend, from +10h.
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	rt.update(10*time.Hour+5*time.Minute, workflows.ControlExtendGrace, workflows.ExtendGraceRequest{By: "5h"}, mustReject(t, "extend while the suspension runs"))
+	rt.update(10*time.Hour+6*time.Minute, workflows.ControlPause, workflows.OperatorRequest{Reason: "look"}, func(r workflows.OperatorResult, err error) {
+		if err != nil || !r.Accepted || !strings.Contains(r.Message, "under way") {
+			t.Errorf("pause during the suspension: %+v %v; want accepted, saying the suspension completes", r, err)
+		}
+	})
+	rt.at(11*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended || !s.Paused {
+			t.Errorf("at +11h stage %s paused %v; want suspended (as answered) and paused", s.Stage, s.Paused)
+		}
+	})
+	rt.update(12*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end the test"}, mustAccept(t, "waive"))
+	if res := rt.run(input()); res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s", res.Stage)
+	}
+	if want := []string{"suspend", "resume"}; !equal(rt.w.controlActions(), want) {
+		t.Fatalf("control plane %v, want %v", rt.w.controlActions(), want)
+	}
+}
+
+// Rule 2: an invoice paid by other means is never charged again.
+func TestInvoicePaidElsewhereIsNotCharged(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.at(30*time.Minute, func() { rt.w.set(func() { rt.w.invoiceState["in_pi_1"] = "paid" }) })
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 0 || len(rt.w.controls) != 0 {
+		t.Fatalf("stage %s, %d confirms, control %v; want recovered with no confirm", res.Stage, len(rt.w.retries), rt.w.controlActions())
+	}
+}
+
+// Rule 2: the Amberflo invoice that decides is the one the intent pays.
+func TestAmberfloInvoiceOfTheIntentsPeriodDecides(t *testing.T) {
+	march := t0.Add(-30 * 24 * time.Hour)
+	april := t0
+	t.Run("old one settled by bank transfer, newer one unpaid: not suspended", func(t *testing.T) {
+		rt := newRecoveryTest(t, func(w *world) {
+			w.amberfloByPeriod[march] = "SETTLED"
+			w.amberfloByPeriod[april] = "FAILED"
+		})
+		res := rt.run(input())
+		if res.Stage != workflows.StageRecovered || len(rt.w.controls) != 0 || len(rt.w.retries) != 0 {
+			t.Fatalf("stage %s, control %v, %d confirms; want recovered, nothing charged or suspended", res.Stage, rt.w.controlActions(), len(rt.w.retries))
+		}
+	})
+	t.Run("newer one settled, the old debt unpaid: still owed", func(t *testing.T) {
+		rt := newRecoveryTest(t, func(w *world) {
+			w.amberfloByPeriod[march] = "FAILED"
+			w.amberfloByPeriod[april] = "SETTLED"
+		})
+		rt.at(11*time.Hour, func() {
+			if s := rt.status(); s.Stage != workflows.StageSuspended {
+				t.Errorf("at +11h stage %s, want suspended: the settled invoice is another period's", s.Stage)
+			}
+		})
+		rt.signal(12*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(12 * time.Hour), Source: "payment_intent.succeeded"})
+		if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+			t.Fatalf("stage %s", res.Stage)
+		}
+	})
+}
+
+// Rule 3: a payment in flight is neither retried, nor announced as
+// failed, nor suspended for; ops hear once if it stays in flight.
+func TestPaymentInFlightIsNotAFailure(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.intentStatus["pi_1"] = "processing" })
+	in := input()
+	in.Settings.InFlightAlertAfter = 12 * time.Hour
+	rt.at(13*time.Hour, func() {
+		s := rt.status()
+		if s.Stage != workflows.StagePastDue || s.Intents[0].State != workflows.IntentInFlight {
+			t.Errorf("at +13h stage %s intent %s, want past_due and in flight", s.Stage, s.Intents[0].State)
+		}
+		if n := rt.w.alertsWith("warning", "still in flight"); n != 1 {
+			t.Errorf("%d in-flight alerts by +13h, want 1", n)
+		}
+	})
+	rt.signal(14*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(14 * time.Hour), Source: "payment_intent.succeeded"})
+	res := rt.run(in)
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered", res.Stage)
+	}
+	if len(rt.w.retries) != 0 || len(rt.w.controls) != 0 || len(rt.w.notices) != 0 {
+		t.Fatalf("%d confirms, control %v, notices %v; want none for a payment in flight", len(rt.w.retries), rt.w.controlActions(), rt.w.noticeTypes())
+	}
+}
+
+// Rule 3: a payment in flight that fails after all is owed again.
+func TestPaymentInFlightThatFailsIsOwedAgain(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.intentStatus["pi_1"] = "processing" })
+	rt.at(3*time.Hour, func() { rt.w.set(func() { rt.w.intentStatus["pi_1"] = "requires_payment_method" }) })
+	bounced := failed("evt_bounced", "pi_1", t0.Add(3*time.Hour))
+	bounced.Intent.DeclineCode = "insufficient_funds"
+	rt.signal(3*time.Hour, workflows.SignalPaymentFailed, bounced)
+	rt.at(4*time.Hour, func() {
+		s := rt.status()
+		if s.Intents[0].State != workflows.IntentOpen || !strings.Contains(strings.Join(rt.w.noticeTypes(), ","), "payment_failed") {
+			t.Errorf("at +4h intent %s notices %v; want open again and the customer told", s.Intents[0].State, rt.w.noticeTypes())
+		}
+	})
+	if res := rt.run(input()); res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s, want deprovisioned (never paid)", res.Stage)
+	}
+}
+
+// Rule 3: the bank asking the customer to authenticate is not a decline:
+// the customer is asked to act, with the invoice's page, and no more
+// off-session retries are made.
+func TestRequiresActionAsksTheCustomer(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+			w.retries = append(w.retries, in)
+			return activities.RetryResult{Outcome: activities.RetryRequiresAction, Status: "requires_payment_method", DeclineCode: "authentication_required"}, nil, true
+		}
+	})
+	rt.signal(2*time.Hour+30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(150 * time.Minute), Source: "payment_intent.succeeded"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 1 {
+		t.Fatalf("stage %s after %d confirms; want one confirm, then the customer's own payment", res.Stage, len(rt.w.retries))
+	}
+	var asked *activities.NoticeInput
+	for i, n := range rt.w.notices {
+		if n.Type == "payment_action_required" {
+			asked = &rt.w.notices[i]
+		}
+		if n.Type == "payment_retry_failed" {
+			t.Errorf("a request to authenticate was told as a failed retry")
+		}
+	}
+	if asked == nil || !strings.HasPrefix(asked.InvoiceURL, "https://") {
+		t.Fatalf("notices %+v; want payment_action_required with the invoice page", rt.w.notices)
+	}
+}
+
+// Rule 4: a waived intent that a later life meets is never charged.
+func TestWaivedIntentIsNeverChargedByALaterLife(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.update(30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill"}, mustAccept(t, "waive"))
+	if res := rt.run(input()); res.Stage != workflows.StageWaived {
+		t.Fatalf("first life: stage %s", res.Stage)
+	}
+	if st := rt.w.invoiceState["in_pi_1"]; st != "uncollectible" {
+		t.Fatalf("invoice in Stripe is %q; the waiver must be written there", st)
+	}
+	// Stripe's own retry fails later and opens a new life; the event does
+	// not carry the mark (it predates it).
+	rt2 := newRecoveryTest(t)
+	rt2.w.invoiceState = rt.w.invoiceState
+	res := rt2.run(input())
+	if len(rt2.w.retries) != 0 || len(rt2.w.notices) != 0 || len(rt2.w.controls) != 0 {
+		t.Fatalf("second life: %d confirms, notices %v, control %v; want nothing", len(rt2.w.retries), rt2.w.noticeTypes(), rt2.w.controlActions())
+	}
+	if res.Stage != workflows.StageWaived {
+		t.Errorf("second life ended %s, want waived", res.Stage)
+	}
+}
+
+// Rule 4: a failure marked waived, and the late echo of an earlier life's
+// retry, never re-open an intent.
+func TestWaivedAndEchoedFailuresDoNotReopen(t *testing.T) {
+	rt := newRecoveryTest(t)
+	waived := failed("evt_waived", "pi_w", t0.Add(time.Minute))
+	waived.Intent.Waived = true
+	rt.signal(time.Minute, workflows.SignalPaymentFailed, waived)
+	echo := failed("evt_echo", "pi_old", t0.Add(2*time.Minute))
+	echo.RequestIdempotencyKey = workflows.RetryIdempotencyPrefix + ":recovery-" + customer + "@1:pi_old:3"
+	rt.signal(2*time.Minute, workflows.SignalPaymentFailed, echo)
+	rt.at(3*time.Minute, func() {
+		if s := rt.status(); len(s.Intents) != 1 || s.Intents[0].ID != "pi_1" {
+			t.Errorf("intents %+v, want pi_1 alone", s.Intents)
+		}
+	})
+	rt.signal(4*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(4 * time.Minute), Source: "payment_intent.succeeded"})
+	if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
+	}
+}
+
+// Rule 4: a waiver still waiting for its resume survives continue-as-new.
+func TestWaiveWaitingForResumeSurvivesContinueAsNew(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.rejectControl["resume"] = 1 })
+	rt.update(11*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill"}, mustAccept(t, "waive"))
+	rt.at(12*time.Hour, func() { rt.env.SetContinueAsNewSuggested(true) })
+	// Any signal wakes the paused workflow, which then continues as new.
+	rt.signal(12*time.Hour+time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_card", Created: t0.Add(12 * time.Hour), Source: "payment_method.attached"})
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+	var can *workflow.ContinueAsNewError
+	if err := rt.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new", err)
+	}
+	var next workflows.RecoveryInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.State == nil || next.State.Waive == nil || next.State.Waive.Reason != "goodwill" || next.State.Stage != workflows.StageSuspended {
+		t.Fatalf("continued with %+v; want the waiver still asked for", next.State)
+	}
+	// The next run resumes the customer once an operator lets it go on.
+	rt2 := newRecoveryTest(t)
+	rt2.update(time.Minute, workflows.ControlResume, workflows.OperatorRequest{}, mustAccept(t, "resume"))
+	rt2.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, next)
+	var res workflows.RecoveryResult
+	if err := rt2.env.GetWorkflowResult(&res); err != nil || res.Stage != workflows.StageWaived {
+		t.Fatalf("second run: %+v %v", res, err)
+	}
+	if want := []string{"resume"}; !equal(rt2.w.controlActions(), want) {
+		t.Fatalf("control plane %v, want %v", rt2.w.controlActions(), want)
+	}
+}
+
+// Rule 5: no answer from Stripe defers the suspension and alerts ops once.
+func TestUnansweredRecheckDefersSuspensionAndAlertsOnce(t *testing.T) {
+	down := false
+	rt := newRecoveryTest(t, func(w *world) {
+		w.owedErr = func(string) error {
+			if down {
+				return errors.New("stripe unreachable: connection reset")
+			}
+			return nil
+		}
+	})
+	in := input()
+	in.Settings.RecheckAlertAfter = 2 * time.Hour
+	rt.at(9*time.Hour, func() { rt.w.set(func() { down = true }) })
+	rt.at(14*time.Hour, func() {
+		s := rt.status()
+		if s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			t.Errorf("at +14h stage %s control %v; nothing may be suspended without an answer", s.Stage, rt.w.controlActions())
+		}
+		if n := rt.w.alertsWith("critical", "unanswered"); n != 1 {
+			t.Errorf("%d unanswered alerts, want exactly 1", n)
+		}
+		rt.w.set(func() { down = false })
+	})
+	rt.at(15*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended {
+			t.Errorf("at +15h stage %s, want suspended once Stripe answered", s.Stage)
+		}
+	})
+	rt.update(16*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end the test"}, mustAccept(t, "waive"))
+	if res := rt.run(in); res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s", res.Stage)
+	}
+}
+
+// Rule 5: Amberflo answering 4xx or something unreadable pauses for an
+// operator; nothing is suspended.
+func TestAmberfloRejectedAnswerPausesBeforeSuspension(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.at(9*time.Hour, func() {
+		rt.w.set(func() {
+			rt.w.amberfloErr = temporal.NewNonRetryableApplicationError("amberflo answered 200 OK with an unreadable body", activities.ErrAmberfloRejected, nil)
+		})
+	})
+	rt.at(11*time.Hour, func() {
+		s := rt.status()
+		if !s.Paused || s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			t.Errorf("at +11h paused %v stage %s control %v; want paused, not suspended", s.Paused, s.Stage, rt.w.controlActions())
+		}
+		if rt.w.alertsWith("critical", "paused") != 1 {
+			t.Errorf("alerts %+v, want one critical pause alert", rt.w.alerts)
+		}
+	})
+	rt.update(12*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end the test"}, mustAccept(t, "waive"))
+	if res := rt.run(input()); res.Stage != workflows.StageWaived || len(rt.w.controls) != 0 {
+		t.Fatalf("stage %s control %v", res.Stage, rt.w.controlActions())
+	}
+}
+
+// Rule 7: a card change between two tries of the same charge never sends
+// the key again with another payment method.
+func TestCardChangeBetweenTriesOfOneChargeKeepsOneKeyOneRequest(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+			if len(w.retries) == 0 && w.defaultPM == "pm_1" {
+				// Stripe timed out; meanwhile the customer changed the card.
+				w.defaultPM = "pm_2"
+				w.retries = append(w.retries, in)
+				return activities.RetryResult{}, errors.New("stripe: 503 service unavailable"), true
+			}
+			return activities.RetryResult{}, nil, false
+		}
+	})
+	rt.w.succeedOnAttempt = 1
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered", res.Stage)
+	}
+}
+
+// Rule 8: a customer without a default is retried with the card that
+// failed, not skipped and suspended without a single retry.
+func TestNoDefaultRetriesTheCardThatFailed(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.defaultPM = "" })
+	first := failed("evt_first", "pi_1", t0)
+	first.Intent.PaymentMethodID = "pm_failed"
+	rt.signal(0, workflows.SignalPaymentFailed, first)
+	rt.w.succeedOnAttempt = 1
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 1 || rt.w.retries[0].PaymentMethodID != "pm_failed" {
+		t.Fatalf("stage %s, confirms %+v; want one confirm with pm_failed", res.Stage, rt.w.retries)
+	}
+}
+
+// Rule 9: a notice the mailer refuses for good reaches ops.
+func TestRefusedNoticeReachesOps(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.rejectNotice["payment_failed"] = true })
+	rt.w.succeedOnAttempt = 1
+	if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
+	}
+	if n := rt.w.alertsWith("critical", "notice not delivered"); n != 1 {
+		t.Fatalf("%d alerts about the undelivered notice, want 1: %+v", n, rt.w.alerts)
+	}
+}
+
+// Rule 11: a card update is retried within seconds; a burst is one retry.
+func TestCardUpdateRetriedWithinSeconds(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.succeedOnAttempt = 1
+	in := input()
+	in.Settings.CardUpdateDebounce = time.Second
+	rt.at(10*time.Minute+3*time.Second, func() {
+		rt.w.mu.Lock()
+		defer rt.w.mu.Unlock()
+		if len(rt.w.retries) != 1 {
+			t.Errorf("%d confirms 3s after the card update, want 1", len(rt.w.retries))
+		}
+	})
+	for i, d := range []time.Duration{10 * time.Minute, 10*time.Minute + 200*time.Millisecond, 10*time.Minute + 500*time.Millisecond} {
+		rt.signal(d, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_card_" + string(rune('a'+i)), Created: t0.Add(d), Source: "payment_method.attached"})
+	}
+	res := rt.run(in)
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 1 {
+		t.Fatalf("stage %s after %d confirms, want one", res.Stage, len(rt.w.retries))
+	}
+}

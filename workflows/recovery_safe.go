@@ -1,0 +1,710 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"dunning/activities"
+)
+
+// The money rules (DESIGN.md), as the recovery keeps them from version
+// moneyRulesChange on. Lives recorded before it replay through the
+// functions of recovery.go that these replace; see step.
+
+const (
+	moneyRulesChange = "money-rules"
+	moneyRules       = 1
+)
+
+// safe reports whether this life follows the money rules.
+func (r *recovery) safe() bool { return r.s.Rules >= moneyRules }
+
+// recheckCtx is for the reads that decide a charge or a take-away: a
+// short schedule, so that a peer that does not answer defers the step
+// instead of holding the workflow, and no answer never reads as paid or
+// unpaid.
+func recheckCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{activities.ErrStripeRejected, activities.ErrAmberfloRejected, activities.ErrBadInput},
+		},
+	})
+}
+
+// isRejected reports whether an activity failed with a peer's permanent
+// answer (a 4xx or something unreadable), as opposed to no answer.
+func isRejected(err error) bool {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		return false
+	}
+	switch app.Type() {
+	case activities.ErrStripeRejected, activities.ErrAmberfloRejected, activities.ErrBadInput:
+		return true
+	}
+	return false
+}
+
+// checkOwed asks Stripe whether an intent's money is still owed and
+// applies the answer to the intent. It reports the answer, or the error
+// when Stripe gave none.
+func (r *recovery) checkOwed(ctx workflow.Context, in *Intent, why string) (activities.Owed, error) {
+	var o activities.Owed
+	err := workflow.ExecuteActivity(recheckCtx(ctx), a.IntentOwed, activities.OwedInput{
+		IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, FailedPaymentMethod: in.PaymentMethodID,
+	}).Get(ctx, &o)
+	if err != nil {
+		r.record(ctx, "stripe re-check ("+why+")", in.ID, "no answer: "+errText(err), false)
+		return o, err
+	}
+	now := workflow.Now(ctx)
+	in.Checked, in.CheckedAt = o.Verdict+": "+o.Why, now
+	if !o.PeriodEnd.IsZero() {
+		in.PeriodStart, in.PeriodEnd = o.PeriodStart, o.PeriodEnd
+	}
+	if o.PayURL != "" {
+		in.PayURL = o.PayURL
+	}
+	if !unsettled(in) {
+		return o, nil // resolved by a signal meanwhile
+	}
+	by := "stripe (" + o.Why + ", " + why + ")"
+	switch o.Verdict {
+	case activities.OwedPaid:
+		r.resolve(ctx, in, IntentPaid, by)
+	case activities.OwedCanceled:
+		r.resolve(ctx, in, IntentCanceled, by)
+	case activities.OwedForgiven:
+		r.resolve(ctx, in, IntentWaived, by)
+	case activities.OwedInFlight:
+		r.markInFlight(ctx, in, o.Why)
+	case activities.OwedActionRequired:
+		in.State = IntentOpen
+		in.NeedsAction = true
+		r.record(ctx, "stripe re-check ("+why+")", in.ID, o.Verdict+": "+o.Why, o.DryRun)
+	default:
+		in.State = IntentOpen
+		r.record(ctx, "stripe re-check ("+why+")", in.ID, o.Verdict+": "+o.Why, o.DryRun)
+	}
+	return o, nil
+}
+
+func (r *recovery) markInFlight(ctx workflow.Context, in *Intent, why string) {
+	if in.State != IntentInFlight {
+		in.State = IntentInFlight
+		in.InFlightSince = workflow.Now(ctx)
+		r.record(ctx, "payment in flight", in.ID, why+": waiting for its outcome", false)
+	}
+}
+
+// checkAmberflo asks Amberflo about the invoice of the intent's period.
+// It reports whether the intent was found settled there; a permanent
+// error pauses the recovery for an operator (reported as an error), no
+// answer is an error too. An intent without a billing period has no
+// Amberflo invoice to ask about.
+func (r *recovery) checkAmberflo(ctx workflow.Context, in *Intent, why string) (bool, error) {
+	if in.PeriodEnd.IsZero() {
+		return false, nil
+	}
+	var inv activities.AmberfloInvoice
+	err := workflow.ExecuteActivity(recheckCtx(ctx), a.InvoiceForPeriod, activities.AmberfloPeriodInput{
+		CustomerID: r.s.CustomerID, PeriodStart: in.PeriodStart, PeriodEnd: in.PeriodEnd,
+	}).Get(ctx, &inv)
+	period := in.PeriodStart.UTC().Format("2006-01-02") + "…" + in.PeriodEnd.UTC().Format("2006-01-02")
+	switch {
+	case err != nil:
+		r.record(ctx, "amberflo re-check ("+why+")", in.ID+" period "+period, "no usable answer: "+errText(err), false)
+		return false, err
+	case inv.DryRun:
+		r.record(ctx, "amberflo re-check ("+why+")", in.ID+" period "+period, "not looked up", true)
+	case !inv.Found:
+		r.record(ctx, "amberflo re-check ("+why+")", in.ID+" period "+period, "no invoice for that period", false)
+	default:
+		r.s.Invoice = &AmberfloInvoice{URI: inv.URI, Amount: inv.Amount, PaymentStatus: inv.PaymentStatus, Paid: inv.Paid}
+		r.record(ctx, "amberflo re-check ("+why+")", in.ID+" period "+period, inv.PaymentStatus, false)
+		if inv.Paid && unsettled(in) {
+			r.resolve(ctx, in, IntentPaid, "amberflo invoice "+inv.PaymentStatus+" ("+why+")")
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// announceSafe opens the lifecycle: the product's customer ID, then, for
+// every intent, whether it is still owed; only money really owed is
+// announced to the customer and ops.
+func (r *recovery) announceSafe(ctx workflow.Context) error {
+	var profile activities.CustomerProfile
+	if err := workflow.ExecuteActivity(activityCtx(ctx), a.CustomerProfile, activities.CustomerInput{StripeCustomerID: r.s.StripeCustomerID}).Get(ctx, &profile); err != nil {
+		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+errText(err), false)
+		profile.CustomerID = r.s.StripeCustomerID
+	}
+	r.s.CustomerID = profile.CustomerID
+	if def := profile.DefaultPaymentMethod; def != "" {
+		for _, in := range r.s.Intents {
+			if in.State == IntentOpen && in.PaymentMethodID != "" && in.PaymentMethodID != def {
+				r.s.CardRetryAt = workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
+				r.record(ctx, "card changed since the failure", def, "retry at once", false)
+				break
+			}
+		}
+	}
+	// An old event may describe an intent paid, forgiven or in flight
+	// since. No answer here is recorded: the checks before a charge and
+	// before a take-away are the ones that must not be skipped.
+	for _, in := range r.s.Intents {
+		if unsettled(in) {
+			_, _ = r.checkOwed(ctx, in, "at the first failure")
+		}
+	}
+	r.s.Announced = true
+	return nil
+}
+
+// tellPastDue sends the past-due notice and alert once there is money
+// owed that is not on its way.
+func (r *recovery) tellPastDue(ctx workflow.Context) {
+	if r.s.PastDueNoticeSent || unpaidCount(&r.s) == 0 {
+		return
+	}
+	r.s.PastDueNoticeSent = true
+	amount, currency := r.owed()
+	next, deadline := r.s.RetryAt, r.s.SuspendAt
+	r.noticeSafe(ctx, "payment_failed", r.key("past_due", "notice"), "", &next, &deadline, r.payURL())
+	r.alert(ctx, "warning", r.key("past_due", "alert"), "Payment failed: "+r.s.StripeCustomerID+" is past due",
+		fmt.Sprintf("%s owed. Retries scheduled; suspension at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
+}
+
+// payURL is the page where the customer pays the first open intent's
+// invoice, if Stripe gave one.
+func (r *recovery) payURL() string {
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen && in.PayURL != "" {
+			return in.PayURL
+		}
+	}
+	return ""
+}
+
+// askToAuthenticate tells the customer, once per intent, that the bank
+// wants them to complete the payment themselves.
+func (r *recovery) askToAuthenticate(ctx workflow.Context) {
+	for _, in := range r.s.Intents {
+		if in.State != IntentOpen || !in.NeedsAction || in.ActionNoticeSent {
+			continue
+		}
+		in.ActionNoticeSent = true
+		deadline := r.s.SuspendAt
+		r.noticeSafe(ctx, "payment_action_required", r.key("action", in.ID, "notice"),
+			"your bank asks you to confirm the payment "+in.ID, nil, &deadline, in.PayURL)
+	}
+}
+
+// alertInFlight tells ops, once per intent, of a payment that stays in
+// flight past the bound.
+func (r *recovery) alertInFlight(ctx workflow.Context) {
+	due, _ := inFlightAlertDue(&r.s, workflow.Now(ctx))
+	for _, in := range due {
+		in.InFlightAlerted = true
+		r.alert(ctx, "warning", r.key("in-flight", in.ID, "alert"), "Payment still in flight: "+r.s.StripeCustomerID,
+			fmt.Sprintf("%s %s has been processing since %s. dunning neither retries nor suspends for it; check it in Stripe.",
+				in.ID, money(in.Amount, in.Currency), in.InFlightSince.UTC().Format(time.RFC3339)))
+	}
+}
+
+// alertLateMoney raises a critical alert for each payment that arrived
+// after the debt was forgiven or the customer deprovisioned.
+func (r *recovery) alertLateMoney(ctx workflow.Context) {
+	for len(r.s.LateMoney) > 0 {
+		what := r.s.LateMoney[0]
+		r.s.LateMoney = r.s.LateMoney[1:]
+		r.alert(ctx, "critical", r.key("late-money", what), "Money after the end: "+r.s.StripeCustomerID,
+			what+". dunning took no action; refund or restore by hand.")
+	}
+}
+
+// retryRound tries every intent that may be charged, deciding each charge
+// on the state as it is right before it: signals are applied and the
+// waiver, pause and stage checked again after every wait.
+func (r *recovery) retryRound(ctx workflow.Context, why string) error {
+	r.s.RetryRounds++
+	declined := 0
+	for _, id := range retryable(&r.s) {
+		r.drain(ctx)
+		in := r.intent(id)
+		if reason := blockCharge(&r.s, in); reason != "" {
+			r.record(ctx, why, id, "not charged: "+reason, false)
+			continue
+		}
+		o, err := r.checkOwed(ctx, in, "before a charge")
+		if err != nil {
+			if isRejected(err) {
+				return r.pauseForOperator(ctx, "stripe re-check of "+id+" failed: "+errText(err))
+			}
+			continue // no answer: no charge this round
+		}
+		if o.Verdict != activities.OwedYes {
+			continue
+		}
+		if _, err := r.checkAmberflo(ctx, in, "before a charge"); err != nil {
+			if isRejected(err) {
+				return r.pauseForOperator(ctx, "amberflo re-check of "+id+" failed: "+errText(err))
+			}
+			continue
+		}
+		// Decide again on what arrived during the checks.
+		r.drain(ctx)
+		if reason := blockCharge(&r.s, in); reason != "" {
+			r.record(ctx, why, id, "not charged: "+reason, false)
+			continue
+		}
+		if o.PaymentMethod == "" {
+			r.s.NoPaymentMethod = true
+			r.record(ctx, why, id, "no usable payment method", false)
+			continue
+		}
+		in.Attempts++
+		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts), o.PaymentMethod}, ":")
+		var res activities.RetryResult
+		err = workflow.ExecuteActivity(activityCtx(ctx), a.RetryPayment, activities.RetryInput{
+			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
+		}).Get(ctx, &res)
+		detail := fmt.Sprintf("%s attempt %d with %s (%s)", in.ID, in.Attempts, o.PaymentMethod, o.PaymentMethodSource)
+		if err != nil {
+			r.record(ctx, why, detail, "failed: "+errText(err), false)
+			r.alert(ctx, "critical", r.key("retry-rejected", in.ID, fmt.Sprint(in.Attempts)),
+				"Stripe rejected a retry for "+r.s.StripeCustomerID, errText(err))
+			continue
+		}
+		if !unsettled(in) {
+			continue // settled by a signal while the charge ran
+		}
+		switch res.Outcome {
+		case activities.RetrySucceeded:
+			r.resolve(ctx, in, IntentPaid, why)
+		case activities.RetryAlreadyPaid:
+			r.resolve(ctx, in, IntentPaid, "customer (found paid at "+why+")")
+		case activities.RetryCanceled:
+			r.resolve(ctx, in, IntentCanceled, "stripe (found canceled at "+why+")")
+		case activities.RetryProcessing:
+			r.markInFlight(ctx, in, "payment processing after "+why)
+		case activities.RetryRequiresAction:
+			in.NeedsAction = true
+			r.record(ctx, why, detail, "the bank asks the customer to authenticate", false)
+		case activities.RetryNoPaymentMethod:
+			r.s.NoPaymentMethod = true
+			r.record(ctx, why, detail, "no usable payment method", false)
+		case activities.RetryDryRun:
+			r.record(ctx, why, detail, "not charged", true)
+		default:
+			in.LastDecline = firstNonEmpty(res.DeclineCode, res.Outcome)
+			r.record(ctx, why, detail, res.Outcome+" "+res.DeclineCode, false)
+			declined++
+		}
+	}
+	if declined > 0 && r.s.Waive == nil {
+		next, deadline := r.s.RetryAt, r.s.SuspendAt
+		r.noticeSafe(ctx, "payment_retry_failed", r.key("retry", fmt.Sprint(r.s.RetryRounds), "notice"), "", &next, &deadline, r.payURL())
+	}
+	return nil
+}
+
+// recheckBeforeTakeAway asks Stripe about every unsettled intent and
+// Amberflo about the invoice of each one still unpaid. It reports false
+// when the step must wait: a peer gave no answer (tried again later, ops
+// told once past the bound) or rejected the question (paused for an
+// operator).
+func (r *recovery) recheckBeforeTakeAway(ctx workflow.Context, step string) (bool, error) {
+	why := "before " + step
+	for _, in := range r.s.Intents {
+		if !unsettled(in) {
+			continue
+		}
+		_, err := r.checkOwed(ctx, in, why)
+		if err == nil && in.State == IntentOpen {
+			_, err = r.checkAmberflo(ctx, in, why)
+		}
+		if err == nil {
+			continue
+		}
+		if isRejected(err) {
+			return false, r.pauseForOperator(ctx, why+": "+in.ID+": "+errText(err))
+		}
+		r.unanswered(ctx, why, in.ID, err)
+		return false, nil
+	}
+	r.s.RecheckAt, r.s.UnansweredSince, r.s.UnansweredAlerted = time.Time{}, time.Time{}, false
+	return true, nil
+}
+
+// unanswered defers a take-away whose re-check got no answer, and tells
+// ops once when that has lasted past the bound.
+func (r *recovery) unanswered(ctx workflow.Context, why, intentID string, err error) {
+	now := workflow.Now(ctx)
+	if r.s.UnansweredSince.IsZero() {
+		r.s.UnansweredSince = now
+	}
+	r.s.RecheckAt = now.Add(time.Minute)
+	r.record(ctx, "decision", why, "deferred: no answer about "+intentID, false)
+	if !r.s.UnansweredAlerted && now.Sub(r.s.UnansweredSince) >= recheckAlertAfter(&r.s) {
+		r.s.UnansweredAlerted = true
+		r.alert(ctx, "critical", r.key("unanswered", fmt.Sprint(r.s.UnansweredSince.Unix())),
+			"Re-check unanswered: "+r.s.StripeCustomerID,
+			fmt.Sprintf("The re-check %s has had no answer since %s (%s). Nothing is suspended or deprovisioned until it has one.",
+				why, r.s.UnansweredSince.UTC().Format(time.RFC3339), errText(err)))
+	}
+}
+
+// takeAway suspends or deprovisions, if the state still says so once the
+// peers were asked again and every signal and update that came in
+// meanwhile was applied.
+func (r *recovery) takeAway(ctx workflow.Context, step string) error {
+	now := workflow.Now(ctx)
+	if reason := blockTakeAway(&r.s, step, now); reason != "" {
+		return nil
+	}
+	ok, err := r.recheckBeforeTakeAway(ctx, step)
+	if err != nil || !ok {
+		return err
+	}
+	r.drain(ctx)
+	if reason := blockTakeAway(&r.s, step, workflow.Now(ctx)); reason != "" {
+		r.record(ctx, "decision", step, "called off: "+reason, false)
+		if unsettledCount(&r.s) == 0 && r.s.Waive == nil && !r.s.Paused {
+			return r.recover(ctx)
+		}
+		return nil
+	}
+	r.record(ctx, "decision", step, "decided: "+r.owedSummary(), false)
+	if step == takeSuspend {
+		return r.suspendSafe(ctx)
+	}
+	return r.deprovisionSafe(ctx)
+}
+
+// owedSummary says what the latest checks found for each unpaid intent.
+func (r *recovery) owedSummary() string {
+	var parts []string
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			parts = append(parts, in.ID+" "+in.Checked)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r *recovery) suspendSafe(ctx workflow.Context) error {
+	ok, err := r.controlPlaneSafe(ctx, "suspend", "unpaid after the grace period")
+	if err != nil || !ok {
+		return err
+	}
+	now := workflow.Now(ctx)
+	r.s.Stage, r.s.SuspendedAt = StageSuspended, now
+	r.s.DeprovisionAt = now.Add(r.s.Settings.DeprovisionAfter)
+	deadline := r.s.DeprovisionAt
+	r.noticeSafe(ctx, "account_suspended", r.key("suspended", "notice"), "", nil, &deadline, r.payURL())
+	amount, currency := r.owed()
+	r.alert(ctx, "warning", r.key("suspended", "alert"), "Suspended: "+r.s.StripeCustomerID,
+		fmt.Sprintf("%s unpaid after the grace period. Deprovisioning at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
+	return r.upsertAttributes(ctx)
+}
+
+func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
+	ok, err := r.controlPlaneSafe(ctx, "deprovision", "unpaid while suspended")
+	if err != nil || !ok {
+		return err
+	}
+	r.s.Stage = StageDeprovisioned
+	// Deactivation is decided on what arrived during the deprovisioning:
+	// a customer who paid meanwhile keeps the Amberflo account, and ops
+	// hear of the money.
+	r.drain(ctx)
+	if unpaidCount(&r.s) == 0 {
+		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "skipped: paid during the deprovisioning", false)
+	} else {
+		var res activities.DeactivateResult
+		if err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res); err != nil {
+			r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
+			r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
+		} else {
+			outcome := "deactivated"
+			switch {
+			case res.DryRun:
+				outcome = "not called"
+			case !res.Changed:
+				outcome = "already inactive"
+			}
+			r.record(ctx, "amberflo deactivate", r.s.CustomerID, outcome, res.DryRun)
+		}
+	}
+	r.noticeSafe(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil, "")
+	amount, currency := r.owed()
+	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
+		money(amount, currency)+" never paid; resources taken back and the Amberflo customer deactivated.")
+	r.alertLateMoney(ctx)
+	return r.upsertAttributes(ctx)
+}
+
+// controlPlaneSafe performs an action under the key of its instance; a
+// permanent rejection pauses the recovery for an operator and reports
+// false. While it runs, operator controls answer knowing it is under way.
+func (r *recovery) controlPlaneSafe(ctx workflow.Context, action, reason string) (bool, error) {
+	amount, currency := r.owed()
+	if r.s.ControlCalls == nil {
+		r.s.ControlCalls = map[string]int{}
+	}
+	r.busy = action
+	defer func() { r.busy = "" }()
+	var res activities.ControlPlaneResult
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.ControlPlane, activities.ControlPlaneInput{
+		Action: action, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
+		IdempotencyKey: r.key(action, fmt.Sprint(controlKeyIndex(&r.s, action))), Reason: reason, WorkflowID: r.id,
+		AmountDue: amount, Currency: currency, RequestedAt: workflow.Now(ctx),
+	}).Get(ctx, &res)
+	if err != nil {
+		r.busy = ""
+		return false, r.pauseForOperator(ctx, "control plane "+action+" failed: "+errText(err))
+	}
+	r.s.ControlCalls[action]++
+	outcome := "done"
+	if res.AlreadyApplied {
+		outcome = "already so"
+	}
+	if res.DryRun {
+		outcome = "not called"
+	}
+	r.record(ctx, "control plane "+action, r.s.CustomerID, outcome, res.DryRun)
+	return true, nil
+}
+
+func (r *recovery) recoverSafe(ctx workflow.Context) error {
+	if r.s.Stage == StageSuspended {
+		ok, err := r.controlPlaneSafe(ctx, "resume", "paid")
+		if err != nil || !ok {
+			return err
+		}
+		r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
+	} else if r.s.PastDueNoticeSent {
+		r.noticeSafe(ctx, "payment_recovered", r.key("recovered", "notice"), "", nil, nil, "")
+	}
+	r.s.Stage = StageRecovered
+	if forgivenOnly(&r.s) {
+		// Nothing was paid: every intent had been forgiven (by an earlier
+		// life's waiver, or written off in Stripe) or canceled.
+		r.s.Stage = StageWaived
+		r.s.WaivedReason = firstNonEmpty(r.s.WaivedReason, "forgiven before this recovery")
+		r.record(ctx, "waived", "", "every intent was already forgiven or canceled", false)
+		return r.upsertAttributes(ctx)
+	}
+	if r.s.PastDueNoticeSent {
+		r.alert(ctx, "info", r.key("recovered", "alert"), "Recovered: "+r.s.StripeCustomerID, "Every owed payment is settled.")
+	} else {
+		r.record(ctx, "recovered", "", "settled before anyone was told of a failure", false)
+	}
+	return r.upsertAttributes(ctx)
+}
+
+// waiveSafe forgives every unsettled intent, in Stripe too, so that no
+// later life and no later event charges it; then gives back what a
+// suspension took. A waiver still waiting for its resume stays in the
+// state (and so survives continue-as-new).
+func (r *recovery) waiveSafe(ctx workflow.Context) error {
+	req := *r.s.Waive
+	operator := "operator " + firstNonEmpty(req.Operator, "(unnamed)")
+	for _, in := range r.s.Intents {
+		if !unsettled(in) {
+			continue
+		}
+		var res activities.ForgiveResult
+		err := workflow.ExecuteActivity(activityCtx(ctx), a.ForgiveIntent, activities.ForgiveInput{
+			IntentID: in.ID, Reason: req.Reason, Lifecycle: r.s.Lifecycle, IdempotencyKey: r.key("waive", in.ID),
+		}).Get(ctx, &res)
+		switch {
+		case !unsettled(in):
+			// settled by a signal while Stripe was written
+		case err != nil:
+			r.resolve(ctx, in, IntentWaived, operator)
+			r.alert(ctx, "critical", r.key("waive-not-in-stripe", in.ID), "Waiver not written to Stripe: "+r.s.StripeCustomerID,
+				in.ID+": "+errText(err)+". dunning will not charge it, but Stripe's own retries may: mark its invoice uncollectible by hand.")
+		case res.Outcome == activities.ForgivePaid:
+			r.resolve(ctx, in, IntentPaid, "customer (found paid while waiving: "+res.Detail+")")
+		default:
+			r.resolve(ctx, in, IntentWaived, operator)
+			r.record(ctx, "waiver in stripe", in.ID, firstNonEmpty(res.Detail, res.Outcome), res.DryRun)
+		}
+	}
+	if r.s.Stage == StageSuspended {
+		ok, err := r.controlPlaneSafe(ctx, "resume", "waived: "+req.Reason)
+		if err != nil || !ok {
+			return err // paused; the waiver stays asked for
+		}
+	}
+	r.s.Waive = nil
+	r.s.Stage, r.s.WaivedReason = StageWaived, req.Reason
+	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
+	return r.upsertAttributes(ctx)
+}
+
+// noticeSafe sends a customer notice. A notice the mailer refuses for good
+// reaches ops, so that no customer goes through a stage unheard.
+func (r *recovery) noticeSafe(ctx workflow.Context, typ, key, reason string, next, deadline *time.Time, payURL string) {
+	amount, currency := r.owed()
+	in := activities.NoticeInput{
+		Key: key, Type: typ, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
+		Stage: string(r.s.Stage), AmountDue: amount, Currency: currency, Reason: reason, CreatedAt: workflow.Now(ctx),
+		InvoiceURL: payURL,
+	}
+	if in.InvoiceURL == "" && r.s.Invoice != nil {
+		in.InvoiceURL = r.s.Invoice.URI
+	}
+	if next != nil && !next.IsZero() {
+		in.NextActionAt = next
+	}
+	if deadline != nil && !deadline.IsZero() {
+		in.Deadline = deadline
+	}
+	var res activities.NotifyResult
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.Notice, in).Get(ctx, &res)
+	r.record(ctx, "customer notice "+typ, "", outcomeOf(err, "sent"), res.DryRun)
+	if err != nil {
+		r.alert(ctx, "critical", key+":undelivered", "Customer notice not delivered: "+r.s.StripeCustomerID,
+			fmt.Sprintf("The %s notice could not be sent (%s). Tell the customer by hand.", typ, errText(err)))
+	}
+}
+
+// result is what the life that ends leaves for whoever looks later.
+func (r *recovery) result() RecoveryResult {
+	res := RecoveryResult{Stage: r.s.Stage, Summary: r.details()}
+	if r.safe() {
+		for _, in := range r.s.Intents {
+			res.Intents = append(res.Intents, IntentOutcome{ID: in.ID, InvoiceID: in.InvoiceID, Amount: in.Amount, Currency: in.Currency, State: in.State})
+		}
+	}
+	return res
+}
+
+// stepSafe does whatever is due, each step decided on fresh state.
+func (r *recovery) stepSafe(ctx workflow.Context) error {
+	// A waiver is carried out at once, even while paused, except for the
+	// resume it still owes after the control plane refused it: that waits
+	// for the operator's resume, like everything automatic.
+	if r.s.Waive != nil && !(r.s.Paused && unsettledCount(&r.s) == 0) {
+		return r.waiveSafe(ctx)
+	}
+	if !r.s.Announced {
+		if err := r.announceSafe(ctx); err != nil {
+			return err
+		}
+	}
+	r.alertLateMoney(ctx)
+	if r.s.Paused {
+		// Nothing automatic while paused; a payment still ends a recovery
+		// that has nothing to give back.
+		if unsettledCount(&r.s) == 0 && r.s.Stage == StagePastDue {
+			return r.recoverSafe(ctx)
+		}
+		return nil
+	}
+	if unsettledCount(&r.s) == 0 {
+		return r.recoverSafe(ctx)
+	}
+	r.tellPastDue(ctx)
+	r.askToAuthenticate(ctx)
+	r.alertInFlight(ctx)
+	now := workflow.Now(ctx)
+	retryDue := r.s.RetryNow || (!r.s.CardRetryAt.IsZero() && !now.Before(r.s.CardRetryAt))
+	scheduled := !r.s.RetryAt.IsZero() && !now.Before(r.s.RetryAt)
+	if scheduled {
+		r.s.RetriesDone++
+		r.s.RetryAt = time.Time{}
+		if r.s.RetriesDone < len(r.s.Settings.RetrySchedule) {
+			r.s.RetryAt = r.s.FirstFailureAt.Add(r.s.Settings.RetrySchedule[r.s.RetriesDone] + r.s.PausedTotal)
+		}
+	}
+	if retryDue || scheduled {
+		why := "scheduled retry " + fmt.Sprint(r.s.RetriesDone)
+		if retryDue {
+			why = "retry after card update"
+			if r.s.RetryNow {
+				why = "retry asked by an operator"
+			}
+		}
+		r.s.RetryNow, r.s.CardRetryAt = false, time.Time{}
+		if r.s.NoPaymentMethod && !retryDue {
+			r.record(ctx, why, "", "skipped: no usable payment method", false)
+		} else if err := r.retryRound(ctx, why); err != nil {
+			return err
+		}
+		if r.s.Waive != nil || r.s.Paused {
+			return nil // the loop comes back to it at once
+		}
+		if unsettledCount(&r.s) == 0 {
+			return r.recoverSafe(ctx)
+		}
+		r.askToAuthenticate(ctx)
+	}
+	switch {
+	case r.s.Stage == StagePastDue && !r.s.SuspendAt.IsZero() && !now.Before(r.s.SuspendAt):
+		return r.takeAway(ctx, takeSuspend)
+	case r.s.Stage == StageSuspended && !r.s.DeprovisionAt.IsZero() && !now.Before(r.s.DeprovisionAt):
+		return r.takeAway(ctx, takeDeprovision)
+	}
+	return nil
+}
+
+// planSafe works out the next action and its time: a take-away only while
+// something is unpaid, and never before a deferred re-check.
+func (r *recovery) planSafe() NextAction {
+	var next NextAction
+	earliest := func(kind string, at time.Time) {
+		if !at.IsZero() && (next.At.IsZero() || at.Before(next.At)) {
+			next = NextAction{Kind: kind, At: at}
+		}
+	}
+	later := func(a, b time.Time) time.Time {
+		if b.After(a) {
+			return b
+		}
+		return a
+	}
+	switch {
+	case len(r.s.Intents) == 0:
+		return NextAction{Kind: NextWaitPayment}
+	case r.s.Paused:
+		return NextAction{Kind: NextPaused}
+	case r.s.Waive != nil:
+		return NextAction{Kind: NextNone}
+	}
+	canCharge := len(retryable(&r.s)) > 0
+	if !r.s.NoPaymentMethod && canCharge {
+		earliest(NextRetry, r.s.RetryAt)
+	}
+	earliest(NextRetry, r.s.CardRetryAt)
+	if unpaidCount(&r.s) > 0 {
+		if r.s.Stage == StagePastDue && !r.s.SuspendAt.IsZero() {
+			earliest(NextSuspend, later(r.s.SuspendAt, r.s.RecheckAt))
+		} else if r.s.Stage == StageSuspended && !r.s.DeprovisionAt.IsZero() {
+			earliest(NextDeprovision, later(r.s.DeprovisionAt, r.s.RecheckAt))
+		}
+	}
+	if _, at := inFlightAlertDue(&r.s, time.Time{}); !at.IsZero() {
+		earliest(NextWaitPayment, at)
+	}
+	if next.Kind == "" {
+		next = NextAction{Kind: NextWaitPayment}
+	}
+	if r.s.NoPaymentMethod && next.Kind == NextRetry {
+		next.Kind = NextWaitCard
+	}
+	return next
+}
