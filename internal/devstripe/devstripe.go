@@ -268,7 +268,7 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if in == nil {
 			return false
 		}
-		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, r.URL.Query()["expand[]"]))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, expandParams(r.URL.Query())))
 	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -410,6 +410,18 @@ func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []strin
 		"created": in.Created, "livemode": false, "metadata": metadataJSON(in.Metadata), "last_payment_error": le,
 		"payment_method_types": []string{"card"}, "capture_method": "automatic", "confirmation_method": "automatic",
 	}
+}
+
+// expandParams reads expand[] as Stripe takes it: expand[]=x, or the
+// indexed expand[0]=x that stripe-go sends.
+func expandParams(q url.Values) []string {
+	var out []string
+	for k, v := range q {
+		if k == "expand[]" || (strings.HasPrefix(k, "expand[") && strings.HasSuffix(k, "]")) {
+			out = append(out, v...)
+		}
+	}
+	return out
 }
 
 func metadataJSON(m map[string]string) map[string]any {

@@ -1,0 +1,105 @@
+package worker_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
+	"dunning/workflows"
+)
+
+// TestRecordHistories records the histories that the replay test keeps,
+// from real runs on a dev server: set DUNNING_RECORD_HISTORIES to the
+// folder to write them to (worker/testdata/histories). Run it after every
+// change of workflow commands, and keep what it writes beside the older
+// histories, which must keep replaying too.
+func TestRecordHistories(t *testing.T) {
+	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
+	if dir == "" {
+		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
+	}
+	s := startLocalStack(t, map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1s,2s", "DUNNING_GRACE_PERIOD": "4s", "DUNNING_DEPROVISION_AFTER": "3s",
+		"DUNNING_CARD_UPDATE_DEBOUNCE": "1s",
+	})
+	record := func(name, workflowID string) {
+		t.Helper()
+		cli := testenv.Tool(t, "TEMPORAL_CLI", "temporal")
+		out, err := exec.Command(cli, "workflow", "show", "--workflow-id", workflowID, "--output", "json",
+			"--address", s.tmp.Address, "--namespace", s.tmp.Namespace).Output()
+		if err != nil {
+			t.Fatalf("show %s: %v", workflowID, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A new card recovers at once.
+	recovered := stripefixture.NewID("cus")
+	s.send(workflows.EventPaymentFailed, stripefixture.Options{Customer: recovered, ObjectID: "pi_rules_recovered"})
+	s.send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: recovered})
+	if res := s.result(workflows.RecoveryWorkflowID(recovered), time.Minute); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovered: stage %s", res.Stage)
+	}
+	record("recovery-cus_rules_recovered", workflows.RecoveryWorkflowID(recovered))
+
+	// Never paid: suspended, deprovisioned; then the money comes.
+	deprov := stripefixture.NewID("cus")
+	s.send(workflows.EventPaymentFailed, stripefixture.Options{Customer: deprov, ObjectID: "pi_rules_deprov"})
+	if res := s.result(workflows.RecoveryWorkflowID(deprov), 2*time.Minute); res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("deprovisioned: stage %s", res.Stage)
+	}
+	record("recovery-cus_rules_deprov", workflows.RecoveryWorkflowID(deprov))
+	late := stripefixture.Options{Customer: deprov, ObjectID: "pi_rules_deprov", ID: stripefixture.NewID("evt")}
+	s.send(workflows.EventPaymentSucceeded, late)
+	waitClosed(t, s, late.ID)
+	record("evt_hist_late_money", late.ID)
+
+	// Waived by an operator while past due: written to Stripe.
+	waived := stripefixture.NewID("cus")
+	s.send(workflows.EventPaymentFailed, stripefixture.Options{Customer: waived, ObjectID: "pi_rules_waived"})
+	id := workflows.RecoveryWorkflowID(waived)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		// Signal once it runs (the event workflow starts it a moment after
+		// the webhook answers).
+		err := s.tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Reason: "recorded", Operator: "test"})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("signal %s: %v", id, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
+		t.Fatalf("waived: stage %s", res.Stage)
+	}
+	record("recovery-cus_rules_waived", id)
+}
+
+func waitClosed(t *testing.T, s *localStack, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		if _, err := s.tmp.Client.DescribeWorkflow(ctx, id, ""); err == nil {
+			if err := s.tmp.Client.GetWorkflow(ctx, id, "").Get(ctx, nil); err == nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s did not complete", id)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
