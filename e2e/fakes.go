@@ -412,6 +412,13 @@ func stripeError(status int) []byte {
 	return raw
 }
 
+// SetIntentStatus changes an observed intent's status in the fake Stripe.
+func (s *Stripe) SetIntentStatus(intentID, status string) {
+	if !s.dev.SetIntentStatus(intentID, status) {
+		s.problem("SetIntentStatus: intent %s was never observed", intentID)
+	}
+}
+
 // Observe tells the fake Stripe of an event that happened there.
 func (s *Stripe) Observe(ev workflows.StripeEvent) { s.dev.Observe(ev) }
 
@@ -421,8 +428,16 @@ func describeStripe(r *http.Request, _ []byte) handled {
 	switch {
 	case len(parts) == 4 && parts[1] == "payment_intents" && parts[3] == "confirm":
 		h.kind = "confirm"
+	case len(parts) == 4 && parts[1] == "payment_intents" && parts[3] == "cancel":
+		h.kind = "cancel intent"
+	case len(parts) == 3 && parts[1] == "payment_intents" && r.Method == http.MethodPost:
+		h.kind = "update intent"
 	case len(parts) >= 3 && parts[1] == "payment_intents":
 		h.kind = "read intent"
+	case len(parts) == 2 && parts[1] == "payment_intents":
+		h.kind = "list intents"
+	case len(parts) == 4 && parts[1] == "invoices" && parts[3] == "mark_uncollectible":
+		h.kind = "mark uncollectible"
 	case len(parts) == 3 && parts[1] == "customers":
 		h.kind, h.customer = "read customer", parts[2]
 	case len(parts) == 4 && parts[1] == "customers":

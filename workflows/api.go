@@ -509,7 +509,8 @@ type RecoveryState struct {
 	UnansweredAlerted bool      `json:"unanswered_alerted,omitempty"`
 	// LateMoney lists payments that arrived after the debt was waived or
 	// the customer deprovisioned, for ops.
-	LateMoney []string `json:"late_money,omitempty"`
+	LateMoney       []string `json:"late_money,omitempty"`
+	LateMoneyAlerts int      `json:"late_money_alerts,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

@@ -449,3 +449,22 @@ func TestCardUpdateRetriedWithinSeconds(t *testing.T) {
 		t.Fatalf("stage %s after %d confirms, want one", res.Stage, len(rt.w.retries))
 	}
 }
+
+// Rule 6, within a recovery: a payment arriving while the customer is
+// deprovisioned keeps the Amberflo account and reaches ops.
+func TestPaymentDuringDeprovisioningReachesOps(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	// Suspended from +10h (10 minutes of control plane), deprovisioning
+	// from about +30h10m, taking 10 minutes too.
+	rt.signal(30*time.Hour+15*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late", IntentID: "pi_1", Created: t0.Add(30 * time.Hour), Source: "payment_intent.succeeded"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s, want deprovisioned (the payment came during the call)", res.Stage)
+	}
+	if len(rt.w.deactive) != 0 {
+		t.Errorf("Amberflo deactivated %v for a customer who paid", rt.w.deactive)
+	}
+	if n := rt.w.alertsWith("critical", "Money after the end"); n != 1 {
+		t.Fatalf("%d money-after-the-end alerts, want 1: %+v", n, rt.w.alerts)
+	}
+}

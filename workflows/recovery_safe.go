@@ -228,7 +228,8 @@ func (r *recovery) alertLateMoney(ctx workflow.Context) {
 	for len(r.s.LateMoney) > 0 {
 		what := r.s.LateMoney[0]
 		r.s.LateMoney = r.s.LateMoney[1:]
-		r.alert(ctx, "critical", r.key("late-money", what), "Money after the end: "+r.s.StripeCustomerID,
+		r.s.LateMoneyAlerts++
+		r.alert(ctx, "critical", r.key("late-money", fmt.Sprint(r.s.LateMoneyAlerts)), "Money after the end: "+r.s.StripeCustomerID,
 			what+". dunning took no action; refund or restore by hand.")
 	}
 }
@@ -577,7 +578,7 @@ func (r *recovery) noticeSafe(ctx workflow.Context, typ, key, reason string, nex
 	err := workflow.ExecuteActivity(activityCtx(ctx), a.Notice, in).Get(ctx, &res)
 	r.record(ctx, "customer notice "+typ, "", outcomeOf(err, "sent"), res.DryRun)
 	if err != nil {
-		r.alert(ctx, "critical", key+":undelivered", "Customer notice not delivered: "+r.s.StripeCustomerID,
+		r.alert(ctx, "critical", r.key("undelivered", strings.TrimPrefix(key, r.s.Lifecycle+":")), "Customer notice not delivered: "+r.s.StripeCustomerID,
 			fmt.Sprintf("The %s notice could not be sent (%s). Tell the customer by hand.", typ, errText(err)))
 	}
 }

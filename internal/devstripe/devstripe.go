@@ -213,6 +213,20 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 	}
 }
 
+// SetIntentStatus changes a known intent's status, as a payment made
+// outside dunning would (a bank debit started from the hosted invoice page
+// is processing for days); false when the intent is not known.
+func (s *Server) SetIntentStatus(id, status string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.intents[id]
+	if in == nil {
+		return false
+	}
+	in.Status = status
+	return true
+}
+
 // ServeHTTP answers for the objects it knows and passes the rest on.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")

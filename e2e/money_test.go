@@ -1,0 +1,148 @@
+package e2e
+
+// The money rules on the real binaries: Stripe re-checks that take their
+// time while an operator acts, money settled outside Stripe's events,
+// payments in flight, and a mailer that refuses notices. Each peer must see
+// exactly the calls the rules allow.
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"dunning/internal/stripefixture"
+	"dunning/workflows"
+)
+
+func (s *Stack) operator(customer, control string, in any) workflows.OperatorResult {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := s.Client().UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.RecoveryWorkflowID(customer), UpdateName: control,
+		Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", control, customer, err)
+	}
+	var out workflows.OperatorResult
+	if err := h.Get(ctx, &out); err != nil {
+		s.t.Fatalf("%s %s: %v", control, customer, err)
+	}
+	return out
+}
+
+// Rule 1: Stripe is slow to answer the re-check before suspension, and an
+// operator waives the debt meanwhile. The waiver is answered done and is
+// done: no suspension, the invoice written off in Stripe.
+func TestWaiveDuringSlowRecheck(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "4s", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer := stripefixture.NewID("cus")
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+	intent := ev.Parsed.ObjectID
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+	recheck := s.Stripe.HoldNext(MethodPath(http.MethodGet, "/v1/payment_intents/"+intent))
+	select {
+	case <-recheck.Arrived():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the re-check before suspension never reached Stripe")
+	}
+	out := s.operator(customer, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "e2e"})
+	if !out.Accepted {
+		t.Fatalf("waive: %+v", out)
+	}
+	recheck.Release()
+	if res := s.Recovery(customer, 30*time.Second); res.Stage != workflows.StageWaived {
+		t.Fatalf("recovery ended %s (%s), want waived", res.Stage, res.Summary)
+	}
+	s.Check(customer, Expect{
+		Notices: map[string]int{"payment_failed": 1},
+		Alerts:  map[string]int{"past_due": 1, "waived": 1},
+		Charges: map[string]int{intent: 0},
+	})
+	if n := len(s.Stripe.Requests(func(r Request) bool { return r.Kind == "mark uncollectible" && r.Handled == http.StatusOK })); n != 1 {
+		t.Errorf("invoice marked uncollectible %d times, want once", n)
+	}
+}
+
+// Rule 2: the month the failed payment bills is settled in Amberflo (a bank
+// transfer) while the month in progress is not: never charged, never
+// suspended.
+func TestSettledInAmberfloIsNeverCharged(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1s,2s", "DUNNING_GRACE_PERIOD": "4s", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer := stripefixture.NewID("cus")
+	s.Amberflo.SetInvoiceStatus(customer, "SETTLED")
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+	if res := s.Recovery(customer, 30*time.Second); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery ended %s (%s), want recovered", res.Stage, res.Summary)
+	}
+	if c := s.Stripe.Confirms(ev.Parsed.ObjectID); len(c) != 0 {
+		t.Fatalf("confirms of an invoice settled in Amberflo:\n%s", lines(c))
+	}
+	s.Check(customer, Expect{Notices: map[string]int{"payment_failed": 1, "payment_recovered": 1}, Alerts: map[string]int{"past_due": 1, "recovered": 1}})
+}
+
+// Rule 3: the customer starts a bank debit: the intent is processing. It is
+// not retried, nothing is suspended at the deadline, and its success ends
+// the recovery.
+func TestPaymentInFlightIsWaitedFor(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "2s,3s", "DUNNING_GRACE_PERIOD": "5s", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer := stripefixture.NewID("cus")
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+	intent := ev.Parsed.ObjectID
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+	s.Stripe.SetIntentStatus(intent, "processing")
+	// Past both retries and the grace period.
+	time.Sleep(8 * time.Second)
+	st := s.Status(customer)
+	if st.Stage != workflows.StagePastDue || len(st.Intents) != 1 || st.Intents[0].State != workflows.IntentInFlight {
+		t.Fatalf("status: stage %s intents %+v; want past due with the payment in flight", st.Stage, st.Intents)
+	}
+	if c := s.Stripe.Confirms(intent); len(c) != 0 {
+		t.Fatalf("confirms of a payment in flight:\n%s", lines(c))
+	}
+	s.Stripe.SetIntentStatus(intent, "succeeded")
+	s.Send(workflows.EventPaymentSucceeded, stripefixture.Options{Customer: customer, ObjectID: intent})
+	if res := s.Recovery(customer, 30*time.Second); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery ended %s (%s), want recovered", res.Stage, res.Summary)
+	}
+	s.Check(customer, Expect{
+		Notices: map[string]int{"payment_failed": 1, "payment_recovered": 1},
+		Alerts:  map[string]int{"past_due": 1, "recovered": 1},
+	})
+}
+
+// Rule 9: the mailer refuses the past-due notice for good. Ops hear of it
+// at once; the recovery goes on and later notices are still sent.
+func TestRefusedNoticeReachesOps(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "3s", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer := stripefixture.NewID("cus")
+	s.Notices.FailNext(1, http.StatusUnprocessableEntity, func(r *http.Request) bool { return true })
+	s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+	s.WaitStage(customer, workflows.StageSuspended, 30*time.Second)
+	s.Eventually("undelivered-notice alert", 20*time.Second, func() bool { return s.Alerts.Kinds(customer)["undelivered"] == 1 })
+	out := s.operator(customer, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "e2e"})
+	if !out.Accepted || !strings.Contains(out.Message, "resumed") {
+		t.Errorf("waive while suspended: %+v", out)
+	}
+	if res := s.Recovery(customer, 30*time.Second); res.Stage != workflows.StageWaived {
+		t.Fatalf("recovery ended %s, want waived", res.Stage)
+	}
+	s.Check(customer, Expect{
+		Control: map[string]int{"suspend": 1, "resume": 1},
+		Notices: map[string]int{"account_suspended": 1},
+		Alerts:  map[string]int{"past_due": 1, "undelivered": 1, "suspended": 1, "waived": 1},
+	})
+}
