@@ -112,6 +112,8 @@ func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (Oper
 	switch {
 	case r.busy == takeSuspend:
 		msg += "; the suspension under way is undone by a resume"
+	case r.busy == takeCharge:
+		msg += "; a charge already sent to Stripe may still succeed, and is then kept as paid"
 	case r.s.Stage == StageSuspended:
 		msg += "; the customer is resumed"
 	}

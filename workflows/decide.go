@@ -39,6 +39,8 @@ func unsettledCount(s *RecoveryState) int {
 const (
 	takeSuspend     = "suspend"
 	takeDeprovision = "deprovision"
+	// takeCharge names a confirm under way, for operators' answers.
+	takeCharge = "charge"
 )
 
 // blockTakeAway says why the step that takes something away (suspend or
@@ -146,6 +148,16 @@ func recheckAlertAfter(s *RecoveryState) time.Duration {
 // retried call of the same instance keeps it.
 func controlKeyIndex(s *RecoveryState, action string) int {
 	return s.ControlCalls[action]
+}
+
+// anyWaived reports whether any intent was forgiven.
+func anyWaived(s *RecoveryState) bool {
+	for _, in := range s.Intents {
+		if in.State == IntentWaived {
+			return true
+		}
+	}
+	return false
 }
 
 // forgivenOnly reports whether a life that has nothing unsettled left got

@@ -468,3 +468,23 @@ func TestPaymentDuringDeprovisioningReachesOps(t *testing.T) {
 		t.Fatalf("%d money-after-the-end alerts, want 1: %+v", n, rt.w.alerts)
 	}
 }
+
+// Rule 1: a waiver accepted while a charge is at Stripe says that the
+// charge may still succeed; when it does, the customer is recovered, not
+// "waived" of money they paid.
+func TestWaiveDuringAChargeTellsTheTruth(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.chargeDelay = 10 * time.Minute })
+	rt.w.succeedOnAttempt = 1
+	rt.update(time.Hour+5*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill"}, func(r workflows.OperatorResult, err error) {
+		if err != nil || !r.Accepted || !strings.Contains(r.Message, "may still succeed") {
+			t.Errorf("waive during a charge: %+v %v; want accepted, saying the charge may still succeed", r, err)
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 1 {
+		t.Fatalf("stage %s after %d confirms; want recovered by the charge under way", res.Stage, len(rt.w.retries))
+	}
+	if len(rt.w.forgiven) != 0 {
+		t.Errorf("forgave %+v in Stripe after it was paid", rt.w.forgiven)
+	}
+}

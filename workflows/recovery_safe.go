@@ -277,9 +277,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		in.Attempts++
 		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts), o.PaymentMethod}, ":")
 		var res activities.RetryResult
+		r.busy = takeCharge
 		err = workflow.ExecuteActivity(activityCtx(ctx), a.RetryPayment, activities.RetryInput{
 			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
 		}).Get(ctx, &res)
+		r.busy = ""
 		detail := fmt.Sprintf("%s attempt %d with %s (%s)", in.ID, in.Attempts, o.PaymentMethod, o.PaymentMethodSource)
 		if err != nil {
 			r.record(ctx, why, detail, "failed: "+errText(err), false)
@@ -543,6 +545,12 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 			r.resolve(ctx, in, IntentWaived, operator)
 			r.record(ctx, "waiver in stripe", in.ID, firstNonEmpty(res.Detail, res.Outcome), res.DryRun)
 		}
+	}
+	if !anyWaived(&r.s) {
+		// Everything was paid before the waiver could forgive it.
+		r.s.Waive = nil
+		r.record(ctx, "operator: waive", req.Operator, "nothing left to forgive: paid", false)
+		return r.recoverSafe(ctx)
 	}
 	if r.s.Stage == StageSuspended {
 		ok, err := r.controlPlaneSafe(ctx, "resume", "waived: "+req.Reason)

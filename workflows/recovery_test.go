@@ -57,8 +57,10 @@ type world struct {
 	owedErr      func(intentID string) error
 	// checkDelay is how long Stripe and Amberflo take to answer a check.
 	checkDelay time.Duration
-	// controlDelay is how long the control plane takes to act.
+	// controlDelay is how long the control plane takes to act;
+	// chargeDelay how long Stripe takes to answer a confirm.
 	controlDelay time.Duration
+	chargeDelay  time.Duration
 	// Amberflo's invoices by the start of the period they bill; every
 	// intent's invoice bills the period starting at its entry in
 	// periods (default: the 30 days before t0).
@@ -185,7 +187,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			}
 			return activities.IntentStatus{Status: "requires_payment_method"}, nil
 		})
-	env.OnActivity(acts.RetryPayment, mock.Anything, mock.Anything).Return(
+	env.OnActivity(acts.RetryPayment, mock.Anything, mock.Anything).After(w.chargeDelay).Return(
 		func(_ context.Context, in activities.RetryInput) (activities.RetryResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
