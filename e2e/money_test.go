@@ -146,3 +146,82 @@ func TestRefusedNoticeReachesOps(t *testing.T) {
 		Alerts:  map[string]int{"past_due": 1, "undelivered": 1, "suspended": 1, "waived": 1},
 	})
 }
+
+// Rule 4: once waived, an intent is never charged again: neither when
+// Stripe's own retry fails later without the mark (a new life reads the
+// waiver from Stripe), nor when the event carries the mark (nothing
+// starts).
+func TestWaivedIntentStaysForgiven(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1s,2s", "DUNNING_GRACE_PERIOD": "1h", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer, intent, invoice := stripefixture.NewID("cus"), stripefixture.NewID("pi"), stripefixture.NewID("in")
+	s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent, Invoice: invoice})
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+	if out := s.operator(customer, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "e2e"}); !out.Accepted {
+		t.Fatalf("waive: %+v", out)
+	}
+	if res := s.Recovery(customer, 30*time.Second); res.Stage != workflows.StageWaived {
+		t.Fatalf("first life ended %s", res.Stage)
+	}
+	confirmed := len(s.Stripe.Confirms(intent))
+
+	// Stripe's retry fails, the event predating the mark.
+	late := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent, Invoice: invoice})
+	if res := s.EventResult(late.ID, 20*time.Second); !strings.Contains(res.Outcome, "told") {
+		t.Fatalf("late failure: %s", res.Outcome)
+	}
+	s.Eventually("second life ends", 30*time.Second, func() bool {
+		st, ok := s.Stage(customer)
+		return ok && st == workflows.StageWaived && len(s.Status(customer).Intents) == 1 && s.Status(customer).Intents[0].State == workflows.IntentWaived
+	})
+	// And with the mark: nothing starts.
+	marked := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent, Invoice: invoice,
+		Metadata: map[string]string{"dunning_waived": "recovery-" + customer + ": goodwill"}})
+	if res := s.EventResult(marked.ID, 20*time.Second); !strings.Contains(res.Outcome, "waived") {
+		t.Fatalf("marked failure: %s", res.Outcome)
+	}
+	time.Sleep(3 * time.Second) // past both retry delays of any life it might have opened
+	if n := len(s.Stripe.Confirms(intent)); n != confirmed {
+		t.Fatalf("%d confirms after the waiver, want none", n-confirmed)
+	}
+	s.Check(customer, Expect{
+		Notices: map[string]int{"payment_failed": 1},
+		Alerts:  map[string]int{"past_due": 1, "waived": 1},
+	})
+}
+
+// Rule 6: money that arrives after deprovisioning reaches ops, with the
+// customer, the intent and the amount.
+func TestMoneyAfterDeprovisioningReachesOps(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1s", "DUNNING_GRACE_PERIOD": "2s", "DUNNING_DEPROVISION_AFTER": "2s",
+	}})
+	customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+	s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent})
+	if res := s.Recovery(customer, 60*time.Second); res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("recovery ended %s", res.Stage)
+	}
+	paid := s.Send(workflows.EventPaymentSucceeded, stripefixture.Options{Customer: customer, ObjectID: intent})
+	if res := s.EventResult(paid.ID, 20*time.Second); !strings.HasPrefix(res.Outcome, "money after the end") {
+		t.Fatalf("payment after deprovisioning: %s", res.Outcome)
+	}
+	s.Eventually("late-money alert", 20*time.Second, func() bool { return s.Alerts.Kinds(customer)["late-money"] == 1 })
+}
+
+// Rule 11: a new card is tried within seconds of its event.
+func TestCardUpdateRetriedWithinSeconds(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "2h", "DUNNING_DEPROVISION_AFTER": "1h",
+		"DUNNING_CARD_UPDATE_DEBOUNCE": "",
+	}})
+	customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+	s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent})
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+	sent := time.Now()
+	s.Send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: customer})
+	s.Eventually("charge with the new card", 20*time.Second, func() bool { return s.Stripe.Charges(intent) == 1 })
+	if took := time.Since(sent); took > 3*time.Second {
+		t.Errorf("charged %s after the card event, want within 3s", took)
+	}
+}

@@ -35,6 +35,8 @@ type Options struct {
 	DeclineCode   string // insufficient_funds when empty
 	ExpMonth      int    // card expiry month; next month when zero
 	ExpYear       int
+	// Metadata is the payment intent's metadata; empty when nil.
+	Metadata map[string]string
 }
 
 // NewID returns a random Stripe-style ID with the given prefix.
@@ -135,6 +137,14 @@ func paymentMethodObject(id string, o *Options) obj {
 	}
 }
 
+func metadataObject(m map[string]string) obj {
+	out := obj{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
 func dataObject(eventType string, o *Options) (object obj, previous obj) {
 	switch eventType {
 	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded:
@@ -142,7 +152,7 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 		pi := obj{
 			"id": id, "object": "payment_intent", "amount": o.Amount, "amount_received": 0,
 			"currency": o.Currency, "customer": o.Customer, "invoice": o.Invoice, "livemode": false,
-			"created": o.Created.Unix(), "metadata": obj{}, "payment_method": nil,
+			"created": o.Created.Unix(), "metadata": metadataObject(o.Metadata), "payment_method": nil,
 			"payment_method_types": []string{"card"}, "confirmation_method": "automatic",
 			"capture_method": "automatic", "description": "Subscription update",
 			"last_payment_error": nil, "status": "succeeded",
