@@ -268,7 +268,7 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if in == nil {
 			return false
 		}
-		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, r.URL.Query()["expand[]"]))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, expansions(r.URL.Query())))
 	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -279,12 +279,20 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 			return true
 		}
 		for k, v := range r.PostForm {
-			if name, ok := strings.CutPrefix(k, "metadata["); ok && len(v) > 0 {
-				if in.Metadata == nil {
-					in.Metadata = map[string]string{}
-				}
-				in.Metadata[strings.TrimSuffix(name, "]")] = v[0]
+			name, ok := strings.CutPrefix(k, "metadata[")
+			if !ok || len(v) == 0 {
+				continue
 			}
+			name = strings.TrimSuffix(name, "]")
+			if v[0] == "" {
+				// Stripe unsets a key posted with an empty value.
+				delete(in.Metadata, name)
+				continue
+			}
+			if in.Metadata == nil {
+				in.Metadata = map[string]string{}
+			}
+			in.Metadata[name] = v[0]
 		}
 		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, nil))
 	case parts[1] == "payment_intents" && len(parts) == 4 && parts[3] == "cancel" && r.Method == http.MethodPost:
@@ -292,7 +300,9 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if in == nil {
 			return false
 		}
-		if in.Status == "succeeded" || in.Invoice != "" {
+		// Stripe refuses a settled intent, one already canceled, and one an
+		// invoice created (void the invoice instead).
+		if in.Status == "succeeded" || in.Status == "canceled" || in.Invoice != "" {
 			writeError(w, http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state",
 				"You cannot cancel this PaymentIntent because it has a status of "+in.Status+" or belongs to an invoice.", s.intentJSON(in, nil, nil))
 			return true
@@ -385,6 +395,19 @@ func paymentMethodJSON(customer string, k *card) map[string]any {
 		"created": 1700000000, "metadata": map[string]any{},
 		"card": map[string]any{"brand": k.Brand, "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear},
 	}
+}
+
+// expansions returns the fields a request asks to expand, in either form
+// Stripe accepts: expand[]=invoice, or expand[0]=invoice as stripe-go
+// sends it.
+func expansions(q url.Values) []string {
+	var out []string
+	for k, v := range q {
+		if strings.HasPrefix(k, "expand[") && strings.HasSuffix(k, "]") {
+			out = append(out, v...)
+		}
+	}
+	return out
 }
 
 // intentJSON renders an intent; expand may ask for its invoice as an
