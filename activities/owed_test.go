@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -225,6 +226,20 @@ func otherIntent(id, status, invoice string) obj {
 	return pi
 }
 
+// stripeDown is Stripe's answer when it fails on its side.
+func stripeDown(status int) answer {
+	return answer{status, stripeError("api_error", "", "", "An unknown error occurred", nil)}
+}
+
+func rateLimited() answer {
+	return answer{http.StatusTooManyRequests, stripeError("invalid_request_error", "rate_limit", "", "Request rate limit exceeded.", nil)}
+}
+
+// noSuch is Stripe's answer for an object it does not have.
+func noSuch(kind, id string) answer {
+	return answer{http.StatusNotFound, stripeError("invalid_request_error", "resource_missing", "", "No such "+kind+": '"+id+"'", nil)}
+}
+
 func owedInput() activities.OwedInput {
 	return activities.OwedInput{IntentID: intentID, StripeCustomerID: customerID}
 }
@@ -417,83 +432,17 @@ func TestIntentOwedNewerAPIVersion(t *testing.T) {
 	}
 }
 
-func TestIntentOwedErrors(t *testing.T) {
-	const (
-		rejected  = "rejected"
-		retryable = "retryable"
-	)
-	open := withInvoice(intent("requires_payment_method"), invoiceObj("open", nil))
-	for _, tc := range []struct {
-		name   string
-		failAt string
-		answer answer
-		want   string
-	}{
-		{"unknown intent", "GET " + pathIntent, answer{http.StatusNotFound,
-			stripeError("invalid_request_error", "resource_missing", "", "No such payment_intent: '"+intentID+"'", nil)}, rejected},
-		{"bad request on the list", "GET " + pathIntents, answer{http.StatusBadRequest,
-			stripeError("invalid_request_error", "parameter_invalid_integer", "", "Invalid integer: 1000", nil)}, rejected},
-		{"unknown customer", "GET " + pathCustomer, answer{http.StatusNotFound,
-			stripeError("invalid_request_error", "resource_missing", "", "No such customer: '"+customerID+"'", nil)}, rejected},
-		{"server error reading the intent", "GET " + pathIntent, answer{http.StatusInternalServerError,
-			stripeError("api_error", "", "", "An unknown error occurred", nil)}, retryable},
-		{"unavailable listing intents", "GET " + pathIntents, answer{http.StatusServiceUnavailable,
-			stripeError("api_error", "", "", "An unknown error occurred", nil)}, retryable},
-		{"rate limited reading the customer", "GET " + pathCustomer, answer{http.StatusTooManyRequests,
-			stripeError("invalid_request_error", "rate_limit", "", "Request rate limit exceeded.", nil)}, retryable},
-		{"gateway page", "GET " + pathIntent, answer{http.StatusBadGateway, "<html>502 Bad Gateway</html>"}, retryable},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeStripe(t)
-			f.on(http.MethodGet, pathIntent, ok(open))
-			f.on(http.MethodGet, pathIntents, ok(intentList()))
-			f.on(http.MethodGet, pathCustomer, ok(customer(defaultPM, "", nil)))
-			method, path, _ := strings.Cut(tc.failAt, " ")
-			f.on(method, path, tc.answer)
-			acts := stripeActivities(t, fakeKey, f.URL, "")
-			got, err := acts.IntentOwed(context.Background(), owedInput())
-			if got != (activities.Owed{}) {
-				t.Errorf("result = %+v with the error, want none: no verdict is guessed", got)
-			}
-			if tc.want == rejected {
-				wantNonRetryable(t, err, activities.ErrStripeRejected)
-			} else {
-				wantRetryable(t, err)
-			}
-			if n := len(f.seen.to(method, path)); n != 1 {
-				t.Errorf("%s requests = %d, want 1 (Temporal retries, not the client)", tc.failAt, n)
-			}
-		})
-	}
-
-	t.Run("no answer", func(t *testing.T) {
-		gone := httptest.NewServer(http.NotFoundHandler())
-		gone.Close()
-		acts := stripeActivities(t, fakeKey, gone.URL, "")
-		got, err := acts.IntentOwed(context.Background(), owedInput())
-		wantRetryable(t, err)
-		if got != (activities.Owed{}) {
-			t.Errorf("result = %+v with the error, want none", got)
-		}
-	})
-
-	t.Run("bad input", func(t *testing.T) {
-		f := newFakeStripe(t) // any request fails the test
-		acts := stripeActivities(t, fakeKey, f.URL, "")
-		for _, in := range []activities.OwedInput{{IntentID: intentID}, {StripeCustomerID: customerID}} {
-			_, err := acts.IntentOwed(context.Background(), in)
-			wantNonRetryable(t, err, activities.ErrBadInput)
-		}
-	})
-}
-
-func TestIntentOwedDryRun(t *testing.T) {
+func TestOwedAndForgiveDryRun(t *testing.T) {
 	srv, seen := counter(t)
 	acts := liveExcept(t, srv.URL)
 	acts.Stripe = nil
 	got, err := acts.IntentOwed(context.Background(), owedInput())
 	if err != nil || !got.DryRun || got.Verdict != activities.OwedYes {
 		t.Errorf("IntentOwed = %+v, %v; want a dry run that claims nothing paid", got, err)
+	}
+	res, err := acts.ForgiveIntent(context.Background(), forgiveInput())
+	if err != nil || !res.DryRun {
+		t.Errorf("ForgiveIntent = %+v, %v; want a dry run", res, err)
 	}
 	if all := seen.list(); len(all) != 0 {
 		t.Errorf("requests = %v, want none", all)
@@ -561,7 +510,7 @@ func TestForgiveIntentWithAnInvoice(t *testing.T) {
 // A retried activity sends each write again under the same key with the
 // same parameters, and skips what Stripe shows already done.
 func TestForgiveIntentRetriedSendsTheSameKeys(t *testing.T) {
-	serverError := answer{http.StatusInternalServerError, stripeError("api_error", "", "", "An unknown error occurred", nil)}
+	serverError := stripeDown(http.StatusInternalServerError)
 	f := newFakeStripe(t)
 	f.on(http.MethodGet, pathIntent,
 		ok(withInvoice(intent("requires_payment_method"), invoiceObj("open", nil))),
@@ -662,40 +611,72 @@ func TestForgiveIntentOutcomes(t *testing.T) {
 	}
 }
 
-func TestForgiveIntentErrors(t *testing.T) {
+// Every failure of a read or a write is an error and no result: 4xx is
+// StripeRejected for good, anything else is retried by Temporal.
+func TestOwedAndForgiveErrors(t *testing.T) {
+	calls := map[string]func(*activities.Activities) (any, error){
+		"IntentOwed": func(a *activities.Activities) (any, error) {
+			return a.IntentOwed(context.Background(), owedInput())
+		},
+		"ForgiveIntent": func(a *activities.Activities) (any, error) {
+			return a.ForgiveIntent(context.Background(), forgiveInput())
+		},
+	}
+	badRequest := func(code, msg string) answer {
+		return answer{http.StatusBadRequest, stripeError("invalid_request_error", code, "", msg, nil)}
+	}
 	for _, tc := range []struct {
-		name      string
+		call      string
 		failAt    string
 		answer    answer
 		retryable bool
 	}{
-		{"unknown intent", "GET " + pathIntent, answer{http.StatusNotFound,
-			stripeError("invalid_request_error", "resource_missing", "", "No such payment_intent", nil)}, false},
-		{"invoice no longer open", "POST " + pathUncollectible, answer{http.StatusBadRequest,
-			stripeError("invalid_request_error", "invoice_not_open", "", "This invoice can not be marked uncollectible.", nil)}, false},
-		{"server error writing the metadata", "POST " + pathIntent, answer{http.StatusInternalServerError,
-			stripeError("api_error", "", "", "An unknown error occurred", nil)}, true},
-		{"rate limited marking the invoice", "POST " + pathUncollectible, answer{http.StatusTooManyRequests,
-			stripeError("invalid_request_error", "rate_limit", "", "Request rate limit exceeded.", nil)}, true},
-		{"same key in flight", "POST " + pathUncollectible, answer{http.StatusConflict,
-			stripeError("idempotency_error", "", "", "There is currently another in-progress request using this Idempotent Key.", nil)}, true},
+		{"IntentOwed", "GET " + pathIntent, noSuch("payment_intent", intentID), false},
+		{"IntentOwed", "GET " + pathIntents, badRequest("parameter_invalid_integer", "Invalid integer: 1000"), false},
+		{"IntentOwed", "GET " + pathCustomer, noSuch("customer", customerID), false},
+		{"IntentOwed", "GET " + pathIntent, stripeDown(http.StatusInternalServerError), true},
+		{"IntentOwed", "GET " + pathIntents, stripeDown(http.StatusServiceUnavailable), true},
+		{"IntentOwed", "GET " + pathCustomer, rateLimited(), true},
+		{"IntentOwed", "GET " + pathIntent, answer{http.StatusBadGateway, "<html>502 Bad Gateway</html>"}, true},
+		{"ForgiveIntent", "GET " + pathIntent, noSuch("payment_intent", intentID), false},
+		{"ForgiveIntent", "POST " + pathUncollectible, badRequest("invoice_not_open", "This invoice can not be marked uncollectible."), false},
+		{"ForgiveIntent", "POST " + pathIntent, stripeDown(http.StatusInternalServerError), true},
+		{"ForgiveIntent", "POST " + pathUncollectible, rateLimited(), true},
+		{"ForgiveIntent", "POST " + pathUncollectible, answer{http.StatusConflict, stripeError("idempotency_error", "", "",
+			"There is currently another in-progress request using this Idempotent Key.", nil)}, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/%d", tc.call, tc.failAt, tc.answer.status), func(t *testing.T) {
 			f := newFakeStripe(t)
 			f.on(http.MethodGet, pathIntent, ok(withInvoice(intent("requires_payment_method"), invoiceObj("open", nil))))
+			f.on(http.MethodGet, pathIntents, ok(intentList()))
+			f.on(http.MethodGet, pathCustomer, ok(customer(defaultPM, "", nil)))
 			f.on(http.MethodPost, pathIntent, ok(waivedIntent(intent("requires_payment_method"))))
 			f.on(http.MethodPost, pathUncollectible, ok(invoiceObj("uncollectible", nil)))
 			method, path, _ := strings.Cut(tc.failAt, " ")
 			f.on(method, path, tc.answer)
-			acts := stripeActivities(t, fakeKey, f.URL, "")
-			got, err := acts.ForgiveIntent(context.Background(), forgiveInput())
-			if got != (activities.ForgiveResult{}) {
-				t.Errorf("result = %+v with the error, want none", got)
+			got, err := calls[tc.call](stripeActivities(t, fakeKey, f.URL, ""))
+			if !reflect.ValueOf(got).IsZero() {
+				t.Errorf("result = %+v with the error, want none: nothing is guessed", got)
 			}
 			if tc.retryable {
 				wantRetryable(t, err)
 			} else {
 				wantNonRetryable(t, err, activities.ErrStripeRejected)
+			}
+			if n := len(f.seen.to(method, path)); n != 1 {
+				t.Errorf("%s requests = %d, want 1 (Temporal retries, not the client)", tc.failAt, n)
+			}
+		})
+	}
+
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	for name, call := range calls {
+		t.Run(name+"/no answer", func(t *testing.T) {
+			got, err := call(stripeActivities(t, fakeKey, gone.URL, ""))
+			wantRetryable(t, err)
+			if !reflect.ValueOf(got).IsZero() {
+				t.Errorf("result = %+v with no answer, want none", got)
 			}
 		})
 	}
@@ -703,6 +684,10 @@ func TestForgiveIntentErrors(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) {
 		f := newFakeStripe(t) // any request fails the test
 		acts := stripeActivities(t, fakeKey, f.URL, "")
+		for _, in := range []activities.OwedInput{{IntentID: intentID}, {StripeCustomerID: customerID}} {
+			_, err := acts.IntentOwed(context.Background(), in)
+			wantNonRetryable(t, err, activities.ErrBadInput)
+		}
 		for _, in := range []activities.ForgiveInput{{IntentID: intentID}, {IdempotencyKey: forgiveKey}} {
 			_, err := acts.ForgiveIntent(context.Background(), in)
 			wantNonRetryable(t, err, activities.ErrBadInput)
@@ -721,7 +706,7 @@ func TestRetryPaymentChargesTheChosenPaymentMethod(t *testing.T) {
 	f.on(http.MethodGet, pathIntent, ok(afterDecline(intent("requires_payment_method"))))
 	f.on(http.MethodGet, pathCustomer, ok(customer(defaultPM, "", nil)), ok(customer("pm_1OdunningNewCard", "", nil)))
 	f.on(http.MethodPost, pathConfirm,
-		answer{http.StatusServiceUnavailable, stripeError("api_error", "", "", "An unknown error occurred", nil)},
+		stripeDown(http.StatusServiceUnavailable),
 		ok(intent("succeeded")))
 	acts := stripeActivities(t, fakeKey, f.URL, "")
 	in := retryInput()
@@ -781,6 +766,14 @@ func TestRetryPaymentWithoutAChoiceFallsBack(t *testing.T) {
 
 // ---- against stripe-mock: the requests are valid Stripe requests ----
 
+// viaStripeMock returns activities whose Stripe is stripe-mock behind a
+// recording proxy that may patch its answers.
+func viaStripeMock(t *testing.T, mock string, patch func(*http.Request, map[string]any)) (*activities.Activities, *requests) {
+	t.Helper()
+	base, seen := stripeMockProxy(t, mock, patch)
+	return stripeActivities(t, testenv.StripeMockKey, base, ""), seen
+}
+
 // stripe-mock serves the newest API's shape, where an intent has no
 // invoice; the proxy puts an expanded one back where a test needs it.
 func TestOwedAndForgiveStripeMock(t *testing.T) {
@@ -793,8 +786,7 @@ func TestOwedAndForgiveStripeMock(t *testing.T) {
 	}
 
 	t.Run("IntentOwed without an invoice", func(t *testing.T) {
-		base, seen := stripeMockProxy(t, mock, nil)
-		acts := stripeActivities(t, testenv.StripeMockKey, base, "")
+		acts, seen := viaStripeMock(t, mock, nil)
 		got, err := acts.IntentOwed(ctx, owedInput())
 		if err != nil {
 			t.Fatalf("IntentOwed: %v", err)
@@ -809,8 +801,7 @@ func TestOwedAndForgiveStripeMock(t *testing.T) {
 	})
 
 	t.Run("IntentOwed lists the customer's intents", func(t *testing.T) {
-		base, seen := stripeMockProxy(t, mock, openInvoice)
-		acts := stripeActivities(t, testenv.StripeMockKey, base, "")
+		acts, seen := viaStripeMock(t, mock, openInvoice)
 		got, err := acts.IntentOwed(ctx, owedInput())
 		if err != nil {
 			t.Fatalf("IntentOwed: %v", err)
@@ -825,8 +816,7 @@ func TestOwedAndForgiveStripeMock(t *testing.T) {
 	})
 
 	t.Run("ForgiveIntent with an invoice", func(t *testing.T) {
-		base, seen := stripeMockProxy(t, mock, openInvoice)
-		acts := stripeActivities(t, testenv.StripeMockKey, base, "")
+		acts, seen := viaStripeMock(t, mock, openInvoice)
 		got, err := acts.ForgiveIntent(ctx, forgiveInput())
 		if err != nil {
 			t.Fatalf("ForgiveIntent: %v", err)
@@ -844,8 +834,7 @@ func TestOwedAndForgiveStripeMock(t *testing.T) {
 		if status, _ := fixture(t, mock, pathIntent)["status"].(string); status == "canceled" || status == "succeeded" {
 			t.Fatalf("precondition: stripe-mock's intent is %s", status)
 		}
-		base, seen := stripeMockProxy(t, mock, nil)
-		acts := stripeActivities(t, testenv.StripeMockKey, base, "")
+		acts, seen := viaStripeMock(t, mock, nil)
 		if _, err := acts.ForgiveIntent(ctx, forgiveInput()); err != nil {
 			t.Fatalf("ForgiveIntent: %v", err)
 		}
@@ -856,8 +845,7 @@ func TestOwedAndForgiveStripeMock(t *testing.T) {
 	})
 
 	t.Run("RetryPayment with the chosen payment method", func(t *testing.T) {
-		base, seen := stripeMockProxy(t, mock, nil)
-		acts := stripeActivities(t, testenv.StripeMockKey, base, "")
+		acts, seen := viaStripeMock(t, mock, nil)
 		in := retryInput()
 		in.PaymentMethodID = "pm_card_visa"
 		if _, err := acts.RetryPayment(ctx, in); err != nil {
