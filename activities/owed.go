@@ -135,29 +135,35 @@ func (a *Activities) otherSucceededIntent(ctx context.Context, customer, invoice
 func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 	o := Owed{Status: string(pi.Status)}
 	set := func(v, why string) Owed { o.Verdict, o.Why = v, why; return o }
+	// Money that arrived decides first, even after a waiver: it was
+	// recovered, not forgiven (as ForgiveIntent answers ForgivePaid).
 	if pi.Status == stripe.PaymentIntentStatusSucceeded {
 		return set(OwedPaid, "intent succeeded")
+	}
+	inv := pi.Invoice
+	if inv != nil {
+		switch {
+		case inv.Status == stripe.InvoiceStatusPaid && inv.PaidOutOfBand:
+			return set(OwedPaid, "invoice "+inv.ID+" paid out of band")
+		case inv.Status == stripe.InvoiceStatusPaid:
+			return set(OwedPaid, "invoice "+inv.ID+" paid")
+		case inv.Status == stripe.InvoiceStatusVoid || inv.Status == stripe.InvoiceStatusUncollectible:
+			// Neither can have been paid by another intent.
+		case otherPaid != "":
+			return set(OwedPaid, "invoice "+inv.ID+" paid by "+otherPaid)
+		case inv.Status == stripe.InvoiceStatusOpen && inv.AmountRemaining == 0 && inv.AmountDue > 0:
+			return set(OwedPaid, "invoice "+inv.ID+" has nothing left to pay")
+		}
 	}
 	if r := pi.Metadata[WaivedMetadataKey]; r != "" {
 		return set(OwedForgiven, "waived in dunning ("+r+")")
 	}
-	if inv := pi.Invoice; inv != nil {
+	if inv != nil {
 		switch inv.Status {
-		case stripe.InvoiceStatusPaid:
-			if inv.PaidOutOfBand {
-				return set(OwedPaid, "invoice "+inv.ID+" paid out of band")
-			}
-			return set(OwedPaid, "invoice "+inv.ID+" paid")
 		case stripe.InvoiceStatusVoid:
 			return set(OwedCanceled, "invoice "+inv.ID+" void")
 		case stripe.InvoiceStatusUncollectible:
 			return set(OwedForgiven, "invoice "+inv.ID+" marked uncollectible")
-		}
-		if otherPaid != "" {
-			return set(OwedPaid, "invoice "+inv.ID+" paid by "+otherPaid)
-		}
-		if inv.Status == stripe.InvoiceStatusOpen && inv.AmountRemaining == 0 && inv.AmountDue > 0 {
-			return set(OwedPaid, "invoice "+inv.ID+" has nothing left to pay")
 		}
 	}
 	switch pi.Status {

@@ -33,13 +33,14 @@ type fake struct {
 	mu        sync.Mutex
 	customers map[string][]byte // raw records by customer ID
 	invoices  map[string]string // raw latest invoice by customer ID; absent is 404
+	all       map[string]string // raw list of all invoices by customer ID; absent is 404
 	log       []string          // "METHOD escaped-path" of every request
 	// fail, when set, may answer a request itself and return true.
 	fail func(w http.ResponseWriter, r *http.Request) bool
 }
 
 func newFake(t *testing.T) *fake {
-	return &fake{t: t, productID: "1", customers: map[string][]byte{}, invoices: map[string]string{}}
+	return &fake{t: t, productID: "1", customers: map[string][]byte{}, invoices: map[string]string{}, all: map[string]string{}}
 }
 
 // client starts the fake and returns a client for it.
@@ -145,28 +146,38 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{}`))
 
 	case r.Method == http.MethodGet && path == "/payments/billing/customer-product-invoice":
-		q := r.URL.Query()
-		id := q.Get("customerId")
-		want := url.Values{
-			"customerId":        {id},
-			"productId":         {f.productID},
-			"latest":            {"true"},
-			"withPaymentStatus": {"true"},
-		}
-		if id == "" || !reflect.DeepEqual(q, want) {
-			t.Errorf("GET %s: query %v, want %v", path, q, want)
-		}
-		body, ok := f.invoices[id]
-		if !ok {
-			http.Error(w, `{"message":"no invoice"}`, http.StatusNotFound)
-			return
-		}
-		io.WriteString(w, body)
+		f.serveInvoices(w, r, f.invoices, true)
+
+	case r.Method == http.MethodGet && path == "/payments/billing/customer-product-invoice/all":
+		f.serveInvoices(w, r, f.all, false)
 
 	default:
 		t.Errorf("unexpected request %s %s", r.Method, path)
 		http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
 	}
+}
+
+// serveInvoices answers a read of invoices from bodies by customer ID,
+// 404 when absent, after checking the exact query: latest=true when
+// latest, else none.
+func (f *fake) serveInvoices(w http.ResponseWriter, r *http.Request, bodies map[string]string, latest bool) {
+	q := r.URL.Query()
+	id := q.Get("customerId")
+	want := url.Values{"customerId": {id}, "productId": {f.productID}, "withPaymentStatus": {"true"}}
+	if latest {
+		want.Set("latest", "true")
+	}
+	if id == "" || !reflect.DeepEqual(q, want) {
+		f.t.Errorf("GET %s: query %v, want %v", r.URL.Path, q, want)
+		http.Error(w, `{"message":"invalid query"}`, http.StatusBadRequest)
+		return
+	}
+	body, ok := bodies[id]
+	if !ok {
+		http.Error(w, `{"message":"no invoice"}`, http.StatusNotFound)
+		return
+	}
+	io.WriteString(w, body)
 }
 
 func (f *fake) jsonBody(r *http.Request) []byte {
@@ -333,17 +344,23 @@ func TestLatestInvoiceProductID(t *testing.T) {
 	}
 }
 
+// nothingThere is how Amberflo says there is nothing: a body, or nil for
+// a 404.
+var nothingThere = []struct {
+	name string
+	body *string // nil: 404
+}{
+	{"404", nil},
+	{"null", ptr("null")},
+	{"null with whitespace", ptr(" null\n")},
+	{"empty body", ptr("")},
+}
+
 func TestLatestInvoiceNone(t *testing.T) {
-	for _, tc := range []struct {
+	for _, tc := range append(nothingThere, struct {
 		name string
-		body *string // nil: 404
-	}{
-		{"404", nil},
-		{"null", ptr("null")},
-		{"null with whitespace", ptr(" null\n")},
-		{"empty body", ptr("")},
-		{"empty object", ptr("{}")},
-	} {
+		body *string
+	}{"empty object", ptr("{}")}) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			if tc.body != nil {

@@ -282,7 +282,7 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if in == nil {
 			return false
 		}
-		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, expandParams(r.URL.Query())))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, expansions(r.URL.Query())))
 	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -293,12 +293,20 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 			return true
 		}
 		for k, v := range r.PostForm {
-			if name, ok := strings.CutPrefix(k, "metadata["); ok && len(v) > 0 {
-				if in.Metadata == nil {
-					in.Metadata = map[string]string{}
-				}
-				in.Metadata[strings.TrimSuffix(name, "]")] = v[0]
+			name, ok := strings.CutPrefix(k, "metadata[")
+			if !ok || len(v) == 0 {
+				continue
 			}
+			name = strings.TrimSuffix(name, "]")
+			if v[0] == "" {
+				// Stripe unsets a key posted with an empty value.
+				delete(in.Metadata, name)
+				continue
+			}
+			if in.Metadata == nil {
+				in.Metadata = map[string]string{}
+			}
+			in.Metadata[name] = v[0]
 		}
 		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, nil))
 	case parts[1] == "payment_intents" && len(parts) == 4 && parts[3] == "cancel" && r.Method == http.MethodPost:
@@ -306,7 +314,9 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if in == nil {
 			return false
 		}
-		if in.Status == "succeeded" || in.Invoice != "" {
+		// Stripe refuses a settled intent, one already canceled, and one an
+		// invoice created (void the invoice instead).
+		if in.Status == "succeeded" || in.Status == "canceled" || in.Invoice != "" {
 			writeError(w, http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state",
 				"You cannot cancel this PaymentIntent because it has a status of "+in.Status+" or belongs to an invoice.", s.intentJSON(in, nil, nil))
 			return true
@@ -401,6 +411,19 @@ func paymentMethodJSON(customer string, k *card) map[string]any {
 	}
 }
 
+// expansions returns the fields a request asks to expand, in either form
+// Stripe accepts: expand[]=invoice, or expand[0]=invoice as stripe-go
+// sends it.
+func expansions(q url.Values) []string {
+	var out []string
+	for k, v := range q {
+		if strings.HasPrefix(k, "expand[") && strings.HasSuffix(k, "]") {
+			out = append(out, v...)
+		}
+	}
+	return out
+}
+
 // intentJSON renders an intent; expand may ask for its invoice as an
 // object, as Stripe's expand[]=invoice does.
 func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []string) map[string]any {
@@ -424,18 +447,6 @@ func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []strin
 		"created": in.Created, "livemode": false, "metadata": metadataJSON(in.Metadata), "last_payment_error": le,
 		"payment_method_types": []string{"card"}, "capture_method": "automatic", "confirmation_method": "automatic",
 	}
-}
-
-// expandParams reads expand[] as Stripe takes it: expand[]=x, or the
-// indexed expand[0]=x that stripe-go sends.
-func expandParams(q url.Values) []string {
-	var out []string
-	for k, v := range q {
-		if k == "expand[]" || (strings.HasPrefix(k, "expand[") && strings.HasSuffix(k, "]")) {
-			out = append(out, v...)
-		}
-	}
-	return out
 }
 
 func metadataJSON(m map[string]string) map[string]any {

@@ -25,8 +25,10 @@ var created = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
 type stack struct {
 	dev      *devstripe.Server
 	acts     *activities.Activities
+	url      string // the dev Stripe's base URL
 	mu       sync.Mutex
 	upstream []string
+	sent     []string // method and request URI of every request to the dev Stripe
 }
 
 func newStack(t *testing.T) *stack {
@@ -42,8 +44,14 @@ func newStack(t *testing.T) *stack {
 	upURL, _ := url.Parse(up.URL)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st.dev = devstripe.New(upURL, log)
-	srv := httptest.NewServer(st.dev)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		st.sent = append(st.sent, r.Method+" "+r.URL.RequestURI())
+		st.mu.Unlock()
+		st.dev.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
+	st.url = srv.URL
 	cfg, err := config.Load(func(k string) string {
 		return map[string]string{"STRIPE_API_KEY": "sk_test_123", "STRIPE_API_BASE_URL": srv.URL}[k]
 	})
