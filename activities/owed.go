@@ -301,6 +301,14 @@ func (a *Activities) ForgiveIntent(ctx context.Context, in ForgiveInput) (Forgiv
 	case pi.Invoice != nil && pi.Invoice.Status == stripe.InvoiceStatusPaid:
 		return ForgiveResult{Outcome: ForgivePaid, Detail: "invoice " + pi.Invoice.ID + " paid"}, nil
 	}
+	switch {
+	case pi.Invoice != nil && pi.Invoice.Status == stripe.InvoiceStatusVoid:
+		// Nothing can be paid through it; Stripe refuses writes to what
+		// is closed, and there is nothing to forgive.
+		return ForgiveResult{Outcome: ForgiveClosed, Detail: "invoice " + pi.Invoice.ID + " void"}, nil
+	case pi.Invoice == nil && pi.Status == stripe.PaymentIntentStatusCanceled:
+		return ForgiveResult{Outcome: ForgiveClosed, Detail: "intent already canceled"}, nil
+	}
 	if pi.Metadata[WaivedMetadataKey] == "" {
 		up := &stripe.PaymentIntentParams{}
 		up.Context = ctx
