@@ -227,3 +227,57 @@ func TestCardUpdateRetriedWithinSeconds(t *testing.T) {
 		t.Errorf("charged %s after the card event, want within 3s", took)
 	}
 }
+
+// Rule 5: no answer from Stripe at the re-check before suspension means
+// no suspension and, past the bound, one alert; an unreadable answer from
+// Amberflo pauses the recovery for an operator. Either way the control
+// plane is never called.
+func TestNoFreshAnswerNoSuspension(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "3s", "DUNNING_DEPROVISION_AFTER": "1h",
+		"DUNNING_RECHECK_ALERT_AFTER": "2s",
+	}})
+	silent, garbled := stripefixture.NewID("cus"), stripefixture.NewID("cus")
+	silentIntent := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: silent}).Parsed.ObjectID
+	s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: garbled})
+	for _, c := range []string{silent, garbled} {
+		s.Eventually("past-due notice for "+c, 20*time.Second, func() bool { return s.Notices.Kinds(c)["payment_failed"] == 1 })
+	}
+	s.Stripe.Always(http.StatusServiceUnavailable, MethodPath(http.MethodGet, "/v1/payment_intents/"+silentIntent))
+	// A 200 whose body is not a list of invoices.
+	s.Amberflo.Always(http.StatusOK, func(r *http.Request) bool {
+		return r.URL.Path == "/payments/billing/customer-product-invoice/all" && r.URL.Query().Get("customerId") == garbled
+	})
+
+	s.Eventually("paused for an operator", 30*time.Second, func() bool { return s.Status(garbled).Paused })
+	for deadline := time.Now().Add(30 * time.Second); s.Alerts.Kinds(silent)["unanswered"] != 1; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			st := s.Status(silent)
+			t.Fatalf("no unanswered alert within 30s; stage %s, next %+v, actions:\n%s", st.Stage, st.Next, lines(actionLines(st.Actions)))
+		}
+	}
+	time.Sleep(3 * time.Second) // more re-checks go unanswered; still one alert
+	for _, c := range []string{silent, garbled} {
+		if st := s.Status(c); st.Stage != workflows.StagePastDue {
+			t.Errorf("%s: stage %s without a fresh answer, want past_due", c, st.Stage)
+		}
+	}
+	s.Check(silent, Expect{Notices: map[string]int{"payment_failed": 1}, Alerts: map[string]int{"past_due": 1, "unanswered": 1}})
+	s.Check(garbled, Expect{Notices: map[string]int{"payment_failed": 1}, Alerts: map[string]int{"past_due": 1, "paused": 1}})
+	s.Stripe.Heal()
+	s.Amberflo.Heal()
+}
+
+type actionLine workflows.Action
+
+func (a actionLine) String() string {
+	return a.At.Format("15:04:05.000") + " " + a.Kind + " " + a.Detail + ": " + a.Outcome
+}
+
+func actionLines(as []workflows.Action) []actionLine {
+	out := make([]actionLine, len(as))
+	for i, a := range as {
+		out[i] = actionLine(a)
+	}
+	return out
+}

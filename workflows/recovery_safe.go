@@ -25,13 +25,13 @@ const (
 func (r *recovery) safe() bool { return r.s.Rules >= moneyRules }
 
 // recheckCtx is for the reads that decide a charge or a take-away: a
-// short schedule, so that a peer that does not answer defers the step
-// instead of holding the workflow, and no answer never reads as paid or
-// unpaid.
-func recheckCtx(ctx workflow.Context) workflow.Context {
+// short schedule (2 minutes, or the alert bound when that is shorter), so
+// that a peer that does not answer defers the step instead of holding the
+// workflow, and no answer never reads as paid or unpaid.
+func (r *recovery) recheckCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Minute,
+		ScheduleToCloseTimeout: min(2*time.Minute, recheckAlertAfter(&r.s)),
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
@@ -60,7 +60,7 @@ func isRejected(err error) bool {
 // when Stripe gave none.
 func (r *recovery) checkOwed(ctx workflow.Context, in *Intent, why string) (activities.Owed, error) {
 	var o activities.Owed
-	err := workflow.ExecuteActivity(recheckCtx(ctx), a.IntentOwed, activities.OwedInput{
+	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.IntentOwed, activities.OwedInput{
 		IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, FailedPaymentMethod: in.PaymentMethodID,
 	}).Get(ctx, &o)
 	if err != nil {
@@ -117,7 +117,7 @@ func (r *recovery) checkAmberflo(ctx workflow.Context, in *Intent, why string) (
 		return false, nil
 	}
 	var inv activities.AmberfloInvoice
-	err := workflow.ExecuteActivity(recheckCtx(ctx), a.InvoiceForPeriod, activities.AmberfloPeriodInput{
+	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.InvoiceForPeriod, activities.AmberfloPeriodInput{
 		CustomerID: r.s.CustomerID, PeriodStart: in.PeriodStart, PeriodEnd: in.PeriodEnd,
 	}).Get(ctx, &inv)
 	period := in.PeriodStart.UTC().Format("2006-01-02") + "…" + in.PeriodEnd.UTC().Format("2006-01-02")
@@ -329,6 +329,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 // operator).
 func (r *recovery) recheckBeforeTakeAway(ctx workflow.Context, step string) (bool, error) {
 	why := "before " + step
+	began := workflow.Now(ctx)
 	for _, in := range r.s.Intents {
 		if !unsettled(in) {
 			continue
@@ -343,7 +344,7 @@ func (r *recovery) recheckBeforeTakeAway(ctx workflow.Context, step string) (boo
 		if isRejected(err) {
 			return false, r.pauseForOperator(ctx, why+": "+in.ID+": "+errText(err))
 		}
-		r.unanswered(ctx, why, in.ID, err)
+		r.unanswered(ctx, why, in.ID, began, err)
 		return false, nil
 	}
 	r.s.RecheckAt, r.s.UnansweredSince, r.s.UnansweredAlerted = time.Time{}, time.Time{}, false
@@ -352,12 +353,14 @@ func (r *recovery) recheckBeforeTakeAway(ctx workflow.Context, step string) (boo
 
 // unanswered defers a take-away whose re-check got no answer, and tells
 // ops once when that has lasted past the bound.
-func (r *recovery) unanswered(ctx workflow.Context, why, intentID string, err error) {
+func (r *recovery) unanswered(ctx workflow.Context, why, intentID string, began time.Time, err error) {
 	now := workflow.Now(ctx)
 	if r.s.UnansweredSince.IsZero() {
-		r.s.UnansweredSince = now
+		// Unanswered since the re-check that first got no answer began.
+		r.s.UnansweredSince = began
 	}
-	r.s.RecheckAt = now.Add(time.Minute)
+	// Tried again within a minute, and at least once within the bound.
+	r.s.RecheckAt = now.Add(min(time.Minute, recheckAlertAfter(&r.s)))
 	r.record(ctx, "decision", why, "deferred: no answer about "+intentID, false)
 	if !r.s.UnansweredAlerted && now.Sub(r.s.UnansweredSince) >= recheckAlertAfter(&r.s) {
 		r.s.UnansweredAlerted = true
