@@ -86,6 +86,17 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 		return RecoveryResult{}, err
 	}
 	for {
+		if !r.safe() && workflow.GetVersion(ctx, adoptMoneyRulesChange, workflow.DefaultVersion, 1) == 1 {
+			// A life begun before the money rules takes them up at its next
+			// wake: it continues as new with its whole state, and the new
+			// run follows them.
+			r.drain(ctx)
+			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+			s := r.s
+			return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, RecoveryInput{
+				StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, State: &s,
+			})
+		}
 		r.drain(ctx)
 		if err := r.step(ctx); err != nil {
 			return RecoveryResult{}, err

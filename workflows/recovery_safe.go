@@ -19,6 +19,9 @@ import (
 const (
 	moneyRulesChange = "money-rules"
 	moneyRules       = 1
+	// adoptMoneyRulesChange moves a life begun before the money rules onto
+	// them (by continue-as-new) at its next wake.
+	adoptMoneyRulesChange = "adopt-money-rules"
 )
 
 // safe reports whether this life follows the money rules.
