@@ -13,6 +13,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -197,6 +198,9 @@ func (a *Activities) SignalMatching(ctx context.Context, in SignalMatchingInput)
 // EndedRecoveryInput names a customer's recovery workflow.
 type EndedRecoveryInput struct {
 	WorkflowID string `json:"workflow_id"`
+	// Previous asks for the newest run that ended, passing over the one
+	// that runs (the caller itself, for a new life reading the last).
+	Previous bool `json:"previous,omitempty"`
 }
 
 // EndedRecovery is how the customer's last recovery ended, if it did.
@@ -219,6 +223,9 @@ func (a *Activities) EndedRecovery(ctx context.Context, in EndedRecoveryInput) (
 	if in.WorkflowID == "" {
 		return EndedRecovery{}, temporal.NewNonRetryableApplicationError("no workflow ID", ErrBadInput, nil)
 	}
+	if in.Previous {
+		return a.previousRecovery(ctx, in.WorkflowID)
+	}
 	desc, err := a.Temporal.DescribeWorkflow(ctx, in.WorkflowID, "")
 	var notFound *serviceerror.NotFound
 	switch {
@@ -240,4 +247,34 @@ func (a *Activities) EndedRecovery(ctx context.Context, in EndedRecoveryInput) (
 		out.Result = raw
 	}
 	return out, nil
+}
+
+// previousRecovery reads the result of the newest completed run of the
+// workflow, found through visibility: the life before the running one.
+func (a *Activities) previousRecovery(ctx context.Context, workflowID string) (EndedRecovery, error) {
+	query := fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Completed'", workflowID)
+	var newest *workflowpb.WorkflowExecutionInfo
+	var token []byte
+	for {
+		page, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 100})
+		if err != nil {
+			return EndedRecovery{}, fmt.Errorf("list the ended runs of %s: %w", workflowID, err)
+		}
+		for _, ex := range page.GetExecutions() {
+			if newest == nil || ex.GetCloseTime().AsTime().After(newest.GetCloseTime().AsTime()) {
+				newest = ex
+			}
+		}
+		if token = page.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	if newest == nil {
+		return EndedRecovery{}, nil
+	}
+	var raw json.RawMessage
+	if err := a.Temporal.GetWorkflow(ctx, workflowID, newest.GetExecution().GetRunId()).Get(ctx, &raw); err != nil {
+		return EndedRecovery{}, fmt.Errorf("read the result of %s run %s: %w", workflowID, newest.GetExecution().GetRunId(), err)
+	}
+	return EndedRecovery{Found: true, Result: raw, Status: newest.GetStatus().String()}, nil
 }

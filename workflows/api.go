@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"dunning/activities"
 )
 
 // DefaultTaskQueue is the task queue when TEMPORAL_TASK_QUEUE is not set.
@@ -265,6 +267,42 @@ type RecoverySettings struct {
 	// that cannot get an answer for this long alerts ops, once (zero:
 	// DefaultRecheckAlertAfter).
 	RecheckAlertAfter time.Duration `json:"recheck_alert_after,omitempty"`
+	// MaxAttemptsPerCard bounds the confirms on one card in any 30 days
+	// (zero: DefaultMaxAttemptsPerCard; never above CardNetworkMaxAttempts).
+	MaxAttemptsPerCard int `json:"max_attempts_per_card,omitempty"`
+}
+
+// Card-network limits.
+const (
+	DefaultMaxAttemptsPerCard = 8
+	// CardNetworkMaxAttempts is Visa's limit of reattempts in 30 days.
+	CardNetworkMaxAttempts = 15
+	// CardAttemptWindow is the window the limits count in.
+	CardAttemptWindow = 30 * 24 * time.Hour
+)
+
+// CardRecord is what dunning knows of one card's attempts, across every
+// intent and every life of the customer's recovery.
+type CardRecord struct {
+	// Key is the card's fingerprint where Stripe gives one, else the
+	// payment method ID.
+	Key           string `json:"key"`
+	PaymentMethod string `json:"payment_method,omitempty"`
+	// Attempts are the confirms made on it within the last 30 days.
+	Attempts []time.Time `json:"attempts,omitempty"`
+	// Class and Reason are the last decline's.
+	Class  activities.DeclineClass `json:"class,omitempty"`
+	Reason string                  `json:"reason,omitempty"`
+	// Stopped: a decline said never again on this card.
+	Stopped bool `json:"stopped,omitempty"`
+	// NeedsNewData: not retried until the card changes.
+	NeedsNewData bool `json:"needs_new_data,omitempty"`
+	// NotBefore is when the network allows the next attempt.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// Next is the next attempt allowed and why, as last worked out, for
+	// the status.
+	NextAllowed time.Time `json:"next_allowed,omitzero"`
+	Held        string    `json:"held,omitempty"`
 }
 
 // Defaults of the settings that recoveries started before them lack.
@@ -291,6 +329,8 @@ type RecoveryResult struct {
 	// Intents are the intents of the life that ended, as they ended, so
 	// that money arriving after the end can be told from an echo.
 	Intents []IntentOutcome `json:"intents,omitempty"`
+	// Cards carry the card-network limits into the customer's next life.
+	Cards []*CardRecord `json:"cards,omitempty"`
 }
 
 // IntentOutcome is how one intent stood when a recovery ended.
@@ -408,6 +448,10 @@ type Intent struct {
 	NeedsAction bool `json:"needs_action,omitempty"`
 	// ActionNoticeSent is set once the customer was asked to act.
 	ActionNoticeSent bool `json:"action_notice_sent,omitempty"`
+	// CardKey names the card last charged or failed for this intent;
+	// Decline is what its last decline meant.
+	CardKey string                     `json:"card_key,omitempty"`
+	Decline *activities.DeclineVerdict `json:"decline,omitempty"`
 }
 
 // Action is one thing a recovery did or tried, for the status history.
@@ -509,8 +553,16 @@ type RecoveryState struct {
 	UnansweredAlerted bool      `json:"unanswered_alerted,omitempty"`
 	// LateMoney lists payments that arrived after the debt was waived or
 	// the customer deprovisioned, for ops.
-	LateMoney       []string `json:"late_money,omitempty"`
-	LateMoneyAlerts int      `json:"late_money_alerts,omitempty"`
+	// Cards are the cards charged or failed, with their attempts and
+	// what their last decline allows (from version 2 of the money rules).
+	Cards []*CardRecord `json:"cards,omitempty"`
+	// AutoUpdated are payment methods Stripe updated in place (the card's
+	// network sent new details) since the last card-update round.
+	AutoUpdated []string `json:"auto_updated,omitempty"`
+	// HeldRetryAt is when a card held by the network rules may be tried.
+	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
+	LateMoney       []string  `json:"late_money,omitempty"`
+	LateMoneyAlerts int       `json:"late_money_alerts,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

@@ -14,7 +14,7 @@ const defaultMaxExtension = 30 * 24 * time.Hour
 
 // validate checks an operator control against the current state without
 // applying it. It serves as the update validator and guards the signal.
-func (r *recovery) validate(name string, req OperatorRequest, ext ExtendGraceRequest) error {
+func (r *recovery) validate(now time.Time, name string, req OperatorRequest, ext ExtendGraceRequest) error {
 	if r.terminal() {
 		return fmt.Errorf("the recovery has ended (%s)", r.s.Stage)
 	}
@@ -28,6 +28,11 @@ func (r *recovery) validate(name string, req OperatorRequest, ext ExtendGraceReq
 		}
 		if r.safe() && len(retryable(&r.s)) == 0 {
 			return errors.New("nothing can be charged now: every owed payment is in flight or waits for the customer to authenticate")
+		}
+		if r.cards() {
+			if held, any := chargeHolds(&r.s, now); !any {
+				return errors.New("held by the card-network rules: " + strings.Join(held, "; "))
+			}
 		}
 		return nil
 	case ControlExtendGrace:
@@ -85,7 +90,14 @@ func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
 func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 	r.s.RetryNow = true
 	r.record(ctx, "operator: retry now", req.Operator, "retry at once", false)
-	return OperatorResult{Accepted: true, Message: "retrying every open payment now"}, nil
+	msg := "retrying every open payment now"
+	if r.cards() {
+		msg += ", within the card-network limits"
+		if held, _ := chargeHolds(&r.s, workflow.Now(ctx)); len(held) > 0 {
+			msg += "; held back: " + strings.Join(held, "; ")
+		}
+	}
+	return OperatorResult{Accepted: true, Message: msg}, nil
 }
 
 func (r *recovery) extendGrace(ctx workflow.Context, req ExtendGraceRequest) (OperatorResult, error) {
@@ -166,7 +178,7 @@ func (r *recovery) registerControls(ctx workflow.Context) error {
 				return handle(ctx, req)
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req OperatorRequest) error {
-				return r.validate(name, req, ExtendGraceRequest{})
+				return r.validate(workflow.Now(ctx), name, req, ExtendGraceRequest{})
 			}})
 		if err != nil {
 			return fmt.Errorf("register update %s: %w", name, err)
@@ -178,7 +190,7 @@ func (r *recovery) registerControls(ctx workflow.Context) error {
 			return r.extendGrace(ctx, req)
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ExtendGraceRequest) error {
-			return r.validate(ControlExtendGrace, OperatorRequest{}, req)
+			return r.validate(workflow.Now(ctx), ControlExtendGrace, OperatorRequest{}, req)
 		}})
 	if err != nil {
 		return fmt.Errorf("register update %s: %w", ControlExtendGrace, err)
@@ -194,7 +206,7 @@ func (r *recovery) drainControls(ctx workflow.Context) bool {
 		var req OperatorRequest
 		for r.controls[name].ReceiveAsync(&req) {
 			progressed = true
-			if err := r.validate(name, req, ExtendGraceRequest{}); err != nil {
+			if err := r.validate(workflow.Now(ctx), name, req, ExtendGraceRequest{}); err != nil {
 				r.record(ctx, "operator: "+name, req.Operator, "rejected: "+err.Error(), false)
 			} else {
 				_, _ = r.operatorControls()[name](ctx, req)
@@ -205,7 +217,7 @@ func (r *recovery) drainControls(ctx workflow.Context) bool {
 	var ext ExtendGraceRequest
 	for r.controls[ControlExtendGrace].ReceiveAsync(&ext) {
 		progressed = true
-		if err := r.validate(ControlExtendGrace, OperatorRequest{}, ext); err != nil {
+		if err := r.validate(workflow.Now(ctx), ControlExtendGrace, OperatorRequest{}, ext); err != nil {
 			r.record(ctx, "operator: "+ControlExtendGrace, ext.Operator, "rejected: "+err.Error(), false)
 		} else {
 			_, _ = r.extendGrace(ctx, ext)

@@ -1,7 +1,11 @@
 package workflows
 
 import (
+	"fmt"
+	"slices"
 	"time"
+
+	"dunning/activities"
 )
 
 // This file holds the recovery's decisions as pure functions over its
@@ -175,4 +179,172 @@ func forgivenOnly(s *RecoveryState) bool {
 		}
 	}
 	return waived
+}
+
+// confirmed reports whether a retry's outcome means a confirm reached the
+// card (counted against the network limits); a processing outcome may or
+// may not have, and is counted.
+func confirmed(outcome string) bool {
+	switch outcome {
+	case activities.RetryAlreadyPaid, activities.RetryCanceled, activities.RetryNoPaymentMethod, activities.RetryDryRun:
+		return false
+	}
+	return true
+}
+
+// maxAttemptsPerCard is the per-card limit of these settings.
+func maxAttemptsPerCard(s *RecoverySettings) int {
+	n := s.MaxAttemptsPerCard
+	if n <= 0 {
+		n = DefaultMaxAttemptsPerCard
+	}
+	return min(n, CardNetworkMaxAttempts)
+}
+
+// card finds the record of a card by key; nil when none.
+func card(s *RecoveryState, key string) *CardRecord {
+	for _, c := range s.Cards {
+		if c.Key == key {
+			return c
+		}
+	}
+	return nil
+}
+
+// attemptsInWindow are the card's confirms within the 30 days before now.
+func attemptsInWindow(c *CardRecord, now time.Time) []time.Time {
+	var in []time.Time
+	for _, t := range c.Attempts {
+		if now.Sub(t) < CardAttemptWindow {
+			in = append(in, t)
+		}
+	}
+	return in
+}
+
+// cardAllows says whether the card may be confirmed now under the
+// card-network rules: never after a stop decline, not before the card's
+// data changed after a needs-new-data decline, not before the network's
+// retry-after, and at most max confirms in any 30 days. When it may not,
+// why says so and next is when it may (zero: not until the card changes).
+func cardAllows(c *CardRecord, now time.Time, max int) (ok bool, why string, next time.Time) {
+	if c == nil {
+		return true, "", time.Time{}
+	}
+	switch {
+	case c.Stopped:
+		return false, "the bank said never to try this card again (" + c.Reason + ")", time.Time{}
+	case c.NeedsNewData:
+		return false, "the card's details must change first (" + c.Reason + ")", time.Time{}
+	case now.Before(c.NotBefore):
+		return false, "the card network asks to wait (" + c.Reason + ")", c.NotBefore
+	}
+	if in := attemptsInWindow(c, now); len(in) >= max {
+		// The oldest attempt in the window leaves it first.
+		oldest := in[0]
+		for _, t := range in {
+			if t.Before(oldest) {
+				oldest = t
+			}
+		}
+		return false, fmt.Sprintf("%d confirms on this card in 30 days, the limit is %d", len(in), max), oldest.Add(CardAttemptWindow)
+	}
+	return true, "", time.Time{}
+}
+
+// showCardHolds works out, for the status, when each card may next be
+// tried and why not before.
+func showCardHolds(s *RecoveryState, now time.Time) {
+	for _, c := range s.Cards {
+		ok, why, next := cardAllows(c, now, maxAttemptsPerCard(&s.Settings))
+		c.Held, c.NextAllowed = "", time.Time{}
+		if !ok {
+			c.Held, c.NextAllowed = why, next
+		}
+	}
+}
+
+// chargeHolds says, for an operator's retry_now, which intents the card
+// rules hold back and whether any may be charged at all. An intent whose
+// card is not yet known is not held.
+func chargeHolds(s *RecoveryState, now time.Time) (held []string, any bool) {
+	for _, id := range retryable(s) {
+		in := intentByID(s, id)
+		if ok, why, _ := cardAllows(card(s, in.CardKey), now, maxAttemptsPerCard(&s.Settings)); !ok {
+			held = append(held, id+": "+why)
+			continue
+		}
+		any = true
+	}
+	return held, any
+}
+
+func intentByID(s *RecoveryState, id string) *Intent {
+	for _, in := range s.Intents {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+// applyDecline records what a decline on the card means for it.
+func applyDecline(c *CardRecord, v activities.DeclineVerdict, now time.Time) {
+	c.Class, c.Reason = v.Class, v.Reason
+	switch v.Class {
+	case activities.DeclineStop:
+		c.Stopped = true
+	case activities.DeclineNewData:
+		c.NeedsNewData = true
+	case activities.DeclineRetryAfter:
+		if at := now.Add(v.RetryAfter); at.After(c.NotBefore) {
+			c.NotBefore = at
+		}
+	}
+}
+
+// pruneCards drops attempts older than the window, and the cards with
+// nothing left to remember.
+func pruneCards(cards []*CardRecord, now time.Time) []*CardRecord {
+	var out []*CardRecord
+	for _, c := range cards {
+		c.Attempts = attemptsInWindow(c, now)
+		if len(c.Attempts) > 0 || c.Stopped || c.NeedsNewData || now.Before(c.NotBefore) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// mergeCards folds the records of an earlier life into this one's: the
+// attempts of both, and every hold either knows.
+func mergeCards(into, from []*CardRecord) []*CardRecord {
+	for _, f := range from {
+		var c *CardRecord
+		for _, x := range into {
+			if x.Key == f.Key {
+				c = x
+			}
+		}
+		if c == nil {
+			cp := *f
+			cp.Attempts = append([]time.Time(nil), f.Attempts...)
+			into = append(into, &cp)
+			continue
+		}
+		for _, t := range f.Attempts {
+			if !slices.ContainsFunc(c.Attempts, t.Equal) {
+				c.Attempts = append(c.Attempts, t)
+			}
+		}
+		c.Stopped = c.Stopped || f.Stopped
+		c.NeedsNewData = c.NeedsNewData || f.NeedsNewData
+		if f.NotBefore.After(c.NotBefore) {
+			c.NotBefore = f.NotBefore
+		}
+		if c.Reason == "" {
+			c.Class, c.Reason = f.Class, f.Reason
+		}
+	}
+	return into
 }

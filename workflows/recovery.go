@@ -218,14 +218,7 @@ func isOwnRetry(f PaymentFailedSignal) bool {
 
 func (r *recovery) known(intentID string) bool { return r.intent(intentID) != nil }
 
-func (r *recovery) intent(id string) *Intent {
-	for _, in := range r.s.Intents {
-		if in.ID == id {
-			return in
-		}
-	}
-	return nil
-}
+func (r *recovery) intent(id string) *Intent { return intentByID(&r.s, id) }
 
 func (r *recovery) applied(eventID string) bool {
 	return eventID != "" && slices.Contains(r.s.AppliedEvents, eventID)
@@ -352,6 +345,18 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 		return
 	}
 	r.s.NoPaymentMethod = false
+	if r.cards() && c.PaymentMethodID != "" && c.Source == EventPaymentMethodAutoUpd {
+		// The network sent the card's new details: the same payment method
+		// is worth one more try, and needs no new data any more.
+		if !slices.Contains(r.s.AutoUpdated, c.PaymentMethodID) {
+			r.s.AutoUpdated = append(r.s.AutoUpdated, c.PaymentMethodID)
+		}
+		for _, k := range r.s.Cards {
+			if k.PaymentMethod == c.PaymentMethodID {
+				k.NeedsNewData = false
+			}
+		}
+	}
 	if r.safe() {
 		// A new card can be charged off-session: the bank's request to
 		// authenticate concerned the old one.
@@ -824,6 +829,10 @@ func errText(err error) string {
 // plan works out the next action and its time, and shows it in the UI.
 func (r *recovery) plan(ctx workflow.Context) {
 	if r.safe() {
+		if r.cards() {
+			r.s.Cards = pruneCards(r.s.Cards, workflow.Now(ctx))
+			showCardHolds(&r.s, workflow.Now(ctx))
+		}
 		r.s.Next = r.planSafe()
 		workflow.SetCurrentDetails(ctx, r.details())
 		return

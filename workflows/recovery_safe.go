@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,14 +20,52 @@ import (
 
 const (
 	moneyRulesChange = "money-rules"
-	moneyRules       = 1
+	// moneyRules is the newest version: 1 decides every step on fresh
+	// state; 2 adds the card-network rules (decline classes, per-card
+	// limits, retries only when what would be charged changed).
+	moneyRules = 2
+	cardRules  = 2
 	// adoptMoneyRulesChange moves a life begun before the money rules onto
 	// them (by continue-as-new) at its next wake.
 	adoptMoneyRulesChange = "adopt-money-rules"
 )
 
 // safe reports whether this life follows the money rules.
-func (r *recovery) safe() bool { return r.s.Rules >= moneyRules }
+func (r *recovery) safe() bool { return r.s.Rules >= 1 }
+
+// cards reports whether this life follows the card-network rules.
+func (r *recovery) cards() bool { return r.s.Rules >= cardRules }
+
+// Why a retry round runs.
+const (
+	whyCardUpdate = "retry after card update"
+	whyOperator   = "retry asked by an operator"
+	whyHeld       = "retry held for the card network"
+)
+
+// cardKey names the card a charge would go to: its fingerprint where
+// Stripe gave one, else the payment method.
+func cardKey(o activities.Owed) string { return o.PaymentMethod }
+
+// cardRecord returns the record of a card, made on first use.
+func (r *recovery) cardRecord(key, pm string) *CardRecord {
+	if c := card(&r.s, key); c != nil {
+		if pm != "" {
+			c.PaymentMethod = pm
+		}
+		return c
+	}
+	c := &CardRecord{Key: key, PaymentMethod: pm}
+	r.s.Cards = append(r.s.Cards, c)
+	return c
+}
+
+// holdRetryUntil asks for a retry round when a held card may be tried.
+func (r *recovery) holdRetryUntil(at time.Time) {
+	if !at.IsZero() && (r.s.HeldRetryAt.IsZero() || at.Before(r.s.HeldRetryAt)) {
+		r.s.HeldRetryAt = at
+	}
+}
 
 // recheckCtx is for the reads that decide a charge or a take-away: a
 // short schedule (2 minutes, or the alert bound when that is shorter), so
@@ -162,6 +202,9 @@ func (r *recovery) announceSafe(ctx workflow.Context) error {
 			}
 		}
 	}
+	if r.cards() {
+		r.carryCardLimits(ctx)
+	}
 	// An old event may describe an intent paid, forgiven or in flight
 	// since. No answer here is recorded: the checks before a charge and
 	// before a take-away are the ones that must not be skipped.
@@ -172,6 +215,31 @@ func (r *recovery) announceSafe(ctx workflow.Context) error {
 	}
 	r.s.Announced = true
 	return nil
+}
+
+// carryCardLimits takes the card-network limits over from the customer's
+// previous life: a card tried there counts here, within the same 30 days.
+func (r *recovery) carryCardLimits(ctx workflow.Context) {
+	var prev activities.EndedRecovery
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: r.id, Previous: true}).Get(ctx, &prev)
+	if err != nil {
+		r.record(ctx, "card limits of the previous life", "", "not read: "+errText(err), false)
+		return
+	}
+	if len(prev.Result) == 0 {
+		return
+	}
+	var last RecoveryResult
+	// Decoding a plain struct is deterministic.
+	err = json.Unmarshal(prev.Result, &last) //workflowcheck:ignore
+	if err != nil {
+		r.record(ctx, "card limits of the previous life", "", "not read: "+err.Error(), false)
+		return
+	}
+	if len(last.Cards) > 0 {
+		r.s.Cards = pruneCards(mergeCards(r.s.Cards, last.Cards), workflow.Now(ctx))
+		r.record(ctx, "card limits of the previous life", fmt.Sprintf("%d card(s)", len(last.Cards)), "carried over", false)
+	}
 }
 
 // tellPastDue sends the past-due notice and alert once there is money
@@ -277,6 +345,19 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.record(ctx, why, id, "no usable payment method", false)
 			continue
 		}
+		ck := cardKey(o)
+		if r.cards() {
+			if why == whyCardUpdate && o.PaymentMethod == in.PaymentMethodID && !slices.Contains(r.s.AutoUpdated, o.PaymentMethod) {
+				// An address edit, or a card added but not made the default.
+				r.record(ctx, why, id, "not charged: what would be charged has not changed ("+o.PaymentMethod+")", false)
+				continue
+			}
+			if ok, hold, next := cardAllows(card(&r.s, ck), workflow.Now(ctx), maxAttemptsPerCard(&r.s.Settings)); !ok {
+				r.record(ctx, why, id+" with "+o.PaymentMethod, "not charged: "+hold, false)
+				r.holdRetryUntil(next)
+				continue
+			}
+		}
 		in.Attempts++
 		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts), o.PaymentMethod}, ":")
 		var res activities.RetryResult
@@ -291,6 +372,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.alert(ctx, "critical", r.key("retry-rejected", in.ID, fmt.Sprint(in.Attempts)),
 				"Stripe rejected a retry for "+r.s.StripeCustomerID, errText(err))
 			continue
+		}
+		if r.cards() && confirmed(res.Outcome) {
+			c := r.cardRecord(ck, o.PaymentMethod)
+			c.Attempts = append(c.Attempts, workflow.Now(ctx))
+			in.CardKey, in.PaymentMethodID = ck, o.PaymentMethod
 		}
 		if !unsettled(in) {
 			continue // settled by a signal while the charge ran
@@ -605,6 +691,9 @@ func (r *recovery) result() RecoveryResult {
 			res.Intents = append(res.Intents, IntentOutcome{ID: in.ID, InvoiceID: in.InvoiceID, Amount: in.Amount, Currency: in.Currency, State: in.State})
 		}
 	}
+	if r.cards() {
+		res.Cards = r.s.Cards
+	}
 	return res
 }
 
@@ -638,6 +727,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	r.alertInFlight(ctx)
 	now := workflow.Now(ctx)
 	retryDue := r.s.RetryNow || (!r.s.CardRetryAt.IsZero() && !now.Before(r.s.CardRetryAt))
+	held := !r.s.HeldRetryAt.IsZero() && !now.Before(r.s.HeldRetryAt)
 	scheduled := !r.s.RetryAt.IsZero() && !now.Before(r.s.RetryAt)
 	if scheduled {
 		r.s.RetriesDone++
@@ -646,19 +736,24 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			r.s.RetryAt = r.s.FirstFailureAt.Add(r.s.Settings.RetrySchedule[r.s.RetriesDone] + r.s.PausedTotal)
 		}
 	}
-	if retryDue || scheduled {
+	if retryDue || scheduled || held {
 		why := "scheduled retry " + fmt.Sprint(r.s.RetriesDone)
-		if retryDue {
-			why = "retry after card update"
-			if r.s.RetryNow {
-				why = "retry asked by an operator"
-			}
+		switch {
+		case r.s.RetryNow:
+			why = whyOperator
+		case retryDue:
+			why = whyCardUpdate
+		case held && !scheduled:
+			why = whyHeld
 		}
-		r.s.RetryNow, r.s.CardRetryAt = false, time.Time{}
+		r.s.RetryNow, r.s.CardRetryAt, r.s.HeldRetryAt = false, time.Time{}, time.Time{}
 		if r.s.NoPaymentMethod && !retryDue {
 			r.record(ctx, why, "", "skipped: no usable payment method", false)
 		} else if err := r.retryRound(ctx, why); err != nil {
 			return err
+		}
+		if why == whyCardUpdate {
+			r.s.AutoUpdated = nil
 		}
 		if r.s.Waive != nil || r.s.Paused {
 			return nil // the loop comes back to it at once
@@ -705,6 +800,7 @@ func (r *recovery) planSafe() NextAction {
 		earliest(NextRetry, r.s.RetryAt)
 	}
 	earliest(NextRetry, r.s.CardRetryAt)
+	earliest(NextRetry, r.s.HeldRetryAt)
 	if unpaidCount(&r.s) > 0 {
 		if r.s.Stage == StagePastDue && !r.s.SuspendAt.IsZero() {
 			earliest(NextSuspend, later(r.s.SuspendAt, r.s.RecheckAt))

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,6 +68,9 @@ type world struct {
 	amberfloByPeriod map[time.Time]string
 	periods          map[string]time.Time
 	amberfloErr      error
+
+	// previous is how the customer's last life ended, as Temporal keeps it.
+	previous *workflows.RecoveryResult
 
 	// retryHook, when it reports true, answers a confirm in place of the
 	// world (after the key check); rejectNotice refuses notices for good.
@@ -166,6 +170,16 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			}
 			paid := status == "SETTLED" || status == "NOT_NEEDED"
 			return activities.AmberfloInvoice{Found: true, URI: "/invoices/" + in.PeriodStart.Format("2006-01"), Amount: 49, PaymentStatus: status, Paid: paid}, nil
+		})
+	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if !in.Previous || w.previous == nil {
+				return activities.EndedRecovery{}, nil
+			}
+			raw, err := json.Marshal(w.previous)
+			return activities.EndedRecovery{Found: true, Result: raw, Status: "Completed"}, err
 		})
 	env.OnActivity(acts.ForgiveIntent, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ForgiveInput) (activities.ForgiveResult, error) {

@@ -1,0 +1,123 @@
+package workflows
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"dunning/activities"
+)
+
+var day0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func attemptsAt(days ...float64) []time.Time {
+	var out []time.Time
+	for _, d := range days {
+		out = append(out, day0.Add(time.Duration(d*24*float64(time.Hour))))
+	}
+	return out
+}
+
+func TestCardAllows(t *testing.T) {
+	now := day0.Add(40 * 24 * time.Hour)
+	for _, tc := range []struct {
+		name     string
+		card     *CardRecord
+		max      int
+		ok       bool
+		why      string
+		wantNext time.Time
+	}{
+		{"no record: never tried", nil, 8, true, "", time.Time{}},
+		{"soft declines under the limit", &CardRecord{Attempts: attemptsAt(35, 36, 37), Class: activities.DeclineSoft}, 8, true, "", time.Time{}},
+		{"stop decline: never again", &CardRecord{Stopped: true, Reason: "decline_code stolen_card"}, 8, false, "never to try this card again", time.Time{}},
+		{"needs new data: waits for the card", &CardRecord{NeedsNewData: true, Reason: "code expired_card"}, 8, false, "details must change", time.Time{}},
+		{"network retry-after not reached", &CardRecord{NotBefore: now.Add(time.Hour), Reason: "network_advice_code 24"}, 8, false, "network asks to wait", now.Add(time.Hour)},
+		{"network retry-after passed", &CardRecord{NotBefore: now.Add(-time.Second)}, 8, true, "", time.Time{}},
+		{"at the limit in 30 days", &CardRecord{Attempts: attemptsAt(12, 20, 25, 30, 31, 32, 33, 39)}, 8, false, "8 confirms on this card in 30 days", day0.Add(42 * 24 * time.Hour)},
+		{"old attempts leave the window", &CardRecord{Attempts: attemptsAt(1, 2, 3, 4, 5, 6, 7, 39)}, 8, true, "", time.Time{}},
+		{"a lower limit", &CardRecord{Attempts: attemptsAt(38, 39)}, 2, false, "2 confirms", day0.Add(68 * 24 * time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, why, next := cardAllows(tc.card, now, tc.max)
+			if ok != tc.ok || !strings.Contains(why, tc.why) || !next.Equal(tc.wantNext) {
+				t.Errorf("cardAllows = %v %q %s, want %v %q %s", ok, why, next, tc.ok, tc.why, tc.wantNext)
+			}
+		})
+	}
+}
+
+func TestMaxAttemptsPerCard(t *testing.T) {
+	for _, tc := range []struct{ set, want int }{{0, 8}, {3, 3}, {15, 15}, {40, 15}, {-1, 8}} {
+		if got := maxAttemptsPerCard(&RecoverySettings{MaxAttemptsPerCard: tc.set}); got != tc.want {
+			t.Errorf("max %d → %d, want %d", tc.set, got, tc.want)
+		}
+	}
+}
+
+func TestApplyDecline(t *testing.T) {
+	now := day0
+	for _, tc := range []struct {
+		v     activities.DeclineVerdict
+		check func(*CardRecord) bool
+	}{
+		{activities.DeclineVerdict{Class: activities.DeclineStop, Reason: "decline_code lost_card"}, func(c *CardRecord) bool { return c.Stopped && !c.NeedsNewData }},
+		{activities.DeclineVerdict{Class: activities.DeclineNewData, Reason: "code expired_card"}, func(c *CardRecord) bool { return c.NeedsNewData && !c.Stopped }},
+		{activities.DeclineVerdict{Class: activities.DeclineRetryAfter, RetryAfter: 24 * time.Hour}, func(c *CardRecord) bool { return c.NotBefore.Equal(now.Add(24 * time.Hour)) }},
+		{activities.DeclineVerdict{Class: activities.DeclineSoft}, func(c *CardRecord) bool { return !c.Stopped && !c.NeedsNewData && c.NotBefore.IsZero() }},
+	} {
+		c := &CardRecord{Key: "fp_1"}
+		applyDecline(c, tc.v, now)
+		if !tc.check(c) || c.Class != tc.v.Class || c.Reason != tc.v.Reason {
+			t.Errorf("after %+v: %+v", tc.v, c)
+		}
+	}
+	// A shorter retry-after never shortens a longer one.
+	c := &CardRecord{NotBefore: now.Add(48 * time.Hour)}
+	applyDecline(c, activities.DeclineVerdict{Class: activities.DeclineRetryAfter, RetryAfter: time.Hour}, now)
+	if !c.NotBefore.Equal(now.Add(48 * time.Hour)) {
+		t.Errorf("NotBefore %s, want the longer wait kept", c.NotBefore)
+	}
+}
+
+func TestMergeAndPruneCards(t *testing.T) {
+	now := day0.Add(40 * 24 * time.Hour)
+	this := []*CardRecord{{Key: "fp_a", Attempts: attemptsAt(38)}}
+	prev := []*CardRecord{
+		{Key: "fp_a", Attempts: attemptsAt(20, 38), Stopped: true, Reason: "decline_code stolen_card", Class: activities.DeclineStop},
+		{Key: "fp_b", Attempts: attemptsAt(1)},                                            // only old attempts: forgotten
+		{Key: "fp_c", NotBefore: now.Add(time.Hour), Class: activities.DeclineRetryAfter}, // a wait still running
+	}
+	got := pruneCards(mergeCards(this, prev), now)
+	if len(got) != 2 || got[0].Key != "fp_a" || got[1].Key != "fp_c" {
+		t.Fatalf("cards %+v, want fp_a and fp_c", got)
+	}
+	if a := got[0]; len(a.Attempts) != 2 || !a.Stopped || a.Reason == "" {
+		t.Errorf("fp_a %+v, want both attempts in the window (the same one counted once) and the stop kept", a)
+	}
+	// The earlier life's record is not shared with the new one.
+	prev[0].Attempts[0] = time.Time{}
+	if got[0].Attempts[0].IsZero() {
+		t.Error("merged record shares its attempts with the previous life's")
+	}
+}
+
+func TestChargeHolds(t *testing.T) {
+	now := day0
+	s := &RecoveryState{Stage: StagePastDue, Intents: []*Intent{
+		{ID: "pi_1", State: IntentOpen, CardKey: "fp_stolen"},
+		{ID: "pi_2", State: IntentOpen, CardKey: "fp_busy"},
+		{ID: "pi_3", State: IntentOpen}, // its card not known yet
+	}, Cards: []*CardRecord{
+		{Key: "fp_stolen", Stopped: true, Reason: "decline_code stolen_card"},
+		{Key: "fp_busy", Attempts: attemptsAt(-1, -2, -3, -4, -5, -6, -7, -8)},
+	}}
+	held, any := chargeHolds(s, now)
+	if !any || len(held) != 2 || !strings.HasPrefix(held[0], "pi_1") || !strings.HasPrefix(held[1], "pi_2") {
+		t.Fatalf("holds %v any %v, want pi_1 and pi_2 held and pi_3 chargeable", held, any)
+	}
+	s.Intents = s.Intents[:2]
+	if _, any := chargeHolds(s, now); any {
+		t.Error("every card held, yet something may be charged")
+	}
+}
