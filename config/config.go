@@ -74,6 +74,9 @@ type Config struct {
 	// RecheckAlertAfter: a re-check before suspension or deprovisioning
 	// unanswered this long alerts ops, once (DUNNING_RECHECK_ALERT_AFTER).
 	RecheckAlertAfter time.Duration
+	// MaxAttemptsPerCard bounds the confirms on one card in any 30 days
+	// (DUNNING_MAX_ATTEMPTS_PER_CARD; Visa allows 15).
+	MaxAttemptsPerCard int
 
 	// CardReminderBefore is how long before a card expires the reminder
 	// goes out (DUNNING_CARD_REMINDER_BEFORE).
@@ -147,6 +150,7 @@ func Load(getenv func(string) string) (Config, error) {
 		CardUpdateDebounce:     r.duration("DUNNING_CARD_UPDATE_DEBOUNCE", time.Second),
 		InFlightAlertAfter:     r.duration("DUNNING_IN_FLIGHT_ALERT_AFTER", 7*24*time.Hour),
 		RecheckAlertAfter:      r.duration("DUNNING_RECHECK_ALERT_AFTER", time.Hour),
+		MaxAttemptsPerCard:     int(r.whole("DUNNING_MAX_ATTEMPTS_PER_CARD", 8)),
 		CardReminderBefore:     r.duration("DUNNING_CARD_REMINDER_BEFORE", 7*24*time.Hour),
 		ReconcileInterval:      r.duration("RECONCILE_INTERVAL", 15*time.Minute),
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
@@ -191,6 +195,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.InFlightAlertAfter <= 0 {
 		r.fail("DUNNING_IN_FLIGHT_ALERT_AFTER", "must be positive")
+	}
+	if c.MaxAttemptsPerCard < 1 || c.MaxAttemptsPerCard > 15 {
+		r.fail("DUNNING_MAX_ATTEMPTS_PER_CARD", "must be between 1 and 15 (Visa allows at most 15 reattempts in 30 days)")
 	}
 	if c.RecheckAlertAfter <= 0 {
 		r.fail("DUNNING_RECHECK_ALERT_AFTER", "must be positive")
@@ -310,6 +317,19 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (r *reader) whole(name string, def int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		r.fail(name, "%q is not a whole number", v)
+		return def
+	}
+	return n
 }
 
 func (r *reader) bytes(name string, def int64) int64 {

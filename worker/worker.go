@@ -40,6 +40,7 @@ func Settings(cfg config.Config) workflows.RecoverySettings {
 		MaxGraceExtension:  MaxGraceExtension,
 		InFlightAlertAfter: cfg.InFlightAlertAfter,
 		RecheckAlertAfter:  cfg.RecheckAlertAfter,
+		MaxAttemptsPerCard: cfg.MaxAttemptsPerCard,
 	}
 }
 
