@@ -6,6 +6,7 @@ package workflows_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -486,5 +487,81 @@ func TestWaiveDuringAChargeTellsTheTruth(t *testing.T) {
 	}
 	if len(rt.w.forgiven) != 0 {
 		t.Errorf("forgave %+v in Stripe after it was paid", rt.w.forgiven)
+	}
+}
+
+// Card rules: an address edit, or a card added that is not the default,
+// changes nothing that would be charged; twenty of them cause no confirm.
+func TestCardEventsThatChangeNothingChargeNothing(t *testing.T) {
+	rt := newRecoveryTest(t)
+	first := failed("evt_first", "pi_1", t0)
+	first.Intent.PaymentMethodID = "pm_1" // the default, which failed
+	rt.signal(0, workflows.SignalPaymentFailed, first)
+	for i := range 20 {
+		d := 5*time.Minute + time.Duration(i)*time.Minute
+		rt.signal(d, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: fmt.Sprintf("evt_addr_%d", i), Created: t0.Add(d), Source: "customer.source.updated", PaymentMethodID: "pm_1"})
+	}
+	rt.at(59*time.Minute, func() {
+		rt.w.mu.Lock()
+		defer rt.w.mu.Unlock()
+		if len(rt.w.retries) != 0 {
+			t.Errorf("%d confirms before the first scheduled retry; address edits must cause none", len(rt.w.retries))
+		}
+	})
+	// A new default does: one confirm with it, at once.
+	rt.at(70*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_new" }) })
+	rt.signal(70*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_new_default", Created: t0.Add(70 * time.Minute), Source: "customer.updated"})
+	rt.w.succeedOnAttempt = 2
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 2 || rt.w.retries[1].PaymentMethodID != "pm_new" {
+		t.Fatalf("stage %s, confirms %+v; want the scheduled one, then one with the new default", res.Stage, rt.w.retries)
+	}
+}
+
+// Card rules: at most DUNNING_MAX_ATTEMPTS_PER_CARD confirms on a card in
+// 30 days, across continue-as-new and into the customer's next life.
+func TestCardLimitHoldsAcrossLives(t *testing.T) {
+	in := input()
+	in.Settings.MaxAttemptsPerCard = 2
+	rt := newRecoveryTest(t)
+	rt.at(150*time.Minute, func() { rt.env.SetContinueAsNewSuggested(true) })
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	if err := rt.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new", err)
+	}
+	if len(rt.w.retries) != 2 {
+		t.Fatalf("%d confirms in the first run, want 2 (the limit)", len(rt.w.retries))
+	}
+	var next workflows.RecoveryInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	// The continued run: the third scheduled retry is held.
+	rt2 := newRecoveryTest(t)
+	rt2.update(4*time.Hour, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}, func(r workflows.OperatorResult, err error) {
+		if err == nil || !strings.Contains(err.Error(), "card-network") {
+			t.Errorf("retry_now on a card at its limit: %+v %v; want refused, saying why", r, err)
+		}
+	})
+	rt2.env.SetStartTime(t0.Add(150 * time.Minute))
+	var res workflows.RecoveryResult
+	rt2.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, next)
+	if err := rt2.env.GetWorkflowResult(&res); err != nil || res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("continued run: %+v %v", res, err)
+	}
+	if len(rt2.w.retries) != 0 {
+		t.Fatalf("%d more confirms after the limit", len(rt2.w.retries))
+	}
+	if len(res.Cards) != 1 || len(res.Cards[0].Attempts) != 2 {
+		t.Fatalf("result cards %+v, want the card with its 2 attempts", res.Cards)
+	}
+	// A new failure days later opens the next life: the card is still at
+	// its limit for the rest of the 30 days.
+	rt3 := newRecoveryTest(t, func(w *world) { w.previous = &res })
+	rt3.env.SetStartTime(t0.Add(5 * 24 * time.Hour))
+	if r := rt3.run(in); len(rt3.w.retries) != 0 || r.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("next life: %d confirms, stage %s; want none on a card at its limit", len(rt3.w.retries), r.Stage)
 	}
 }
