@@ -716,26 +716,32 @@ func (r *recovery) deprovision(ctx workflow.Context) error {
 	if err != nil || !ok {
 		return err
 	}
-	var res activities.DeactivateResult
-	if err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res); err != nil {
-		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
-		r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
-	} else {
-		outcome := "deactivated"
-		switch {
-		case res.DryRun:
-			outcome = "not called"
-		case !res.Changed:
-			outcome = "already inactive"
-		}
-		r.record(ctx, "amberflo deactivate", r.s.CustomerID, outcome, res.DryRun)
-	}
+	r.deactivateAmberflo(ctx)
 	r.s.Stage = StageDeprovisioned
 	r.notice(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil)
 	amount, currency := r.owed()
 	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
 		money(amount, currency)+" never paid; resources taken back and the Amberflo customer deactivated.")
 	return r.upsertAttributes(ctx)
+}
+
+// deactivateAmberflo disables the customer in Amberflo; a failure is
+// recorded and alerted, not fatal.
+func (r *recovery) deactivateAmberflo(ctx workflow.Context) {
+	var res activities.DeactivateResult
+	if err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res); err != nil {
+		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
+		r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
+		return
+	}
+	outcome := "deactivated"
+	switch {
+	case res.DryRun:
+		outcome = "not called"
+	case !res.Changed:
+		outcome = "already inactive"
+	}
+	r.record(ctx, "amberflo deactivate", r.s.CustomerID, outcome, res.DryRun)
 }
 
 func (r *recovery) recover(ctx workflow.Context) error {

@@ -527,20 +527,7 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	if unpaidCount(&r.s) == 0 {
 		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "skipped: paid during the deprovisioning", false)
 	} else {
-		var res activities.DeactivateResult
-		if err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res); err != nil {
-			r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
-			r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
-		} else {
-			outcome := "deactivated"
-			switch {
-			case res.DryRun:
-				outcome = "not called"
-			case !res.Changed:
-				outcome = "already inactive"
-			}
-			r.record(ctx, "amberflo deactivate", r.s.CustomerID, outcome, res.DryRun)
-		}
+		r.deactivateAmberflo(ctx)
 	}
 	r.noticeSafe(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil, "")
 	amount, currency := r.owed()
