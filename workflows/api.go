@@ -182,6 +182,10 @@ type PaymentIntentInfo struct {
 	// Waived is set when the intent carries dunning's waiver metadata: an
 	// operator forgave it, and nothing may charge it again.
 	Waived bool `json:"waived,omitempty"`
+	// Decline is last_payment_error as the event's API version gave it
+	// (advice codes, the card's fingerprint, …); activities.ClassifyDecline
+	// says what it means. Zero when the intent has no payment error.
+	Decline activities.Decline `json:"decline,omitzero"`
 }
 
 // InvoiceInfo is the part of an Invoice that recovery needs.

@@ -99,6 +99,33 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[string]()}
 }
 
+// lastPaymentError is a payment intent's last_payment_error: the decline
+// as activities.DeclineOf reads it from any API version, and the message.
+type lastPaymentError struct {
+	decline activities.Decline
+	message string
+}
+
+func (e *lastPaymentError) UnmarshalJSON(b []byte) error {
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] != '{' {
+		// Null never gets here (the pointer stays nil); anything else but
+		// an object is a type error, so that the decoder names the field.
+		return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[lastPaymentError]()}
+	}
+	var m struct {
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	d, err := activities.DeclineOf(b)
+	if err != nil {
+		return err
+	}
+	e.decline, e.message = d, m.Message
+	return nil
+}
+
 type card struct {
 	ID       string `json:"id"`
 	Brand    string `json:"brand"`
@@ -115,17 +142,18 @@ type object struct {
 	Customer ref    `json:"customer"`
 
 	// payment_intent
-	Amount           int64  `json:"amount"`
-	Currency         string `json:"currency"`
-	Status           string `json:"status"`
-	Invoice          ref    `json:"invoice"`
-	PaymentMethod    ref    `json:"payment_method"`
-	LastPaymentError *struct {
-		Code          string `json:"code"`
-		DeclineCode   string `json:"decline_code"`
-		Message       string `json:"message"`
-		PaymentMethod ref    `json:"payment_method"`
-	} `json:"last_payment_error"`
+	Amount           int64             `json:"amount"`
+	Currency         string            `json:"currency"`
+	Status           string            `json:"status"`
+	Invoice          ref               `json:"invoice"`
+	PaymentMethod    ref               `json:"payment_method"`
+	LastPaymentError *lastPaymentError `json:"last_payment_error"`
+	// The intent's charges, where the version gives them as objects:
+	// charges.data before 2022-11-15, latest_charge when expanded. They
+	// only add to the decline (its outcome), so a shape not understood is
+	// left unread rather than failing the event.
+	Charges      json.RawMessage `json:"charges"`
+	LatestCharge json.RawMessage `json:"latest_charge"`
 	// Metadata values are strings; any other value is left unread rather
 	// than failing the event.
 	Metadata map[string]json.RawMessage `json:"metadata"`
@@ -233,9 +261,21 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 			InvoiceID: string(o.Invoice), PaymentMethodID: string(o.PaymentMethod),
 		}
 		if e := o.LastPaymentError; e != nil {
-			pi.FailureCode, pi.DeclineCode, pi.FailureMessage = e.Code, e.DeclineCode, truncate(e.Message, 300)
+			d := e.decline
+			if d.IntentStatus == "" {
+				d.IntentStatus = o.Status
+			}
+			if d.Charge != "" {
+				for _, c := range o.charges() {
+					if withCharge, err := d.WithCharge(c); err == nil {
+						d = withCharge
+					}
+				}
+			}
+			pi.Decline = d
+			pi.FailureCode, pi.DeclineCode, pi.FailureMessage = d.Code, d.DeclineCode, truncate(e.message, 300)
 			if pi.PaymentMethodID == "" {
-				pi.PaymentMethodID = string(e.PaymentMethod)
+				pi.PaymentMethodID = d.PaymentMethod
 			}
 		}
 		if v, ok := o.Metadata[activities.WaivedMetadataKey]; ok {
@@ -262,6 +302,21 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 		ev.DefaultPaymentMethodChanged = changed
 	}
 	return ev, nil
+}
+
+// charges returns the intent's charges that the event carries as objects.
+func (o *object) charges() []json.RawMessage {
+	var out []json.RawMessage
+	var list struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(o.Charges, &list) == nil {
+		out = append(out, list.Data...)
+	}
+	if c := bytes.TrimSpace(o.LatestCharge); len(c) > 0 && c[0] == '{' {
+		out = append(out, c)
+	}
+	return out
 }
 
 // defaultPaymentMethodChanged reads customer.updated's previous attributes:

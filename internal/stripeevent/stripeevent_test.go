@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"dunning/activities"
 	"dunning/internal/stripeevent"
 	"dunning/internal/stripefixture"
 	"dunning/workflows"
@@ -83,6 +84,8 @@ func TestParseHandledTypes(t *testing.T) {
 				ID: "pi_3OqFailed000001", Amount: 12345, Currency: "eur", Status: "requires_payment_method",
 				InvoiceID: invoiceID, PaymentMethodID: pi.PaymentMethodID, FailureCode: "card_declined",
 				DeclineCode: "expired_card", FailureMessage: "Your card has insufficient funds.",
+				Decline: activities.Decline{Code: "card_declined", DeclineCode: "expired_card", PaymentMethod: pi.PaymentMethodID,
+					Fingerprint: "Xt5EWLLDS7FJjR1c", IntentStatus: "requires_payment_method"},
 			}
 			if *pi != wantPI {
 				t.Errorf("PaymentIntent = %+v, want %+v", *pi, wantPI)
