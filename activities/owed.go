@@ -2,7 +2,9 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -66,7 +68,12 @@ type Owed struct {
 	// PaymentMethodSource names which. Empty when there is none.
 	PaymentMethod       string `json:"payment_method,omitempty"`
 	PaymentMethodSource string `json:"payment_method_source,omitempty"`
-	DryRun              bool   `json:"dry_run,omitempty"`
+	// Fingerprint identifies the card PaymentMethod charges, across the
+	// payment methods and sources that carry it, so that the per-card
+	// limits hold before a charge. Empty when Stripe gives none (not a
+	// card, or a payment method Stripe no longer has).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	DryRun      bool   `json:"dry_run,omitempty"`
 }
 
 // IntentOwed asks Stripe whether an intent's money is still owed: the
@@ -106,8 +113,48 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 			return Owed{}, err
 		}
 		out.PaymentMethod, out.PaymentMethodSource = ChargeMethod(profile.DefaultPaymentMethod, failedMethod(pi, in.FailedPaymentMethod), subscriptionMethod(pi.Invoice))
+		if out.Fingerprint, err = a.fingerprint(ctx, in.StripeCustomerID, out.PaymentMethod, pi); err != nil {
+			return Owed{}, err
+		}
 	}
 	return out, nil
+}
+
+// fingerprint returns the card fingerprint of a payment method: from the
+// intent's last_payment_error when it is the card that failed, else read
+// from Stripe: GET /v1/payment_methods/{id}, or, for a legacy card, source
+// or bank account (card_…, src_…, ba_…, which the payment methods endpoint
+// does not serve), GET /v1/customers/{customer}/sources/{id}. A read Stripe
+// does not answer is an error (retried); an object Stripe does not have,
+// or that is not a card, has no fingerprint.
+func (a *Activities) fingerprint(ctx context.Context, customer, pm string, pi *stripe.PaymentIntent) (string, error) {
+	if pm == "" {
+		return "", nil
+	}
+	if e := pi.LastPaymentError; e != nil && e.PaymentMethod != nil && e.PaymentMethod.ID == pm &&
+		e.PaymentMethod.Card != nil && e.PaymentMethod.Card.Fingerprint != "" {
+		return e.PaymentMethod.Card.Fingerprint, nil
+	}
+	path := stripe.FormatURLPath("/v1/payment_methods/%s", pm)
+	for _, legacy := range []string{"card_", "src_", "ba_"} {
+		if strings.HasPrefix(pm, legacy) {
+			path = stripe.FormatURLPath("/v1/customers/%s/sources/%s", customer, pm)
+		}
+	}
+	raw, err := a.getRaw(ctx, path)
+	switch {
+	case stripeRejected(err):
+		a.logger(ctx).Warn("stripe refused to read the payment method; no fingerprint", "payment_method", pm, "error", err)
+		return "", nil
+	case err != nil:
+		return "", classifyStripe("read payment method "+pm, err)
+	}
+	var obj paymentMethodJSON
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		a.logger(ctx).Warn("payment method of an unexpected shape; no fingerprint", "payment_method", pm, "error", err)
+		return "", nil
+	}
+	return obj.fingerprint(), nil
 }
 
 // otherSucceededIntent returns the ID of another succeeded intent of the

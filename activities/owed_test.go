@@ -209,9 +209,53 @@ func afterDecline(pi obj) obj {
 		"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
 		"message": "Your card has insufficient funds.", "doc_url": "https://stripe.com/docs/error-codes/card-declined",
 		"payment_method": obj{"id": failedPM, "object": "payment_method", "type": "card", "customer": customerID,
-			"card": obj{"brand": "visa", "last4": "0341", "exp_month": 12, "exp_year": 2030}},
+			"card": obj{"brand": "visa", "last4": "0341", "exp_month": 12, "exp_year": 2030, "fingerprint": fingerprints[failedPM]}},
 	}
 	return pi
+}
+
+// fingerprints are the cards behind the payment methods and legacy cards
+// of the tests: two payment methods may carry the same card.
+var fingerprints = map[string]string{
+	defaultPM:              "fpDefaultCard0001",
+	failedPM:               "fpFailedCard00001",
+	subPM:                  "fpDefaultCard0001", // the default card again, saved twice
+	"pm_1OdunningAttached": "fpAttachedCard001",
+	"pm_reported":          "fpReportedCard001",
+	"card_1OdunningOld":    "fpLegacyCard00001",
+}
+
+// paymentMethodObj is a card PaymentMethod as GET /v1/payment_methods/{id}
+// returns it.
+func paymentMethodObj(id string) obj {
+	return obj{"id": id, "object": "payment_method", "type": "card", "customer": customerID, "livemode": false,
+		"created": 1690000000, "metadata": obj{}, "allow_redisplay": "unspecified",
+		"billing_details": obj{"address": nil, "email": nil, "name": nil, "phone": nil},
+		"card": obj{"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2030, "funding": "credit",
+			"last4": "4242", "fingerprint": fingerprints[id], "generated_from": nil, "wallet": nil,
+			"checks": obj{"address_line1_check": nil, "address_postal_code_check": nil, "cvc_check": "pass"}}}
+}
+
+// legacyCardObj is a Card as GET /v1/customers/{id}/sources/{card} returns it.
+func legacyCardObj(id string) obj {
+	return obj{"id": id, "object": "card", "brand": "Visa", "country": "US", "customer": customerID, "cvc_check": nil,
+		"exp_month": 3, "exp_year": 2029, "fingerprint": fingerprints[id], "funding": "credit", "last4": "1881", "metadata": obj{}}
+}
+
+func pathPaymentMethod(id string) string { return "/v1/payment_methods/" + id }
+func pathSource(id string) string        { return pathCustomer + "/sources/" + id }
+
+// knowsCards lets f answer reads of the tests' payment methods and legacy
+// cards as Stripe does: legacy cards only under the customer's sources.
+func knowsCards(f *fakeStripe) {
+	for id := range fingerprints {
+		if strings.HasPrefix(id, "card_") {
+			f.on(http.MethodGet, pathSource(id), ok(legacyCardObj(id)))
+			f.on(http.MethodGet, pathPaymentMethod(id), noSuch("payment_method", id))
+			continue
+		}
+		f.on(http.MethodGet, pathPaymentMethod(id), ok(paymentMethodObj(id)))
+	}
 }
 
 // intentList is a page of the customer's intents as Stripe lists them
@@ -263,6 +307,7 @@ func TestIntentOwedReadsIntentInvoiceAndTheCustomersIntents(t *testing.T) {
 		intent("requires_payment_method"),                       // this intent itself
 	)))
 	f.on(http.MethodGet, pathCustomer, ok(customer(defaultPM, "", nil)))
+	knowsCards(f)
 	acts := stripeActivities(t, fakeKey, f.URL, "")
 
 	got, err := acts.IntentOwed(context.Background(), owedInput())
@@ -271,12 +316,12 @@ func TestIntentOwedReadsIntentInvoiceAndTheCustomersIntents(t *testing.T) {
 	}
 	want := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
 		InvoiceID: invoiceID, PeriodStart: may1, PeriodEnd: jun1, PayURL: hostedURL,
-		PaymentMethod: defaultPM, PaymentMethodSource: "customer default"}
+		PaymentMethod: defaultPM, PaymentMethodSource: "customer default", Fingerprint: fingerprints[defaultPM]}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("IntentOwed =\n %+v\nwant\n %+v", got, want)
 	}
 	all := f.seen.list()
-	if want := []string{"GET " + pathIntent, "GET " + pathIntents, "GET " + pathCustomer}; !reflect.DeepEqual(paths(all), want) {
+	if want := []string{"GET " + pathIntent, "GET " + pathIntents, "GET " + pathCustomer, "GET " + pathPaymentMethod(defaultPM)}; !reflect.DeepEqual(paths(all), want) {
 		t.Fatalf("requests = %v, want %v", paths(all), want)
 	}
 	// stripe-go sends expand as an indexed array; Stripe reads both forms.
@@ -332,6 +377,7 @@ func TestIntentOwedListsIntentsOnlyForAnOpenInvoice(t *testing.T) {
 			f := newFakeStripe(t)
 			f.on(http.MethodGet, pathIntent, ok(tc.intent))
 			f.on(http.MethodGet, pathCustomer, ok(customer(defaultPM, "", nil)))
+			knowsCards(f)
 			if tc.list {
 				f.on(http.MethodGet, pathIntents, ok(intentList()))
 			}
@@ -359,35 +405,38 @@ func TestIntentOwedPaymentMethodChoice(t *testing.T) {
 		reported string // OwedInput.FailedPaymentMethod
 		want     string
 		source   string
+		read     string // the read of the chosen payment method, if any
 	}{
 		{"customer default first", afterDecline(withInvoice(intent("requires_payment_method"), invoiceObj("open", subscriptionObj(subPM)))),
-			customer(defaultPM, "", nil), "", defaultPM, "customer default"},
+			customer(defaultPM, "", nil), "", defaultPM, "customer default", "GET " + pathPaymentMethod(defaultPM)},
 		{"customer's legacy default source", afterDecline(noInvoice(intent("requires_payment_method"))),
-			customer("", "card_1OdunningOld", nil), "", "card_1OdunningOld", "customer default"},
+			customer("", "card_1OdunningOld", nil), "", "card_1OdunningOld", "customer default", "GET " + pathSource("card_1OdunningOld")},
+		// Its fingerprint is in last_payment_error: nothing to read.
 		{"the card that failed, from last_payment_error", afterDecline(withInvoice(intent("requires_payment_method"),
-			invoiceObj("open", subscriptionObj(subPM)))), customer("", "", nil), "pm_reported", failedPM, "the payment method that failed"},
+			invoiceObj("open", subscriptionObj(subPM)))), customer("", "", nil), "pm_reported", failedPM, "the payment method that failed", ""},
 		{"the intent's own payment method before confirm", func() obj {
 			pi := noInvoice(intent("requires_confirmation"))
 			pi["payment_method"] = "pm_1OdunningAttached"
 			return pi
-		}(), customer("", "", nil), "", "pm_1OdunningAttached", "the payment method that failed"},
+		}(), customer("", "", nil), "", "pm_1OdunningAttached", "the payment method that failed", "GET " + pathPaymentMethod("pm_1OdunningAttached")},
 		{"the failed card the event reported", noInvoice(intent("requires_payment_method")),
-			customer("", "", nil), "pm_reported", "pm_reported", "the payment method that failed"},
+			customer("", "", nil), "pm_reported", "pm_reported", "the payment method that failed", "GET " + pathPaymentMethod("pm_reported")},
 		{"the subscription's default", withInvoice(intent("requires_payment_method"), invoiceObj("open", subscriptionObj(subPM))),
-			customer("", "", nil), "", subPM, "subscription default"},
+			customer("", "", nil), "", subPM, "subscription default", "GET " + pathPaymentMethod(subPM)},
 		{"the subscription's default, expanded", withInvoice(intent("requires_payment_method"),
 			invoiceObj("open", subscriptionObj(obj{"id": subPM, "object": "payment_method", "type": "card"}))),
-			customer("", "", nil), "", subPM, "subscription default"},
+			customer("", "", nil), "", subPM, "subscription default", "GET " + pathPaymentMethod(subPM)},
 		{"subscription not expanded", withInvoice(intent("requires_payment_method"), invoiceObj("open", "sub_1Odunning")),
-			customer("", "", nil), "", "", ""},
+			customer("", "", nil), "", "", "", ""},
 		{"nothing to charge", withInvoice(intent("requires_payment_method"), invoiceObj("open", subscriptionObj(nil))),
-			customer("", "", nil), "", "", ""},
+			customer("", "", nil), "", "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeStripe(t)
 			f.on(http.MethodGet, pathIntent, ok(tc.intent))
 			f.on(http.MethodGet, pathIntents, ok(intentList()))
 			f.on(http.MethodGet, pathCustomer, ok(tc.customer))
+			knowsCards(f)
 			acts := stripeActivities(t, fakeKey, f.URL, "")
 			in := owedInput()
 			in.FailedPaymentMethod = tc.reported
@@ -395,8 +444,19 @@ func TestIntentOwedPaymentMethodChoice(t *testing.T) {
 			if err != nil {
 				t.Fatalf("IntentOwed: %v", err)
 			}
-			if got.Verdict != activities.OwedYes || got.PaymentMethod != tc.want || got.PaymentMethodSource != tc.source {
-				t.Errorf("IntentOwed = %+v, want owed, payment method %q from %q", got, tc.want, tc.source)
+			if got.Verdict != activities.OwedYes || got.PaymentMethod != tc.want || got.PaymentMethodSource != tc.source ||
+				got.Fingerprint != fingerprints[tc.want] {
+				t.Errorf("IntentOwed = %+v, want owed, payment method %q from %q, fingerprint %q",
+					got, tc.want, tc.source, fingerprints[tc.want])
+			}
+			var reads []string
+			for _, r := range f.seen.list() {
+				if strings.Contains(r.Path, "/payment_methods/") || strings.Contains(r.Path, "/sources/") {
+					reads = append(reads, r.String())
+				}
+			}
+			if want := []string{tc.read}; tc.read == "" && len(reads) != 0 || tc.read != "" && !reflect.DeepEqual(reads, want) {
+				t.Errorf("payment method reads = %v, want %q", reads, tc.read)
 			}
 		})
 	}
@@ -420,13 +480,19 @@ func TestIntentOwedNewerAPIVersion(t *testing.T) {
 	f := newFakeStripe(t)
 	f.on(http.MethodGet, pathIntent, ok(pi))
 	f.on(http.MethodGet, pathCustomer, ok(cus))
+	pm := paymentMethodObj(defaultPM)
+	pm["customer_account"], pm["radar_options"] = nil, obj{"session": nil}
+	pm["card"].(obj)["regulated_status"], pm["card"].(obj)["display_brand"] = "unregulated", "visa"
+	pm["card"].(obj)["networks"] = obj{"available": []string{"visa", "cartes_bancaires"}, "preferred": nil}
+	pm["some_field_from_2030"] = obj{"nested": []any{nil, 1}}
+	f.on(http.MethodGet, pathPaymentMethod(defaultPM), ok(pm))
 	acts := stripeActivities(t, fakeKey, f.URL, "")
 	got, err := acts.IntentOwed(context.Background(), owedInput())
 	if err != nil {
 		t.Fatalf("IntentOwed: %v", err)
 	}
 	want := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
-		PaymentMethod: defaultPM, PaymentMethodSource: "customer default"}
+		PaymentMethod: defaultPM, PaymentMethodSource: "customer default", Fingerprint: fingerprints[defaultPM]}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("IntentOwed = %+v, want %+v", got, want)
 	}
@@ -860,4 +926,142 @@ func TestOwedAndForgiveStripeMock(t *testing.T) {
 		}
 		wantConfirm(t, conf[0], "pm_card_visa", retryKey)
 	})
+
+	withDefault := func(pm, source string) func(*http.Request, map[string]any) {
+		return func(r *http.Request, o map[string]any) {
+			if r.Method == http.MethodGet && r.URL.Path == pathCustomer {
+				o["invoice_settings"].(map[string]any)["default_payment_method"] = pm
+				o["default_source"] = source
+			}
+		}
+	}
+
+	t.Run("IntentOwed reads the chosen card's fingerprint", func(t *testing.T) {
+		want, _ := fixture(t, mock, pathPaymentMethod("pm_card_visa"))["card"].(map[string]any)["fingerprint"].(string)
+		if want == "" {
+			t.Fatal("precondition: stripe-mock's payment method has no card fingerprint")
+		}
+		acts, seen := viaStripeMock(t, mock, withDefault("pm_card_visa", ""))
+		got, err := acts.IntentOwed(ctx, owedInput())
+		if err != nil {
+			t.Fatalf("IntentOwed: %v", err)
+		}
+		wantAccepted(t, seen)
+		if got.PaymentMethod != "pm_card_visa" || got.Fingerprint != want {
+			t.Errorf("IntentOwed = %+v, want pm_card_visa with fingerprint %q", got, want)
+		}
+		if n := len(seen.to(http.MethodGet, pathPaymentMethod("pm_card_visa"))); n != 1 {
+			t.Errorf("requests = %v, want one read of the payment method", paths(seen.list()))
+		}
+	})
+
+	// stripe-mock answers a customer's source with the first of the
+	// shapes the endpoint may return (an Account): not a card, so no
+	// fingerprint, and no error.
+	t.Run("IntentOwed reads a legacy card under the customer's sources", func(t *testing.T) {
+		acts, seen := viaStripeMock(t, mock, withDefault("", "card_1OdunningOld"))
+		got, err := acts.IntentOwed(ctx, owedInput())
+		if err != nil {
+			t.Fatalf("IntentOwed: %v", err)
+		}
+		wantAccepted(t, seen)
+		if got.PaymentMethod != "card_1OdunningOld" || got.Fingerprint != "" {
+			t.Errorf("IntentOwed = %+v, want card_1OdunningOld and no fingerprint from a non-card answer", got)
+		}
+		if n := len(seen.to(http.MethodGet, pathSource("card_1OdunningOld"))); n != 1 {
+			t.Errorf("requests = %v, want one read of the customer's source", paths(seen.list()))
+		}
+	})
+
+	// The confirm comes back declined with a charge: the charge is read,
+	// and Stripe accepts the read.
+	t.Run("RetryPayment reads the declined charge", func(t *testing.T) {
+		acts, seen := viaStripeMock(t, mock, func(r *http.Request, o map[string]any) {
+			if r.Method == http.MethodPost && r.URL.Path == pathConfirm {
+				o["status"] = "requires_payment_method"
+				o["last_payment_error"] = map[string]any{"type": "card_error", "code": "card_declined", "decline_code": "do_not_honor",
+					"message": "Your card was declined.", "charge": declinedCharge, "advice_code": "try_again_later"}
+			}
+		})
+		in := retryInput()
+		in.PaymentMethodID = "pm_card_visa"
+		got, err := acts.RetryPayment(ctx, in)
+		if err != nil {
+			t.Fatalf("RetryPayment: %v", err)
+		}
+		wantAccepted(t, seen)
+		if n := len(seen.to(http.MethodGet, pathCharge)); n != 1 {
+			t.Fatalf("requests = %v, want one read of the declined charge", paths(seen.list()))
+		}
+		fx := fixture(t, mock, pathCharge)
+		fp, _ := fx["payment_method_details"].(map[string]any)["card"].(map[string]any)["fingerprint"].(string)
+		if got.Outcome != activities.RetryDeclined || got.Decline.DeclineCode != "do_not_honor" ||
+			got.Decline.AdviceCode != "try_again_later" || got.Decline.Charge != declinedCharge || got.Decline.Fingerprint != fp {
+			t.Errorf("RetryPayment = %+v, want declined do_not_honor with the charge's card fingerprint %q", got, fp)
+		}
+	})
+}
+
+// The fingerprint read is about the card only: Stripe down is retried;
+// an answer for good (no such payment method) or of another shape leaves
+// the fingerprint empty and the verdict stands.
+func TestIntentOwedFingerprintReads(t *testing.T) {
+	sourcePath := pathSource("src_1OdunningSrc")
+	for _, tc := range []struct {
+		name      string
+		customer  obj
+		path      string
+		answer    answer
+		want      string
+		retryable bool
+	}{
+		{"payment method", customer(defaultPM, "", nil), pathPaymentMethod(defaultPM), ok(paymentMethodObj(defaultPM)),
+			fingerprints[defaultPM], false},
+		{"Stripe down", customer(defaultPM, "", nil), pathPaymentMethod(defaultPM), stripeDown(http.StatusServiceUnavailable), "", true},
+		{"rate limited", customer(defaultPM, "", nil), pathPaymentMethod(defaultPM), rateLimited(), "", true},
+		{"no such payment method", customer(defaultPM, "", nil), pathPaymentMethod(defaultPM), noSuch("payment_method", defaultPM), "", false},
+		{"not a card", customer(defaultPM, "", nil), pathPaymentMethod(defaultPM), ok(obj{"id": defaultPM, "object": "payment_method",
+			"type": "sepa_debit", "card": nil, "sepa_debit": obj{"fingerprint": "fpSepaAccount0001", "last4": "3000"}}), "", false},
+		{"an answer of another shape", customer(defaultPM, "", nil), pathPaymentMethod(defaultPM),
+			ok(obj{"id": defaultPM, "card": "card_1Odunning"}), "", false},
+		{"a legacy card", customer("", "card_1OdunningOld", nil), pathSource("card_1OdunningOld"), ok(legacyCardObj("card_1OdunningOld")),
+			fingerprints["card_1OdunningOld"], false},
+		{"a legacy card source", customer("", "src_1OdunningSrc", nil), sourcePath, ok(obj{"id": "src_1OdunningSrc", "object": "source",
+			"type": "card", "status": "chargeable", "usage": "reusable", "customer": customerID,
+			"card": obj{"brand": "Visa", "fingerprint": "fpSourceCard00001", "last4": "4242", "exp_month": 1, "exp_year": 2031}}),
+			"fpSourceCard00001", false},
+		{"a legacy card Stripe no longer has", customer("", "card_1OdunningOld", nil), pathSource("card_1OdunningOld"),
+			noSuch("source", "card_1OdunningOld"), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeStripe(t)
+			f.on(http.MethodGet, pathIntent, ok(noInvoiceIntent()))
+			f.on(http.MethodGet, pathCustomer, ok(tc.customer))
+			f.on(http.MethodGet, tc.path, tc.answer)
+			acts := stripeActivities(t, fakeKey, f.URL, "")
+			got, err := acts.IntentOwed(context.Background(), owedInput())
+			if tc.retryable {
+				wantRetryable(t, err)
+				if !reflect.ValueOf(got).IsZero() {
+					t.Errorf("result = %+v with the error, want none", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("IntentOwed: %v", err)
+			}
+			if got.Verdict != activities.OwedYes || got.PaymentMethod == "" || got.Fingerprint != tc.want {
+				t.Errorf("IntentOwed = %+v, want owed with fingerprint %q", got, tc.want)
+			}
+			if n := len(f.seen.to(http.MethodGet, tc.path)); n != 1 {
+				t.Errorf("requests = %v, want one GET %s", paths(f.seen.list()), tc.path)
+			}
+		})
+	}
+}
+
+func noInvoiceIntent() obj {
+	pi := intent("requires_payment_method")
+	pi["invoice"] = nil
+	return pi
 }

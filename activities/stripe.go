@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -134,6 +135,11 @@ type RetryResult struct {
 	DeclineCode   string `json:"decline_code,omitempty"`
 	Message       string `json:"message,omitempty"`
 	DryRun        bool   `json:"dry_run,omitempty"`
+	// Decline is what Stripe said of a decline (ClassifyDecline says what
+	// it means): read from the error's raw JSON, since stripe-go v76 does
+	// not know the advice codes, and completed from the failed charge.
+	// Zero unless the outcome is declined or requires_action after a 402.
+	Decline Decline `json:"decline,omitzero"`
 }
 
 // RetryPayment confirms an open intent off-session with the customer's
@@ -192,6 +198,7 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 			// Not a decline: the bank wants the customer to authenticate.
 			r.Outcome = RetryRequiresAction
 		}
+		r.Decline = a.completeDecline(ctx, cardErrorDecline(se, r.Status), pm)
 		return r, nil
 	}
 	if err != nil {
@@ -209,9 +216,101 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 		r.Outcome = RetryDeclined
 		if e := confirmed.LastPaymentError; e != nil {
 			r.DeclineCode, r.Message = string(e.DeclineCode), e.Msg
+			r.Decline = a.completeDecline(ctx, intentDecline(confirmed), pm)
 		}
 	}
 	return r, nil
+}
+
+// cardErrorDecline reads the decline from a 402 card_error's raw body,
+// where the advice codes stripe-go v76 does not know are; what stripe-go
+// decoded stands in when the body cannot be read.
+func cardErrorDecline(se *stripe.Error, status string) Decline {
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if se.LastResponse != nil && json.Unmarshal(se.LastResponse.RawJSON, &body) == nil && len(body.Error) > 0 {
+		if d, err := DeclineOf(body.Error); err == nil {
+			if d.IntentStatus == "" {
+				d.IntentStatus = status
+			}
+			return d
+		}
+	}
+	d := Decline{Code: string(se.Code), DeclineCode: string(se.DeclineCode), Charge: se.ChargeID, IntentStatus: status}
+	if pm := se.PaymentMethod; pm != nil {
+		d.PaymentMethod = pm.ID
+		if pm.Card != nil {
+			d.Fingerprint = pm.Card.Fingerprint
+		}
+	}
+	return d
+}
+
+// intentDecline reads the decline from a confirmed intent's raw
+// last_payment_error.
+func intentDecline(pi *stripe.PaymentIntent) Decline {
+	var body struct {
+		LastPaymentError json.RawMessage `json:"last_payment_error"`
+	}
+	d := Decline{}
+	if pi.LastResponse != nil && json.Unmarshal(pi.LastResponse.RawJSON, &body) == nil && len(body.LastPaymentError) > 0 {
+		d, _ = DeclineOf(body.LastPaymentError)
+	}
+	if d == (Decline{}) && pi.LastPaymentError != nil {
+		e := pi.LastPaymentError
+		d = Decline{Code: string(e.Code), DeclineCode: string(e.DeclineCode), Charge: e.ChargeID}
+	}
+	d.IntentStatus = string(pi.Status)
+	return d
+}
+
+// completeDecline fills what the error left out: the payment method that
+// was charged, and, unless the error already says stop, the failed
+// charge's outcome (the reason Stripe blocked it, the advice of older API
+// versions). The charge is read for its detail only: when Stripe does not
+// answer, the decline is kept as the error gave it and the miss is logged,
+// since failing the activity would lose the decline itself.
+func (a *Activities) completeDecline(ctx context.Context, d Decline, pm string) Decline {
+	if d.PaymentMethod == "" {
+		d.PaymentMethod = pm
+	}
+	if d.Charge == "" || d.OutcomeReason != "" || ClassifyDecline(d).Class == DeclineStop {
+		return d
+	}
+	raw, err := a.getRaw(ctx, stripe.FormatURLPath("/v1/charges/%s", d.Charge))
+	if err == nil {
+		var withCharge Decline
+		if withCharge, err = d.WithCharge(raw); err == nil {
+			return withCharge
+		}
+	}
+	a.logger(ctx).Warn("could not read the declined charge; the decline stands as the error gave it",
+		"charge", d.Charge, "error", err)
+	return d
+}
+
+// rawObject keeps an API answer as it came, for fields stripe-go v76 does
+// not know and shapes it would not decode.
+type rawObject struct {
+	stripe.APIResource
+	raw json.RawMessage
+}
+
+func (r *rawObject) UnmarshalJSON(b []byte) error {
+	r.raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+// getRaw GETs a Stripe API path and returns the answer's JSON.
+func (a *Activities) getRaw(ctx context.Context, path string) (json.RawMessage, error) {
+	params := &stripe.Params{Context: ctx}
+	var out rawObject
+	c := a.Stripe.Charges // any client: they share the backend and key
+	if err := c.B.Call(http.MethodGet, path, c.Key, params, &out); err != nil {
+		return nil, err
+	}
+	return out.raw, nil
 }
 
 // classifyStripe turns a Stripe error into a Temporal one: rate limits,
@@ -222,16 +321,30 @@ func classifyStripe(what string, err error) error {
 	if !errors.As(err, &se) {
 		return fmt.Errorf("%s: %w", what, err) // network: retried
 	}
-	switch {
-	case se.HTTPStatusCode == http.StatusTooManyRequests,
-		se.HTTPStatusCode >= 500,
-		se.HTTPStatusCode == http.StatusConflict,
-		se.Type == stripe.ErrorTypeAPI:
+	if !stripeRejected(err) {
 		return fmt.Errorf("%s: stripe answered %d %s: %w", what, se.HTTPStatusCode, se.Code, err)
 	}
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("%s: stripe rejected the request (%d %s %s): %s", what, se.HTTPStatusCode, se.Type, se.Code, se.Msg),
 		ErrStripeRejected, err)
+}
+
+// stripeRejected reports whether Stripe answered err and the answer is for
+// good: not a rate limit, a server error, an idempotency conflict or a
+// network error, which a later try may get past.
+func stripeRejected(err error) bool {
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch {
+	case se.HTTPStatusCode == http.StatusTooManyRequests,
+		se.HTTPStatusCode >= 500,
+		se.HTTPStatusCode == http.StatusConflict,
+		se.Type == stripe.ErrorTypeAPI:
+		return false
+	}
+	return true
 }
 
 // PaymentMethod is one of a customer's ways to pay, without its number.

@@ -528,21 +528,73 @@ func TestRetryPaymentUsesDefaultSourceWithoutInvoiceDefault(t *testing.T) {
 	wantConfirm(t, conf[0], "card_1OdunningOld", retryKey)
 }
 
+// declined is RetryResult of a decline of the default payment method.
+func declined(declineCode, message string, d activities.Decline) activities.RetryResult {
+	if d.PaymentMethod == "" {
+		d.PaymentMethod = defaultPM
+	}
+	if d.IntentStatus == "" {
+		d.IntentStatus = "requires_payment_method"
+	}
+	return activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
+		PaymentMethod: defaultPM, DeclineCode: declineCode, Message: message, Decline: d}
+}
+
+const (
+	declinedCharge = "ch_3OdunningDeclined1"
+	pathCharge     = "/v1/charges/" + declinedCharge
+)
+
+// cardErrorBody is a 402 card_error as the newest API versions send it:
+// Stripe's and the network's advice, the charge, and the card that failed
+// as an object.
+func cardErrorBody(edit func(e obj)) obj {
+	body := stripeError("card_error", "card_declined", "insufficient_funds", "Your card has insufficient funds.",
+		afterDecline(intent("requires_payment_method")))
+	e := body["error"].(obj)
+	e["advice_code"], e["network_advice_code"], e["network_decline_code"] = "try_again_later", nil, "51"
+	e["charge"], e["request_log_url"] = declinedCharge, "https://dashboard.stripe.com/test/logs/req_fake"
+	e["payment_method"] = paymentMethodObj(defaultPM)
+	if edit != nil {
+		edit(e)
+	}
+	return body
+}
+
+// chargeObj is a failed Charge as GET /v1/charges/{id} returns it.
+func chargeObj(outcomeType, reason string, edit func(outcome obj)) obj {
+	outcome := obj{"type": outcomeType, "reason": reason, "network_status": "declined_by_network", "risk_level": "normal",
+		"risk_score": 20, "seller_message": "The bank returned the decline code.", "rule": nil,
+		"advice_code": nil, "network_advice_code": nil, "network_decline_code": nil}
+	if outcomeType == "blocked" {
+		outcome["network_status"] = "not_sent_to_network"
+	}
+	if edit != nil {
+		edit(outcome)
+	}
+	return obj{"id": declinedCharge, "object": "charge", "amount": 4900, "captured": false, "currency": "usd",
+		"customer": customerID, "failure_code": "card_declined", "failure_message": "Your card was declined.",
+		"outcome": outcome, "paid": false, "payment_intent": intentID, "payment_method": defaultPM, "status": "failed",
+		"payment_method_details": obj{"type": "card", "card": obj{"brand": "visa", "last4": "4242",
+			"fingerprint": fingerprints[defaultPM], "network": "visa", "exp_month": 12, "exp_year": 2030}}}
+}
+
 func TestRetryPaymentDeclineIsAResult(t *testing.T) {
+	fp := fingerprints[defaultPM]
 	for _, tc := range []struct {
-		name string
-		body any
-		want activities.RetryResult
+		name   string
+		body   any
+		charge *answer // GET /v1/charges/{id}, when the charge is to be read
+		want   activities.RetryResult
 	}{{
 		name: "insufficient funds",
 		body: `{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds.","payment_intent":{"id":"pi_1","object":"payment_intent","status":"requires_payment_method"}}}`,
-		want: activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
-			PaymentMethod: defaultPM, DeclineCode: "insufficient_funds", Message: "Your card has insufficient funds."},
+		want: declined("insufficient_funds", "Your card has insufficient funds.",
+			activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}),
 	}, {
 		name: "no decline code: the error code stands in",
 		body: stripeError("card_error", "expired_card", "", "Your card has expired.", intent("requires_payment_method")),
-		want: activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
-			PaymentMethod: defaultPM, DeclineCode: "expired_card", Message: "Your card has expired."},
+		want: declined("expired_card", "Your card has expired.", activities.Decline{Code: "expired_card"}),
 	}, {
 		// Not a decline: the customer must authenticate; no off-session
 		// retry can do it, and no "payment failed" follows.
@@ -551,21 +603,125 @@ func TestRetryPaymentDeclineIsAResult(t *testing.T) {
 			"Your card was declined. This transaction requires authentication.", intent("requires_payment_method")),
 		want: activities.RetryResult{Outcome: activities.RetryRequiresAction, Status: "requires_payment_method",
 			PaymentMethod: defaultPM, DeclineCode: "authentication_required",
-			Message: "Your card was declined. This transaction requires authentication."},
+			Message: "Your card was declined. This transaction requires authentication.",
+			Decline: activities.Decline{Code: "authentication_required", DeclineCode: "authentication_required",
+				PaymentMethod: defaultPM, IntentStatus: "requires_payment_method"}},
+	}, {
+		// stripe-go v76 knows none of the advice codes: they come from the
+		// raw body. Mastercard says never again: the charge is not read.
+		name: "newer API version: advice codes and the card's fingerprint",
+		body: cardErrorBody(func(e obj) {
+			e["decline_code"], e["advice_code"], e["network_advice_code"] = "do_not_honor", "do_not_try_again", "03"
+		}),
+		want: declined("do_not_honor", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "do_not_honor", AdviceCode: "do_not_try_again", NetworkAdviceCode: "03", NetworkDeclineCode: "51",
+			Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		name: "the charge's outcome completes the error",
+		body: cardErrorBody(nil),
+		charge: &answer{http.StatusOK, chargeObj("issuer_declined", "insufficient_funds", func(o obj) {
+			o["advice_code"], o["network_advice_code"], o["network_decline_code"] = "do_not_try_again", "25", "05"
+		})},
+		want: declined("insufficient_funds", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "insufficient_funds", AdviceCode: "try_again_later", NetworkAdviceCode: "25", NetworkDeclineCode: "51",
+			OutcomeReason: "insufficient_funds", Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		// Stripe itself blocked the charge: the issuer had asked never to
+		// retry this card. Only the charge says so.
+		name: "blocked by Stripe: previously declined, do not retry",
+		body: cardErrorBody(func(e obj) {
+			e["decline_code"], e["advice_code"], e["network_decline_code"], e["message"] = "generic_decline", nil, nil, "Your card was declined."
+		}),
+		charge: &answer{http.StatusOK, chargeObj("blocked", "previously_declined_do_not_retry", nil)},
+		want: declined("generic_decline", "Your card was declined.", activities.Decline{Code: "card_declined",
+			DeclineCode: "generic_decline", OutcomeReason: "previously_declined_do_not_retry", Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		name: "an older API version's error, the advice on the charge",
+		body: func() obj {
+			b := stripeError("card_error", "card_declined", "insufficient_funds", "Your card has insufficient funds.",
+				afterDecline(intent("requires_payment_method")))
+			b["error"].(obj)["charge"] = declinedCharge
+			return b
+		}(),
+		charge: &answer{http.StatusOK, chargeObj("issuer_declined", "insufficient_funds", func(o obj) {
+			o["advice_code"], o["network_advice_code"] = "try_again_later", "24"
+		})},
+		want: declined("insufficient_funds", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "insufficient_funds", AdviceCode: "try_again_later", NetworkAdviceCode: "24",
+			OutcomeReason: "insufficient_funds", Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		// The charge adds detail only: the decline stands without it, and
+		// the activity does not fail (its retry would replay the confirm
+		// to get the same answer).
+		name:   "charge unreadable: the decline stands",
+		body:   cardErrorBody(nil),
+		charge: &answer{http.StatusInternalServerError, stripeError("api_error", "", "", "An unknown error occurred", nil)},
+		want: declined("insufficient_funds", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "insufficient_funds", AdviceCode: "try_again_later", NetworkDeclineCode: "51",
+			Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		name:   "charge of an unexpected shape: the decline stands",
+		body:   cardErrorBody(nil),
+		charge: &answer{http.StatusOK, obj{"id": declinedCharge, "object": "charge", "outcome": "blocked"}},
+		want: declined("insufficient_funds", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "insufficient_funds", AdviceCode: "try_again_later", NetworkDeclineCode: "51",
+			Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		// A legacy card names itself in source, not payment_method.
+		name: "a legacy card in source",
+		body: cardErrorBody(func(e obj) {
+			delete(e, "payment_method")
+			e["decline_code"], e["source"] = "stolen_card", legacyCardObj("card_1OdunningOld")
+		}),
+		want: declined("stolen_card", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "stolen_card", AdviceCode: "try_again_later", NetworkDeclineCode: "51",
+			PaymentMethod: "card_1OdunningOld", Fingerprint: fingerprints["card_1OdunningOld"], Charge: declinedCharge}),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, acts := retryFake(t, answer{http.StatusPaymentRequired, tc.body})
+			if tc.charge != nil {
+				f.on(http.MethodGet, pathCharge, *tc.charge)
+			}
 			got, err := acts.RetryPayment(context.Background(), retryInput())
 			if err != nil {
 				t.Fatalf("RetryPayment: err = %v, want a declined result and no error", err)
 			}
 			if got != tc.want {
-				t.Errorf("RetryPayment = %+v, want %+v", got, tc.want)
+				t.Errorf("RetryPayment =\n %+v\nwant\n %+v", got, tc.want)
 			}
 			if n := len(f.seen.to(http.MethodPost, pathConfirm)); n != 1 {
 				t.Errorf("confirm requests = %d, want 1", n)
 			}
+			if n, want := len(f.seen.to(http.MethodGet, pathCharge)), map[bool]int{true: 1}[tc.charge != nil]; n != want {
+				t.Errorf("charge reads = %d, want %d", n, want)
+			}
 		})
+	}
+}
+
+// A confirm answered 200 with the intent back in requires_payment_method
+// is a decline too; its last_payment_error is read raw as well.
+func TestRetryPaymentDeclineOnA200(t *testing.T) {
+	confirmed := afterDecline(intent("requires_payment_method"))
+	e := confirmed["last_payment_error"].(obj)
+	e["decline_code"], e["advice_code"], e["network_advice_code"], e["network_decline_code"] = "expired_card", "confirm_card_data", "01", "54"
+	e["charge"] = declinedCharge
+	f, acts := retryFake(t, ok(confirmed))
+	f.on(http.MethodGet, pathCharge, ok(chargeObj("issuer_declined", "expired_card", nil)))
+	got, err := acts.RetryPayment(context.Background(), retryInput())
+	if err != nil {
+		t.Fatalf("RetryPayment: %v", err)
+	}
+	want := activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method", PaymentMethod: defaultPM,
+		DeclineCode: "expired_card", Message: "Your card has insufficient funds.",
+		Decline: activities.Decline{Code: "card_declined", DeclineCode: "expired_card", AdviceCode: "confirm_card_data",
+			NetworkAdviceCode: "01", NetworkDeclineCode: "54", OutcomeReason: "expired_card", PaymentMethod: failedPM,
+			Fingerprint: fingerprints[failedPM], Charge: declinedCharge, IntentStatus: "requires_payment_method"}}
+	if got != want {
+		t.Errorf("RetryPayment =\n %+v\nwant\n %+v", got, want)
+	}
+	if v := activities.ClassifyDecline(got.Decline); v.Class != activities.DeclineNewData {
+		t.Errorf("ClassifyDecline = %+v, want needs_new_data", v)
 	}
 }
 
@@ -577,8 +733,8 @@ func TestRetryPaymentConfirmOutcomes(t *testing.T) {
 		{intent("succeeded"), activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: defaultPM}},
 		{intent("processing"), activities.RetryResult{Outcome: activities.RetryProcessing, Status: "processing", PaymentMethod: defaultPM}},
 		{intent("requires_action"), activities.RetryResult{Outcome: activities.RetryRequiresAction, Status: "requires_action", PaymentMethod: defaultPM}},
-		{declinedIntent("do_not_honor", "Your card was declined."), activities.RetryResult{Outcome: activities.RetryDeclined,
-			Status: "requires_payment_method", PaymentMethod: defaultPM, DeclineCode: "do_not_honor", Message: "Your card was declined."}},
+		{declinedIntent("do_not_honor", "Your card was declined."), declined("do_not_honor", "Your card was declined.",
+			activities.Decline{Code: "card_declined", DeclineCode: "do_not_honor"})},
 	} {
 		t.Run(tc.want.Status, func(t *testing.T) {
 			_, acts := retryFake(t, ok(tc.confirmed))

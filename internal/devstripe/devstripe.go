@@ -12,9 +12,11 @@
 package devstripe
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -23,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"dunning/activities"
 	"dunning/workflows"
 )
 
@@ -51,6 +54,18 @@ type intent struct {
 	Status   string
 	Created  int64
 	Metadata map[string]string
+	// LastError is last_payment_error as Stripe keeps it after a decline,
+	// until the next attempt succeeds.
+	LastError map[string]any
+}
+
+// charge is a declined attempt, readable at GET /v1/charges/{id}.
+type charge struct {
+	ID      string
+	Intent  *intent
+	Card    *card
+	Decline activities.Decline
+	Created int64
 }
 
 type invoice struct {
@@ -86,10 +101,17 @@ type Server struct {
 	customers map[string]*customer
 	intents   map[string]*intent
 	invoices  map[string]*invoice
-	replies   map[string]reply // by Idempotency-Key
-	upstream  http.Handler
-	log       *slog.Logger
-	now       func() time.Time
+	charges   map[string]*charge
+	// nextCharge numbers the charges, for their IDs.
+	nextCharge int
+	replies    map[string]reply // by Idempotency-Key
+	// declines are the decline profiles tests set (SetDecline), and
+	// fingerprints the fingerprints they give (SetFingerprint), by card.
+	declines     map[string]activities.Decline
+	fingerprints map[string]string
+	upstream     http.Handler
+	log          *slog.Logger
+	now          func() time.Time
 }
 
 // New returns a Server that sends what it does not know to upstream
@@ -99,9 +121,13 @@ func New(upstream *url.URL, log *slog.Logger) *Server {
 		customers: map[string]*customer{},
 		intents:   map[string]*intent{},
 		invoices:  map[string]*invoice{},
+		charges:   map[string]*charge{},
 		replies:   map[string]reply{},
-		log:       log,
-		now:       time.Now,
+
+		declines:     map[string]activities.Decline{},
+		fingerprints: map[string]string{},
+		log:          log,
+		now:          time.Now,
 	}
 	if upstream != nil {
 		s.upstream = httputil.NewSingleHostReverseProxy(upstream)
@@ -125,6 +151,62 @@ func (c *customer) card(id string) *card {
 		}
 	}
 	return nil
+}
+
+// SetDecline makes a card decline every confirm as d says: code (default
+// card_declined), decline_code, advice_code, network_advice_code,
+// network_decline_code, the charge's outcome_reason, and the intent's
+// status after it (default requires_payment_method). It holds, for a card
+// not seen yet too, until an event renews or replaces the card or d is
+// zero. Without it, the card a failed payment was charged to declines
+// with insufficient_funds.
+func (s *Server) SetDecline(cardID string, d activities.Decline) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d == (activities.Decline{}) {
+		delete(s.declines, cardID)
+		return
+	}
+	s.declines[cardID] = d
+}
+
+// SetFingerprint gives a card a fingerprint, e.g. that of another card:
+// two payment methods of one physical card share it.
+func (s *Server) SetFingerprint(cardID, fingerprint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fingerprints[cardID] = fingerprint
+}
+
+// Fingerprint is a card's fingerprint: the one SetFingerprint gave, else
+// one derived from its ID, the same on every run.
+func (s *Server) Fingerprint(cardID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fingerprint(cardID)
+}
+
+func (s *Server) fingerprint(cardID string) string {
+	if fp := s.fingerprints[cardID]; fp != "" {
+		return fp
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	sum := sha256.Sum256([]byte("devstripe card " + cardID))
+	fp := make([]byte, 16)
+	for i := range fp {
+		fp[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return string(fp)
+}
+
+// knownCard finds a card any customer has.
+func (s *Server) knownCard(id string) (*customer, *card) {
+	for _, c := range s.customers {
+		if k := c.card(id); k != nil {
+			return c, k
+		}
+	}
+	return nil, nil
 }
 
 // Observe brings the state in line with a verified event.
@@ -151,7 +233,7 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 			s.invoices[in.Invoice] = newInvoice(in.Invoice, in.Created)
 		}
 		if ev.Type == workflows.EventPaymentSucceeded {
-			in.Status = "succeeded"
+			in.Status, in.LastError = "succeeded", nil
 			if inv := s.invoices[in.Invoice]; inv != nil {
 				inv.Status = "paid"
 			}
@@ -197,6 +279,7 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 		if ev.Type != workflows.EventSourceExpiring {
 			// A new or renewed card works, and becomes the default.
 			k.Declines = false
+			delete(s.declines, k.ID)
 			c.DefaultPM = k.ID
 		}
 	case workflows.EventCustomerUpdated:
@@ -262,9 +345,27 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		}
 		data := []any{}
 		for _, k := range c.Cards {
-			data = append(data, paymentMethodJSON(c.ID, k))
+			data = append(data, s.paymentMethodJSON(c.ID, k))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
+	case parts[1] == "customers" && len(parts) == 5 && parts[3] == "sources" && r.Method == http.MethodGet:
+		c := s.customers[parts[2]]
+		if c == nil || c.card(parts[4]) == nil {
+			return false
+		}
+		writeJSON(w, http.StatusOK, s.sourceJSON(c.ID, c.card(parts[4])))
+	case parts[1] == "payment_methods" && len(parts) == 3 && r.Method == http.MethodGet:
+		c, k := s.knownCard(parts[2])
+		if k == nil {
+			return false
+		}
+		writeJSON(w, http.StatusOK, s.paymentMethodJSON(c.ID, k))
+	case parts[1] == "charges" && len(parts) == 3 && r.Method == http.MethodGet:
+		ch := s.charges[parts[2]]
+		if ch == nil {
+			return false
+		}
+		writeJSON(w, http.StatusOK, s.chargeJSON(ch))
 	case parts[1] == "payment_intents" && len(parts) == 2 && r.Method == http.MethodGet:
 		cus := r.URL.Query().Get("customer")
 		if s.customers[cus] == nil {
@@ -273,7 +374,7 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		data := []any{}
 		for _, in := range s.intents {
 			if in.Customer == cus {
-				data = append(data, s.intentJSON(in, nil, nil))
+				data = append(data, s.intentJSON(in, nil))
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
@@ -282,7 +383,7 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if in == nil {
 			return false
 		}
-		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, expansions(r.URL.Query())))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, expansions(r.URL.Query())))
 	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -308,7 +409,7 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 			}
 			in.Metadata[name] = v[0]
 		}
-		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, nil))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil))
 	case parts[1] == "payment_intents" && len(parts) == 4 && parts[3] == "cancel" && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -318,11 +419,11 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		// invoice created (void the invoice instead).
 		if in.Status == "succeeded" || in.Status == "canceled" || in.Invoice != "" {
 			writeError(w, http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state",
-				"You cannot cancel this PaymentIntent because it has a status of "+in.Status+" or belongs to an invoice.", s.intentJSON(in, nil, nil))
+				"You cannot cancel this PaymentIntent because it has a status of "+in.Status+" or belongs to an invoice.", s.intentJSON(in, nil))
 			return true
 		}
 		in.Status = "canceled"
-		writeJSON(w, http.StatusOK, s.intentJSON(in, nil, nil))
+		writeJSON(w, http.StatusOK, s.intentJSON(in, nil))
 	case parts[1] == "invoices" && len(parts) == 4 && parts[3] == "mark_uncollectible" && r.Method == http.MethodPost:
 		inv := s.invoices[parts[2]]
 		if inv == nil {
@@ -366,22 +467,34 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	c := s.customer(in.Customer)
 	pm := r.PostForm.Get("payment_method")
 	k := c.card(pm)
+	profile, declines := s.declines[pm]
 	switch {
 	case in.Status == "succeeded":
 		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
-			"This PaymentIntent's status is succeeded and it cannot be confirmed.", s.intentJSON(in, nil, nil))
-	case k == nil || k.Declines:
+			"This PaymentIntent's status is succeeded and it cannot be confirmed.", s.intentJSON(in, nil))
+	case k == nil || k.Declines || declines:
+		if k == nil {
+			k = &card{ID: pm, Brand: "visa", Last4: "0341", ExpMonth: 12, ExpYear: s.now().Year() + 2}
+		}
+		d := declineOrDefault(profile, k)
 		in.Status = "requires_payment_method"
-		failure := map[string]any{"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-			"message": "Your card has insufficient funds."}
-		status, body = http.StatusPaymentRequired, errorJSON("card_error", "card_declined", "Your card has insufficient funds.", s.intentJSON(in, failure, nil))
-		body.(map[string]any)["error"].(map[string]any)["decline_code"] = "insufficient_funds"
+		if d.IntentStatus != "" {
+			in.Status = d.IntentStatus
+		}
+		s.nextCharge++
+		ch := &charge{ID: fmt.Sprintf("ch_dev_%s_%d", in.ID, s.nextCharge), Intent: in, Card: k, Decline: d, Created: s.now().Unix()}
+		s.charges[ch.ID] = ch
+		in.LastError = s.lastPaymentError(k, d, ch.ID)
+		e := maps.Clone(in.LastError)
+		e["payment_intent"] = s.intentJSON(in, nil)
+		e["request_log_url"] = "https://dashboard.stripe.com/test/logs/req_dev"
+		status, body = http.StatusPaymentRequired, map[string]any{"error": e}
 	default:
-		in.Status = "succeeded"
+		in.Status, in.LastError = "succeeded", nil
 		if inv := s.invoices[in.Invoice]; inv != nil {
 			inv.Status = "paid"
 		}
-		status, body = http.StatusOK, s.intentJSON(in, nil, nil)
+		status, body = http.StatusOK, s.intentJSON(in, nil)
 	}
 	raw, _ := json.Marshal(body)
 	if key != "" {
@@ -403,12 +516,123 @@ func customerJSON(c *customer) map[string]any {
 	}
 }
 
-func paymentMethodJSON(customer string, k *card) map[string]any {
+func (s *Server) paymentMethodJSON(customer string, k *card) map[string]any {
 	return map[string]any{
 		"id": k.ID, "object": "payment_method", "type": "card", "customer": customer, "livemode": false,
-		"created": 1700000000, "metadata": map[string]any{},
-		"card": map[string]any{"brand": k.Brand, "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear},
+		"created": 1700000000, "metadata": map[string]any{}, "allow_redisplay": "unspecified",
+		"billing_details": map[string]any{"address": nil, "email": nil, "name": nil, "phone": nil},
+		"card": map[string]any{"brand": strings.ToLower(k.Brand), "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear,
+			"fingerprint": s.fingerprint(k.ID), "funding": "credit", "country": "US", "generated_from": nil, "wallet": nil,
+			"networks": map[string]any{"available": []string{strings.ToLower(k.Brand)}, "preferred": nil}},
 	}
+}
+
+// sourceJSON renders a card as GET /v1/customers/{id}/sources/{card}
+// returns a legacy Card.
+func (s *Server) sourceJSON(customer string, k *card) map[string]any {
+	return map[string]any{
+		"id": k.ID, "object": "card", "brand": k.Brand, "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear,
+		"fingerprint": s.fingerprint(k.ID), "funding": "credit", "country": "US", "customer": customer,
+		"cvc_check": nil, "address_zip_check": nil, "metadata": map[string]any{},
+	}
+}
+
+func isMastercard(brand string) bool {
+	return strings.EqualFold(strings.ReplaceAll(brand, " ", ""), "mastercard")
+}
+
+// declineOrDefault completes a decline as Stripe reports it: the default
+// is an issuer's insufficient_funds, with Stripe's advice to try again
+// later, the network's own code, and on a Mastercard its Merchant Advice
+// Code 02 (cannot approve now, try again later).
+func declineOrDefault(d activities.Decline, k *card) activities.Decline {
+	if d.Code == "" && d.DeclineCode == "" {
+		d.Code, d.DeclineCode, d.AdviceCode, d.NetworkDeclineCode = "card_declined", "insufficient_funds", "try_again_later", "51"
+		if isMastercard(k.Brand) {
+			d.NetworkAdviceCode = "02"
+		}
+	}
+	if d.Code == "" {
+		d.Code = "card_declined"
+	}
+	return d
+}
+
+// declineMessages are Stripe's messages for the codes that have their own.
+var declineMessages = map[string]string{
+	"insufficient_funds":      "Your card has insufficient funds.",
+	"expired_card":            "Your card has expired.",
+	"incorrect_cvc":           "Your card's security code is incorrect.",
+	"incorrect_number":        "Your card number is incorrect.",
+	"authentication_required": "Your card was declined. This transaction requires authentication.",
+	"processing_error":        "An error occurred while processing your card. Try again in a little bit.",
+}
+
+// lastPaymentError renders a decline as Stripe's last_payment_error:
+// fields of the newer API versions (advice codes) where the decline has
+// them, the card that failed as a payment method object.
+func (s *Server) lastPaymentError(k *card, d activities.Decline, chargeID string) map[string]any {
+	message := declineMessages[d.DeclineCode]
+	if message == "" {
+		message = declineMessages[d.Code]
+	}
+	if message == "" {
+		message = "Your card was declined."
+	}
+	e := map[string]any{
+		"type": "card_error", "code": d.Code, "message": message, "payment_method_type": "card",
+		"doc_url": "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(d.Code, "_", "-"),
+	}
+	for field, v := range map[string]string{"decline_code": d.DeclineCode, "advice_code": d.AdviceCode,
+		"network_advice_code": d.NetworkAdviceCode, "network_decline_code": d.NetworkDeclineCode, "charge": chargeID} {
+		if v != "" {
+			e[field] = v
+		}
+	}
+	if k != nil {
+		e["payment_method"] = s.paymentMethodJSON("", k)
+	}
+	return e
+}
+
+// chargeJSON renders a declined charge: blocked by Stripe for the
+// outcome reasons Stripe blocks for, else declined by the issuer.
+func (s *Server) chargeJSON(ch *charge) map[string]any {
+	d := ch.Decline
+	outcome := map[string]any{"type": "issuer_declined", "network_status": "declined_by_network",
+		"reason": d.DeclineCode, "risk_level": "normal", "risk_score": 20, "rule": nil,
+		"seller_message": "The bank returned the decline code `" + d.DeclineCode + "`.",
+		"advice_code":    nilIfEmpty(d.AdviceCode), "network_advice_code": nilIfEmpty(d.NetworkAdviceCode),
+		"network_decline_code": nilIfEmpty(d.NetworkDeclineCode)}
+	switch d.OutcomeReason {
+	case "previously_declined_do_not_retry", "highest_risk_level":
+		outcome["type"], outcome["network_status"], outcome["reason"] = "blocked", "not_sent_to_network", d.OutcomeReason
+		outcome["seller_message"] = "Stripe blocked this payment."
+		if d.OutcomeReason == "highest_risk_level" {
+			outcome["risk_level"], outcome["risk_score"] = "highest", 95
+		}
+	case "":
+	default:
+		outcome["reason"] = d.OutcomeReason
+	}
+	in, k := ch.Intent, ch.Card
+	return map[string]any{
+		"id": ch.ID, "object": "charge", "amount": in.Amount, "amount_captured": 0, "amount_refunded": 0,
+		"currency": in.Currency, "customer": in.Customer, "payment_intent": in.ID, "payment_method": k.ID,
+		"invoice": nilIfEmpty(in.Invoice), "created": ch.Created, "livemode": false, "paid": false, "captured": false,
+		"refunded": false, "status": "failed", "failure_code": d.Code, "failure_message": s.lastPaymentError(k, d, "")["message"],
+		"outcome": outcome, "metadata": map[string]any{},
+		"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
+			"brand": strings.ToLower(k.Brand), "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear,
+			"fingerprint": s.fingerprint(k.ID), "network": strings.ToLower(k.Brand), "funding": "credit", "country": "US"}},
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // expansions returns the fields a request asks to expand, in either form
@@ -426,7 +650,7 @@ func expansions(q url.Values) []string {
 
 // intentJSON renders an intent; expand may ask for its invoice as an
 // object, as Stripe's expand[]=invoice does.
-func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []string) map[string]any {
+func (s *Server) intentJSON(in *intent, expand []string) map[string]any {
 	var inv, le any
 	if in.Invoice != "" {
 		inv = in.Invoice
@@ -434,8 +658,8 @@ func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []strin
 			inv = invoiceJSON(i)
 		}
 	}
-	if lastError != nil {
-		le = lastError
+	if in.LastError != nil {
+		le = in.LastError
 	}
 	received := int64(0)
 	if in.Status == "succeeded" {
@@ -445,6 +669,7 @@ func (s *Server) intentJSON(in *intent, lastError map[string]any, expand []strin
 		"id": in.ID, "object": "payment_intent", "amount": in.Amount, "amount_received": received,
 		"currency": in.Currency, "customer": in.Customer, "invoice": inv, "status": in.Status,
 		"created": in.Created, "livemode": false, "metadata": metadataJSON(in.Metadata), "last_payment_error": le,
+		"payment_method":       nil,
 		"payment_method_types": []string{"card"}, "capture_method": "automatic", "confirmation_method": "automatic",
 	}
 }

@@ -64,6 +64,13 @@ func newStack(t *testing.T) *stack {
 	return st
 }
 
+// upstreamSaw is what reached the upstream, in order.
+func (st *stack) upstreamSaw() []string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return append([]string(nil), st.upstream...)
+}
+
 func failedEvent(customer, intent, pm string) workflows.StripeEvent {
 	return workflows.StripeEvent{ID: "evt_f_" + intent, Type: workflows.EventPaymentFailed, Created: created, CustomerID: customer,
 		ObjectID: intent, ObjectType: "payment_intent",

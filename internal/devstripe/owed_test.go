@@ -103,7 +103,7 @@ func TestOwedCheckReadsTheInvoiceAsStripeGoAsksForIt(t *testing.T) {
 	start, end := devstripe.BilledMonth(created)
 	want := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
 		InvoiceID: "in_1", PeriodStart: start, PeriodEnd: end, PayURL: "https://invoice.stripe.com/i/dev_in_1",
-		PaymentMethod: "pm_bad", PaymentMethodSource: "customer default"}
+		PaymentMethod: "pm_bad", PaymentMethodSource: "customer default", Fingerprint: st.dev.Fingerprint("pm_bad")}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("IntentOwed =\n %+v\nwant\n %+v", got, want)
 	}
@@ -115,10 +115,8 @@ func TestOwedCheckReadsTheInvoiceAsStripeGoAsksForIt(t *testing.T) {
 	if len(lists) != 1 || lists[0].Get("customer") != "cus_1" {
 		t.Errorf("list requests = %v, want one for cus_1", lists)
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.upstream) != 0 {
-		t.Errorf("upstream saw %v, want the dev Stripe to answer everything about known objects", st.upstream)
+	if up := st.upstreamSaw(); len(up) != 0 {
+		t.Errorf("upstream saw %v, want the dev Stripe to answer everything about known objects", up)
 	}
 }
 
