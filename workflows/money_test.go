@@ -565,3 +565,77 @@ func TestCardLimitHoldsAcrossLives(t *testing.T) {
 		t.Fatalf("next life: %d confirms, stage %s; want none on a card at its limit", len(rt3.w.retries), r.Stage)
 	}
 }
+
+func offsets(ts []time.Time) []time.Duration {
+	var out []time.Duration
+	for _, at := range ts {
+		out = append(out, at.Sub(t0).Round(time.Minute))
+	}
+	return out
+}
+
+// Card rules: after a stop decline the card is never confirmed again; a
+// new default card gets exactly one confirm; the customer is told to use
+// another card, never why the bank stopped it.
+func TestStopDeclineNeverRetriesTheCard(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.declines["pm_1"] = activities.Decline{Code: "card_declined", DeclineCode: "stolen_card"}
+	})
+	rt.at(2*time.Hour+30*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_2" }) })
+	rt.signal(2*time.Hour+30*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_new_card", Created: t0.Add(150 * time.Minute), Source: "customer.updated"})
+	rt.w.succeedOnAttempt = 2
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered with the new card", res.Stage)
+	}
+	if len(rt.w.retries) != 2 || rt.w.retries[0].PaymentMethodID != "pm_1" || rt.w.retries[1].PaymentMethodID != "pm_2" {
+		t.Fatalf("confirms %+v at %v; want pm_1 once (stopped), then pm_2 once", rt.w.retries, offsets(rt.w.retryTimes))
+	}
+	for _, n := range rt.w.notices {
+		if r := strings.ToLower(n.Reason); strings.Contains(r, "stolen") || strings.Contains(r, "fraud") || strings.Contains(r, "lost") {
+			t.Errorf("notice %s names the stop reason: %q", n.Type, n.Reason)
+		}
+	}
+	if n := rt.w.notices[1]; n.Type != "payment_retry_failed" || !strings.Contains(strings.ToLower(n.Reason), "another card") {
+		t.Errorf("notice after the stop decline %+v; want one asking for another card", n)
+	}
+}
+
+// Card rules: a Mastercard advice to retry after 24 hours holds the
+// schedule's retries, and the card is tried again once the wait is over.
+func TestNetworkRetryAfterIsHonoured(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.declines["pm_1"] = activities.Decline{Code: "card_declined", DeclineCode: "do_not_honor", NetworkAdviceCode: "25"}
+	})
+	in := input()
+	in.Settings.DeprovisionAfter = 40 * time.Hour
+	res := rt.run(in)
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s", res.Stage)
+	}
+	got := offsets(rt.w.retryTimes)
+	if len(got) != 2 || got[0] != time.Hour || got[1] != 25*time.Hour {
+		t.Fatalf("confirms at %v, want +1h and +25h (the network's 24h wait)", got)
+	}
+}
+
+// Card rules: a card whose details are wrong waits for them to change; the
+// network's automatic update of that card is such a change.
+func TestNewDataDeclineWaitsForTheCardToChange(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.declines["pm_1"] = activities.Decline{Code: "expired_card"}
+	})
+	rt.at(4*time.Hour, func() {
+		rt.w.mu.Lock()
+		defer rt.w.mu.Unlock()
+		if len(rt.w.retries) != 1 {
+			t.Errorf("%d confirms by +4h, want 1: an expired card is not retried on schedule", len(rt.w.retries))
+		}
+		delete(rt.w.declines, "pm_1")
+	})
+	rt.signal(5*time.Hour, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_auto", Created: t0.Add(5 * time.Hour), PaymentMethodID: "pm_1", Source: workflows.EventPaymentMethodAutoUpd})
+	rt.w.succeedOnAttempt = 2
+	if res := rt.run(input()); res.Stage != workflows.StageRecovered || len(rt.w.retries) != 2 {
+		t.Fatalf("stage %s after %d confirms at %v; want recovered by one retry after the automatic update", res.Stage, len(rt.w.retries), offsets(rt.w.retryTimes))
+	}
+}

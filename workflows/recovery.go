@@ -305,6 +305,37 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		in.LastEventAt, in.LastDecline = f.Created, decline
 		r.record(ctx, "payment failed again", fmt.Sprintf("%s (%s)", f.Intent.ID, decline), "recorded", false)
 	}
+	if r.cards() && !isOwnRetry(f) {
+		// Stripe's own attempt (the invoice's, or its Smart Retries) is an
+		// attempt on the card like any of dunning's; dunning's own were
+		// counted when made.
+		if in := r.intent(f.Intent.ID); in != nil && in.State == IntentOpen {
+			r.cardDeclined(ctx, in, f.Intent.Decline, firstNonEmpty(f.Intent.Decline.PaymentMethod, f.Intent.PaymentMethodID), f.Created, true)
+		}
+	}
+}
+
+// cardDeclined applies a decline to the intent and to the card it was
+// made on: the class decides the card's holds, and a bank that wants the
+// customer to authenticate stops off-session retries of the intent.
+func (r *recovery) cardDeclined(ctx workflow.Context, in *Intent, d activities.Decline, pm string, at time.Time, count bool) {
+	key := firstNonEmpty(d.Fingerprint, pm)
+	if key == "" {
+		return
+	}
+	v := activities.ClassifyDecline(d)
+	c := r.cardRecord(key, pm)
+	if count && !slices.ContainsFunc(c.Attempts, at.Equal) {
+		c.Attempts = append(c.Attempts, at)
+	}
+	applyDecline(c, v, workflow.Now(ctx))
+	in.CardKey, in.Decline = key, &v
+	if pm != "" {
+		in.PaymentMethodID = pm
+	}
+	if v.Class == activities.DeclineAuthentication {
+		in.NeedsAction = true
+	}
 }
 
 func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {

@@ -45,7 +45,7 @@ const (
 
 // cardKey names the card a charge would go to: its fingerprint where
 // Stripe gave one, else the payment method.
-func cardKey(o activities.Owed) string { return o.PaymentMethod }
+func cardKey(o activities.Owed) string { return firstNonEmpty(o.Fingerprint, o.PaymentMethod) }
 
 // cardRecord returns the record of a card, made on first use.
 func (r *recovery) cardRecord(key, pm string) *CardRecord {
@@ -251,7 +251,13 @@ func (r *recovery) tellPastDue(ctx workflow.Context) {
 	r.s.PastDueNoticeSent = true
 	amount, currency := r.owed()
 	next, deadline := r.s.RetryAt, r.s.SuspendAt
-	r.noticeSafe(ctx, "payment_failed", r.key("past_due", "notice"), "", &next, &deadline, r.payURL())
+	reason := ""
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen && in.Decline != nil && reason == "" {
+			reason = activities.DeclineNoticeReason(*in.Decline)
+		}
+	}
+	r.noticeSafe(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline, r.payURL())
 	r.alert(ctx, "warning", r.key("past_due", "alert"), "Payment failed: "+r.s.StripeCustomerID+" is past due",
 		fmt.Sprintf("%s owed. Retries scheduled; suspension at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
 }
@@ -311,6 +317,7 @@ func (r *recovery) alertLateMoney(ctx workflow.Context) {
 func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 	r.s.RetryRounds++
 	declined := 0
+	var lastDecline *activities.DeclineVerdict
 	for _, id := range retryable(&r.s) {
 		r.drain(ctx)
 		in := r.intent(id)
@@ -392,6 +399,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.markInFlight(ctx, in, "payment processing after "+why)
 		case activities.RetryRequiresAction:
 			in.NeedsAction = true
+			if r.cards() {
+				r.cardDeclined(ctx, in, res.Decline, o.PaymentMethod, workflow.Now(ctx), false)
+			}
 			r.record(ctx, why, detail, "the bank asks the customer to authenticate", false)
 		case activities.RetryNoPaymentMethod:
 			r.s.NoPaymentMethod = true
@@ -400,13 +410,29 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.record(ctx, why, detail, "not charged", true)
 		default:
 			in.LastDecline = firstNonEmpty(res.DeclineCode, res.Outcome)
-			r.record(ctx, why, detail, res.Outcome+" "+res.DeclineCode, false)
+			outcome := res.Outcome + " " + res.DeclineCode
+			if r.cards() {
+				// The attempt was counted above; its key is the card charged.
+				d := res.Decline
+				if d.Fingerprint == "" {
+					d.Fingerprint = o.Fingerprint
+				}
+				r.cardDeclined(ctx, in, d, o.PaymentMethod, workflow.Now(ctx), false)
+				outcome += " (" + string(in.Decline.Class) + ": " + in.Decline.Reason + ")"
+				lastDecline = in.Decline
+			}
+			r.record(ctx, why, detail, outcome, false)
 			declined++
 		}
 	}
 	if declined > 0 && r.s.Waive == nil {
 		next, deadline := r.s.RetryAt, r.s.SuspendAt
-		r.noticeSafe(ctx, "payment_retry_failed", r.key("retry", fmt.Sprint(r.s.RetryRounds), "notice"), "", &next, &deadline, r.payURL())
+		reason := ""
+		if lastDecline != nil {
+			// What to do, by class; a stop decline never names its reason.
+			reason = activities.DeclineNoticeReason(*lastDecline)
+		}
+		r.noticeSafe(ctx, "payment_retry_failed", r.key("retry", fmt.Sprint(r.s.RetryRounds), "notice"), reason, &next, &deadline, r.payURL())
 	}
 	return nil
 }

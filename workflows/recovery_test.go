@@ -77,6 +77,12 @@ type world struct {
 	retryHook    func(activities.RetryInput) (activities.RetryResult, error, bool)
 	rejectNotice map[string]bool
 
+	// declines says how each payment method declines (default: soft,
+	// insufficient funds); now is the test clock.
+	declines   map[string]activities.Decline
+	now        func() time.Time
+	retryTimes []time.Time
+
 	retries   []activities.RetryInput
 	keyParams map[string]string
 	attempts  map[string]int
@@ -92,7 +98,7 @@ type world struct {
 func newWorld() *world {
 	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{},
 		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
-		periods: map[string]time.Time{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
+		periods: map[string]time.Time{}, declines: map[string]activities.Decline{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
 }
 
 // period is the usage period the intent's invoice bills.
@@ -131,6 +137,9 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	o.PayURL = "https://invoice.stripe.com/i/" + invID
 	if o.Verdict == activities.OwedYes {
 		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, in.FailedPaymentMethod, "")
+		if o.PaymentMethod != "" {
+			o.Fingerprint = "fp_" + o.PaymentMethod
+		}
 	}
 	return o, nil
 }
@@ -233,7 +242,13 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 				w.paidIntents[in.IntentID] = true
 				return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded"}, nil
 			}
-			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: "insufficient_funds"}, nil
+			d, ok := w.declines[pm]
+			if !ok {
+				d = activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}
+			}
+			d.PaymentMethod, d.Fingerprint = pm, "fp_"+pm
+			w.retryTimes = append(w.retryTimes, w.now())
+			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: pm, Decline: d}, nil
 		})
 	env.OnActivity(acts.LatestInvoice, mock.Anything, mock.Anything).After(w.checkDelay).Return(
 		func(_ context.Context, in activities.AmberfloInput) (activities.AmberfloInvoice, error) {
@@ -310,6 +325,7 @@ func newRecoveryTest(t *testing.T, opts ...func(*world)) *recoveryTest {
 	env.SetStartTime(t0)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RecoveryWorkflowID(customer)})
 	w := newWorld()
+	w.now = env.Now
 	for _, o := range opts {
 		o(w)
 	}
