@@ -48,6 +48,10 @@ type OwedInput struct {
 	// FailedPaymentMethod is the payment method that failed, as the event
 	// reported it; the fallback when the customer has no default.
 	FailedPaymentMethod string `json:"failed_payment_method,omitempty"`
+	// SkipCharge leaves out what a charge needs (the payment method and
+	// its card), for a check before a suspension, which charges nothing:
+	// a read that only a charge needs must not hold a suspension.
+	SkipCharge bool `json:"skip_charge,omitempty"`
 }
 
 // Owed is where an intent stands in Stripe now, and what a confirm would
@@ -107,7 +111,7 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 		out.InvoiceID, out.PayURL = inv.ID, inv.HostedInvoiceURL
 		out.PeriodStart, out.PeriodEnd = InvoicePeriod(inv)
 	}
-	if out.Verdict == OwedYes {
+	if out.Verdict == OwedYes && !in.SkipCharge {
 		profile, err := a.CustomerProfile(ctx, CustomerInput{StripeCustomerID: in.StripeCustomerID})
 		if err != nil {
 			return Owed{}, err

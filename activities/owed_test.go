@@ -1065,3 +1065,24 @@ func noInvoiceIntent() obj {
 	pi["invoice"] = nil
 	return pi
 }
+
+// A check before a suspension charges nothing: it reads no customer and no
+// card, so that a read only a charge needs cannot hold a suspension.
+func TestIntentOwedSkipCharge(t *testing.T) {
+	f := newFakeStripe(t)
+	f.on(http.MethodGet, pathIntent, ok(withInvoice(intent("requires_payment_method"), invoiceObj("open", nil))))
+	f.on(http.MethodGet, pathIntents, ok(intentList()))
+	acts := stripeActivities(t, fakeKey, f.URL, "")
+	in := owedInput()
+	in.SkipCharge = true
+	got, err := acts.IntentOwed(context.Background(), in)
+	if err != nil {
+		t.Fatalf("IntentOwed: %v", err)
+	}
+	if got.Verdict != activities.OwedYes || got.PaymentMethod != "" || got.Fingerprint != "" {
+		t.Errorf("IntentOwed = %+v, want owed and no charge target", got)
+	}
+	if n := len(f.seen.to(http.MethodGet, pathCustomer)); n != 0 {
+		t.Errorf("customer read %d times, want none", n)
+	}
+}

@@ -41,6 +41,8 @@ const (
 	whyCardUpdate = "retry after card update"
 	whyOperator   = "retry asked by an operator"
 	whyHeld       = "retry held for the card network"
+	// whyCharge is the owed check right before a confirm.
+	whyCharge = "before a charge"
 )
 
 // cardKey names the card a charge would go to: its fingerprint where
@@ -105,6 +107,7 @@ func (r *recovery) checkOwed(ctx workflow.Context, in *Intent, why string) (acti
 	var o activities.Owed
 	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.IntentOwed, activities.OwedInput{
 		IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, FailedPaymentMethod: in.PaymentMethodID,
+		SkipCharge: r.cards() && why != whyCharge,
 	}).Get(ctx, &o)
 	if err != nil {
 		r.record(ctx, "stripe re-check ("+why+")", in.ID, "no answer: "+errText(err), false)
@@ -325,7 +328,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.record(ctx, why, id, "not charged: "+reason, false)
 			continue
 		}
-		o, err := r.checkOwed(ctx, in, "before a charge")
+		o, err := r.checkOwed(ctx, in, whyCharge)
 		if err != nil {
 			if isRejected(err) {
 				return r.pauseForOperator(ctx, "stripe re-check of "+id+" failed: "+errText(err))

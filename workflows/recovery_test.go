@@ -135,7 +135,7 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	o.InvoiceID = invID
 	o.PeriodStart, o.PeriodEnd = w.period(in.IntentID)
 	o.PayURL = "https://invoice.stripe.com/i/" + invID
-	if o.Verdict == activities.OwedYes {
+	if o.Verdict == activities.OwedYes && !in.SkipCharge {
 		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, in.FailedPaymentMethod, "")
 		if o.PaymentMethod != "" {
 			o.Fingerprint = "fp_" + o.PaymentMethod
