@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"dunning/activities"
 	"dunning/internal/devstripe"
 	"dunning/internal/sig"
 	"dunning/workflows"
@@ -418,6 +419,10 @@ func (s *Stripe) SetIntentStatus(intentID, status string) {
 		s.problem("SetIntentStatus: intent %s was never observed", intentID)
 	}
 }
+
+// SetDecline makes a card decline as the bank would say (a zero Decline:
+// the default, insufficient funds).
+func (s *Stripe) SetDecline(cardID string, d activities.Decline) { s.dev.SetDecline(cardID, d) }
 
 // Observe tells the fake Stripe of an event that happened there.
 func (s *Stripe) Observe(ev workflows.StripeEvent) { s.dev.Observe(ev) }

@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"dunning/activities"
 	"dunning/internal/stripefixture"
 	"dunning/workflows"
 )
@@ -280,4 +281,46 @@ func actionLines(as []workflows.Action) []actionLine {
 		out[i] = actionLine(a)
 	}
 	return out
+}
+
+// Card rules on the real binaries: a stolen card is confirmed once and
+// never again, whatever the schedule says; an address edit charges
+// nothing; a new card is charged once, at once.
+func TestCardRulesOnTheRealBinaries(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1s,2s,3s", "DUNNING_GRACE_PERIOD": "1h", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent})
+	stolen := ev.Parsed.PaymentIntent.PaymentMethodID
+	s.Stripe.SetDecline(stolen, activities.Decline{Code: "card_declined", DeclineCode: "stolen_card"})
+	s.Eventually("the first retry", 20*time.Second, func() bool { return len(s.Stripe.Confirms(intent)) == 1 })
+	time.Sleep(4 * time.Second) // past the two other scheduled retries
+	if c := s.Stripe.Confirms(intent); len(c) != 1 {
+		t.Fatalf("confirms after a stop decline:\n%s", lines(c))
+	}
+	st := s.Status(customer)
+	if len(st.Cards) != 1 || !st.Cards[0].Stopped || st.Cards[0].Held == "" || len(st.Cards[0].Attempts) < 1 {
+		t.Errorf("status cards %+v, want the stolen card stopped, with why", st.Cards)
+	}
+	for range 3 {
+		s.Send(workflows.EventSourceUpdated, stripefixture.Options{Customer: customer, ObjectID: stolen})
+	}
+	time.Sleep(3 * time.Second)
+	if c := s.Stripe.Confirms(intent); len(c) != 1 {
+		t.Fatalf("confirms after address edits of the stopped card:\n%s", lines(c))
+	}
+	fresh := stripefixture.NewID("pm")
+	sent := time.Now()
+	s.Send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: customer, ObjectID: fresh})
+	if res := s.Recovery(customer, 20*time.Second); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery ended %s, want recovered by the new card", res.Stage)
+	}
+	if took := time.Since(sent); took > 5*time.Second {
+		t.Errorf("the new card was charged %s after its event", took)
+	}
+	c := s.Stripe.Confirms(intent)
+	if len(c) != 2 || s.Stripe.Charges(intent) != 1 {
+		t.Fatalf("confirms:\n%s\nwant the stolen card once, then the new card once, charged", lines(c))
+	}
 }

@@ -12,7 +12,6 @@
 package devstripe
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"dunning/activities"
+	"dunning/internal/stripefixture"
 	"dunning/workflows"
 )
 
@@ -190,13 +190,8 @@ func (s *Server) fingerprint(cardID string) string {
 	if fp := s.fingerprints[cardID]; fp != "" {
 		return fp
 	}
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	sum := sha256.Sum256([]byte("devstripe card " + cardID))
-	fp := make([]byte, 16)
-	for i := range fp {
-		fp[i] = alphabet[int(sum[i])%len(alphabet)]
-	}
-	return string(fp)
+	// As the fixtures that describe the events give it.
+	return stripefixture.Fingerprint(cardID)
 }
 
 // knownCard finds a card any customer has.

@@ -85,7 +85,7 @@ func TestParseHandledTypes(t *testing.T) {
 				InvoiceID: invoiceID, PaymentMethodID: pi.PaymentMethodID, FailureCode: "card_declined",
 				DeclineCode: "expired_card", FailureMessage: "Your card has insufficient funds.",
 				Decline: activities.Decline{Code: "card_declined", DeclineCode: "expired_card", PaymentMethod: pi.PaymentMethodID,
-					Fingerprint: "Xt5EWLLDS7FJjR1c", IntentStatus: "requires_payment_method"},
+					Fingerprint: stripefixture.Fingerprint(pi.PaymentMethodID), IntentStatus: "requires_payment_method"},
 			}
 			if *pi != wantPI {
 				t.Errorf("PaymentIntent = %+v, want %+v", *pi, wantPI)

@@ -6,6 +6,7 @@ package stripefixture
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -110,6 +111,19 @@ func Event(eventType string, o Options) ([]byte, error) {
 	})
 }
 
+// Fingerprint is the fingerprint the fixtures give the card of a payment
+// method or source: stable for the card, different between cards, as
+// Stripe's is. The dev Stripe gives the same.
+func Fingerprint(cardID string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	sum := sha256.Sum256([]byte("card " + cardID))
+	fp := make([]byte, 16)
+	for i := range fp {
+		fp[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return string(fp)
+}
+
 func pick(id, prefix string) string {
 	if id != "" {
 		return id
@@ -121,7 +135,7 @@ func cardObject(id string, o *Options) obj {
 	return obj{
 		"id": id, "object": "card", "address_zip_check": "pass", "brand": "Visa", "country": "US",
 		"customer": o.Customer, "cvc_check": "pass", "exp_month": o.ExpMonth, "exp_year": o.ExpYear,
-		"fingerprint": "Xt5EWLLDS7FJjR1c", "funding": "credit", "last4": "4242", "metadata": obj{},
+		"fingerprint": Fingerprint(id), "funding": "credit", "last4": "4242", "metadata": obj{},
 	}
 }
 
@@ -131,7 +145,7 @@ func paymentMethodObject(id string, o *Options) obj {
 		"created": o.Created.Unix(), "metadata": obj{}, "billing_details": obj{"email": nil, "name": nil},
 		"card": obj{
 			"brand": "visa", "country": "US", "exp_month": o.ExpMonth, "exp_year": o.ExpYear,
-			"fingerprint": "Xt5EWLLDS7FJjR1c", "funding": "credit", "last4": "4242",
+			"fingerprint": Fingerprint(id), "funding": "credit", "last4": "4242",
 			"checks": obj{"cvc_check": "pass"},
 		},
 	}
