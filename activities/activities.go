@@ -23,6 +23,7 @@ import (
 
 	"dunning/amberflo"
 	"dunning/controlplane"
+	"dunning/internal/portallink"
 	"dunning/notify"
 )
 
@@ -63,6 +64,10 @@ type Activities struct {
 	Control  *controlplane.Client
 	Alerts   *notify.Alerter
 	Notices  *notify.NoticeSender
+	// PortalLinks makes the one-click link to update a payment method that
+	// every notice carries; nil (no PUBLIC_URL and PORTAL_LINK_SECRET)
+	// sends notices without it, saying why.
+	PortalLinks *portallink.Links
 	// Reconcile lists Stripe's events and hands them to dunning
 	// (reconciliation); nil or without a Stripe key runs dry.
 	Reconcile *Reconciler

@@ -174,7 +174,9 @@ func (a *Activities) Alert(ctx context.Context, in AlertInput) (NotifyResult, er
 	return NotifyResult{}, nil
 }
 
-// NoticeInput is one customer notice.
+// NoticeInput is one customer notice. PayURL is where the customer pays
+// the invoice, the Stripe invoice's hosted_invoice_url; empty, InvoiceURL
+// is used when it is a Stripe hosted invoice page.
 type NoticeInput struct {
 	Key              string     `json:"key"`
 	Type             string     `json:"type"`
@@ -184,6 +186,7 @@ type NoticeInput struct {
 	AmountDue        int64      `json:"amount_due,omitempty"`
 	Currency         string     `json:"currency,omitempty"`
 	InvoiceURL       string     `json:"invoice_url,omitempty"`
+	PayURL           string     `json:"pay_url,omitempty"`
 	CardBrand        string     `json:"card_brand,omitempty"`
 	CardLast4        string     `json:"card_last4,omitempty"`
 	CardExpMonth     int        `json:"card_exp_month,omitempty"`
@@ -195,6 +198,9 @@ type NoticeInput struct {
 }
 
 // Notice sends a signed customer notice to the product's mailer, or logs it.
+// Every notice carries the customer's link to update their payment method
+// (made here, where PUBLIC_URL and the secret are, not in the workflow),
+// or the reason it has none, and the invoice's payment page when known.
 func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, error) {
 	if a.Notices == nil {
 		a.logger(ctx).Info("customer notice (no CUSTOMER_NOTICE_URL; logged only)", "key", in.Key, "type", in.Type,
@@ -204,8 +210,12 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 	in = repairNotice(in, a.logger(ctx))
 	n := notify.Notice{ID: in.Key, Type: notify.NoticeType(in.Type), CustomerID: in.CustomerID,
 		StripeCustomerID: in.StripeCustomerID, Stage: in.Stage, AmountDue: in.AmountDue, Currency: in.Currency,
-		InvoiceURL: in.InvoiceURL, NextActionAt: in.NextActionAt, Deadline: in.Deadline, Reason: in.Reason,
-		CreatedAt: in.CreatedAt}
+		InvoiceURL: in.InvoiceURL, PayURL: in.PayURL, NextActionAt: in.NextActionAt, Deadline: in.Deadline,
+		Reason: in.Reason, CreatedAt: in.CreatedAt}
+	if n.PayURL == "" && stripeHostedInvoice(in.InvoiceURL) {
+		n.PayURL = in.InvoiceURL
+	}
+	n.UpdatePaymentMethodURL, n.LinksMissingReason = a.portalLink(ctx, in)
 	if in.CardLast4 != "" {
 		n.Card = &notify.Card{Brand: in.CardBrand, Last4: in.CardLast4, ExpMonth: in.CardExpMonth, ExpYear: in.CardExpYear}
 	}
@@ -213,6 +223,41 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 		return NotifyResult{}, classify(err, ErrNotifyRejected)
 	}
 	return NotifyResult{}, nil
+}
+
+// portalLink is the notice's link to update the payment method, or why it
+// has none. It expires PORTAL_LINK_TTL after the notice was decided, so
+// that every attempt to send the notice sends the same body under its
+// idempotency key.
+func (a *Activities) portalLink(ctx context.Context, in NoticeInput) (link, missing string) {
+	if a.PortalLinks == nil {
+		return "", notify.LinksNotConfigured
+	}
+	if in.StripeCustomerID == "" {
+		return "", notify.LinksNoStripeCustomer
+	}
+	now := time.Now()
+	decided := in.CreatedAt
+	if decided.IsZero() {
+		decided = now
+	}
+	link, expires, err := a.PortalLinks.URL(in.StripeCustomerID, decided)
+	switch {
+	case err != nil:
+		a.logger(ctx).Warn("notice sent without its portal link", "key", in.Key, "error", err)
+		return "", notify.LinksNoStripeCustomer
+	case !expires.After(now):
+		a.logger(ctx).Warn("notice sent without its portal link: decided longer than PORTAL_LINK_TTL ago", "key", in.Key, "decided", decided)
+		return "", notify.LinksExpired
+	}
+	return link, ""
+}
+
+// stripeHostedInvoice reports whether u is a Stripe hosted invoice page,
+// where the customer can pay.
+func stripeHostedInvoice(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && p.Scheme == "https" && p.Host == "invoice.stripe.com" && len(p.Path) > 1
 }
 
 // classify turns a peer's error into a Temporal one: a permanent error
@@ -229,15 +274,17 @@ func classify(err error, errType string) error {
 
 // repairNotice leaves out the optional fields of a notice that the mailer
 // would refuse, so that a cosmetic fault never costs the customer the
-// notice: an invoice link that is not an absolute http(s) URL (Amberflo may
-// give a path), a card whose last four are not four digits or whose expiry
-// month is not a month.
+// notice: an invoice or payment link that is not an absolute http(s) URL
+// (Amberflo may give a path), a card whose last four are not four digits or
+// whose expiry month is not a month.
 func repairNotice(in NoticeInput, log *slog.Logger) NoticeInput {
-	if in.InvoiceURL != "" {
-		if u, err := url.Parse(in.InvoiceURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			log.Warn("notice sent without its invoice link: not an absolute URL", "key", in.Key)
-			in.InvoiceURL = ""
-		}
+	if in.InvoiceURL != "" && !notify.AbsoluteURL(in.InvoiceURL) {
+		log.Warn("notice sent without its invoice link: not an absolute URL", "key", in.Key)
+		in.InvoiceURL = ""
+	}
+	if in.PayURL != "" && !notify.AbsoluteURL(in.PayURL) {
+		log.Warn("notice sent without its payment link: not an absolute URL", "key", in.Key)
+		in.PayURL = ""
 	}
 	if in.CardLast4 != "" && (len(in.CardLast4) != 4 || strings.Trim(in.CardLast4, "0123456789") != "") ||
 		in.CardExpMonth < 0 || in.CardExpMonth > 12 {

@@ -705,6 +705,9 @@ func TestNotice(t *testing.T) {
 	want := map[string]any{
 		"id": in.Key, "type": "payment_retry_failed", "customer_id": accountID, "stripe_customer_id": customerID,
 		"stage": "past_due", "amount_due": 4900.0, "currency": "usd", "invoice_url": in.InvoiceURL,
+		// A Stripe hosted invoice page is where the customer pays; no
+		// PUBLIC_URL here, so no portal link, and the notice says so.
+		"pay_url": in.InvoiceURL, "update_payment_method_url": "", "links_missing_reason": "not_configured",
 		"card":           map[string]any{"brand": "visa", "last4": "4242", "exp_month": 4.0, "exp_year": 2026.0},
 		"next_action_at": "2025-03-17T15:00:00Z", "deadline": "2025-03-28T15:00:00Z",
 		"reason": "insufficient_funds", "created_at": "2025-03-14T15:00:00Z",

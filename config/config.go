@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"dunning/internal/portallink"
 )
 
 // Config is everything dunning reads from the environment.
@@ -42,6 +44,23 @@ type Config struct {
 	// WebhookStartTimeout bounds the call that hands an event to Temporal
 	// (WEBHOOK_START_TIMEOUT); past it the webhook answers 503.
 	WebhookStartTimeout time.Duration
+	// WebhookTrustedProxies are the addresses (IPs or CIDRs) whose
+	// X-Forwarded-For the webhook believes (WEBHOOK_TRUSTED_PROXIES); the
+	// client address it finds that way is what portal clicks are
+	// rate-limited by. Empty: the peer's address.
+	WebhookTrustedProxies []string
+
+	// PublicURL is where the webhook's /portal/ is reached from outside
+	// (PUBLIC_URL): the base of the links in customer notices.
+	PublicURL string
+	// PortalLinkSecrets sign those links (PORTAL_LINK_SECRET,
+	// comma-separated during rotation, the first one signing).
+	PortalLinkSecrets []string
+	// PortalLinkTTL is how long a link opens the portal (PORTAL_LINK_TTL).
+	PortalLinkTTL time.Duration
+	// PortalReturnURL is where the Stripe Billing Portal sends the
+	// customer back (PORTAL_RETURN_URL); PUBLIC_URL/portal/ unless set.
+	PortalReturnURL string
 
 	AmberfloAPIKey  string // AMBERFLO_API_KEY; empty means dry run
 	AmberfloBaseURL string // AMBERFLO_BASE_URL
@@ -116,7 +135,15 @@ func (c Config) Live() map[string]bool {
 		"control_plane":   c.ControlPlaneURL != "",
 		"ops_alerts":      c.AlertWebhookURL != "",
 		"customer_notice": c.CustomerNoticeURL != "",
+		"portal_links":    c.PortalLinksConfigured(),
 	}
+}
+
+// PortalLinksConfigured reports whether notices carry the one-click link
+// to update a payment method, and the webhook opens it: PUBLIC_URL and
+// PORTAL_LINK_SECRET are set.
+func (c Config) PortalLinksConfigured() bool {
+	return c.PublicURL != "" && len(c.PortalLinkSecrets) > 0
 }
 
 // Load reads the configuration through getenv (os.Getenv in production)
@@ -136,6 +163,11 @@ func Load(getenv func(string) string) (Config, error) {
 		StripeAPIBaseURL:       r.url("STRIPE_API_BASE_URL", ""),
 		WebhookMaxBody:         r.bytes("WEBHOOK_MAX_BODY_BYTES", 512<<10),
 		WebhookStartTimeout:    r.duration("WEBHOOK_START_TIMEOUT", 5*time.Second),
+		WebhookTrustedProxies:  r.networks("WEBHOOK_TRUSTED_PROXIES"),
+		PublicURL:              r.url("PUBLIC_URL", ""),
+		PortalLinkSecrets:      r.list("PORTAL_LINK_SECRET"),
+		PortalLinkTTL:          r.duration("PORTAL_LINK_TTL", portallink.DefaultTTL),
+		PortalReturnURL:        r.url("PORTAL_RETURN_URL", ""),
 		AmberfloAPIKey:         r.str("AMBERFLO_API_KEY", ""),
 		AmberfloBaseURL:        r.url("AMBERFLO_BASE_URL", "https://app.amberflo.io"),
 		ControlPlaneURL:        r.url("CONTROL_PLANE_URL", ""),
@@ -184,6 +216,7 @@ func Load(getenv func(string) string) (Config, error) {
 		// The key itself is not repeated.
 		r.fail("STRIPE_API_KEY", "is not a Stripe secret or restricted key (sk_live_…, sk_test_…, rk_live_…, rk_test_…)")
 	}
+	r.portalLinks(&c)
 	if c.CustomerNoticeURL != "" && c.CustomerNoticeSecret == "" {
 		r.fail("CUSTOMER_NOTICE_SECRET", "is required when CUSTOMER_NOTICE_URL is set: notices are signed")
 	}
@@ -246,6 +279,35 @@ func (c Config) RequireWebhookSecret() error {
 		return errors.New("STRIPE_WEBHOOK_SECRET: required by the webhook server (the endpoint's signing secret, whsec_…)")
 	}
 	return nil
+}
+
+// portalLinks checks the portal-link settings together and fills in the
+// return URL.
+func (r *reader) portalLinks(c *Config) {
+	if strings.ContainsAny(c.PublicURL, "?#") {
+		// Links are PUBLIC_URL/portal/{token}.
+		r.fail("PUBLIC_URL", "must not have a query or a fragment")
+	}
+	for i, s := range c.PortalLinkSecrets {
+		if len(s) < portallink.MinSecretLen {
+			// Which one, not what it is.
+			r.fail("PORTAL_LINK_SECRET", "secret %d of %d is shorter than %d bytes (make one with `openssl rand -hex 32`)", i+1, len(c.PortalLinkSecrets), portallink.MinSecretLen)
+		}
+	}
+	if c.PortalLinkTTL < time.Hour || c.PortalLinkTTL > portallink.MaxTTL {
+		r.fail("PORTAL_LINK_TTL", "must be between 1h and %s", portallink.MaxTTL)
+	}
+	switch {
+	case c.PublicURL != "" && len(c.PortalLinkSecrets) == 0:
+		r.fail("PORTAL_LINK_SECRET", "is required when PUBLIC_URL is set: portal links are signed")
+	case c.PublicURL == "" && len(c.PortalLinkSecrets) > 0:
+		r.fail("PUBLIC_URL", "is required when PORTAL_LINK_SECRET is set: it is where portal links lead")
+	case c.PortalLinksConfigured() && c.StripeAPIKey == "":
+		r.fail("PUBLIC_URL", "is set but STRIPE_API_KEY is not: a portal link opens a Stripe Billing Portal session; set STRIPE_API_KEY or unset PUBLIC_URL and PORTAL_LINK_SECRET")
+	}
+	if c.PortalReturnURL == "" && c.PublicURL != "" {
+		c.PortalReturnURL = c.PublicURL + portallink.PathPrefix
+	}
 }
 
 type reader struct {
@@ -350,6 +412,17 @@ func (r *reader) list(name string) []string {
 	for _, s := range strings.Split(r.getenv(name), ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// networks reads a comma-separated list of IP addresses and CIDRs.
+func (r *reader) networks(name string) []string {
+	out := r.list(name)
+	for _, s := range out {
+		if _, _, err := net.ParseCIDR(s); err != nil && net.ParseIP(s) == nil {
+			r.fail(name, "%q is not an IP address or a CIDR such as 10.0.0.0/8", s)
 		}
 	}
 	return out

@@ -11,6 +11,12 @@ import (
 	"dunning/config"
 )
 
+// Portal-link secrets of the allowed length.
+const (
+	portalSecret    = "portal-secret-0123456789abcdef0123456789"
+	oldPortalSecret = "portal-secret-old-fedcba9876543210fedcba"
+)
+
 // env is a getenv over a fixed map.
 func env(vars map[string]string) func(string) string {
 	return func(name string) string { return vars[name] }
@@ -31,6 +37,7 @@ func TestDefaults(t *testing.T) {
 		StripeWebhookTolerance: 5 * time.Minute,
 		WebhookMaxBody:         512 << 10,
 		WebhookStartTimeout:    5 * time.Second,
+		PortalLinkTTL:          720 * time.Hour,
 		AmberfloBaseURL:        "https://app.amberflo.io",
 		RetrySchedule:          []time.Duration{24 * time.Hour, 72 * time.Hour, 120 * time.Hour},
 		GracePeriod:            168 * time.Hour,
@@ -73,6 +80,11 @@ func TestOverrides(t *testing.T) {
 		"STRIPE_API_BASE_URL":           "http://localhost:12111/",
 		"WEBHOOK_MAX_BODY_BYTES":        "1048576",
 		"WEBHOOK_START_TIMEOUT":         "3s",
+		"WEBHOOK_TRUSTED_PROXIES":       "10.0.0.0/8, 192.0.2.7,fd00::/8",
+		"PUBLIC_URL":                    "https://billing.example.com/dunning/",
+		"PORTAL_LINK_SECRET":            portalSecret + ", " + oldPortalSecret,
+		"PORTAL_LINK_TTL":               "336h",
+		"PORTAL_RETURN_URL":             "https://app.example.com/settings/billing",
 		"AMBERFLO_API_KEY":              "af_key",
 		"AMBERFLO_BASE_URL":             "https://amberflo.example.com",
 		"CONTROL_PLANE_URL":             "https://cp.example.com/api/",
@@ -111,6 +123,11 @@ func TestOverrides(t *testing.T) {
 		StripeAPIBaseURL:       "http://localhost:12111",
 		WebhookMaxBody:         1 << 20,
 		WebhookStartTimeout:    3 * time.Second,
+		WebhookTrustedProxies:  []string{"10.0.0.0/8", "192.0.2.7", "fd00::/8"},
+		PublicURL:              "https://billing.example.com/dunning",
+		PortalLinkSecrets:      []string{portalSecret, oldPortalSecret},
+		PortalLinkTTL:          336 * time.Hour,
+		PortalReturnURL:        "https://app.example.com/settings/billing",
 		AmberfloAPIKey:         "af_key",
 		AmberfloBaseURL:        "https://amberflo.example.com",
 		ControlPlaneURL:        "https://cp.example.com/api",
@@ -243,6 +260,20 @@ func TestBadValues(t *testing.T) {
 		{"body limit not a number", map[string]string{"WEBHOOK_MAX_BODY_BYTES": "512KiB"}, []string{"WEBHOOK_MAX_BODY_BYTES"}},
 		{"start timeout over a minute", map[string]string{"WEBHOOK_START_TIMEOUT": "2m"}, []string{"WEBHOOK_START_TIMEOUT"}},
 		{"start timeout zero", map[string]string{"WEBHOOK_START_TIMEOUT": "0s"}, []string{"WEBHOOK_START_TIMEOUT"}},
+		{"trusted proxy not an address", map[string]string{"WEBHOOK_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}, []string{"WEBHOOK_TRUSTED_PROXIES"}},
+		{"trusted proxy bad CIDR", map[string]string{"WEBHOOK_TRUSTED_PROXIES": "10.0.0.0/33"}, []string{"WEBHOOK_TRUSTED_PROXIES"}},
+		{"PUBLIC_URL without PORTAL_LINK_SECRET", map[string]string{"PUBLIC_URL": "https://billing.example.com", "STRIPE_API_KEY": "sk_test_1"}, []string{"PORTAL_LINK_SECRET"}},
+		{"PORTAL_LINK_SECRET without PUBLIC_URL", map[string]string{"PORTAL_LINK_SECRET": portalSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"PUBLIC_URL"}},
+		{"portal links without STRIPE_API_KEY", map[string]string{"PUBLIC_URL": "https://billing.example.com", "PORTAL_LINK_SECRET": portalSecret}, []string{"PUBLIC_URL"}},
+		{"non-URL PUBLIC_URL", map[string]string{"PUBLIC_URL": "billing.example.com", "PORTAL_LINK_SECRET": portalSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"PUBLIC_URL"}},
+		{"PUBLIC_URL with a query", map[string]string{"PUBLIC_URL": "https://billing.example.com/?x=1", "PORTAL_LINK_SECRET": portalSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"PUBLIC_URL"}},
+		{"PUBLIC_URL with a fragment", map[string]string{"PUBLIC_URL": "https://billing.example.com/#top", "PORTAL_LINK_SECRET": portalSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"PUBLIC_URL"}},
+		{"short PORTAL_LINK_SECRET", map[string]string{"PUBLIC_URL": "https://billing.example.com", "PORTAL_LINK_SECRET": "short-secret", "STRIPE_API_KEY": "sk_test_1"}, []string{"PORTAL_LINK_SECRET"}},
+		{"short old PORTAL_LINK_SECRET", map[string]string{"PUBLIC_URL": "https://billing.example.com", "PORTAL_LINK_SECRET": portalSecret + ",old", "STRIPE_API_KEY": "sk_test_1"}, []string{"PORTAL_LINK_SECRET"}},
+		{"PORTAL_LINK_TTL not a duration", map[string]string{"PORTAL_LINK_TTL": "30d"}, []string{"PORTAL_LINK_TTL"}},
+		{"PORTAL_LINK_TTL under an hour", map[string]string{"PORTAL_LINK_TTL": "59m"}, []string{"PORTAL_LINK_TTL"}},
+		{"PORTAL_LINK_TTL over 90 days", map[string]string{"PORTAL_LINK_TTL": "2161h"}, []string{"PORTAL_LINK_TTL"}},
+		{"non-URL PORTAL_RETURN_URL", map[string]string{"PORTAL_RETURN_URL": "/settings/billing"}, []string{"PORTAL_RETURN_URL"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,6 +300,9 @@ func TestBoundaryValuesAccepted(t *testing.T) {
 		{"HTTP_ADDR": "0.0.0.0:0"},
 		{"HTTP_ADDR": "[::1]:8080"},
 		{"LOG_LEVEL": "Warn"},
+		{"PORTAL_LINK_TTL": "1h"},
+		{"PORTAL_LINK_TTL": "2160h"},
+		{"PUBLIC_URL": "http://127.0.0.1:8080", "PORTAL_LINK_SECRET": strings.Repeat("s", 32), "STRIPE_API_KEY": "sk_test_1"},
 	} {
 		if _, err := config.Load(env(vars)); err != nil {
 			t.Errorf("Load(%v): %v", vars, err)
@@ -341,6 +375,46 @@ func TestControlPlaneNeedsStripe(t *testing.T) {
 	// Stripe without a control plane is fine: nothing is taken away.
 	if _, err := config.Load(env(map[string]string{"STRIPE_API_KEY": "sk_test_1"})); err != nil {
 		t.Errorf("Load with Stripe alone: %v", err)
+	}
+}
+
+// Portal links are on when PUBLIC_URL and PORTAL_LINK_SECRET are set, and
+// lead back to PUBLIC_URL/portal/ unless PORTAL_RETURN_URL says otherwise.
+func TestPortalLinks(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{
+		"PUBLIC_URL":         "https://billing.example.com/",
+		"PORTAL_LINK_SECRET": portalSecret,
+		"STRIPE_API_KEY":     "sk_live_51AbC",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !c.PortalLinksConfigured() || !c.Live()["portal_links"] {
+		t.Errorf("portal links configured %v, live %v; want both", c.PortalLinksConfigured(), c.Live()["portal_links"])
+	}
+	if c.PublicURL != "https://billing.example.com" || c.PortalReturnURL != "https://billing.example.com/portal/" || c.PortalLinkTTL != 720*time.Hour {
+		t.Errorf("PublicURL %q, PortalReturnURL %q, PortalLinkTTL %s; want the return URL under PUBLIC_URL/portal/ and 720h",
+			c.PublicURL, c.PortalReturnURL, c.PortalLinkTTL)
+	}
+
+	c, err = config.Load(env(map[string]string{"PORTAL_RETURN_URL": "https://app.example.com/billing", "STRIPE_API_KEY": "sk_test_1"}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.PortalLinksConfigured() || c.Live()["portal_links"] {
+		t.Error("portal links configured without PUBLIC_URL and PORTAL_LINK_SECRET; want them dry")
+	}
+
+	// Errors never repeat a secret.
+	_, err = config.Load(env(map[string]string{"PUBLIC_URL": "https://b.example.com", "PORTAL_LINK_SECRET": portalSecret + ",short-one-7f3a"}))
+	if err == nil {
+		t.Fatal("Load with a short secret and no Stripe key = nil error")
+	}
+	for _, s := range []string{portalSecret, "short-one-7f3a"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error repeats a portal-link secret:\n%v", err)
+		}
 	}
 }
 

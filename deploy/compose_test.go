@@ -108,6 +108,12 @@ func environment(s types.ServiceConfig) map[string]string {
 	return env
 }
 
+// serviceConfig is what config.Load makes of a service's environment.
+func serviceConfig(p *types.Project, name string) (config.Config, error) {
+	env := environment(p.Services[name])
+	return config.Load(func(k string) string { return env[k] })
+}
+
 // configVars lists every variable config.Load reads.
 func configVars(t *testing.T) []string {
 	t.Helper()
@@ -364,8 +370,7 @@ func checkDunningIsConfigured(t *testing.T, p *types.Project) {
 
 	cfgs := map[string]config.Config{}
 	for _, name := range []string{"worker", "webhook"} {
-		env := environment(p.Services[name])
-		cfg, err := config.Load(func(k string) string { return env[k] })
+		cfg, err := serviceConfig(p, name)
 		if err != nil {
 			t.Errorf("service %s: dunning would refuse its configuration:\n%v", name, err)
 			continue
@@ -787,4 +792,114 @@ exit 0
 		t.Fatalf("service %s: %s ran no tool: %v", s.Name, script, err)
 	}
 	return strings.Split(strings.TrimSpace(string(raw)), "\n")
+}
+
+// The customer's one-click link works through the stack: the worker signs
+// links with what the webhook checks them with, the webhook can open a
+// Stripe Billing Portal session, and the proxy passes /portal/ on and
+// names the client it came from.
+func TestPortalLinksAreWired(t *testing.T) {
+	const publicURL = "https://billing.example.com"
+	env := map[string]string{
+		"PUBLIC_URL":          publicURL,
+		"PORTAL_LINK_SECRET":  "portal-secret-new-from-dotenv-0123456789,portal-secret-old-from-dotenv-0123456789",
+		"STRIPE_API_KEY":      "sk_test_from_dotenv",
+		"STRIPE_API_BASE_URL": "http://stripe-mock:12111",
+	}
+	for k, v := range operatorSecrets {
+		env[k] = v
+	}
+	p, err := loadCompose(t, env, true, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs := map[string]config.Config{}
+	for _, name := range []string{"worker", "webhook"} {
+		cfg, err := serviceConfig(p, name)
+		if err != nil {
+			t.Fatalf("service %s: dunning would refuse its configuration:\n%v", name, err)
+		}
+		if !cfg.PortalLinksConfigured() {
+			t.Errorf("service %s: portal links not configured with PUBLIC_URL and PORTAL_LINK_SECRET in .env", name)
+		}
+		cfgs[name] = cfg
+	}
+	wk, wh := cfgs["worker"], cfgs["webhook"]
+	if wk.PublicURL != publicURL || wh.PublicURL != wk.PublicURL || !slices.Equal(wk.PortalLinkSecrets, wh.PortalLinkSecrets) ||
+		len(wh.PortalLinkSecrets) != 2 || wk.PortalLinkTTL != wh.PortalLinkTTL || wk.PortalReturnURL != wh.PortalReturnURL {
+		t.Errorf("the worker signs links with %s %d secrets %s %s, the webhook checks them with %s %d secrets %s %s; want the same, both secrets of a rotation",
+			wk.PublicURL, len(wk.PortalLinkSecrets), wk.PortalLinkTTL, wk.PortalReturnURL, wh.PublicURL, len(wh.PortalLinkSecrets), wh.PortalLinkTTL, wh.PortalReturnURL)
+	}
+	if wh.StripeAPIKey != wk.StripeAPIKey || wh.StripeAPIBaseURL != wk.StripeAPIBaseURL || wh.StripeAPIBaseURL == "" {
+		t.Errorf("the webhook asks Stripe at %q (key set %v); the worker at %q: want the same Stripe",
+			wh.StripeAPIBaseURL, wh.StripeAPIKey != "", wk.StripeAPIBaseURL)
+	}
+	// Docker gives compose networks addresses from 172.16.0.0/12 and
+	// 192.168.0.0/16: the proxy's address there must be trusted.
+	for _, proxy := range []string{"172.18.0.5", "172.30.1.2", "192.168.48.3"} {
+		if !trusted(t, wh.WebhookTrustedProxies, proxy) {
+			t.Errorf("the webhook does not believe X-Forwarded-For from webhook-proxy at %s (WEBHOOK_TRUSTED_PROXIES %v): every click would count as the proxy's", proxy, wh.WebhookTrustedProxies)
+		}
+	}
+	if trusted(t, wh.WebhookTrustedProxies, "203.0.113.7") {
+		t.Errorf("the webhook believes X-Forwarded-For from a public address (WEBHOOK_TRUSTED_PROXIES %v)", wh.WebhookTrustedProxies)
+	}
+
+	// Without them the stack still starts, with links dry.
+	plain := projectWith(t, false)
+	for _, name := range []string{"worker", "webhook"} {
+		cfg, err := serviceConfig(plain, name)
+		if err != nil || cfg.PortalLinksConfigured() {
+			t.Errorf("service %s without PUBLIC_URL: links configured %v, err %v; want them dry", name, cfg.PortalLinksConfigured(), err)
+		}
+	}
+}
+
+func trusted(t *testing.T, networks []string, ip string) bool {
+	t.Helper()
+	a := net.ParseIP(ip)
+	for _, n := range networks {
+		if _, cidr, err := net.ParseCIDR(n); err == nil && cidr.Contains(a) {
+			return true
+		}
+		if net.ParseIP(n).Equal(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// The proxy passes on what Stripe and customers need and nothing else.
+func TestProxyPassesOnlyThePublicPaths(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root, "deploy", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*@webhook\s+path\s+(.+)$`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("deploy/Caddyfile has no `@webhook path …` matcher")
+	}
+	patterns := strings.Fields(string(m[1]))
+	// Caddy's path matcher: exact, or a prefix ending in *.
+	passes := func(path string) bool {
+		for _, p := range patterns {
+			if prefix, ok := strings.CutSuffix(p, "*"); ok && strings.HasPrefix(path, prefix) || p == path {
+				return true
+			}
+		}
+		return false
+	}
+	for _, path := range []string{"/webhooks/stripe", "/healthz", "/portal/AQAAAABp0ZqAY3VzX1BvcnRhbA", "/portal/"} {
+		if !passes(path) {
+			t.Errorf("the proxy does not pass %s on (patterns %v)", path, patterns)
+		}
+	}
+	for _, path := range []string{"/metrics", "/readyz", "/", "/portalx", "/webhooks/stripe/x"} {
+		if passes(path) {
+			t.Errorf("the proxy passes %s on (patterns %v); it stays internal", path, patterns)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s*trusted_proxies\s+static\s+private_ranges\s*$`).Match(raw) {
+		t.Error("deploy/Caddyfile does not keep the client address a load balancer on a private network names (trusted_proxies)")
+	}
 }

@@ -95,6 +95,28 @@ const (
 	PaymentActionRequired NoticeType = "payment_action_required"
 )
 
+// Why a notice carries no update_payment_method_url: the values of
+// links_missing_reason.
+const (
+	// LinksNotConfigured: the worker has no PUBLIC_URL and
+	// PORTAL_LINK_SECRET, so no link can be made.
+	LinksNotConfigured = "not_configured"
+	// LinksNoStripeCustomer: the notice names no Stripe customer whose
+	// portal a link could open.
+	LinksNoStripeCustomer = "no_stripe_customer"
+	// LinksExpired: the notice was decided longer than PORTAL_LINK_TTL ago;
+	// its link would no longer open.
+	LinksExpired = "expired"
+)
+
+func validLinksMissingReason(r string) bool {
+	switch r {
+	case LinksNotConfigured, LinksNoStripeCustomer, LinksExpired:
+		return true
+	}
+	return false
+}
+
 // Valid reports whether t is one of the declared notice types.
 func (t NoticeType) Valid() bool {
 	switch t {
@@ -117,9 +139,11 @@ type Card struct {
 
 // Notice is one message for a customer. Its JSON body has exactly these
 // fields, in snake_case: id, type, customer_id, stripe_customer_id, stage,
-// amount_due, currency, invoice_url, card {brand, last4, exp_month,
-// exp_year}, next_action_at, deadline, reason, created_at. Times are
-// RFC 3339 in UTC; card, next_action_at and deadline are left out when nil.
+// amount_due, currency, invoice_url, update_payment_method_url, pay_url,
+// links_missing_reason, card {brand, last4, exp_month, exp_year},
+// next_action_at, deadline, reason, created_at. Times are RFC 3339 in UTC;
+// card, next_action_at and deadline are left out when nil,
+// links_missing_reason when empty. The URLs are "" when there is none.
 type Notice struct {
 	// ID identifies the notice and is its idempotency key: the same on
 	// every retry, e.g. derived from the workflow ID, stage and attempt.
@@ -137,7 +161,18 @@ type Notice struct {
 	AmountDue  int64
 	Currency   string
 	InvoiceURL string
-	Card       *Card
+	// UpdatePaymentMethodURL is the customer's one click to a fresh Stripe
+	// Billing Portal session where they update their payment method
+	// (PUBLIC_URL/portal/{token}); it expires (PORTAL_LINK_TTL). PayURL is
+	// where they pay the invoice themselves: Stripe's hosted invoice page.
+	// Each is an absolute http(s) URL, or empty.
+	UpdatePaymentMethodURL string
+	PayURL                 string
+	// LinksMissingReason says why UpdatePaymentMethodURL is empty, one of
+	// the LinksMissing values; it is empty when the link is there. (An
+	// empty PayURL needs no reason: there is no Stripe invoice to pay.)
+	LinksMissingReason string
+	Card               *Card
 	// NextActionAt is when dunning acts next (the next retry, say);
 	// Deadline is when the customer must act by (before suspension, say).
 	NextActionAt *time.Time
@@ -159,10 +194,20 @@ func (n Notice) validate() error {
 	if n.CustomerID == "" && n.StripeCustomerID == "" {
 		errs = append(errs, errors.New("customer ID or Stripe customer ID is required"))
 	}
-	if n.InvoiceURL != "" {
-		if u, err := url.Parse(n.InvoiceURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, errors.New("invoice URL must be an absolute http or https URL"))
+	for _, link := range []struct{ what, url string }{
+		{"invoice URL", n.InvoiceURL},
+		{"update payment method URL", n.UpdatePaymentMethodURL},
+		{"pay URL", n.PayURL},
+	} {
+		if link.url != "" && !AbsoluteURL(link.url) {
+			errs = append(errs, fmt.Errorf("%s must be an absolute http or https URL", link.what))
 		}
+	}
+	switch {
+	case n.UpdatePaymentMethodURL != "" && n.LinksMissingReason != "":
+		errs = append(errs, errors.New("links missing reason given with an update payment method URL"))
+	case n.LinksMissingReason != "" && !validLinksMissingReason(n.LinksMissingReason):
+		errs = append(errs, fmt.Errorf("unknown links missing reason %q", n.LinksMissingReason))
 	}
 	if c := n.Card; c != nil {
 		if !fourDigits(c.Last4) {
@@ -177,6 +222,13 @@ func (n Notice) validate() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+}
+
+// AbsoluteURL reports whether s is an absolute http or https URL, as a
+// notice's links must be.
+func AbsoluteURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 func fourDigits(s string) bool {
@@ -207,6 +259,9 @@ type noticeBody struct {
 	AmountDue        int64       `json:"amount_due"`
 	Currency         string      `json:"currency"`
 	InvoiceURL       string      `json:"invoice_url"`
+	UpdatePMURL      string      `json:"update_payment_method_url"`
+	PayURL           string      `json:"pay_url"`
+	LinksMissing     string      `json:"links_missing_reason,omitempty"`
 	Card             *noticeCard `json:"card,omitempty"`
 	NextActionAt     string      `json:"next_action_at,omitempty"`
 	Deadline         string      `json:"deadline,omitempty"`
@@ -242,6 +297,9 @@ func (s *NoticeSender) send(ctx context.Context, n Notice) error {
 		AmountDue:        n.AmountDue,
 		Currency:         n.Currency,
 		InvoiceURL:       n.InvoiceURL,
+		UpdatePMURL:      n.UpdatePaymentMethodURL,
+		PayURL:           n.PayURL,
+		LinksMissing:     n.LinksMissingReason,
 		NextActionAt:     rfc3339(n.NextActionAt),
 		Deadline:         rfc3339(n.Deadline),
 		Reason:           n.Reason,

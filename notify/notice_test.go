@@ -26,6 +26,9 @@ var clock = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
 const noticePath = "/hooks/dunning"
 
+// updateURL is a customer's one-click link, as PUBLIC_URL/portal/{token}.
+const updateURL = "https://billing.example.com/portal/AQAAAABp0ZqAY3VzX054MbTG1w3y2LhOWHcXq0n5Pp3R0jW7yA1sQxYbVtQ"
+
 // An ID with characters that need care in a header and in JSON.
 const noticeID = `recovery-org/42 "<x>"/suspended/1`
 
@@ -41,11 +44,15 @@ func fullNotice() notify.Notice {
 		AmountDue:        4999,
 		Currency:         "usd",
 		InvoiceURL:       "https://invoice.stripe.com/i/acct_1/test_abc",
-		Card:             &notify.Card{Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026},
-		NextActionAt:     &next,
-		Deadline:         &deadline,
-		Reason:           "card_declined",
-		CreatedAt:        time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC),
+		// As the activity makes them: the one-click link and the invoice's
+		// payment page.
+		UpdatePaymentMethodURL: updateURL,
+		PayURL:                 "https://invoice.stripe.com/i/acct_1/test_abc",
+		Card:                   &notify.Card{Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026},
+		NextActionAt:           &next,
+		Deadline:               &deadline,
+		Reason:                 "card_declined",
+		CreatedAt:              time.Date(2025, 3, 14, 15, 0, 0, 0, time.UTC),
 	}
 }
 
@@ -127,7 +134,7 @@ func TestNoticeSent(t *testing.T) {
 
 	// Exactly the declared fields, no more.
 	wantKeys := []string{"id", "type", "customer_id", "stripe_customer_id", "stage", "amount_due", "currency",
-		"invoice_url", "card", "next_action_at", "deadline", "reason", "created_at"}
+		"invoice_url", "update_payment_method_url", "pay_url", "card", "next_action_at", "deadline", "reason", "created_at"}
 	var keys []string
 	for k := range r.body {
 		keys = append(keys, k)
@@ -147,6 +154,8 @@ func TestNoticeSent(t *testing.T) {
 		AmountDue        int64  `json:"amount_due"`
 		Currency         string `json:"currency"`
 		InvoiceURL       string `json:"invoice_url"`
+		UpdatePMURL      string `json:"update_payment_method_url"`
+		PayURL           string `json:"pay_url"`
 		Card             struct {
 			Brand    string `json:"brand"`
 			Last4    string `json:"last4"`
@@ -172,6 +181,8 @@ func TestNoticeSent(t *testing.T) {
 	want.AmountDue = 4999
 	want.Currency = "usd"
 	want.InvoiceURL = "https://invoice.stripe.com/i/acct_1/test_abc"
+	want.UpdatePMURL = updateURL
+	want.PayURL = "https://invoice.stripe.com/i/acct_1/test_abc"
 	want.Card.Brand, want.Card.Last4, want.Card.ExpMonth, want.Card.ExpYear = "visa", "4242", 4, 2026
 	want.NextActionAt = "2025-03-17T14:00:00Z"
 	want.Deadline = "2025-03-21T00:00:00Z"
@@ -189,13 +200,43 @@ func TestNoticeOptionalFieldsLeftOut(t *testing.T) {
 		t.Fatalf("Send: %v", err)
 	}
 	r := <-got
-	for _, k := range []string{"card", "next_action_at", "deadline"} {
+	for _, k := range []string{"card", "next_action_at", "deadline", "links_missing_reason"} {
 		if v, ok := r.body[k]; ok {
 			t.Errorf("%s = %s, want it left out", k, v)
 		}
 	}
+	// Links are always there, empty when there are none.
+	for _, k := range []string{"invoice_url", "update_payment_method_url", "pay_url"} {
+		if v := string(r.body[k]); v != `""` {
+			t.Errorf("%s = %s, want \"\"", k, v)
+		}
+	}
 	if string(r.body["created_at"]) != `"`+clock.Format(time.RFC3339)+`"` {
 		t.Errorf("created_at = %s, want the clock's time", r.body["created_at"])
+	}
+}
+
+// A notice without its one-click link says why, in links_missing_reason.
+func TestNoticeSaysWhyItHasNoLink(t *testing.T) {
+	for _, reason := range []string{notify.LinksNotConfigured, notify.LinksNoStripeCustomer, notify.LinksExpired} {
+		t.Run(reason, func(t *testing.T) {
+			srv, got := mailer(t, http.StatusOK, "", nil)
+			n := fullNotice()
+			n.UpdatePaymentMethodURL, n.LinksMissingReason = "", reason
+			if err := newSender(t, srv.URL+noticePath, time.Second).Send(context.Background(), n); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			r := <-got
+			if v := string(r.body["links_missing_reason"]); v != `"`+reason+`"` {
+				t.Errorf("links_missing_reason = %s, want %q", v, reason)
+			}
+			if v := string(r.body["update_payment_method_url"]); v != `""` {
+				t.Errorf("update_payment_method_url = %s, want \"\"", v)
+			}
+			if v := string(r.body["pay_url"]); v != `"https://invoice.stripe.com/i/acct_1/test_abc"` {
+				t.Errorf("pay_url = %s, want the invoice's page", v)
+			}
+		})
 	}
 }
 
@@ -279,16 +320,25 @@ func TestInvalidNoticeNotSent(t *testing.T) {
 	s := newSender(t, srv.URL, time.Second)
 	const pan = "4242424242424242"
 	cases := map[string]func(*notify.Notice){
-		"no ID":              func(n *notify.Notice) { n.ID = "" },
-		"ID with newline":    func(n *notify.Notice) { n.ID = "a\nb" },
-		"non-ASCII ID":       func(n *notify.Notice) { n.ID = "é" },
-		"unknown type":       func(n *notify.Notice) { n.Type = "payment_maybe" },
-		"no customer":        func(n *notify.Notice) { n.CustomerID, n.StripeCustomerID = "", "" },
-		"full card number":   func(n *notify.Notice) { n.Card.Last4 = pan },
-		"last4 not digits":   func(n *notify.Notice) { n.Card.Last4 = "42a2" },
-		"bad month":          func(n *notify.Notice) { n.Card.ExpMonth = 13 },
-		"relative invoice":   func(n *notify.Notice) { n.InvoiceURL = "/i/abc" },
-		"javascript invoice": func(n *notify.Notice) { n.InvoiceURL = "javascript:alert(1)" },
+		"no ID":               func(n *notify.Notice) { n.ID = "" },
+		"ID with newline":     func(n *notify.Notice) { n.ID = "a\nb" },
+		"non-ASCII ID":        func(n *notify.Notice) { n.ID = "é" },
+		"unknown type":        func(n *notify.Notice) { n.Type = "payment_maybe" },
+		"no customer":         func(n *notify.Notice) { n.CustomerID, n.StripeCustomerID = "", "" },
+		"full card number":    func(n *notify.Notice) { n.Card.Last4 = pan },
+		"last4 not digits":    func(n *notify.Notice) { n.Card.Last4 = "42a2" },
+		"bad month":           func(n *notify.Notice) { n.Card.ExpMonth = 13 },
+		"relative invoice":    func(n *notify.Notice) { n.InvoiceURL = "/i/abc" },
+		"javascript invoice":  func(n *notify.Notice) { n.InvoiceURL = "javascript:alert(1)" },
+		"relative portal":     func(n *notify.Notice) { n.UpdatePaymentMethodURL = "/portal/AQ" },
+		"javascript portal":   func(n *notify.Notice) { n.UpdatePaymentMethodURL = "javascript:alert(1)" },
+		"portal without host": func(n *notify.Notice) { n.UpdatePaymentMethodURL = "https:///portal/AQ" },
+		"relative pay":        func(n *notify.Notice) { n.PayURL = "i/acct_1/test_abc" },
+		"data pay":            func(n *notify.Notice) { n.PayURL = "data:text/html,<b>pay</b>" },
+		"reason with a link":  func(n *notify.Notice) { n.LinksMissingReason = notify.LinksNotConfigured },
+		"unknown reason": func(n *notify.Notice) {
+			n.UpdatePaymentMethodURL, n.LinksMissingReason = "", "because"
+		},
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

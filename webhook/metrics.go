@@ -41,6 +41,7 @@ type Metrics struct {
 	ignored        *prometheus.CounterVec
 	unreadable     *prometheus.CounterVec
 	startLatency   *prometheus.HistogramVec
+	portal         *prometheus.CounterVec
 }
 
 // NewMetrics registers the webhook's series with reg.
@@ -71,8 +72,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to hand an event to Temporal, by result.",
 			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
+		portal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dunning_portal_requests_total",
+			Help: "Customers' one-click links (GET /portal/{token}) by outcome.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.verifyFailures, m.duplicates, m.ignored, m.unreadable, m.startLatency)
+	reg.MustRegister(m.requests, m.verifyFailures, m.duplicates, m.ignored, m.unreadable, m.startLatency, m.portal)
 	// Every outcome is exported from the start, so that a rate over a
 	// series that has not happened yet reads 0 rather than nothing.
 	for _, o := range []string{OutcomeStarted, OutcomeDuplicate, OutcomeIgnored, OutcomeBadSignature,
@@ -82,6 +87,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, typ := range append(workflows.HandledEventTypes(), unknownType) {
 		m.unreadable.WithLabelValues(typ)
+	}
+	for _, o := range portalOutcomes {
+		m.portal.WithLabelValues(o)
 	}
 	return m
 }

@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,6 +27,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"dunning/internal/portallink"
 	"dunning/internal/sig"
 	"dunning/internal/stripeevent"
 	"dunning/workflows"
@@ -37,6 +39,8 @@ const (
 	PathHealthz = "/healthz"
 	PathReadyz  = "/readyz"
 	PathMetrics = "/metrics"
+	// PathPortal is the customer's one-click link, GET /portal/{token}.
+	PathPortal = portallink.PathPrefix
 )
 
 // SignatureHeader is the header Stripe signs its deliveries in.
@@ -67,6 +71,14 @@ type Options struct {
 	// mode is started only for its workflow to alert ops. Nil (no key)
 	// marks nothing.
 	ExpectedLivemode *bool
+	// Portal serves the customer's one-click link, GET /portal/{token};
+	// nil (no PUBLIC_URL and PORTAL_LINK_SECRET) answers every link with
+	// a "not configured" page.
+	Portal *Portal
+	// TrustedProxies are the addresses (IPs, CIDRs) whose X-Forwarded-For
+	// is believed for the client's address (WEBHOOK_TRUSTED_PROXIES);
+	// none means the peer's address.
+	TrustedProxies []string
 }
 
 type handler struct {
@@ -74,6 +86,8 @@ type handler struct {
 	opts     Options
 	metrics  *Metrics
 	log      *slog.Logger
+
+	perClient, perCustomer *limiter
 }
 
 // NewHandler returns the webhook's HTTP handler.
@@ -94,12 +108,22 @@ func NewHandler(t Temporal, opts Options) (http.Handler, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	h := &handler{temporal: t, opts: opts, metrics: NewMetrics(opts.Registry), log: opts.Logger}
+	if p := opts.Portal; p != nil {
+		copied := *p
+		if err := copied.complete(); err != nil {
+			return nil, err
+		}
+		h.opts.Portal = &copied
+		h.perClient = newLimiter(copied.PerClient, maxLimiterKeys)
+		h.perCustomer = newLimiter(copied.PerCustomer, maxLimiterKeys)
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	// Forwarded-for headers are not trusted: logs show the peer address.
-	if err := r.SetTrustedProxies(nil); err != nil {
-		return nil, fmt.Errorf("webhook: %w", err)
+	// Forwarded-for headers are trusted only from the configured proxies;
+	// without any, logs and rate limits see the peer address.
+	if err := r.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("webhook: trusted proxies: %w", err)
 	}
 	r.HandleMethodNotAllowed = true
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, h.recovered))
@@ -114,11 +138,16 @@ func NewHandler(t Temporal, opts Options) (http.Handler, error) {
 	r.GET(PathHealthz, func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET(PathReadyz, h.ready)
 	r.GET(PathMetrics, gin.WrapH(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	r.GET(routePortal, h.portal)
 	return r, nil
 }
 
 func (h *handler) recovered(c *gin.Context, err any) {
-	h.log.Error("webhook handler panicked", "path", c.Request.URL.Path, "panic", fmt.Sprint(err))
+	path := c.Request.URL.Path
+	if strings.HasPrefix(path, portallink.PathPrefix) {
+		path = portallink.PathPrefix + "…" // the token is not logged
+	}
+	h.log.Error("webhook handler panicked", "path", path, "panic", fmt.Sprint(err))
 	c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 }
 

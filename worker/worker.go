@@ -23,6 +23,7 @@ import (
 	"dunning/amberflo"
 	"dunning/config"
 	"dunning/controlplane"
+	"dunning/internal/portallink"
 	"dunning/notify"
 	"dunning/workflows"
 )
@@ -56,17 +57,14 @@ func NewActivities(c client.Client, cfg config.Config, log *slog.Logger) (*activ
 	acts.Starter = starter(cfg)
 	acts.Reconcile = newReconciler(c, cfg)
 	if cfg.StripeAPIKey != "" {
-		bc := &stripe.BackendConfig{
-			MaxNetworkRetries: stripe.Int64(0), // Temporal retries, with the same idempotency key
-			LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
-		}
-		if cfg.StripeAPIBaseURL != "" {
-			bc.URL = stripe.String(cfg.StripeAPIBaseURL)
-		}
-		backend := stripe.GetBackendWithConfig(stripe.APIBackend, bc)
-		acts.Stripe = stripeclient.New(cfg.StripeAPIKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
+		acts.Stripe = StripeClient(cfg)
 	}
 	var err error
+	if cfg.PortalLinksConfigured() {
+		if acts.PortalLinks, err = portallink.NewLinks(cfg.PublicURL, cfg.PortalLinkSecrets, cfg.PortalLinkTTL); err != nil {
+			return nil, fmt.Errorf("portal links: %w", err)
+		}
+	}
 	if cfg.AmberfloAPIKey != "" {
 		if acts.Amberflo, err = amberflo.New(amberflo.Config{BaseURL: cfg.AmberfloBaseURL, APIKey: cfg.AmberfloAPIKey}); err != nil {
 			return nil, fmt.Errorf("amberflo client: %w", err)
@@ -88,6 +86,21 @@ func NewActivities(c client.Client, cfg config.Config, log *slog.Logger) (*activ
 		}
 	}
 	return acts, nil
+}
+
+// StripeClient is the Stripe API client for cfg's key and base URL. It
+// makes one attempt per call: Temporal retries an activity with the same
+// idempotency key, and a customer waiting for the portal clicks again.
+func StripeClient(cfg config.Config) *stripeclient.API {
+	bc := &stripe.BackendConfig{
+		MaxNetworkRetries: stripe.Int64(0),
+		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
+	}
+	if cfg.StripeAPIBaseURL != "" {
+		bc.URL = stripe.String(cfg.StripeAPIBaseURL)
+	}
+	backend := stripe.GetBackendWithConfig(stripe.APIBackend, bc)
+	return stripeclient.New(cfg.StripeAPIKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
 }
 
 // starter builds the start of the workflows that signals may start, with

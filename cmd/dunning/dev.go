@@ -86,6 +86,9 @@ func runDev(ctx context.Context, args []string) error {
 	if os.Getenv("STRIPE_WEBHOOK_SECRET") == "" {
 		os.Setenv("STRIPE_WEBHOOK_SECRET", DevWebhookSecret)
 	}
+	// Notices carry links to this webhook, which opens the dev Stripe's
+	// (stripe-mock's) Billing Portal.
+	devPortalDefaults()
 	devStripe := os.Getenv("STRIPE_API_KEY") == ""
 	s, err := devSettingsFromEnv()
 	if err != nil {
@@ -233,8 +236,16 @@ func printBanner(w io.Writer, cfg config.Config, s devSettings, devStripe bool) 
 	fmt.Fprintf(w, "  Stripe API      %s\n", stripe)
 	fmt.Fprintf(w, "  live            %s (the others run dry)\n", strings.Join(live, ", "))
 	fmt.Fprintf(w, "  data and logs   %s\n", s.dataDir)
-	fmt.Fprintf(w, "  webhook secret  %s\n\n", strings.Join(cfg.StripeWebhookSecrets, ","))
-	fmt.Fprintf(w, "  try it:         go run ./cmd/dunning send-event %s\n\n", workflows.EventPaymentFailed)
+	fmt.Fprintf(w, "  webhook secret  %s\n", strings.Join(cfg.StripeWebhookSecrets, ","))
+	if cfg.PortalLinksConfigured() {
+		secret := "from PORTAL_LINK_SECRET"
+		if cfg.PortalLinkSecrets[0] == DevPortalLinkSecret {
+			secret = DevPortalLinkSecret
+		}
+		fmt.Fprintf(w, "  portal links    %s%s{token}  signed with %s\n", cfg.PublicURL, webhook.PathPortal, secret)
+	}
+	fmt.Fprintf(w, "\n  try it:         go run ./cmd/dunning send-event %s --customer cus_demo\n", workflows.EventPaymentFailed)
+	fmt.Fprintf(w, "                  go run ./cmd/dunning portal-link --customer cus_demo\n\n")
 }
 
 func displayAddr(addr string) string {

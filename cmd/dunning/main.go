@@ -4,6 +4,7 @@
 //	dunning worker       run the Temporal worker
 //	dunning dev          run everything locally (what `make run` calls)
 //	dunning send-event   post a signed, real-shaped Stripe event to a webhook
+//	dunning portal-link  print a customer's one-click link to update a payment method
 //	dunning stripe-setup create or update the Stripe webhook endpoint
 //	dunning healthcheck  probe the local webhook's /healthz, or --url (container health)
 package main
@@ -31,6 +32,7 @@ commands:
   worker       run the Temporal worker on TEMPORAL_TASK_QUEUE
   dev          run everything locally: Temporal dev server, stripe-mock, worker, webhook
   send-event   post a signed, real-shaped Stripe event to a webhook
+  portal-link  print a customer's one-click link to update a payment method (PUBLIC_URL/portal/{token})
   stripe-setup create or update the Stripe webhook endpoint to send exactly the handled events
   healthcheck  exit 0 when the webhook on HTTP_ADDR answers /healthz, or --url answers 200 (for containers)
 
@@ -55,6 +57,8 @@ func main() {
 		err = runDev(ctx, args)
 	case "send-event":
 		err = runSendEvent(ctx, args, os.Stdout)
+	case "portal-link":
+		err = runPortalLink(args, os.Stdout)
 	case "stripe-setup":
 		err = runStripeSetup(ctx, args, os.Stdout)
 	case "healthcheck":

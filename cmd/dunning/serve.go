@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"dunning/config"
+	"dunning/internal/portallink"
 	"dunning/webhook"
 	"dunning/worker"
 	"dunning/workflows"
@@ -123,6 +124,10 @@ func runWebhook(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 func serveWebhook(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger, observe func(workflows.StripeEvent)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	portal, err := portalOptions(cfg)
+	if err != nil {
+		return err
+	}
 	h, err := webhook.NewHandler(c, webhook.Options{
 		Secrets:      cfg.StripeWebhookSecrets,
 		Tolerance:    cfg.StripeWebhookTolerance,
@@ -134,10 +139,30 @@ func serveWebhook(ctx context.Context, c client.Client, cfg config.Config, log *
 		Observe:      observe,
 		// The key's mode only: the key itself is neither kept nor logged.
 		ExpectedLivemode: cfg.StripeLivemode(),
+		Portal:           portal,
+		TrustedProxies:   cfg.WebhookTrustedProxies,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("webhook listening", "addr", cfg.HTTPAddr, "path", webhook.PathStripe, "secrets", len(cfg.StripeWebhookSecrets))
+	log.Info("webhook listening", "addr", cfg.HTTPAddr, "path", webhook.PathStripe, "secrets", len(cfg.StripeWebhookSecrets),
+		"portal_links", cfg.PortalLinksConfigured())
 	return webhook.Serve(ctx, webhook.NewServer(cfg.HTTPAddr, h), 10*time.Second)
+}
+
+// portalOptions configures GET /portal/{token}; nil when portal links are
+// not configured, which answers every link with a "not configured" page.
+func portalOptions(cfg config.Config) (*webhook.Portal, error) {
+	if !cfg.PortalLinksConfigured() {
+		return nil, nil
+	}
+	signer, err := portallink.NewSigner(cfg.PortalLinkSecrets)
+	if err != nil {
+		return nil, err
+	}
+	return &webhook.Portal{
+		Links:     signer,
+		Sessions:  worker.StripeClient(cfg).BillingPortalSessions,
+		ReturnURL: cfg.PortalReturnURL,
+	}, nil
 }
