@@ -241,7 +241,7 @@ func TestRequiresActionAsksTheCustomer(t *testing.T) {
 			t.Errorf("a request to authenticate was told as a failed retry")
 		}
 	}
-	if asked == nil || !strings.HasPrefix(asked.InvoiceURL, "https://") {
+	if asked == nil || !strings.HasPrefix(asked.PayURL, "https://invoice.stripe.com/") {
 		t.Fatalf("notices %+v; want payment_action_required with the invoice page", rt.w.notices)
 	}
 }

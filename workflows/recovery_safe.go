@@ -679,9 +679,10 @@ func (r *recovery) noticeSafe(ctx workflow.Context, typ, key, reason string, nex
 	in := activities.NoticeInput{
 		Key: key, Type: typ, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
 		Stage: string(r.s.Stage), AmountDue: amount, Currency: currency, Reason: reason, CreatedAt: workflow.Now(ctx),
-		InvoiceURL: payURL,
+		// The Stripe invoice's page, read by the last owed check.
+		PayURL: payURL,
 	}
-	if in.InvoiceURL == "" && r.s.Invoice != nil {
+	if r.s.Invoice != nil {
 		in.InvoiceURL = r.s.Invoice.URI
 	}
 	if next != nil && !next.IsZero() {
