@@ -443,6 +443,8 @@ func describeStripe(r *http.Request, _ []byte) handled {
 		h.kind = "list intents"
 	case len(parts) == 4 && parts[1] == "invoices" && parts[3] == "mark_uncollectible":
 		h.kind = "mark uncollectible"
+	case len(parts) == 3 && parts[1] == "billing_portal" && parts[2] == "sessions":
+		h.kind = "portal session"
 	case len(parts) == 3 && parts[1] == "customers":
 		h.kind, h.customer = "read customer", parts[2]
 	case len(parts) == 4 && parts[1] == "customers":
@@ -808,6 +810,8 @@ type Message struct {
 	// Deliveries counts the requests with this key; more than one is a
 	// retry the receiver de-duplicates.
 	Deliveries int
+	// UpdateURL and PayURL are a notice's links.
+	UpdateURL, PayURL string
 }
 
 // inbox is what the alert and notice receivers share: messages by key.
@@ -971,6 +975,8 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 		Type             string `json:"type"`
 		StripeCustomerID string `json:"stripe_customer_id"`
 		CustomerID       string `json:"customer_id"`
+		UpdateURL        string `json:"update_payment_method_url"`
+		PayURL           string `json:"pay_url"`
 		Card             *struct {
 			Last4 string `json:"last4"`
 		} `json:"card"`
@@ -985,7 +991,7 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 		n.problem("notice %s carries more of a card than its last 4 digits", key)
 	}
 	h.customer, h.kind = b.StripeCustomerID, b.Type
-	h.replayed = n.deliver(Message{Key: key, Kind: b.Type, Customer: b.StripeCustomerID})
+	h.replayed = n.deliver(Message{Key: key, Kind: b.Type, Customer: b.StripeCustomerID, UpdateURL: b.UpdateURL, PayURL: b.PayURL})
 	writeJSON(w, http.StatusOK, map[string]string{"status": "queued", "id": key})
 	return h
 }

@@ -8,6 +8,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -322,5 +323,57 @@ func TestCardRulesOnTheRealBinaries(t *testing.T) {
 	c := s.Stripe.Confirms(intent)
 	if len(c) != 2 || s.Stripe.Charges(intent) != 1 {
 		t.Fatalf("confirms:\n%s\nwant the stolen card once, then the new card once, charged", lines(c))
+	}
+}
+
+// The one click: the link in a notice leads, through a 303, to a Stripe
+// Billing Portal session of that customer, in the payment-method-update
+// flow, back to the product afterwards; the notice also carries the
+// invoice's page.
+func TestNoticeLinkOpensThePortal(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "1h", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	customer := stripefixture.NewID("cus")
+	s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+	var notice Message
+	for _, m := range s.Notices.Messages(customer) {
+		if m.Kind == "payment_failed" {
+			notice = m
+		}
+	}
+	if !strings.HasPrefix(notice.UpdateURL, s.webhookBase+"/portal/") || !strings.HasPrefix(notice.PayURL, "https://invoice.stripe.com/") {
+		t.Fatalf("notice links: update %q, pay %q", notice.UpdateURL, notice.PayURL)
+	}
+	noFollow := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(notice.UpdateURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "https://billing.stripe.com/p/session/") {
+		t.Fatalf("link answered %d to %q, want 303 to a portal session", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	sessions := s.Stripe.Requests(func(r Request) bool { return r.Kind == "portal session" })
+	if len(sessions) != 1 {
+		t.Fatalf("portal sessions:\n%s", lines(sessions))
+	}
+	form, err := url.ParseQuery(string(sessions[0].Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form.Get("customer") != customer || form.Get("flow_data[type]") != "payment_method_update" ||
+		form.Get("flow_data[after_completion][redirect][return_url]") != PortalReturnURL {
+		t.Fatalf("portal session for %v, want %s in the payment-method-update flow back to %s", form, customer, PortalReturnURL)
+	}
+	// A link tampered with opens nothing, and asks Stripe nothing.
+	resp, err = noFollow.Get(notice.UpdateURL[:len(notice.UpdateURL)-2] + "xx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || len(s.Stripe.Requests(func(r Request) bool { return r.Kind == "portal session" })) != 1 {
+		t.Fatalf("tampered link answered %d", resp.StatusCode)
 	}
 }

@@ -40,7 +40,11 @@ const (
 	WebhookSecret = "whsec_e2e_dunning"
 	ControlSecret = "cp_e2e_secret"
 	NoticeSecret  = "notice_e2e_secret"
-	TaskQueue     = "dunning-e2e"
+	// PortalSecret signs the one-click links; PortalReturnURL is where the
+	// portal sends the customer back.
+	PortalSecret    = "portal_e2e_secret_long_enough_to_sign_0001"
+	PortalReturnURL = "https://app.example.com/billing"
+	TaskQueue       = "dunning-e2e"
 )
 
 // Options shape a stack.
@@ -120,6 +124,9 @@ func Start(t *testing.T, o Options) *Stack {
 		"ALERT_WEBHOOK_URL":            s.Alerts.URL() + AlertPath,
 		"CUSTOMER_NOTICE_URL":          s.Notices.URL() + NoticePath,
 		"CUSTOMER_NOTICE_SECRET":       NoticeSecret,
+		"PUBLIC_URL":                   s.webhookBase,
+		"PORTAL_LINK_SECRET":           PortalSecret,
+		"PORTAL_RETURN_URL":            PortalReturnURL,
 		"DUNNING_RETRY_SCHEDULE":       "1s,2s",
 		"DUNNING_GRACE_PERIOD":         "4s",
 		"DUNNING_DEPROVISION_AFTER":    "3s",

@@ -101,6 +101,7 @@ type Server struct {
 	customers map[string]*customer
 	intents   map[string]*intent
 	invoices  map[string]*invoice
+	sessions  int // billing portal sessions made
 	charges   map[string]*charge
 	// nextCharge numbers the charges, for their IDs.
 	nextCharge int
@@ -419,6 +420,23 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		}
 		in.Status = "canceled"
 		writeJSON(w, http.StatusOK, s.intentJSON(in, nil))
+	case parts[1] == "billing_portal" && len(parts) == 3 && parts[2] == "sessions" && r.Method == http.MethodPost:
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable form", nil)
+			return true
+		}
+		cus := r.PostForm.Get("customer")
+		if s.customers[cus] == nil {
+			return false // stripe-mock answers for customers not seen here
+		}
+		s.sessions++
+		id := fmt.Sprintf("bps_dev%08d", s.sessions)
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": id, "object": "billing_portal.session", "customer": cus, "livemode": false,
+			"created": s.now().Unix(), "return_url": r.PostForm.Get("return_url"), "locale": nil,
+			"url":  "https://billing.stripe.com/p/session/test_" + id,
+			"flow": map[string]any{"type": r.PostForm.Get("flow_data[type]")},
+		})
 	case parts[1] == "invoices" && len(parts) == 4 && parts[3] == "mark_uncollectible" && r.Method == http.MethodPost:
 		inv := s.invoices[parts[2]]
 		if inv == nil {
