@@ -813,6 +813,11 @@ func (r *recovery) doWaive(ctx workflow.Context) error {
 
 // notice sends a customer notice; a failure is recorded, not fatal.
 func (r *recovery) notice(ctx workflow.Context, typ, key, reason string, next, deadline *time.Time) {
+	_ = r.sendNotice(ctx, r.noticeInput(ctx, typ, key, reason, next, deadline))
+}
+
+// noticeInput is a notice of the recovery as it stands.
+func (r *recovery) noticeInput(ctx workflow.Context, typ, key, reason string, next, deadline *time.Time) activities.NoticeInput {
 	amount, currency := r.owed()
 	in := activities.NoticeInput{
 		Key: key, Type: typ, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
@@ -827,9 +832,15 @@ func (r *recovery) notice(ctx workflow.Context, typ, key, reason string, next, d
 	if deadline != nil && !deadline.IsZero() {
 		in.Deadline = deadline
 	}
+	return in
+}
+
+// sendNotice sends a notice and records how it went.
+func (r *recovery) sendNotice(ctx workflow.Context, in activities.NoticeInput) error {
 	var res activities.NotifyResult
 	err := workflow.ExecuteActivity(activityCtx(ctx), a.Notice, in).Get(ctx, &res)
-	r.record(ctx, "customer notice "+typ, "", outcomeOf(err, "sent"), res.DryRun)
+	r.record(ctx, "customer notice "+in.Type, "", outcomeOf(err, "sent"), res.DryRun)
+	return err
 }
 
 // alert sends an ops alert; a failure is recorded, not fatal.

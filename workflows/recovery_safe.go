@@ -675,25 +675,10 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 // noticeSafe sends a customer notice. A notice the mailer refuses for good
 // reaches ops, so that no customer goes through a stage unheard.
 func (r *recovery) noticeSafe(ctx workflow.Context, typ, key, reason string, next, deadline *time.Time, payURL string) {
-	amount, currency := r.owed()
-	in := activities.NoticeInput{
-		Key: key, Type: typ, CustomerID: r.s.CustomerID, StripeCustomerID: r.s.StripeCustomerID,
-		Stage: string(r.s.Stage), AmountDue: amount, Currency: currency, Reason: reason, CreatedAt: workflow.Now(ctx),
-		// The Stripe invoice's page, read by the last owed check.
-		PayURL: payURL,
-	}
-	if r.s.Invoice != nil {
-		in.InvoiceURL = r.s.Invoice.URI
-	}
-	if next != nil && !next.IsZero() {
-		in.NextActionAt = next
-	}
-	if deadline != nil && !deadline.IsZero() {
-		in.Deadline = deadline
-	}
-	var res activities.NotifyResult
-	err := workflow.ExecuteActivity(activityCtx(ctx), a.Notice, in).Get(ctx, &res)
-	r.record(ctx, "customer notice "+typ, "", outcomeOf(err, "sent"), res.DryRun)
+	in := r.noticeInput(ctx, typ, key, reason, next, deadline)
+	// The Stripe invoice's page, read by the last owed check.
+	in.PayURL = payURL
+	err := r.sendNotice(ctx, in)
 	if err != nil {
 		r.alert(ctx, "critical", r.key("undelivered", strings.TrimPrefix(key, r.s.Lifecycle+":")), "Customer notice not delivered: "+r.s.StripeCustomerID,
 			fmt.Sprintf("The %s notice could not be sent (%s). Tell the customer by hand.", typ, errText(err)))
