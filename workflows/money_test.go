@@ -639,3 +639,17 @@ func TestNewDataDeclineWaitsForTheCardToChange(t *testing.T) {
 		t.Fatalf("stage %s after %d confirms at %v; want recovered by one retry after the automatic update", res.Stage, len(rt.w.retries), offsets(rt.w.retryTimes))
 	}
 }
+
+// Without a Stripe key nothing is charged, and the recovery says so: it
+// does not take the missing answer for a missing card.
+func TestStripeDryRunChargesNothingAndSaysSo(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.stripeDry = true })
+	rt.update(20*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end the test"}, mustAccept(t, "waive"))
+	rt.at(4*time.Hour, func() {
+		s := rt.status()
+		if s.NoPaymentMethod || s.DryRunActions == 0 || len(rt.w.retries) != 0 {
+			t.Errorf("dry run: no payment method %v, %d dry-run actions, %d confirms; want no confirm, recorded as dry", s.NoPaymentMethod, s.DryRunActions, len(rt.w.retries))
+		}
+	})
+	_ = rt.run(input())
+}

@@ -93,6 +93,8 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			r.drain(ctx)
 			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 			s := r.s
+			// The old rules told the customer and ops when they announced.
+			s.PastDueNoticeSent = s.Announced
 			return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, RecoveryInput{
 				StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, State: &s,
 			})

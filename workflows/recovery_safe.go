@@ -350,6 +350,10 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.record(ctx, why, id, "not charged: "+reason, false)
 			continue
 		}
+		if o.DryRun {
+			r.record(ctx, why, id, "not charged: stripe not configured", true)
+			continue
+		}
 		if o.PaymentMethod == "" {
 			r.s.NoPaymentMethod = true
 			r.record(ctx, why, id, "no usable payment method", false)
