@@ -42,6 +42,9 @@ func (r *recovery) validate(now time.Time, name string, req OperatorRequest, ext
 		if strings.TrimSpace(req.Reason) == "" {
 			return errors.New("a waiver needs a reason")
 		}
+		if r.safe() && unsettledCount(&r.s) == 0 {
+			return errors.New("nothing is owed: every payment is settled, the recovery is ending")
+		}
 		if r.busy == takeDeprovision {
 			return errors.New("deprovisioning is under way and cannot be undone by a waiver")
 		}
@@ -77,6 +80,9 @@ func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
 	}
 	if r.s.Stage != StagePastDue && r.s.Stage != StageSuspended {
 		return 0, fmt.Errorf("nothing to extend in stage %s", r.s.Stage)
+	}
+	if r.safe() && unsettledCount(&r.s) == 0 {
+		return 0, errors.New("nothing is owed: every payment is settled, the recovery is ending")
 	}
 	switch r.busy {
 	case takeSuspend:

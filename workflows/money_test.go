@@ -653,3 +653,19 @@ func TestStripeDryRunChargesNothingAndSaysSo(t *testing.T) {
 	})
 	_ = rt.run(input())
 }
+
+// Rule 1: a waiver asked while the paid customer is being resumed is
+// refused, truthfully: nothing is owed any more.
+func TestWaiveWhileResumingAPaidCustomerIsRefused(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	rt.signal(11*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(11 * time.Hour), Source: "payment_intent.succeeded"})
+	rt.update(11*time.Hour+5*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "too late"}, mustReject(t, "waive of a paid customer"))
+	rt.update(11*time.Hour+6*time.Minute, workflows.ControlExtendGrace, workflows.ExtendGraceRequest{By: "5h"}, mustReject(t, "extend for a paid customer"))
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered", res.Stage)
+	}
+	if want := []string{"suspend", "resume"}; !equal(rt.w.controlActions(), want) {
+		t.Fatalf("control plane %v, want %v", rt.w.controlActions(), want)
+	}
+}
