@@ -117,6 +117,21 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 			return Owed{}, err
 		}
 		out.PaymentMethod, out.PaymentMethodSource = ChargeMethod(profile.DefaultPaymentMethod, failedMethod(pi, in.FailedPaymentMethod), subscriptionMethod(pi.Invoice))
+		if out.PaymentMethodSource == sourceFailed {
+			// Stripe keeps naming the card that failed after the customer
+			// removed it; a removed card cannot be charged. One read says
+			// whether it is still theirs, and gives its fingerprint.
+			card, err := a.readCard(ctx, in.StripeCustomerID, out.PaymentMethod)
+			if err != nil {
+				return Owed{}, err
+			}
+			if card.attached {
+				out.Fingerprint = card.fingerprint
+				return out, nil
+			}
+			a.logger(ctx).Info("the card that failed is no longer the customer's", "payment_method", out.PaymentMethod)
+			out.PaymentMethod, out.PaymentMethodSource = ChargeMethod("", "", subscriptionMethod(pi.Invoice))
+		}
 		if out.Fingerprint, err = a.fingerprint(ctx, in.StripeCustomerID, out.PaymentMethod, pi); err != nil {
 			return Owed{}, err
 		}
@@ -139,26 +154,8 @@ func (a *Activities) fingerprint(ctx context.Context, customer, pm string, pi *s
 		e.PaymentMethod.Card != nil && e.PaymentMethod.Card.Fingerprint != "" {
 		return e.PaymentMethod.Card.Fingerprint, nil
 	}
-	path := stripe.FormatURLPath("/v1/payment_methods/%s", pm)
-	for _, legacy := range []string{"card_", "src_", "ba_"} {
-		if strings.HasPrefix(pm, legacy) {
-			path = stripe.FormatURLPath("/v1/customers/%s/sources/%s", customer, pm)
-		}
-	}
-	raw, err := a.getRaw(ctx, path)
-	switch {
-	case stripeRejected(err):
-		a.logger(ctx).Warn("stripe refused to read the payment method; no fingerprint", "payment_method", pm, "error", err)
-		return "", nil
-	case err != nil:
-		return "", classifyStripe("read payment method "+pm, err)
-	}
-	var obj paymentMethodJSON
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		a.logger(ctx).Warn("payment method of an unexpected shape; no fingerprint", "payment_method", pm, "error", err)
-		return "", nil
-	}
-	return obj.fingerprint(), nil
+	card, err := a.readCard(ctx, customer, pm)
+	return card.fingerprint, err
 }
 
 // otherSucceededIntent returns the ID of another succeeded intent of the
@@ -231,6 +228,49 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 	return set(OwedYes, "intent "+string(pi.Status))
 }
 
+// sourceFailed names the payment method that failed, as a charge target.
+const sourceFailed = "the payment method that failed"
+
+// cardRead is what one read of a payment method or legacy source says.
+type cardRead struct {
+	fingerprint string
+	// attached: it still belongs to the customer.
+	attached bool
+}
+
+// readCard reads a payment method (GET /v1/payment_methods/{id}) or, for
+// a legacy card, source or bank account (card_…, src_…, ba_…, which that
+// endpoint does not serve), GET /v1/customers/{customer}/sources/{id}. A
+// read Stripe does not answer is an error (retried); one it refuses (the
+// method is gone) is a card neither attached nor known.
+func (a *Activities) readCard(ctx context.Context, customer, pm string) (cardRead, error) {
+	path := stripe.FormatURLPath("/v1/payment_methods/%s", pm)
+	legacy := false
+	for _, p := range []string{"card_", "src_", "ba_"} {
+		if strings.HasPrefix(pm, p) {
+			path, legacy = stripe.FormatURLPath("/v1/customers/%s/sources/%s", customer, pm), true
+		}
+	}
+	raw, err := a.getRaw(ctx, path)
+	switch {
+	case stripeRejected(err):
+		a.logger(ctx).Warn("stripe refused to read the payment method", "payment_method", pm, "error", err)
+		return cardRead{}, nil
+	case err != nil:
+		return cardRead{}, classifyStripe("read payment method "+pm, err)
+	}
+	var obj struct {
+		paymentMethodJSON
+		Customer expandable[struct{}] `json:"customer"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		a.logger(ctx).Warn("payment method of an unexpected shape", "payment_method", pm, "error", err)
+		// Found under the customer's path, a legacy source is theirs.
+		return cardRead{attached: legacy}, nil
+	}
+	return cardRead{fingerprint: obj.fingerprint(), attached: legacy || obj.Customer.ID == customer}, nil
+}
+
 // ChargeMethod picks what a retry charges: the customer's default, else the
 // payment method that failed (Stripe clears the intent's own after a
 // decline), else the subscription's default.
@@ -239,7 +279,7 @@ func ChargeMethod(customerDefault, failed, subscription string) (string, string)
 	case customerDefault != "":
 		return customerDefault, "customer default"
 	case failed != "":
-		return failed, "the payment method that failed"
+		return failed, sourceFailed
 	case subscription != "":
 		return subscription, "subscription default"
 	}

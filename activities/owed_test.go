@@ -411,9 +411,9 @@ func TestIntentOwedPaymentMethodChoice(t *testing.T) {
 			customer(defaultPM, "", nil), "", defaultPM, "customer default", "GET " + pathPaymentMethod(defaultPM)},
 		{"customer's legacy default source", afterDecline(noInvoice(intent("requires_payment_method"))),
 			customer("", "card_1OdunningOld", nil), "", "card_1OdunningOld", "customer default", "GET " + pathSource("card_1OdunningOld")},
-		// Its fingerprint is in last_payment_error: nothing to read.
+		// One read: is the card that failed still the customer's?
 		{"the card that failed, from last_payment_error", afterDecline(withInvoice(intent("requires_payment_method"),
-			invoiceObj("open", subscriptionObj(subPM)))), customer("", "", nil), "pm_reported", failedPM, "the payment method that failed", ""},
+			invoiceObj("open", subscriptionObj(subPM)))), customer("", "", nil), "pm_reported", failedPM, "the payment method that failed", "GET " + pathPaymentMethod(failedPM)},
 		{"the intent's own payment method before confirm", func() obj {
 			pi := noInvoice(intent("requires_confirmation"))
 			pi["payment_method"] = "pm_1OdunningAttached"
@@ -1084,5 +1084,37 @@ func TestIntentOwedSkipCharge(t *testing.T) {
 	}
 	if n := len(f.seen.to(http.MethodGet, pathCustomer)); n != 0 {
 		t.Errorf("customer read %d times, want none", n)
+	}
+}
+
+// The customer removed the card that failed: Stripe still names it in
+// last_payment_error, but it is no longer theirs and cannot be charged;
+// the subscription's default is, or nothing.
+func TestIntentOwedRemovedFailedCard(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		invoice    obj
+	}{
+		{"falls back to the subscription's default", subPM, invoiceObj("open", subscriptionObj(subPM))},
+		{"nothing left to charge", "", invoiceObj("open", subscriptionObj(nil))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeStripe(t)
+			f.on(http.MethodGet, pathIntent, ok(afterDecline(withInvoice(intent("requires_payment_method"), tc.invoice))))
+			f.on(http.MethodGet, pathIntents, ok(intentList()))
+			f.on(http.MethodGet, pathCustomer, ok(customer("", "", nil)))
+			detached := paymentMethodObj(failedPM)
+			detached["customer"] = nil
+			f.on(http.MethodGet, pathPaymentMethod(failedPM), ok(detached))
+			f.on(http.MethodGet, pathPaymentMethod(subPM), ok(paymentMethodObj(subPM)))
+			acts := stripeActivities(t, fakeKey, f.URL, "")
+			got, err := acts.IntentOwed(context.Background(), owedInput())
+			if err != nil {
+				t.Fatalf("IntentOwed: %v", err)
+			}
+			if got.PaymentMethod != tc.want {
+				t.Errorf("IntentOwed charges %q (%s), want %q", got.PaymentMethod, got.PaymentMethodSource, tc.want)
+			}
+		})
 	}
 }
