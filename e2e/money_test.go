@@ -97,15 +97,18 @@ func TestSettledInAmberfloIsNeverCharged(t *testing.T) {
 // the recovery.
 func TestPaymentInFlightIsWaitedFor(t *testing.T) {
 	s := Start(t, Options{Env: map[string]string{
-		"DUNNING_RETRY_SCHEDULE": "2s,3s", "DUNNING_GRACE_PERIOD": "5s", "DUNNING_DEPROVISION_AFTER": "1h",
+		"DUNNING_RETRY_SCHEDULE": "4s,5s", "DUNNING_GRACE_PERIOD": "6s", "DUNNING_DEPROVISION_AFTER": "1h",
 	}})
 	customer := stripefixture.NewID("cus")
 	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer})
 	intent := ev.Parsed.ObjectID
 	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
 	s.Stripe.SetIntentStatus(intent, "processing")
+	if c := s.Stripe.Confirms(intent); len(c) != 0 {
+		t.Skipf("the machine is too slow for this schedule: a retry ran before the payment went in flight:\n%s", lines(c))
+	}
 	// Past both retries and the grace period.
-	time.Sleep(8 * time.Second)
+	time.Sleep(9 * time.Second)
 	st := s.Status(customer)
 	if st.Stage != workflows.StagePastDue || len(st.Intents) != 1 || st.Intents[0].State != workflows.IntentInFlight {
 		t.Fatalf("status: stage %s intents %+v; want past due with the payment in flight", st.Stage, st.Intents)
