@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"dunning/internal/jsondur"
 )
 
 // Decline is what Stripe reported about one failed payment attempt, read
@@ -454,4 +456,27 @@ func (x *expandable[T]) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[string]()}
+}
+
+type plainVerdict DeclineVerdict
+
+type verdictJSON struct {
+	*plainVerdict
+	RetryAfter jsondur.D `json:"retry_after,omitempty"`
+}
+
+// MarshalJSON writes the wait as people write it ("24h"), for the UI.
+func (v DeclineVerdict) MarshalJSON() ([]byte, error) {
+	p := plainVerdict(v)
+	return json.Marshal(verdictJSON{plainVerdict: &p, RetryAfter: jsondur.D(v.RetryAfter)})
+}
+
+// UnmarshalJSON reads "24h" or nanoseconds.
+func (v *DeclineVerdict) UnmarshalJSON(b []byte) error {
+	w := verdictJSON{plainVerdict: (*plainVerdict)(v)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	v.RetryAfter = time.Duration(w.RetryAfter)
+	return nil
 }
