@@ -23,19 +23,22 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.yaml.in/yaml/v3"
 
 	"dunning/config"
+	"dunning/webhook"
 	"dunning/workflows"
 )
 
 // root is the repository root, seen from this package's folder.
 const root = ".."
 
-// operatorSecrets stand for what an operator writes into .env: the two
+// operatorSecrets stand for what an operator writes into .env: the three
 // values .env.example leaves empty.
 var operatorSecrets = map[string]string{
-	"POSTGRES_PASSWORD":     "pg-password-from-dotenv",
-	"STRIPE_WEBHOOK_SECRET": "whsec_new_from_dotenv,whsec_old_from_dotenv",
+	"POSTGRES_PASSWORD":      "pg-password-from-dotenv",
+	"STRIPE_WEBHOOK_SECRET":  "whsec_new_from_dotenv,whsec_old_from_dotenv",
+	"GRAFANA_ADMIN_PASSWORD": "grafana-password-from-dotenv",
 }
 
 // The services of the stack, by role.
@@ -43,7 +46,7 @@ var (
 	// oneShot services run to completion before what depends on them.
 	oneShot = []string{"temporal-schema", "temporal-setup"}
 	// longRunning services must report their health.
-	longRunning = []string{"postgresql", "temporal", "temporal-ui", "worker", "webhook", "webhook-proxy", "stripe-mock"}
+	longRunning = []string{"postgresql", "temporal", "temporal-ui", "worker", "webhook", "webhook-proxy", "stripe-mock", "prometheus", "grafana"}
 )
 
 // loadCompose loads docker-compose.yml as `docker compose` does with env
@@ -506,6 +509,7 @@ func TestStackStartsInOrder(t *testing.T) {
 		"worker":          {"temporal-setup": types.ServiceConditionCompletedSuccessfully},
 		"webhook":         {"temporal-setup": types.ServiceConditionCompletedSuccessfully},
 		"webhook-proxy":   {"webhook": types.ServiceConditionHealthy},
+		"grafana":         {"prometheus": types.ServiceConditionHealthy},
 	}
 	for name, deps := range want {
 		got := p.Services[name].DependsOn
@@ -603,6 +607,7 @@ func TestHealthChecksAndPorts(t *testing.T) {
 		{"temporal", "7233", "7233", "127.0.0.1"},
 		{"temporal-ui", "8080", "8233", "127.0.0.1"},
 		{"stripe-mock", "12111", "12111", "127.0.0.1"},
+		{"grafana", "3000", "3000", "127.0.0.1"},
 	} {
 		found := false
 		for _, port := range published(c.service) {
@@ -616,6 +621,19 @@ func TestHealthChecksAndPorts(t *testing.T) {
 		if !found {
 			t.Errorf("service %s does not publish %s on host port %s: %+v", c.service, c.target, c.published, published(c.service))
 		}
+	}
+
+	// Only the proxy listens beyond this host; Prometheus is reached
+	// through Grafana, on the compose network.
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if name != "webhook-proxy" && port.HostIP != "127.0.0.1" {
+				t.Errorf("service %s publishes %s on %q; only webhook-proxy listens beyond 127.0.0.1", name, port.Published, port.HostIP)
+			}
+		}
+	}
+	if ports := published("prometheus"); len(ports) > 0 {
+		t.Errorf("service prometheus publishes %v; it stays on the compose network", ports)
 	}
 
 	// stripe-mock runs under the dev profile only.
@@ -902,4 +920,303 @@ func TestProxyPassesOnlyThePublicPaths(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^\s*trusted_proxies\s+static\s+private_ranges\s*$`).Match(raw) {
 		t.Error("deploy/Caddyfile does not keep the client address a load balancer on a private network names (trusted_proxies)")
 	}
+}
+
+// prometheusConfig is what deploy/prometheus/prometheus.yml says about its
+// scrape targets.
+type prometheusConfig struct {
+	ScrapeConfigs []struct {
+		JobName     string `yaml:"job_name"`
+		MetricsPath string `yaml:"metrics_path"`
+		DNSSD       []struct {
+			Names []string `yaml:"names"`
+			Type  string   `yaml:"type"`
+			Port  int      `yaml:"port"`
+		} `yaml:"dns_sd_configs"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+// mountedFile is the file in this repository that a service mounts at
+// target (or under it): its path, and whether the mount is read-only.
+func mountedFile(t *testing.T, s types.ServiceConfig, target string) (string, bool) {
+	t.Helper()
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if rel, err := filepath.Rel(v.Target, target); err == nil && !strings.HasPrefix(rel, "..") {
+			return filepath.Join(v.Source, rel), v.ReadOnly
+		}
+	}
+	return "", false
+}
+
+// flagValue is the value of --name=value in a command line.
+func flagValue(cmd []string, name string) string {
+	for i, a := range cmd {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+		if a == name && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+	}
+	return ""
+}
+
+// loadPrometheusConfig reads the configuration the prometheus service runs
+// with: the file mounted where its --config.file points.
+func loadPrometheusConfig(t *testing.T, p *types.Project) prometheusConfig {
+	t.Helper()
+	s := p.Services["prometheus"]
+	path := flagValue(s.Command, "--config.file")
+	if path == "" {
+		path = "/etc/prometheus/prometheus.yml" // the image's default
+	}
+	src, ro := mountedFile(t, s, path)
+	if src == "" {
+		t.Fatalf("service prometheus reads %s, which no bind mount provides", path)
+	}
+	if !ro {
+		t.Errorf("service prometheus mounts %s writable", src)
+	}
+	if want := mustAbs(t, filepath.Join(root, "deploy", "prometheus", "prometheus.yml")); src != want {
+		t.Errorf("service prometheus runs %s; want the repository's %s", src, want)
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("service prometheus: %v", err)
+	}
+	var cfg prometheusConfig
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	return cfg
+}
+
+// Prometheus scrapes every replica of the webhook and the worker where
+// they serve /metrics, and the Temporal server; Grafana reads Prometheus
+// and shows the dashboards kept in this repository.
+func TestMonitoringIsWired(t *testing.T) {
+	eachSetup(t, checkMonitoringIsWired)
+}
+
+func checkMonitoringIsWired(t *testing.T, p *types.Project) {
+	wk, err := serviceConfig(p, "worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := serviceConfig(p, "webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	temporalMetrics := environment(p.Services["temporal"])["PROMETHEUS_ENDPOINT"]
+	if h, _, err := net.SplitHostPort(temporalMetrics); err != nil || (h != "" && h != "0.0.0.0") {
+		t.Errorf("temporal: PROMETHEUS_ENDPOINT=%q; want the server's metrics on all interfaces, e.g. 0.0.0.0:8000", temporalMetrics)
+	}
+
+	// Each scaled service by DNS service discovery (type A: one record per
+	// replica), on the port it listens on.
+	want := map[string]struct{ service, port string }{
+		"dunning-webhook": {"webhook", portOf(wh.HTTPAddr)},
+		"dunning-worker":  {"worker", portOf(wk.WorkerMetricsAddr)},
+		"temporal":        {"temporal", portOf(temporalMetrics)},
+	}
+	cfg := loadPrometheusConfig(t, p)
+	seen := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		if seen[sc.JobName] {
+			t.Errorf("prometheus.yml: job %s twice", sc.JobName)
+		}
+		seen[sc.JobName] = true
+		for _, sd := range sc.DNSSD {
+			for _, name := range sd.Names {
+				if _, ok := p.Services[name]; !ok {
+					t.Errorf("prometheus.yml: job %s looks up %s, which is no service of docker-compose.yml", sc.JobName, name)
+				}
+			}
+		}
+		w, ok := want[sc.JobName]
+		if !ok {
+			continue
+		}
+		if sc.MetricsPath != "" && sc.MetricsPath != webhook.PathMetrics {
+			t.Errorf("prometheus.yml: job %s scrapes %s; dunning serves %s", sc.JobName, sc.MetricsPath, webhook.PathMetrics)
+		}
+		if len(sc.StaticConfigs) > 0 || len(sc.DNSSD) != 1 {
+			t.Errorf("prometheus.yml: job %s has %d static and %d DNS configs; want one dns_sd_config, so that every replica is scraped", sc.JobName, len(sc.StaticConfigs), len(sc.DNSSD))
+			continue
+		}
+		sd := sc.DNSSD[0]
+		if !slices.Equal(sd.Names, []string{w.service}) || sd.Type != "A" || strconv.Itoa(sd.Port) != w.port {
+			t.Errorf("prometheus.yml: job %s finds %v (type %q) on port %d; want service %s, type A, port %s",
+				sc.JobName, sd.Names, sd.Type, sd.Port, w.service, w.port)
+		}
+	}
+	for job := range want {
+		if !seen[job] {
+			t.Errorf("prometheus.yml has no job %s", job)
+		}
+	}
+
+	// Prometheus and Grafana sit on the network the parts of dunning are on.
+	for _, name := range []string{"prometheus", "grafana"} {
+		s := p.Services[name]
+		if s.NetworkMode != "" {
+			t.Errorf("service %s has network_mode %q; it stays on the compose network", name, s.NetworkMode)
+		}
+		for _, target := range []string{"worker", "webhook", "temporal"} {
+			shared := false
+			for n := range s.Networks {
+				_, ok := p.Services[target].Networks[n]
+				shared = shared || ok
+			}
+			if !shared {
+				t.Errorf("service %s shares no network with %s (%v, %v)", name, target, s.Networks, p.Services[target].Networks)
+			}
+		}
+	}
+
+	// Grafana: its admin password from .env, its data source and dashboards
+	// provisioned from files in this repository.
+	g := p.Services["grafana"]
+	genv := environment(g)
+	if genv["GF_SECURITY_ADMIN_PASSWORD"] != operatorSecrets["GRAFANA_ADMIN_PASSWORD"] {
+		t.Errorf("grafana: admin password %q, want GRAFANA_ADMIN_PASSWORD from .env", genv["GF_SECURITY_ADMIN_PASSWORD"])
+	}
+	if genv["GF_AUTH_ANONYMOUS_ENABLED"] == "true" || genv["GF_USERS_ALLOW_SIGN_UP"] == "true" {
+		t.Error("grafana lets people in without the admin's say")
+	}
+	for _, v := range g.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if _, err := os.Stat(v.Source); err != nil {
+			t.Errorf("grafana mounts %s, which is not in the repository: %v", v.Source, err)
+		}
+		if rel, err := filepath.Rel(mustAbs(t, root), v.Source); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("grafana mounts %s, outside the repository", v.Source)
+		}
+		if !v.ReadOnly {
+			t.Errorf("grafana mounts %s writable", v.Source)
+		}
+	}
+	provisioning := genv["GF_PATHS_PROVISIONING"]
+	if provisioning == "" {
+		provisioning = "/etc/grafana/provisioning" // the image's default
+	}
+	prov, _ := mountedFile(t, g, provisioning)
+	if prov == "" {
+		t.Fatalf("grafana reads its provisioning from %s, which no bind mount provides", provisioning)
+	}
+
+	sources := grafanaDatasources(t, filepath.Join(prov, "datasources"))
+	if len(sources) != 1 {
+		t.Fatalf("%s provisions %d data sources, want one (Prometheus)", prov, len(sources))
+	}
+	ds := sources[0]
+	u, err := url.Parse(ds.URL)
+	listen := flagValue(p.Services["prometheus"].Command, "--web.listen-address")
+	if listen == "" {
+		listen = "0.0.0.0:9090" // Prometheus' default
+	}
+	if err != nil || ds.Type != "prometheus" || u.Hostname() != "prometheus" || u.Port() != portOf(listen) {
+		t.Errorf("grafana's data source %s (type %s) is not the prometheus service on %s", ds.URL, ds.Type, listen)
+	}
+
+	providers := grafanaDashboardProviders(t, filepath.Join(prov, "dashboards"))
+	if len(providers) == 0 {
+		t.Fatalf("%s provisions no dashboards", prov)
+	}
+	for _, dp := range providers {
+		dir, ro := mountedFile(t, g, dp.Options.Path)
+		if dir == "" || !ro {
+			t.Errorf("dashboard provider %s reads %s, which no read-only bind mount provides", dp.Name, dp.Options.Path)
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		if len(files) == 0 {
+			t.Errorf("dashboard provider %s reads %s (%s in the repository), which holds no dashboard", dp.Name, dp.Options.Path, dir)
+		}
+		for _, f := range files {
+			for _, d := range loadDashboard(t, f).datasources() {
+				if d.UID != ds.UID || (d.Type != "" && d.Type != ds.Type) {
+					t.Errorf("%s uses data source %+v; Grafana has only %s (uid %s)", f, d, ds.Name, ds.UID)
+				}
+			}
+		}
+	}
+	if home := genv["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]; home != "" {
+		if f, _ := mountedFile(t, g, home); f == "" {
+			t.Errorf("grafana's home dashboard %s is not mounted", home)
+		} else if _, err := os.Stat(f); err != nil {
+			t.Errorf("grafana's home dashboard: %v", err)
+		}
+	}
+}
+
+// grafanaDatasource is a data source as Grafana's provisioning files give it.
+type grafanaDatasource struct {
+	Name string `yaml:"name"`
+	UID  string `yaml:"uid"`
+	Type string `yaml:"type"`
+	URL  string `yaml:"url"`
+}
+
+// grafanaDashboardProvider is a dashboard provider of Grafana's
+// provisioning files.
+type grafanaDashboardProvider struct {
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"`
+	Options struct {
+		Path string `yaml:"path"`
+	} `yaml:"options"`
+}
+
+// provisioningFiles decodes every YAML file in dir into a new T each.
+func provisioningFiles[T any](t *testing.T, dir string) []T {
+	t.Helper()
+	var out []T
+	for _, pattern := range []string{"*.yml", "*.yaml"} {
+		files, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v T
+			if err := yaml.Unmarshal(raw, &v); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func grafanaDatasources(t *testing.T, dir string) []grafanaDatasource {
+	t.Helper()
+	var all []grafanaDatasource
+	for _, f := range provisioningFiles[struct {
+		APIVersion  int                 `yaml:"apiVersion"`
+		Datasources []grafanaDatasource `yaml:"datasources"`
+	}](t, dir) {
+		all = append(all, f.Datasources...)
+	}
+	return all
+}
+
+func grafanaDashboardProviders(t *testing.T, dir string) []grafanaDashboardProvider {
+	t.Helper()
+	var all []grafanaDashboardProvider
+	for _, f := range provisioningFiles[struct {
+		APIVersion int                        `yaml:"apiVersion"`
+		Providers  []grafanaDashboardProvider `yaml:"providers"`
+	}](t, dir) {
+		all = append(all, f.Providers...)
+	}
+	return all
 }
