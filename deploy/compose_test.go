@@ -1113,7 +1113,7 @@ func checkMonitoringIsWired(t *testing.T, p *types.Project) {
 		t.Fatalf("grafana reads its provisioning from %s, which no bind mount provides", provisioning)
 	}
 
-	sources := grafanaDatasources(t, filepath.Join(prov, "datasources"))
+	sources := loadGrafanaProvisioning(t, filepath.Join(prov, "datasources")).Datasources
 	if len(sources) != 1 {
 		t.Fatalf("%s provisions %d data sources, want one (Prometheus)", prov, len(sources))
 	}
@@ -1127,7 +1127,7 @@ func checkMonitoringIsWired(t *testing.T, p *types.Project) {
 		t.Errorf("grafana's data source %s (type %s) is not the prometheus service on %s", ds.URL, ds.Type, listen)
 	}
 
-	providers := grafanaDashboardProviders(t, filepath.Join(prov, "dashboards"))
+	providers := loadGrafanaProvisioning(t, filepath.Join(prov, "dashboards")).Providers
 	if len(providers) == 0 {
 		t.Fatalf("%s provisions no dashboards", prov)
 	}
@@ -1176,47 +1176,37 @@ type grafanaDashboardProvider struct {
 	} `yaml:"options"`
 }
 
-// provisioningFiles decodes every YAML file in dir into a new T each.
-func provisioningFiles[T any](t *testing.T, dir string) []T {
+// grafanaProvisioning is what Grafana's provisioning files in one folder
+// provision, all files together.
+type grafanaProvisioning struct {
+	Datasources []grafanaDatasource        `yaml:"datasources"`
+	Providers   []grafanaDashboardProvider `yaml:"providers"`
+}
+
+func loadGrafanaProvisioning(t *testing.T, dir string) grafanaProvisioning {
 	t.Helper()
-	var out []T
+	var all grafanaProvisioning
 	for _, pattern := range []string{"*.yml", "*.yaml"} {
 		files, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var v T
-			if err := yaml.Unmarshal(raw, &v); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			out = append(out, v)
+			var one grafanaProvisioning
+			decodeFile(t, f, yaml.Unmarshal, &one)
+			all.Datasources = append(all.Datasources, one.Datasources...)
+			all.Providers = append(all.Providers, one.Providers...)
 		}
 	}
-	return out
-}
-
-func grafanaDatasources(t *testing.T, dir string) []grafanaDatasource {
-	t.Helper()
-	var all []grafanaDatasource
-	for _, f := range provisioningFiles[struct {
-		APIVersion  int                 `yaml:"apiVersion"`
-		Datasources []grafanaDatasource `yaml:"datasources"`
-	}](t, dir) {
-		all = append(all, f.Datasources...)
-	}
 	return all
 }
 
-func grafanaDashboardProviders(t *testing.T, dir string) []grafanaDashboardProvider {
+// decodeFile reads path into v with unmarshal (yaml.Unmarshal,
+// json.Unmarshal).
+func decodeFile(t *testing.T, path string, unmarshal func([]byte, any) error, v any) {
 	t.Helper()
-	var all []grafanaDashboardProvider
-	for _, f := range provisioningFiles[struct {
-		APIVersion int                        `yaml:"apiVersion"`
-		Providers  []grafanaDashboardProvider `yaml:"providers"`
-	}](t, dir) {
-		all = append(all, f.Providers...)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return all
+	if err := unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }

@@ -230,14 +230,8 @@ type datasource struct {
 
 func loadDashboard(t *testing.T, path string) dashboard {
 	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var d dashboard
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	decodeFile(t, path, json.Unmarshal, &d)
 	return d
 }
 
