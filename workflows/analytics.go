@@ -189,3 +189,6 @@ func (r *recovery) upsertMemo(ctx workflow.Context) error {
 	r.memo = &m
 	return nil
 }
+
+// FormatMoney formats minor units for people, e.g. "USD 49.00".
+func FormatMoney(amount int64, currency string) string { return money(amount, currency) }
