@@ -3,16 +3,18 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/internal/report"
 	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
 	"dunning/worker"
 	"dunning/workflows"
 )
@@ -136,16 +138,16 @@ func TestReportAndMetricsOnTemporal(t *testing.T) {
 
 	// The metrics count the same facts, once.
 	counts := map[string]float64{
-		"started":            value(rm.Started),
-		"failed usd":         value(rm.FailedAmount.WithLabelValues("usd")),
-		"failed eur":         value(rm.FailedAmount.WithLabelValues("eur")),
-		"recovered usd":      value(rm.RecoveredAmt.WithLabelValues("usd")),
-		"ended card update":  value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCardUpdate))),
-		"ended customer":     value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer))),
-		"ended waived":       value(rm.Ended.WithLabelValues(string(workflows.OutcomeWaived))),
-		"ended deprov":       value(rm.Ended.WithLabelValues(string(workflows.OutcomeDeprovisioned))),
-		"ended retry":        value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByRetry))),
-		"attempts succeeded": value(rm.Attempts.WithLabelValues(workflows.AttemptSucceeded, workflows.DeclineClassNone)),
+		"started":            testenv.MetricValue(rm.Started),
+		"failed usd":         testenv.MetricValue(rm.FailedAmount.WithLabelValues("usd")),
+		"failed eur":         testenv.MetricValue(rm.FailedAmount.WithLabelValues("eur")),
+		"recovered usd":      testenv.MetricValue(rm.RecoveredAmt.WithLabelValues("usd")),
+		"ended card update":  testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCardUpdate))),
+		"ended customer":     testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer))),
+		"ended waived":       testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeWaived))),
+		"ended deprov":       testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeDeprovisioned))),
+		"ended retry":        testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByRetry))),
+		"attempts succeeded": testenv.MetricValue(rm.Attempts.WithLabelValues(workflows.AttemptSucceeded, workflows.DeclineClassNone)),
 	}
 	wantCounts := map[string]float64{"started": 5, "failed usd": 7000, "failed eur": 8000, "recovered usd": 5000,
 		"ended card update": 1, "ended customer": 1, "ended waived": 1, "ended deprov": 1, "ended retry": 0, "attempts succeeded": 1}
@@ -153,6 +155,24 @@ func TestReportAndMetricsOnTemporal(t *testing.T) {
 		if counts[k] != v {
 			t.Errorf("metric %s = %v, want %v", k, counts[k], v)
 		}
+	}
+
+	// The in-stage gauge counts the running recoveries: E, past due.
+	wctx, stop := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		worker.WatchStages(wctx, s.tmp.Client, rm, 100*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(watched)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); testenv.MetricValue(rm.InStage.WithLabelValues(string(workflows.StagePastDue))) != 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("in stage past_due = %v, want 1", testenv.MetricValue(rm.InStage.WithLabelValues(string(workflows.StagePastDue))))
+		}
+	}
+	stop()
+	<-watched
+	if v := testenv.MetricValue(rm.InStage.WithLabelValues(string(workflows.StageDeprovisioned))); v != 0 {
+		t.Errorf("in stage deprovisioned = %v, want 0: a closed recovery is in no stage", v)
 	}
 
 	// Replaying every closed history emits nothing.
@@ -171,19 +191,4 @@ func TestReportAndMetricsOnTemporal(t *testing.T) {
 	if after := dunningSeries(t, reg); after != before {
 		t.Errorf("replay changed the metrics:\nbefore\n%s\nafter\n%s", before, after)
 	}
-}
-
-// value reads one counter or gauge.
-func value(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 1)
-	go func() { c.Collect(ch); close(ch) }()
-	var sum float64
-	for m := range ch {
-		var d dto.Metric
-		if err := m.Write(&d); err != nil {
-			panic(err)
-		}
-		sum += d.GetCounter().GetValue() + d.GetGauge().GetValue()
-	}
-	return sum
 }

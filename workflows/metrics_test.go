@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"dunning/activities"
+	"dunning/internal/testenv"
 	"dunning/worker"
 	"dunning/workflows"
 )
@@ -23,19 +24,12 @@ func meteredRecoveryTest(t *testing.T, opts ...func(*world)) (*recoveryTest, *wo
 	return newRecoveryTestIn(t, suite, opts...), rm, reg
 }
 
-// value reads one counter or gauge.
-func value(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 1)
-	go func() { c.Collect(ch); close(ch) }()
-	var sum float64
-	for m := range ch {
-		var d dto.Metric
-		if err := m.Write(&d); err != nil {
-			panic(err)
-		}
-		sum += d.GetCounter().GetValue() + d.GetGauge().GetValue()
+// expect checks one counter's value.
+func expect(t *testing.T, what string, c prometheus.Collector, want float64) {
+	t.Helper()
+	if v := testenv.MetricValue(c); v != want {
+		t.Errorf("%s = %v, want %v", what, v, want)
 	}
-	return sum
 }
 
 func histogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
@@ -73,14 +67,14 @@ func TestMetricsCountEachFactOnce(t *testing.T) {
 			"succeeded none":           2, // both at +2h
 		}
 		got := map[string]float64{
-			"started":                  value(rm.Started),
-			"failed usd":               value(rm.FailedAmount.WithLabelValues("usd")),
-			"recovered usd":            value(rm.RecoveredAmt.WithLabelValues("usd")),
-			"ended recovered_by_retry": value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByRetry))),
-			"ended other": value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer))) +
-				value(rm.Ended.WithLabelValues(string(workflows.OutcomeWaived))),
-			"declined soft":  value(rm.Attempts.WithLabelValues(workflows.AttemptDeclined, string(activities.DeclineSoft))),
-			"succeeded none": value(rm.Attempts.WithLabelValues(workflows.AttemptSucceeded, workflows.DeclineClassNone)),
+			"started":                  testenv.MetricValue(rm.Started),
+			"failed usd":               testenv.MetricValue(rm.FailedAmount.WithLabelValues("usd")),
+			"recovered usd":            testenv.MetricValue(rm.RecoveredAmt.WithLabelValues("usd")),
+			"ended recovered_by_retry": testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByRetry))),
+			"ended other": testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer))) +
+				testenv.MetricValue(rm.Ended.WithLabelValues(string(workflows.OutcomeWaived))),
+			"declined soft":  testenv.MetricValue(rm.Attempts.WithLabelValues(workflows.AttemptDeclined, string(activities.DeclineSoft))),
+			"succeeded none": testenv.MetricValue(rm.Attempts.WithLabelValues(workflows.AttemptSucceeded, workflows.DeclineClassNone)),
 		}
 		for k, v := range want {
 			if got[k] != v {
@@ -101,12 +95,8 @@ func TestMetricsCountEachFactOnce(t *testing.T) {
 		if res := rt.run(in); res.Stage != workflows.StageRecovered {
 			t.Fatalf("stage %s", res.Stage)
 		}
-		if v := value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCardUpdate))); v != 1 {
-			t.Errorf("ended by card update %v, want 1", v)
-		}
-		if v := value(rm.Attempts.WithLabelValues(workflows.AttemptSucceeded, workflows.DeclineClassNone)); v != 1 {
-			t.Errorf("succeeded attempts %v, want 1", v)
-		}
+		expect(t, "ended by card update", rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCardUpdate)), 1)
+		expect(t, "succeeded attempts", rm.Attempts.WithLabelValues(workflows.AttemptSucceeded, workflows.DeclineClassNone), 1)
 	})
 	t.Run("paid by the customer", func(t *testing.T) {
 		rt, rm, _ := meteredRecoveryTest(t)
@@ -114,28 +104,18 @@ func TestMetricsCountEachFactOnce(t *testing.T) {
 		if res := rt.run(input()); res.Stage != workflows.StageRecovered {
 			t.Fatalf("stage %s", res.Stage)
 		}
-		if v := value(rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer))); v != 1 {
-			t.Errorf("ended by customer %v, want 1", v)
-		}
-		if v := value(rm.RecoveredAmt.WithLabelValues("usd")); v != 4900 {
-			t.Errorf("recovered %v, want 4900", v)
-		}
+		expect(t, "ended by customer", rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer)), 1)
+		expect(t, "recovered", rm.RecoveredAmt.WithLabelValues("usd"), 4900)
 	})
 	t.Run("deprovisioned", func(t *testing.T) {
 		rt, rm, reg := meteredRecoveryTest(t)
 		if res := rt.run(input()); res.Stage != workflows.StageDeprovisioned {
 			t.Fatalf("stage %s", res.Stage)
 		}
-		if v := value(rm.Ended.WithLabelValues(string(workflows.OutcomeDeprovisioned))); v != 1 {
-			t.Errorf("ended deprovisioned %v, want 1", v)
-		}
-		if v := value(rm.RecoveredAmt.WithLabelValues("usd")); v != 0 {
-			t.Errorf("recovered %v, want 0", v)
-		}
+		expect(t, "ended deprovisioned", rm.Ended.WithLabelValues(string(workflows.OutcomeDeprovisioned)), 1)
+		expect(t, "recovered", rm.RecoveredAmt.WithLabelValues("usd"), 0)
 		// Three scheduled retries, each declined.
-		if v := value(rm.Attempts.WithLabelValues(workflows.AttemptDeclined, string(activities.DeclineSoft))); v != 3 {
-			t.Errorf("declined attempts %v, want 3", v)
-		}
+		expect(t, "declined attempts", rm.Attempts.WithLabelValues(workflows.AttemptDeclined, string(activities.DeclineSoft)), 3)
 		if h := histogram(t, reg, workflows.MetricTimeToRecover); h.GetSampleCount() != 0 {
 			t.Errorf("time to recover observed %d times for a life never recovered", h.GetSampleCount())
 		}
