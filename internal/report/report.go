@@ -115,7 +115,7 @@ func customerOf(m workflows.RecoveryMemo) string {
 
 // Compute makes the report of the lives whose first failure is in w.
 func Compute(w Window, memos []workflows.RecoveryMemo) Report {
-	rep := Report{Window: w}
+	rep := Report{Window: w, Currencies: []CurrencyFigures{}}
 	outcomes := map[workflows.Outcome]int{}
 	type cur struct {
 		CurrencyFigures
