@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"dunning/internal/devstripe"
 	"dunning/internal/stripefixture"
 	"dunning/internal/testenv"
@@ -30,6 +32,13 @@ type localStack struct {
 
 func startLocalStack(t *testing.T, env map[string]string) *localStack {
 	t.Helper()
+	return startLocalStackWith(t, env, nil)
+}
+
+// startLocalStackWith is startLocalStack with the worker's client
+// recording its metrics into metrics, when set.
+func startLocalStackWith(t *testing.T, env map[string]string, metrics client.MetricsHandler) *localStack {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tmp := testenv.StartTemporal(t)
 	dev := devstripe.New(nil, log)
@@ -41,9 +50,17 @@ func startLocalStack(t *testing.T, env map[string]string) *localStack {
 	}
 	cfg := tmp.Config(t, full)
 
+	wc := tmp.Client
+	if metrics != nil {
+		var err error
+		if wc, err = client.NewClientFromExisting(tmp.Client, client.Options{Namespace: tmp.Namespace, MetricsHandler: metrics}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(wc.Close)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, tmp.Client, cfg, log) }()
+	go func() { done <- worker.Run(ctx, wc, cfg, log) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	h, err := webhook.NewHandler(tmp.Client, webhook.Options{

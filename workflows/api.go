@@ -661,3 +661,85 @@ func CustomerCardExpiryQuery(stripeCustomerID string) string {
 	return "WorkflowType = '" + CardExpiryWorkflowName + "' AND " + StripeCustomerIDKey.GetName() +
 		" = '" + stripeCustomerID + "' AND ExecutionStatus = 'Running'"
 }
+
+// Metrics the recovery emits through workflow.GetMetricsHandler, once per
+// fact (the SDK emits nothing while replaying). The worker registers them
+// at start, with the label sets named here.
+const (
+	MetricRecoveriesStarted = "dunning_recoveries_started_total"
+	MetricRecoveriesEnded   = "dunning_recoveries_ended_total"  // outcome
+	MetricFailedAmount      = "dunning_failed_amount_total"     // currency
+	MetricRecoveredAmount   = "dunning_recovered_amount_total"  // currency
+	MetricTimeToRecover     = "dunning_time_to_recover_seconds" // histogram
+	MetricPaymentAttempts   = "dunning_payment_attempts_total"  // result, decline_class
+	MetricRecoveriesInStage = "dunning_recoveries_in_stage"     // stage; gauge, from visibility
+
+	TagOutcome      = "outcome"
+	TagCurrency     = "currency"
+	TagResult       = "result"
+	TagDeclineClass = "decline_class"
+	TagStage        = "stage"
+)
+
+// Outcome is how a recovery's life ended, for metrics and the report.
+type Outcome string
+
+// Outcomes of a life.
+const (
+	OutcomeRecoveredByRetry      Outcome = "recovered_by_retry"
+	OutcomeRecoveredByCardUpdate Outcome = "recovered_by_card_update"
+	// OutcomeRecoveredByCustomer: paid outside dunning's retries.
+	OutcomeRecoveredByCustomer Outcome = "recovered_by_customer"
+	OutcomeWaived              Outcome = "waived"
+	OutcomeDeprovisioned       Outcome = "deprovisioned"
+)
+
+// Outcomes lists every outcome, in the order reports show them.
+var Outcomes = []Outcome{OutcomeRecoveredByRetry, OutcomeRecoveredByCardUpdate, OutcomeRecoveredByCustomer, OutcomeWaived, OutcomeDeprovisioned}
+
+// Recovered reports whether the outcome is money recovered.
+func (o Outcome) Recovered() bool {
+	return o == OutcomeRecoveredByRetry || o == OutcomeRecoveredByCardUpdate || o == OutcomeRecoveredByCustomer
+}
+
+// Results of one confirm, the result label of MetricPaymentAttempts.
+const (
+	AttemptSucceeded      = "succeeded"
+	AttemptDeclined       = "declined"
+	AttemptRequiresAction = "requires_action"
+	AttemptProcessing     = "processing"
+	AttemptError          = "error"
+	// DeclineClassNone labels an attempt without a decline verdict.
+	DeclineClassNone = "none"
+)
+
+// RecoveryMemoKey is the memo field in which every recovery that follows
+// the money rules keeps a RecoveryMemo, kept current as it goes, so that
+// `dunning report` computes from one visibility listing.
+const RecoveryMemoKey = "recovery"
+
+// RecoveryMemo is what the report needs of one life: IDs and amounts
+// only, no personal data (the memo is visible to anyone with UI access).
+type RecoveryMemo struct {
+	// Lifecycle names the life (runs continued-as-new share it).
+	Lifecycle      string    `json:"lifecycle"`
+	FirstFailureAt time.Time `json:"first_failure_at"`
+	Stage          Stage     `json:"stage"`
+	// Outcome and EndedAt are set once the life ended.
+	Outcome Outcome      `json:"outcome,omitempty"`
+	EndedAt time.Time    `json:"ended_at,omitzero"`
+	Intents []MemoIntent `json:"intents,omitempty"`
+}
+
+// MemoIntent is one intent of a RecoveryMemo.
+type MemoIntent struct {
+	ID       string      `json:"id"`
+	Amount   int64       `json:"amount"`
+	Currency string      `json:"currency"`
+	State    IntentState `json:"state"`
+	// DeclineCode is the last decline (code or failure code);
+	// DeclineClass what it meant, where classified.
+	DeclineCode  string    `json:"decline_code,omitempty"`
+	DeclineClass string    `json:"decline_class,omitempty"`
+	ResolvedAt   time.Time `json:"resolved_at,omitzero"`
+}

@@ -36,6 +36,8 @@ type recovery struct {
 	card     workflow.ReceiveChannel
 	removed  workflow.ReceiveChannel
 	controls map[string]workflow.ReceiveChannel
+	// memo is the RecoveryMemo this run upserted last.
+	memo *RecoveryMemo
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -109,8 +111,14 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 		applied := r.drain(ctx)
 		if r.safe() {
 			r.alertLateMoney(ctx)
+			if err := r.upsertMemo(ctx); err != nil {
+				return RecoveryResult{}, fmt.Errorf("upsert memo: %w", err)
+			}
 		}
 		if r.terminal() {
+			if r.safe() {
+				r.countEnded(ctx)
+			}
 			if len(r.pending) > 0 {
 				// Failures that came in as this life ended open the next one.
 				log.Info("new failures after the end of a recovery; starting the next", "count", len(r.pending))
@@ -280,6 +288,9 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	}
 	now := workflow.Now(ctx)
 	if r.s.FirstFailureAt.IsZero() {
+		if r.safe() {
+			r.countStarted(ctx)
+		}
 		r.s.FirstFailureAt = now
 		r.s.Lifecycle = fmt.Sprintf("%s@%d", r.id, now.Unix())
 		if len(r.s.Settings.RetrySchedule) > 0 {
@@ -295,6 +306,9 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,
 			PaymentMethodID: f.Intent.PaymentMethodID, State: IntentOpen, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
 		})
+		if r.safe() {
+			r.countFailed(ctx, r.s.Intents[len(r.s.Intents)-1])
+		}
 		r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", f.Intent.ID, money(f.Intent.Amount, f.Intent.Currency), decline), "recorded", false)
 	case in.State == IntentInFlight && r.safe() && !f.Created.Before(in.InFlightSince.Add(-time.Minute)):
 		// The payment that was processing failed after all.

@@ -43,6 +43,8 @@ const (
 	whyHeld       = "retry held for the card network"
 	// whyCharge is the owed check right before a confirm.
 	whyCharge = "before a charge"
+	// whyScheduled, with the retry's number, is a scheduled round.
+	whyScheduled = "scheduled retry "
 )
 
 // cardKey names the card a charge would go to: its fingerprint where
@@ -380,6 +382,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
 		}).Get(ctx, &res)
 		r.busy = ""
+		if err != nil || confirmed(res.Outcome) {
+			r.countAttempt(ctx, res, err)
+		}
 		detail := fmt.Sprintf("%s attempt %d with %s (%s)", in.ID, in.Attempts, o.PaymentMethod, o.PaymentMethodSource)
 		if err != nil {
 			r.record(ctx, why, detail, "failed: "+errText(err), false)
@@ -743,7 +748,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		}
 	}
 	if retryDue || scheduled || held {
-		why := "scheduled retry " + fmt.Sprint(r.s.RetriesDone)
+		why := whyScheduled + fmt.Sprint(r.s.RetriesDone)
 		switch {
 		case r.s.RetryNow:
 			why = whyOperator

@@ -326,7 +326,12 @@ type recoveryTest struct {
 }
 
 func newRecoveryTest(t *testing.T, opts ...func(*world)) *recoveryTest {
-	var suite testsuite.WorkflowTestSuite
+	return newRecoveryTestIn(t, &testsuite.WorkflowTestSuite{}, opts...)
+}
+
+// newRecoveryTestIn is newRecoveryTest in a suite set up by the caller
+// (with a metrics handler, say).
+func newRecoveryTestIn(t *testing.T, suite *testsuite.WorkflowTestSuite, opts ...func(*world)) *recoveryTest {
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(t0)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RecoveryWorkflowID(customer)})

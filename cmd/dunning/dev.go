@@ -163,7 +163,8 @@ func runDev(ctx context.Context, args []string) error {
 		case <-waitCtx.Done():
 		}
 	}()
-	c, err := dialTemporal(waitCtx, cfg, log)
+	wm := newWorkerMetrics()
+	c, err := dialTemporal(waitCtx, cfg, log, wm.handler)
 	cancelWait()
 	if err != nil {
 		return fmt.Errorf("temporal dev server did not come up (see %s): %w", filepath.Join(s.dataDir, "temporal.log"), err)
@@ -199,7 +200,7 @@ func runDev(ctx context.Context, args []string) error {
 	printBanner(os.Stdout, cfg, s, devStripe)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveWorker(gctx, c, cfg, log.With("component", "worker")) })
+	g.Go(func() error { return serveWorker(gctx, c, cfg, log.With("component", "worker"), wm) })
 	var observe func(workflows.StripeEvent)
 	if dev != nil {
 		observe = dev.Observe

@@ -6,6 +6,7 @@
 //	dunning send-event   post a signed, real-shaped Stripe event to a webhook
 //	dunning portal-link  print a customer's one-click link to update a payment method
 //	dunning stripe-setup create or update the Stripe webhook endpoint
+//	dunning report       how much dunning recovered, from Temporal visibility
 //	dunning healthcheck  probe the local webhook's /healthz, or --url (container health)
 package main
 
@@ -34,6 +35,7 @@ commands:
   send-event   post a signed, real-shaped Stripe event to a webhook
   portal-link  print a customer's one-click link to update a payment method (PUBLIC_URL/portal/{token})
   stripe-setup create or update the Stripe webhook endpoint to send exactly the handled events
+  report       how much dunning recovered: [--since 720h] [--until …] [--format text|json|csv]
   healthcheck  exit 0 when the webhook on HTTP_ADDR answers /healthz, or --url answers 200 (for containers)
 
 Configuration comes from the environment; see README.md.
@@ -61,6 +63,8 @@ func main() {
 		err = runPortalLink(args, os.Stdout)
 	case "stripe-setup":
 		err = runStripeSetup(ctx, args, os.Stdout)
+	case "report":
+		err = runReport(ctx, args, os.Stdout)
 	case "healthcheck":
 		err = runHealthcheck(ctx, args)
 	case "-h", "--help", "help":

@@ -31,12 +31,31 @@ func clientOptions(cfg config.Config, log *slog.Logger) client.Options {
 	}
 }
 
+// workerMetrics is the worker's Prometheus registry, the recovery's
+// series in it, and the Temporal metrics handler that records into it:
+// the handler goes into the client the worker runs on, so that what the
+// workflows emit reaches /metrics.
+type workerMetrics struct {
+	reg      *prometheus.Registry
+	recovery *worker.RecoveryMetrics
+	handler  client.MetricsHandler
+}
+
+func newWorkerMetrics() workerMetrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rm := worker.RegisterRecoveryMetrics(reg)
+	return workerMetrics{reg: reg, recovery: rm, handler: worker.NewMetricsHandler(reg, rm)}
+}
+
 // dialTemporal connects to Temporal, trying again until ctx ends so that a
 // worker started before its server waits for it instead of failing.
-func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	delay := 500 * time.Millisecond
+	opts := clientOptions(cfg, log)
+	opts.MetricsHandler = metrics
 	for {
-		c, err := client.DialContext(ctx, clientOptions(cfg, log))
+		c, err := client.DialContext(ctx, opts)
 		if err == nil {
 			return c, nil
 		}
@@ -53,32 +72,39 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (cli
 }
 
 func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	c, err := dialTemporal(ctx, cfg, log)
+	wm := newWorkerMetrics()
+	c, err := dialTemporal(ctx, cfg, log, wm.handler)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return serveWorker(ctx, c, cfg, log)
+	return serveWorker(ctx, c, cfg, log, wm)
 }
 
 // serveWorker sets up the reconciliation schedule, then runs the worker
 // until ctx ends, with its metrics served at WORKER_METRICS_ADDR when set.
-func serveWorker(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger) error {
+func serveWorker(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger, wm workerMetrics) error {
 	if err := worker.EnsureReconcileSchedule(ctx, c, cfg, log); err != nil {
 		// The worker still handles every event the webhook hands over;
 		// only the safety net is missing until a worker sets it up.
 		log.Error("reconciliation schedule not set up: events Stripe fails to deliver are not recovered", "error", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := wm.reg
 	metrics := worker.NewMetrics(reg)
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.WorkerMetricsAddr != "" {
 		g.Go(func() error { return serveMetrics(gctx, cfg.WorkerMetricsAddr, reg, log) })
+		g.Go(func() error {
+			worker.WatchStages(gctx, c, wm.recovery, stageCountEvery, log)
+			return nil
+		})
 	}
 	g.Go(func() error { return worker.Run(gctx, c, cfg, log, worker.WithMetrics(metrics)) })
 	return g.Wait()
 }
+
+// stageCountEvery is how often the in-stage gauge is counted again.
+const stageCountEvery = time.Minute
 
 // serveMetrics serves reg at GET /metrics on addr until ctx ends.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {

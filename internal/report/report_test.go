@@ -1,0 +1,136 @@
+package report_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"dunning/internal/report"
+	"dunning/workflows"
+)
+
+func day(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+
+func intent(id string, amount int64, currency string, state workflows.IntentState, code, class string, resolved time.Time) workflows.MemoIntent {
+	return workflows.MemoIntent{ID: id, Amount: amount, Currency: currency, State: state, DeclineCode: code, DeclineClass: class, ResolvedAt: resolved}
+}
+
+// The figures below are worked out by hand from these lives.
+func lives() []report.Run {
+	const paid, open, waived = workflows.IntentPaid, workflows.IntentOpen, workflows.IntentWaived
+	memo := func(life string, ff time.Time, o workflows.Outcome, in ...workflows.MemoIntent) workflows.RecoveryMemo {
+		return workflows.RecoveryMemo{Lifecycle: life, FirstFailureAt: ff, Outcome: o, Intents: in}
+	}
+	return []report.Run{
+		// A, as its first run left it (continued as new since), and as it ended.
+		{StartedAt: day(2), Memo: memo("recovery-cus_a@1", day(2), "", intent("pi_a1", 1000, "usd", open, "insufficient_funds", "soft", time.Time{}))},
+		{StartedAt: day(2).Add(time.Hour), Memo: memo("recovery-cus_a@1", day(2), workflows.OutcomeRecoveredByRetry,
+			intent("pi_a1", 1000, "usd", paid, "insufficient_funds", "soft", day(2).Add(2*time.Hour)))},
+		// B: two intents in two currencies, paid by the customer, the last after 48h.
+		{StartedAt: day(3), Memo: memo("recovery-cus_b@2", day(3), workflows.OutcomeRecoveredByCustomer,
+			intent("pi_b1", 3000, "usd", paid, "expired_card", "needs_new_data", day(4)),
+			intent("pi_b2", 500, "eur", paid, "", "", day(5)))},
+		{StartedAt: day(4), Memo: memo("recovery-cus_c@3", day(4), workflows.OutcomeDeprovisioned,
+			intent("pi_c1", 2000, "usd", open, "insufficient_funds", "soft", time.Time{}))},
+		{StartedAt: day(5), Memo: memo("recovery-cus_d@4", day(5), workflows.OutcomeWaived,
+			intent("pi_d1", 1500, "eur", waived, "do_not_honor", "soft", day(6)))},
+		// E: customer a again, still in progress.
+		{StartedAt: day(20), Memo: memo("recovery-cus_a@5", day(20), "",
+			intent("pi_e1", 4000, "usd", open, "insufficient_funds", "soft", time.Time{}))},
+		// F: first failure before the window.
+		{StartedAt: day(1).Add(-20 * 24 * time.Hour), Memo: memo("recovery-cus_f@6", day(1).Add(-20*24*time.Hour), workflows.OutcomeRecoveredByRetry,
+			intent("pi_f1", 9999, "usd", paid, "insufficient_funds", "soft", day(1)))},
+		{StartedAt: day(10), Memo: memo("recovery-cus_g@7", day(10), workflows.OutcomeRecoveredByCardUpdate,
+			intent("pi_g1", 5000, "jpy", paid, "generic_decline", "soft", day(10).Add(10*time.Hour)))},
+	}
+}
+
+func TestCompute(t *testing.T) {
+	w := report.Window{Since: day(1), Until: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	got := report.Compute(w, report.Latest(lives()))
+	want := report.Report{
+		Window: w, Recoveries: 6, Recovered: 3, InProgress: 1, RecoveryRate: 0.5,
+		Outcomes: []report.Count{{Name: "recovered_by_retry", Count: 1}, {Name: "recovered_by_card_update", Count: 1}, {Name: "recovered_by_customer", Count: 1}, {Name: "waived", Count: 1}, {Name: "deprovisioned", Count: 1}},
+		Currencies: []report.CurrencyFigures{
+			{Currency: "usd", FailedCustomers: 3, FailedAmount: 10000, RecoveredCustomers: 2, RecoveredAmount: 4000, RecoveryRate: 0.4},
+			{Currency: "jpy", FailedCustomers: 1, FailedAmount: 5000, RecoveredCustomers: 1, RecoveredAmount: 5000, RecoveryRate: 1},
+			{Currency: "eur", FailedCustomers: 2, FailedAmount: 2000, RecoveredCustomers: 1, RecoveredAmount: 500, RecoveryRate: 0.25},
+		},
+		// 2h, 10h, 48h: nearest rank.
+		TimeToRecover: report.TimeToRecover{Count: 3, MedianS: 10 * 3600, P90S: 48 * 3600},
+		DeclineCodes: []report.DeclineFigures{
+			{Name: "insufficient_funds", Intents: 3, Paid: 1, PaidRate: 1.0 / 3},
+			{Name: "do_not_honor", Intents: 1, Paid: 0, PaidRate: 0},
+			{Name: "expired_card", Intents: 1, Paid: 1, PaidRate: 1},
+			{Name: "generic_decline", Intents: 1, Paid: 1, PaidRate: 1},
+			{Name: "none", Intents: 1, Paid: 1, PaidRate: 1},
+		},
+		DeclineClasses: []report.DeclineFigures{
+			{Name: "soft", Intents: 5, Paid: 2, PaidRate: 0.4},
+			{Name: "needs_new_data", Intents: 1, Paid: 1, PaidRate: 1},
+			{Name: "none", Intents: 1, Paid: 1, PaidRate: 1},
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", " ")
+		wj, _ := json.MarshalIndent(want, "", " ")
+		t.Fatalf("report\n%s\nwant\n%s", g, wj)
+	}
+}
+
+func TestComputeEmptyWindow(t *testing.T) {
+	got := report.Compute(report.Window{Since: day(25), Until: day(26)}, report.Latest(lives()))
+	if got.Recoveries != 0 || got.RecoveryRate != 0 || got.TimeToRecover.Count != 0 || len(got.Currencies) != 0 {
+		t.Fatalf("empty window: %+v", got)
+	}
+}
+
+func TestWriteFormats(t *testing.T) {
+	rep := report.Compute(report.Window{Since: day(1), Until: day(30)}, report.Latest(lives()))
+	var text bytes.Buffer
+	if err := report.Write(&text, rep, report.FormatText); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"Recovered        3  (50.0% by count)", "median 10h 0m", "p90 2d 0h",
+		"USD       3                 USD 100.00  2                    USD 40.00  40.0%", "JPY 5000", "insufficient_funds  3        1     33.3%",
+		"in progress               1"} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := report.Write(&js, rep, report.FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	var back report.Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Recovered != 3 || back.Currencies[0].RecoveredAmount != 4000 {
+		t.Errorf("json %v: %s", err, js.String())
+	}
+	var cs bytes.Buffer
+	if err := report.Write(&cs, rep, report.FormatCSV); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&cs).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if len(r) != 4 {
+			t.Fatalf("row %v: want 4 fields", r)
+		}
+		if r[0] == "currency" && r[1] == "recovered_amount" && r[2] == "usd" && r[3] == "4000" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("csv lacks currency,recovered_amount,usd,4000:\n%v", rows)
+	}
+	if err := report.Write(&cs, rep, "xml"); err == nil {
+		t.Error("format xml accepted")
+	}
+}

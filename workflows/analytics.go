@@ -1,0 +1,194 @@
+package workflows
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"dunning/activities"
+)
+
+// reportMemoChange adds the RecoveryMemo upsert (a command) to lives that
+// follow the money rules. Metrics issue no command and need no version.
+const reportMemoChange = "report-memo"
+
+// The facts a recovery counts, each once: the SDK emits nothing while it
+// replays, so a fact counted when it happened is not counted again.
+
+// countStarted counts a life that opens.
+func (r *recovery) countStarted(ctx workflow.Context) {
+	workflow.GetMetricsHandler(ctx).Counter(MetricRecoveriesStarted).Inc(1)
+}
+
+// countFailed counts the amount of an intent recorded for the first time.
+func (r *recovery) countFailed(ctx workflow.Context, in *Intent) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{TagCurrency: strings.ToLower(in.Currency)}).
+		Counter(MetricFailedAmount).Inc(in.Amount)
+}
+
+// countAttempt counts one confirm dunning made and what Stripe answered.
+func (r *recovery) countAttempt(ctx workflow.Context, res activities.RetryResult, err error) {
+	result, class := attemptLabels(res, err)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{TagResult: result, TagDeclineClass: class}).
+		Counter(MetricPaymentAttempts).Inc(1)
+}
+
+// countEnded counts the end of a life: its outcome, the money paid, and
+// for a recovery the time from the first failure.
+func (r *recovery) countEnded(ctx workflow.Context) {
+	h := workflow.GetMetricsHandler(ctx)
+	o := endOutcome(&r.s)
+	h.WithTags(map[string]string{TagOutcome: string(o)}).Counter(MetricRecoveriesEnded).Inc(1)
+	for _, p := range paidByCurrency(&r.s) {
+		h.WithTags(map[string]string{TagCurrency: p.currency}).Counter(MetricRecoveredAmount).Inc(p.amount)
+	}
+	if o.Recovered() {
+		h.Timer(MetricTimeToRecover).Record(timeToRecover(&r.s, workflow.Now(ctx)))
+	}
+}
+
+// attemptLabels are the result and decline_class of one confirm.
+func attemptLabels(res activities.RetryResult, err error) (string, string) {
+	if err != nil {
+		return AttemptError, DeclineClassNone
+	}
+	switch res.Outcome {
+	case activities.RetrySucceeded:
+		return AttemptSucceeded, DeclineClassNone
+	case activities.RetryProcessing:
+		return AttemptProcessing, DeclineClassNone
+	case activities.RetryRequiresAction:
+		return AttemptRequiresAction, declineClass(res.Decline)
+	}
+	return AttemptDeclined, declineClass(res.Decline)
+}
+
+func declineClass(d activities.Decline) string {
+	if c := activities.ClassifyDecline(d).Class; c != "" {
+		return string(c)
+	}
+	return DeclineClassNone
+}
+
+// isRetry reports whether a resolution's why names a retry round of
+// dunning's: paid by dunning's own confirm.
+func isRetry(why string) bool {
+	return why == whyCardUpdate || why == whyOperator || why == whyHeld || strings.HasPrefix(why, whyScheduled)
+}
+
+// lastPaid is the intent paid last, or nil.
+func lastPaid(s *RecoveryState) *Intent {
+	var last *Intent
+	for _, in := range s.Intents {
+		if in.State == IntentPaid && (last == nil || !in.ResolvedAt.Before(last.ResolvedAt)) {
+			last = in
+		}
+	}
+	return last
+}
+
+// endOutcome is how a life that ended ended. A recovery is by retry when
+// the intent paid last was paid by one of dunning's confirms, by card
+// update when that confirm came of a card update, else by the customer.
+func endOutcome(s *RecoveryState) Outcome {
+	switch s.Stage {
+	case StageWaived:
+		return OutcomeWaived
+	case StageDeprovisioned:
+		return OutcomeDeprovisioned
+	}
+	last := lastPaid(s)
+	switch {
+	case last == nil:
+		return OutcomeRecoveredByCustomer
+	case last.ResolvedBy == whyCardUpdate:
+		return OutcomeRecoveredByCardUpdate
+	case isRetry(last.ResolvedBy):
+		return OutcomeRecoveredByRetry
+	}
+	return OutcomeRecoveredByCustomer
+}
+
+// timeToRecover runs from the first failure to the last payment (now when
+// none is dated).
+func timeToRecover(s *RecoveryState, now time.Time) time.Duration {
+	end := now
+	if last := lastPaid(s); last != nil && !last.ResolvedAt.IsZero() {
+		end = last.ResolvedAt
+	}
+	return max(end.Sub(s.FirstFailureAt), 0)
+}
+
+type currencyAmount struct {
+	currency string
+	amount   int64
+}
+
+// paidByCurrency sums the intents paid, per lower-case currency, in the
+// order the currencies first appear.
+func paidByCurrency(s *RecoveryState) []currencyAmount {
+	var paid []currencyAmount
+	for _, in := range s.Intents {
+		if in.State != IntentPaid {
+			continue
+		}
+		c := strings.ToLower(in.Currency)
+		i := slices.IndexFunc(paid, func(p currencyAmount) bool { return p.currency == c })
+		if i < 0 {
+			paid = append(paid, currencyAmount{currency: c})
+			i = len(paid) - 1
+		}
+		paid[i].amount += in.Amount
+	}
+	return paid
+}
+
+// maxMemoIntents bounds the intents a memo lists.
+const maxMemoIntents = 50
+
+// memoOf is the RecoveryMemo of a life as it stands.
+func memoOf(s *RecoveryState, terminal bool, now time.Time) RecoveryMemo {
+	m := RecoveryMemo{Lifecycle: s.Lifecycle, FirstFailureAt: s.FirstFailureAt, Stage: s.Stage}
+	if terminal {
+		m.Outcome, m.EndedAt = endOutcome(s), now
+	}
+	for _, in := range s.Intents {
+		if len(m.Intents) == maxMemoIntents {
+			break
+		}
+		mi := MemoIntent{ID: in.ID, Amount: in.Amount, Currency: strings.ToLower(in.Currency), State: in.State,
+			DeclineCode: in.LastDecline, ResolvedAt: in.ResolvedAt}
+		if in.Decline != nil {
+			mi.DeclineClass = string(in.Decline.Class)
+		}
+		m.Intents = append(m.Intents, mi)
+	}
+	return m
+}
+
+func sameMemo(a, b RecoveryMemo) bool {
+	return a.Lifecycle == b.Lifecycle && a.FirstFailureAt.Equal(b.FirstFailureAt) && a.Stage == b.Stage &&
+		a.Outcome == b.Outcome && a.EndedAt.Equal(b.EndedAt) && slices.Equal(a.Intents, b.Intents)
+}
+
+// upsertMemo keeps the life's RecoveryMemo current, upserting only what
+// changed since the last upsert of this run.
+func (r *recovery) upsertMemo(ctx workflow.Context) error {
+	if r.s.FirstFailureAt.IsZero() || workflow.GetVersion(ctx, reportMemoChange, workflow.DefaultVersion, 1) < 1 {
+		return nil
+	}
+	m := memoOf(&r.s, r.terminal(), workflow.Now(ctx))
+	if r.memo != nil && sameMemo(*r.memo, m) {
+		return nil
+	}
+	if err := workflow.UpsertMemo(ctx, map[string]any{RecoveryMemoKey: m}); err != nil {
+		return err
+	}
+	r.memo = &m
+	return nil
+}
+
+// FormatMoney formats minor units for people, e.g. "USD 49.00".
+func FormatMoney(amount int64, currency string) string { return money(amount, currency) }

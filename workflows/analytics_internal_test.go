@@ -1,0 +1,79 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"dunning/activities"
+)
+
+func TestEndOutcome(t *testing.T) {
+	at := func(h int) time.Time { return time.Date(2026, 3, 2, h, 0, 0, 0, time.UTC) }
+	paid := func(id, by string, h int) *Intent {
+		return &Intent{ID: id, State: IntentPaid, ResolvedBy: by, ResolvedAt: at(h)}
+	}
+	for _, tc := range []struct {
+		name    string
+		stage   Stage
+		intents []*Intent
+		want    Outcome
+	}{
+		{"scheduled retry", StageRecovered, []*Intent{paid("pi_1", whyScheduled+"1", 2)}, OutcomeRecoveredByRetry},
+		{"operator's retry", StageRecovered, []*Intent{paid("pi_1", whyOperator, 2)}, OutcomeRecoveredByRetry},
+		{"held retry", StageRecovered, []*Intent{paid("pi_1", whyHeld, 2)}, OutcomeRecoveredByRetry},
+		{"card update", StageRecovered, []*Intent{paid("pi_1", whyCardUpdate, 2)}, OutcomeRecoveredByCardUpdate},
+		{"paid by a signal", StageRecovered, []*Intent{paid("pi_1", "payment_intent.succeeded", 2)}, OutcomeRecoveredByCustomer},
+		{"found paid at a retry", StageRecovered, []*Intent{paid("pi_1", "customer (found paid at "+whyScheduled+"1)", 2)}, OutcomeRecoveredByCustomer},
+		{"found paid by the owed check", StageRecovered, []*Intent{paid("pi_1", "stripe (succeeded, before a charge)", 2)}, OutcomeRecoveredByCustomer},
+		{"amberflo settled", StageRecovered, []*Intent{paid("pi_1", "amberflo invoice SETTLED (before suspension)", 2)}, OutcomeRecoveredByCustomer},
+		{"the last paid decides: retry after the customer", StageRecovered,
+			[]*Intent{paid("pi_1", "invoice.paid", 1), paid("pi_2", whyScheduled+"2", 3)}, OutcomeRecoveredByRetry},
+		{"the last paid decides: customer after a card update", StageRecovered,
+			[]*Intent{paid("pi_1", whyCardUpdate, 3), paid("pi_2", "invoice.paid", 4)}, OutcomeRecoveredByCustomer},
+		{"canceled only, recovered", StageRecovered, []*Intent{{ID: "pi_1", State: IntentCanceled}}, OutcomeRecoveredByCustomer},
+		{"waived", StageWaived, []*Intent{{ID: "pi_1", State: IntentWaived}}, OutcomeWaived},
+		{"deprovisioned, paid late", StageDeprovisioned, []*Intent{paid("pi_1", "invoice.paid", 9)}, OutcomeDeprovisioned},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := RecoveryState{Stage: tc.stage, Intents: tc.intents}
+			if got := endOutcome(&s); got != tc.want {
+				t.Errorf("outcome %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAttemptLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		res           activities.RetryResult
+		err           error
+		result, class string
+	}{
+		{"succeeded", activities.RetryResult{Outcome: activities.RetrySucceeded}, nil, AttemptSucceeded, DeclineClassNone},
+		{"processing", activities.RetryResult{Outcome: activities.RetryProcessing}, nil, AttemptProcessing, DeclineClassNone},
+		{"soft decline", activities.RetryResult{Outcome: activities.RetryDeclined, Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}}, nil, AttemptDeclined, string(activities.DeclineSoft)},
+		{"stop decline", activities.RetryResult{Outcome: activities.RetryDeclined, Decline: activities.Decline{Code: "card_declined", DeclineCode: "stolen_card"}}, nil, AttemptDeclined, string(activities.DeclineStop)},
+		{"authentication", activities.RetryResult{Outcome: activities.RetryRequiresAction, Decline: activities.Decline{IntentStatus: "requires_action"}}, nil, AttemptRequiresAction, string(activities.DeclineAuthentication)},
+		{"stripe refused", activities.RetryResult{}, errors.New("400"), AttemptError, DeclineClassNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r, c := attemptLabels(tc.res, tc.err); r != tc.result || c != tc.class {
+				t.Errorf("labels %s/%s, want %s/%s", r, c, tc.result, tc.class)
+			}
+		})
+	}
+}
+
+func TestTimeToRecoverRunsToTheLastPayment(t *testing.T) {
+	ff := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	s := RecoveryState{FirstFailureAt: ff, Intents: []*Intent{
+		{State: IntentPaid, ResolvedAt: ff.Add(5 * time.Hour)},
+		{State: IntentPaid, ResolvedAt: ff.Add(2 * time.Hour)},
+		{State: IntentCanceled, ResolvedAt: ff.Add(9 * time.Hour)},
+	}}
+	if d := timeToRecover(&s, ff.Add(10*time.Hour)); d != 5*time.Hour {
+		t.Errorf("time to recover %s, want 5h", d)
+	}
+}
