@@ -56,10 +56,21 @@ type Reconciler struct {
 	StripeAPIKey string
 	// HTTPClient makes the calls; one with a 30s timeout when nil.
 	HTTPClient *http.Client
-	// StartEvent hands one raw Stripe event to dunning: it starts the
-	// event's workflow, with the event ID as workflow ID, and returns one of
-	// the Event* outcomes. An error with EventInvalid says the event cannot
-	// be read (it is counted and skipped); any other error is retried.
+	// Reduce decodes one raw Stripe event as the webhook does and returns
+	// what dunning keeps of it, as JSON: the webhook's reduced event, which
+	// carries no email, name, address or phone number, so that nothing
+	// personal reaches a workflow's history. The outcome is empty for an
+	// event to start, EventIgnored for a type dunning does not handle, and
+	// EventInvalid, with the reason, for one that cannot be started at all.
+	Reduce func(raw json.RawMessage) (event json.RawMessage, outcome string, err error)
+	// StartReduced hands one event Reduce returned to dunning: it starts
+	// the event's workflow, with the event ID as workflow ID, and returns
+	// one of the Event* outcomes. An error with EventInvalid says the event
+	// was not readable (it is counted); any other error is retried.
+	StartReduced func(ctx context.Context, event json.RawMessage) (outcome string, err error)
+	// StartEvent hands one raw Stripe event to dunning, as StartReduced
+	// does a reduced one. Only reconciliations that listed raw events (from
+	// before ListEventsInput.Reduce) still use it.
 	StartEvent func(ctx context.Context, raw json.RawMessage) (outcome string, err error)
 	// Metrics counts runs and events; nil counts nothing.
 	Metrics ReconcileMetrics
@@ -85,13 +96,21 @@ type ListEventsInput struct {
 	StartingAfter string `json:"starting_after,omitempty"`
 	// Limit is the page size, at most 100; 100 when zero.
 	Limit int `json:"limit,omitempty"`
+	// Reduce has each event decoded here (Reconciler.Reduce) and only what
+	// dunning keeps of it returned, never Stripe's raw JSON with its
+	// personal data; events to ignore or that cannot be read are counted
+	// and left out.
+	Reduce bool `json:"reduce,omitempty"`
 }
 
-// EventPage is one page of events, each kept as Stripe's raw JSON so that
-// an event of any API version decodes later.
+// EventPage is one page of events: reduced events when the listing asked
+// for Reduce, else Stripe's raw JSON.
 type EventPage struct {
-	Events  []json.RawMessage `json:"events"`
-	HasMore bool              `json:"has_more"`
+	Events []json.RawMessage `json:"events"`
+	// Ignored and Invalid count the listed events Reduce left out.
+	Ignored int  `json:"ignored,omitempty"`
+	Invalid int  `json:"invalid,omitempty"`
+	HasMore bool `json:"has_more"`
 	// LastID is the ID of the last event of the page: StartingAfter of the
 	// next one.
 	LastID string `json:"last_id,omitempty"`
@@ -108,6 +127,9 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 			fmt.Sprintf("list events needs 1 to %d types, got %d", maxEventTypes, len(in.Types)), ErrBadInput, nil)
 	}
 	r := a.Reconcile
+	if in.Reduce && (r == nil || r.Reduce == nil) {
+		return EventPage{}, temporal.NewNonRetryableApplicationError("no event reducer configured", ErrBadInput, nil)
+	}
 	if r == nil || r.StripeAPIKey == "" {
 		a.logger(ctx).Info("dry run: stripe not configured; no events listed", "starting_after", in.StartingAfter)
 		if r != nil && r.Metrics != nil && in.StartingAfter == "" {
@@ -176,13 +198,37 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 		if err := json.Compact(&buf, raw); err != nil {
 			return EventPage{}, fmt.Errorf("%s: event %d: %w", what, i, err)
 		}
-		if len(page.Events) > 0 && size+buf.Len() > maxPageBytes {
-			// The rest comes with the next page, after the last event kept.
-			page.HasMore = true
-			break
+		event := json.RawMessage(buf.Bytes())
+		outcome := ""
+		if in.Reduce {
+			var err error
+			event, outcome, err = r.Reduce(buf.Bytes())
+			if outcome == EventInvalid {
+				a.logger(ctx).Warn("listed stripe event cannot be read; skipped", "index", i, "reason", fmt.Sprint(err))
+			}
 		}
-		size += buf.Len()
-		page.Events = append(page.Events, buf.Bytes())
+		if outcome == "" {
+			if len(page.Events) > 0 && size+len(event) > maxPageBytes {
+				// The rest comes with the next page, after the last event kept.
+				page.HasMore = true
+				break
+			}
+			size += len(event)
+			page.Events = append(page.Events, event)
+		}
+		switch outcome {
+		case "":
+		case EventIgnored:
+			page.Ignored++
+		case EventInvalid:
+			page.Invalid++
+		default:
+			return EventPage{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s: event %d: unknown outcome %q", what, i, outcome), ErrBadInput, nil)
+		}
+		if outcome != "" && r.Metrics != nil {
+			r.Metrics.Event(outcome)
+		}
 		var ev struct {
 			ID string `json:"id"`
 		}
@@ -196,7 +242,8 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 	if r.Metrics != nil && in.StartingAfter == "" {
 		r.Metrics.Run()
 	}
-	a.logger(ctx).Info("stripe events listed", "events", len(page.Events), "has_more", page.HasMore,
+	a.logger(ctx).Info("stripe events listed", "events", len(page.Events), "ignored", page.Ignored, "invalid", page.Invalid,
+		"has_more", page.HasMore,
 		"starting_after", in.StartingAfter, "last_id", page.LastID)
 	return page, nil
 }
@@ -232,6 +279,9 @@ func stripeHTTPError(what string, resp *http.Response) error {
 // StartEventsInput hands a page of listed events to dunning.
 type StartEventsInput struct {
 	Events []json.RawMessage `json:"events"`
+	// Reduced says the events are reduced ones (ListEventsInput.Reduce),
+	// not Stripe's raw JSON.
+	Reduced bool `json:"reduced,omitempty"`
 }
 
 // StartEventsResult counts what became of each event.
@@ -258,7 +308,15 @@ func (a *Activities) StartEvents(ctx context.Context, in StartEventsInput) (Star
 		return StartEventsResult{}, nil
 	}
 	r := a.Reconcile
-	if r == nil || r.StartEvent == nil {
+	var startEvent func(context.Context, json.RawMessage) (string, error)
+	switch {
+	case r == nil:
+	case in.Reduced:
+		startEvent = r.StartReduced
+	default:
+		startEvent = r.StartEvent
+	}
+	if startEvent == nil {
 		return StartEventsResult{}, temporal.NewNonRetryableApplicationError("no event starter configured", ErrBadInput, nil)
 	}
 	inActivity := activity.IsActivity(ctx)
@@ -271,7 +329,7 @@ func (a *Activities) StartEvents(ctx context.Context, in StartEventsInput) (Star
 	log := a.logger(ctx)
 	for ; p.Done < len(in.Events); p.Done++ {
 		raw := in.Events[p.Done]
-		outcome, err := r.StartEvent(ctx, raw)
+		outcome, err := startEvent(ctx, raw)
 		switch {
 		case outcome == EventInvalid:
 			p.Result.Invalid++

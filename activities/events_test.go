@@ -17,6 +17,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"dunning/activities"
@@ -456,4 +457,54 @@ func TestStartEventsWithoutAStarterFails(t *testing.T) {
 	acts := &activities.Activities{Log: quietLogger()}
 	_, err := acts.StartEvents(context.Background(), activities.StartEventsInput{Events: rawEvents("evt_1")})
 	wantNonRetryable(t, err, activities.ErrBadInput)
+}
+
+func TestListEventsReducesEachEventAndCountsTheOnesLeftOut(t *testing.T) {
+	all := []stripeEvent{
+		{ID: "evt_keep2", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 4, Extra: "jane@example.com"},
+		{ID: "evt_other", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 3},
+		{ID: "evt_broken", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 2},
+		{ID: "evt_keep1", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 1, Extra: "jane@example.com"},
+	}
+	srv, _ := fakeEvents(t, all)
+	acts := eventsActivities(srv.URL)
+	acts.Reconcile.Reduce = func(raw json.RawMessage) (json.RawMessage, string, error) {
+		var ev struct{ ID string }
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("reducer got %s: %v", raw, err)
+		}
+		switch ev.ID {
+		case "evt_other":
+			return nil, activities.EventIgnored, nil
+		case "evt_broken":
+			return nil, activities.EventInvalid, errors.New("bad shape")
+		}
+		return json.RawMessage(fmt.Sprintf(`{"id":%q}`, ev.ID)), "", nil
+	}
+	page, err := acts.ListEvents(context.Background(), activities.ListEventsInput{
+		Types: []string{workflows.EventInvoicePaid}, CreatedGTE: listFrom, Limit: 10, Reduce: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range page.Events {
+		got = append(got, string(ev))
+		if bytes.Contains(ev, []byte("jane@example.com")) {
+			t.Errorf("event %s of the page carries Stripe's raw data", ev)
+		}
+	}
+	if want := []string{`{"id":"evt_keep2"}`, `{"id":"evt_keep1"}`}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want the reduced ones %q", got, want)
+	}
+	if page.Ignored != 1 || page.Invalid != 1 || page.LastID != "evt_keep1" || page.HasMore {
+		t.Errorf("ignored %d, invalid %d, last %q, more %v; want 1, 1, evt_keep1, false", page.Ignored, page.Invalid, page.LastID, page.HasMore)
+	}
+
+	acts.Reconcile.Reduce = nil
+	_, err = acts.ListEvents(context.Background(), activities.ListEventsInput{Types: []string{workflows.EventInvoicePaid}, Reduce: true})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() {
+		t.Errorf("reduce without a reducer: %v, want a non-retryable error", err)
+	}
 }

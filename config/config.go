@@ -6,8 +6,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +122,33 @@ type Config struct {
 
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
+
+	// RequireLive names the integrations (as Live names them) that must
+	// not run dry (DUNNING_REQUIRE_LIVE, a comma list or all): a process
+	// that uses one of them refuses to start while it is not configured.
+	// Empty: none.
+	RequireLive []string
+}
+
+// The integrations, as Live, DUNNING_REQUIRE_LIVE and the startup log name
+// them.
+const (
+	IntegrationStripe         = "stripe"
+	IntegrationAmberflo       = "amberflo"
+	IntegrationControlPlane   = "control_plane"
+	IntegrationOpsAlerts      = "ops_alerts"
+	IntegrationCustomerNotice = "customer_notice"
+	IntegrationPortalLinks    = "portal_links"
+)
+
+// integrationSettings are the variables that make each integration live.
+var integrationSettings = map[string][]string{
+	IntegrationStripe:         {"STRIPE_API_KEY"},
+	IntegrationAmberflo:       {"AMBERFLO_API_KEY"},
+	IntegrationControlPlane:   {"CONTROL_PLANE_URL", "CONTROL_PLANE_SECRET"},
+	IntegrationOpsAlerts:      {"ALERT_WEBHOOK_URL"},
+	IntegrationCustomerNotice: {"CUSTOMER_NOTICE_URL", "CUSTOMER_NOTICE_SECRET"},
+	IntegrationPortalLinks:    {"PUBLIC_URL", "PORTAL_LINK_SECRET"},
 }
 
 // MinRetention is the shortest namespace retention dunning accepts: Stripe
@@ -130,13 +159,49 @@ const MinRetention = 7 * 24 * time.Hour
 // Live reports which integrations are configured; the others run dry.
 func (c Config) Live() map[string]bool {
 	return map[string]bool{
-		"stripe":          c.StripeAPIKey != "",
-		"amberflo":        c.AmberfloAPIKey != "",
-		"control_plane":   c.ControlPlaneURL != "",
-		"ops_alerts":      c.AlertWebhookURL != "",
-		"customer_notice": c.CustomerNoticeURL != "",
-		"portal_links":    c.PortalLinksConfigured(),
+		IntegrationStripe:         c.StripeAPIKey != "",
+		IntegrationAmberflo:       c.AmberfloAPIKey != "",
+		IntegrationControlPlane:   c.ControlPlaneURL != "",
+		IntegrationOpsAlerts:      c.AlertWebhookURL != "",
+		IntegrationCustomerNotice: c.CustomerNoticeURL != "",
+		IntegrationPortalLinks:    c.PortalLinksConfigured(),
 	}
+}
+
+// Missing lists the unset variables that would make integration live.
+func (c Config) Missing(integration string) []string {
+	set := map[string]bool{
+		"STRIPE_API_KEY": c.StripeAPIKey != "", "AMBERFLO_API_KEY": c.AmberfloAPIKey != "",
+		"CONTROL_PLANE_URL": c.ControlPlaneURL != "", "CONTROL_PLANE_SECRET": c.ControlPlaneSecret != "",
+		"ALERT_WEBHOOK_URL": c.AlertWebhookURL != "", "CUSTOMER_NOTICE_URL": c.CustomerNoticeURL != "",
+		"CUSTOMER_NOTICE_SECRET": c.CustomerNoticeSecret != "", "PUBLIC_URL": c.PublicURL != "",
+		"PORTAL_LINK_SECRET": len(c.PortalLinkSecrets) > 0,
+	}
+	var out []string
+	for _, v := range integrationSettings[integration] {
+		if !set[v] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// RequireLiveFor reports an error naming DUNNING_REQUIRE_LIVE when an
+// integration it lists, of those the process (part) uses, would run dry;
+// the error names the settings missing for each.
+func (c Config) RequireLiveFor(part string, uses ...string) error {
+	live := c.Live()
+	var dry []string
+	for _, name := range c.RequireLive {
+		if slices.Contains(uses, name) && !live[name] {
+			dry = append(dry, fmt.Sprintf("%s (set %s)", name, strings.Join(c.Missing(name), ", ")))
+		}
+	}
+	if len(dry) == 0 {
+		return nil
+	}
+	return fmt.Errorf("DUNNING_REQUIRE_LIVE: the %s would run %s dry; configure it or take it off DUNNING_REQUIRE_LIVE",
+		part, strings.Join(dry, ", "))
 }
 
 // PortalLinksConfigured reports whether notices carry the one-click link
@@ -190,6 +255,7 @@ func Load(getenv func(string) string) (Config, error) {
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
+		RequireLive:            r.integrations("DUNNING_REQUIRE_LIVE"),
 	}
 
 	if c.NamespaceRetention < MinRetention {
@@ -444,6 +510,25 @@ func (r *reader) schedule(name, def string) []time.Duration {
 		out = append(out, d)
 	}
 	return out
+}
+
+// integrations reads a comma list of integration names, or all, or none.
+func (r *reader) integrations(name string) []string {
+	known := slices.Sorted(maps.Keys(integrationSettings))
+	var out []string
+	for _, v := range r.list(name) {
+		switch v = strings.ToLower(v); {
+		case v == "all":
+			out = append(out, known...)
+		case v == "none":
+		case slices.Contains(known, v):
+			out = append(out, v)
+		default:
+			r.fail(name, "%q is not an integration: use all, none or a comma list of %s", v, strings.Join(known, ", "))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (r *reader) oneOf(name, def string, allowed ...string) string {

@@ -8,6 +8,7 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -27,6 +28,7 @@ import (
 
 	"dunning/config"
 	"dunning/webhook"
+	dunningworker "dunning/worker"
 	"dunning/workflows"
 )
 
@@ -392,6 +394,15 @@ func checkDunningIsConfigured(t *testing.T, p *types.Project) {
 		return
 	}
 	wk, wh := cfgs["worker"], cfgs["webhook"]
+
+	// No half-live deployment: the worker requires every integration live,
+	// so that a stack started without them refuses, naming what is missing.
+	if want := slices.Sorted(maps.Keys(wk.Live())); !slices.Equal(wk.RequireLive, want) {
+		t.Errorf("the worker requires %q live (DUNNING_REQUIRE_LIVE), want all: %q", wk.RequireLive, want)
+	}
+	if err := dunningworker.RequireLive(wk); err == nil || !strings.Contains(err.Error(), "DUNNING_REQUIRE_LIVE") {
+		t.Errorf("the worker, its integrations unset, would start: %v", err)
+	}
 
 	// Both reach the Temporal frontend (the server image listens on
 	// 7233), on one namespace and task queue, the namespace
@@ -843,6 +854,15 @@ func TestPortalLinksAreWired(t *testing.T) {
 		cfgs[name] = cfg
 	}
 	wk, wh := cfgs["worker"], cfgs["webhook"]
+
+	// No half-live deployment: the worker requires every integration live,
+	// so that a stack started without them refuses, naming what is missing.
+	if want := slices.Sorted(maps.Keys(wk.Live())); !slices.Equal(wk.RequireLive, want) {
+		t.Errorf("the worker requires %q live (DUNNING_REQUIRE_LIVE), want all: %q", wk.RequireLive, want)
+	}
+	if err := dunningworker.RequireLive(wk); err == nil || !strings.Contains(err.Error(), "DUNNING_REQUIRE_LIVE") {
+		t.Errorf("the worker, its integrations unset, would start: %v", err)
+	}
 	if wk.PublicURL != publicURL || wh.PublicURL != wk.PublicURL || !slices.Equal(wk.PortalLinkSecrets, wh.PortalLinkSecrets) ||
 		len(wh.PortalLinkSecrets) != 2 || wk.PortalLinkTTL != wh.PortalLinkTTL || wk.PortalReturnURL != wh.PortalReturnURL {
 		t.Errorf("the worker signs links with %s %d secrets %s %s, the webhook checks them with %s %d secrets %s %s; want the same, both secrets of a rotation",

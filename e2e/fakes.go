@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -391,6 +392,91 @@ const StripeKey = "sk_test_123"
 type Stripe struct {
 	*peer
 	dev *devstripe.Server
+
+	evMu   sync.Mutex
+	events []json.RawMessage // every event that happened, oldest first
+}
+
+// Happened records an event that happened at Stripe, delivered or not:
+// GET /v1/events lists it, as Stripe does for 30 days.
+func (s *Stripe) Happened(body []byte) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	s.events = append(s.events, json.RawMessage(slices.Clone(body)))
+}
+
+// listEvents answers GET /v1/events as Stripe does: newest first, of the
+// types[] asked for, created in [created[gte], created[lt]), limit (at most
+// 100) a page after starting_after, each event as it was sent. A parameter
+// Stripe does not know is rejected.
+func (s *Stripe) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	reject := func(msg string) {
+		s.problem("GET /v1/events?%s: %s", r.URL.RawQuery, msg)
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"type": "invalid_request_error", "message": msg}})
+	}
+	for k := range q {
+		if !slices.Contains([]string{"types[]", "created[gte]", "created[lt]", "limit", "starting_after"}, k) {
+			reject("Received unknown parameter: " + k)
+			return
+		}
+	}
+	limit := 10
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			reject("Invalid integer: limit must be 1 to 100")
+			return
+		}
+		limit = n
+	}
+	bound := func(k string) (int64, bool) {
+		v := q.Get(k)
+		if v == "" {
+			return 0, true
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	gte, ok1 := bound("created[gte]")
+	lt, ok2 := bound("created[lt]")
+	if !ok1 || !ok2 {
+		reject("Invalid timestamp")
+		return
+	}
+	s.evMu.Lock()
+	all := slices.Clone(s.events)
+	s.evMu.Unlock()
+	slices.Reverse(all)
+	var match []json.RawMessage
+	after := q.Get("starting_after")
+	passed := after == ""
+	for _, raw := range all {
+		var ev struct {
+			ID      string `json:"id"`
+			Type    string `json:"type"`
+			Created int64  `json:"created"`
+		}
+		_ = json.Unmarshal(raw, &ev)
+		if !passed {
+			passed = ev.ID == after
+			continue
+		}
+		if (len(q["types[]"]) == 0 || slices.Contains(q["types[]"], ev.Type)) &&
+			ev.Created >= gte && (lt == 0 || ev.Created < lt) {
+			match = append(match, raw)
+		}
+	}
+	if !passed {
+		reject("No such event: '" + after + "'")
+		return
+	}
+	more := len(match) > limit
+	match = match[:min(limit, len(match))]
+	if match == nil {
+		match = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "url": "/v1/events", "has_more": more, "data": match})
 }
 
 func newStripe() *Stripe {
@@ -445,6 +531,8 @@ func describeStripe(r *http.Request, _ []byte) handled {
 		h.kind = "mark uncollectible"
 	case len(parts) == 3 && parts[1] == "billing_portal" && parts[2] == "sessions":
 		h.kind = "portal session"
+	case len(parts) == 2 && parts[1] == "events":
+		h.kind = "list events"
 	case len(parts) == 3 && parts[1] == "customers":
 		h.kind, h.customer = "read customer", parts[2]
 	case len(parts) == 4 && parts[1] == "customers":
@@ -463,6 +551,10 @@ func (s *Stripe) serveStripe(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	if h.kind == "confirm" && r.Header.Get("Idempotency-Key") == "" {
 		s.problem("%s %s: confirm without an Idempotency-Key", r.Method, r.URL.Path)
+	}
+	if h.kind == "list events" && r.Method == http.MethodGet {
+		s.listEvents(w, r)
+		return h
 	}
 	cw := &captureWriter{ResponseWriter: w}
 	s.dev.ServeHTTP(cw, r)

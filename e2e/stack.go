@@ -313,6 +313,7 @@ func (s *Stack) NewEvent(typ string, o stripefixture.Options) *Event {
 		s.t.Fatalf("the fixture's %s does not parse: %v", typ, err)
 	}
 	s.Stripe.Observe(ev)
+	s.Stripe.Happened(body)
 	return &Event{ID: ev.ID, Type: typ, Customer: ev.CustomerID, Body: body, Parsed: ev}
 }
 

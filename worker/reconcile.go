@@ -26,22 +26,42 @@ import (
 // eventStartTimeout bounds the start of one listed event's workflow.
 const eventStartTimeout = 10 * time.Second
 
-// EventStarter returns what reconciliation hands each listed event to: it
-// decodes the event as the webhook does, marked with livemode (the mode of
-// the Stripe API key, nil when unknown), skips types dunning does not
-// handle, and starts the event's workflow exactly as the webhook does, so
-// that an event the webhook took is found as a duplicate and one it never
-// saw is started. An event that cannot be read is counted invalid; when it
-// names a usable event ID, its workflow is started all the same, as the
-// webhook starts it, to alert ops once.
-func EventStarter(c client.Client, taskQueue string, livemode *bool) func(context.Context, json.RawMessage) (string, error) {
-	return func(ctx context.Context, raw json.RawMessage) (string, error) {
+// EventReducer returns what reconciliation decodes each listed event with:
+// it decodes the event as the webhook does, marked with livemode (the mode
+// of the Stripe API key, nil when unknown), and returns the webhook's
+// reduced event as JSON, so that no personal data of the raw event (emails,
+// names, addresses, phone numbers) reaches workflow history. Types dunning
+// does not handle are EventIgnored; an event that cannot be read and names
+// no usable event ID is EventInvalid. One that names a usable ID comes back
+// with Unreadable set, to be started all the same, as the webhook starts
+// it, to alert ops once.
+func EventReducer(livemode *bool) func(json.RawMessage) (json.RawMessage, string, error) {
+	return func(raw json.RawMessage) (json.RawMessage, string, error) {
 		ev, err := stripeevent.Read(raw, livemode)
 		if _, handled := workflows.RouteOf(ev.Type); !handled && ev.Type != "" {
-			return activities.EventIgnored, nil
+			return nil, activities.EventIgnored, nil
 		}
 		if err != nil {
-			return activities.EventInvalid, err
+			return nil, activities.EventInvalid, err
+		}
+		reduced, err := json.Marshal(ev)
+		if err != nil {
+			return nil, activities.EventInvalid, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		}
+		return reduced, "", nil
+	}
+}
+
+// ReducedStarter returns what reconciliation hands each reduced event (of
+// EventReducer) to: it starts the event's workflow exactly as the webhook
+// does, so that an event the webhook took is found as a duplicate and one
+// it never saw is started. An unreadable event is started, and counted
+// invalid.
+func ReducedStarter(c client.Client, taskQueue string) func(context.Context, json.RawMessage) (string, error) {
+	return func(ctx context.Context, reduced json.RawMessage) (string, error) {
+		var ev workflows.StripeEvent
+		if err := json.Unmarshal(reduced, &ev); err != nil || !stripeevent.ValidID(ev.ID) {
+			return activities.EventInvalid, fmt.Errorf("not a reduced stripe event: %v", err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, eventStartTimeout)
 		defer cancel()
@@ -58,12 +78,27 @@ func EventStarter(c client.Client, taskQueue string, livemode *bool) func(contex
 	}
 }
 
+// EventStarter returns what reconciliations that listed raw events hand
+// each one to: EventReducer, then ReducedStarter.
+func EventStarter(c client.Client, taskQueue string, livemode *bool) func(context.Context, json.RawMessage) (string, error) {
+	reduce, start := EventReducer(livemode), ReducedStarter(c, taskQueue)
+	return func(ctx context.Context, raw json.RawMessage) (string, error) {
+		reduced, outcome, err := reduce(raw)
+		if outcome != "" {
+			return outcome, err
+		}
+		return start(ctx, reduced)
+	}
+}
+
 // newReconciler wires the reconciliation activities: Stripe's REST API as
-// configured (no key: dry run) and the event starter.
+// configured (no key: dry run), the decoder and the event starters.
 func newReconciler(c client.Client, cfg config.Config) *activities.Reconciler {
 	return &activities.Reconciler{
 		StripeBaseURL: cfg.StripeAPIBaseURL,
 		StripeAPIKey:  cfg.StripeAPIKey,
+		Reduce:        EventReducer(cfg.StripeLivemode()),
+		StartReduced:  ReducedStarter(c, cfg.TemporalTaskQueue),
 		StartEvent:    EventStarter(c, cfg.TemporalTaskQueue, cfg.StripeLivemode()),
 	}
 }

@@ -4,6 +4,7 @@ package worker_test
 // event starter, the schedule, and a whole run against a fake Stripe.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 
 	"dunning/activities"
 	"dunning/internal/stripeevent"
@@ -286,7 +289,45 @@ func TestReconciliationOnTemporal(t *testing.T) {
 		if got := counter(t, reg, "dunning_reconcile_runs_total", ""); got != 1 {
 			t.Errorf("dunning_reconcile_runs_total = %v, want 1", got)
 		}
+
+		// The listed events carry customers' emails, names, addresses and
+		// phone numbers; no history holds any of them.
+		for _, id := range []string{"reconcile-test-run", eventID(t, bodies[0]), eventID(t, bodies[2])} {
+			noPersonalData(t, ctx, c, id)
+		}
+		if dir := os.Getenv("DUNNING_RECORD_HISTORIES"); dir != "" {
+			recordHistory(t, tmp, dir, "reconcile-hist_reduced", "reconcile-test-run")
+		}
 	})
+}
+
+// noPersonalData fails if the history of workflowID holds any of the
+// personal strings of the fixtures. Payloads are JSON and a history's
+// protobuf encoding holds their bytes as they are, so a search of it finds
+// them in inputs, results, memos, search attributes and failures alike.
+func noPersonalData(t *testing.T, ctx context.Context, c client.Client, workflowID string) {
+	t.Helper()
+	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		n++
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range stripefixture.Personal {
+			if bytes.Contains(b, []byte(p)) {
+				t.Errorf("history of %s, event %d (%s), holds %q", workflowID, ev.GetEventId(), ev.GetEventType(), p)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("history of %s is empty", workflowID)
+	}
 }
 
 // wantSchedule fails unless the reconciliation schedule runs

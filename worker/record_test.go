@@ -29,18 +29,7 @@ func TestRecordHistories(t *testing.T) {
 		"DUNNING_RETRY_SCHEDULE": "1s,2s", "DUNNING_GRACE_PERIOD": "4s", "DUNNING_DEPROVISION_AFTER": "3s",
 		"DUNNING_CARD_UPDATE_DEBOUNCE": "1s",
 	})
-	record := func(name, workflowID string) {
-		t.Helper()
-		cli := testenv.Tool(t, "TEMPORAL_CLI", "temporal")
-		out, err := exec.Command(cli, "workflow", "show", "--workflow-id", workflowID, "--output", "json",
-			"--address", s.tmp.Address, "--namespace", s.tmp.Namespace).Output()
-		if err != nil {
-			t.Fatalf("show %s: %v", workflowID, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".json"), out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	record := func(name, workflowID string) { recordHistory(t, s.tmp, dir, name, workflowID) }
 
 	// A new card recovers at once.
 	recovered := stripefixture.NewID("cus")
@@ -86,6 +75,22 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatalf("waived: stage %s", res.Stage)
 	}
 	record("recovery-cus_memo_waived", id)
+}
+
+// recordHistory writes the history of workflowID to dir/name.json, as
+// `temporal workflow show` gives it. TestReconciliationOnTemporal records
+// a reconciliation's with DUNNING_RECORD_HISTORIES set.
+func recordHistory(t *testing.T, tmp *testenv.Temporal, dir, name, workflowID string) {
+	t.Helper()
+	cli := testenv.Tool(t, "TEMPORAL_CLI", "temporal")
+	out, err := exec.Command(cli, "workflow", "show", "--workflow-id", workflowID, "--output", "json",
+		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
+	if err != nil {
+		t.Fatalf("show %s: %v", workflowID, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitClosed(t *testing.T, s *localStack, id string) {

@@ -14,7 +14,8 @@ import (
 
 // TestReplayRecordedHistories replays histories recorded from real runs
 // (a recovered, a resumed, a deprovisioned and a waived customer, event
-// workflows of each route, and of an unreadable and a wrong-mode event)
+// workflows of each route, and of an unreadable and a wrong-mode event,
+// and reconciliations that listed raw and reduced events)
 // against the workflows as they are now. A change
 // that would break recoveries already running fails here; such a change
 // belongs behind workflow.GetVersion.

@@ -139,6 +139,9 @@ func starter(cfg config.Config) func(activities.StartRequest) (activities.StartS
 // New returns a worker for cfg's task queue with every dunning workflow and
 // activity registered.
 func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (sdkworker.Worker, error) {
+	if err := RequireLive(cfg); err != nil {
+		return nil, err
+	}
 	acts, err := NewActivities(c, cfg, log)
 	if err != nil {
 		return nil, err
@@ -157,11 +160,19 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 			live = append(live, name)
 		} else {
 			dry = append(dry, name)
+			log.Warn("integration runs dry: what it would do is only logged and recorded", "integration", name,
+				"set", strings.Join(cfg.Missing(name), ","))
 		}
 	}
 	log.Info("worker ready", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace,
 		"live", strings.Join(live, ","), "dry_run", strings.Join(dry, ","))
 	return w, nil
+}
+
+// RequireLive refuses, naming DUNNING_REQUIRE_LIVE, a configuration in
+// which an integration it lists would run dry: the worker uses every one.
+func RequireLive(cfg config.Config) error {
+	return cfg.RequireLiveFor("worker", slices.Collect(maps.Keys(cfg.Live()))...)
 }
 
 // RegisterWorkflows registers dunning's workflows on a worker or a

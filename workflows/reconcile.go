@@ -15,6 +15,10 @@ import (
 // well under Stripe's maximum of 100.
 const ReconcilePageSize = 50
 
+// reduceListedEventsChange marks the version of ReconcileEventsWorkflow
+// that has ListEvents decode events and pass on only the reduced ones.
+const reduceListedEventsChange = "reconcile-reduced-events"
+
 // ReconcileEventsWorkflow compares Stripe's list of the handled events of
 // the last Lookback with what dunning has: it starts StripeEventWorkflow for
 // every event, with the event ID as workflow ID, so that an event the
@@ -54,6 +58,12 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		RetryPolicy:      retry,
 	})
 
+	// Events are decoded in ListEvents, and only what dunning keeps of
+	// them (the webhook's reduced event) passes through history: Stripe's
+	// raw events carry customers' emails, names, addresses and phone
+	// numbers. Runs from before listed raw events.
+	reduce := workflow.GetVersion(ctx, reduceListedEventsChange, workflow.DefaultVersion, 1) == 1
+
 	// Sorted, so deterministic; workflowcheck sees only the map behind it.
 	types := HandledEventTypes() //workflowcheck:ignore
 	cursor := in.StartingAfter
@@ -61,6 +71,7 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		var page activities.EventPage
 		err := workflow.ExecuteActivity(listCtx, a.ListEvents, activities.ListEventsInput{
 			Types: types, CreatedGTE: res.From, CreatedLT: res.To, StartingAfter: cursor, Limit: ReconcilePageSize,
+			Reduce: reduce,
 		}).Get(ctx, &page)
 		if err != nil {
 			workflow.SetCurrentDetails(ctx, res.details(false)+" · listing Stripe events failed")
@@ -70,7 +81,7 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		res.DryRun = res.DryRun || page.DryRun
 		if len(page.Events) > 0 {
 			var started activities.StartEventsResult
-			err := workflow.ExecuteActivity(startCtx, a.StartEvents, activities.StartEventsInput{Events: page.Events}).Get(ctx, &started)
+			err := workflow.ExecuteActivity(startCtx, a.StartEvents, activities.StartEventsInput{Events: page.Events, Reduced: reduce}).Get(ctx, &started)
 			if err != nil {
 				workflow.SetCurrentDetails(ctx, res.details(false)+" · starting events failed")
 				return res, fmt.Errorf("start listed events after %q: %w", cursor, err)
@@ -81,6 +92,9 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 			res.Ignored += started.Ignored
 			res.Invalid += started.Invalid
 		}
+		res.Found += page.Ignored + page.Invalid
+		res.Ignored += page.Ignored
+		res.Invalid += page.Invalid
 		if !page.HasMore {
 			break
 		}

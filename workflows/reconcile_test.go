@@ -28,6 +28,7 @@ type fakeStripeList struct {
 	mu     sync.Mutex
 	lists  []activities.ListEventsInput
 	starts [][]string // event IDs handed to StartEvents, per call
+	raw    bool       // a StartEvents call asked for raw events
 }
 
 func rawEvent(id string) json.RawMessage {
@@ -72,6 +73,7 @@ func (f *fakeStripeList) run(in workflows.ReconcileInput, start time.Time) (*tes
 			defer f.mu.Unlock()
 			var ids []string
 			var res activities.StartEventsResult
+			f.raw = f.raw || !in.Reduced
 			for _, raw := range in.Events {
 				var ev struct{ ID string }
 				if err := json.Unmarshal(raw, &ev); err != nil {
@@ -154,6 +156,12 @@ func TestReconcileEventsWorkflowPagesThroughStripesList(t *testing.T) {
 		if in.Limit <= 0 || in.Limit > 100 {
 			t.Errorf("limit %d, want 1 to 100", in.Limit)
 		}
+		if !in.Reduce {
+			t.Errorf("listing after %q asks for raw events; want them reduced in the activity, so no personal data reaches history", in.StartingAfter)
+		}
+	}
+	if f.raw {
+		t.Error("StartEvents was handed raw events; want the reduced ones")
 	}
 	if want := []string{"", "evt_known1", "evt_new2"}; !slices.Equal(cursors, want) {
 		t.Errorf("pages listed starting after %q, want %q (each after the last ID of the page before)", cursors, want)
@@ -236,5 +244,23 @@ func TestReconcileEventsWorkflowNeedsALookback(t *testing.T) {
 	}
 	if len(f.lists) != 0 {
 		t.Errorf("ListEvents called %d times without a window", len(f.lists))
+	}
+}
+
+func TestReconcileEventsWorkflowCountsEventsTheListingLeftOut(t *testing.T) {
+	first := page(true, "evt_new1")
+	first.Ignored, first.Invalid = 2, 1
+	last := page(false)
+	last.Ignored = 1
+	f := &fakeStripeList{t: t, pages: map[string]activities.EventPage{"": first, "evt_new1": last}}
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: time.Hour}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	if res.Found != 5 || res.Started != 1 || res.Ignored != 3 || res.Invalid != 1 {
+		t.Errorf("result %+v, want found 5: started 1, ignored 3, invalid 1", res)
+	}
+	if want := [][]string{{"evt_new1"}}; !slices.EqualFunc(f.starts, want, slices.Equal) {
+		t.Errorf("events handed to StartEvents %q, want %q (an empty page starts nothing)", f.starts, want)
 	}
 }

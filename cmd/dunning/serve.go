@@ -72,6 +72,9 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, metr
 }
 
 func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := worker.RequireLive(cfg); err != nil {
+		return err
+	}
 	wm := newWorkerMetrics()
 	c, err := dialTemporal(ctx, cfg, log, wm.handler)
 	if err != nil {
@@ -132,6 +135,11 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 }
 
 func runWebhook(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	// The webhook uses Stripe (the key's mode, portal sessions) and the
+	// portal links.
+	if err := cfg.RequireLiveFor("webhook", config.IntegrationStripe, config.IntegrationPortalLinks); err != nil {
+		return err
+	}
 	if err := cfg.RequireWebhookSecret(); err != nil {
 		return err
 	}

@@ -89,6 +89,33 @@ func (o *Options) defaults() {
 
 type obj = map[string]any
 
+// The personal data every event carries where Stripe sends it: the
+// customer's email, name, phone number and address, in the billing details
+// of payment methods, on customer objects, cards (cardholder name and
+// address), and as receipt_email and shipping of payment intents. Dunning
+// must never put any of it into a workflow's history; Personal lists the
+// strings a test looks for.
+const (
+	PersonalEmail  = "jane.doe+dunning@example.com"
+	PersonalName   = "Jane Q. Doe"
+	PersonalPhone  = "+15555550123"
+	PersonalStreet = "510 Townsend Street"
+	PersonalCity   = "Fictional Falls"
+	PersonalZip    = "94103-9999"
+)
+
+// Personal are the personal strings the fixtures put into events.
+var Personal = []string{PersonalEmail, PersonalName, PersonalPhone, PersonalStreet, PersonalCity, PersonalZip}
+
+func addressObject() obj {
+	return obj{"city": PersonalCity, "country": "US", "line1": PersonalStreet, "line2": "Apt 4",
+		"postal_code": PersonalZip, "state": "CA"}
+}
+
+func shippingObject() obj {
+	return obj{"address": addressObject(), "carrier": nil, "name": PersonalName, "phone": PersonalPhone, "tracking_number": nil}
+}
+
 // Event returns the JSON body of a Stripe event of type eventType. Types
 // dunning does not handle get a plain object, as Stripe would still send.
 func Event(eventType string, o Options) ([]byte, error) {
@@ -136,13 +163,15 @@ func cardObject(id string, o *Options) obj {
 		"id": id, "object": "card", "address_zip_check": "pass", "brand": "Visa", "country": "US",
 		"customer": o.Customer, "cvc_check": "pass", "exp_month": o.ExpMonth, "exp_year": o.ExpYear,
 		"fingerprint": Fingerprint(id), "funding": "credit", "last4": "4242", "metadata": obj{},
+		"name": PersonalName, "address_line1": PersonalStreet, "address_line2": "Apt 4", "address_city": PersonalCity,
+		"address_state": "CA", "address_zip": PersonalZip, "address_country": "US",
 	}
 }
 
 func paymentMethodObject(id string, o *Options) obj {
 	return obj{
 		"id": id, "object": "payment_method", "type": "card", "customer": o.Customer, "livemode": false,
-		"created": o.Created.Unix(), "metadata": obj{}, "billing_details": obj{"email": nil, "name": nil},
+		"created": o.Created.Unix(), "metadata": obj{}, "billing_details": obj{"address": addressObject(), "email": PersonalEmail, "name": PersonalName, "phone": PersonalPhone},
 		"card": obj{
 			"brand": "visa", "country": "US", "exp_month": o.ExpMonth, "exp_year": o.ExpYear,
 			"fingerprint": Fingerprint(id), "funding": "credit", "last4": "4242",
@@ -170,6 +199,7 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 			"payment_method_types": []string{"card"}, "confirmation_method": "automatic",
 			"capture_method": "automatic", "description": "Subscription update",
 			"last_payment_error": nil, "status": "succeeded",
+			"receipt_email": PersonalEmail, "shipping": shippingObject(),
 		}
 		if eventType == workflows.EventPaymentFailed {
 			pm := NewID("pm")
@@ -193,6 +223,8 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 			"paid": true, "payment_intent": o.PaymentIntent, "status": "paid", "livemode": false,
 			"created": o.Created.Unix(), "metadata": obj{},
 			"hosted_invoice_url": "https://invoice.stripe.com/i/acct_test/test",
+			"customer_email":     PersonalEmail, "customer_name": PersonalName, "customer_phone": PersonalPhone,
+			"customer_address": addressObject(), "customer_shipping": shippingObject(),
 		}, nil
 	case workflows.EventSourceExpiring, workflows.EventSourceDeleted, workflows.EventSourceCreated:
 		return cardObject(pick(o.ObjectID, "card"), o), nil
@@ -207,6 +239,8 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 				"currency": o.Currency, "default_source": nil, "delinquent": true, "livemode": false,
 				"invoice_settings": obj{"default_payment_method": pm, "custom_fields": nil, "footer": nil},
 				"metadata":         obj{},
+				"email":            PersonalEmail, "name": PersonalName, "phone": PersonalPhone,
+				"address": addressObject(), "shipping": shippingObject(),
 			}, obj{
 				"invoice_settings": obj{"default_payment_method": NewID("pm")},
 			}
