@@ -195,13 +195,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 // checkID rejects IDs that cannot name a customer in a URL path.
 func checkID(id string) error {
-	switch id {
-	case "":
-		return errors.New("customer ID is empty")
-	case ".", "..":
-		return fmt.Errorf("customer ID %q is not valid", id)
-	}
-	return nil
+	_, err := httpx.PathSegment("customer ID", id)
+	return err
 }
 
 // isNull reports whether b is an empty body or JSON null: Amberflo's way of

@@ -5,8 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"time"
+
+	"dunning/internal/httpx"
 )
 
 // LifecycleStage is where a customer is in its life with the product.
@@ -117,10 +118,11 @@ func (c *Client) decodeRecord(a answer, id string) (record, Customer, error) {
 }
 
 func (c *Client) getRecord(ctx context.Context, id string) (record, Customer, error) {
-	if err := checkID(id); err != nil {
+	segment, err := httpx.PathSegment("customer ID", id)
+	if err != nil {
 		return nil, Customer{}, err
 	}
-	a, err := c.do(ctx, "GET", "/customers/"+url.PathEscape(id), nil, nil)
+	a, err := c.do(ctx, "GET", "/customers/"+segment, nil, nil)
 	if err != nil {
 		return nil, Customer{}, err
 	}

@@ -151,6 +151,17 @@ var integrationSettings = map[string][]string{
 	IntegrationPortalLinks:    {"PUBLIC_URL", "PORTAL_LINK_SECRET"},
 }
 
+// MaxWebhookTolerance bounds STRIPE_WEBHOOK_TOLERANCE: how long a
+// captured, validly signed delivery could be replayed.
+const MaxWebhookTolerance = time.Hour
+
+// The webhook server's read and write timeouts. WEBHOOK_START_TIMEOUT is
+// kept within their difference, so that the webhook always gets to answer.
+const (
+	WebhookReadTimeout  = 15 * time.Second
+	WebhookWriteTimeout = 30 * time.Second
+)
+
 // MinRetention is the shortest namespace retention dunning accepts: Stripe
 // retries a delivery for up to 3 days, and duplicates must still meet the
 // closed event workflow then.
@@ -261,14 +272,16 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.NamespaceRetention < MinRetention {
 		r.fail("TEMPORAL_NAMESPACE_RETENTION", "must be at least %s so that redelivered events are still recognised", MinRetention)
 	}
-	if c.StripeWebhookTolerance <= 0 {
-		r.fail("STRIPE_WEBHOOK_TOLERANCE", "must be positive")
+	if c.StripeWebhookTolerance <= 0 || c.StripeWebhookTolerance > MaxWebhookTolerance {
+		// A longer window lets a captured delivery be replayed for longer.
+		r.fail("STRIPE_WEBHOOK_TOLERANCE", "must be positive and at most %s", MaxWebhookTolerance)
 	}
 	if c.WebhookMaxBody < 1<<10 || c.WebhookMaxBody > 64<<20 {
 		r.fail("WEBHOOK_MAX_BODY_BYTES", "must be between 1 KiB and 64 MiB")
 	}
-	if c.WebhookStartTimeout <= 0 || c.WebhookStartTimeout > time.Minute {
-		r.fail("WEBHOOK_START_TIMEOUT", "must be positive and at most 1m (Stripe gives up on a slow endpoint)")
+	if max := WebhookWriteTimeout - WebhookReadTimeout; c.WebhookStartTimeout <= 0 || c.WebhookStartTimeout > max {
+		r.fail("WEBHOOK_START_TIMEOUT", "must be positive and at most %s, so that the answer (503) is written within the webhook server's %s write timeout after up to %s of reading the request",
+			max, WebhookWriteTimeout, WebhookReadTimeout)
 	}
 	if c.ControlPlaneURL != "" && c.ControlPlaneSecret == "" {
 		r.fail("CONTROL_PLANE_SECRET", "is required when CONTROL_PLANE_URL is set: control-plane calls are signed")

@@ -199,8 +199,8 @@ func (r Request) validate() error {
 	if !r.Action.Valid() {
 		errs = append(errs, fmt.Errorf("unknown action %q", r.Action))
 	}
-	if r.CustomerID == "" {
-		errs = append(errs, errors.New("customer ID is required"))
+	if _, err := httpx.PathSegment("customer ID", r.CustomerID); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case r.IdempotencyKey == "":
@@ -284,7 +284,8 @@ func (c *Client) do(ctx context.Context, req Request) (Result, error) {
 
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	path := "/customers/" + url.PathEscape(req.CustomerID) + "/" + string(req.Action)
+	segment, _ := httpx.PathSegment("customer ID", req.CustomerID) // validated above
+	path := "/customers/" + segment + "/" + string(req.Action)
 	op := http.MethodPost + " " + path
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
 	if err != nil {

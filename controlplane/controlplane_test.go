@@ -332,6 +332,8 @@ func TestDoRejectsInvalidRequestsWithoutCalling(t *testing.T) {
 		"key with a newline":    func(r *controlplane.Request) { r.IdempotencyKey = "a\nb" },
 		"key too long":          func(r *controlplane.Request) { r.IdempotencyKey = strings.Repeat("k", 256) },
 		"no customer":           func(r *controlplane.Request) { r.CustomerID = "" },
+		"customer ..":           func(r *controlplane.Request) { r.CustomerID = ".." },
+		"customer .":            func(r *controlplane.Request) { r.CustomerID = "." },
 		"unknown action":        func(r *controlplane.Request) { r.Action = "delete" },
 		"action with bad value": func(r *controlplane.Request) { r.Action = "Suspend" },
 	}

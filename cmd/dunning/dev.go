@@ -33,6 +33,33 @@ import (
 // not set. It is only ever used by `dunning dev` and `dunning send-event`.
 const DevWebhookSecret = "whsec_dunning_local_development"
 
+// devHTTPAddr is where the local webhook listens unless HTTP_ADDR says
+// otherwise: loopback only, since its signing secret (DevWebhookSecret)
+// is public.
+const devHTTPAddr = "127.0.0.1:8080"
+
+// devEnvDefaults sets what `dunning dev` assumes where the environment
+// does not say otherwise: the webhook on loopback, signed with the dev
+// secret.
+func devEnvDefaults() {
+	if os.Getenv("HTTP_ADDR") == "" {
+		os.Setenv("HTTP_ADDR", devHTTPAddr)
+	}
+	if os.Getenv("STRIPE_WEBHOOK_SECRET") == "" {
+		os.Setenv("STRIPE_WEBHOOK_SECRET", DevWebhookSecret)
+	}
+}
+
+// checkDevConfig refuses a live Stripe key with the public dev webhook
+// secret: anyone could then sign events that move real money.
+func checkDevConfig(cfg config.Config) error {
+	if live := cfg.StripeLivemode(); live != nil && *live && slices.Contains(cfg.StripeWebhookSecrets, DevWebhookSecret) {
+		return errors.New("STRIPE_WEBHOOK_SECRET: the public dev secret does not go with a live STRIPE_API_KEY (sk_live_/rk_live_): " +
+			"set the endpoint's own signing secret, or use a test key")
+	}
+	return nil
+}
+
 // devStripeKey is the key sent to stripe-mock, which takes any key of a
 // test key's shape.
 const devStripeKey = "sk_test_123"
@@ -83,9 +110,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if os.Getenv("STRIPE_WEBHOOK_SECRET") == "" {
-		os.Setenv("STRIPE_WEBHOOK_SECRET", DevWebhookSecret)
-	}
+	devEnvDefaults()
 	// Notices carry links to this webhook, which opens the dev Stripe's
 	// (stripe-mock's) Billing Portal.
 	devPortalDefaults()
@@ -106,6 +131,9 @@ func runDev(ctx context.Context, args []string) error {
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
+	}
+	if err := checkDevConfig(cfg); err != nil {
+		return err
 	}
 	if cfg.WorkerMetricsAddr == "" {
 		cfg.WorkerMetricsAddr = devWorkerMetricsAddr
