@@ -50,12 +50,21 @@ func devEnvDefaults() {
 	}
 }
 
-// checkDevConfig refuses a live Stripe key with the public dev webhook
-// secret: anyone could then sign events that move real money.
+// checkDevConfig refuses a live Stripe key with a public dev secret:
+// anyone could then sign events that move real money, or links that open
+// a real customer's billing portal.
 func checkDevConfig(cfg config.Config) error {
-	if live := cfg.StripeLivemode(); live != nil && *live && slices.Contains(cfg.StripeWebhookSecrets, DevWebhookSecret) {
+	live := cfg.StripeLivemode()
+	if live == nil || !*live {
+		return nil
+	}
+	if slices.Contains(cfg.StripeWebhookSecrets, DevWebhookSecret) {
 		return errors.New("STRIPE_WEBHOOK_SECRET: the public dev secret does not go with a live STRIPE_API_KEY (sk_live_/rk_live_): " +
 			"set the endpoint's own signing secret, or use a test key")
+	}
+	if slices.Contains(cfg.PortalLinkSecrets, DevPortalLinkSecret) {
+		return errors.New("PORTAL_LINK_SECRET: the public dev secret does not go with a live STRIPE_API_KEY (sk_live_/rk_live_): " +
+			"set a secret of your own, or use a test key")
 	}
 	return nil
 }

@@ -53,6 +53,27 @@ func TestDevRefusesALiveKeyWithThePublicSecret(t *testing.T) {
 			}
 		}
 	}
+	// The same for the public dev secret of portal links.
+	portal := func(key, secret string) config.Config {
+		t.Helper()
+		cfg, err := config.Load(func(k string) string {
+			return map[string]string{"STRIPE_API_KEY": key, "STRIPE_WEBHOOK_SECRET": "whsec_real",
+				"PUBLIC_URL": "https://billing.example.com", "PORTAL_LINK_SECRET": secret}[k]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	if err := checkDevConfig(portal("sk_live_abc", DevPortalLinkSecret)); err == nil || !strings.Contains(err.Error(), "PORTAL_LINK_SECRET") {
+		t.Errorf("live key with the public portal-link secret: %v, want a refusal naming PORTAL_LINK_SECRET", err)
+	}
+	if err := checkDevConfig(portal("sk_test_abc", DevPortalLinkSecret)); err != nil {
+		t.Errorf("test key with the public portal-link secret: %v, want it accepted", err)
+	}
+	if err := checkDevConfig(portal("sk_live_abc", "a_real_portal_link_secret_of_32_bytes_or_more")); err != nil {
+		t.Errorf("live key with its own portal-link secret: %v, want it accepted", err)
+	}
 	for _, tc := range [][2]string{{"sk_test_abc", DevWebhookSecret}, {"sk_live_abc", "whsec_real"}, {"", DevWebhookSecret}} {
 		if err := checkDevConfig(load(tc[0], tc[1])); err != nil {
 			t.Errorf("%q with %q: %v, want it accepted", tc[0], tc[1], err)
