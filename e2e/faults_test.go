@@ -220,9 +220,11 @@ func TestWorkerKilledMidLifecycle(t *testing.T) {
 	time.Sleep(time.Second)
 	s.StartWorker()
 
+	// An activity the killed worker was running is tried again once its
+	// 30s start-to-close timeout passes; the suspension comes after it.
 	select {
 	case <-held.Arrived():
-	case <-time.After(30 * time.Second):
+	case <-time.After(75 * time.Second):
 		t.Fatal("the suspension of " + unpaid[0].Customer + " never reached the control plane")
 	}
 	s.KillWorker()
