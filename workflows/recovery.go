@@ -495,15 +495,7 @@ func (r *recovery) step(ctx workflow.Context) error {
 	return nil
 }
 
-func (r *recovery) openCount() int {
-	n := 0
-	for _, in := range r.s.Intents {
-		if in.State == IntentOpen {
-			n++
-		}
-	}
-	return n
-}
+func (r *recovery) openCount() int { return unpaidCount(&r.s) }
 
 // owed sums the open intents, per currency.
 func (r *recovery) owed() (int64, string) {
