@@ -6,11 +6,14 @@
 //	POST {BaseURL}/customers/{customer id, path-escaped}/{suspend|resume|deprovision}
 //	Content-Type: application/json
 //	Idempotency-Key: <Request.IdempotencyKey>
-//	Dunning-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">
+//	Dunning-Signature: t=<unix>,v2=<hex HMAC-SHA256, see below>
 //
-// The signature uses Stripe's webhook scheme (see dunning/internal/sig), so
-// the control plane can verify it with the Stripe verification code it
-// already has, keyed with CONTROL_PLANE_SECRET.
+// The signature is the v2 request scheme of dunning/internal/sig, kind
+// dunning-control-plane, keyed with CONTROL_PLANE_SECRET: it covers the
+// method, the whole path as sent (BaseURL's path included), the
+// idempotency key and the body, so a signed suspend verifies neither on
+// another path nor at the customer-notice receiver. docs/operations.md,
+// "Verifying dunning's signatures", shows the receiving side.
 //
 // A 2xx answer means the action was applied, a 409 that the customer was
 // already in that state; both are successes. Other answers are
@@ -74,7 +77,8 @@ type Config struct {
 	// kept: https://cp.example/api/v1 calls
 	// https://cp.example/api/v1/customers/{id}/{action}.
 	BaseURL string
-	// Secret signs every request body (CONTROL_PLANE_SECRET). Required.
+	// Secret signs every request (CONTROL_PLANE_SECRET). Required, at
+	// least sig.MinSecretLen bytes.
 	Secret string
 	// Timeout bounds one call, from sending to reading the answer.
 	// Zero means DefaultTimeout.
@@ -93,8 +97,11 @@ type Config struct {
 func (c Config) Validate() error {
 	_, err := c.baseURL()
 	errs := []error{err}
-	if c.Secret == "" {
+	switch {
+	case c.Secret == "":
 		errs = append(errs, errors.New("CONTROL_PLANE_SECRET is required"))
+	case len(c.Secret) < sig.MinSecretLen:
+		errs = append(errs, fmt.Errorf("CONTROL_PLANE_SECRET is shorter than %d bytes", sig.MinSecretLen))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout must not be negative, got %s", c.Timeout))
@@ -295,7 +302,13 @@ func (c *Client) do(ctx context.Context, req Request) (Result, error) {
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("User-Agent", "dunning")
 	hreq.Header.Set(IdempotencyHeader, req.IdempotencyKey)
-	hreq.Header.Set(SignatureHeader, sig.Header(now, payload, c.secret))
+	signature, err := sig.KindControlPlane.Sign(now, sig.Request{
+		Method: hreq.Method, Target: hreq.URL.RequestURI(), IdempotencyKey: req.IdempotencyKey, Body: payload,
+	}, c.secret)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: sign request: %w", ErrInvalidRequest, err)
+	}
+	hreq.Header.Set(SignatureHeader, signature)
 
 	resp, err := c.hc.Do(hreq)
 	if err != nil {

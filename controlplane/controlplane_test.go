@@ -20,7 +20,7 @@ import (
 	"dunning/internal/sig"
 )
 
-const secret = "cp_test_secret_0123456789"
+const secret = "cp_test_secret_0123456789abcdefghijkl"
 
 var clock = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
@@ -65,16 +65,29 @@ func receiver(t *testing.T, status int, answer string, header http.Header) (*htt
 			t.Errorf("Content-Type = %q, want application/json", ct)
 		}
 		sigHeader := r.Header.Get(controlplane.SignatureHeader)
-		if err := sig.Verify(sigHeader, raw, []string{secret}, 5*time.Minute, clock); err != nil {
+		signed := sig.RequestOf(r, raw)
+		if err := sig.KindControlPlane.Verify(sigHeader, signed, []string{secret}, 5*time.Minute, clock); err != nil {
 			t.Errorf("signature does not verify with the secret: %v (header %q)", err, sigHeader)
 		}
-		if err := sig.Verify(sigHeader, raw, []string{"some other secret"}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+		if err := sig.KindControlPlane.Verify(sigHeader, signed, []string{"some other secret of thirty-two bytes"}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
 			t.Errorf("signature with a wrong secret: err = %v, want ErrNoMatch", err)
 		}
-		tampered := append([]byte(nil), raw...)
-		tampered[len(tampered)/2] ^= 1
-		if err := sig.Verify(sigHeader, tampered, []string{secret}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+		if err := sig.KindCustomerNotice.Verify(sigHeader, signed, []string{secret}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+			t.Errorf("signature verified as a customer notice: err = %v, want ErrNoMatch", err)
+		}
+		if err := sig.Verify(sigHeader, raw, []string{secret}, 5*time.Minute, clock); err == nil {
+			t.Errorf("signature verifies in Stripe's body-only v1 scheme (header %q)", sigHeader)
+		}
+		tampered := signed
+		tampered.Body = append([]byte(nil), raw...)
+		tampered.Body[len(raw)/2] ^= 1
+		if err := sig.KindControlPlane.Verify(sigHeader, tampered, []string{secret}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
 			t.Errorf("signature over a changed body: err = %v, want ErrNoMatch", err)
+		}
+		otherPath := signed
+		otherPath.Target = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(signed.Target, "/suspend"), "/resume"), "/deprovision") + "/other"
+		if err := sig.KindControlPlane.Verify(sigHeader, otherPath, []string{secret}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+			t.Errorf("signature verified on path %s: err = %v, want ErrNoMatch", otherPath.Target, err)
 		}
 		var body map[string]any
 		if err := json.Unmarshal(raw, &body); err != nil {
@@ -356,7 +369,7 @@ func TestDoRejectsInvalidRequestsWithoutCalling(t *testing.T) {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	const cfgSecret = "whsec_config_case_secret"
+	const cfgSecret = "cp_config_case_secret_0123456789abcdef"
 	cases := []struct {
 		name string
 		cfg  controlplane.Config
@@ -372,6 +385,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"query", controlplane.Config{BaseURL: "https://cp.example.com/?token=abc", Secret: cfgSecret}, "query"},
 		{"unparsable", controlplane.Config{BaseURL: "https://cp.example.com:port/", Secret: cfgSecret}, "not a valid URL"},
 		{"no secret", controlplane.Config{BaseURL: "https://cp.example.com"}, "CONTROL_PLANE_SECRET is required"},
+		{"short secret", controlplane.Config{BaseURL: "https://cp.example.com", Secret: cfgSecret[:31]}, "CONTROL_PLANE_SECRET is shorter than 32 bytes"},
 		{"negative timeout", controlplane.Config{BaseURL: "https://cp.example.com", Secret: cfgSecret, Timeout: -time.Second}, "timeout"},
 	}
 	for _, tc := range cases {

@@ -131,7 +131,7 @@ func (s *Alerter) send(ctx context.Context, a Alert) error {
 	}
 	h := http.Header{}
 	h.Set(IdempotencyHeader, a.Key)
-	_, err = s.p.post(ctx, payload, h, false)
+	_, err = s.p.post(ctx, payload, h, false, nil)
 	return err
 }
 

@@ -17,7 +17,8 @@ type NoticeConfig struct {
 	// URL is the product mailer's endpoint for notices
 	// (CUSTOMER_NOTICE_URL), an absolute http or https URL.
 	URL string
-	// Secret signs every notice body (CUSTOMER_NOTICE_SECRET). Required.
+	// Secret signs every notice (CUSTOMER_NOTICE_SECRET). Required, at
+	// least sig.MinSecretLen bytes.
 	Secret string
 	// Timeout bounds one Send; zero means DefaultTimeout.
 	Timeout time.Duration
@@ -34,8 +35,11 @@ type NoticeConfig struct {
 func (c NoticeConfig) Validate() error {
 	_, err := endpointURL("CUSTOMER_NOTICE_URL", c.URL)
 	errs := []error{err}
-	if c.Secret == "" {
+	switch {
+	case c.Secret == "":
 		errs = append(errs, errors.New("CUSTOMER_NOTICE_SECRET is required"))
+	case len(c.Secret) < sig.MinSecretLen:
+		errs = append(errs, fmt.Errorf("CUSTOMER_NOTICE_SECRET is shorter than %d bytes", sig.MinSecretLen))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout must not be negative, got %s", c.Timeout))
@@ -51,8 +55,10 @@ func (c NoticeConfig) Validate() error {
 //
 // Each notice is one POST to the configured URL with a JSON body (see
 // Notice for the fields), Content-Type: application/json, Idempotency-Key:
-// the notice ID, and Dunning-Signature: Stripe's webhook signature scheme
-// over the raw body, keyed with the secret.
+// the notice ID, and Dunning-Signature: t=<unix>,v2=<hex>, the v2 request
+// scheme of dunning/internal/sig (kind dunning-customer-notice) over the
+// method, the URL's path and query, the notice ID and the raw body, keyed
+// with the secret.
 type NoticeSender struct {
 	p      *poster
 	secret string
@@ -314,7 +320,12 @@ func (s *NoticeSender) send(ctx context.Context, n Notice) error {
 	}
 	h := http.Header{}
 	h.Set(IdempotencyHeader, n.ID)
-	h.Set(SignatureHeader, sig.Header(now, payload, s.secret))
-	_, err = s.p.post(ctx, payload, h, true)
+	_, err = s.p.post(ctx, payload, h, true, func(req *http.Request) error {
+		v, err := sig.KindCustomerNotice.Sign(now, sig.Request{
+			Method: req.Method, Target: req.URL.RequestURI(), IdempotencyKey: n.ID, Body: payload,
+		}, s.secret)
+		req.Header.Set(SignatureHeader, v)
+		return err
+	})
 	return err
 }

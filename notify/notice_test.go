@@ -20,7 +20,7 @@ import (
 	"dunning/notify"
 )
 
-const noticeSecret = "notice_test_secret_0123456789"
+const noticeSecret = "notice_test_secret_0123456789abcdefgh"
 
 var clock = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
@@ -57,9 +57,11 @@ func fullNotice() notify.Notice {
 }
 
 type noticeReceived struct {
-	key  string
-	raw  []byte
-	body map[string]json.RawMessage
+	key    string
+	target string
+	header string
+	raw    []byte
+	body   map[string]json.RawMessage
 }
 
 // mailer is an httptest server that checks requests the way the product's
@@ -79,11 +81,21 @@ func mailer(t *testing.T, status int, answer string, header http.Header) (*httpt
 			t.Errorf("Content-Type = %q, want application/json", ct)
 		}
 		h := r.Header.Get(notify.SignatureHeader)
-		if err := sig.Verify(h, raw, []string{noticeSecret}, 5*time.Minute, clock); err != nil {
+		signed := sig.RequestOf(r, raw)
+		if err := sig.KindCustomerNotice.Verify(h, signed, []string{noticeSecret}, 5*time.Minute, clock); err != nil {
 			t.Errorf("signature does not verify with the secret: %v (header %q)", err, h)
 		}
-		if err := sig.Verify(h, raw, []string{"wrong secret"}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+		if err := sig.KindCustomerNotice.Verify(h, signed, []string{"wrong secret, but thirty-two bytes long"}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
 			t.Errorf("signature with a wrong secret: err = %v, want ErrNoMatch", err)
+		}
+		if err := sig.KindControlPlane.Verify(h, signed, []string{noticeSecret}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+			t.Errorf("notice signature verified as a control-plane request: err = %v, want ErrNoMatch", err)
+		}
+		if err := sig.Verify(h, raw, []string{noticeSecret}, 5*time.Minute, clock); err == nil {
+			t.Errorf("signature verifies in Stripe's body-only v1 scheme (header %q)", h)
+		}
+		if signed.Target != r.URL.RequestURI() || signed.IdempotencyKey == "" {
+			t.Errorf("signed target %q, key %q; want the request's %q and its Idempotency-Key", signed.Target, signed.IdempotencyKey, r.URL.RequestURI())
 		}
 		var body map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &body); err != nil {
@@ -95,7 +107,7 @@ func mailer(t *testing.T, status int, answer string, header http.Header) (*httpt
 		if key == "" || key != id {
 			t.Errorf("Idempotency-Key = %q, body id = %q; want both set and equal", key, id)
 		}
-		got <- noticeReceived{key: key, raw: raw, body: body}
+		got <- noticeReceived{key: key, target: r.RequestURI, header: h, raw: raw, body: body}
 		for k, v := range header {
 			w.Header()[k] = v
 		}
@@ -118,6 +130,32 @@ func newSender(t *testing.T, url string, timeout time.Duration) *notify.NoticeSe
 		t.Fatalf("NewNoticeSender: %v", err)
 	}
 	return s
+}
+
+// A CUSTOMER_NOTICE_URL with a query is signed with its query, escaped as
+// sent: the same notice posted without it, or with another, does not
+// verify.
+func TestNoticeSignatureCoversQuery(t *testing.T) {
+	srv, got := mailer(t, http.StatusAccepted, "", nil)
+	n := fullNotice()
+	n.ID = noticeID
+	if err := newSender(t, srv.URL+noticePath+"?tenant=acme%20eu&v=2", time.Second).Send(context.Background(), n); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	r := <-got
+	if want := noticePath + "?tenant=acme%20eu&v=2"; r.target != want {
+		t.Fatalf("request target %q, want %q", r.target, want)
+	}
+	req := sig.Request{Method: http.MethodPost, Target: r.target, IdempotencyKey: r.key, Body: r.raw}
+	if err := sig.KindCustomerNotice.Verify(r.header, req, []string{noticeSecret}, 5*time.Minute, clock); err != nil {
+		t.Fatalf("Verify as received: %v", err)
+	}
+	for _, target := range []string{noticePath, noticePath + "?tenant=acme%20us&v=2", noticePath + "?tenant=acme eu&v=2"} {
+		req.Target = target
+		if err := sig.KindCustomerNotice.Verify(r.header, req, []string{noticeSecret}, 5*time.Minute, clock); !errors.Is(err, sig.ErrNoMatch) {
+			t.Errorf("Verify with target %q = %v, want %v", target, err, sig.ErrNoMatch)
+		}
+	}
 }
 
 func TestNoticeSent(t *testing.T) {
@@ -369,6 +407,7 @@ func TestNewNoticeSenderValidates(t *testing.T) {
 		{"relative", notify.NoticeConfig{URL: "/hooks", Secret: noticeSecret}, "absolute http or https"},
 		{"mailto", notify.NoticeConfig{URL: "mailto:ops@example.com", Secret: noticeSecret}, `scheme "mailto"`},
 		{"no secret", notify.NoticeConfig{URL: "https://app.example.com/hooks"}, "CUSTOMER_NOTICE_SECRET is required"},
+		{"short secret", notify.NoticeConfig{URL: "https://app.example.com/hooks", Secret: noticeSecret[:31]}, "CUSTOMER_NOTICE_SECRET is shorter than 32 bytes"},
 		{"negative timeout", notify.NoticeConfig{URL: "https://app.example.com/hooks", Secret: noticeSecret, Timeout: -time.Second}, "timeout"},
 		{"everything wrong", notify.NoticeConfig{}, "CUSTOMER_NOTICE_SECRET is required"},
 	}

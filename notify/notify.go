@@ -24,8 +24,9 @@ import (
 	"dunning/internal/httpx"
 )
 
-// SignatureHeader carries the signature of every notice body. It has the
-// same name and scheme as controlplane.SignatureHeader.
+// SignatureHeader carries the signature of every notice: the v2 scheme of
+// dunning/internal/sig, kind sig.KindCustomerNotice. It has the same name
+// and scheme as controlplane.SignatureHeader, with another kind.
 const SignatureHeader = "Dunning-Signature"
 
 // IdempotencyHeader carries the alert's or notice's idempotency key.
@@ -115,7 +116,8 @@ func newPoster(peer, endpoint string, hc *http.Client, timeout time.Duration, no
 
 // post sends payload with headers and returns the status code of a
 // successful (2xx, or 409 when conflictOK) answer, or an *httpx.APIError.
-func (p *poster) post(ctx context.Context, payload []byte, header http.Header, conflictOK bool) (int, error) {
+// sign, when not nil, adds a signature to the request as it will be sent.
+func (p *poster) post(ctx context.Context, payload []byte, header http.Header, conflictOK bool, sign func(*http.Request) error) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, p.endpoint, bytes.NewReader(payload))
@@ -125,6 +127,11 @@ func (p *poster) post(ctx context.Context, payload []byte, header http.Header, c
 	req.Header = header
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "dunning")
+	if sign != nil {
+		if err := sign(req); err != nil {
+			return 0, fmt.Errorf("%w: sign request: %w", ErrInvalid, err)
+		}
+	}
 
 	resp, err := p.hc.Do(req)
 	if err != nil {

@@ -2,9 +2,11 @@
 // scheme: a header "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">",
 // with several v1 entries allowed while a secret is being rotated.
 //
-// dunning verifies Stripe's webhooks with it and signs its own calls to the
-// control plane and the customer-notice webhook the same way, so the
-// receivers can reuse whatever Stripe verification code they already have.
+// dunning verifies Stripe's webhooks with it. Its own calls to the control
+// plane and the customer-notice webhook are signed with the v2 request
+// scheme (request.go), which also binds the kind of request, its method,
+// target and idempotency key, so that a captured request cannot be
+// replayed to another path or another receiver.
 package sig
 
 import (
@@ -17,7 +19,8 @@ import (
 	"time"
 )
 
-// Scheme is the only signature scheme accepted and produced.
+// Scheme is Stripe's scheme, the only one Verify accepts and Header
+// produces.
 const Scheme = "v1"
 
 // Verification failures. Each is short enough to be returned to the caller
