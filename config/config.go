@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"dunning/internal/portallink"
+	"dunning/internal/sig"
 )
 
 // Config is everything dunning reads from the environment.
@@ -299,6 +300,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.CustomerNoticeURL != "" && c.CustomerNoticeSecret == "" {
 		r.fail("CUSTOMER_NOTICE_SECRET", "is required when CUSTOMER_NOTICE_URL is set: notices are signed")
 	}
+	r.signingSecrets(c)
 	if c.GracePeriod <= 0 {
 		r.fail("DUNNING_GRACE_PERIOD", "must be positive")
 	}
@@ -386,6 +388,34 @@ func (r *reader) portalLinks(c *Config) {
 	}
 	if c.PortalReturnURL == "" && c.PublicURL != "" {
 		c.PortalReturnURL = c.PublicURL + portallink.PathPrefix
+	}
+}
+
+// signingSecrets checks the secrets dunning signs its own requests with:
+// each long enough, and each its own, so that whoever holds one secret (a
+// mailer, the control plane, a Stripe endpoint, a portal link's checker)
+// cannot sign for another receiver. The values are never repeated.
+func (r *reader) signingSecrets(c Config) {
+	signing := []struct{ name, value string }{
+		{"CONTROL_PLANE_SECRET", c.ControlPlaneSecret},
+		{"CUSTOMER_NOTICE_SECRET", c.CustomerNoticeSecret},
+	}
+	for _, s := range signing {
+		if s.value == "" {
+			continue
+		}
+		if len(s.value) < sig.MinSecretLen {
+			r.fail(s.name, "is shorter than %d bytes (make one with `openssl rand -hex 32`)", sig.MinSecretLen)
+		}
+		if slices.Contains(c.StripeWebhookSecrets, s.value) {
+			r.fail(s.name, "must not be one of the STRIPE_WEBHOOK_SECRET values: every receiver gets a secret of its own")
+		}
+		if slices.Contains(c.PortalLinkSecrets, s.value) {
+			r.fail(s.name, "must not be one of the PORTAL_LINK_SECRET values: every receiver gets a secret of its own")
+		}
+	}
+	if c.ControlPlaneSecret != "" && c.ControlPlaneSecret == c.CustomerNoticeSecret {
+		r.fail("CUSTOMER_NOTICE_SECRET", "must differ from CONTROL_PLANE_SECRET: the mailer must not be able to sign control-plane calls")
 	}
 }
 

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -15,6 +16,12 @@ import (
 const (
 	portalSecret    = "portal-secret-0123456789abcdef0123456789"
 	oldPortalSecret = "portal-secret-old-fedcba9876543210fedcba"
+)
+
+// Request-signing secrets of the allowed length, each its own.
+const (
+	cpSecret     = "cp-secret-0123456789abcdef0123456789"
+	noticeSecret = "notice-secret-fedcba9876543210fedcba"
 )
 
 // env is a getenv over a fixed map.
@@ -88,10 +95,10 @@ func TestOverrides(t *testing.T) {
 		"AMBERFLO_API_KEY":              "af_key",
 		"AMBERFLO_BASE_URL":             "https://amberflo.example.com",
 		"CONTROL_PLANE_URL":             "https://cp.example.com/api/",
-		"CONTROL_PLANE_SECRET":          "cp_secret",
+		"CONTROL_PLANE_SECRET":          cpSecret,
 		"ALERT_WEBHOOK_URL":             "https://hooks.example.com/services/T0/B0/X",
 		"CUSTOMER_NOTICE_URL":           "https://mailer.example.com/notices",
-		"CUSTOMER_NOTICE_SECRET":        "notice_secret",
+		"CUSTOMER_NOTICE_SECRET":        noticeSecret,
 		"CUSTOMER_ID_METADATA_KEY":      "tenant_id",
 		"DUNNING_RETRY_SCHEDULE":        "1h, 6h ,48h",
 		"DUNNING_GRACE_PERIOD":          "240h",
@@ -131,10 +138,10 @@ func TestOverrides(t *testing.T) {
 		AmberfloAPIKey:         "af_key",
 		AmberfloBaseURL:        "https://amberflo.example.com",
 		ControlPlaneURL:        "https://cp.example.com/api",
-		ControlPlaneSecret:     "cp_secret",
+		ControlPlaneSecret:     cpSecret,
 		AlertWebhookURL:        "https://hooks.example.com/services/T0/B0/X",
 		CustomerNoticeURL:      "https://mailer.example.com/notices",
-		CustomerNoticeSecret:   "notice_secret",
+		CustomerNoticeSecret:   noticeSecret,
 		CustomerIDMetadataKey:  "tenant_id",
 		RetrySchedule:          []time.Duration{time.Hour, 6 * time.Hour, 48 * time.Hour},
 		GracePeriod:            240 * time.Hour,
@@ -236,12 +243,12 @@ func TestBadValues(t *testing.T) {
 		{"schedule not durations", map[string]string{"DUNNING_RETRY_SCHEDULE": "daily"}, []string{"DUNNING_RETRY_SCHEDULE"}},
 		{"retention below 7 days", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "72h"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
 		{"retention an hour short of 7 days", map[string]string{"TEMPORAL_NAMESPACE_RETENTION": "167h"}, []string{"TEMPORAL_NAMESPACE_RETENTION"}},
-		{"non-URL CONTROL_PLANE_URL", map[string]string{"CONTROL_PLANE_URL": "cp.example.com", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
-		{"CONTROL_PLANE_URL with another scheme", map[string]string{"CONTROL_PLANE_URL": "ftp://cp.example.com", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
-		{"CONTROL_PLANE_URL without host", map[string]string{"CONTROL_PLANE_URL": "https://", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
+		{"non-URL CONTROL_PLANE_URL", map[string]string{"CONTROL_PLANE_URL": "cp.example.com", "CONTROL_PLANE_SECRET": cpSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL with another scheme", map[string]string{"CONTROL_PLANE_URL": "ftp://cp.example.com", "CONTROL_PLANE_SECRET": cpSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL without host", map[string]string{"CONTROL_PLANE_URL": "https://", "CONTROL_PLANE_SECRET": cpSecret, "STRIPE_API_KEY": "sk_test_1"}, []string{"CONTROL_PLANE_URL"}},
 		{"CONTROL_PLANE_URL without CONTROL_PLANE_SECRET", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "STRIPE_API_KEY": "sk_live_1"}, []string{"CONTROL_PLANE_SECRET"}},
-		{"CONTROL_PLANE_URL without STRIPE_API_KEY", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "CONTROL_PLANE_SECRET": "s"}, []string{"CONTROL_PLANE_URL"}},
-		{"CONTROL_PLANE_URL with a blank STRIPE_API_KEY", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "CONTROL_PLANE_SECRET": "s", "STRIPE_API_KEY": "  "}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL without STRIPE_API_KEY", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "CONTROL_PLANE_SECRET": cpSecret}, []string{"CONTROL_PLANE_URL"}},
+		{"CONTROL_PLANE_URL with a blank STRIPE_API_KEY", map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com", "CONTROL_PLANE_SECRET": cpSecret, "STRIPE_API_KEY": "  "}, []string{"CONTROL_PLANE_URL"}},
 		{"publishable key as STRIPE_API_KEY", map[string]string{"STRIPE_API_KEY": "pk_live_1"}, []string{"STRIPE_API_KEY"}},
 		{"STRIPE_API_KEY of no known kind", map[string]string{"STRIPE_API_KEY": "sk_123"}, []string{"STRIPE_API_KEY"}},
 		{"CUSTOMER_NOTICE_URL without secret", map[string]string{"CUSTOMER_NOTICE_URL": "https://mailer.example.com"}, []string{"CUSTOMER_NOTICE_SECRET"}},
@@ -317,7 +324,7 @@ func TestBoundaryValuesAccepted(t *testing.T) {
 
 func TestSeveralBadValuesAllReported(t *testing.T) {
 	t.Parallel()
-	const cpSecret, amberfloKey, webhookSecret, stripeKey = "cp-secret-93f1", "af-key-5d0a", "whsec_d3adb33f", "pk_live_7c2e"
+	const cpSecret, amberfloKey, webhookSecret, stripeKey = "cp-secret-93f1-0123456789abcdef0123", "af-key-5d0a", "whsec_d3adb33f", "pk_live_7c2e"
 	_, err := config.Load(env(map[string]string{
 		"HTTP_ADDR":                    "nonsense",
 		"LOG_LEVEL":                    "loud",
@@ -355,7 +362,7 @@ func TestSeveralBadValuesAllReported(t *testing.T) {
 // naming both variables.
 func TestControlPlaneNeedsStripe(t *testing.T) {
 	t.Parallel()
-	cp := map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com/api", "CONTROL_PLANE_SECRET": "cp_secret"}
+	cp := map[string]string{"CONTROL_PLANE_URL": "https://cp.example.com/api", "CONTROL_PLANE_SECRET": cpSecret}
 	_, err := config.Load(env(cp))
 	if err == nil {
 		t.Fatal("Load with CONTROL_PLANE_URL and no STRIPE_API_KEY = nil error")
@@ -365,7 +372,7 @@ func TestControlPlaneNeedsStripe(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
-	if strings.Contains(err.Error(), "cp_secret") {
+	if strings.Contains(err.Error(), cpSecret) {
 		t.Errorf("error %q repeats the control-plane secret", err)
 	}
 
@@ -452,4 +459,81 @@ func show(b *bool) string {
 		return "unknown"
 	}
 	return strconv.FormatBool(*b)
+}
+
+// The secrets dunning signs its own requests with are refused when short,
+// or when one value serves two receivers; each refusal names the variables
+// and never the value.
+func TestSigningSecretsRefused(t *testing.T) {
+	t.Parallel()
+	live := map[string]string{
+		"STRIPE_API_KEY":      "sk_test_1",
+		"CONTROL_PLANE_URL":   "https://cp.example.com/api",
+		"CUSTOMER_NOTICE_URL": "https://mailer.example.com/notices",
+		"PUBLIC_URL":          "https://billing.example.com",
+	}
+	with := func(vars map[string]string) map[string]string {
+		out := maps.Clone(live)
+		maps.Copy(out, vars)
+		return out
+	}
+	const webhookSecret = "whsec_0123456789abcdef0123456789abcdef"
+	short := strings.Repeat("s", 31)
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    []string // variables named, one error each
+		mention string   // another variable the error must name
+	}{
+		{"short CONTROL_PLANE_SECRET", with(map[string]string{"CONTROL_PLANE_SECRET": short, "CUSTOMER_NOTICE_SECRET": noticeSecret, "PORTAL_LINK_SECRET": portalSecret}),
+			[]string{"CONTROL_PLANE_SECRET"}, "32 bytes"},
+		{"short CUSTOMER_NOTICE_SECRET", with(map[string]string{"CONTROL_PLANE_SECRET": cpSecret, "CUSTOMER_NOTICE_SECRET": short, "PORTAL_LINK_SECRET": portalSecret}),
+			[]string{"CUSTOMER_NOTICE_SECRET"}, "32 bytes"},
+		{"short secrets without their URLs", map[string]string{"CONTROL_PLANE_SECRET": "cp", "CUSTOMER_NOTICE_SECRET": "notice"},
+			[]string{"CONTROL_PLANE_SECRET", "CUSTOMER_NOTICE_SECRET"}, "32 bytes"},
+		{"one secret for the control plane and notices", with(map[string]string{"CONTROL_PLANE_SECRET": cpSecret, "CUSTOMER_NOTICE_SECRET": cpSecret, "PORTAL_LINK_SECRET": portalSecret}),
+			[]string{"CUSTOMER_NOTICE_SECRET"}, "CONTROL_PLANE_SECRET"},
+		{"control-plane secret is the portal-link secret", with(map[string]string{"CONTROL_PLANE_SECRET": portalSecret, "CUSTOMER_NOTICE_SECRET": noticeSecret, "PORTAL_LINK_SECRET": portalSecret}),
+			[]string{"CONTROL_PLANE_SECRET"}, "PORTAL_LINK_SECRET"},
+		{"notice secret is the old portal-link secret", with(map[string]string{"CONTROL_PLANE_SECRET": cpSecret, "CUSTOMER_NOTICE_SECRET": oldPortalSecret, "PORTAL_LINK_SECRET": portalSecret + "," + oldPortalSecret}),
+			[]string{"CUSTOMER_NOTICE_SECRET"}, "PORTAL_LINK_SECRET"},
+		{"control-plane secret is a webhook secret", with(map[string]string{"CONTROL_PLANE_SECRET": webhookSecret, "CUSTOMER_NOTICE_SECRET": noticeSecret, "PORTAL_LINK_SECRET": portalSecret, "STRIPE_WEBHOOK_SECRET": "whsec_new_1," + webhookSecret}),
+			[]string{"CONTROL_PLANE_SECRET"}, "STRIPE_WEBHOOK_SECRET"},
+		{"notice secret is the webhook secret", with(map[string]string{"CONTROL_PLANE_SECRET": cpSecret, "CUSTOMER_NOTICE_SECRET": webhookSecret, "PORTAL_LINK_SECRET": portalSecret, "STRIPE_WEBHOOK_SECRET": webhookSecret}),
+			[]string{"CUSTOMER_NOTICE_SECRET"}, "STRIPE_WEBHOOK_SECRET"},
+		{"the same secret everywhere", with(map[string]string{"CONTROL_PLANE_SECRET": webhookSecret, "CUSTOMER_NOTICE_SECRET": webhookSecret, "PORTAL_LINK_SECRET": webhookSecret, "STRIPE_WEBHOOK_SECRET": webhookSecret}),
+			[]string{"CONTROL_PLANE_SECRET", "CONTROL_PLANE_SECRET", "CUSTOMER_NOTICE_SECRET", "CUSTOMER_NOTICE_SECRET", "CUSTOMER_NOTICE_SECRET"}, "CONTROL_PLANE_SECRET"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(env(tc.env))
+			if err == nil {
+				t.Fatalf("Load = nil error, want one naming %v", tc.want)
+			}
+			if got := named(t, err); !slices.Equal(got, tc.want) {
+				t.Errorf("error names %v, want %v; error:\n%v", got, tc.want, err)
+			}
+			if !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("error does not mention %s:\n%v", tc.mention, err)
+			}
+			for _, v := range []string{cpSecret, noticeSecret, portalSecret, oldPortalSecret, webhookSecret, short} {
+				if strings.Contains(err.Error(), v) {
+					t.Errorf("error repeats a secret:\n%v", err)
+				}
+			}
+		})
+	}
+
+	// Distinct secrets of 32 bytes and more are accepted, with their URLs
+	// or without.
+	for _, vars := range []map[string]string{
+		with(map[string]string{"CONTROL_PLANE_SECRET": strings.Repeat("c", 32), "CUSTOMER_NOTICE_SECRET": strings.Repeat("n", 32), "PORTAL_LINK_SECRET": portalSecret, "STRIPE_WEBHOOK_SECRET": webhookSecret}),
+		{"CONTROL_PLANE_SECRET": cpSecret},
+		{"CUSTOMER_NOTICE_SECRET": noticeSecret, "STRIPE_WEBHOOK_SECRET": webhookSecret},
+	} {
+		if _, err := config.Load(env(vars)); err != nil {
+			t.Errorf("Load(%v): %v", vars, err)
+		}
+	}
 }

@@ -12,9 +12,9 @@ import (
 var liveEnv = map[string]string{
 	"STRIPE_API_KEY":    "sk_live_0123456789",
 	"AMBERFLO_API_KEY":  "amberflo-key",
-	"CONTROL_PLANE_URL": "https://control.example.com/api", "CONTROL_PLANE_SECRET": "cp-secret",
+	"CONTROL_PLANE_URL": "https://control.example.com/api", "CONTROL_PLANE_SECRET": cpSecret,
 	"ALERT_WEBHOOK_URL":   "https://hooks.example.com/alerts",
-	"CUSTOMER_NOTICE_URL": "https://mailer.example.com/notices", "CUSTOMER_NOTICE_SECRET": "notice-secret",
+	"CUSTOMER_NOTICE_URL": "https://mailer.example.com/notices", "CUSTOMER_NOTICE_SECRET": noticeSecret,
 	"PUBLIC_URL": "https://billing.example.com", "PORTAL_LINK_SECRET": portalSecret,
 }
 
