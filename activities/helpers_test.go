@@ -18,6 +18,7 @@ import (
 type request struct {
 	Method         string
 	Path           string // escaped
+	Target         string // the request target as sent: escaped path and query
 	Query          url.Values
 	Header         http.Header
 	IdempotencyKey string
@@ -70,6 +71,7 @@ func read(t *testing.T, r *http.Request) request {
 	rec := request{
 		Method:         r.Method,
 		Path:           r.URL.EscapedPath(),
+		Target:         r.RequestURI,
 		Query:          r.URL.Query(),
 		Header:         r.Header.Clone(),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),

@@ -26,8 +26,8 @@ import (
 const (
 	accountID     = "acct-42" // the product's and Amberflo's ID for the customer
 	amberfloKey   = "amberflo-test-key"
-	cpSecret      = "cp_test_secret_0123456789"
-	noticeSecret  = "notice_test_secret_9876543210"
+	cpSecret      = "cp_test_secret_0123456789abcdefghijklm"
+	noticeSecret  = "notice_test_secret_9876543210zyxwvuts"
 	slackHookPath = "/services/T000DUNNING/B000DUNNING/xoxoTestToken"
 )
 
@@ -86,16 +86,25 @@ func jsonBody(t *testing.T, r request) map[string]any {
 	return m
 }
 
-// wantSigned checks the Dunning-Signature header the way a receiver that
-// reuses Stripe's verification code would.
-func wantSigned(t *testing.T, r request, secret string) {
+// wantSigned checks the Dunning-Signature header the way the receiver
+// would: the v2 scheme of its kind, over the method, target, idempotency
+// key and body, and under no other secret or kind.
+func wantSigned(t *testing.T, r request, kind sig.Kind, secret string) {
 	t.Helper()
 	h := r.Header.Get("Dunning-Signature")
-	if err := sig.Verify(h, r.Body, []string{secret}, 5*time.Minute, time.Now()); err != nil {
-		t.Errorf("%s: Dunning-Signature %q does not verify with the secret: %v", r, h, err)
+	signed := sig.Request{Method: r.Method, Target: r.Target, IdempotencyKey: r.IdempotencyKey, Body: r.Body}
+	if err := kind.Verify(h, signed, []string{secret}, 5*time.Minute, time.Now()); err != nil {
+		t.Errorf("%s: Dunning-Signature %q does not verify as %s with the secret: %v", r, h, kind, err)
 	}
-	if err := sig.Verify(h, r.Body, []string{"another secret"}, 5*time.Minute, time.Now()); !errors.Is(err, sig.ErrNoMatch) {
+	if err := kind.Verify(h, signed, []string{"another secret of at least 32 bytes"}, 5*time.Minute, time.Now()); !errors.Is(err, sig.ErrNoMatch) {
 		t.Errorf("%s: signature verifies with another secret (err %v)", r, err)
+	}
+	other := sig.KindControlPlane
+	if kind == other {
+		other = sig.KindCustomerNotice
+	}
+	if err := other.Verify(h, signed, []string{secret}, 5*time.Minute, time.Now()); !errors.Is(err, sig.ErrNoMatch) {
+		t.Errorf("%s: signature verifies as %s too (err %v)", r, other, err)
 	}
 }
 
@@ -144,7 +153,7 @@ func TestControlPlaneRequest(t *testing.T) {
 			if r.IdempotencyKey != in.IdempotencyKey {
 				t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.IdempotencyKey)
 			}
-			wantSigned(t, r, cpSecret)
+			wantSigned(t, r, sig.KindControlPlane, cpSecret)
 			want := map[string]any{
 				"customer_id": accountID, "stripe_customer_id": customerID, "action": action,
 				"reason": in.Reason, "workflow_id": in.WorkflowID, "amount_due": 4900.0, "currency": "usd",
@@ -701,7 +710,7 @@ func TestNotice(t *testing.T) {
 	if r.IdempotencyKey != in.Key {
 		t.Errorf("Idempotency-Key = %q, want %q", r.IdempotencyKey, in.Key)
 	}
-	wantSigned(t, r, noticeSecret)
+	wantSigned(t, r, sig.KindCustomerNotice, noticeSecret)
 	want := map[string]any{
 		"id": in.Key, "type": "payment_retry_failed", "customer_id": accountID, "stripe_customer_id": customerID,
 		"stage": "past_due", "amount_due": 4900.0, "currency": "usd", "invoice_url": in.InvoiceURL,

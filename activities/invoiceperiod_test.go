@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"dunning/activities"
+	"dunning/internal/sig"
 )
 
 const pathAllInvoices = "/payments/billing/customer-product-invoice/all"
@@ -197,7 +198,7 @@ func TestNoticeRepaired(t *testing.T) {
 				t.Fatalf("Notice = %+v, %v; want it delivered", got, err)
 			}
 			r := p.only(t)
-			wantSigned(t, r, noticeSecret)
+			wantSigned(t, r, sig.KindCustomerNotice, noticeSecret)
 			body := jsonBody(t, r)
 			if body["invoice_url"] != tc.link {
 				t.Errorf("invoice_url = %v, want %q", body["invoice_url"], tc.link)

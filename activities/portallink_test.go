@@ -16,6 +16,7 @@ import (
 
 	"dunning/activities"
 	"dunning/internal/portallink"
+	"dunning/internal/sig"
 	"dunning/notify"
 	"dunning/webhook"
 )
@@ -99,7 +100,7 @@ func TestNoticeLinkOpensTheCustomersPortal(t *testing.T) {
 		}
 	}
 	for _, r := range mailer.seen.list() {
-		wantSigned(t, r, noticeSecret)
+		wantSigned(t, r, sig.KindCustomerNotice, noticeSecret)
 		body := jsonBody(t, r)
 		link, _ := body["update_payment_method_url"].(string)
 		if !strings.HasPrefix(link, publicURL+portallink.PathPrefix) {

@@ -995,9 +995,9 @@ func liveExcept(t *testing.T, baseURL string) *activities.Activities {
 	acts, err := worker.NewActivities(nil, config.Config{
 		StripeAPIKey: fakeKey, StripeAPIBaseURL: baseURL,
 		AmberfloAPIKey: "amberflo-key", AmberfloBaseURL: baseURL,
-		ControlPlaneURL: baseURL + "/cp", ControlPlaneSecret: "cp-secret",
+		ControlPlaneURL: baseURL + "/cp", ControlPlaneSecret: cpSecret,
 		AlertWebhookURL:   baseURL + "/alerts",
-		CustomerNoticeURL: baseURL + "/notices", CustomerNoticeSecret: "notice-secret",
+		CustomerNoticeURL: baseURL + "/notices", CustomerNoticeSecret: noticeSecret,
 	}, quietLogger())
 	if err != nil {
 		t.Fatalf("NewActivities: %v", err)

@@ -44,7 +44,7 @@ const (
 	clusterStripeKey   = "sk_test_cluster"
 	clusterSecretNew   = "whsec_cluster_new"
 	clusterSecretOld   = "whsec_cluster_old"
-	clusterControlKey  = "cp_cluster_secret"
+	clusterControlKey  = "cp_cluster_secret_0123456789abcdef01"
 	clusterGrace       = 30 * time.Second
 	clusterDeprovision = 10 * time.Second
 )
@@ -672,7 +672,7 @@ func newFakeControl(t *testing.T) *fakeControl {
 			c.issues = append(c.issues, fmt.Sprintf("control plane: unexpected %s %s", r.Method, r.URL.Path))
 			http.NotFound(w, r)
 			return
-		case sig.Verify(r.Header.Get(controlplane.SignatureHeader), body, []string{clusterControlKey}, 5*time.Minute, time.Now()) != nil:
+		case sig.KindControlPlane.VerifyHTTP(r, body, []string{clusterControlKey}, 5*time.Minute, time.Now()) != nil:
 			c.issues = append(c.issues, fmt.Sprintf("control plane: %s %s with a bad signature", r.Method, r.URL.Path))
 			http.Error(w, `{"error":"bad signature"}`, http.StatusUnauthorized)
 			return

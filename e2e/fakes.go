@@ -640,7 +640,9 @@ func (c *ControlPlane) serveControl(w http.ResponseWriter, r *http.Request, body
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 		return h
 	}
-	if err := sig.Verify(r.Header.Get("Dunning-Signature"), body, []string{c.secret}, 5*time.Minute, time.Now()); err != nil {
+	// The v2 scheme, strictly: a control-plane signature over this
+	// method, path, idempotency key and body, and nothing else.
+	if err := sig.KindControlPlane.VerifyHTTP(r, body, []string{c.secret}, 5*time.Minute, time.Now()); err != nil {
 		c.problem("%s %s: signature: %v", r.Method, r.URL.Path, err)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad signature"})
 		return h
@@ -1057,7 +1059,9 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 		return h
 	}
-	if err := sig.Verify(r.Header.Get("Dunning-Signature"), body, []string{n.secret}, 5*time.Minute, time.Now()); err != nil {
+	// The v2 scheme, strictly: a customer-notice signature over this
+	// method, path, idempotency key and body, and nothing else.
+	if err := sig.KindCustomerNotice.VerifyHTTP(r, body, []string{n.secret}, 5*time.Minute, time.Now()); err != nil {
 		n.problem("notice signature: %v", err)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad signature"})
 		return h

@@ -38,8 +38,8 @@ var Binary string
 // Secrets the stack is configured with.
 const (
 	WebhookSecret = "whsec_e2e_dunning"
-	ControlSecret = "cp_e2e_secret"
-	NoticeSecret  = "notice_e2e_secret"
+	ControlSecret = "cp_e2e_secret_0123456789abcdef012345"
+	NoticeSecret  = "notice_e2e_secret_fedcba9876543210fe"
 	// PortalSecret signs the one-click links; PortalReturnURL is where the
 	// portal sends the customer back.
 	PortalSecret    = "portal_e2e_secret_long_enough_to_sign_0001"
