@@ -80,3 +80,47 @@ func TestDevRefusesALiveKeyWithThePublicSecret(t *testing.T) {
 		}
 	}
 }
+
+// The public dev secrets are no signing secrets for the control plane or
+// the mailer: `dunning dev` refuses either set to one of them, naming the
+// variable, and takes secrets of their own.
+func TestDevRefusesADevSecretForRequestSigning(t *testing.T) {
+	for _, k := range []string{"HTTP_ADDR", "STRIPE_WEBHOOK_SECRET", "PUBLIC_URL", "PORTAL_LINK_SECRET", "CONTROL_PLANE_SECRET", "CUSTOMER_NOTICE_SECRET"} {
+		t.Setenv(k, "")
+	}
+	devEnvDefaults()
+	devPortalDefaults()
+	load := func(vars map[string]string) error {
+		_, err := config.Load(func(k string) string {
+			if v, ok := vars[k]; ok {
+				return v
+			}
+			if k == "STRIPE_API_KEY" {
+				return devStripeKey
+			}
+			return envOr(k, "")
+		})
+		return err
+	}
+	if err := load(nil); err != nil {
+		t.Fatalf("dev defaults: %v", err)
+	}
+	for _, tc := range []struct{ name, value, other string }{
+		{"CONTROL_PLANE_SECRET", DevPortalLinkSecret, "PORTAL_LINK_SECRET"},
+		{"CUSTOMER_NOTICE_SECRET", DevPortalLinkSecret, "PORTAL_LINK_SECRET"},
+		{"CONTROL_PLANE_SECRET", DevWebhookSecret, "STRIPE_WEBHOOK_SECRET"},
+		{"CUSTOMER_NOTICE_SECRET", DevWebhookSecret, "STRIPE_WEBHOOK_SECRET"},
+	} {
+		err := load(map[string]string{tc.name: tc.value})
+		if err == nil || !strings.Contains(err.Error(), tc.name+": must not be one of the "+tc.other) {
+			t.Errorf("%s = the dev %s: %v, want a refusal naming both", tc.name, tc.other, err)
+		}
+	}
+	own := map[string]string{
+		"CONTROL_PLANE_SECRET":   "a_control_plane_secret_of_32_bytes_or_more",
+		"CUSTOMER_NOTICE_SECRET": "a_customer_notice_secret_of_32_bytes_or_more",
+	}
+	if err := load(own); err != nil {
+		t.Errorf("secrets of their own: %v", err)
+	}
+}
