@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,12 +70,17 @@ func (c Config) TemporalSecurity() string {
 }
 
 // envLookup gives envconfig the variables through getenv. An empty value
-// is unset, as everywhere else in dunning. The gRPC metadata variables
-// (TEMPORAL_GRPC_META_*) cannot be listed through getenv; a profile's
-// grpc_meta is read.
+// is unset, as everywhere else in dunning. Only the connection's variables
+// are read: not the remote codec's (TEMPORAL_CODEC_*, for the UI and the
+// CLI; dunning's payloads are not encoded by a codec server), nor the gRPC
+// metadata variables (TEMPORAL_GRPC_META_*, which getenv cannot list; a
+// profile's grpc_meta applies).
 type envLookup struct{ getenv func(string) string }
 
 func (e envLookup) LookupEnv(name string) (string, bool) {
+	if name != "TEMPORAL_ADDRESS" && name != "TEMPORAL_NAMESPACE" && !slices.Contains(TemporalConnectionVars, name) {
+		return "", false
+	}
 	v := strings.TrimSpace(e.getenv(name))
 	return v, v != ""
 }
