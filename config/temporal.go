@@ -50,7 +50,8 @@ func (c Config) TemporalClientOptions() (client.Options, error) {
 
 // TemporalSecurity says how the connection to Temporal is protected, for
 // the startup log: "plaintext", "tls", "mtls", "api key over tls" or
-// "mtls and api key".
+// "mtls and api key", with ", server name not verified" when
+// TEMPORAL_TLS_DISABLE_HOST_VERIFICATION is on.
 func (c Config) TemporalSecurity() string {
 	t := c.Temporal.TLS
 	tlsOn := (t != nil && !t.Disabled) || (t == nil && c.Temporal.APIKey != "")
@@ -58,15 +59,19 @@ func (c Config) TemporalSecurity() string {
 		return "plaintext"
 	}
 	mtls := t != nil && (t.ClientCertPath != "" || len(t.ClientCertData) > 0)
+	s := "tls"
 	switch {
 	case mtls && c.Temporal.APIKey != "":
-		return "mtls and api key"
+		s = "mtls and api key"
 	case mtls:
-		return "mtls"
+		s = "mtls"
 	case c.Temporal.APIKey != "":
-		return "api key over tls"
+		s = "api key over tls"
 	}
-	return "tls"
+	if t != nil && t.DisableHostVerification {
+		s += ", server name not verified"
+	}
+	return s
 }
 
 // envLookup gives envconfig the variables through getenv. An empty value
@@ -98,6 +103,9 @@ func (r *reader) temporal(c *Config, useFile bool) {
 	where := file
 	if where == "" {
 		where = envconfig.DefaultConfigFilePath()
+	}
+	if where == "" {
+		where = "the Temporal configuration file (none: no user configuration folder)"
 	}
 	if useFile {
 		if file != "" {

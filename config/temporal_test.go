@@ -139,6 +139,13 @@ func TestTemporalTLSOn(t *testing.T) {
 			t.Errorf("TEMPORAL_TLS=%s: TemporalSecurity = %q, want tls", v, got)
 		}
 	}
+	c, opts := options(t, map[string]string{"TEMPORAL_TLS_DISABLE_HOST_VERIFICATION": "true"})
+	if opts.ConnectionOptions.TLS == nil || !opts.ConnectionOptions.TLS.InsecureSkipVerify {
+		t.Errorf("TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=true: TLS %+v, want TLS without host verification", opts.ConnectionOptions.TLS)
+	}
+	if got := c.TemporalSecurity(); got != "tls, server name not verified" {
+		t.Errorf("without host verification: TemporalSecurity = %q, want it said", got)
+	}
 	for _, v := range []string{"false", "0"} {
 		_, opts := options(t, map[string]string{"TEMPORAL_TLS": v})
 		if opts.ConnectionOptions.TLS != nil {
