@@ -182,14 +182,15 @@ done
 # works; TestCluster checks the same for the SDK. (TLS 1.3 reports the
 # refusal after the handshake: the client may see "certificate required",
 # a reset or a broken pipe.)
-no_cert="$TEMPORAL_CLI --address $ADDRESS --command-timeout 15s operator cluster health"
-if ! env $(tls_env admin) $no_cert >"$LOGS/with-certificate.log" 2>&1; then
+if ! env $(tls_env admin) "$TEMPORAL_CLI" --address "$ADDRESS" --command-timeout 15s operator cluster health \
+  >"$LOGS/with-certificate.log" 2>&1; then
   echo "test-cluster: the frontend refused the admin certificate:" >&2
   cat "$LOGS/with-certificate.log" >&2
   exit 1
 fi
 if env TEMPORAL_TLS_SERVER_CA_CERT_PATH="$CLUSTER_TLS_DIR/ca.pem" TEMPORAL_TLS_SERVER_NAME=temporal-frontend \
-  $no_cert >"$LOGS/without-certificate.log" 2>&1; then
+  "$TEMPORAL_CLI" --address "$ADDRESS" --command-timeout 15s operator cluster health \
+  >"$LOGS/without-certificate.log" 2>&1; then
   echo "test-cluster: the frontend answered a client without a certificate: mutual TLS is off" >&2
   exit 1
 fi
