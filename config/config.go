@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/contrib/envconfig"
+
 	"dunning/internal/portallink"
 	"dunning/internal/sig"
 )
@@ -23,8 +25,16 @@ type Config struct {
 	// HTTPAddr is where the webhook server listens (HTTP_ADDR).
 	HTTPAddr string
 
-	TemporalAddress   string // TEMPORAL_ADDRESS
-	TemporalNamespace string // TEMPORAL_NAMESPACE
+	// TemporalAddress and TemporalNamespace are where the Temporal
+	// connection leads (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, or the
+	// profile's; 127.0.0.1:7233 and default).
+	TemporalAddress   string
+	TemporalNamespace string
+	// Temporal is the whole connection, read as Temporal's own tools read
+	// it: the profile of TEMPORAL_CONFIG_FILE named by TEMPORAL_PROFILE,
+	// under TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and
+	// TEMPORAL_TLS*. TemporalClientOptions turns it into client options.
+	Temporal          envconfig.ClientConfigProfile
 	TemporalTaskQueue string // TEMPORAL_TASK_QUEUE
 	// NamespaceRetention is how long closed workflows are kept
 	// (TEMPORAL_NAMESPACE_RETENTION). Event-ID deduplication holds only
@@ -227,11 +237,20 @@ func (c Config) PortalLinksConfigured() bool {
 // and validates it. Every problem found is reported, each naming its
 // variable.
 func Load(getenv func(string) string) (Config, error) {
+	return load(getenv, true)
+}
+
+// LoadLocal is Load without the Temporal profile file: for `dunning dev`,
+// which connects to the dev server it starts itself, whatever the user's
+// Temporal CLI is set up for.
+func LoadLocal(getenv func(string) string) (Config, error) {
+	return load(getenv, false)
+}
+
+func load(getenv func(string) string, temporalFile bool) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
 		HTTPAddr:               r.addr("HTTP_ADDR", ":8080"),
-		TemporalAddress:        r.addr("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		TemporalNamespace:      r.name("TEMPORAL_NAMESPACE", "default"),
 		TemporalTaskQueue:      r.name("TEMPORAL_TASK_QUEUE", "dunning"),
 		NamespaceRetention:     r.duration("TEMPORAL_NAMESPACE_RETENTION", MinRetention),
 		StripeWebhookSecrets:   r.list("STRIPE_WEBHOOK_SECRET"),
@@ -269,6 +288,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 		RequireLive:            r.integrations("DUNNING_REQUIRE_LIVE"),
 	}
+	r.temporal(&c, temporalFile)
 
 	if c.NamespaceRetention < MinRetention {
 		r.fail("TEMPORAL_NAMESPACE_RETENTION", "must be at least %s so that redelivered events are still recognised", MinRetention)

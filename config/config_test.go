@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/contrib/envconfig"
+
 	"dunning/config"
 )
 
@@ -39,6 +41,7 @@ func TestDefaults(t *testing.T) {
 		HTTPAddr:               ":8080",
 		TemporalAddress:        "127.0.0.1:7233",
 		TemporalNamespace:      "default",
+		Temporal:               envconfig.ClientConfigProfile{Address: "127.0.0.1:7233", Namespace: "default"},
 		TemporalTaskQueue:      "dunning",
 		NamespaceRetention:     168 * time.Hour,
 		StripeWebhookTolerance: 5 * time.Minute,
@@ -122,6 +125,7 @@ func TestOverrides(t *testing.T) {
 		HTTPAddr:               "127.0.0.1:9090",
 		TemporalAddress:        "temporal.internal:7233",
 		TemporalNamespace:      "billing-prod",
+		Temporal:               envconfig.ClientConfigProfile{Address: "temporal.internal:7233", Namespace: "billing-prod"},
 		TemporalTaskQueue:      "dunning-v2",
 		NamespaceRetention:     720 * time.Hour,
 		StripeWebhookSecrets:   []string{"whsec_live_one"},

@@ -7,14 +7,21 @@
 #   2. deploy/setup-schema.sh with temporal-sql-tool: the `temporal` and
 #      `temporal_visibility` databases, as docker-compose.yml's
 #      temporal-schema does.
-#   3. temporal-server (built from the module proxy at the version the CLI
+#   3. deploy/tls-certs.sh: a throwaway CA, the frontend's certificate and
+#      client certificates for dunning, the setup (admin) and the server's
+#      system worker.
+#   4. temporal-server (built from the module proxy at the version the CLI
 #      embeds) with deploy/temporal/cluster.yaml: all four services, on
-#      PostgreSQL for persistence and visibility.
-#   4. deploy/setup-namespace.sh with the temporal CLI, twice (it must be
-#      idempotent): the namespace with 7 days' retention and dunning's
-#      search attributes, as docker-compose.yml's temporal-setup does.
-#   5. go test ./deploy -run TestCluster: two workers and two webhooks (the
-#      real binary) driven through recoveries while one worker is killed.
+#      PostgreSQL for persistence and visibility, the frontend taking
+#      mutual TLS only.
+#   5. deploy/setup-namespace.sh with the temporal CLI, twice (it must be
+#      idempotent), with the admin certificate in TEMPORAL_TLS_*: the
+#      namespace with 7 days' retention and dunning's search attributes, as
+#      docker-compose.yml's temporal-setup does.
+#   6. go test ./deploy -run TestCluster, with dunning's certificate in
+#      TEMPORAL_TLS_*: a client without a certificate (or with one of
+#      another CA) is refused; two workers and two webhooks (the real
+#      binary) are driven through recoveries while one worker is killed.
 #
 # Everything it starts it stops, on success, failure or Ctrl-C. Logs are
 # kept in .data/cluster/. The Makefile passes TEMPORAL_SERVER,
@@ -46,7 +53,7 @@ started=$(date +%s)
 say() { printf 'test-cluster [%3ss] %s\n' "$(($(date +%s) - started))" "$*"; }
 
 # ---- cleanup: everything started below is recorded here and stopped here
-PGTMP= PG= SERVER_PID=
+PGTMP= PG= SERVER_PID= TLS_DIR=
 cleanup() {
   status=$?
   trap - EXIT INT TERM
@@ -65,6 +72,7 @@ cleanup() {
     cp "$PGTMP/postgres.log" "$LOGS/postgres.log" 2>/dev/null || true
     rm -rf "$PGTMP"
   fi
+  if [[ -n $TLS_DIR ]]; then rm -rf "$TLS_DIR"; fi
   if [[ $status -eq 0 ]]; then
     say "passed; logs in $LOGS"
   else
@@ -132,28 +140,63 @@ SQL_HOST=127.0.0.1 SQL_PORT=$CLUSTER_PG_PORT SQL_USER=$CLUSTER_PG_USER SQL_PASSW
   { cat "$LOGS/setup-schema.log" >&2; exit 1; }
 say "schemas set up with $("$TEMPORAL_SQL_TOOL" --version)"
 
-# ---- 3. the Temporal server
+# ---- 3. certificates: the frontend requires a client certificate of this CA
+if ! command -v openssl >/dev/null; then
+  say "openssl not found: apt-get install openssl"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+TLS_DIR=$(mktemp -d)
+export CLUSTER_TLS_DIR=$TLS_DIR/pki
+deploy/tls-certs.sh "$CLUSTER_TLS_DIR" >"$LOGS/tls-certs.log" 2>&1 || { cat "$LOGS/tls-certs.log" >&2; exit 1; }
+say "certificates made in $CLUSTER_TLS_DIR ($(openssl version | awk '{ print $1, $2 }'))"
+# What a client needs, minus its own certificate and key.
+tls_env() { # client name
+  echo TEMPORAL_TLS_SERVER_CA_CERT_PATH="$CLUSTER_TLS_DIR/ca.pem" TEMPORAL_TLS_SERVER_NAME=temporal-frontend \
+    TEMPORAL_TLS_CLIENT_CERT_PATH="$CLUSTER_TLS_DIR/$1.pem" TEMPORAL_TLS_CLIENT_KEY_PATH="$CLUSTER_TLS_DIR/$1.key"
+}
+
+# ---- 4. the Temporal server
 "$TEMPORAL_SERVER" --root / --config "$PWD/deploy/temporal" --env cluster --allow-no-auth start \
   >"$LOGS/temporal-server.log" 2>&1 &
 SERVER_PID=$!
 ADDRESS=127.0.0.1:$CLUSTER_PORT_BASE
-say "temporal-server $("$TEMPORAL_SERVER" --version | awk '{ print $NF }') starting on $ADDRESS (pid $SERVER_PID)"
+say "temporal-server $("$TEMPORAL_SERVER" --version | awk '{ print $NF }') starting on $ADDRESS, mTLS (pid $SERVER_PID)"
 
-# ---- 4. namespace and search attributes, twice
+# ---- 5. namespace and search attributes, twice, as the admin
 for run in 1 2; do
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "test-cluster: temporal-server exited; the end of its log:" >&2
     tail -n 40 "$LOGS/temporal-server.log" >&2
     exit 1
   fi
-  TEMPORAL_ADDRESS=$ADDRESS TEMPORAL_NAMESPACE=$NAMESPACE TEMPORAL_NAMESPACE_RETENTION=$RETENTION \
+  env $(tls_env admin) TEMPORAL_ADDRESS=$ADDRESS TEMPORAL_NAMESPACE=$NAMESPACE TEMPORAL_NAMESPACE_RETENTION=$RETENTION \
     DUNNING_SEARCH_ATTRIBUTES=$SEARCH_ATTRIBUTES TEMPORAL_CLI=$TEMPORAL_CLI \
     deploy/setup-namespace.sh >>"$LOGS/setup-namespace.log" 2>&1 ||
     { tail -n 40 "$LOGS/setup-namespace.log" >&2; exit 1; }
   say "namespace $NAMESPACE set up (run $run)"
 done
 
-# ---- 5. dunning on it
+# The frontend refuses the temporal CLI without a client certificate, even
+# trusting the server, where the same command with the admin certificate
+# works; TestCluster checks the same for the SDK. (TLS 1.3 reports the
+# refusal after the handshake: the client may see "certificate required",
+# a reset or a broken pipe.)
+if ! env $(tls_env admin) "$TEMPORAL_CLI" --address "$ADDRESS" --command-timeout 15s operator cluster health \
+  >"$LOGS/with-certificate.log" 2>&1; then
+  echo "test-cluster: the frontend refused the admin certificate:" >&2
+  cat "$LOGS/with-certificate.log" >&2
+  exit 1
+fi
+if env TEMPORAL_TLS_SERVER_CA_CERT_PATH="$CLUSTER_TLS_DIR/ca.pem" TEMPORAL_TLS_SERVER_NAME=temporal-frontend \
+  "$TEMPORAL_CLI" --address "$ADDRESS" --command-timeout 15s operator cluster health \
+  >"$LOGS/without-certificate.log" 2>&1; then
+  echo "test-cluster: the frontend answered a client without a certificate: mutual TLS is off" >&2
+  exit 1
+fi
+say "a client without a certificate is refused: $(tail -n 1 "$LOGS/without-certificate.log")"
+
+# ---- 6. dunning on it, with its own certificate
 say "go test ./deploy -run TestCluster"
-DUNNING_CLUSTER_ADDRESS=$ADDRESS DUNNING_CLUSTER_NAMESPACE=$NAMESPACE DUNNING_CLUSTER_LOGS=$LOGS \
+env $(tls_env dunning) DUNNING_CLUSTER_ADDRESS=$ADDRESS DUNNING_CLUSTER_NAMESPACE=$NAMESPACE DUNNING_CLUSTER_LOGS=$LOGS \
   DUNNING_BIN=$DUNNING_BIN go test -count=1 -timeout 15m -run '^TestCluster' -v ./deploy

@@ -3,10 +3,17 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +30,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
 
 	"dunning/config"
@@ -51,7 +59,8 @@ const (
 
 // TestCluster is the production profile for real, run by `make
 // test-cluster` (deploy/cluster.sh) against a Temporal cluster on
-// PostgreSQL that deploy/setup-namespace.sh has set up: two worker and two
+// PostgreSQL, its frontend taking mutual TLS only, that
+// deploy/setup-namespace.sh has set up: two worker and two
 // webhook processes of the real binary, a set of customers driven to every
 // end of the recovery lifecycle, and one worker killed (SIGKILL) midway.
 // Every recovery must reach its final stage, every control-plane action and
@@ -63,6 +72,17 @@ func TestCluster(t *testing.T) {
 		t.Skip("runs under `make test-cluster`, against a Temporal cluster on PostgreSQL (DUNNING_CLUSTER_ADDRESS)")
 	}
 	h := newHarness(t, address, os.Getenv("DUNNING_CLUSTER_NAMESPACE"))
+
+	// The frontend takes mutual TLS only: dunning's certificate gets in
+	// (h.client), a client without one, or with one of another CA, or
+	// without TLS, does not.
+	if h.cfg.TemporalSecurity() != "mtls" {
+		t.Fatalf("the cluster's clients connect with %s; make test-cluster hands them a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH)", h.cfg.TemporalSecurity())
+	}
+	h.refused("a client without a certificate", withoutCertificate(h.cfg.Temporal))
+	strangerCert, strangerKey := strangerCertificate(t)
+	h.refused("a client with a certificate of another CA", withCertificate(h.cfg.Temporal, strangerCert, strangerKey))
+	h.refused("a client without TLS", withoutTLS(h.cfg.Temporal))
 
 	// The namespace as deploy/setup-namespace.sh left it: what the code
 	// needs, on a real server.
@@ -222,6 +242,7 @@ type life struct {
 
 type harness struct {
 	t         *testing.T
+	cfg       config.Config // the processes' configuration
 	client    client.Client
 	address   string
 	namespace string
@@ -250,14 +271,6 @@ func newHarness(t *testing.T, address, namespace string) *harness {
 	}
 	h := &harness{t: t, address: address, namespace: namespace, logs: logs,
 		events: map[string][]string{}, http: &http.Client{Timeout: 30 * time.Second}}
-	var err error
-	h.client, err = client.Dial(client.Options{HostPort: address, Namespace: namespace,
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	if err != nil {
-		t.Fatalf("connect to the cluster at %s: %v", address, err)
-	}
-	t.Cleanup(h.client.Close)
-
 	h.bin = os.Getenv("DUNNING_BIN")
 	if h.bin == "" {
 		h.bin = filepath.Join(t.TempDir(), "dunning")
@@ -290,6 +303,29 @@ func newHarness(t *testing.T, address, namespace string) *harness {
 			env[k] = v
 		}
 	}
+	// The connection's security (TEMPORAL_TLS_*: dunning's client
+	// certificate), as cluster.sh hands it over, for every process and
+	// for this test's own client, which reads it as the processes do.
+	for _, k := range config.TemporalConnectionVars {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("the processes' configuration:\n%v", err)
+	}
+	h.cfg = cfg
+	opts, err := cfg.TemporalClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.client, err = client.Dial(opts)
+	if err != nil {
+		t.Fatalf("connect to the cluster at %s (%s): %v", address, cfg.TemporalSecurity(), err)
+	}
+	t.Cleanup(h.client.Close)
 	for k, v := range env {
 		h.env = append(h.env, k+"="+v)
 	}
@@ -527,6 +563,96 @@ func (h *harness) cli(args ...string) string {
 		h.t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// ---- mutual TLS
+
+// refused dials the cluster with prof and fails unless the frontend
+// refuses it. prof is the processes' profile with one thing changed, and
+// h.client, on that profile, is in: the refusal is that change's. (TLS 1.3
+// reports a refused certificate after the handshake: the client may see
+// "certificate required", a reset or a broken pipe.)
+func (h *harness) refused(what string, prof envconfig.ClientConfigProfile) {
+	h.t.Helper()
+	opts, err := prof.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		h.t.Fatalf("%s: %v", what, err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, opts)
+	if err == nil {
+		// Dial checks the server's health; a namespace call must fail too.
+		_, err = c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: h.namespace})
+		c.Close()
+	}
+	if err == nil {
+		h.t.Fatalf("%s was let in by the frontend at %s: mutual TLS is not on", what, h.address)
+	}
+	h.t.Logf("%s: refused (%v)", what, err)
+}
+
+// withoutCertificate is prof trusting the same server, with no client
+// certificate.
+func withoutCertificate(prof envconfig.ClientConfigProfile) envconfig.ClientConfigProfile {
+	t := *prof.TLS
+	t.ClientCertPath, t.ClientKeyPath, t.ClientCertData, t.ClientKeyData = "", "", nil, nil
+	prof.TLS = &t
+	return prof
+}
+
+func withCertificate(prof envconfig.ClientConfigProfile, certPath, keyPath string) envconfig.ClientConfigProfile {
+	prof = withoutCertificate(prof)
+	prof.TLS.ClientCertPath, prof.TLS.ClientKeyPath = certPath, keyPath
+	return prof
+}
+
+func withoutTLS(prof envconfig.ClientConfigProfile) envconfig.ClientConfigProfile {
+	prof.TLS = &envconfig.ClientConfigTLS{Disabled: true}
+	return prof
+}
+
+// strangerCertificate makes a client certificate, and its key, signed by a
+// CA of its own that the cluster has never seen.
+func strangerCertificate(t *testing.T) (certPath, keyPath string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stranger CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "dunning"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath, keyPath = filepath.Join(dir, "stranger.pem"), filepath.Join(dir, "stranger.key")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
 }
 
 // ---- processes

@@ -16,6 +16,12 @@
 #   TEMPORAL_NAMESPACE_RETENTION   e.g. 168h
 #   DUNNING_SEARCH_ATTRIBUTES      Name=Type,… e.g. StripeCustomerId=Keyword,…
 #   TEMPORAL_CLI                   the temporal CLI (default: temporal on PATH)
+# and, when the frontend takes TLS, the temporal CLI reads the rest of the
+# connection from the environment itself, as dunning does (compose: none,
+# plaintext inside the stack; make test-cluster: an admin certificate):
+#   TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH   client certificate and key
+#   TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME    how to check the frontend
+#   TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE
 set -eu
 
 : "${TEMPORAL_ADDRESS:?set TEMPORAL_ADDRESS to the Temporal frontend, host:port}"

@@ -69,6 +69,26 @@ func checkDevConfig(cfg config.Config) error {
 	return nil
 }
 
+// checkDevTemporal refuses settings for another Temporal: `dunning dev`
+// starts its own dev server, in plaintext on loopback, and connects to it
+// alone, so TLS, an API key or a profile cannot mean what they say.
+// TEMPORAL_TLS=false says what dev does anyway.
+func checkDevTemporal(getenv func(string) string) error {
+	var set []string
+	for _, name := range config.TemporalConnectionVars {
+		v := strings.ToLower(strings.TrimSpace(getenv(name)))
+		if v == "" || (name == "TEMPORAL_TLS" && (v == "false" || v == "0")) {
+			continue
+		}
+		set = append(set, name)
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: dunning dev runs its own Temporal dev server, in plaintext on loopback, and takes no TLS, API key or profile; "+
+		"unset %s, or run `dunning worker` and `dunning webhook` against that Temporal instead", set[0], strings.Join(set, ", "))
+}
+
 // devStripeKey is the key sent to stripe-mock, which takes any key of a
 // test key's shape.
 const devStripeKey = "sk_test_123"
@@ -137,7 +157,11 @@ func runDev(ctx context.Context, args []string) error {
 			os.Setenv("STRIPE_API_BASE_URL", "http://"+s.stripeMockAt)
 		}
 	}
-	cfg, err := config.Load(os.Getenv)
+	if err := checkDevTemporal(os.Getenv); err != nil {
+		return err
+	}
+	// The dev server is dunning's own: no Temporal CLI profile applies.
+	cfg, err := config.LoadLocal(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}

@@ -124,3 +124,35 @@ func TestDevRefusesADevSecretForRequestSigning(t *testing.T) {
 		t.Errorf("secrets of their own: %v", err)
 	}
 }
+
+// `dunning dev` refuses settings for another Temporal, naming them, and
+// takes TEMPORAL_TLS=false, which is what it does anyway.
+func TestDevRefusesTemporalSecuritySettings(t *testing.T) {
+	for _, vars := range []map[string]string{
+		{"TEMPORAL_TLS": "true"},
+		{"TEMPORAL_API_KEY": "key"},
+		{"TEMPORAL_TLS_CLIENT_CERT_PATH": "/etc/dunning/client.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/etc/dunning/client.key"},
+		{"TEMPORAL_PROFILE": "prod"},
+		{"TEMPORAL_CONFIG_FILE": "/etc/temporal.toml"},
+	} {
+		err := checkDevTemporal(func(k string) string { return vars[k] })
+		if err == nil {
+			t.Errorf("%v: accepted, want a refusal", vars)
+			continue
+		}
+		for name := range vars {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%v: %v, want it to name %s", vars, err, name)
+			}
+		}
+		if strings.Contains(err.Error(), "key\"") || strings.Contains(err.Error(), "client.pem") {
+			t.Errorf("the refusal repeats a value: %v", err)
+		}
+	}
+	for _, vars := range []map[string]string{nil, {"TEMPORAL_TLS": "false"}, {"TEMPORAL_TLS": "0"},
+		{"TEMPORAL_ADDRESS": "127.0.0.1:7244", "TEMPORAL_NAMESPACE": "dev"}} {
+		if err := checkDevTemporal(func(k string) string { return vars[k] }); err != nil {
+			t.Errorf("%v: %v, want it accepted", vars, err)
+		}
+	}
+}

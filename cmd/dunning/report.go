@@ -17,7 +17,9 @@ import (
 
 // runReport prints how much dunning recovered for the recoveries whose
 // first failure falls in the window, from one visibility listing of the
-// recoveries' memos (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE).
+// recoveries' memos (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, and the rest of
+// the connection as the worker reads it: TEMPORAL_TLS_*, TEMPORAL_API_KEY,
+// TEMPORAL_PROFILE).
 func runReport(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -39,7 +41,11 @@ func runReport(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	c, err := client.DialContext(ctx, clientOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	opts, err := clientOptions(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
 	}

@@ -23,12 +23,16 @@ import (
 	"dunning/workflows"
 )
 
-func clientOptions(cfg config.Config, log *slog.Logger) client.Options {
-	return client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+// clientOptions are the Temporal client options of every process: the
+// connection as configured (address, namespace, TLS, client certificate,
+// API key; config.Config.Temporal) and dunning's logger.
+func clientOptions(cfg config.Config, log *slog.Logger) (client.Options, error) {
+	opts, err := cfg.TemporalClientOptions()
+	if err != nil {
+		return client.Options{}, err
 	}
+	opts.Logger = tlog.NewStructuredLogger(log.With("component", "temporal"))
+	return opts, nil
 }
 
 // workerMetrics is the worker's Prometheus registry, the recovery's
@@ -52,8 +56,13 @@ func newWorkerMetrics() workerMetrics {
 // worker started before its server waits for it instead of failing.
 func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	delay := 500 * time.Millisecond
-	opts := clientOptions(cfg, log)
+	opts, err := clientOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	opts.MetricsHandler = metrics
+	log.Info("connecting to temporal", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace,
+		"security", cfg.TemporalSecurity())
 	for {
 		c, err := client.DialContext(ctx, opts)
 		if err == nil {
@@ -145,7 +154,13 @@ func runWebhook(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	}
 	// A lazy client lets the webhook start, and answer 503, while Temporal
 	// is down; each request then finds out for itself.
-	c, err := client.NewLazyClient(clientOptions(cfg, log))
+	opts, err := clientOptions(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("temporal connection", "address", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace,
+		"security", cfg.TemporalSecurity())
+	c, err := client.NewLazyClient(opts)
 	if err != nil {
 		return fmt.Errorf("temporal client for %s: %w", cfg.TemporalAddress, err)
 	}
