@@ -674,7 +674,7 @@ func checkTemporalUsesPostgreSQLForPersistenceAndVisibility(t *testing.T, p *typ
 	env := environment(p.Services["temporal"])
 	for k, want := range map[string]string{
 		"DB": "postgres12", "POSTGRES_SEEDS": "postgresql", "DB_PORT": "5432",
-		"ENABLE_ES": "false", "POSTGRES_PWD": operatorSecrets["POSTGRES_PASSWORD"],
+		"POSTGRES_PWD": operatorSecrets["POSTGRES_PASSWORD"],
 	} {
 		if env[k] != want {
 			t.Errorf("temporal: %s=%q, want %q", k, env[k], want)
