@@ -997,6 +997,7 @@ type prometheusConfig struct {
 			Targets []string `yaml:"targets"`
 		} `yaml:"static_configs"`
 	} `yaml:"scrape_configs"`
+	RuleFiles []string `yaml:"rule_files"`
 }
 
 // mountedFile is the file in this repository that a service mounts at
