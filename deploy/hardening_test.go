@@ -23,8 +23,8 @@ var writable = map[string][]string{
 	"postgresql": {"/var/lib/postgresql/data", "/var/run/postgresql"},
 	// --storage.tsdb.path.
 	"prometheus": {"/prometheus"},
-	// The database, plugins and sessions.
-	"grafana": {"/var/lib/grafana"},
+	// The database, plugins and sessions; its log folder.
+	"grafana": {"/var/lib/grafana", "/var/log/grafana"},
 	// Caddy's data and autosaved configuration.
 	"webhook-proxy": {"/data", "/config"},
 	// deploy/temporal-ui/start.sh writes the UI's configuration here.
