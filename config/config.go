@@ -130,6 +130,11 @@ type Config struct {
 	// history when they next wake. It bounds a worker's memory when many
 	// recoveries wait on long timers.
 	WorkflowCacheSize int
+	// WorkerStopTimeout is how long a stopping worker (SIGTERM, Ctrl-C)
+	// lets the activities it runs finish before it cancels them
+	// (WORKER_STOP_TIMEOUT). A container's stop grace period must exceed
+	// it, or the worker is killed mid-call.
+	WorkerStopTimeout time.Duration
 
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
@@ -171,6 +176,18 @@ const MaxWebhookTolerance = time.Hour
 const (
 	WebhookReadTimeout  = 15 * time.Second
 	WebhookWriteTimeout = 30 * time.Second
+)
+
+// DefaultWorkerStopTimeout is how long a stopping worker lets running
+// activities finish, unless WORKER_STOP_TIMEOUT says otherwise: as long
+// as the usual start-to-close timeout of dunning's activities, so that a
+// call under way to Stripe or the control plane ends with its answer
+// recorded instead of being cancelled and tried again by another worker.
+// An activity still running at the end is cancelled, and retried
+// elsewhere under its idempotency key.
+const (
+	DefaultWorkerStopTimeout = 30 * time.Second
+	MaxWorkerStopTimeout     = 10 * time.Minute
 )
 
 // MinRetention is the shortest namespace retention dunning accepts: Stripe
@@ -284,6 +301,7 @@ func load(getenv func(string) string, temporalFile bool) (Config, error) {
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
+		WorkerStopTimeout:      r.duration("WORKER_STOP_TIMEOUT", DefaultWorkerStopTimeout),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 		RequireLive:            r.integrations("DUNNING_REQUIRE_LIVE"),
@@ -341,6 +359,9 @@ func load(getenv func(string) string, temporalFile bool) (Config, error) {
 	}
 	if c.WorkflowCacheSize < 10 || c.WorkflowCacheSize > 1000000 {
 		r.fail("TEMPORAL_WORKFLOW_CACHE_SIZE", "must be between 10 and 1000000 workflows")
+	}
+	if c.WorkerStopTimeout < time.Second || c.WorkerStopTimeout > MaxWorkerStopTimeout {
+		r.fail("WORKER_STOP_TIMEOUT", "must be between 1s and %s", MaxWorkerStopTimeout)
 	}
 	if c.CardReminderBefore <= 0 || c.CardReminderBefore > 60*24*time.Hour {
 		r.fail("DUNNING_CARD_REMINDER_BEFORE", "must be positive and at most 1440h")

@@ -60,6 +60,7 @@ func TestDefaults(t *testing.T) {
 		ReconcileInterval:      15 * time.Minute,
 		ReconcileLookback:      72 * time.Hour,
 		WorkflowCacheSize:      2000,
+		WorkerStopTimeout:      30 * time.Second,
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -115,6 +116,7 @@ func TestOverrides(t *testing.T) {
 		"RECONCILE_LOOKBACK":            "48h",
 		"WORKER_METRICS_ADDR":           "127.0.0.1:9464",
 		"TEMPORAL_WORKFLOW_CACHE_SIZE":  "500",
+		"WORKER_STOP_TIMEOUT":           "45s",
 		"LOG_LEVEL":                     "DEBUG",
 		"LOG_FORMAT":                    "json",
 	}))
@@ -159,6 +161,7 @@ func TestOverrides(t *testing.T) {
 		ReconcileLookback:      48 * time.Hour,
 		WorkerMetricsAddr:      "127.0.0.1:9464",
 		WorkflowCacheSize:      500,
+		WorkerStopTimeout:      45 * time.Second,
 		LogLevel:               "debug",
 		LogFormat:              "json",
 	}
@@ -231,6 +234,10 @@ func TestBadValues(t *testing.T) {
 		{"zero grace period", map[string]string{"DUNNING_GRACE_PERIOD": "0s"}, []string{"DUNNING_GRACE_PERIOD"}},
 		{"negative deprovision delay", map[string]string{"DUNNING_DEPROVISION_AFTER": "-24h"}, []string{"DUNNING_DEPROVISION_AFTER"}},
 		{"cache too small", map[string]string{"TEMPORAL_WORKFLOW_CACHE_SIZE": "1"}, []string{"TEMPORAL_WORKFLOW_CACHE_SIZE"}},
+		{"no stop timeout", map[string]string{"WORKER_STOP_TIMEOUT": "0s"}, []string{"WORKER_STOP_TIMEOUT"}},
+		{"stop timeout under a second", map[string]string{"WORKER_STOP_TIMEOUT": "500ms"}, []string{"WORKER_STOP_TIMEOUT"}},
+		{"stop timeout over 10 minutes", map[string]string{"WORKER_STOP_TIMEOUT": "11m"}, []string{"WORKER_STOP_TIMEOUT"}},
+		{"stop timeout not a duration", map[string]string{"WORKER_STOP_TIMEOUT": "30"}, []string{"WORKER_STOP_TIMEOUT"}},
 		{"reconcile too often", map[string]string{"RECONCILE_INTERVAL": "1s"}, []string{"RECONCILE_INTERVAL"}},
 		{"lookback beyond retention", map[string]string{"RECONCILE_LOOKBACK": "200h"}, []string{"RECONCILE_LOOKBACK"}},
 		{"zero reminder lead", map[string]string{"DUNNING_CARD_REMINDER_BEFORE": "0s"}, []string{"DUNNING_CARD_REMINDER_BEFORE"}},

@@ -8,6 +8,7 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"maps"
 	"net"
 	"net/url"
@@ -678,7 +679,7 @@ func checkTemporalUsesPostgreSQLForPersistenceAndVisibility(t *testing.T, p *typ
 	env := environment(p.Services["temporal"])
 	for k, want := range map[string]string{
 		"DB": "postgres12", "POSTGRES_SEEDS": "postgresql", "DB_PORT": "5432",
-		"ENABLE_ES": "false", "POSTGRES_PWD": operatorSecrets["POSTGRES_PASSWORD"],
+		"POSTGRES_PWD": operatorSecrets["POSTGRES_PASSWORD"],
 	} {
 		if env[k] != want {
 			t.Errorf("temporal: %s=%q, want %q", k, env[k], want)
@@ -751,7 +752,8 @@ func checkNamespaceSetupMatchesTheCode(t *testing.T, p *types.Project) {
 
 	// Run the script as the container would, with a stand-in for the
 	// temporal CLI: a new namespace is created with the retention and gets
-	// every attribute; a second run updates it and creates nothing new.
+	// every attribute; a second run creates nothing new and leaves the
+	// retention it finds at least as long as asked alone.
 	state := filepath.Join(t.TempDir(), "namespace-exists")
 	ns := env["TEMPORAL_NAMESPACE"]
 	first := runSetupScript(t, setup, "TEMPORAL_CLI", state)
@@ -769,8 +771,28 @@ func checkNamespaceSetupMatchesTheCode(t *testing.T, p *types.Project) {
 	if slices.ContainsFunc(second, func(c string) bool { return strings.Contains(c, "namespace create") }) {
 		t.Errorf("a second run of temporal-setup created the namespace again:\n%s", strings.Join(second, "\n"))
 	}
-	if !slices.Contains(second, "--address temporal:7233 operator namespace update --namespace "+ns+" --retention "+env["TEMPORAL_NAMESPACE_RETENTION"]) {
-		t.Errorf("a second run of temporal-setup did not set the retention:\n%s", strings.Join(second, "\n"))
+	update := "--address temporal:7233 operator namespace update --namespace " + ns + " --retention " + env["TEMPORAL_NAMESPACE_RETENTION"]
+	for _, c := range []struct {
+		have       string // the retention the server reports
+		wantUpdate bool
+	}{
+		{fmt.Sprintf("%ds", int(retention.Seconds())), false},   // as asked
+		{fmt.Sprintf("%ds", int(retention.Seconds())+1), false}, // longer: an operator's choice
+		{"2592000s", false}, // 30 days
+		{fmt.Sprintf("%ds", int(retention.Seconds())-1), true}, // shorter
+		{"86400s", true}, // the server's default
+	} {
+		if err := os.WriteFile(state, []byte(c.have), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		calls := runSetupScript(t, setup, "TEMPORAL_CLI", state)
+		updated := slices.ContainsFunc(calls, func(got string) bool { return strings.Contains(got, "namespace update") })
+		switch {
+		case c.wantUpdate && !slices.Contains(calls, update):
+			t.Errorf("temporal-setup on a namespace with retention %s did not raise it with `temporal %s`:\n%s", c.have, update, strings.Join(calls, "\n"))
+		case !c.wantUpdate && updated:
+			t.Errorf("temporal-setup changed a retention of %s, at least the %s asked for:\n%s", c.have, retention, strings.Join(calls, "\n"))
+		}
 	}
 }
 
@@ -778,7 +800,10 @@ func checkNamespaceSetupMatchesTheCode(t *testing.T, p *types.Project) {
 // does (entrypoint /bin/sh <mounted script>, the service's environment),
 // with toolVar pointing at a stand-in that records its arguments. The
 // stand-in answers `namespace describe` with "not found" until a
-// `namespace create` has touched state. It returns the recorded calls.
+// `namespace create` has written state, then as the CLI does with
+// --output json, with the retention kept in state (as the server writes
+// it, 604800s); create and update write their --retention there. It
+// returns the recorded calls.
 func runSetupScript(t *testing.T, s types.ServiceConfig, toolVar, state string) []string {
 	t.Helper()
 	if len(s.Entrypoint) != 2 || s.Entrypoint[0] != "/bin/sh" {
@@ -804,9 +829,24 @@ func runSetupScript(t *testing.T, s types.ServiceConfig, toolVar, state string) 
 	fake := filepath.Join(dir, "tool")
 	err := os.WriteFile(fake, []byte(`#!/bin/sh
 echo "$*" >> "$FAKE_CALLS"
+retention() {
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --retention ]; then
+      case "$2" in
+        *h) echo "$((${2%h} * 3600))s" ;;
+        *d) echo "$((${2%d} * 86400))s" ;;
+        *) echo "$2" ;;
+      esac
+      return
+    fi
+    shift
+  done
+}
 case "$*" in
-  *"operator namespace describe"*) [ -f "$FAKE_STATE" ] || exit 1 ;;
-  *"operator namespace create"*) : > "$FAKE_STATE" ;;
+  *"operator namespace describe"*)
+    [ -f "$FAKE_STATE" ] || { echo "Error: namespace not found" >&2; exit 1; }
+    printf '{\n  "namespaceInfo": {\n    "name": "ns"\n  },\n  "config": {\n    "workflowExecutionRetentionTtl": "%s",\n    "badBinaries": {}\n  }\n}\n' "$(cat "$FAKE_STATE")" ;;
+  *"operator namespace create"*|*"operator namespace update"*) retention "$@" > "$FAKE_STATE" ;;
 esac
 exit 0
 `), 0o755)
@@ -962,6 +1002,7 @@ type prometheusConfig struct {
 			Targets []string `yaml:"targets"`
 		} `yaml:"static_configs"`
 	} `yaml:"scrape_configs"`
+	RuleFiles []string `yaml:"rule_files"`
 }
 
 // mountedFile is the file in this repository that a service mounts at

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Makes a Temporal namespace fit for dunning: creates it if it is missing,
-# sets the retention of closed workflows, and registers dunning's search
-# attributes. Safe to run again and from several places at once: an existing
-# namespace keeps its data, attributes already registered are left alone.
+# raises the retention of closed workflows to at least
+# TEMPORAL_NAMESPACE_RETENTION, and registers dunning's search attributes.
+# Safe to run again and from several places at once: an existing namespace
+# keeps its data, a longer retention an operator chose is kept (it is only
+# ever raised), attributes already registered are left alone.
 #
 # The retention matters: an event's workflow ID is the Stripe event ID, and
 # a redelivered event is recognised only while the closed workflow is kept.
@@ -32,6 +34,26 @@ cli=${TEMPORAL_CLI:-temporal}
 ns=$TEMPORAL_NAMESPACE
 t() { "$cli" --address "$TEMPORAL_ADDRESS" "$@"; }
 
+# seconds DURATION: a duration such as 168h, 7d, 1h30m or the server's
+# 604800s, in whole seconds; empty when it cannot be read.
+seconds() {
+  echo "$1" | awk '{
+    s = $0; total = 0
+    if (s !~ /^([0-9]+(\.[0-9]+)?(d|h|m|s))+$/) { exit }
+    while (match(s, /^[0-9]+(\.[0-9]+)?(d|h|m|s)/)) {
+      part = substr(s, 1, RLENGTH); s = substr(s, RLENGTH + 1)
+      unit = substr(part, length(part)); n = substr(part, 1, length(part) - 1) + 0
+      total += n * (unit == "d" ? 86400 : unit == "h" ? 3600 : unit == "m" ? 60 : 1)
+    }
+    printf "%d\n", total
+  }'
+}
+want=$(seconds "$TEMPORAL_NAMESPACE_RETENTION")
+if [ -z "$want" ]; then
+  echo "temporal setup: TEMPORAL_NAMESPACE_RETENTION=$TEMPORAL_NAMESPACE_RETENTION is not a duration such as 168h or 7d" >&2
+  exit 1
+fi
+
 # The frontend answers before the other services have joined; wait until
 # the cluster reports itself serving.
 tries=0
@@ -45,8 +67,19 @@ until t operator cluster health >/dev/null 2>&1; do
   sleep 2
 done
 
-if t operator namespace describe --namespace "$ns" >/dev/null 2>&1; then
-  t operator namespace update --namespace "$ns" --retention "$TEMPORAL_NAMESPACE_RETENTION"
+if described=$(t operator namespace describe --namespace "$ns" --output json 2>/dev/null); then
+  # "workflowExecutionRetentionTtl": "604800s"
+  have=$(echo "$described" | sed -n 's/.*"workflowExecutionRetentionTtl"[^"]*"\([^"]*\)".*/\1/p' | head -n 1)
+  have_s=$(seconds "$have")
+  if [ -z "$have_s" ]; then
+    echo "temporal setup: cannot read the retention of namespace $ns (got \"$have\"); it is left as it is" >&2
+    exit 1
+  elif [ "$have_s" -lt "$want" ]; then
+    t operator namespace update --namespace "$ns" --retention "$TEMPORAL_NAMESPACE_RETENTION"
+    echo "temporal setup: retention of namespace $ns raised from $have to $TEMPORAL_NAMESPACE_RETENTION"
+  else
+    echo "temporal setup: namespace $ns keeps closed workflows for $have, at least $TEMPORAL_NAMESPACE_RETENTION: left as it is"
+  fi
 else
   t operator namespace create --namespace "$ns" --retention "$TEMPORAL_NAMESPACE_RETENTION" \
     --description "dunning: Stripe payment recovery"
@@ -70,4 +103,4 @@ done
 
 t operator namespace describe --namespace "$ns"
 t operator search-attribute list --namespace "$ns"
-echo "temporal setup: namespace $ns ready (retention $TEMPORAL_NAMESPACE_RETENTION)"
+echo "temporal setup: namespace $ns ready (retention at least $TEMPORAL_NAMESPACE_RETENTION)"

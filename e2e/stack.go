@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,6 +209,21 @@ func (s *Stack) KillWorker() {
 		s.t.Fatal(err)
 	}
 	s.t.Logf("worker (pid %d) killed with SIGKILL", p.Pid())
+}
+
+// StopWorker asks the worker process to stop with SIGTERM, as Docker
+// does, and returns it without waiting: the test watches it exit.
+func (s *Stack) StopWorker() *testenv.Process {
+	s.t.Helper()
+	s.mu.Lock()
+	p := s.worker
+	s.killed[p] = true
+	s.mu.Unlock()
+	if err := p.Send(syscall.SIGTERM); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Logf("worker (pid %d) sent SIGTERM", p.Pid())
+	return p
 }
 
 // StartWebhook starts a webhook process and waits until /readyz is 200.

@@ -76,3 +76,50 @@ func MissingSearchAttributes(ctx context.Context, c client.Client, namespace str
 	}
 	return missing, nil
 }
+
+// RetentionTooShortError says that a namespace forgets closed workflows
+// sooner than dunning needs, and how to raise its retention.
+type RetentionTooShortError struct {
+	Namespace string
+	Have      time.Duration // the namespace's retention
+	Need      time.Duration // TEMPORAL_NAMESPACE_RETENTION
+}
+
+func (e *RetentionTooShortError) Error() string {
+	return fmt.Sprintf("namespace %s keeps closed workflows for %s, less than the %s of TEMPORAL_NAMESPACE_RETENTION: "+
+		"a Stripe event redelivered after that would start its work again (event IDs deduplicate only while the closed workflow is kept). "+
+		"Raise the retention with `temporal operator namespace update --namespace %s --retention %s`, "+
+		"or run deploy/setup-namespace.sh with TEMPORAL_NAMESPACE_RETENTION=%s (in the compose stack: `docker compose up temporal-setup`); "+
+		"neither ever lowers a longer retention",
+		e.Namespace, hours(e.Have), hours(e.Need), e.Namespace, hours(e.Need), hours(e.Need))
+}
+
+// hours writes d the way the temporal CLI and TEMPORAL_NAMESPACE_RETENTION
+// take it, in whole hours when it is (168h rather than 168h0m0s).
+func hours(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
+}
+
+// CheckRetention fails unless namespace keeps closed workflows for at
+// least need: the worker refuses to run on a namespace where a redelivered
+// event would no longer meet its closed workflow. The error, a
+// *RetentionTooShortError when the retention is short, says how to raise
+// it. It changes nothing.
+func CheckRetention(ctx context.Context, c client.Client, namespace string, need time.Duration) error {
+	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	var notFound *serviceerror.NamespaceNotFound
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("namespace %s does not exist: create it with deploy/setup-namespace.sh (in the compose stack: `docker compose up temporal-setup`), "+
+			"or `temporal operator namespace create --namespace %s --retention %s`: %w", namespace, namespace, hours(need), err)
+	}
+	if err != nil {
+		return fmt.Errorf("describe namespace %s to check its retention: %w", namespace, err)
+	}
+	if have := ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration(); have < need {
+		return &RetentionTooShortError{Namespace: namespace, Have: have, Need: need}
+	}
+	return nil
+}

@@ -150,7 +150,9 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 	// The cache is per process; a smaller one trades memory for replays
 	// of workflows that wake after being evicted.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
-	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{})
+	// On Stop (SIGTERM) running activities get WORKER_STOP_TIMEOUT to
+	// finish and report; only then are their contexts cancelled.
+	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{WorkerStopTimeout: cfg.WorkerStopTimeout})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
 	var live, dry []string
@@ -186,7 +188,9 @@ func RegisterWorkflows(w interface {
 	w.RegisterWorkflowWithOptions(workflows.CardExpiryWorkflow, workflow.RegisterOptions{Name: workflows.CardExpiryWorkflowName})
 }
 
-// Run runs a worker until ctx is cancelled.
+// Run runs a worker until ctx is cancelled, then stops it: it polls no
+// more tasks and waits up to WORKER_STOP_TIMEOUT for the activities it
+// runs to finish.
 func Run(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) error {
 	w, err := New(c, cfg, log, opts...)
 	if err != nil {
@@ -196,6 +200,8 @@ func Run(ctx context.Context, c client.Client, cfg config.Config, log *slog.Logg
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TemporalTaskQueue, err)
 	}
 	<-ctx.Done()
+	log.Info("worker stopping: running activities may finish", "within", cfg.WorkerStopTimeout)
 	w.Stop()
+	log.Info("worker stopped")
 	return nil
 }

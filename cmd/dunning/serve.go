@@ -90,6 +90,12 @@ func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
+	// A namespace that forgets closed workflows sooner than configured
+	// would let a late redelivery start an event's work again: refuse.
+	// (dunning dev raises the retention of its own namespace instead.)
+	if err := worker.CheckRetention(ctx, c, cfg.TemporalNamespace, cfg.NamespaceRetention); err != nil {
+		return err
+	}
 	return serveWorker(ctx, c, cfg, log, wm)
 }
 

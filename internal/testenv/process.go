@@ -229,6 +229,15 @@ func (p *Process) Stop(grace time.Duration) error {
 	return p.Signal(syscall.SIGTERM, grace)
 }
 
+// Send sends sig to the process and returns at once; Exited says when it
+// is gone.
+func (p *Process) Send(sig os.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal %s: %w", p.Name, err)
+	}
+	return nil
+}
+
 // Signal sends sig to the process and waits up to grace for it to exit,
 // then kills it. It reports an error when the process had to be killed.
 func (p *Process) Signal(sig os.Signal, grace time.Duration) error {
