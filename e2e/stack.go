@@ -104,6 +104,9 @@ func Start(t *testing.T, o Options) *Stack {
 		s.dbFile = filepath.Join(s.dir, "temporal.db")
 	}
 	s.StartTemporal()
+	// Registered after the dev server's own stop, so it runs before it:
+	// every history of the test is scanned while the server still runs.
+	t.Cleanup(s.scanHistories)
 
 	webhookAddr := testenv.FreeAddress(t)
 	s.webhookBase = "http://" + webhookAddr

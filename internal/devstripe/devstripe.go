@@ -526,6 +526,10 @@ func customerJSON(c *customer) map[string]any {
 		"id": c.ID, "object": "customer", "livemode": false, "metadata": map[string]any{},
 		"default_source": nil, "delinquent": false, "balance": 0, "created": 1700000000,
 		"invoice_settings": map[string]any{"default_payment_method": def, "custom_fields": nil, "footer": nil},
+		// A customer as Stripe keeps one: dunning must read none of it
+		// into a workflow's history.
+		"email": stripefixture.PersonalEmail, "name": stripefixture.PersonalName, "phone": stripefixture.PersonalPhone,
+		"address": stripefixture.PersonalAddress(), "shipping": stripefixture.PersonalShipping(),
 	}
 }
 
@@ -533,7 +537,7 @@ func (s *Server) paymentMethodJSON(customer string, k *card) map[string]any {
 	return map[string]any{
 		"id": k.ID, "object": "payment_method", "type": "card", "customer": customer, "livemode": false,
 		"created": 1700000000, "metadata": map[string]any{}, "allow_redisplay": "unspecified",
-		"billing_details": map[string]any{"address": nil, "email": nil, "name": nil, "phone": nil},
+		"billing_details": stripefixture.PersonalBillingDetails(),
 		"card": map[string]any{"brand": strings.ToLower(k.Brand), "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear,
 			"fingerprint": s.fingerprint(k.ID), "funding": "credit", "country": "US", "generated_from": nil, "wallet": nil,
 			"networks": map[string]any{"available": []string{strings.ToLower(k.Brand)}, "preferred": nil}},
@@ -546,7 +550,9 @@ func (s *Server) sourceJSON(customer string, k *card) map[string]any {
 	return map[string]any{
 		"id": k.ID, "object": "card", "brand": k.Brand, "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear,
 		"fingerprint": s.fingerprint(k.ID), "funding": "credit", "country": "US", "customer": customer,
-		"cvc_check": nil, "address_zip_check": nil, "metadata": map[string]any{},
+		"cvc_check": nil, "address_zip_check": "pass", "metadata": map[string]any{},
+		"name": stripefixture.PersonalName, "address_line1": stripefixture.PersonalStreet, "address_line2": "Apt 4",
+		"address_city": stripefixture.PersonalCity, "address_zip": stripefixture.PersonalZip, "address_state": "CA", "address_country": "US",
 	}
 }
 
@@ -635,6 +641,7 @@ func (s *Server) chargeJSON(ch *charge) map[string]any {
 		"invoice": nilIfEmpty(in.Invoice), "created": ch.Created, "livemode": false, "paid": false, "captured": false,
 		"refunded": false, "status": "failed", "failure_code": d.Code, "failure_message": s.lastPaymentError(k, d, "")["message"],
 		"outcome": outcome, "metadata": map[string]any{},
+		"billing_details": stripefixture.PersonalBillingDetails(), "receipt_email": stripefixture.PersonalEmail,
 		"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
 			"brand": strings.ToLower(k.Brand), "last4": k.Last4, "exp_month": k.ExpMonth, "exp_year": k.ExpYear,
 			"fingerprint": s.fingerprint(k.ID), "network": strings.ToLower(k.Brand), "funding": "credit", "country": "US"}},
@@ -684,6 +691,7 @@ func (s *Server) intentJSON(in *intent, expand []string) map[string]any {
 		"created": in.Created, "livemode": false, "metadata": metadataJSON(in.Metadata), "last_payment_error": le,
 		"payment_method":       nil,
 		"payment_method_types": []string{"card"}, "capture_method": "automatic", "confirmation_method": "automatic",
+		"receipt_email": stripefixture.PersonalEmail, "shipping": stripefixture.PersonalShipping(),
 	}
 }
 
@@ -700,6 +708,9 @@ func invoiceJSON(inv *invoice) map[string]any {
 	return map[string]any{
 		"id": inv.ID, "object": "invoice", "status": inv.Status, "livemode": false, "paid": inv.Status == "paid",
 		"hosted_invoice_url": "https://invoice.stripe.com/i/dev_" + inv.ID, "metadata": map[string]any{},
+		"customer_email": stripefixture.PersonalEmail, "customer_name": stripefixture.PersonalName,
+		"customer_phone": stripefixture.PersonalPhone, "customer_address": stripefixture.PersonalAddress(),
+		"customer_shipping": stripefixture.PersonalShipping(),
 		// Stripe's own period_start and period_end of a one-off invoice
 		// are its creation time; the lines carry the usage period.
 		"period_start": inv.PeriodEnd, "period_end": inv.PeriodEnd,

@@ -107,6 +107,19 @@ const (
 // Personal are the personal strings the fixtures put into events.
 var Personal = []string{PersonalEmail, PersonalName, PersonalPhone, PersonalStreet, PersonalCity, PersonalZip}
 
+// PersonalAddress is the address Stripe objects carry, as a fresh map.
+func PersonalAddress() map[string]any { return addressObject() }
+
+// PersonalShipping is the shipping details of payment intents and
+// customers, as a fresh map.
+func PersonalShipping() map[string]any { return shippingObject() }
+
+// PersonalBillingDetails is a payment method's or a charge's billing
+// details, as a fresh map.
+func PersonalBillingDetails() map[string]any {
+	return obj{"address": addressObject(), "email": PersonalEmail, "name": PersonalName, "phone": PersonalPhone}
+}
+
 func addressObject() obj {
 	return obj{"city": PersonalCity, "country": "US", "line1": PersonalStreet, "line2": "Apt 4",
 		"postal_code": PersonalZip, "state": "CA"}
