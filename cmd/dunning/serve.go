@@ -98,16 +98,13 @@ func serveWorker(ctx context.Context, c client.Client, cfg config.Config, log *s
 	if cfg.WorkerMetricsAddr != "" {
 		g.Go(func() error { return serveMetrics(gctx, cfg.WorkerMetricsAddr, reg, log) })
 		g.Go(func() error {
-			worker.WatchStages(gctx, c, wm.recovery, stageCountEvery, log)
+			worker.WatchStages(gctx, c, wm.recovery, cfg.StageCountInterval, log)
 			return nil
 		})
 	}
 	g.Go(func() error { return worker.Run(gctx, c, cfg, log, worker.WithMetrics(metrics)) })
 	return g.Wait()
 }
-
-// stageCountEvery is how often the in-stage gauge is counted again.
-const stageCountEvery = time.Minute
 
 // serveMetrics serves reg at GET /metrics on addr until ctx ends.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
