@@ -1,0 +1,547 @@
+package e2e
+
+// How much did dunning recover, asked from outside: customers with known
+// outcomes and amounts go through the webhook and the worker; then
+// `dunning report` (the binary) and the worker's /metrics must give the
+// figures those outcomes imply, worked out here from the scenario alone.
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"dunning/internal/report"
+	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
+	"dunning/workflows"
+)
+
+// failure is one failed payment of a customer in a scenario.
+type failure struct {
+	amount   int64
+	currency string
+	// code is the decline code of the failure; class what it means, as
+	// Stripe's documentation of decline codes puts it.
+	code, class string
+	// paid: the intent ends paid (by dunning or by the customer).
+	paid bool
+}
+
+// life is one customer of a scenario and how its recovery ends; an
+// empty outcome is a recovery still in progress.
+type life struct {
+	role     string
+	outcome  workflows.Outcome
+	failures []failure
+	customer string
+	intents  []string
+}
+
+// recoveryScenario is the set of customers the figures are checked on.
+func recoveryScenario() []*life {
+	return []*life{
+		// Declined once more when retried now, then the funds are there
+		// and the next retry on the same card is paid.
+		{role: "retry", outcome: workflows.OutcomeRecoveredByRetry,
+			failures: []failure{{2500, "usd", "insufficient_funds", "soft", true}}},
+		// Two failed invoices, paid at once by a new card.
+		{role: "card update", outcome: workflows.OutcomeRecoveredByCardUpdate,
+			failures: []failure{{1200, "usd", "expired_card", "needs_new_data", true}, {800, "usd", "insufficient_funds", "soft", true}}},
+		// Paid outside dunning (Stripe tells of the payment).
+		{role: "customer", outcome: workflows.OutcomeRecoveredByCustomer,
+			failures: []failure{{4000, "eur", "do_not_honor", "soft", true}}},
+		{role: "waived", outcome: workflows.OutcomeWaived,
+			failures: []failure{{3000, "jpy", "insufficient_funds", "soft", false}}},
+		{role: "deprovisioned", outcome: workflows.OutcomeDeprovisioned,
+			failures: []failure{{1500, "eur", "generic_decline", "soft", false}}},
+		// Still in progress: a bank payment in flight, and one paused by
+		// an operator.
+		{role: "in flight", failures: []failure{{990, "usd", "insufficient_funds", "soft", false}}},
+		{role: "paused", failures: []failure{{700, "jpy", "card_velocity_exceeded", "soft", false}}},
+	}
+}
+
+// attempt is the result and decline_class of confirms dunning makes.
+type attempt struct{ result, class string }
+
+// scenarioAttempts are the confirms the scenario makes dunning do: the
+// retry customer's declined retry and its paid one, and the new card
+// paying each of the two intents.
+var scenarioAttempts = map[attempt]int{{"declined", "soft"}: 1, {"succeeded", "none"}: 3}
+
+// expectedReport works out the report of lives by hand: plain counting
+// over the scenario, nothing of dunning's.
+func expectedReport(lives []*life) report.Report {
+	var want report.Report
+	outcomes := map[workflows.Outcome]int{}
+	type money struct {
+		failed, recovered   int64
+		failedC, recoveredC map[string]bool
+	}
+	byCurrency := map[string]*money{}
+	type paidOf struct{ intents, paid int }
+	codes, classes := map[string]*paidOf{}, map[string]*paidOf{}
+	for _, l := range lives {
+		want.Recoveries++
+		recovered := l.outcome == workflows.OutcomeRecoveredByRetry || l.outcome == workflows.OutcomeRecoveredByCardUpdate ||
+			l.outcome == workflows.OutcomeRecoveredByCustomer
+		if l.outcome == "" {
+			want.InProgress++
+		} else {
+			outcomes[l.outcome]++
+		}
+		if recovered {
+			want.Recovered++
+		}
+		for _, f := range l.failures {
+			m := byCurrency[f.currency]
+			if m == nil {
+				m = &money{failedC: map[string]bool{}, recoveredC: map[string]bool{}}
+				byCurrency[f.currency] = m
+			}
+			m.failed += f.amount
+			m.failedC[l.role] = true
+			if f.paid {
+				m.recovered += f.amount
+			}
+			if recovered {
+				m.recoveredC[l.role] = true
+			}
+			for k, into := range map[string]map[string]*paidOf{f.code: codes, f.class: classes} {
+				if into[k] == nil {
+					into[k] = &paidOf{}
+				}
+				into[k].intents++
+				if f.paid {
+					into[k].paid++
+				}
+			}
+		}
+	}
+	want.RecoveryRate = float64(want.Recovered) / float64(want.Recoveries)
+	for _, o := range []workflows.Outcome{workflows.OutcomeRecoveredByRetry, workflows.OutcomeRecoveredByCardUpdate,
+		workflows.OutcomeRecoveredByCustomer, workflows.OutcomeWaived, workflows.OutcomeDeprovisioned} {
+		want.Outcomes = append(want.Outcomes, report.Count{Name: string(o), Count: outcomes[o]})
+	}
+	for c, m := range byCurrency {
+		want.Currencies = append(want.Currencies, report.CurrencyFigures{Currency: c,
+			FailedCustomers: len(m.failedC), FailedAmount: m.failed, RecoveredCustomers: len(m.recoveredC), RecoveredAmount: m.recovered,
+			RecoveryRate: float64(m.recovered) / float64(m.failed)})
+	}
+	// Largest failed amount first.
+	slices.SortFunc(want.Currencies, func(a, b report.CurrencyFigures) int {
+		return cmp.Or(cmp.Compare(b.FailedAmount, a.FailedAmount), cmp.Compare(a.Currency, b.Currency))
+	})
+	for _, d := range []struct {
+		from map[string]*paidOf
+		into *[]report.DeclineFigures
+	}{{codes, &want.DeclineCodes}, {classes, &want.DeclineClasses}} {
+		for name, p := range d.from {
+			*d.into = append(*d.into, report.DeclineFigures{Name: name, Intents: p.intents, Paid: p.paid, PaidRate: float64(p.paid) / float64(p.intents)})
+		}
+		// Most intents first, then by name.
+		slices.SortFunc(*d.into, func(a, b report.DeclineFigures) int {
+			return cmp.Or(cmp.Compare(b.Intents, a.Intents), cmp.Compare(a.Name, b.Name))
+		})
+	}
+	want.TimeToRecover.Count = want.Recovered
+	return want
+}
+
+// TestRecoveryFiguresOnTheRealBinaries runs the scenario through the
+// webhook and a worker process, then reads `dunning report` in JSON and
+// CSV and the worker's /metrics.
+func TestRecoveryFiguresOnTheRealBinaries(t *testing.T) {
+	metricsAddr := testenv.FreeAddress(t)
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "8s", "DUNNING_DEPROVISION_AFTER": "4s",
+		"WORKER_METRICS_ADDR": metricsAddr, "WORKER_STAGE_COUNT_INTERVAL": "1s",
+	}})
+	began := time.Now()
+	lives := recoveryScenario()
+	for _, l := range lives {
+		l.customer = stripefixture.NewID("cus")
+		for _, f := range l.failures {
+			intent := stripefixture.NewID("pi")
+			l.intents = append(l.intents, intent)
+			s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: l.customer, ObjectID: intent,
+				Amount: f.amount, Currency: f.currency, DeclineCode: f.code})
+		}
+		if l.role == "in flight" {
+			s.Stripe.SetIntentStatus(l.intents[0], "processing")
+		}
+	}
+	byRole := map[string]*life{}
+	for _, l := range lives {
+		byRole[l.role] = l
+		if l.role != "in flight" { // a payment in flight is not past due
+			s.Eventually("past-due notice of "+l.role, 30*time.Second, func() bool { return s.Notices.Kinds(l.customer)["payment_failed"] == 1 })
+		}
+		s.Eventually("every failure of "+l.role+" recorded", 30*time.Second, func() bool { return len(s.Status(l.customer).Intents) == len(l.failures) })
+	}
+	operator := workflows.OperatorRequest{Reason: "figures test", Operator: "e2e"}
+
+	retry := byRole["retry"]
+	if out := s.operator(retry.customer, workflows.ControlRetryNow, operator); !out.Accepted {
+		t.Fatalf("retry now: %+v", out)
+	}
+	s.Eventually("the declined retry", 30*time.Second, func() bool { return len(s.Stripe.Confirms(retry.intents[0])) == 1 })
+	declined, err := url.ParseQuery(string(s.Stripe.Confirms(retry.intents[0])[0].Body))
+	if err != nil || declined.Get("payment_method") == "" {
+		t.Fatalf("the declined retry names no card: %v %q", err, s.Stripe.Confirms(retry.intents[0])[0].Body)
+	}
+	s.Stripe.Approve(declined.Get("payment_method"))
+	if out := s.operator(retry.customer, workflows.ControlRetryNow, operator); !out.Accepted {
+		t.Fatalf("retry now after the funds came: %+v", out)
+	}
+
+	s.Send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: byRole["card update"].customer})
+
+	paying := byRole["customer"]
+	s.Send(workflows.EventPaymentSucceeded, stripefixture.Options{Customer: paying.customer, ObjectID: paying.intents[0],
+		Amount: paying.failures[0].amount, Currency: paying.failures[0].currency})
+
+	if out := s.operator(byRole["waived"].customer, workflows.ControlWaive, operator); !out.Accepted {
+		t.Fatalf("waive: %+v", out)
+	}
+	if out := s.operator(byRole["paused"].customer, workflows.ControlPause, operator); !out.Accepted {
+		t.Fatalf("pause: %+v", out)
+	}
+
+	stages := map[workflows.Outcome]workflows.Stage{
+		workflows.OutcomeRecoveredByRetry: workflows.StageRecovered, workflows.OutcomeRecoveredByCardUpdate: workflows.StageRecovered,
+		workflows.OutcomeRecoveredByCustomer: workflows.StageRecovered, workflows.OutcomeWaived: workflows.StageWaived,
+		workflows.OutcomeDeprovisioned: workflows.StageDeprovisioned,
+	}
+	for _, l := range lives {
+		if l.outcome == "" {
+			continue
+		}
+		if res := s.Recovery(l.customer, time.Minute); res.Stage != stages[l.outcome] {
+			t.Fatalf("%s: recovery ended %s (%s), want %s", l.role, res.Stage, res.Summary, stages[l.outcome])
+		}
+	}
+	for _, l := range lives {
+		if st, running := s.Stage(l.customer); l.outcome == "" && (!running || st != workflows.StagePastDue) {
+			t.Fatalf("%s: stage %s (running %v), want past due and running", l.role, st, running)
+		}
+	}
+	// Every confirm dunning made is as the scenario says.
+	gotAttempts := map[attempt]int{}
+	for _, l := range lives {
+		for _, in := range l.intents {
+			for _, c := range s.Stripe.Confirms(in) {
+				switch c.Handled {
+				case http.StatusOK:
+					gotAttempts[attempt{"succeeded", "none"}]++
+				case http.StatusPaymentRequired:
+					gotAttempts[attempt{"declined", "soft"}]++ // the fake Stripe declines for want of funds
+				default:
+					t.Errorf("%s: confirm answered %d: %s", l.role, c.Handled, c)
+				}
+			}
+		}
+	}
+	if fmt.Sprint(gotAttempts) != fmt.Sprint(scenarioAttempts) {
+		t.Fatalf("confirms at Stripe %v, want %v", gotAttempts, scenarioAttempts)
+	}
+	elapsed := time.Since(began)
+
+	want := expectedReport(lives)
+	since, until := began.Add(-time.Minute), time.Now().Add(time.Minute)
+	var got report.Report
+	// Visibility catches up a moment after the workflows.
+	s.Eventually("the report to list every recovery", 30*time.Second, func() bool {
+		got = report.Report{}
+		if err := json.Unmarshal(s.runReport(since, until, "json"), &got); err != nil {
+			t.Fatalf("report --format json: %v", err)
+		}
+		return got.Recoveries == want.Recoveries && got.InProgress == want.InProgress && got.Recovered == want.Recovered
+	})
+	want.Window = report.Window{Since: since.Truncate(time.Second), Until: until.Truncate(time.Second)}
+	checkReport(t, got, want, elapsed)
+
+	// The CSV says the same.
+	checkCSV(t, s.runReport(since, until, "csv"), got)
+	text := string(s.runReport(since, until, "text"))
+	for _, line := range []string{fmt.Sprintf("Recovered        %d  (%.1f%% by count)", want.Recovered, 100*want.RecoveryRate),
+		fmt.Sprintf("In progress      %d", want.InProgress)} {
+		if !strings.Contains(text, line) {
+			t.Errorf("text report lacks %q:\n%s", line, text)
+		}
+	}
+	t.Logf("dunning report:\n%s", text)
+
+	// The worker's metrics count the same facts.
+	var mfs map[string]*dto.MetricFamily
+	s.Eventually("the in-stage gauge to count the recoveries in progress", 30*time.Second, func() bool {
+		mfs = scrape(t, "http://"+metricsAddr+"/metrics")
+		// Counted every second, stage by stage: wait for a count after
+		// the last recovery ended.
+		return value(mfs, "dunning_recoveries_in_stage", map[string]string{"stage": string(workflows.StagePastDue)}) == float64(want.InProgress) &&
+			sum(mfs, "dunning_recoveries_in_stage") == float64(want.InProgress)
+	})
+	checkMetrics(t, mfs, lives, want)
+}
+
+// runReport runs `dunning report` on the stack's Temporal and returns
+// what it wrote.
+func (s *Stack) runReport(since, until time.Time, format string) []byte {
+	s.t.Helper()
+	cmd := exec.Command(Binary, "report", "--since", since.UTC().Format(time.RFC3339), "--until", until.UTC().Format(time.RFC3339), "--format", format)
+	cmd.Env = s.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("dunning report --format %s: %v\n%s", format, err, stderr.String())
+	}
+	return out
+}
+
+func checkReport(t *testing.T, got, want report.Report, elapsed time.Duration) {
+	t.Helper()
+	if !got.Window.Since.Equal(want.Window.Since) || !got.Window.Until.Equal(want.Window.Until) {
+		t.Errorf("window %v, want %v", got.Window, want.Window)
+	}
+	if got.Recoveries != want.Recoveries || got.Recovered != want.Recovered || got.InProgress != want.InProgress || got.RecoveryRate != want.RecoveryRate {
+		t.Errorf("recoveries %d, recovered %d, in progress %d, rate %v; want %d, %d, %d, %v",
+			got.Recoveries, got.Recovered, got.InProgress, got.RecoveryRate, want.Recoveries, want.Recovered, want.InProgress, want.RecoveryRate)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{{"outcomes", got.Outcomes, want.Outcomes}, {"currencies", got.Currencies, want.Currencies},
+		{"decline codes", got.DeclineCodes, want.DeclineCodes}, {"decline classes", got.DeclineClasses, want.DeclineClasses}} {
+		g, _ := json.Marshal(c.got)
+		w, _ := json.Marshal(c.want)
+		if !bytes.Equal(g, w) {
+			t.Errorf("%s\n%s\nwant\n%s", c.what, g, w)
+		}
+	}
+	// Times to recover: as many as recovered, none longer than the test.
+	ttr := got.TimeToRecover
+	if ttr.Count != want.TimeToRecover.Count || ttr.MedianS <= 0 || ttr.MedianS > ttr.P90S || ttr.P90S > elapsed.Seconds() {
+		t.Errorf("time to recover %+v; want %d recoveries, 0 < median <= p90 <= %s", ttr, want.TimeToRecover.Count, elapsed)
+	}
+}
+
+// checkCSV reads the CSV report and compares each figure with the JSON
+// report's.
+func checkCSV(t *testing.T, raw []byte, rep report.Report) {
+	t.Helper()
+	rows, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+	if err != nil {
+		t.Fatalf("report --format csv does not parse: %v\n%s", err, raw)
+	}
+	if len(rows) == 0 || strings.Join(rows[0], ",") != "section,name,currency,value" {
+		t.Fatalf("csv header %v", rows[:min(1, len(rows))])
+	}
+	got := map[string]string{}
+	for _, r := range rows[1:] {
+		key := r[0] + "/" + r[1] + "/" + r[2]
+		if _, dup := got[key]; dup {
+			t.Errorf("csv: %s twice", key)
+		}
+		got[key] = r[3]
+	}
+	want := map[string]float64{
+		"summary/recoveries/": float64(rep.Recoveries), "summary/recovered/": float64(rep.Recovered),
+		"summary/in_progress/": float64(rep.InProgress), "summary/recovery_rate/": rep.RecoveryRate,
+		"time_to_recover/count/": float64(rep.TimeToRecover.Count), "time_to_recover/median_seconds/": rep.TimeToRecover.MedianS,
+		"time_to_recover/p90_seconds/": rep.TimeToRecover.P90S,
+	}
+	for _, o := range rep.Outcomes {
+		want["outcome/"+o.Name+"/"] = float64(o.Count)
+	}
+	for _, c := range rep.Currencies {
+		want["currency/failed_customers/"+c.Currency] = float64(c.FailedCustomers)
+		want["currency/failed_amount/"+c.Currency] = float64(c.FailedAmount)
+		want["currency/recovered_customers/"+c.Currency] = float64(c.RecoveredCustomers)
+		want["currency/recovered_amount/"+c.Currency] = float64(c.RecoveredAmount)
+		want["currency/recovery_rate/"+c.Currency] = c.RecoveryRate
+	}
+	for _, d := range rep.DeclineCodes {
+		want["decline_code_intents/"+d.Name+"/"] = float64(d.Intents)
+		want["decline_code_paid/"+d.Name+"/"] = float64(d.Paid)
+	}
+	for _, d := range rep.DeclineClasses {
+		want["decline_class_intents/"+d.Name+"/"] = float64(d.Intents)
+		want["decline_class_paid/"+d.Name+"/"] = float64(d.Paid)
+	}
+	for k, w := range want {
+		v, err := strconv.ParseFloat(got[k], 64)
+		if err != nil || math.Abs(v-w) > 1e-9*math.Max(1, math.Abs(w)) {
+			t.Errorf("csv %s = %q, want %v", k, got[k], w)
+		}
+	}
+	for _, k := range []string{"window/since/", "window/until/"} {
+		if _, err := time.Parse(time.RFC3339, got[k]); err != nil {
+			t.Errorf("csv %s = %q, want an RFC 3339 time", k, got[k])
+		}
+	}
+	if len(got) != len(want)+2 {
+		t.Errorf("csv has %d figures, want %d", len(got), len(want)+2)
+	}
+}
+
+// scrape reads a Prometheus text exposition.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s does not parse as the Prometheus text format: %v", url, err)
+	}
+	return mfs
+}
+
+// value is the value of the series of name with exactly labels (a
+// counter's, a gauge's, or a histogram's count); 0 when there is none.
+func value(mfs map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	mf := mfs[name]
+	if mf == nil {
+		return 0
+	}
+	for _, m := range mf.GetMetric() {
+		got := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			got[lp.GetName()] = lp.GetValue()
+		}
+		if fmt.Sprint(got) != fmt.Sprint(labels) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return 0
+}
+
+// sum adds up every series of name.
+func sum(mfs map[string]*dto.MetricFamily, name string) float64 {
+	var total float64
+	for _, m := range mfs[name].GetMetric() {
+		total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return total
+}
+
+func checkMetrics(t *testing.T, mfs map[string]*dto.MetricFamily, lives []*life, want report.Report) {
+	t.Helper()
+	type series struct {
+		name   string
+		labels map[string]string
+	}
+	expect := map[string]float64{}
+	key := func(name string, labels map[string]string) string { return name + fmt.Sprint(labels) }
+	add := func(name string, labels map[string]string, v float64) { expect[key(name, labels)] += v }
+	var all []series
+	note := func(name string, labels map[string]string) {
+		for _, s := range all {
+			if key(s.name, s.labels) == key(name, labels) {
+				return
+			}
+		}
+		all = append(all, series{name, labels})
+	}
+	for _, l := range lives {
+		add("dunning_recoveries_started_total", map[string]string{}, 1)
+		note("dunning_recoveries_started_total", map[string]string{})
+		if l.outcome != "" {
+			add("dunning_recoveries_ended_total", map[string]string{"outcome": string(l.outcome)}, 1)
+		}
+		for _, f := range l.failures {
+			add("dunning_failed_amount_total", map[string]string{"currency": f.currency}, float64(f.amount))
+			note("dunning_failed_amount_total", map[string]string{"currency": f.currency})
+			note("dunning_recovered_amount_total", map[string]string{"currency": f.currency})
+			if f.paid {
+				add("dunning_recovered_amount_total", map[string]string{"currency": f.currency}, float64(f.amount))
+			}
+		}
+	}
+	for _, o := range want.Outcomes {
+		note("dunning_recoveries_ended_total", map[string]string{"outcome": o.Name})
+	}
+	for a, n := range scenarioAttempts {
+		labels := map[string]string{"result": a.result, "decline_class": a.class}
+		add("dunning_payment_attempts_total", labels, float64(n))
+		note("dunning_payment_attempts_total", labels)
+	}
+	add("dunning_time_to_recover_seconds", map[string]string{}, float64(want.Recovered))
+	note("dunning_time_to_recover_seconds", map[string]string{})
+	for _, st := range []workflows.Stage{workflows.StagePastDue, workflows.StageSuspended} {
+		labels := map[string]string{"stage": string(st)}
+		if st == workflows.StagePastDue {
+			add("dunning_recoveries_in_stage", labels, float64(want.InProgress))
+		}
+		note("dunning_recoveries_in_stage", labels)
+	}
+	for _, s := range all {
+		if got, w := value(mfs, s.name, s.labels), expect[key(s.name, s.labels)]; got != w {
+			t.Errorf("%s%v = %v, want %v", s.name, s.labels, got, w)
+		}
+	}
+	// Nothing counted beyond the scenario.
+	for name, total := range map[string]float64{
+		"dunning_recoveries_ended_total": float64(want.Recoveries - want.InProgress),
+		"dunning_payment_attempts_total": 4,
+		"dunning_recoveries_in_stage":    float64(want.InProgress),
+	} {
+		if got := sum(mfs, name); got != total {
+			t.Errorf("sum of %s = %v, want %v", name, got, total)
+		}
+	}
+	var failed, recovered float64
+	for _, l := range lives {
+		for _, f := range l.failures {
+			failed += float64(f.amount)
+			if f.paid {
+				recovered += float64(f.amount)
+			}
+		}
+	}
+	if got := sum(mfs, "dunning_failed_amount_total"); got != failed {
+		t.Errorf("sum of dunning_failed_amount_total = %v, want %v", got, failed)
+	}
+	if got := sum(mfs, "dunning_recovered_amount_total"); got != recovered {
+		t.Errorf("sum of dunning_recovered_amount_total = %v, want %v", got, recovered)
+	}
+	// The histogram holds one observation per recovery, each within the test.
+	if h := mfs["dunning_time_to_recover_seconds"]; h != nil && len(h.GetMetric()) == 1 {
+		hist := h.GetMetric()[0].GetHistogram()
+		if hist.GetSampleSum() <= 0 {
+			t.Errorf("dunning_time_to_recover_seconds sum %v, want positive", hist.GetSampleSum())
+		}
+	} else {
+		t.Errorf("dunning_time_to_recover_seconds: %v, want one histogram", h)
+	}
+}
