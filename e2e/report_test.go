@@ -275,6 +275,9 @@ func TestRecoveryFiguresOnTheRealBinaries(t *testing.T) {
 	})
 	want.Window = report.Window{Since: since.Truncate(time.Second), Until: until.Truncate(time.Second)}
 	checkReport(t, got, want, elapsed)
+	if got.WithoutFigures.Count != 0 || len(got.WithoutFigures.Stages) != 0 {
+		t.Errorf("without figures %+v, want none: every recovery keeps its memo", got.WithoutFigures)
+	}
 
 	// The CSV says the same.
 	checkCSV(t, s.runReport(since, until, "csv"), got)
@@ -383,6 +386,10 @@ func checkCSV(t *testing.T, raw []byte, rep report.Report) {
 	for _, d := range rep.DeclineClasses {
 		want["decline_class_intents/"+d.Name+"/"] = float64(d.Intents)
 		want["decline_class_paid/"+d.Name+"/"] = float64(d.Paid)
+	}
+	want["without_figures/count/"] = float64(rep.WithoutFigures.Count)
+	for _, st := range rep.WithoutFigures.Stages {
+		want["without_figures_stage/"+st.Name+"/"] = float64(st.Count)
 	}
 	for k, w := range want {
 		v, err := strconv.ParseFloat(got[k], 64)
