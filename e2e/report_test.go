@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,14 +265,8 @@ func TestRecoveryFiguresOnTheRealBinaries(t *testing.T) {
 
 	want := expectedReport(lives)
 	since, until := began.Add(-time.Minute), time.Now().Add(time.Minute)
-	var got report.Report
-	// Visibility catches up a moment after the workflows.
-	s.Eventually("the report to list every recovery", 30*time.Second, func() bool {
-		got = report.Report{}
-		if err := json.Unmarshal(s.runReport(since, until, "json"), &got); err != nil {
-			t.Fatalf("report --format json: %v", err)
-		}
-		return got.Recoveries == want.Recoveries && got.InProgress == want.InProgress && got.Recovered == want.Recovered
+	got := s.waitReport(since, until, func(r report.Report) bool {
+		return r.Recoveries == want.Recoveries && r.InProgress == want.InProgress && r.Recovered == want.Recovered
 	})
 	want.Window = report.Window{Since: since.Truncate(time.Second), Until: until.Truncate(time.Second)}
 	checkReport(t, got, want, elapsed)
@@ -300,6 +295,29 @@ func TestRecoveryFiguresOnTheRealBinaries(t *testing.T) {
 			sum(mfs, "dunning_recoveries_in_stage") == float64(want.InProgress)
 	})
 	checkMetrics(t, mfs, lives, want)
+}
+
+// waitReport runs `dunning report --format json` until what it says
+// satisfies done (visibility catches up a moment after the workflows),
+// and returns it; it fails the test with the last report after 30s.
+func (s *Stack) waitReport(since, until time.Time, done func(report.Report) bool) report.Report {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		raw := s.runReport(since, until, "json")
+		var r report.Report
+		if err := json.Unmarshal(raw, &r); err != nil {
+			s.t.Fatalf("report --format json: %v\n%s", err, raw)
+		}
+		if done(r) {
+			return r
+		}
+		s.checkAlive()
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the report did not list every recovery within 30s; the last:\n%s", raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // runReport runs `dunning report` on the stack's Temporal and returns
@@ -551,4 +569,114 @@ func checkMetrics(t *testing.T, mfs map[string]*dto.MetricFamily, lives []*life,
 	} else {
 		t.Errorf("dunning_time_to_recover_seconds: %v, want one histogram", h)
 	}
+}
+
+// memoLessRelease is the last commit of dunning whose recoveries keep no
+// RecoveryMemo: the one before the recovery metrics and the report's memo
+// (report-memo).
+const memoLessRelease = "e0c3dba066d061db000109f56461f1ed1eb41c4d"
+
+// buildRelease builds the dunning binary of an earlier commit from the
+// repository's history, or skips the test where the history is not at
+// hand (a shallow clone, an exported tree).
+func buildRelease(t *testing.T, commit string) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is needed to build an earlier release")
+	}
+	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", commit+"^{commit}").CombinedOutput(); err != nil {
+		t.Skipf("commit %s is not in the repository's history: %v %s", commit, err, out)
+	}
+	dir := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, commit, dir)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("git archive %s: %v\n%s", commit, err, out)
+	}
+	bin := filepath.Join(dir, "dunning-"+commit[:7])
+	build := exec.Command("go", "build", "-o", bin, "./cmd/dunning")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build dunning at %s: %v\n%s", commit, err, out)
+	}
+	return bin
+}
+
+// Recoveries begun by a release that kept no memo: the report counts
+// each once, by stage, as without figures, whether it ended on that
+// release, ended after the upgrade (its run replays without the memo),
+// or still runs; the recoveries begun after the upgrade keep their
+// figures.
+func TestReportCountsRecoveriesBegunBeforeTheMemo(t *testing.T) {
+	old := buildRelease(t, memoLessRelease)
+	s := Start(t, Options{WorkerBinary: old, Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "1h", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	began := time.Now()
+	fail := func(amount int64, currency string) (string, string) {
+		customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+		s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent, Amount: amount, Currency: currency})
+		s.Eventually("past-due notice of "+customer, 30*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+		return customer, intent
+	}
+	// On the release without the memo: one recovered by a new card, two
+	// left past due.
+	endedBefore, _ := fail(1100, "usd")
+	s.Send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: endedBefore})
+	if res := s.Recovery(endedBefore, time.Minute); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery on the earlier release ended %s (%s)", res.Stage, res.Summary)
+	}
+	endedAfter, _ := fail(2200, "eur")
+	running, _ := fail(3300, "usd")
+	// Each has gone once round its loop on the earlier release, and waits
+	// for its next retry: the upgrade finds it idle, as it finds most.
+	for _, c := range []string{endedAfter, running} {
+		s.Eventually("the earlier release's recovery of "+c+" idle", 30*time.Second, func() bool {
+			if st := s.Status(c); st.Next.Kind != workflows.NextRetry || s.Alerts.Kinds(c)["past_due"] != 1 {
+				return false
+			}
+			desc, err := s.Client().DescribeWorkflowExecution(t.Context(), workflows.RecoveryWorkflowID(c), "")
+			return err == nil && len(desc.GetPendingActivities()) == 0 && desc.GetPendingWorkflowTask() == nil
+		})
+	}
+
+	// The upgrade: this release's worker takes over.
+	s.KillWorker()
+	s.StartWorker()
+	s.Send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: endedAfter})
+	if res := s.Recovery(endedAfter, time.Minute); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery begun before the upgrade ended %s (%s)", res.Stage, res.Summary)
+	}
+	// Begun after the upgrade, paid by the customer: with figures.
+	paying, intent := fail(4400, "gbp")
+	s.Send(workflows.EventPaymentSucceeded, stripefixture.Options{Customer: paying, ObjectID: intent, Amount: 4400, Currency: "gbp"})
+	if res := s.Recovery(paying, time.Minute); res.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery begun after the upgrade ended %s (%s)", res.Stage, res.Summary)
+	}
+	if st, ok := s.Stage(running); st != workflows.StagePastDue || !ok {
+		t.Fatalf("the recovery left running: stage %s, running %v", st, ok)
+	}
+
+	since, until := began.Add(-time.Minute), time.Now().Add(time.Minute)
+	wantWithout := report.WithoutFigures{Count: 3, Stages: []report.Count{{Name: "past_due", Count: 1}, {Name: "recovered", Count: 2}}}
+	got := s.waitReport(since, until, func(r report.Report) bool {
+		return r.Recoveries == 1 && r.WithoutFigures.Count == wantWithout.Count
+	})
+	if fmt.Sprint(got.WithoutFigures) != fmt.Sprint(wantWithout) {
+		t.Errorf("without figures %+v, want %+v", got.WithoutFigures, wantWithout)
+	}
+	wantCurrencies := []report.CurrencyFigures{{Currency: "gbp", FailedCustomers: 1, FailedAmount: 4400, RecoveredCustomers: 1, RecoveredAmount: 4400, RecoveryRate: 1}}
+	if got.Recoveries != 1 || got.Recovered != 1 || got.InProgress != 0 || fmt.Sprint(got.Currencies) != fmt.Sprint(wantCurrencies) ||
+		got.Outcomes[2] != (report.Count{Name: string(workflows.OutcomeRecoveredByCustomer), Count: 1}) {
+		t.Errorf("figures: %d recoveries, %d recovered, %d in progress, currencies %+v, outcomes %v; want only the recovery begun after the upgrade",
+			got.Recoveries, got.Recovered, got.InProgress, got.Currencies, got.Outcomes)
+	}
+	text := string(s.runReport(since, until, "text"))
+	if line := "Without figures  3  (begun before recoveries kept them; not counted above: past_due 1, recovered 2)"; !strings.Contains(text, line) {
+		t.Errorf("text report lacks %q:\n%s", line, text)
+	}
+	t.Logf("dunning report:\n%s", text)
 }
