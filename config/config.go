@@ -113,10 +113,6 @@ type Config struct {
 	// WorkerMetricsAddr is where the worker serves /metrics
 	// (WORKER_METRICS_ADDR); empty means not served.
 	WorkerMetricsAddr string
-	// StageCountInterval is how often the worker counts the running
-	// recoveries per stage for dunning_recoveries_in_stage
-	// (WORKER_STAGE_COUNT_INTERVAL).
-	StageCountInterval time.Duration
 
 	// WorkflowCacheSize bounds how many workflows a worker keeps in memory
 	// (TEMPORAL_WORKFLOW_CACHE_SIZE); the others are replayed from their
@@ -267,7 +263,6 @@ func Load(getenv func(string) string) (Config, error) {
 		ReconcileInterval:      r.duration("RECONCILE_INTERVAL", 15*time.Minute),
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
-		StageCountInterval:     r.duration("WORKER_STAGE_COUNT_INTERVAL", time.Minute),
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
@@ -327,9 +322,6 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.CardReminderBefore <= 0 || c.CardReminderBefore > 60*24*time.Hour {
 		r.fail("DUNNING_CARD_REMINDER_BEFORE", "must be positive and at most 1440h")
-	}
-	if c.StageCountInterval < time.Second || c.StageCountInterval > time.Hour {
-		r.fail("WORKER_STAGE_COUNT_INTERVAL", "must be between 1s and 1h")
 	}
 	if c.ReconcileInterval < 0 || (c.ReconcileInterval > 0 && c.ReconcileInterval < 10*time.Second) {
 		r.fail("RECONCILE_INTERVAL", "must be 0 (off) or at least 10s")

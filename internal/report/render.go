@@ -38,15 +38,17 @@ func Write(w io.Writer, rep Report, format string) error {
 func pct(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
 
 // Days writes a duration the way people read times to recover: "2d 4h",
-// "3h 20m", "45m".
+// "3h 20m", "45m", and "12s" under a minute (a card updated at once).
 func Days(d time.Duration) string {
 	switch {
 	case d >= 24*time.Hour:
 		return fmt.Sprintf("%dd %dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
 	case d >= time.Hour:
 		return fmt.Sprintf("%dh %dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", d/time.Minute)
 	}
-	return fmt.Sprintf("%dm", d/time.Minute)
+	return fmt.Sprintf("%ds", d/time.Second)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -211,3 +211,14 @@ func TestWithoutFigures(t *testing.T) {
 		t.Errorf("text speaks of recoveries without figures where there are none:\n%s", text.String())
 	}
 }
+
+func TestDays(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 1500 * time.Millisecond: "1s", 59 * time.Second: "59s", time.Minute: "1m", 45*time.Minute + 30*time.Second: "45m",
+		time.Hour: "1h 0m", 3*time.Hour + 20*time.Minute: "3h 20m", 24 * time.Hour: "1d 0h", 52 * time.Hour: "2d 4h",
+	} {
+		if got := report.Days(d); got != want {
+			t.Errorf("Days(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
