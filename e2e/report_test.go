@@ -638,8 +638,8 @@ func TestReportCountsRecoveriesBegunBeforeTheMemo(t *testing.T) {
 			if st := s.Status(c); st.Next.Kind != workflows.NextRetry || s.Alerts.Kinds(c)["past_due"] != 1 {
 				return false
 			}
-			desc, err := s.Client().DescribeWorkflowExecution(t.Context(), workflows.RecoveryWorkflowID(c), "")
-			return err == nil && len(desc.GetPendingActivities()) == 0 && desc.GetPendingWorkflowTask() == nil
+			desc, err := s.Client().DescribeWorkflow(t.Context(), workflows.RecoveryWorkflowID(c), "")
+			return err == nil && len(desc.RawResponse.GetPendingActivities()) == 0 && desc.RawResponse.GetPendingWorkflowTask() == nil
 		})
 	}
 
