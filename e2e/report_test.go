@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"dunning/activities"
 	"dunning/internal/report"
 	"dunning/internal/stripefixture"
 	"dunning/internal/testenv"
@@ -83,7 +84,10 @@ type attempt struct{ result, class string }
 // scenarioAttempts are the confirms the scenario makes dunning do: the
 // retry customer's declined retry and its paid one, and the new card
 // paying each of the two intents.
-var scenarioAttempts = map[attempt]int{{"declined", "soft"}: 1, {"succeeded", "none"}: 3}
+var scenarioAttempts = map[attempt]int{
+	{workflows.AttemptDeclined, string(activities.DeclineSoft)}: 1,
+	{workflows.AttemptSucceeded, workflows.DeclineClassNone}:    3,
+}
 
 // expectedReport works out the report of lives by hand: plain counting
 // over the scenario, nothing of dunning's.
@@ -249,9 +253,9 @@ func TestRecoveryFiguresOnTheRealBinaries(t *testing.T) {
 			for _, c := range s.Stripe.Confirms(in) {
 				switch c.Handled {
 				case http.StatusOK:
-					gotAttempts[attempt{"succeeded", "none"}]++
+					gotAttempts[attempt{workflows.AttemptSucceeded, workflows.DeclineClassNone}]++
 				case http.StatusPaymentRequired:
-					gotAttempts[attempt{"declined", "soft"}]++ // the fake Stripe declines for want of funds
+					gotAttempts[attempt{workflows.AttemptDeclined, string(activities.DeclineSoft)}]++ // the fake Stripe declines for want of funds
 				default:
 					t.Errorf("%s: confirm answered %d: %s", l.role, c.Handled, c)
 				}
