@@ -510,6 +510,13 @@ func (s *Stripe) SetIntentStatus(intentID, status string) {
 // the default, insufficient funds).
 func (s *Stripe) SetDecline(cardID string, d activities.Decline) { s.dev.SetDecline(cardID, d) }
 
+// Approve makes a card that declined work again (its funds are back).
+func (s *Stripe) Approve(cardID string) {
+	if !s.dev.Approve(cardID) {
+		s.problem("Approve: card %s was never observed", cardID)
+	}
+}
+
 // Observe tells the fake Stripe of an event that happened there.
 func (s *Stripe) Observe(ev workflows.StripeEvent) { s.dev.Observe(ev) }
 

@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,6 +57,9 @@ type Options struct {
 	// Persist keeps Temporal's state in a SQLite file, so that
 	// StopTemporal and StartTemporal lose nothing.
 	Persist bool
+	// WorkerBinary is the dunning binary the first worker runs (another
+	// release, say); Binary when empty.
+	WorkerBinary string
 }
 
 // Stack is one running dunning: Temporal, the fakes, a worker process and
@@ -155,7 +159,7 @@ func Start(t *testing.T, o Options) *Stack {
 		s.env = append(s.env, k+"="+env[k])
 	}
 
-	s.StartWorker()
+	s.StartWorkerFrom(cmp.Or(o.WorkerBinary, Binary))
 	s.StartWebhook()
 	return s
 }
@@ -194,7 +198,14 @@ func (s *Stack) StopTemporal() {
 // queue.
 func (s *Stack) StartWorker() {
 	s.t.Helper()
-	p := testenv.StartProcess(s.t, "worker", filepath.Join(s.dir, "worker.log"), s.env, Binary, "worker")
+	s.StartWorkerFrom(Binary)
+}
+
+// StartWorkerFrom starts a worker process of the dunning binary bin and
+// waits until it polls its task queue.
+func (s *Stack) StartWorkerFrom(bin string) {
+	s.t.Helper()
+	p := testenv.StartProcess(s.t, "worker", filepath.Join(s.dir, "worker.log"), s.env, bin, "worker")
 	s.mu.Lock()
 	s.worker = p
 	s.mu.Unlock()

@@ -113,11 +113,14 @@ func TestReportAndMetricsOnTemporal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = report.Compute(report.Window{Since: since, Until: time.Now().Add(time.Minute)}, report.Latest(runs))
+		got = report.Build(report.Window{Since: since, Until: time.Now().Add(time.Minute)}, runs)
 		if (got.Recoveries == want.Recoveries && got.InProgress == want.InProgress) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if got.WithoutFigures.Count != 0 {
+		t.Errorf("%d recoveries without figures, want none: every run keeps its memo", got.WithoutFigures.Count)
 	}
 	if got.Recoveries != want.Recoveries || got.Recovered != want.Recovered || got.InProgress != want.InProgress || got.RecoveryRate != want.RecoveryRate {
 		t.Errorf("recoveries %d recovered %d in progress %d rate %v; want %d %d %d %v",

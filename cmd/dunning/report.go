@@ -59,7 +59,7 @@ func writeReport(ctx context.Context, c client.Client, w report.Window, format s
 	if err != nil {
 		return err
 	}
-	return report.Write(out, report.Compute(w, report.Latest(runs)), format)
+	return report.Write(out, report.Build(w, runs), format)
 }
 
 // reportWindow reads --since and --until.

@@ -121,8 +121,11 @@ func serveWorker(ctx context.Context, c client.Client, cfg config.Config, log *s
 	return g.Wait()
 }
 
-// stageCountEvery is how often the in-stage gauge is counted again.
-const stageCountEvery = time.Minute
+// stageCountEvery is how often the in-stage gauge is counted again: as
+// often as Prometheus scrapes (deploy/prometheus), so that a scrape never
+// reads a count older than the one before; five counts of the running
+// recoveries each time, a light query however many there are.
+const stageCountEvery = 15 * time.Second
 
 // serveMetrics serves reg at GET /metrics on addr until ctx ends.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {

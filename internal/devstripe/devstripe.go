@@ -171,6 +171,22 @@ func (s *Server) SetDecline(cardID string, d activities.Decline) {
 	s.declines[cardID] = d
 }
 
+// Approve makes a card that declined work again, as a card does once
+// the funds it lacked are there: the next confirm on it succeeds, with no
+// event (Stripe sends none when a bank starts approving). False when no
+// customer has the card.
+func (s *Server) Approve(cardID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, k := s.knownCard(cardID)
+	if k == nil {
+		return false
+	}
+	k.Declines = false
+	delete(s.declines, cardID)
+	return true
+}
+
 // SetFingerprint gives a card a fingerprint, e.g. that of another card:
 // two payment methods of one physical card share it.
 func (s *Server) SetFingerprint(cardID, fingerprint string) {

@@ -120,6 +120,25 @@ func TestRetryDeclinesUntilTheCardChanges(t *testing.T) {
 	}
 }
 
+// A card that declined for want of funds is charged on the same card
+// once they are there; a card never seen cannot be approved.
+func TestApprovedCardIsCharged(t *testing.T) {
+	st := newStack(t)
+	st.dev.Observe(failedEvent("cus_3", "pi_3", "pm_short"))
+	if res := st.retry(t, "cus_3", "pi_3", "k1"); res.Outcome != activities.RetryDeclined {
+		t.Fatalf("retry before the funds: %+v, want declined", res)
+	}
+	if !st.dev.Approve("pm_short") {
+		t.Fatal("Approve of the failed card: not known")
+	}
+	if res := st.retry(t, "cus_3", "pi_3", "k2"); res.Outcome != activities.RetrySucceeded || res.PaymentMethod != "pm_short" {
+		t.Fatalf("retry after the funds: %+v, want succeeded on the same card", res)
+	}
+	if st.dev.Approve("pm_never_seen") {
+		t.Error("Approve of a card no customer has: true")
+	}
+}
+
 func TestPaymentsReportedByEvents(t *testing.T) {
 	st := newStack(t)
 	st.dev.Observe(failedEvent("cus_2", "pi_2", "pm_bad"))

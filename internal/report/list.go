@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -22,9 +23,9 @@ func Query(since time.Time) string {
 		workflows.PaymentRecoveryWorkflowName, since.UTC().Format(time.RFC3339))
 }
 
-// List reads the memos of the recoveries' runs from visibility, page by
-// page; runs without a RecoveryMemo (begun before it, or with nothing
-// recorded yet) are left out.
+// List reads the recoveries' runs from visibility, page by page: each
+// with its RecoveryMemo where it keeps one, and what visibility itself
+// says of it (status, start, RecoveryStage) for those that keep none.
 func List(ctx context.Context, c client.Client, since time.Time) ([]Run, error) {
 	dc := converter.GetDefaultDataConverter()
 	var runs []Run
@@ -37,19 +38,38 @@ func List(ctx context.Context, c client.Client, since time.Time) ([]Run, error) 
 			return nil, fmt.Errorf("list recoveries: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
-			p, ok := e.GetMemo().GetFields()[workflows.RecoveryMemoKey]
-			if !ok {
-				continue
+			id := e.GetExecution().GetWorkflowId()
+			r := Run{WorkflowID: id, StartedAt: e.GetStartTime().AsTime(), Status: e.GetStatus()}
+			if p, ok := e.GetSearchAttributes().GetIndexedFields()[workflows.RecoveryStageKey.GetName()]; ok {
+				var st string
+				if err := dc.FromPayload(p, &st); err != nil {
+					return nil, fmt.Errorf("%s of %s: %w", workflows.RecoveryStageKey.GetName(), id, err)
+				}
+				r.Stage = workflows.Stage(st)
 			}
-			var m workflows.RecoveryMemo
-			if err := dc.FromPayload(p, &m); err != nil {
-				return nil, fmt.Errorf("memo of %s: %w", e.GetExecution().GetWorkflowId(), err)
+			if p, ok := e.GetMemo().GetFields()[workflows.RecoveryMemoKey]; ok {
+				var m workflows.RecoveryMemo
+				if err := dc.FromPayload(p, &m); err != nil {
+					return nil, fmt.Errorf("memo of %s: %w", id, err)
+				}
+				r.Memo = &m
 			}
-			runs = append(runs, Run{StartedAt: e.GetStartTime().AsTime(), Memo: m})
+			runs = append(runs, r)
 		}
 		token = resp.GetNextPageToken()
 		if len(token) == 0 {
 			return runs, nil
 		}
 	}
+}
+
+// Run is one workflow run of a recovery, as visibility lists it.
+type Run struct {
+	WorkflowID string
+	StartedAt  time.Time
+	Status     enumspb.WorkflowExecutionStatus
+	// Stage is the run's RecoveryStage search attribute ("" when unset).
+	Stage workflows.Stage
+	// Memo is the run's RecoveryMemo; nil for a run that keeps none.
+	Memo *workflows.RecoveryMemo
 }

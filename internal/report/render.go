@@ -38,15 +38,17 @@ func Write(w io.Writer, rep Report, format string) error {
 func pct(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
 
 // Days writes a duration the way people read times to recover: "2d 4h",
-// "3h 20m", "45m".
+// "3h 20m", "45m", and "12s" under a minute (a card updated at once).
 func Days(d time.Duration) string {
 	switch {
 	case d >= 24*time.Hour:
 		return fmt.Sprintf("%dd %dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
 	case d >= time.Hour:
 		return fmt.Sprintf("%dh %dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", d/time.Minute)
 	}
-	return fmt.Sprintf("%dm", d/time.Minute)
+	return fmt.Sprintf("%ds", d/time.Second)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
@@ -66,6 +68,13 @@ func writeText(w io.Writer, rep Report) error {
 	p("Recoveries\t%d", rep.Recoveries)
 	p("Recovered\t%d\t(%s by count)", rep.Recovered, pct(rep.RecoveryRate))
 	p("In progress\t%d", rep.InProgress)
+	if wf := rep.WithoutFigures; wf.Count > 0 {
+		stages := make([]string, len(wf.Stages))
+		for i, s := range wf.Stages {
+			stages[i] = fmt.Sprintf("%s %d", s.Name, s.Count)
+		}
+		p("Without figures\t%d  (begun before recoveries kept them; not counted above: %s)", wf.Count, strings.Join(stages, ", "))
+	}
 	if rep.TimeToRecover.Count > 0 {
 		p("Time to recover\tmedian %s\tp90 %s", Days(seconds(rep.TimeToRecover.MedianS)), Days(seconds(rep.TimeToRecover.P90S)))
 	}
@@ -95,7 +104,8 @@ func writeText(w io.Writer, rep Report) error {
 }
 
 // writeCSV writes one figure a row: section, name, currency, value
-// (amounts in minor units, rates as fractions, times in seconds).
+// (amounts in minor units, rates as fractions, times in seconds); the
+// recoveries without figures last, by stage.
 func writeCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	row := func(section, name, currency string, v any) {
@@ -128,6 +138,10 @@ func writeCSV(w io.Writer, rep Report) error {
 	for _, d := range rep.DeclineClasses {
 		row("decline_class_intents", d.Name, "", d.Intents)
 		row("decline_class_paid", d.Name, "", d.Paid)
+	}
+	row("without_figures", "count", "", rep.WithoutFigures.Count)
+	for _, s := range rep.WithoutFigures.Stages {
+		row("without_figures_stage", s.Name, "", s.Count)
 	}
 	cw.Flush()
 	return cw.Error()

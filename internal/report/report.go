@@ -1,14 +1,19 @@
 // Package report computes what dunning recovered, from the RecoveryMemo
 // every recovery keeps in its memo: one visibility listing, no
 // per-workflow reads, so that it stays fast at 100,000 recoveries.
+// Recoveries begun before dunning kept the memo are counted apart, by
+// stage, as recoveries without figures.
 package report
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"strings"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"dunning/workflows"
 )
@@ -38,6 +43,23 @@ type Report struct {
 	TimeToRecover  TimeToRecover     `json:"time_to_recover"`
 	DeclineCodes   []DeclineFigures  `json:"decline_codes"`
 	DeclineClasses []DeclineFigures  `json:"decline_classes"`
+	// WithoutFigures are the recoveries that keep no memo; none of the
+	// figures above counts them.
+	WithoutFigures WithoutFigures `json:"without_figures"`
+}
+
+// WithoutFigures counts the lives whose runs keep no RecoveryMemo: begun
+// before dunning kept one, or so new that nothing is recorded yet. Their
+// amounts, outcomes and first failures are not known; visibility still
+// says how many there are and in which stage each stands (or ended).
+// They are selected by the start of the run that holds the life's end,
+// the nearest to the first failure visibility knows.
+type WithoutFigures struct {
+	Count int `json:"count"`
+	// Stages counts them by RecoveryStage, in the order of the stages'
+	// lifecycle, "none" for a run that has not set it; stages with none
+	// left out.
+	Stages []Count `json:"stages"`
 }
 
 // Count is a number of recoveries under a name.
@@ -78,13 +100,62 @@ type DeclineFigures struct {
 // None names an intent without a decline code or class.
 const None = "none"
 
+// Build is the report of the runs listed for window w: the figures of
+// the lives that keep a memo, and the count of those that keep none.
+func Build(w Window, runs []Run) Report {
+	rep := Compute(w, Latest(runs))
+	rep.WithoutFigures = withoutFigures(w, runs)
+	return rep
+}
+
+// stageOrder is the order in which stages are listed.
+var stageOrder = []workflows.Stage{workflows.StagePastDue, workflows.StageSuspended, workflows.StageRecovered,
+	workflows.StageWaived, workflows.StageDeprovisioned}
+
+// withoutFigures counts the lives of the runs in w that keep no memo.
+// A run that continued as new in a stage that does not end a life
+// handed the life on to its next run, which counts it (with figures
+// when it keeps a memo); every other run holds a life's end or its
+// present, and counts once.
+func withoutFigures(w Window, runs []Run) WithoutFigures {
+	stages := map[workflows.Stage]int{}
+	var wf WithoutFigures
+	for _, r := range runs {
+		if r.Memo != nil || !w.Contains(r.StartedAt) {
+			continue
+		}
+		if r.Status == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW && !endsLife(r.Stage) {
+			continue
+		}
+		wf.Count++
+		stages[r.Stage]++
+	}
+	wf.Stages = []Count{}
+	for _, st := range append(slices.Clone(stageOrder), "") {
+		if n := stages[st]; n > 0 {
+			wf.Stages = append(wf.Stages, Count{Name: cmp.Or(string(st), None), Count: n})
+			delete(stages, st)
+		}
+	}
+	// Stages this version does not know, by name.
+	for _, st := range slices.Sorted(maps.Keys(stages)) {
+		wf.Stages = append(wf.Stages, Count{Name: string(st), Count: stages[st]})
+	}
+	return wf
+}
+
+// endsLife reports whether a life in stage st has ended.
+func endsLife(st workflows.Stage) bool {
+	return st == workflows.StageRecovered || st == workflows.StageWaived || st == workflows.StageDeprovisioned
+}
+
 // Latest keeps, of the memos of the runs of one life, the one of the
-// newest run: runs continued-as-new share a life. Memos come with the
-// start time of their run.
+// newest run: runs continued-as-new share a life. Runs without a memo
+// are left out (Build counts them apart).
 func Latest(runs []Run) []workflows.RecoveryMemo {
 	byLife := map[string]Run{}
 	for _, r := range runs {
-		if r.Memo.Lifecycle == "" {
+		if r.Memo == nil || r.Memo.Lifecycle == "" {
 			continue
 		}
 		if prev, ok := byLife[r.Memo.Lifecycle]; !ok || r.StartedAt.After(prev.StartedAt) ||
@@ -94,16 +165,10 @@ func Latest(runs []Run) []workflows.RecoveryMemo {
 	}
 	memos := make([]workflows.RecoveryMemo, 0, len(byLife))
 	for _, r := range byLife {
-		memos = append(memos, r.Memo)
+		memos = append(memos, *r.Memo)
 	}
 	slices.SortFunc(memos, func(a, b workflows.RecoveryMemo) int { return cmp.Compare(a.Lifecycle, b.Lifecycle) })
 	return memos
-}
-
-// Run is one workflow run's memo.
-type Run struct {
-	StartedAt time.Time
-	Memo      workflows.RecoveryMemo
 }
 
 // customerOf is the customer a life belongs to: its lifecycle is
@@ -115,7 +180,7 @@ func customerOf(m workflows.RecoveryMemo) string {
 
 // Compute makes the report of the lives whose first failure is in w.
 func Compute(w Window, memos []workflows.RecoveryMemo) Report {
-	rep := Report{Window: w, Currencies: []CurrencyFigures{}}
+	rep := Report{Window: w, Currencies: []CurrencyFigures{}, WithoutFigures: WithoutFigures{Stages: []Count{}}}
 	outcomes := map[workflows.Outcome]int{}
 	type cur struct {
 		CurrencyFigures

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"dunning/internal/report"
 	"dunning/workflows"
 )
@@ -22,8 +24,8 @@ func intent(id string, amount int64, currency string, state workflows.IntentStat
 // The figures below are worked out by hand from these lives.
 func lives() []report.Run {
 	const paid, open, waived = workflows.IntentPaid, workflows.IntentOpen, workflows.IntentWaived
-	memo := func(life string, ff time.Time, o workflows.Outcome, in ...workflows.MemoIntent) workflows.RecoveryMemo {
-		return workflows.RecoveryMemo{Lifecycle: life, FirstFailureAt: ff, Outcome: o, Intents: in}
+	memo := func(life string, ff time.Time, o workflows.Outcome, in ...workflows.MemoIntent) *workflows.RecoveryMemo {
+		return &workflows.RecoveryMemo{Lifecycle: life, FirstFailureAt: ff, Outcome: o, Intents: in}
 	}
 	return []report.Run{
 		// A, as its first run left it (continued as new since), and as it ended.
@@ -74,6 +76,7 @@ func TestCompute(t *testing.T) {
 			{Name: "needs_new_data", Intents: 1, Paid: 1, PaidRate: 1},
 			{Name: "none", Intents: 1, Paid: 1, PaidRate: 1},
 		},
+		WithoutFigures: report.WithoutFigures{Stages: []report.Count{}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", " ")
@@ -132,5 +135,90 @@ func TestWriteFormats(t *testing.T) {
 	}
 	if err := report.Write(&cs, rep, "xml"); err == nil {
 		t.Error("format xml accepted")
+	}
+}
+
+// Runs that keep no memo, as a release before the memo left them: each
+// life counted once, by the run that holds its end or its present, in
+// its stage; none of them in the figures.
+func TestWithoutFigures(t *testing.T) {
+	const (
+		running   = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		completed = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+		continued = enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+		ended     = enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED
+	)
+	bare := func(id string, start time.Time, status enumspb.WorkflowExecutionStatus, stage workflows.Stage) report.Run {
+		return report.Run{WorkflowID: id, StartedAt: start, Status: status, Stage: stage}
+	}
+	runs := append(lives(),
+		// Recovered before the memo.
+		bare("recovery-cus_p", day(3), completed, workflows.StageRecovered),
+		// Continued as new mid-life; the next run keeps a memo and
+		// counts the life with its figures.
+		bare("recovery-cus_q", day(4), continued, workflows.StagePastDue),
+		report.Run{WorkflowID: "recovery-cus_q", StartedAt: day(5), Status: completed, Memo: &workflows.RecoveryMemo{
+			Lifecycle: "recovery-cus_q@4", FirstFailureAt: day(4), Outcome: workflows.OutcomeRecoveredByRetry, Intents: []workflows.MemoIntent{
+				intent("pi_q1", 700, "gbp", workflows.IntentPaid, "insufficient_funds", "soft", day(5))}}},
+		// Deprovisioned, then continued as new into the customer's next life.
+		bare("recovery-cus_r", day(6), continued, workflows.StageDeprovisioned),
+		// Still running on the old code, suspended.
+		bare("recovery-cus_s", day(7), running, workflows.StageSuspended),
+		// Just started: no stage yet.
+		bare("recovery-cus_t", day(8), running, ""),
+		// Ended by hand while past due.
+		bare("recovery-cus_u", day(9), ended, workflows.StagePastDue),
+		// Before the window.
+		bare("recovery-cus_v", day(1).Add(-time.Hour), completed, workflows.StageWaived),
+	)
+	w := report.Window{Since: day(1), Until: day(30)}
+	got := report.Build(w, runs)
+	want := report.WithoutFigures{Count: 5, Stages: []report.Count{
+		{Name: "past_due", Count: 1}, {Name: "suspended", Count: 1}, {Name: "recovered", Count: 1},
+		{Name: "deprovisioned", Count: 1}, {Name: "none", Count: 1}}}
+	if !reflect.DeepEqual(got.WithoutFigures, want) {
+		t.Errorf("without figures %+v, want %+v", got.WithoutFigures, want)
+	}
+	// The figures are those of the memos alone: the six lives of
+	// TestCompute and cus_q's.
+	if got.Recoveries != 7 || got.Recovered != 4 || got.Outcomes[0] != (report.Count{Name: "recovered_by_retry", Count: 2}) {
+		t.Errorf("figures: %d recoveries, %d recovered, outcomes %v; want 7, 4, two by retry", got.Recoveries, got.Recovered, got.Outcomes)
+	}
+
+	var text bytes.Buffer
+	if err := report.Write(&text, got, report.FormatText); err != nil {
+		t.Fatal(err)
+	}
+	line := "Without figures  5  (begun before recoveries kept them; not counted above: past_due 1, suspended 1, recovered 1, deprovisioned 1, none 1)"
+	if !strings.Contains(text.String(), line) {
+		t.Errorf("text lacks %q:\n%s", line, text.String())
+	}
+	var cs bytes.Buffer
+	if err := report.Write(&cs, got, report.FormatCSV); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"without_figures,count,,5", "without_figures_stage,suspended,,1", "without_figures_stage,none,,1"} {
+		if !strings.Contains(cs.String(), row+"\n") {
+			t.Errorf("csv lacks %s:\n%s", row, cs.String())
+		}
+	}
+	// Without such runs the text says nothing of them.
+	text.Reset()
+	if err := report.Write(&text, report.Build(w, lives()), report.FormatText); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "Without figures") {
+		t.Errorf("text speaks of recoveries without figures where there are none:\n%s", text.String())
+	}
+}
+
+func TestDays(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 1500 * time.Millisecond: "1s", 59 * time.Second: "59s", time.Minute: "1m", 45*time.Minute + 30*time.Second: "45m",
+		time.Hour: "1h 0m", 3*time.Hour + 20*time.Minute: "3h 20m", 24 * time.Hour: "1d 0h", 52 * time.Hour: "2d 4h",
+	} {
+		if got := report.Days(d); got != want {
+			t.Errorf("Days(%s) = %q, want %q", d, got, want)
+		}
 	}
 }
