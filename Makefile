@@ -24,7 +24,7 @@ TEMPORAL_SQL_TOOL := $(TOOLS_DIR)/temporal-server-$(TEMPORAL_SERVER_VERSION)/tem
 DUNNING := $(CURDIR)/bin/dunning
 GO_TEST_FLAGS ?= -race -timeout 25m
 
-export TEMPORAL_CLI STRIPE_MOCK
+export TEMPORAL_CLI STRIPE_MOCK TEMPORAL_SERVER
 
 .PHONY: help
 help:
@@ -64,8 +64,10 @@ $(TEMPORAL_SERVER):
 		go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
 	@mv $(dir $@).tmp/sql $(TEMPORAL_SQL_TOOL) && mv $(dir $@).tmp/server $@ && rmdir $(dir $@).tmp
 
+# The compose tests render the Temporal server's configuration with the
+# server itself, so the tests need it too.
 .PHONY: tools
-tools: $(TEMPORAL_CLI) $(STRIPE_MOCK) $(STATICCHECK) $(WORKFLOWCHECK)
+tools: $(TEMPORAL_CLI) $(STRIPE_MOCK) $(STATICCHECK) $(WORKFLOWCHECK) $(TEMPORAL_SERVER)
 
 .PHONY: build
 build:
