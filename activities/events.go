@@ -121,8 +121,8 @@ type ListEventsInput struct {
 type EventPage struct {
 	Events []json.RawMessage `json:"events"`
 	// Ignored and Invalid count the listed events Reduce left out.
-	Ignored int  `json:"ignored,omitempty"`
-	Invalid int  `json:"invalid,omitempty"`
+	Ignored int `json:"ignored,omitempty"`
+	Invalid int `json:"invalid,omitempty"`
 	// Known counts the listed events left out because dunning already has
 	// their workflow (ListEventsInput.SkipKnown).
 	Known   int  `json:"known,omitempty"`
