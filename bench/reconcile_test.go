@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
@@ -186,7 +187,9 @@ func BenchmarkReconcile(b *testing.B) {
 		b.Fatal(err)
 	}
 	acts.Reconcile.Known, acts.Reconcile.Watermark = nil, nil
-	today := sdkworker.New(cc, todayCfg.TemporalTaskQueue, sdkworker.Options{})
+	today := sdkworker.New(cc, todayCfg.TemporalTaskQueue, sdkworker.Options{
+		Interceptors: []interceptor.WorkerInterceptor{worker.Heartbeats()},
+	})
 	worker.RegisterWorkflows(today)
 	today.RegisterActivity(acts)
 	if err := today.Start(); err != nil {

@@ -187,14 +187,16 @@ func (s *Stack) StopTemporal() {
 }
 
 // StartWorker starts a worker process and waits until it polls its task
-// queue.
-func (s *Stack) StartWorker() {
+// queue. It becomes the worker KillWorker kills; one started before keeps
+// running.
+func (s *Stack) StartWorker() *testenv.Process {
 	s.t.Helper()
 	p := testenv.StartProcess(s.t, "worker", filepath.Join(s.dir, "worker.log"), s.env, Binary, "worker")
 	s.mu.Lock()
 	s.worker = p
 	s.mu.Unlock()
 	s.waitPolling(p, time.Minute)
+	return p
 }
 
 // KillWorker kills the worker process with SIGKILL.
@@ -202,6 +204,21 @@ func (s *Stack) KillWorker() {
 	s.t.Helper()
 	s.mu.Lock()
 	p := s.worker
+	s.mu.Unlock()
+	s.Kill(p)
+}
+
+// KillWorkerTarget is the worker KillWorker would kill now.
+func (s *Stack) KillWorkerTarget() *testenv.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.worker
+}
+
+// Kill kills one worker process (of StartWorker) with SIGKILL.
+func (s *Stack) Kill(p *testenv.Process) {
+	s.t.Helper()
+	s.mu.Lock()
 	s.killed[p] = true
 	s.mu.Unlock()
 	if err := p.Kill(); err != nil {

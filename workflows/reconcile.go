@@ -60,13 +60,14 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 	}
 	listCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 45 * time.Second,
+		HeartbeatTimeout:    heartbeatTimeout,
 		RetryPolicy:         retry,
 	})
 	startCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
-		// StartEvents heartbeats after each event, so a lost worker is
-		// noticed soon and the retry carries on where it stopped.
-		HeartbeatTimeout: time.Minute,
+		// StartEvents heartbeats after each event, so the retry after a
+		// lost worker carries on where it stopped.
+		HeartbeatTimeout: heartbeatTimeout,
 		RetryPolicy:      retry,
 	})
 
@@ -87,6 +88,7 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		var last activities.ReconcileWatermark
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 30 * time.Second,
+			HeartbeatTimeout:    heartbeatTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 		}), a.LastReconcileWatermark).Get(ctx, &last)
 		if err != nil {
