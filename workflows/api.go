@@ -627,6 +627,9 @@ type ReconcileInput struct {
 	// Overlap is how far before the last complete run's watermark the
 	// listing starts again; DefaultReconcileOverlap when zero.
 	Overlap time.Duration `json:"overlap,omitempty"`
+	// Full lists the whole look-back whatever the last watermark: for an
+	// operator's run by hand.
+	Full bool `json:"full,omitempty"`
 	// Progress and StartingAfter are set when a long reconciliation
 	// continues as new: its window and counts so far, and the last event
 	// ID listed.

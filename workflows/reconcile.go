@@ -86,11 +86,14 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 	}
 	if watermark && in.Progress == nil {
 		var last activities.ReconcileWatermark
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second,
-			HeartbeatTimeout:    heartbeatTimeout,
-			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
-		}), a.LastReconcileWatermark).Get(ctx, &last)
+		var err error
+		if !in.Full {
+			err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 30 * time.Second,
+				HeartbeatTimeout:    heartbeatTimeout,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+			}), a.LastReconcileWatermark).Get(ctx, &last)
+		}
 		if err != nil {
 			// Costly but complete: without the watermark, the whole look-back.
 			log.Warn("no watermark of the last reconciliation; listing the whole look-back", "error", err)
@@ -143,7 +146,7 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			log.Info("reconciliation continues as new", "pages", res.Pages, "found", res.Found, "starting_after", cursor)
 			return res, workflow.NewContinueAsNewError(ctx, ReconcileEventsWorkflowName, ReconcileInput{
-				Lookback: in.Lookback, Overlap: in.Overlap, Progress: &res, StartingAfter: cursor,
+				Lookback: in.Lookback, Overlap: in.Overlap, Full: in.Full, Progress: &res, StartingAfter: cursor,
 			})
 		}
 	}

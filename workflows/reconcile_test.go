@@ -366,3 +366,15 @@ func TestReconcileWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestReconcileEventsWorkflowInFullIgnoresTheWatermark(t *testing.T) {
+	f := &fakeStripeList{t: t, pages: map[string]activities.EventPage{"": page(false, "evt_new1")},
+		watermark: activities.ReconcileWatermark{To: reconcileStart.Add(-15 * time.Minute), CoveredFrom: reconcileStart.Add(-100 * time.Hour)}}
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour, Full: true}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	if full := reconcileStart.Add(-72 * time.Hour); !res.From.Equal(full) || !res.Since.IsZero() || !res.CoveredFrom.Equal(full) {
+		t.Errorf("result %+v, want the whole look-back from %s, as asked", res, full)
+	}
+}
