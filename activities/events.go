@@ -260,7 +260,10 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 	}
 	if in.Reduce && in.SkipKnown && r.Known != nil && len(page.Events) > 0 {
 		if err := a.skipKnown(ctx, r, &page, ids); err != nil {
-			return EventPage{}, fmt.Errorf("%s: %w", what, err) // retried
+			// Every event goes on to StartEvents, whose start tells a
+			// known one from a new one all the same, one call each.
+			a.logger(ctx).Warn("cannot tell which listed events dunning has; starting each", "events", len(page.Events),
+				"reason", err.Error())
 		}
 	}
 	if r.Metrics != nil && in.StartingAfter == "" {
@@ -274,7 +277,8 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 
 // skipKnown leaves out of page the events whose workflow dunning already
 // has, after one question to Reconciler.Known for the whole page. Events
-// without an ID stay, for StartEvents to count.
+// without an ID stay, for StartEvents to count. On an error page is left
+// as it was.
 func (a *Activities) skipKnown(ctx context.Context, r *Reconciler, page *EventPage, ids []string) error {
 	var ask []string
 	for _, id := range ids {

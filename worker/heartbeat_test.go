@@ -18,14 +18,15 @@ import (
 )
 
 // slowHeartbeatTimeout is the heartbeat timeout of the test's activities;
-// each runs three times as long.
-const slowHeartbeatTimeout = time.Second
+// each runs 2.5 times as long. (Two seconds, so that a loaded machine
+// still gets one beat through within each.)
+const slowHeartbeatTimeout = 2 * time.Second
 
-// slowCall stands for a slow answer of a peer: it runs for three heartbeat
+// slowCall stands for a slow answer of a peer: it runs for 2.5 heartbeat
 // timeouts without heartbeating itself.
 func slowCall(ctx context.Context) (int32, error) {
 	select {
-	case <-time.After(3 * slowHeartbeatTimeout):
+	case <-time.After(slowHeartbeatTimeout * 5 / 2):
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
@@ -45,7 +46,7 @@ func progressCall(ctx context.Context) (string, error) {
 	}
 	activity.RecordHeartbeat(ctx, "page 7")
 	select {
-	case <-time.After(3 * slowHeartbeatTimeout):
+	case <-time.After(slowHeartbeatTimeout * 5 / 2):
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
@@ -71,8 +72,8 @@ func heartbeatWorkflow(ctx workflow.Context) (heartbeatResult, error) {
 	return res, err
 }
 
-// TestHeartbeatsKeepSlowCallsAlive runs activities that last three of
-// their heartbeat timeouts on a worker with the Heartbeats interceptor: a
+// TestHeartbeatsKeepSlowCallsAlive runs activities that last 2.5 of their
+// heartbeat timeouts on a worker with the Heartbeats interceptor: a
 // slow call is not cut off (its first attempt completes), and the beats in
 // between keep the progress an activity recorded for its retry.
 func TestHeartbeatsKeepSlowCallsAlive(t *testing.T) {
