@@ -167,6 +167,16 @@ func TestReconciliationWatermark(t *testing.T) {
 	if err != nil || !wm.To.Equal(second.To) || !wm.CoveredFrom.Equal(first.From) {
 		t.Errorf("watermark after the second run: %+v, %v; want to %s, covered from %s", wm, err, second.To, first.From)
 	}
+
+	// A run that fails after a complete one leaves the watermark where the
+	// complete one put it.
+	seen.rejectNextPages(true)
+	if _, _, err := reconcile("reconcile-wm-failed-again"); err == nil {
+		t.Fatal("a run whose second page Stripe rejects completed")
+	}
+	if wm, err := lastWatermark(ctx); err != nil || !wm.To.Equal(second.To) {
+		t.Errorf("watermark after a failed run: %+v, %v; want the second run's %s still", wm, err, second.To)
+	}
 }
 
 // waitVisible waits until visibility lists the workflow, as the known-event
