@@ -104,7 +104,8 @@ test-cluster: $(TEMPORAL_CLI) $(TEMPORAL_SERVER) build
 
 # Benchmarks against a real dev server; each runs its workload once.
 # Sizes: BENCH_EVENTS, BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_RATE,
-# BENCH_SECONDS, BENCH_SCALE_SMALL, BENCH_SCALE_LARGE (docs/benchmarks.md).
+# BENCH_SECONDS, BENCH_SCALE_SMALL, BENCH_SCALE_LARGE, BENCH_RECONCILE_EVENTS
+# (docs/benchmarks.md).
 .PHONY: bench
 bench: tools
 	go test -run '^$$' -bench BenchmarkWebhook -benchmem ./webhook

@@ -72,6 +72,16 @@ type Reconciler struct {
 	// does a reduced one. Only reconciliations that listed raw events (from
 	// before ListEventsInput.Reduce) still use it.
 	StartEvent func(ctx context.Context, raw json.RawMessage) (outcome string, err error)
+	// Known says which of the event IDs dunning already has a workflow for,
+	// with one question for all of them (one visibility query), so that a
+	// page of events taken long ago costs one call, not one rejected start
+	// each. nil: every event is handed to StartReduced, whose start stays
+	// the last word on duplicates either way.
+	Known func(ctx context.Context, eventIDs []string) (map[string]bool, error)
+	// Watermark returns what the last complete reconciliation left for the
+	// next one (its ReconcileWatermark); a zero watermark when there is
+	// none. nil: every run looks back its whole look-back.
+	Watermark func(ctx context.Context) (ReconcileWatermark, error)
 	// Metrics counts runs and events; nil counts nothing.
 	Metrics ReconcileMetrics
 }
@@ -101,6 +111,9 @@ type ListEventsInput struct {
 	// personal data; events to ignore or that cannot be read are counted
 	// and left out.
 	Reduce bool `json:"reduce,omitempty"`
+	// SkipKnown (with Reduce) asks Reconciler.Known about the page's events
+	// and leaves out, counted as Known, those dunning already has.
+	SkipKnown bool `json:"skip_known,omitempty"`
 }
 
 // EventPage is one page of events: reduced events when the listing asked
@@ -108,8 +121,11 @@ type ListEventsInput struct {
 type EventPage struct {
 	Events []json.RawMessage `json:"events"`
 	// Ignored and Invalid count the listed events Reduce left out.
-	Ignored int  `json:"ignored,omitempty"`
-	Invalid int  `json:"invalid,omitempty"`
+	Ignored int `json:"ignored,omitempty"`
+	Invalid int `json:"invalid,omitempty"`
+	// Known counts the listed events left out because dunning already has
+	// their workflow (ListEventsInput.SkipKnown).
+	Known   int  `json:"known,omitempty"`
 	HasMore bool `json:"has_more"`
 	// LastID is the ID of the last event of the page: StartingAfter of the
 	// next one.
@@ -192,6 +208,7 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 	}
 
 	page := EventPage{HasMore: list.HasMore}
+	var ids []string // of page.Events, in order
 	size := 0
 	for i, raw := range list.Data {
 		var buf bytes.Buffer
@@ -199,6 +216,10 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 			return EventPage{}, fmt.Errorf("%s: event %d: %w", what, i, err)
 		}
 		event := json.RawMessage(buf.Bytes())
+		var ev struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(raw, &ev)
 		outcome := ""
 		if in.Reduce {
 			var err error
@@ -215,6 +236,7 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 			}
 			size += len(event)
 			page.Events = append(page.Events, event)
+			ids = append(ids, ev.ID)
 		}
 		switch outcome {
 		case "":
@@ -229,15 +251,20 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 		if outcome != "" && r.Metrics != nil {
 			r.Metrics.Event(outcome)
 		}
-		var ev struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(raw, &ev) == nil && ev.ID != "" {
+		if ev.ID != "" {
 			page.LastID = ev.ID
 		}
 	}
 	if page.HasMore && page.LastID == "" {
 		return EventPage{}, fmt.Errorf("%s: stripe says there is more but names no event to continue after", what)
+	}
+	if in.Reduce && in.SkipKnown && r.Known != nil && len(page.Events) > 0 {
+		if err := a.skipKnown(ctx, r, &page, ids); err != nil {
+			// Every event goes on to StartEvents, whose start tells a
+			// known one from a new one all the same, one call each.
+			a.logger(ctx).Warn("cannot tell which listed events dunning has; starting each", "events", len(page.Events),
+				"reason", err.Error())
+		}
 	}
 	if r.Metrics != nil && in.StartingAfter == "" {
 		r.Metrics.Run()
@@ -246,6 +273,61 @@ func (a *Activities) ListEvents(ctx context.Context, in ListEventsInput) (EventP
 		"has_more", page.HasMore,
 		"starting_after", in.StartingAfter, "last_id", page.LastID)
 	return page, nil
+}
+
+// skipKnown leaves out of page the events whose workflow dunning already
+// has, after one question to Reconciler.Known for the whole page. Events
+// without an ID stay, for StartEvents to count. On an error page is left
+// as it was.
+func (a *Activities) skipKnown(ctx context.Context, r *Reconciler, page *EventPage, ids []string) error {
+	var ask []string
+	for _, id := range ids {
+		if id != "" {
+			ask = append(ask, id)
+		}
+	}
+	known, err := r.Known(ctx, ask)
+	if err != nil {
+		return fmt.Errorf("which of %d events dunning has: %w", len(ask), err)
+	}
+	kept := page.Events[:0]
+	for i, event := range page.Events {
+		if ids[i] != "" && known[ids[i]] {
+			page.Known++
+			if r.Metrics != nil {
+				r.Metrics.Event(EventDuplicate)
+			}
+			continue
+		}
+		kept = append(kept, event)
+	}
+	page.Events = kept
+	return nil
+}
+
+// ReconcileWatermark is what a complete reconciliation leaves for the next
+// one: To, the end of the window it listed, and CoveredFrom, how far back
+// the chain of complete runs reaching To goes without a gap. Zero when
+// there is none.
+type ReconcileWatermark struct {
+	To          time.Time `json:"to,omitzero"`
+	CoveredFrom time.Time `json:"covered_from,omitzero"`
+}
+
+// LastReconcileWatermark returns the watermark of the last complete
+// reconciliation (Reconciler.Watermark), zero when there is none or no
+// reader is configured.
+func (a *Activities) LastReconcileWatermark(ctx context.Context) (ReconcileWatermark, error) {
+	r := a.Reconcile
+	if r == nil || r.Watermark == nil {
+		return ReconcileWatermark{}, nil
+	}
+	wm, err := r.Watermark(ctx)
+	if err != nil {
+		return ReconcileWatermark{}, fmt.Errorf("read the last reconciliation's watermark: %w", err)
+	}
+	a.logger(ctx).Info("last reconciliation's watermark", "to", wm.To, "covered_from", wm.CoveredFrom)
+	return wm, nil
 }
 
 // stripeHTTPError classifies an error answer of Stripe's REST API the way

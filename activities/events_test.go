@@ -508,3 +508,68 @@ func TestListEventsReducesEachEventAndCountsTheOnesLeftOut(t *testing.T) {
 		t.Errorf("reduce without a reducer: %v, want a non-retryable error", err)
 	}
 }
+
+func TestListEventsLeavesOutTheEventsDunningHas(t *testing.T) {
+	all := []stripeEvent{
+		{ID: "evt_new2", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 4},
+		{ID: "evt_had2", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 3},
+		{ID: "evt_new1", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 2},
+		{ID: "evt_had1", Type: workflows.EventInvoicePaid, Created: listFrom.Unix() + 1},
+	}
+	srv, _ := fakeEvents(t, all)
+	acts := eventsActivities(srv.URL)
+	metrics := &countingMetrics{}
+	acts.Reconcile.Metrics = metrics
+	acts.Reconcile.Reduce = func(raw json.RawMessage) (json.RawMessage, string, error) {
+		var ev struct{ ID string }
+		_ = json.Unmarshal(raw, &ev)
+		return json.RawMessage(fmt.Sprintf(`{"id":%q}`, ev.ID)), "", nil
+	}
+	var asked [][]string
+	var down error
+	acts.Reconcile.Known = func(_ context.Context, ids []string) (map[string]bool, error) {
+		asked = append(asked, slices.Clone(ids))
+		if down != nil {
+			return nil, down
+		}
+		return map[string]bool{"evt_had1": true, "evt_had2": true, "evt_elsewhere": true}, nil
+	}
+	list := func(skip bool) activities.EventPage {
+		t.Helper()
+		page, err := acts.ListEvents(context.Background(), activities.ListEventsInput{
+			Types: []string{workflows.EventInvoicePaid}, CreatedGTE: listFrom, Limit: 10, Reduce: true, SkipKnown: skip,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page
+	}
+	ids := func(p activities.EventPage) (out []string) {
+		for _, ev := range p.Events {
+			out = append(out, string(ev))
+		}
+		return out
+	}
+
+	page := list(true)
+	if want := []string{`{"id":"evt_new2"}`, `{"id":"evt_new1"}`}; !slices.Equal(ids(page), want) || page.Known != 2 || page.LastID != "evt_had1" {
+		t.Errorf("page %q, known %d, last %q; want %q, 2 known, last evt_had1 (the list moves on past them)", ids(page), page.Known, page.LastID, want)
+	}
+	if len(asked) != 1 || !slices.Equal(asked[0], []string{"evt_new2", "evt_had2", "evt_new1", "evt_had1"}) {
+		t.Errorf("asked %q, want one question with the page's 4 events", asked)
+	}
+	if metrics.events[activities.EventDuplicate] != 2 {
+		t.Errorf("counted %v, want the 2 known events counted as duplicates", metrics.events)
+	}
+
+	if page := list(false); len(page.Events) != 4 || page.Known != 0 || len(asked) != 1 {
+		t.Errorf("without SkipKnown: %d events, %d known, %d questions; want all 4 handed on, none asked", len(page.Events), page.Known, len(asked))
+	}
+
+	// Visibility not answering: every event goes on to be started, whose
+	// start tells the known ones apart.
+	down = errors.New("visibility unavailable")
+	if page := list(true); len(page.Events) != 4 || page.Known != 0 {
+		t.Errorf("with Known failing: %d events, %d known; want all 4 handed on", len(page.Events), page.Known)
+	}
+}

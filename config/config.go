@@ -120,6 +120,10 @@ type Config struct {
 	// ReconcileLookback is the window of each reconciliation
 	// (RECONCILE_LOOKBACK), within the namespace retention.
 	ReconcileLookback time.Duration
+	// ReconcileOverlap is how far before the last complete run's watermark
+	// a reconciliation lists again, for Stripe's clock skew and late
+	// writes (RECONCILE_OVERLAP).
+	ReconcileOverlap time.Duration
 
 	// WorkerMetricsAddr is where the worker serves /metrics
 	// (WORKER_METRICS_ADDR); empty means not served.
@@ -299,6 +303,7 @@ func load(getenv func(string) string, temporalFile bool) (Config, error) {
 		CardReminderBefore:     r.duration("DUNNING_CARD_REMINDER_BEFORE", 7*24*time.Hour),
 		ReconcileInterval:      r.duration("RECONCILE_INTERVAL", 15*time.Minute),
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
+		ReconcileOverlap:       r.duration("RECONCILE_OVERLAP", 10*time.Minute),
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
 		WorkerStopTimeout:      r.duration("WORKER_STOP_TIMEOUT", DefaultWorkerStopTimeout),
@@ -372,6 +377,9 @@ func load(getenv func(string) string, temporalFile bool) (Config, error) {
 	// (A retention too short is reported on its own.)
 	if c.ReconcileLookback <= 0 || (c.NamespaceRetention >= MinRetention && c.ReconcileLookback > c.NamespaceRetention) {
 		r.fail("RECONCILE_LOOKBACK", "must be positive and within TEMPORAL_NAMESPACE_RETENTION (%s)", c.NamespaceRetention)
+	}
+	if c.ReconcileOverlap < time.Minute || (c.ReconcileLookback > 0 && c.ReconcileOverlap >= c.ReconcileLookback) {
+		r.fail("RECONCILE_OVERLAP", "must be at least 1m and shorter than RECONCILE_LOOKBACK (%s)", c.ReconcileLookback)
 	}
 	return c, errors.Join(r.errs...)
 }

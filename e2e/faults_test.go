@@ -221,10 +221,10 @@ func TestWorkerKilledMidLifecycle(t *testing.T) {
 	s.StartWorker()
 
 	// An activity the killed worker was running is tried again once its
-	// 30s start-to-close timeout passes; the suspension comes after it.
+	// 5s heartbeat timeout passes; the suspension comes after it.
 	select {
 	case <-held.Arrived():
-	case <-time.After(75 * time.Second):
+	case <-time.After(40 * time.Second):
 		t.Fatal("the suspension of " + unpaid[0].Customer + " never reached the control plane")
 	}
 	s.KillWorker()
@@ -233,8 +233,8 @@ func TestWorkerKilledMidLifecycle(t *testing.T) {
 	s.StartWorker()
 
 	for _, ev := range unpaid {
-		// The held suspension is retried after its activity times out (30s).
-		if res := s.Recovery(ev.Customer, 90*time.Second); res.Stage != workflows.StageDeprovisioned {
+		// The held suspension is retried once its heartbeats stop (5s).
+		if res := s.Recovery(ev.Customer, 45*time.Second); res.Stage != workflows.StageDeprovisioned {
 			t.Errorf("%s: recovery ended %s, want deprovisioned", ev.Customer, res.Stage)
 		}
 		s.Check(ev.Customer, Expect{
@@ -259,6 +259,51 @@ func TestWorkerKilledMidLifecycle(t *testing.T) {
 	suspends := s.Control.Requests(func(r Request) bool { return r.Customer == unpaid[0].Customer && r.Kind == "suspend" })
 	if len(suspends) < 2 {
 		t.Errorf("the held suspension was not delivered again after the kill:\n%s", lines(suspends))
+	}
+}
+
+// A worker killed while an activity runs on it: the activity's heartbeats
+// stop, and the server hands it to the other worker once its heartbeat
+// timeout (5s) passes, well before its start-to-close timeout (30s). The
+// suspension it was making is applied once, and the customer suspended.
+func TestWorkerKilledMidActivityRetriedOnAnother(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1s", "DUNNING_GRACE_PERIOD": "2s", "DUNNING_DEPROVISION_AFTER": "1h",
+	}})
+	first := s.KillWorkerTarget()
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{
+		Customer: stripefixture.NewID("cus"), ObjectID: stripefixture.NewID("pi")})
+	suspend := MethodPath(http.MethodPost, ev.Customer, "/suspend")
+	held := s.Control.HoldNext(suspend)
+	select {
+	case <-held.Arrived():
+	case <-time.After(40 * time.Second):
+		t.Fatal("the suspension of " + ev.Customer + " never reached the control plane")
+	}
+	// The first worker is inside the suspend activity; a second one joins,
+	// and the first dies. The retry is held too, to see when it comes.
+	s.StartWorker()
+	retry := s.Control.HoldNext(suspend)
+	s.Kill(first)
+	killed := time.Now()
+	select {
+	case <-retry.Arrived():
+		took := time.Since(killed)
+		t.Logf("suspension retried on the second worker %s after the kill", took.Round(time.Millisecond))
+		// A protocol bound (the heartbeat timeout, 5s, plus the retry's
+		// 1s backoff and a poll), not a speed: the start-to-close timeout
+		// would take 30s.
+		if took > 15*time.Second {
+			t.Errorf("the suspension was retried %s after its worker died, want within 15s (heartbeat timeout 5s)", took)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the suspension was never retried after its worker died")
+	}
+	held.Release() // applied; the answer goes nowhere
+	retry.Release()
+	s.WaitStage(ev.Customer, workflows.StageSuspended, 30*time.Second)
+	if n := s.Control.Count(ev.Customer, "suspend"); n != 1 {
+		t.Errorf("suspension applied %d times, want 1", n)
 	}
 }
 

@@ -195,21 +195,23 @@ func (s *Stack) StopTemporal() {
 }
 
 // StartWorker starts a worker process and waits until it polls its task
-// queue.
-func (s *Stack) StartWorker() {
+// queue. It becomes the worker KillWorker kills; one started before keeps
+// running.
+func (s *Stack) StartWorker() *testenv.Process {
 	s.t.Helper()
-	s.StartWorkerFrom(Binary)
+	return s.StartWorkerFrom(Binary)
 }
 
 // StartWorkerFrom starts a worker process of the dunning binary bin and
 // waits until it polls its task queue.
-func (s *Stack) StartWorkerFrom(bin string) {
+func (s *Stack) StartWorkerFrom(bin string) *testenv.Process {
 	s.t.Helper()
 	p := testenv.StartProcess(s.t, "worker", filepath.Join(s.dir, "worker.log"), s.env, bin, "worker")
 	s.mu.Lock()
 	s.worker = p
 	s.mu.Unlock()
 	s.waitPolling(p, time.Minute)
+	return p
 }
 
 // KillWorker kills the worker process with SIGKILL.
@@ -217,6 +219,21 @@ func (s *Stack) KillWorker() {
 	s.t.Helper()
 	s.mu.Lock()
 	p := s.worker
+	s.mu.Unlock()
+	s.Kill(p)
+}
+
+// KillWorkerTarget is the worker KillWorker would kill now.
+func (s *Stack) KillWorkerTarget() *testenv.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.worker
+}
+
+// Kill kills one worker process (of StartWorker) with SIGKILL.
+func (s *Stack) Kill(p *testenv.Process) {
+	s.t.Helper()
+	s.mu.Lock()
 	s.killed[p] = true
 	s.mu.Unlock()
 	if err := p.Kill(); err != nil {

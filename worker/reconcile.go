@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -91,6 +93,93 @@ func EventStarter(c client.Client, taskQueue string, livemode *bool) func(contex
 	}
 }
 
+// KnownEvents returns what reconciliation asks which listed events dunning
+// already has: one visibility query, WorkflowId IN (…), for the workflows
+// of all the IDs it is given. Visibility trails a start by a moment, so an
+// event just taken may be missed here; its start is then rejected as a
+// duplicate, which stays the last word.
+func KnownEvents(c client.Client) func(context.Context, []string) (map[string]bool, error) {
+	return func(ctx context.Context, eventIDs []string) (map[string]bool, error) {
+		byWorkflow := make(map[string]string, len(eventIDs))
+		quoted := make([]string, 0, len(eventIDs))
+		for _, id := range eventIDs {
+			if !stripeevent.ValidID(id) {
+				continue // never quoted into a query; StartEvents counts it
+			}
+			wid := workflows.EventWorkflowID(id)
+			if _, dup := byWorkflow[wid]; dup {
+				continue
+			}
+			byWorkflow[wid] = id
+			quoted = append(quoted, "'"+wid+"'")
+		}
+		known := make(map[string]bool, len(quoted))
+		if len(quoted) == 0 {
+			return known, nil
+		}
+		req := &workflowservice.ListWorkflowExecutionsRequest{
+			PageSize: int32(len(quoted)),
+			Query:    "WorkflowId IN (" + strings.Join(quoted, ",") + ")",
+		}
+		for {
+			resp, err := c.ListWorkflow(ctx, req)
+			if err != nil {
+				return nil, fmt.Errorf("list the workflows of %d events: %w", len(quoted), err)
+			}
+			for _, e := range resp.GetExecutions() {
+				if id, ok := byWorkflow[e.GetExecution().GetWorkflowId()]; ok {
+					known[id] = true
+				}
+			}
+			if len(resp.GetNextPageToken()) == 0 {
+				return known, nil
+			}
+			req.NextPageToken = resp.GetNextPageToken()
+		}
+	}
+}
+
+// watermarkRuns is how many of the newest complete reconciliations are
+// read for the newest watermark; runs are one at a time, so the newest
+// one carries it unless it was a dry run.
+const watermarkRuns = 10
+
+// LastWatermark returns what reconciliation reads the last complete run's
+// watermark with: one visibility query for the newest completed
+// ReconcileEventsWorkflow runs, whose memo holds the end of the window
+// each listed (workflows.ReconcileWatermarkMemo). A run that failed,
+// was terminated or continued as new is not Completed, so only a whole
+// window counts. The newest watermark wins; none is a zero one.
+func LastWatermark(c client.Client) func(context.Context) (activities.ReconcileWatermark, error) {
+	dc := converter.GetDefaultDataConverter()
+	return func(ctx context.Context) (activities.ReconcileWatermark, error) {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			PageSize: watermarkRuns,
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'",
+				workflows.ReconcileEventsWorkflowName),
+		})
+		if err != nil {
+			return activities.ReconcileWatermark{}, fmt.Errorf("list completed reconciliations: %w", err)
+		}
+		var best activities.ReconcileWatermark
+		for _, e := range resp.GetExecutions() {
+			fields := e.GetMemo().GetFields()
+			to, from := fields[workflows.ReconcileWatermarkMemo], fields[workflows.ReconcileCoveredFromMemo]
+			if to == nil || from == nil {
+				continue
+			}
+			var wm activities.ReconcileWatermark
+			if dc.FromPayload(to, &wm.To) != nil || dc.FromPayload(from, &wm.CoveredFrom) != nil || wm.To.IsZero() {
+				continue
+			}
+			if wm.To.After(best.To) {
+				best = wm
+			}
+		}
+		return best, nil
+	}
+}
+
 // newReconciler wires the reconciliation activities: Stripe's REST API as
 // configured (no key: dry run), the decoder and the event starters.
 func newReconciler(c client.Client, cfg config.Config) *activities.Reconciler {
@@ -100,6 +189,8 @@ func newReconciler(c client.Client, cfg config.Config) *activities.Reconciler {
 		Reduce:        EventReducer(cfg.StripeLivemode()),
 		StartReduced:  ReducedStarter(c, cfg.TemporalTaskQueue),
 		StartEvent:    EventStarter(c, cfg.TemporalTaskQueue, cfg.StripeLivemode()),
+		Known:         KnownEvents(c),
+		Watermark:     LastWatermark(c),
 	}
 }
 
@@ -181,6 +272,7 @@ func applyOptions(acts *activities.Activities, opts []Option) {
 type reconcileSchedule struct {
 	interval  time.Duration
 	lookback  time.Duration
+	overlap   time.Duration
 	taskQueue string
 }
 
@@ -193,9 +285,9 @@ func (s reconcileSchedule) action() *client.ScheduleWorkflowAction {
 		// The server appends the scheduled time to make each run's ID.
 		ID:            workflows.ReconcileScheduleID,
 		Workflow:      workflows.ReconcileEventsWorkflowName,
-		Args:          []any{workflows.ReconcileInput{Lookback: s.lookback}},
+		Args:          []any{s.input()},
 		TaskQueue:     s.taskQueue,
-		StaticSummary: fmt.Sprintf("Reconcile Stripe events of the last %s", s.lookback),
+		StaticSummary: fmt.Sprintf("Reconcile Stripe events since the last run (less %s), or of the last %s", s.overlap, s.lookback),
 	}
 }
 
@@ -220,7 +312,11 @@ func (s reconcileSchedule) matches(have client.Schedule) bool {
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &in); err != nil {
 		return false
 	}
-	return in == workflows.ReconcileInput{Lookback: s.lookback}
+	return in == s.input()
+}
+
+func (s reconcileSchedule) input() workflows.ReconcileInput {
+	return workflows.ReconcileInput{Lookback: s.lookback, Overlap: s.overlap}
 }
 
 // EnsureReconcileSchedule makes the Temporal Schedule that runs
@@ -246,8 +342,10 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, cfg config.Co
 		return nil
 	}
 
-	want := reconcileSchedule{interval: cfg.ReconcileInterval, lookback: cfg.ReconcileLookback, taskQueue: cfg.TemporalTaskQueue}
+	want := reconcileSchedule{interval: cfg.ReconcileInterval, lookback: cfg.ReconcileLookback, overlap: cfg.ReconcileOverlap,
+		taskQueue: cfg.TemporalTaskQueue}
 	logArgs := []any{"schedule", workflows.ReconcileScheduleID, "interval", want.interval, "lookback", want.lookback,
+		"overlap", want.overlap,
 		"task_queue", want.taskQueue}
 	// A schedule deleted between a failed create and the update is
 	// created again on the next round.
@@ -257,7 +355,7 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, cfg config.Co
 			Spec:    want.spec(),
 			Action:  want.action(),
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-			Note:    "Created by the dunning worker from RECONCILE_INTERVAL and RECONCILE_LOOKBACK; every worker start sets them again.",
+			Note:    "Created by the dunning worker from RECONCILE_INTERVAL, RECONCILE_LOOKBACK and RECONCILE_OVERLAP; every worker start sets them again.",
 			Memo: map[string]any{
 				"description": "Lists Stripe's events of the handled types and starts StripeEventWorkflow for any dunning does not have.",
 			},

@@ -170,7 +170,7 @@ func TestReconciliationOnTemporal(t *testing.T) {
 				t.Errorf("worker %d: %v", i, err)
 			}
 		}
-		wantSchedule(t, ctx, c, 20*time.Minute, 48*time.Hour, "reconcile-schedule", false)
+		wantSchedule(t, ctx, c, 20*time.Minute, 48*time.Hour, 10*time.Minute, "reconcile-schedule", false)
 		if n := countSchedules(t, ctx, c); n != 1 {
 			t.Errorf("%d schedules after 3 workers started, want 1", n)
 		}
@@ -178,7 +178,7 @@ func TestReconciliationOnTemporal(t *testing.T) {
 		if err := worker.EnsureReconcileSchedule(ctx, c, cfg, quiet()); err != nil {
 			t.Fatalf("again with the same config: %v", err)
 		}
-		wantSchedule(t, ctx, c, 20*time.Minute, 48*time.Hour, "reconcile-schedule", false)
+		wantSchedule(t, ctx, c, 20*time.Minute, 48*time.Hour, 10*time.Minute, "reconcile-schedule", false)
 
 		// An operator pauses it; a worker with a new config changes the
 		// timings and leaves it paused.
@@ -188,11 +188,12 @@ func TestReconciliationOnTemporal(t *testing.T) {
 		}
 		cfg2 := tmp.Config(t, map[string]string{
 			"TEMPORAL_TASK_QUEUE": "reconcile-schedule", "RECONCILE_INTERVAL": "5m", "RECONCILE_LOOKBACK": "24h",
+			"RECONCILE_OVERLAP": "20m",
 		})
 		if err := worker.EnsureReconcileSchedule(ctx, c, cfg2, quiet()); err != nil {
 			t.Fatalf("with a new interval: %v", err)
 		}
-		wantSchedule(t, ctx, c, 5*time.Minute, 24*time.Hour, "reconcile-schedule", true)
+		wantSchedule(t, ctx, c, 5*time.Minute, 24*time.Hour, 20*time.Minute, "reconcile-schedule", true)
 
 		off := tmp.Config(t, map[string]string{"TEMPORAL_TASK_QUEUE": "reconcile-schedule", "RECONCILE_INTERVAL": "0"})
 		for i := range 2 {
@@ -296,7 +297,7 @@ func TestReconciliationOnTemporal(t *testing.T) {
 			noPersonalData(t, ctx, c, id)
 		}
 		if dir := os.Getenv("DUNNING_RECORD_HISTORIES"); dir != "" {
-			recordHistory(t, tmp, dir, "reconcile-hist_reduced", "reconcile-test-run")
+			recordHistory(t, tmp, dir, "reconcile-hist_watermark_full", "reconcile-test-run")
 		}
 	})
 }
@@ -333,7 +334,7 @@ func noPersonalData(t *testing.T, ctx context.Context, c client.Client, workflow
 // wantSchedule fails unless the reconciliation schedule runs
 // ReconcileEventsWorkflow every interval over lookback on taskQueue,
 // skipping a run while one is going, paused or not.
-func wantSchedule(t *testing.T, ctx context.Context, c client.Client, interval, lookback time.Duration, taskQueue string, paused bool) {
+func wantSchedule(t *testing.T, ctx context.Context, c client.Client, interval, lookback, overlap time.Duration, taskQueue string, paused bool) {
 	t.Helper()
 	desc, err := c.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID).Describe(ctx)
 	if err != nil {
@@ -361,8 +362,8 @@ func wantSchedule(t *testing.T, ctx context.Context, c client.Client, interval, 
 	if err := converter.GetDefaultDataConverter().FromPayload(act.Args[0].(*commonpb.Payload), &in); err != nil {
 		t.Fatal(err)
 	}
-	if in.Lookback != lookback {
-		t.Errorf("look-back %s, want %s", in.Lookback, lookback)
+	if in.Lookback != lookback || in.Overlap != overlap {
+		t.Errorf("look-back %s, overlap %s; want %s, %s", in.Lookback, in.Overlap, lookback, overlap)
 	}
 }
 
@@ -454,10 +455,14 @@ func label(m *dto.Metric, name string) string {
 
 const fakeStripeKey = "sk_test_reconcile"
 
-// stripeRequests are the queries a fake Stripe saw.
+// stripeRequests are the queries a fake Stripe saw, and the events it
+// lists: more can be added while it runs (events Stripe writes late), and
+// it can be told to reject every page after the first.
 type stripeRequests struct {
-	mu sync.Mutex
-	qs []queryOf
+	mu     sync.Mutex
+	qs     []queryOf
+	bodies [][]byte
+	reject bool
 }
 
 type queryOf map[string][]string
@@ -475,6 +480,20 @@ func (s *stripeRequests) all() []queryOf {
 	return slices.Clone(s.qs)
 }
 
+// add has Stripe list body from now on.
+func (s *stripeRequests) add(body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bodies = append(s.bodies, body)
+}
+
+// rejectNextPages has Stripe answer 400 to any page after the first.
+func (s *stripeRequests) rejectNextPages(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = on
+}
+
 // fakeStripe lists bodies (newest first by their created time) at GET
 // /v1/events, perPage at a time whatever the limit, filtered as Stripe
 // filters them.
@@ -486,21 +505,12 @@ func fakeStripe(t *testing.T, bodies [][]byte, perPage int) (*httptest.Server, *
 		Created int64  `json:"created"`
 		raw     json.RawMessage
 	}
-	var events []event
-	for _, b := range bodies {
-		var e event
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatal(err)
-		}
-		e.raw = b
-		events = append(events, e)
-	}
-	slices.SortFunc(events, func(a, b event) int { return int(b.Created - a.Created) })
-	seen := &stripeRequests{}
+	seen := &stripeRequests{bodies: slices.Clone(bodies)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		seen.mu.Lock()
 		seen.qs = append(seen.qs, queryOf(q))
+		bodies, reject := slices.Clone(seen.bodies), seen.reject
 		seen.mu.Unlock()
 		if r.Method != http.MethodGet || r.URL.Path != "/v1/events" || r.Header.Get("Authorization") != "Bearer "+fakeStripeKey {
 			t.Errorf("fake stripe: unexpected %s %s (authorization %q)", r.Method, r.URL.Path, r.Header.Get("Authorization"))
@@ -510,6 +520,16 @@ func fakeStripe(t *testing.T, bodies [][]byte, perPage int) (*httptest.Server, *
 		if !slices.Equal(q["types[]"], workflows.HandledEventTypes()) {
 			t.Errorf("fake stripe: types[] %q, want every handled type", q["types[]"])
 		}
+		var events []event
+		for _, b := range bodies {
+			var e event
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Error(err)
+			}
+			e.raw = b
+			events = append(events, e)
+		}
+		slices.SortStableFunc(events, func(a, b event) int { return int(b.Created - a.Created) })
 		var gte, lt int64
 		fmt.Sscan(q.Get("created[gte]"), &gte)
 		fmt.Sscan(q.Get("created[lt]"), &lt)
@@ -520,6 +540,10 @@ func fakeStripe(t *testing.T, bodies [][]byte, perPage int) (*httptest.Server, *
 			}
 		}
 		if after := q.Get("starting_after"); after != "" {
+			if reject {
+				http.Error(w, `{"error":{"type":"invalid_request_error","message":"rejected by the test"}}`, http.StatusBadRequest)
+				return
+			}
 			i := slices.IndexFunc(match, func(e event) bool { return e.ID == after })
 			if i < 0 {
 				http.Error(w, `{"error":{"type":"invalid_request_error"}}`, http.StatusBadRequest)

@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	stripeclient "github.com/stripe/stripe-go/v76/client"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -150,9 +151,14 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 	// The cache is per process; a smaller one trades memory for replays
 	// of workflows that wake after being evicted.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
-	// On Stop (SIGTERM) running activities get WORKER_STOP_TIMEOUT to
-	// finish and report; only then are their contexts cancelled.
-	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{WorkerStopTimeout: cfg.WorkerStopTimeout})
+	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
+		// On Stop (SIGTERM) running activities get WORKER_STOP_TIMEOUT to
+		// finish and report; only then are their contexts cancelled.
+		WorkerStopTimeout: cfg.WorkerStopTimeout,
+		// Activities with a heartbeat timeout heartbeat while they run, so
+		// that one on a worker that died is tried again within seconds.
+		Interceptors: []interceptor.WorkerInterceptor{Heartbeats()},
+	})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
 	var live, dry []string

@@ -31,6 +31,21 @@ const (
 // ReconcileEventsWorkflow; the worker creates or updates it at start.
 const ReconcileScheduleID = "dunning-reconcile-events"
 
+// Memo fields a complete reconciliation leaves for the next one to start
+// from: ReconcileWatermarkMemo is the end of the window it listed (every
+// event Stripe listed as created before it was handled), and
+// ReconcileCoveredFromMemo how far back the chain of complete runs reaching
+// it goes without a gap.
+const (
+	ReconcileWatermarkMemo   = "reconcile_watermark"
+	ReconcileCoveredFromMemo = "reconcile_covered_from"
+)
+
+// DefaultReconcileOverlap is how far before the last watermark a
+// reconciliation lists again, for Stripe's clock skew and late writes,
+// when its input names no overlap.
+const DefaultReconcileOverlap = 10 * time.Minute
+
 // StatusQuery returns a workflow's whole state.
 const StatusQuery = "status"
 
@@ -609,6 +624,12 @@ type ReconcileInput struct {
 	// Lookback is how far back events are listed; within the namespace
 	// retention, so that every event found meets its workflow if it ran.
 	Lookback time.Duration `json:"lookback"`
+	// Overlap is how far before the last complete run's watermark the
+	// listing starts again; DefaultReconcileOverlap when zero.
+	Overlap time.Duration `json:"overlap,omitempty"`
+	// Full lists the whole look-back whatever the last watermark: for an
+	// operator's run by hand.
+	Full bool `json:"full,omitempty"`
 	// Progress and StartingAfter are set when a long reconciliation
 	// continues as new: its window and counts so far, and the last event
 	// ID listed.
@@ -629,6 +650,12 @@ type ReconcileResult struct {
 	Invalid int  `json:"invalid,omitempty"`
 	Pages   int  `json:"pages"`
 	DryRun  bool `json:"dry_run,omitempty"`
+	// Since is the watermark of the last complete run this one went on
+	// from (listing from Since minus the overlap); zero when it looked
+	// back the whole look-back. CoveredFrom is how far back the chain of
+	// complete runs reaching this one's end goes without a gap.
+	Since       time.Time `json:"since,omitzero"`
+	CoveredFrom time.Time `json:"covered_from,omitzero"`
 }
 
 // CardExpiryState is the whole state of a card's expiry watch, returned by

@@ -22,6 +22,7 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 	res := StripeEventResult{EventID: ev.ID, Type: ev.Type, CustomerID: ev.CustomerID, Route: route}
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
+		HeartbeatTimeout:    heartbeatTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
 	// Only inputs no earlier history has (Unreadable, ExpectedLivemode) are

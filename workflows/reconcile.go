@@ -15,6 +15,18 @@ import (
 // well under Stripe's maximum of 100.
 const ReconcilePageSize = 50
 
+// reconcileKnownPageSize is the page size of reconciliations that leave
+// known events out of their pages (reconcileWatermarkChange): only events
+// dunning does not have pass through history, so a page can be Stripe's
+// largest.
+const reconcileKnownPageSize = 100
+
+// reconcileWatermarkChange marks the version of ReconcileEventsWorkflow
+// that starts from the last complete run's watermark, leaves the events
+// dunning already has out of each page with one visibility query, and
+// leaves its own watermark in its memo.
+const reconcileWatermarkChange = "reconcile-watermark"
+
 // reduceListedEventsChange marks the version of ReconcileEventsWorkflow
 // that has ListEvents decode events and pass on only the reduced ones.
 const reduceListedEventsChange = "reconcile-reduced-events"
@@ -48,13 +60,14 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 	}
 	listCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 45 * time.Second,
+		HeartbeatTimeout:    heartbeatTimeout,
 		RetryPolicy:         retry,
 	})
 	startCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
-		// StartEvents heartbeats after each event, so a lost worker is
-		// noticed soon and the retry carries on where it stopped.
-		HeartbeatTimeout: time.Minute,
+		// StartEvents heartbeats after each event, so the retry after a
+		// lost worker carries on where it stopped.
+		HeartbeatTimeout: heartbeatTimeout,
 		RetryPolicy:      retry,
 	})
 
@@ -64,14 +77,39 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 	// numbers. Runs from before listed raw events.
 	reduce := workflow.GetVersion(ctx, reduceListedEventsChange, workflow.DefaultVersion, 1) == 1
 
+	// Runs from before the watermark listed the whole look-back and
+	// started every event, known or not.
+	watermark := reduce && workflow.GetVersion(ctx, reconcileWatermarkChange, workflow.DefaultVersion, 1) == 1
+	pageSize := ReconcilePageSize
+	if watermark {
+		pageSize = reconcileKnownPageSize
+	}
+	if watermark && in.Progress == nil {
+		var last activities.ReconcileWatermark
+		var err error
+		if !in.Full {
+			err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: 30 * time.Second,
+				HeartbeatTimeout:    heartbeatTimeout,
+				RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+			}), a.LastReconcileWatermark).Get(ctx, &last)
+		}
+		if err != nil {
+			// Costly but complete: without the watermark, the whole look-back.
+			log.Warn("no watermark of the last reconciliation; listing the whole look-back", "error", err)
+		}
+		res.From, res.Since, res.CoveredFrom = ReconcileWindow(res.To, in.Lookback, overlapOf(in), last)
+		workflow.SetCurrentDetails(ctx, res.details(false))
+	}
+
 	// Sorted, so deterministic; workflowcheck sees only the map behind it.
 	types := HandledEventTypes() //workflowcheck:ignore
 	cursor := in.StartingAfter
 	for {
 		var page activities.EventPage
 		err := workflow.ExecuteActivity(listCtx, a.ListEvents, activities.ListEventsInput{
-			Types: types, CreatedGTE: res.From, CreatedLT: res.To, StartingAfter: cursor, Limit: ReconcilePageSize,
-			Reduce: reduce,
+			Types: types, CreatedGTE: res.From, CreatedLT: res.To, StartingAfter: cursor, Limit: pageSize,
+			Reduce: reduce, SkipKnown: watermark,
 		}).Get(ctx, &page)
 		if err != nil {
 			workflow.SetCurrentDetails(ctx, res.details(false)+" · listing Stripe events failed")
@@ -92,7 +130,8 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 			res.Ignored += started.Ignored
 			res.Invalid += started.Invalid
 		}
-		res.Found += page.Ignored + page.Invalid
+		res.Found += page.Ignored + page.Invalid + page.Known
+		res.AlreadyKnown += page.Known
 		res.Ignored += page.Ignored
 		res.Invalid += page.Invalid
 		if !page.HasMore {
@@ -107,15 +146,54 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			log.Info("reconciliation continues as new", "pages", res.Pages, "found", res.Found, "starting_after", cursor)
 			return res, workflow.NewContinueAsNewError(ctx, ReconcileEventsWorkflowName, ReconcileInput{
-				Lookback: in.Lookback, Progress: &res, StartingAfter: cursor,
+				Lookback: in.Lookback, Overlap: in.Overlap, Full: in.Full, Progress: &res, StartingAfter: cursor,
 			})
+		}
+	}
+	// Only a complete run that listed Stripe moves the watermark on: a
+	// failed run never gets here, and a dry run listed nothing.
+	if watermark && !res.DryRun {
+		if err := workflow.UpsertMemo(ctx, map[string]any{
+			ReconcileWatermarkMemo: res.To, ReconcileCoveredFromMemo: res.CoveredFrom,
+		}); err != nil {
+			return res, fmt.Errorf("leave the watermark %s: %w", res.To, err)
 		}
 	}
 	workflow.SetCurrentDetails(ctx, res.details(true))
 	log.Info("reconciliation done", "from", res.From, "to", res.To, "pages", res.Pages, "found", res.Found,
 		"started", res.Started, "already_known", res.AlreadyKnown, "ignored", res.Ignored, "invalid", res.Invalid,
-		"dry_run", res.DryRun)
+		"dry_run", res.DryRun, "since", res.Since)
 	return res, nil
+}
+
+func overlapOf(in ReconcileInput) time.Duration {
+	if in.Overlap > 0 {
+		return in.Overlap
+	}
+	return DefaultReconcileOverlap
+}
+
+// ReconcileWindow decides where a reconciliation ending at to starts
+// listing, given the watermark last left by a complete run: from last.To
+// minus the overlap when the chain of complete runs reaching last.To
+// covers the whole look-back before it without a gap, else (no watermark,
+// one older than the look-back, or a gap) from to minus the look-back.
+// since is the watermark gone on from (zero for the whole look-back) and
+// coveredFrom how far back the chain reaching to then goes.
+func ReconcileWindow(to time.Time, lookback, overlap time.Duration, last activities.ReconcileWatermark) (from, since, coveredFrom time.Time) {
+	full := to.Add(-lookback)
+	if last.To.IsZero() || last.CoveredFrom.IsZero() || last.CoveredFrom.After(full) {
+		return full, time.Time{}, full
+	}
+	wm := last.To
+	if wm.After(to) {
+		wm = to // a clock gone back: list at least the overlap
+	}
+	from = wm.Add(-overlap)
+	if !from.After(full) {
+		return full, time.Time{}, full
+	}
+	return from, last.To, last.CoveredFrom
 }
 
 // details is the one line the UI shows for a reconciliation.
@@ -132,6 +210,9 @@ func (r ReconcileResult) details(done bool) string {
 		line += fmt.Sprintf(", invalid %d", r.Invalid)
 	}
 	line += fmt.Sprintf(" · events created %s to %s · %d pages", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), r.Pages)
+	if !r.Since.IsZero() {
+		line += fmt.Sprintf(" · from the last watermark %s", r.Since.Format(time.RFC3339))
+	}
 	if r.DryRun {
 		line += " · dry run: Stripe not configured, nothing listed"
 	}

@@ -29,6 +29,11 @@ type fakeStripeList struct {
 	lists  []activities.ListEventsInput
 	starts [][]string // event IDs handed to StartEvents, per call
 	raw    bool       // a StartEvents call asked for raw events
+
+	// watermark is what the last complete run left; watermarkErr, when
+	// set, is the answer of a visibility that cannot be read.
+	watermark    activities.ReconcileWatermark
+	watermarkErr error
 }
 
 func rawEvent(id string) json.RawMessage {
@@ -55,6 +60,8 @@ func (f *fakeStripeList) run(in workflows.ReconcileInput, start time.Time) (*tes
 	env.SetStartTime(start)
 	env.SetTestTimeout(10 * time.Second)
 	env.RegisterActivity(acts)
+	env.OnActivity(acts.LastReconcileWatermark, mock.Anything).Return(
+		func(context.Context) (activities.ReconcileWatermark, error) { return f.watermark, f.watermarkErr })
 	env.OnActivity(acts.ListEvents, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ListEventsInput) (activities.EventPage, error) {
 			f.mu.Lock()
@@ -64,6 +71,19 @@ func (f *fakeStripeList) run(in workflows.ReconcileInput, start time.Time) (*tes
 			if !ok {
 				return activities.EventPage{}, temporal.NewNonRetryableApplicationError(
 					"no page after "+in.StartingAfter, activities.ErrStripeRejected, nil)
+			}
+			if in.SkipKnown {
+				// As the activity does, with one question about the page.
+				kept := []json.RawMessage{}
+				for _, raw := range p.Events {
+					var ev struct{ ID string }
+					if json.Unmarshal(raw, &ev) == nil && known[ev.ID] {
+						p.Known++
+						continue
+					}
+					kept = append(kept, raw)
+				}
+				p.Events = kept
 			}
 			return p, nil
 		})
@@ -136,10 +156,10 @@ func TestReconcileEventsWorkflowPagesThroughStripesList(t *testing.T) {
 
 	wantFrom, wantTo := reconcileStart.Add(-72*time.Hour), reconcileStart
 	want := workflows.ReconcileResult{From: wantFrom, To: wantTo, Found: 6, Started: 3, AlreadyKnown: 3, Pages: 3}
-	if !res.From.Equal(want.From) || !res.To.Equal(want.To) {
-		t.Errorf("window %s to %s, want %s to %s (workflow start minus the look-back)", res.From, res.To, wantFrom, wantTo)
+	if !res.From.Equal(want.From) || !res.To.Equal(want.To) || !res.CoveredFrom.Equal(want.From) {
+		t.Errorf("window %s to %s covered from %s, want %s to %s (workflow start minus the look-back)", res.From, res.To, res.CoveredFrom, wantFrom, wantTo)
 	}
-	res.From, res.To, want.From, want.To = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	res.From, res.To, res.CoveredFrom, want.From, want.To = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if res != want {
 		t.Errorf("result %+v, want %+v", res, want)
 	}
@@ -159,6 +179,9 @@ func TestReconcileEventsWorkflowPagesThroughStripesList(t *testing.T) {
 		if !in.Reduce {
 			t.Errorf("listing after %q asks for raw events; want them reduced in the activity, so no personal data reaches history", in.StartingAfter)
 		}
+		if !in.SkipKnown {
+			t.Errorf("listing after %q hands known events on; want them left out with one question per page", in.StartingAfter)
+		}
 	}
 	if f.raw {
 		t.Error("StartEvents was handed raw events; want the reduced ones")
@@ -166,7 +189,8 @@ func TestReconcileEventsWorkflowPagesThroughStripesList(t *testing.T) {
 	if want := []string{"", "evt_known1", "evt_new2"}; !slices.Equal(cursors, want) {
 		t.Errorf("pages listed starting after %q, want %q (each after the last ID of the page before)", cursors, want)
 	}
-	wantStarts := [][]string{{"evt_new1", "evt_known1"}, {"evt_known2", "evt_new2"}, {"evt_new3", "evt_known3"}}
+	// Only what dunning does not have is started.
+	wantStarts := [][]string{{"evt_new1"}, {"evt_new2"}, {"evt_new3"}}
 	if !slices.EqualFunc(f.starts, wantStarts, slices.Equal) {
 		t.Errorf("events handed to StartEvents %q, want %q", f.starts, wantStarts)
 	}
@@ -262,5 +286,95 @@ func TestReconcileEventsWorkflowCountsEventsTheListingLeftOut(t *testing.T) {
 	}
 	if want := [][]string{{"evt_new1"}}; !slices.EqualFunc(f.starts, want, slices.Equal) {
 		t.Errorf("events handed to StartEvents %q, want %q (an empty page starts nothing)", f.starts, want)
+	}
+}
+
+func TestReconcileEventsWorkflowGoesOnFromTheWatermark(t *testing.T) {
+	wm := activities.ReconcileWatermark{To: reconcileStart.Add(-15 * time.Minute), CoveredFrom: reconcileStart.Add(-100 * time.Hour)}
+	f := &fakeStripeList{t: t, watermark: wm, pages: map[string]activities.EventPage{
+		"": page(false, "evt_new1", "evt_known1"),
+	}}
+	env, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour, Overlap: 10 * time.Minute}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	wantFrom := wm.To.Add(-10 * time.Minute)
+	if !res.From.Equal(wantFrom) || !res.To.Equal(reconcileStart) || !res.Since.Equal(wm.To) || !res.CoveredFrom.Equal(wm.CoveredFrom) {
+		t.Errorf("window %s to %s since %s covered from %s; want %s to %s since the watermark %s, covered from %s",
+			res.From, res.To, res.Since, res.CoveredFrom, wantFrom, reconcileStart, wm.To, wm.CoveredFrom)
+	}
+	if res.Found != 2 || res.Started != 1 || res.AlreadyKnown != 1 {
+		t.Errorf("result %+v, want found 2, started 1, already known 1", res)
+	}
+	if len(f.lists) != 1 || !f.lists[0].CreatedGTE.Equal(wantFrom) {
+		t.Errorf("lists %+v, want one from the watermark less the overlap, %s", f.lists, wantFrom)
+	}
+	if d := currentDetails(t, env); !strings.Contains(d, "from the last watermark") {
+		t.Errorf("current details %q do not say the run went on from the watermark", d)
+	}
+}
+
+func TestReconcileEventsWorkflowLooksBackWholeWithoutAWatermark(t *testing.T) {
+	for name, f := range map[string]*fakeStripeList{
+		"none":       {},
+		"unreadable": {watermarkErr: temporal.NewNonRetryableApplicationError("visibility down", "test", nil)},
+		"too old":    {watermark: activities.ReconcileWatermark{To: reconcileStart.Add(-73 * time.Hour), CoveredFrom: reconcileStart.Add(-200 * time.Hour)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f.t = t
+			f.pages = map[string]activities.EventPage{"": page(false, "evt_new1")}
+			_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour}, reconcileStart)
+			if err != nil {
+				t.Fatalf("workflow failed: %v", err)
+			}
+			full := reconcileStart.Add(-72 * time.Hour)
+			if !res.From.Equal(full) || !res.Since.IsZero() || res.Started != 1 {
+				t.Errorf("result %+v, want the whole look-back from %s and the missed event started", res, full)
+			}
+		})
+	}
+}
+
+func TestReconcileWindow(t *testing.T) {
+	to := reconcileStart
+	const lookback, overlap = 72 * time.Hour, 10 * time.Minute
+	full := to.Add(-lookback)
+	at := func(d time.Duration) time.Time { return to.Add(d) }
+	for _, c := range []struct {
+		name               string
+		last               activities.ReconcileWatermark
+		from, since, cover time.Time
+	}{
+		{"no watermark", activities.ReconcileWatermark{}, full, time.Time{}, full},
+		{"fresh, chain covers the look-back", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-80 * time.Hour)},
+			at(-25 * time.Minute), at(-15 * time.Minute), at(-80 * time.Hour)},
+		{"chain starts exactly at the look-back", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: full},
+			at(-25 * time.Minute), at(-15 * time.Minute), full},
+		{"chain shorter than the look-back (a gap before it)", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-2 * time.Hour)},
+			full, time.Time{}, full},
+		{"watermark older than the look-back", activities.ReconcileWatermark{To: at(-73 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
+			full, time.Time{}, full},
+		{"watermark less the overlap exactly at the look-back", activities.ReconcileWatermark{To: full.Add(overlap), CoveredFrom: at(-200 * time.Hour)},
+			full, time.Time{}, full},
+		{"watermark ahead of this run's clock", activities.ReconcileWatermark{To: at(time.Hour), CoveredFrom: at(-80 * time.Hour)},
+			at(-overlap), at(time.Hour), at(-80 * time.Hour)},
+		{"watermark without coverage", activities.ReconcileWatermark{To: at(-15 * time.Minute)}, full, time.Time{}, full},
+	} {
+		from, since, cover := workflows.ReconcileWindow(to, lookback, overlap, c.last)
+		if !from.Equal(c.from) || !since.Equal(c.since) || !cover.Equal(c.cover) {
+			t.Errorf("%s: from %s since %s covered from %s; want %s, %s, %s", c.name, from, since, cover, c.from, c.since, c.cover)
+		}
+	}
+}
+
+func TestReconcileEventsWorkflowInFullIgnoresTheWatermark(t *testing.T) {
+	f := &fakeStripeList{t: t, pages: map[string]activities.EventPage{"": page(false, "evt_new1")},
+		watermark: activities.ReconcileWatermark{To: reconcileStart.Add(-15 * time.Minute), CoveredFrom: reconcileStart.Add(-100 * time.Hour)}}
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour, Full: true}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	if full := reconcileStart.Add(-72 * time.Hour); !res.From.Equal(full) || !res.Since.IsZero() || !res.CoveredFrom.Equal(full) {
+		t.Errorf("result %+v, want the whole look-back from %s, as asked", res, full)
 	}
 }

@@ -516,9 +516,17 @@ func (r *recovery) key(parts ...string) string {
 	return r.s.Lifecycle + ":" + strings.Join(parts, ":")
 }
 
+// heartbeatTimeout is the heartbeat timeout of dunning's activities. The
+// worker heartbeats every activity with one while it runs (a third of it
+// apart), so a slow peer keeps its whole start-to-close timeout, while an
+// activity whose worker died is noticed within this and tried again on
+// another worker, with the same idempotency key.
+const heartbeatTimeout = 5 * time.Second
+
 func activityCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
+		HeartbeatTimeout:    heartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

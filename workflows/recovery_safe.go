@@ -78,6 +78,7 @@ func (r *recovery) holdRetryUntil(at time.Time) {
 func (r *recovery) recheckCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
+		HeartbeatTimeout:       heartbeatTimeout,
 		ScheduleToCloseTimeout: min(2*time.Minute, recheckAlertAfter(&r.s)),
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
