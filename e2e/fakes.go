@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -601,6 +602,10 @@ type ControlPlane struct {
 	*peer
 	secret  string
 	applied map[string]*Applied // by idempotency key; under mu
+	// acceptV1 lets a request with no v2 entry pass on Stripe's v1
+	// scheme, as a receiver does while dunning is upgraded from a
+	// release that signs v1 (docs/operations.md).
+	acceptV1 bool
 }
 
 // Applied is one control-plane action as applied.
@@ -611,6 +616,19 @@ type Applied struct {
 	At       time.Time
 	// Deliveries counts the requests with this key, the first included.
 	Deliveries int
+}
+
+// verifyDuringUpgrade verifies a request of kind on the v2 scheme; with
+// acceptV1, a request that carries no v2 entry at all is verified on the
+// v1 scheme instead, the way docs/operations.md has receivers accept the
+// release before v2 during an upgrade. A request with a v2 entry that
+// does not verify is never tried as v1.
+func verifyDuringUpgrade(kind sig.Kind, r *http.Request, body []byte, secret string, acceptV1 bool) error {
+	err := kind.VerifyHTTP(r, body, []string{secret}, 5*time.Minute, time.Now())
+	if acceptV1 && errors.Is(err, sig.ErrWrongScheme) {
+		return sig.Verify(r.Header.Get("Dunning-Signature"), body, []string{secret}, 5*time.Minute, time.Now())
+	}
+	return err
 }
 
 // ControlPlanePrefix is the path of the control plane's API root.
@@ -649,7 +667,7 @@ func (c *ControlPlane) serveControl(w http.ResponseWriter, r *http.Request, body
 	}
 	// The v2 scheme, strictly: a control-plane signature over this
 	// method, path, idempotency key and body, and nothing else.
-	if err := sig.KindControlPlane.VerifyHTTP(r, body, []string{c.secret}, 5*time.Minute, time.Now()); err != nil {
+	if err := verifyDuringUpgrade(sig.KindControlPlane, r, body, c.secret, c.acceptV1); err != nil {
 		c.problem("%s %s: signature: %v", r.Method, r.URL.Path, err)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad signature"})
 		return h
@@ -1034,7 +1052,8 @@ func alertKind(key string) string {
 // Notices is the product's mailer: signed JSON notices for customers.
 type Notices struct {
 	inbox
-	secret string
+	secret   string
+	acceptV1 bool // as ControlPlane's
 }
 
 // NoticePath is where notices are posted.
@@ -1068,7 +1087,7 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	// The v2 scheme, strictly: a customer-notice signature over this
 	// method, path, idempotency key and body, and nothing else.
-	if err := sig.KindCustomerNotice.VerifyHTTP(r, body, []string{n.secret}, 5*time.Minute, time.Now()); err != nil {
+	if err := verifyDuringUpgrade(sig.KindCustomerNotice, r, body, n.secret, n.acceptV1); err != nil {
 		n.problem("notice signature: %v", err)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad signature"})
 		return h

@@ -620,7 +620,7 @@ func buildRelease(t *testing.T, commit string) string {
 // figures.
 func TestReportCountsRecoveriesBegunBeforeTheMemo(t *testing.T) {
 	old := buildRelease(t, memoLessRelease)
-	s := Start(t, Options{WorkerBinary: old, Env: map[string]string{
+	s := Start(t, Options{WorkerBinary: old, AcceptV1Signatures: true, Env: map[string]string{
 		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "1h", "DUNNING_DEPROVISION_AFTER": "1h",
 	}})
 	began := time.Now()

@@ -60,6 +60,10 @@ type Options struct {
 	// WorkerBinary is the dunning binary the first worker runs (another
 	// release, say); Binary when empty.
 	WorkerBinary string
+	// AcceptV1Signatures has the control plane and the notice receiver
+	// accept the v1 signatures of a release before v2 too, as receivers
+	// do during an upgrade.
+	AcceptV1Signatures bool
 }
 
 // Stack is one running dunning: Temporal, the fakes, a worker process and
@@ -100,6 +104,7 @@ func Start(t *testing.T, o Options) *Stack {
 
 	s.Stripe, s.Control, s.Amberflo = newStripe(), newControlPlane(ControlSecret), newAmberflo()
 	s.Alerts, s.Notices = newAlerts(), newNotices(NoticeSecret)
+	s.Control.acceptV1, s.Notices.acceptV1 = o.AcceptV1Signatures, o.AcceptV1Signatures
 	for _, p := range s.peers() {
 		t.Cleanup(p.Close)
 	}
