@@ -388,6 +388,7 @@ func checkCSV(t *testing.T, raw []byte, rep report.Report) {
 	want := map[string]float64{
 		"summary/recoveries/": float64(rep.Recoveries), "summary/recovered/": float64(rep.Recovered),
 		"summary/in_progress/": float64(rep.InProgress), "summary/recovery_rate/": rep.RecoveryRate,
+		"summary/stopped/":       float64(rep.Stopped),
 		"time_to_recover/count/": float64(rep.TimeToRecover.Count), "time_to_recover/median_seconds/": rep.TimeToRecover.MedianS,
 		"time_to_recover/p90_seconds/": rep.TimeToRecover.P90S,
 	}

@@ -68,6 +68,9 @@ func writeText(w io.Writer, rep Report) error {
 	p("Recoveries\t%d", rep.Recoveries)
 	p("Recovered\t%d\t(%s by count)", rep.Recovered, pct(rep.RecoveryRate))
 	p("In progress\t%d", rep.InProgress)
+	if rep.Stopped > 0 {
+		p("Stopped\t%d\t(terminated or failed in Temporal before an outcome)", rep.Stopped)
+	}
 	if wf := rep.WithoutFigures; wf.Count > 0 {
 		stages := make([]string, len(wf.Stages))
 		for i, s := range wf.Stages {
@@ -90,6 +93,9 @@ func writeText(w io.Writer, rep Report) error {
 		p("%s\t%d", o.Name, o.Count)
 	}
 	p("in progress\t%d", rep.InProgress)
+	if rep.Stopped > 0 {
+		p("stopped\t%d", rep.Stopped)
+	}
 	for _, sec := range []struct {
 		title string
 		rows  []DeclineFigures
@@ -117,6 +123,7 @@ func writeCSV(w io.Writer, rep Report) error {
 	row("summary", "recoveries", "", rep.Recoveries)
 	row("summary", "recovered", "", rep.Recovered)
 	row("summary", "in_progress", "", rep.InProgress)
+	row("summary", "stopped", "", rep.Stopped)
 	row("summary", "recovery_rate", "", rep.RecoveryRate)
 	row("time_to_recover", "count", "", rep.TimeToRecover.Count)
 	row("time_to_recover", "median_seconds", "", rep.TimeToRecover.MedianS)

@@ -35,6 +35,11 @@ type Report struct {
 	Recoveries int `json:"recoveries"`
 	Recovered  int `json:"recovered"`
 	InProgress int `json:"in_progress"`
+	// Stopped counts the lives whose last run was terminated, failed,
+	// timed out or canceled before it reached an outcome: an operator or
+	// an error ended them in Temporal, not dunning. They stay in the
+	// denominator and are neither in progress nor recovered.
+	Stopped int `json:"stopped"`
 	// RecoveryRate is Recovered / Recoveries; in-progress recoveries stay
 	// in the denominator.
 	RecoveryRate   float64           `json:"recovery_rate"`
@@ -103,9 +108,29 @@ const None = "none"
 // Build is the report of the runs listed for window w: the figures of
 // the lives that keep a memo, and the count of those that keep none.
 func Build(w Window, runs []Run) Report {
-	rep := Compute(w, Latest(runs))
+	latest := latestRuns(runs)
+	memos := make([]workflows.RecoveryMemo, 0, len(latest))
+	stopped := map[string]bool{}
+	for _, r := range latest {
+		memos = append(memos, *r.Memo)
+		if r.Memo.Outcome == "" && stoppedStatus(r.Status) {
+			stopped[r.Memo.Lifecycle] = true
+		}
+	}
+	rep := compute(w, memos, stopped)
 	rep.WithoutFigures = withoutFigures(w, runs)
 	return rep
+}
+
+// stoppedStatus reports whether a run closed in a way that ends its
+// life without an outcome: no next run carries it on.
+func stoppedStatus(st enumspb.WorkflowExecutionStatus) bool {
+	switch st {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED,
+		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return true
+	}
+	return false
 }
 
 // stageOrder is the order in which stages are listed.
@@ -153,6 +178,17 @@ func endsLife(st workflows.Stage) bool {
 // newest run: runs continued-as-new share a life. Runs without a memo
 // are left out (Build counts them apart).
 func Latest(runs []Run) []workflows.RecoveryMemo {
+	latest := latestRuns(runs)
+	memos := make([]workflows.RecoveryMemo, len(latest))
+	for i, r := range latest {
+		memos[i] = *r.Memo
+	}
+	return memos
+}
+
+// latestRuns keeps the newest run of each life that keeps a memo, by
+// lifecycle.
+func latestRuns(runs []Run) []Run {
 	byLife := map[string]Run{}
 	for _, r := range runs {
 		if r.Memo == nil || r.Memo.Lifecycle == "" {
@@ -163,12 +199,9 @@ func Latest(runs []Run) []workflows.RecoveryMemo {
 			byLife[r.Memo.Lifecycle] = r
 		}
 	}
-	memos := make([]workflows.RecoveryMemo, 0, len(byLife))
-	for _, r := range byLife {
-		memos = append(memos, *r.Memo)
-	}
-	slices.SortFunc(memos, func(a, b workflows.RecoveryMemo) int { return cmp.Compare(a.Lifecycle, b.Lifecycle) })
-	return memos
+	out := slices.Collect(maps.Values(byLife))
+	slices.SortFunc(out, func(a, b Run) int { return cmp.Compare(a.Memo.Lifecycle, b.Memo.Lifecycle) })
+	return out
 }
 
 // customerOf is the customer a life belongs to: its lifecycle is
@@ -179,7 +212,11 @@ func customerOf(m workflows.RecoveryMemo) string {
 }
 
 // Compute makes the report of the lives whose first failure is in w.
-func Compute(w Window, memos []workflows.RecoveryMemo) Report {
+func Compute(w Window, memos []workflows.RecoveryMemo) Report { return compute(w, memos, nil) }
+
+// compute is Compute with the lives, by lifecycle, that were stopped
+// before an outcome.
+func compute(w Window, memos []workflows.RecoveryMemo, stopped map[string]bool) Report {
 	rep := Report{Window: w, Currencies: []CurrencyFigures{}, WithoutFigures: WithoutFigures{Stages: []Count{}}}
 	outcomes := map[workflows.Outcome]int{}
 	type cur struct {
@@ -196,6 +233,8 @@ func Compute(w Window, memos []workflows.RecoveryMemo) Report {
 		rep.Recoveries++
 		recovered := m.Outcome.Recovered()
 		switch {
+		case m.Outcome == "" && stopped[m.Lifecycle]:
+			rep.Stopped++
 		case m.Outcome == "":
 			rep.InProgress++
 		case recovered:

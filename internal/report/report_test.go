@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,54 @@ func TestWithoutFigures(t *testing.T) {
 	}
 	if strings.Contains(text.String(), "Without figures") {
 		t.Errorf("text speaks of recoveries without figures where there are none:\n%s", text.String())
+	}
+}
+
+// A life whose last run an operator terminated, or that failed, before
+// an outcome is stopped: in the denominator, neither in progress nor
+// recovered. A run that continued as new hands its life on and stops
+// nothing; a life that ended with an outcome before its run was
+// terminated keeps the outcome.
+func TestStoppedLives(t *testing.T) {
+	memo := func(life string, o workflows.Outcome) *workflows.RecoveryMemo {
+		return &workflows.RecoveryMemo{Lifecycle: life, FirstFailureAt: day(2), Outcome: o,
+			Intents: []workflows.MemoIntent{intent("pi_"+life, 1000, "usd", workflows.IntentOpen, "", "", time.Time{})}}
+	}
+	run := func(status enumspb.WorkflowExecutionStatus, start time.Time, m *workflows.RecoveryMemo) report.Run {
+		return report.Run{WorkflowID: "recovery-" + m.Lifecycle, StartedAt: start, Status: status, Memo: m}
+	}
+	runs := []report.Run{
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, day(2), memo("terminated", "")),
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, day(2), memo("failed", "")),
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, day(2), memo("timed-out", "")),
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, day(2), memo("running", "")),
+		// Continued as new, and its next run still runs: in progress.
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, day(2), memo("continued", "")),
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, day(3), memo("continued", "")),
+		// Waived, then its run terminated while it was closing.
+		run(enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, day(2), memo("waived", workflows.OutcomeWaived)),
+	}
+	got := report.Build(report.Window{Since: day(1), Until: day(30)}, runs)
+	if got.Recoveries != 6 || got.Stopped != 3 || got.InProgress != 2 || got.Recovered != 0 {
+		t.Errorf("%d recoveries, %d stopped, %d in progress, %d recovered; want 6, 3, 2, 0",
+			got.Recoveries, got.Stopped, got.InProgress, got.Recovered)
+	}
+	var text, cs bytes.Buffer
+	if err := report.Write(&text, got, report.FormatText); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^Stopped +3 +\(terminated`).MatchString(text.String()) || !regexp.MustCompile(`(?m)^stopped +3$`).MatchString(text.String()) {
+		t.Errorf("text does not show the stopped lives:\n%s", text.String())
+	}
+	if err := report.Write(&cs, got, report.FormatCSV); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cs.String(), "summary,stopped,,3\n") {
+		t.Errorf("csv lacks the stopped lives:\n%s", cs.String())
+	}
+	// Compute alone (no statuses) counts them in progress.
+	if c := report.Compute(got.Window, report.Latest(runs)); c.Stopped != 0 || c.InProgress != 5 {
+		t.Errorf("Compute: %d stopped, %d in progress; want 0, 5", c.Stopped, c.InProgress)
 	}
 }
 
