@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
 	"dunning/e2e"
 	"dunning/internal/stripeevent"
@@ -33,40 +37,63 @@ import (
 // those deliveries itself, so nothing polls Temporal while it is measured.
 //
 // In one run it reports:
-//   - floor-starts/s: bare StartWorkflow calls to the same server, 32 at a
-//     time, in rounds alternated with the end-to-end rounds;
-//   - e2e-events/s and e2e-ratio: BENCH_E2E_EVENTS events for new customers
-//     posted by BENCH_CONCURRENCY clients, counted until the last alert;
+//   - floor-starts/s: BENCH_E2E_EVENTS bare StartWorkflow calls to the same
+//     server, BENCH_CONCURRENCY at a time, in rounds alternated with the
+//     end-to-end rounds (one before the first, one after each);
+//   - e2e-events/s: BENCH_E2E_EVENTS events for new customers posted by
+//     BENCH_CONCURRENCY clients, counted until the last alert, in
+//     BENCH_ROUNDS rounds;
+//   - e2e-ratio: the mean, over the rounds, of a round's rate over the
+//     mean of the floor rounds either side of it;
 //   - p50-ms, p99-ms: at a steady BENCH_RATE events a second for
 //     BENCH_SECONDS, from the webhook's 200 to the alert's delivery;
 //   - worker-CPU-ms/recovery: the worker process's CPU time over the
 //     end-to-end rounds, divided by the recoveries they made.
-func BenchmarkEndToEnd(b *testing.B) {
+func BenchmarkEndToEnd(b *testing.B) { endToEnd(b, false) }
+
+// BenchmarkEndToEndSingleProcess is BenchmarkEndToEnd with the webhook and
+// the worker in one process, `dunning dev` (on its own dev server, with
+// the same stand-ins): there the webhook's starts are eager, the event
+// workflow's first task handed to the worker beside it with the start.
+// Its worker CPU is that whole process's, webhook included.
+func BenchmarkEndToEndSingleProcess(b *testing.B) { endToEnd(b, true) }
+
+func endToEnd(b *testing.B, single bool) {
 	n, conc, rounds := envInt("BENCH_E2E_EVENTS", 600), envInt("BENCH_CONCURRENCY", 32), envInt("BENCH_ROUNDS", 2)
 	rate, seconds := envInt("BENCH_RATE", 20), envInt("BENCH_SECONDS", 20)
-	st := startStack(b, nil)
+	st := startStack(b, single)
 
 	// Warm up: connections, caches, the server's first tasks.
 	if _, _, err := st.burst("warm", 20, 8); err != nil {
 		b.Fatal(err)
 	}
 
-	var floorRate, e2eRate []float64
+	// Each end-to-end round is compared with the mean of the floor rounds
+	// just before and just after it: the machine is shared, and its load
+	// drifts within minutes.
+	var floorRate, e2eRate, ratios []float64
 	var cpu float64
 	b.ResetTimer()
-	for r := range rounds {
-		fr, err := floor(st.tmp, fmt.Sprintf("r%d", r), n, conc)
+	for r := range rounds + 1 {
+		fr, err := floor(st.client, fmt.Sprintf("r%d", r), n, conc)
 		if err != nil {
 			b.Fatalf("floor: %v", err)
 		}
 		floorRate = append(floorRate, fr)
+		if r > 0 {
+			around := (floorRate[r-1] + fr) / 2
+			ratios = append(ratios, e2eRate[r-1]/around)
+			b.Logf("round %d: floor %.1f starts/s around it, end to end %.1f events/s (%.3f×)", r, around, e2eRate[r-1], ratios[r-1])
+		}
+		if r == rounds {
+			break
+		}
 		er, used, err := st.burst(fmt.Sprintf("r%d", r), n, conc)
 		if err != nil {
 			b.Fatalf("end to end: %v", err)
 		}
 		e2eRate, cpu = append(e2eRate, er), cpu+used
-		b.Logf("round %d: floor %.1f starts/s, end to end %.1f events/s (%.3f×), worker %.1f ms CPU per recovery",
-			r, fr, er, er/fr, used/float64(n)*1000)
+		b.Logf("round %d: worker %.1f ms CPU per recovery", r+1, used/float64(n)*1000)
 	}
 	lat, err := st.steady(rate, seconds)
 	if err != nil {
@@ -76,10 +103,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if p := st.peers.Problems(); len(p) > 0 {
 		b.Fatalf("the stand-ins saw requests the real peers would reject:\n%v", p)
 	}
-	fr, er := mean(floorRate), mean(e2eRate)
-	b.ReportMetric(fr, "floor-starts/s")
-	b.ReportMetric(er, "e2e-events/s")
-	b.ReportMetric(er/fr, "e2e-ratio")
+	b.ReportMetric(mean(floorRate), "floor-starts/s")
+	b.ReportMetric(mean(e2eRate), "e2e-events/s")
+	b.ReportMetric(mean(ratios), "e2e-ratio")
 	b.ReportMetric(float64(rate), "steady-events/s")
 	b.ReportMetric(ms(pct(lat, 0.5)), "p50-ms")
 	b.ReportMetric(ms(pct(lat, 0.99)), "p99-ms")
@@ -90,9 +116,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 // stack is dunning's webhook and worker processes on a dev server, with
 // every integration live against the stand-ins.
 type stack struct {
-	b       *testing.B
-	tmp     *testenv.DevServer
-	peers   *e2e.Peers
+	b      *testing.B
+	client client.Client
+	peers  *e2e.Peers
+	// worker is the process that runs the worker (and, single, the
+	// webhook).
 	worker  *testenv.Process
 	webhook string // base URL
 	http    *http.Client
@@ -104,12 +132,13 @@ type stack struct {
 	waiting map[string]chan struct{}
 }
 
-// startStack starts the stand-ins, a dev server, and dunning's worker and
-// webhook, with env added to their environment.
-func startStack(b *testing.B, env map[string]string) *stack {
+// startStack starts the stand-ins, then a dev server and dunning's worker
+// and webhook processes, or, single, `dunning dev`, which runs its own dev
+// server and both in one process.
+func startStack(b *testing.B, single bool) *stack {
 	b.Helper()
 	dir := b.TempDir()
-	st := &stack{b: b, tmp: temporal(b), peers: e2e.NewPeers(), alerted: map[string]time.Time{}, waiting: map[string]chan struct{}{}}
+	st := &stack{b: b, peers: e2e.NewPeers(), alerted: map[string]time.Time{}, waiting: map[string]chan struct{}{}}
 	b.Cleanup(st.peers.Close)
 	st.peers.Alerts.OnFirst(st.onAlert)
 
@@ -121,20 +150,38 @@ func startStack(b *testing.B, env map[string]string) *stack {
 	st.webhook = "http://" + addr
 	vars := st.peers.Env(st.webhook)
 	maps.Copy(vars, map[string]string{
-		"TEMPORAL_ADDRESS": st.tmp.Address, "TEMPORAL_NAMESPACE": st.tmp.Namespace, "HTTP_ADDR": addr,
+		"HTTP_ADDR": addr, "TEMPORAL_NAMESPACE": "default",
 		// The first failure's work, then a day's wait.
 		"DUNNING_RETRY_SCHEDULE": "24h", "DUNNING_GRACE_PERIOD": "168h", "RECONCILE_INTERVAL": "0",
 		"LOG_LEVEL": "warn", "PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
 	})
-	maps.Copy(vars, env)
+	var tmp *testenv.DevServer
+	if single {
+		_, ui, _ := net.SplitHostPort(testenv.FreeAddress(b))
+		maps.Copy(vars, map[string]string{
+			"TEMPORAL_ADDRESS": testenv.FreeAddress(b), "TEMPORAL_UI_PORT": ui, "WORKER_METRICS_ADDR": testenv.FreeAddress(b),
+			"TEMPORAL_CLI": testenv.Tool(b, "TEMPORAL_CLI", "temporal"), "DEV_DATA_DIR": filepath.Join(dir, "data"),
+		})
+	} else {
+		tmp = temporal(b)
+		vars["TEMPORAL_ADDRESS"] = tmp.Address
+		st.client = tmp.Client
+	}
 	var environ []string
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		environ = append(environ, k+"="+vars[k])
 	}
-	st.worker = testenv.StartProcess(b, "worker", filepath.Join(dir, "worker.log"), environ, bin, "worker")
-	b.Cleanup(func() { _ = st.worker.Stop(30 * time.Second) })
-	hook := testenv.StartProcess(b, "webhook", filepath.Join(dir, "webhook.log"), environ, bin, "webhook")
-	b.Cleanup(func() { _ = hook.Stop(10 * time.Second) })
+	hook := st.worker
+	if single {
+		st.worker = testenv.StartProcess(b, "dev", filepath.Join(dir, "dev.log"), environ, bin, "dev")
+		b.Cleanup(func() { _ = st.worker.Stop(30 * time.Second) })
+		hook = st.worker
+	} else {
+		st.worker = testenv.StartProcess(b, "worker", filepath.Join(dir, "worker.log"), environ, bin, "worker")
+		b.Cleanup(func() { _ = st.worker.Stop(30 * time.Second) })
+		hook = testenv.StartProcess(b, "webhook", filepath.Join(dir, "webhook.log"), environ, bin, "webhook")
+		b.Cleanup(func() { _ = hook.Stop(10 * time.Second) })
+	}
 	st.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	b.Cleanup(st.http.CloseIdleConnections)
 	deadline := time.Now().Add(time.Minute)
@@ -150,6 +197,15 @@ func startStack(b *testing.B, env map[string]string) *stack {
 			b.Fatalf("webhook not ready within a minute (logs in %s)", dir)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if single {
+		// The webhook answers ready once its dev server does.
+		c, err := client.Dial(client.Options{HostPort: vars["TEMPORAL_ADDRESS"], Namespace: "default", Logger: tlog.NewStructuredLogger(quiet())})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.Close)
+		st.client = c
 	}
 	return st
 }
@@ -305,13 +361,13 @@ func (st *stack) steady(rate, seconds int) ([]time.Duration, error) {
 // floor makes n bare StartWorkflow calls, conc at a time, with the
 // webhook's own options, on a task queue no worker polls: the most the
 // server takes in.
-func floor(tmp *testenv.DevServer, tag string, n, conc int) (float64, error) {
+func floor(c client.Client, tag string, n, conc int) (float64, error) {
 	rate, _, err := run(n, conc, func(i int) error {
 		ev := workflows.StripeEvent{ID: fmt.Sprintf("evt_floor_%s_%d", tag, i), Type: workflows.EventPaymentFailed,
 			CustomerID: fmt.Sprintf("cus_floor_%s_%d", tag, i), ObjectID: "pi_floor", Created: time.Now()}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := tmp.Client.ExecuteWorkflow(ctx, webhook.StartOptions(ev, "bench-floor"), workflows.StripeEventWorkflowName,
+		_, err := c.ExecuteWorkflow(ctx, webhook.StartOptions(ev, "bench-floor"), workflows.StripeEventWorkflowName,
 			workflows.StripeEventInput{Event: ev})
 		return err
 	})
