@@ -155,6 +155,12 @@ func startStack(b *testing.B, single bool) *stack {
 		"DUNNING_RETRY_SCHEDULE": "24h", "DUNNING_GRACE_PERIOD": "168h", "RECONCILE_INTERVAL": "0",
 		"LOG_LEVEL": "warn", "PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
 	})
+	// The worker's tuning, when the run sets it.
+	for _, k := range []string{"TEMPORAL_WORKFLOW_TASK_POLLERS", "TEMPORAL_WORKFLOW_CACHE_SIZE"} {
+		if v := os.Getenv(k); v != "" {
+			vars[k] = v
+		}
+	}
 	var tmp *testenv.DevServer
 	if single {
 		_, ui, _ := net.SplitHostPort(testenv.FreeAddress(b))

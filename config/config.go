@@ -120,6 +120,9 @@ type Config struct {
 	// history when they next wake. It bounds a worker's memory when many
 	// recoveries wait on long timers.
 	WorkflowCacheSize int
+	// WorkflowTaskPollers is how many long polls a worker keeps open for
+	// workflow tasks (TEMPORAL_WORKFLOW_TASK_POLLERS).
+	WorkflowTaskPollers int
 
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
@@ -265,6 +268,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
+		WorkflowTaskPollers:    int(r.whole("TEMPORAL_WORKFLOW_TASK_POLLERS", 2)),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 		RequireLive:            r.integrations("DUNNING_REQUIRE_LIVE"),
@@ -321,6 +325,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WorkflowCacheSize < 10 || c.WorkflowCacheSize > 1000000 {
 		r.fail("TEMPORAL_WORKFLOW_CACHE_SIZE", "must be between 10 and 1000000 workflows")
+	}
+	if c.WorkflowTaskPollers < 2 || c.WorkflowTaskPollers > 64 {
+		r.fail("TEMPORAL_WORKFLOW_TASK_POLLERS", "must be between 2 and 64")
 	}
 	if c.CardReminderBefore <= 0 || c.CardReminderBefore > 60*24*time.Hour {
 		r.fail("DUNNING_CARD_REMINDER_BEFORE", "must be positive and at most 1440h")

@@ -150,7 +150,7 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 	// The cache is per process; a smaller one trades memory for replays
 	// of workflows that wake after being evicted.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
-	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{})
+	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{MaxConcurrentWorkflowTaskPollers: cfg.WorkflowTaskPollers})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
 	var live, dry []string
