@@ -121,7 +121,10 @@ type Config struct {
 	// recoveries wait on long timers.
 	WorkflowCacheSize int
 	// WorkflowTaskPollers is how many long polls a worker keeps open for
-	// workflow tasks (TEMPORAL_WORKFLOW_TASK_POLLERS).
+	// workflow tasks (TEMPORAL_WORKFLOW_TASK_POLLERS). With the first
+	// failure's work inside one workflow task, tasks wait for a poll
+	// rather than for activities: 8 holds the latency at 20 new
+	// recoveries a second where the SDK's 2 did not (docs/benchmarks.md).
 	WorkflowTaskPollers int
 
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
@@ -268,7 +271,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ReconcileLookback:      r.duration("RECONCILE_LOOKBACK", 72*time.Hour),
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
-		WorkflowTaskPollers:    int(r.whole("TEMPORAL_WORKFLOW_TASK_POLLERS", 2)),
+		WorkflowTaskPollers:    int(r.whole("TEMPORAL_WORKFLOW_TASK_POLLERS", 8)),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 		RequireLive:            r.integrations("DUNNING_REQUIRE_LIVE"),

@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 		ReconcileInterval:      15 * time.Minute,
 		ReconcileLookback:      72 * time.Hour,
 		WorkflowCacheSize:      2000,
-		WorkflowTaskPollers:    2,
+		WorkflowTaskPollers:    8,
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -113,7 +113,7 @@ func TestOverrides(t *testing.T) {
 		"RECONCILE_LOOKBACK":             "48h",
 		"WORKER_METRICS_ADDR":            "127.0.0.1:9464",
 		"TEMPORAL_WORKFLOW_CACHE_SIZE":   "500",
-		"TEMPORAL_WORKFLOW_TASK_POLLERS": "8",
+		"TEMPORAL_WORKFLOW_TASK_POLLERS": "16",
 		"LOG_LEVEL":                      "DEBUG",
 		"LOG_FORMAT":                     "json",
 	}))
@@ -157,7 +157,7 @@ func TestOverrides(t *testing.T) {
 		ReconcileLookback:      48 * time.Hour,
 		WorkerMetricsAddr:      "127.0.0.1:9464",
 		WorkflowCacheSize:      500,
-		WorkflowTaskPollers:    8,
+		WorkflowTaskPollers:    16,
 		LogLevel:               "debug",
 		LogFormat:              "json",
 	}
