@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -19,9 +20,11 @@ import (
 // alerts with their idempotency key).
 //
 // Each call is tried locally for a few seconds at most, well inside the
-// workflow task's timeout; when that does not succeed, it runs again as
-// the activity it always was, with that activity's options, whose answer
-// (or error) is then the call's.
+// workflow task's timeout, with the same growing pauses between attempts
+// as the activity's. A peer's permanent answer (a non-retryable error) is
+// final there as it is for the activity. Any other failure runs the call
+// again, after a pause, as the activity it always was, with that
+// activity's options, whose answer (or error) is then the call's.
 
 const (
 	// localRoutingChange moves the event workflow's signal and
@@ -33,12 +36,13 @@ const (
 	localFirstFailureChange = "local-first-failure"
 )
 
-// localOptions bound a local attempt: three tries within 10 seconds.
+// localOptions bound a local attempt: three tries within 10 seconds, 1 s
+// and 2 s apart.
 var localOptions = workflow.LocalActivityOptions{
 	ScheduleToCloseTimeout: 10 * time.Second,
 	StartToCloseTimeout:    5 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    200 * time.Millisecond,
+		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
 		MaximumInterval:    2 * time.Second,
 		MaximumAttempts:    3,
@@ -46,6 +50,10 @@ var localOptions = workflow.LocalActivityOptions{
 			activities.ErrNotifyRejected, activities.ErrBadInput},
 	},
 }
+
+// fallbackPause is the pause before the activity that follows failed local
+// attempts: the next step of their backoff.
+const fallbackPause = 4 * time.Second
 
 // quickCall is a short call under way as a local activity.
 type quickCall struct {
@@ -66,9 +74,16 @@ func startQuick(ctx, actx workflow.Context, fn, arg any) *quickCall {
 // the call as a regular activity and returns what that answers.
 func (q *quickCall) Get(ctx workflow.Context, out any) error {
 	err := q.future.Get(ctx, out)
-	if err == nil {
+	var app *temporal.ApplicationError
+	switch {
+	case err == nil:
 		return nil
+	case errors.As(err, &app) && app.NonRetryable():
+		return err
 	}
 	workflow.GetLogger(ctx).Warn("local activity did not succeed; running it as an activity", "error", err)
+	if err := workflow.Sleep(ctx, fallbackPause); err != nil {
+		return err
+	}
 	return workflow.ExecuteActivity(q.actx, q.fn, q.arg).Get(ctx, out)
 }

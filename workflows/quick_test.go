@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,44 +101,68 @@ func TestFirstFailureWorkRunsLocallyAndAtOnce(t *testing.T) {
 	}
 }
 
-// A notice the local attempt cannot send runs again as an activity; the
-// notice is then sent once, and ops hear nothing of the first try.
+// A notice the local attempts cannot send runs again as an activity; the
+// notice is then sent once, and ops hear nothing of the first tries.
 func TestFirstFailureNoticeFallsBackToAnActivity(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		errs []error
-	}{
-		{"mailer down for every local attempt", []error{errors.New("503"), errors.New("503"), errors.New("503")}},
-		{"mailer refuses once", []error{temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rt := newRecoveryTest(t, func(w *world) { w.noticeErrs = tc.errs })
-			var c calls
-			c.listen(rt.env)
-			rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
-			if res := rt.run(input()); res.Stage != workflows.StageRecovered {
-				t.Fatalf("stage %s", res.Stage)
-			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			// The recovered notice, later, is an activity as it always was.
-			if count(c.local, "Notice") != len(tc.errs) || count(c.remote, "Notice") != 2 {
-				t.Errorf("notice: %d local attempts, %d as activity; want %d and 2", count(c.local, "Notice"), count(c.remote, "Notice"), len(tc.errs))
-			}
-			if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_failed", "payment_recovered"}) {
-				t.Errorf("notices sent %v", got)
-			}
-			for _, a := range rt.w.alerts {
-				if a.Severity == "critical" {
-					t.Errorf("ops told of a notice that was sent: %+v", a)
-				}
-			}
-			for _, a := range rt.status().Actions {
-				if a.Kind == "customer notice payment_failed" && a.Outcome != "sent" {
-					t.Errorf("notice recorded as %q", a.Outcome)
-				}
-			}
-		})
+	rt := newRecoveryTest(t, func(w *world) { w.noticeErrs = []error{errors.New("503"), errors.New("503"), errors.New("503")} })
+	// The test clock must not run behind the wall clock, which sets the
+	// deadlines of local attempts after the first.
+	rt.env.SetStartTime(time.Now())
+	var c calls
+	c.listen(rt.env)
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// The recovered notice, later, is an activity as it always was.
+	if count(c.local, "Notice") != 3 || count(c.remote, "Notice") != 2 {
+		t.Errorf("notice: %d local attempts, %d as activity; want 3 and 2", count(c.local, "Notice"), count(c.remote, "Notice"))
+	}
+	if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_failed", "payment_recovered"}) {
+		t.Errorf("notices sent %v", got)
+	}
+	for _, a := range rt.w.alerts {
+		if a.Severity == "critical" {
+			t.Errorf("ops told of a notice that was sent: %+v", a)
+		}
+	}
+	for _, a := range rt.status().Actions {
+		if a.Kind == "customer notice payment_failed" && a.Outcome != "sent" {
+			t.Errorf("notice recorded as %q", a.Outcome)
+		}
+	}
+}
+
+// A mailer's permanent refusal is final in the local attempt, as it is for
+// the activity: no second try, and ops are told to reach the customer.
+func TestFirstFailureNoticeRefusedIsFinal(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.noticeErrs = []error{temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)}
+	})
+	var c calls
+	c.listen(rt.env)
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if count(c.local, "Notice") != 1 || count(c.remote, "Notice") != 1 {
+		t.Errorf("notice: %d local attempts, %d as activity; want 1 and 1 (the recovered notice)", count(c.local, "Notice"), count(c.remote, "Notice"))
+	}
+	if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_recovered"}) {
+		t.Errorf("notices sent %v", got)
+	}
+	undelivered := 0
+	for _, a := range rt.w.alerts {
+		if a.Severity == "critical" && strings.Contains(a.Key, ":undelivered:") {
+			undelivered++
+		}
+	}
+	if undelivered != 1 {
+		t.Errorf("%d undelivered-notice alerts, want 1: %+v", undelivered, rt.w.alerts)
 	}
 }
 
@@ -146,6 +171,7 @@ func TestFirstFailureNoticeFallsBackToAnActivity(t *testing.T) {
 func TestRoutingSignalFallsBackToAnActivity(t *testing.T) {
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
+	env.SetStartTime(time.Now()) // as in TestFirstFailureNoticeFallsBackToAnActivity
 	env.RegisterActivity(acts)
 	var c calls
 	c.listen(env)
