@@ -103,7 +103,7 @@ test-cluster: $(TEMPORAL_CLI) $(TEMPORAL_SERVER) build
 		DUNNING_BIN=$(DUNNING) deploy/cluster.sh
 
 # Benchmarks against a real dev server; each runs its workload once.
-# Sizes: BENCH_EVENTS, BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_RATE,
+# Sizes: BENCH_EVENTS, BENCH_E2E_EVENTS, BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_RATE,
 # BENCH_SECONDS, BENCH_SCALE_SMALL, BENCH_SCALE_LARGE, BENCH_RECONCILE_EVENTS
 # (docs/benchmarks.md).
 .PHONY: bench

@@ -194,88 +194,6 @@ func mean(xs []float64) float64 {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// BenchmarkEndToEnd measures, at a steady rate, the time from the
-// webhook's 200 for a failed payment to the customer's recovery showing
-// the event in its status: the whole path of start, event workflow,
-// signal-with-start and the recovery's first workflow task.
-func BenchmarkEndToEnd(b *testing.B) {
-	rate, seconds := envInt("BENCH_RATE", 20), envInt("BENCH_SECONDS", 20)
-	tmp := temporal(b)
-	cfg := configFor(b, tmp, map[string]string{"DUNNING_RETRY_SCHEDULE": "24h", "RECONCILE_INTERVAL": "0"})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, tmp.Client, cfg, quiet()) }()
-	defer func() { cancel(); <-done }()
-	h, err := webhook.NewHandler(tmp.Client, webhook.Options{
-		Secrets: []string{secret}, Tolerance: 5 * time.Minute, MaxBody: 512 << 10, StartTimeout: 10 * time.Second,
-		TaskQueue: cfg.TemporalTaskQueue, Logger: quiet(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-
-	n := rate * seconds
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	b.ResetTimer()
-	for i := range n {
-		<-tick.C
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			customer := fmt.Sprintf("cus_e2e_%d", i)
-			id := fmt.Sprintf("evt_e2e_%d", i)
-			body, _ := stripefixture.Event(workflows.EventPaymentFailed, stripefixture.Options{ID: id, Customer: customer})
-			req, _ := stripefixture.Request(srv.URL+webhook.PathStripe, body, secret, time.Now())
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil || resp.StatusCode != http.StatusOK {
-				failed.Add(1)
-				return
-			}
-			resp.Body.Close()
-			answered := time.Now()
-			if !seen(tmp.Client, workflows.RecoveryWorkflowID(customer), id, 30*time.Second) {
-				failed.Add(1)
-				return
-			}
-			lat[i] = time.Since(answered)
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d events not seen in their recovery", f, n)
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(rate), "events/s")
-	b.ReportMetric(ms(pct(lat, 0.5)), "p50-ms")
-	b.ReportMetric(ms(pct(lat, 0.99)), "p99-ms")
-}
-
-// seen polls the recovery's status until it lists the event.
-func seen(c client.Client, workflowID, eventID string, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	for wait := 5 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 100*time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.StatusQuery)
-		cancel()
-		if err == nil {
-			var s workflows.RecoveryState
-			if v.Get(&s) == nil && slices.Contains(s.AppliedEvents, eventID) {
-				return true
-			}
-		}
-		time.Sleep(wait)
-	}
-	return false
-}
-
 // BenchmarkScale puts N recovery workflows in flight on one worker process
 // (the real binary) and reads that process's peak RSS and CPU time. Each
 // recovery is started the way StripeEventWorkflow starts one, then waits
@@ -289,7 +207,7 @@ func BenchmarkScale(b *testing.B) {
 func scale(b *testing.B, n int) {
 	tmp := temporal(b)
 	bin := filepath.Join(b.TempDir(), "dunning")
-	if out, err := exec.Command("go", "build", "-o", bin, "dunning/cmd/dunning").CombinedOutput(); err != nil {
+	if out, err := execGo("build", "-o", bin, "dunning/cmd/dunning"); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	env := append(os.Environ(), "TEMPORAL_ADDRESS="+tmp.Address, "DUNNING_RETRY_SCHEDULE=24h", "RECONCILE_INTERVAL=0", "LOG_LEVEL=warn")
@@ -324,6 +242,9 @@ func scale(b *testing.B, n int) {
 	b.ReportMetric(cpu/float64(n)*1000, "CPU-ms/recovery")
 	b.ReportMetric(float64(rss)/float64(n)/1024, "KiB/recovery")
 }
+
+// execGo runs the go command with args and returns its output.
+func execGo(args ...string) ([]byte, error) { return exec.Command("go", args...).CombinedOutput() }
 
 func waitIdle(b *testing.B, c client.Client, pid int, lastCustomer string) {
 	b.Helper()

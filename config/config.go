@@ -139,6 +139,12 @@ type Config struct {
 	// (WORKER_STOP_TIMEOUT). A container's stop grace period must exceed
 	// it, or the worker is killed mid-call.
 	WorkerStopTimeout time.Duration
+	// WorkflowTaskPollers is how many long polls a worker keeps open for
+	// workflow tasks (TEMPORAL_WORKFLOW_TASK_POLLERS). With the first
+	// failure's work inside one workflow task, tasks wait for a poll
+	// rather than for activities: 8 holds the latency at 20 new
+	// recoveries a second where the SDK's 2 did not (docs/benchmarks.md).
+	WorkflowTaskPollers int
 
 	LogLevel  string // LOG_LEVEL: debug, info, warn, error
 	LogFormat string // LOG_FORMAT: text or json
@@ -307,6 +313,7 @@ func load(getenv func(string) string, temporalFile bool) (Config, error) {
 		WorkerMetricsAddr:      r.optionalAddr("WORKER_METRICS_ADDR"),
 		WorkflowCacheSize:      int(r.bytes("TEMPORAL_WORKFLOW_CACHE_SIZE", 2000)),
 		WorkerStopTimeout:      r.duration("WORKER_STOP_TIMEOUT", DefaultWorkerStopTimeout),
+		WorkflowTaskPollers:    int(r.whole("TEMPORAL_WORKFLOW_TASK_POLLERS", 8)),
 		LogLevel:               r.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:              r.oneOf("LOG_FORMAT", "text", "text", "json"),
 		RequireLive:            r.integrations("DUNNING_REQUIRE_LIVE"),
@@ -367,6 +374,9 @@ func load(getenv func(string) string, temporalFile bool) (Config, error) {
 	}
 	if c.WorkerStopTimeout < time.Second || c.WorkerStopTimeout > MaxWorkerStopTimeout {
 		r.fail("WORKER_STOP_TIMEOUT", "must be between 1s and %s", MaxWorkerStopTimeout)
+	}
+	if c.WorkflowTaskPollers < 2 || c.WorkflowTaskPollers > 64 {
+		r.fail("TEMPORAL_WORKFLOW_TASK_POLLERS", "must be between 2 and 64")
 	}
 	if c.CardReminderBefore <= 0 || c.CardReminderBefore > 60*24*time.Hour {
 		r.fail("DUNNING_CARD_REMINDER_BEFORE", "must be positive and at most 1440h")

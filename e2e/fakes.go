@@ -936,22 +936,37 @@ type Message struct {
 // inbox is what the alert and notice receivers share: messages by key.
 type inbox struct {
 	*peer
-	msgs map[string]*Message // under mu
+	msgs    map[string]*Message // under mu
+	onFirst func(Message)       // under mu
 }
 
 func (b *inbox) deliver(m Message) (replayed bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if have := b.msgs[m.Key]; have != nil {
 		have.Deliveries++
 		if have.Kind != m.Kind || have.Customer != m.Customer {
 			b.problems = append(b.problems, fmt.Sprintf("key %q reused for %s/%s (first %s/%s)", m.Key, m.Kind, m.Customer, have.Kind, have.Customer))
 		}
+		b.mu.Unlock()
 		return true
 	}
 	m.First, m.Deliveries = time.Now(), 1
 	b.msgs[m.Key] = &m
+	f := b.onFirst
+	b.mu.Unlock()
+	if f != nil {
+		f(m)
+	}
 	return false
+}
+
+// OnFirst calls f with every message at its first delivery, before the
+// receiver answers; a benchmark counts what is done this way instead of
+// asking Temporal.
+func (b *inbox) OnFirst(f func(Message)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onFirst = f
 }
 
 // Messages returns the distinct messages (one per key) for a customer, in
@@ -1116,4 +1131,65 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 	h.replayed = n.deliver(Message{Key: key, Kind: b.Type, Customer: b.StripeCustomerID, UpdateURL: b.UpdateURL, PayURL: b.PayURL})
 	writeJSON(w, http.StatusOK, map[string]string{"status": "queued", "id": key})
 	return h
+}
+
+// ---- all of them
+
+// Peers are the five stand-ins together, for a caller that runs dunning
+// its own way (the benchmarks); Start makes its own.
+type Peers struct {
+	Stripe   *Stripe
+	Control  *ControlPlane
+	Amberflo *Amberflo
+	Alerts   *Alerts
+	Notices  *Notices
+}
+
+// NewPeers starts the stand-ins.
+func NewPeers() *Peers {
+	return &Peers{Stripe: newStripe(), Control: newControlPlane(ControlSecret), Amberflo: newAmberflo(),
+		Alerts: newAlerts(), Notices: newNotices(NoticeSecret)}
+}
+
+func (p *Peers) all() []*peer {
+	return []*peer{p.Stripe.peer, p.Control.peer, p.Amberflo.peer, p.Alerts.peer, p.Notices.peer}
+}
+
+// Close stops every stand-in.
+func (p *Peers) Close() {
+	for _, x := range p.all() {
+		x.Close()
+	}
+}
+
+// Problems are the requests any stand-in found wrong, each prefixed with
+// the stand-in's name.
+func (p *Peers) Problems() []string {
+	var out []string
+	for _, x := range p.all() {
+		for _, pr := range x.Problems() {
+			out = append(out, x.name+": "+pr)
+		}
+	}
+	return out
+}
+
+// Env is the configuration that makes every integration of dunning live
+// against the stand-ins, with one-click links to publicURL.
+func (p *Peers) Env(publicURL string) map[string]string {
+	return map[string]string{
+		"STRIPE_WEBHOOK_SECRET":  WebhookSecret,
+		"STRIPE_API_KEY":         StripeKey,
+		"STRIPE_API_BASE_URL":    p.Stripe.URL(),
+		"AMBERFLO_API_KEY":       AmberfloKey,
+		"AMBERFLO_BASE_URL":      p.Amberflo.URL(),
+		"CONTROL_PLANE_URL":      p.Control.URL() + ControlPlanePrefix,
+		"CONTROL_PLANE_SECRET":   ControlSecret,
+		"ALERT_WEBHOOK_URL":      p.Alerts.URL() + AlertPath,
+		"CUSTOMER_NOTICE_URL":    p.Notices.URL() + NoticePath,
+		"CUSTOMER_NOTICE_SECRET": NoticeSecret,
+		"PUBLIC_URL":             publicURL,
+		"PORTAL_LINK_SECRET":     PortalSecret,
+		"PORTAL_RETURN_URL":      PortalReturnURL,
+	}
 }

@@ -102,12 +102,10 @@ func Start(t *testing.T, o Options) *Stack {
 	s := &Stack{t: t, dir: t.TempDir(), killed: map[*testenv.Process]bool{}}
 	t.Cleanup(s.report)
 
-	s.Stripe, s.Control, s.Amberflo = newStripe(), newControlPlane(ControlSecret), newAmberflo()
-	s.Alerts, s.Notices = newAlerts(), newNotices(NoticeSecret)
+	peers := NewPeers()
+	s.Stripe, s.Control, s.Amberflo, s.Alerts, s.Notices = peers.Stripe, peers.Control, peers.Amberflo, peers.Alerts, peers.Notices
+	t.Cleanup(peers.Close)
 	s.Control.acceptV1, s.Notices.acceptV1 = o.AcceptV1Signatures, o.AcceptV1Signatures
-	for _, p := range s.peers() {
-		t.Cleanup(p.Close)
-	}
 
 	if o.Persist {
 		s.dbFile = filepath.Join(s.dir, "temporal.db")
@@ -122,24 +120,12 @@ func Start(t *testing.T, o Options) *Stack {
 	s.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	t.Cleanup(s.http.CloseIdleConnections)
 
-	env := map[string]string{
+	env := peers.Env(s.webhookBase)
+	maps.Copy(env, map[string]string{
 		"TEMPORAL_ADDRESS":             s.temporalAddr,
 		"TEMPORAL_NAMESPACE":           "default",
 		"TEMPORAL_TASK_QUEUE":          TaskQueue,
 		"HTTP_ADDR":                    webhookAddr,
-		"STRIPE_WEBHOOK_SECRET":        WebhookSecret,
-		"STRIPE_API_KEY":               StripeKey,
-		"STRIPE_API_BASE_URL":          s.Stripe.URL(),
-		"AMBERFLO_API_KEY":             AmberfloKey,
-		"AMBERFLO_BASE_URL":            s.Amberflo.URL(),
-		"CONTROL_PLANE_URL":            s.Control.URL() + ControlPlanePrefix,
-		"CONTROL_PLANE_SECRET":         ControlSecret,
-		"ALERT_WEBHOOK_URL":            s.Alerts.URL() + AlertPath,
-		"CUSTOMER_NOTICE_URL":          s.Notices.URL() + NoticePath,
-		"CUSTOMER_NOTICE_SECRET":       NoticeSecret,
-		"PUBLIC_URL":                   s.webhookBase,
-		"PORTAL_LINK_SECRET":           PortalSecret,
-		"PORTAL_RETURN_URL":            PortalReturnURL,
 		"DUNNING_RETRY_SCHEDULE":       "1s,2s",
 		"DUNNING_GRACE_PERIOD":         "4s",
 		"DUNNING_DEPROVISION_AFTER":    "3s",
@@ -147,7 +133,7 @@ func Start(t *testing.T, o Options) *Stack {
 		"RECONCILE_INTERVAL":           "0",
 		"LOG_FORMAT":                   "json",
 		"LOG_LEVEL":                    "info",
-	}
+	})
 	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
 		if v := os.Getenv(k); v != "" {
 			env[k] = v

@@ -297,6 +297,12 @@ func StartOptions(ev workflows.StripeEvent, taskQueue string) client.StartWorkfl
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(attrs...),
 		StaticSummary:                            summary,
+		// Where the client that starts also runs a worker on the task
+		// queue (`dunning dev`), the server hands the workflow's first
+		// task back with the start, to that worker, without a poll. The
+		// SDK asks for it only when such a worker has a free slot, so a
+		// webhook on its own starts as before.
+		EnableEagerStart: true,
 	}
 }
 

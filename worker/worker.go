@@ -152,6 +152,7 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 	// of workflows that wake after being evicted.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	w := sdkworker.New(c, cfg.TemporalTaskQueue, sdkworker.Options{
+		MaxConcurrentWorkflowTaskPollers: cfg.WorkflowTaskPollers,
 		// On Stop (SIGTERM) running activities get WORKER_STOP_TIMEOUT to
 		// finish and report; only then are their contexts cancelled.
 		WorkerStopTimeout: cfg.WorkerStopTimeout,

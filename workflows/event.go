@@ -380,10 +380,16 @@ func signal(ctx workflow.Context, workflowID, name string, payload any, start *a
 	if err != nil {
 		return activities.SignalResult{}, fmt.Errorf("encode %s signal: %w", name, err)
 	}
+	in := activities.SignalInput{WorkflowID: workflowID, SignalName: name, Signal: raw, Start: start}
 	var res activities.SignalResult
-	err = workflow.ExecuteActivity(ctx, a.Signal, activities.SignalInput{
-		WorkflowID: workflowID, SignalName: name, Signal: raw, Start: start,
-	}).Get(ctx, &res)
+	if workflow.GetVersion(ctx, localRoutingChange, workflow.DefaultVersion, 1) == 1 {
+		// Signals are not de-duplicated by Temporal, but every receiver
+		// applies an event ID once, so a local activity run again after a
+		// lost worker changes nothing.
+		err = startQuick(ctx, ctx, a.Signal, in).Get(ctx, &res)
+		return res, err
+	}
+	err = workflow.ExecuteActivity(ctx, a.Signal, in).Get(ctx, &res)
 	return res, err
 }
 

@@ -862,11 +862,16 @@ func (r *recovery) sendNotice(ctx workflow.Context, in activities.NoticeInput) e
 // alert sends an ops alert; a failure is recorded, not fatal.
 func (r *recovery) alert(ctx workflow.Context, severity, key, title, text string) {
 	var res activities.NotifyResult
-	err := workflow.ExecuteActivity(activityCtx(ctx), a.Alert, activities.AlertInput{
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.Alert, r.alertInput(severity, key, title, text)).Get(ctx, &res)
+	r.record(ctx, "ops alert ("+severity+")", title, outcomeOf(err, "sent"), res.DryRun)
+}
+
+// alertInput is an ops alert about this recovery.
+func (r *recovery) alertInput(severity, key, title, text string) activities.AlertInput {
+	return activities.AlertInput{
 		Key: key, Severity: severity, Title: title, Text: text, CustomerID: r.s.CustomerID,
 		StripeCustomerID: r.s.StripeCustomerID, WorkflowID: r.id,
-	}).Get(ctx, &res)
-	r.record(ctx, "ops alert ("+severity+")", title, outcomeOf(err, "sent"), res.DryRun)
+	}
 }
 
 func outcomeOf(err error, ok string) string {

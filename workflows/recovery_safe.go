@@ -108,10 +108,21 @@ func isRejected(err error) bool {
 // when Stripe gave none.
 func (r *recovery) checkOwed(ctx workflow.Context, in *Intent, why string) (activities.Owed, error) {
 	var o activities.Owed
-	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.IntentOwed, activities.OwedInput{
+	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.IntentOwed, r.owedInput(in, why)).Get(ctx, &o)
+	return r.applyOwed(ctx, in, why, o, err)
+}
+
+// owedInput asks whether an intent is still owed; only a charge needs
+// what it would charge.
+func (r *recovery) owedInput(in *Intent, why string) activities.OwedInput {
+	return activities.OwedInput{
 		IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, FailedPaymentMethod: in.PaymentMethodID,
 		SkipCharge: r.cards() && why != whyCharge,
-	}).Get(ctx, &o)
+	}
+}
+
+// applyOwed applies Stripe's answer on an intent (or its lack, err).
+func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o activities.Owed, err error) (activities.Owed, error) {
 	if err != nil {
 		r.record(ctx, "stripe re-check ("+why+")", in.ID, "no answer: "+errText(err), false)
 		return o, err
@@ -193,21 +204,16 @@ func (r *recovery) checkAmberflo(ctx workflow.Context, in *Intent, why string) (
 // every intent, whether it is still owed; only money really owed is
 // announced to the customer and ops.
 func (r *recovery) announceSafe(ctx workflow.Context) error {
+	if workflow.GetVersion(ctx, localFirstFailureChange, workflow.DefaultVersion, 1) == 1 {
+		r.announceQuick(ctx)
+		return nil
+	}
 	var profile activities.CustomerProfile
 	if err := workflow.ExecuteActivity(activityCtx(ctx), a.CustomerProfile, activities.CustomerInput{StripeCustomerID: r.s.StripeCustomerID}).Get(ctx, &profile); err != nil {
 		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+errText(err), false)
 		profile.CustomerID = r.s.StripeCustomerID
 	}
-	r.s.CustomerID = profile.CustomerID
-	if def := profile.DefaultPaymentMethod; def != "" {
-		for _, in := range r.s.Intents {
-			if in.State == IntentOpen && in.PaymentMethodID != "" && in.PaymentMethodID != def {
-				r.s.CardRetryAt = workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
-				r.record(ctx, "card changed since the failure", def, "retry at once", false)
-				break
-			}
-		}
-	}
+	r.applyProfile(ctx, profile)
 	if r.cards() {
 		r.carryCardLimits(ctx)
 	}
@@ -223,11 +229,72 @@ func (r *recovery) announceSafe(ctx workflow.Context) error {
 	return nil
 }
 
+// announceQuick is announceSafe with its reads, which do not depend on
+// one another, asked at once as local activities; their answers are
+// applied in announceSafe's order, on the state as it is once all are in.
+func (r *recovery) announceQuick(ctx workflow.Context) {
+	actx := activityCtx(ctx)
+	profileCall := startQuick(ctx, actx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: r.s.StripeCustomerID})
+	var prevCall *quickCall
+	if r.cards() {
+		prevCall = startQuick(ctx, actx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: r.id, Previous: true})
+	}
+	type owedCall struct {
+		in   *Intent
+		call *quickCall
+	}
+	var owed []owedCall
+	for _, in := range r.s.Intents {
+		if unsettled(in) {
+			owed = append(owed, owedCall{in, startQuick(ctx, r.recheckCtx(ctx), a.IntentOwed, r.owedInput(in, "at the first failure"))})
+		}
+	}
+
+	var profile activities.CustomerProfile
+	if err := profileCall.Get(ctx, &profile); err != nil {
+		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+errText(err), false)
+		profile.CustomerID = r.s.StripeCustomerID
+	}
+	r.applyProfile(ctx, profile)
+	if prevCall != nil {
+		var prev activities.EndedRecovery
+		err := prevCall.Get(ctx, &prev)
+		r.applyCardLimits(ctx, prev, err)
+	}
+	for _, o := range owed {
+		var answer activities.Owed
+		err := o.call.Get(ctx, &answer)
+		_, _ = r.applyOwed(ctx, o.in, "at the first failure", answer, err)
+	}
+	r.s.Announced = true
+}
+
+// applyProfile takes the product's customer ID from the Stripe customer,
+// and asks for a retry at once when the card changed since the failure.
+func (r *recovery) applyProfile(ctx workflow.Context, profile activities.CustomerProfile) {
+	r.s.CustomerID = profile.CustomerID
+	if def := profile.DefaultPaymentMethod; def != "" {
+		for _, in := range r.s.Intents {
+			if in.State == IntentOpen && in.PaymentMethodID != "" && in.PaymentMethodID != def {
+				r.s.CardRetryAt = workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
+				r.record(ctx, "card changed since the failure", def, "retry at once", false)
+				break
+			}
+		}
+	}
+}
+
 // carryCardLimits takes the card-network limits over from the customer's
 // previous life: a card tried there counts here, within the same 30 days.
 func (r *recovery) carryCardLimits(ctx workflow.Context) {
 	var prev activities.EndedRecovery
 	err := workflow.ExecuteActivity(activityCtx(ctx), a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: r.id, Previous: true}).Get(ctx, &prev)
+	r.applyCardLimits(ctx, prev, err)
+}
+
+// applyCardLimits applies the previous life's answer, or records that
+// there was none.
+func (r *recovery) applyCardLimits(ctx workflow.Context, prev activities.EndedRecovery, err error) {
 	if err != nil {
 		r.record(ctx, "card limits of the previous life", "", "not read: "+errText(err), false)
 		return
@@ -263,9 +330,26 @@ func (r *recovery) tellPastDue(ctx workflow.Context) {
 			reason = activities.DeclineNoticeReason(*in.Decline)
 		}
 	}
+	title := "Payment failed: " + r.s.StripeCustomerID + " is past due"
+	text := fmt.Sprintf("%s owed. Retries scheduled; suspension at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339))
+	if workflow.GetVersion(ctx, localFirstFailureChange, workflow.DefaultVersion, 1) == 1 {
+		// The notice and the alert, at once, as local activities.
+		notice := r.noticeInput(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline)
+		notice.PayURL = r.payURL()
+		noticeCall := startQuick(ctx, activityCtx(ctx), a.Notice, notice)
+		alertCall := startQuick(ctx, activityCtx(ctx), a.Alert, r.alertInput("warning", r.key("past_due", "alert"), title, text))
+		var sent, alerted activities.NotifyResult
+		err := noticeCall.Get(ctx, &sent)
+		r.record(ctx, "customer notice "+notice.Type, "", outcomeOf(err, "sent"), sent.DryRun)
+		if err != nil {
+			r.noticeUndelivered(ctx, notice.Type, notice.Key, err)
+		}
+		err = alertCall.Get(ctx, &alerted)
+		r.record(ctx, "ops alert (warning)", title, outcomeOf(err, "sent"), alerted.DryRun)
+		return
+	}
 	r.noticeSafe(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline, r.payURL())
-	r.alert(ctx, "warning", r.key("past_due", "alert"), "Payment failed: "+r.s.StripeCustomerID+" is past due",
-		fmt.Sprintf("%s owed. Retries scheduled; suspension at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
+	r.alert(ctx, "warning", r.key("past_due", "alert"), title, text)
 }
 
 // payURL is the page where the customer pays the first open intent's
@@ -690,9 +774,14 @@ func (r *recovery) noticeSafe(ctx workflow.Context, typ, key, reason string, nex
 	in.PayURL = payURL
 	err := r.sendNotice(ctx, in)
 	if err != nil {
-		r.alert(ctx, "critical", r.key("undelivered", strings.TrimPrefix(key, r.s.Lifecycle+":")), "Customer notice not delivered: "+r.s.StripeCustomerID,
-			fmt.Sprintf("The %s notice could not be sent (%s). Tell the customer by hand.", typ, errText(err)))
+		r.noticeUndelivered(ctx, typ, key, err)
 	}
+}
+
+// noticeUndelivered tells ops of a notice the mailer refused for good.
+func (r *recovery) noticeUndelivered(ctx workflow.Context, typ, key string, err error) {
+	r.alert(ctx, "critical", r.key("undelivered", strings.TrimPrefix(key, r.s.Lifecycle+":")), "Customer notice not delivered: "+r.s.StripeCustomerID,
+		fmt.Sprintf("The %s notice could not be sent (%s). Tell the customer by hand.", typ, errText(err)))
 }
 
 // result is what the life that ends leaves for whoever looks later.

@@ -78,6 +78,12 @@ type world struct {
 	// world (after the key check); rejectNotice refuses notices for good.
 	retryHook    func(activities.RetryInput) (activities.RetryResult, error, bool)
 	rejectNotice map[string]bool
+	// noticeErrs answer the next notices, one each, before the mailer
+	// takes any.
+	noticeErrs []error
+	// readsMeet, when set, holds each of the first failure's reads
+	// (customer, previous life, owed check) until it returns.
+	readsMeet func()
 
 	// declines says how each payment method declines (default: soft,
 	// insufficient funds); now is the test clock.
@@ -163,12 +169,16 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivity(acts)
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CustomerInput) (activities.CustomerProfile, error) {
+			w.meet()
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: w.defaultPM}, nil
 		})
 	env.OnActivity(acts.IntentOwed, mock.Anything, mock.Anything).After(w.checkDelay).Return(
-		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) { return w.owed(in) })
+		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) {
+			w.meet()
+			return w.owed(in)
+		})
 	env.OnActivity(acts.InvoiceForPeriod, mock.Anything, mock.Anything).After(w.checkDelay).Return(
 		func(_ context.Context, in activities.AmberfloPeriodInput) (activities.AmberfloInvoice, error) {
 			w.mu.Lock()
@@ -188,6 +198,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 		})
 	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
+			w.meet()
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if !in.Previous || w.previous == nil {
@@ -291,6 +302,11 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			if w.rejectNotice[in.Type] {
 				return activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)
 			}
+			if len(w.noticeErrs) > 0 {
+				err := w.noticeErrs[0]
+				w.noticeErrs = w.noticeErrs[1:]
+				return activities.NotifyResult{}, err
+			}
 			w.notices = append(w.notices, in)
 			return activities.NotifyResult{}, nil
 		})
@@ -301,6 +317,15 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.alerts = append(w.alerts, in)
 			return activities.NotifyResult{}, nil
 		})
+}
+
+func (w *world) meet() {
+	w.mu.Lock()
+	f := w.readsMeet
+	w.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 func (w *world) controlActions() []string {
