@@ -28,6 +28,10 @@ const (
 	// adoptMoneyRulesChange moves a life begun before the money rules onto
 	// them (by continue-as-new) at its next wake.
 	adoptMoneyRulesChange = "adopt-money-rules"
+	// settleOnFreshStateChange applies the signals accepted while a step
+	// waited on activities before the life ends as settled; lives recorded
+	// before it ended on the state the step began with.
+	settleOnFreshStateChange = "settle-on-fresh-state"
 )
 
 // safe reports whether this life follows the money rules.
@@ -708,6 +712,24 @@ func (r *recovery) result() RecoveryResult {
 	return res
 }
 
+// settled reports whether nothing is left to pay, on the state after
+// every signal accepted so far: a failure that came in while the step
+// waited on a check belongs to this life, and must not be left for the
+// next one by ending this one as recovered. Whatever the signals changed
+// wakes the loop at once.
+func (r *recovery) settled(ctx workflow.Context) bool {
+	if unsettledCount(&r.s) > 0 {
+		return false
+	}
+	if workflow.GetVersion(ctx, settleOnFreshStateChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return true
+	}
+	if r.drain(ctx) {
+		r.wake = true
+	}
+	return unsettledCount(&r.s) == 0
+}
+
 // stepSafe does whatever is due, each step decided on fresh state.
 func (r *recovery) stepSafe(ctx workflow.Context) error {
 	// A waiver is carried out at once, even while paused, except for the
@@ -725,12 +747,12 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	if r.s.Paused {
 		// Nothing automatic while paused; a payment still ends a recovery
 		// that has nothing to give back.
-		if unsettledCount(&r.s) == 0 && r.s.Stage == StagePastDue {
+		if r.s.Stage == StagePastDue && r.settled(ctx) {
 			return r.recoverSafe(ctx)
 		}
 		return nil
 	}
-	if unsettledCount(&r.s) == 0 {
+	if r.settled(ctx) {
 		return r.recoverSafe(ctx)
 	}
 	r.tellPastDue(ctx)
@@ -769,7 +791,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		if r.s.Waive != nil || r.s.Paused {
 			return nil // the loop comes back to it at once
 		}
-		if unsettledCount(&r.s) == 0 {
+		if r.settled(ctx) {
 			return r.recoverSafe(ctx)
 		}
 		r.askToAuthenticate(ctx)
