@@ -28,6 +28,7 @@ const (
 	vLostEvent        = "lost_event"         // answered 200, no event workflow
 	vUndelivered      = "undelivered"        // never answered 200 within the drain
 	vWrongStage       = "wrong_stage"        // final stage not the one the events imply
+	vRecoveredOwing   = "recovered_owing"    // a life ended recovered with a failure it knew of unpaid
 	vUndrained        = "undrained"          // recovery still running after the drain
 	vControlRepeated  = "control_repeated"   // an action applied more than once for one step
 	vControlMissing   = "control_missing"    // a stage change without its action
@@ -41,7 +42,7 @@ const (
 	vProcessExit      = "process_exit"       // a dunning process exited without being killed
 )
 
-var violationKinds = []string{vLostEvent, vUndelivered, vWrongStage, vUndrained, vControlRepeated, vControlMissing,
+var violationKinds = []string{vLostEvent, vUndelivered, vWrongStage, vRecoveredOwing, vUndrained, vControlRepeated, vControlMissing,
 	vActionAfterPaid, vKeyReused, vConfirmAfterPaid, vChargedTwice, vNotice, vAlert, vPeerProblem, vProcessExit}
 
 // audit is the findings: every violation with what shows it.
@@ -71,6 +72,27 @@ type recoveryView struct {
 	final   workflows.Stage
 	// stages are the values RecoveryStage took, in order, over every run.
 	stages []workflows.Stage
+	runs   []runView
+}
+
+// runView is one run of the recovery (a life, or part of one when it
+// continued as new).
+type runView struct {
+	id string
+	// failedBefore are the intents whose failure the run had been
+	// signalled before the workflow task that set the stage recovered.
+	failedBefore []string
+	// last is the stage it ended in, ended when it closed.
+	last  workflows.Stage
+	ended time.Time
+}
+
+func keyword(p *commonpb.Payload) string {
+	var s string
+	if p == nil || converter.GetDefaultDataConverter().FromPayload(p, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 func readRecovery(ctx context.Context, c client.Client, customer string) (recoveryView, error) {
@@ -87,18 +109,20 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	v.exists = true
 	v.running = info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-	if p := info.GetSearchAttributes().GetIndexedFields()[workflows.RecoveryStageKey.GetName()]; p != nil {
-		var s string
-		if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err == nil {
-			v.final = workflows.Stage(s)
-		}
-	}
+	v.final = workflows.Stage(keyword(info.GetSearchAttributes().GetIndexedFields()[workflows.RecoveryStageKey.GetName()]))
 	// Walk back through the runs (continue-as-new) from the latest.
 	run := info.GetExecution().GetRunId()
-	var runs [][]workflows.Stage
+	var runs []runView
+	var stagesOf [][]workflows.Stage
 	for run != "" {
+		rv := runView{id: run}
 		var stages []workflows.Stage
 		prev := ""
+		type signalled struct {
+			event  int64
+			intent string
+		}
+		var failed []signalled
 		it := c.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
 			ev, err := it.Next()
@@ -113,19 +137,40 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 				fields = a.GetSearchAttributes().GetIndexedFields()
 			case ev.GetUpsertWorkflowSearchAttributesEventAttributes() != nil:
 				fields = ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			case ev.GetWorkflowExecutionSignaledEventAttributes() != nil:
+				a := ev.GetWorkflowExecutionSignaledEventAttributes()
+				if a.GetSignalName() == workflows.SignalPaymentFailed && len(a.GetInput().GetPayloads()) == 1 {
+					var f workflows.PaymentFailedSignal
+					if err := converter.GetDefaultDataConverter().FromPayload(a.GetInput().GetPayloads()[0], &f); err == nil {
+						failed = append(failed, signalled{ev.GetEventId(), f.Intent.ID})
+					}
+				}
+			case ev.GetWorkflowExecutionCompletedEventAttributes() != nil, ev.GetWorkflowExecutionContinuedAsNewEventAttributes() != nil:
+				rv.ended = ev.GetEventTime().AsTime()
 			}
-			if p := fields[workflows.RecoveryStageKey.GetName()]; p != nil {
-				var s string
-				if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err == nil && s != "" {
-					stages = append(stages, workflows.Stage(s))
+			if s := keyword(fields[workflows.RecoveryStageKey.GetName()]); s != "" {
+				stages = append(stages, workflows.Stage(s))
+				rv.last = workflows.Stage(s)
+				if up := ev.GetUpsertWorkflowSearchAttributesEventAttributes(); up != nil && rv.last == workflows.StageRecovered {
+					// The task that decided saw every signal before it started.
+					started := up.GetWorkflowTaskCompletedEventId() - 1
+					rv.failedBefore = nil
+					for _, f := range failed {
+						if f.event < started {
+							rv.failedBefore = append(rv.failedBefore, f.intent)
+						}
+					}
 				}
 			}
 		}
-		runs = append(runs, stages)
+		runs = append(runs, rv)
+		stagesOf = append(stagesOf, stages)
 		run = prev
 	}
 	slices.Reverse(runs)
-	for _, r := range runs {
+	slices.Reverse(stagesOf)
+	v.runs = runs
+	for _, r := range stagesOf {
 		for _, s := range r {
 			if len(v.stages) == 0 || v.stages[len(v.stages)-1] != s {
 				v.stages = append(v.stages, s)
@@ -290,27 +335,62 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 			a.add(vWrongStage, "%s (%s): recovery ended %q, the events imply %q; stages %v", cm.ID, cm.Script, v.final, cm.Expect, v.stages)
 		}
 
-		// What each change of stage must have brought.
-		wantNotice, wantAlert, wantAction := map[string]int{}, map[string]int{}, map[string]int{}
+		// What each change of stage must have brought. A life begins
+		// past_due; one whose money turned out paid at its first check
+		// (an old event) ends recovered without anyone being told, so
+		// the lives that were announced are those with a past-due notice
+		// or alert, and only a life of [past_due recovered] may be silent.
+		gotNotice, gotAlert := st.peers.Notices.Kinds(cm.ID), st.peers.Alerts.Kinds(cm.ID)
+		lives, quietable := 0, 0
+		want := map[string]int{}
+		wantAction := map[string]int{}
 		from := workflows.Stage("")
-		for _, to := range v.stages {
+		for i, to := range v.stages {
+			if to == workflows.StagePastDue {
+				lives++
+				if i+1 < len(v.stages) && v.stages[i+1] == workflows.StageRecovered {
+					quietable++
+				}
+			}
 			n, al, ac := stageEffects(from, to)
-			wantNotice[n]++
-			wantAlert[al]++
+			want["notice "+n]++
+			want["alert "+al]++
 			if ac != "" {
 				wantAction[ac]++
 			}
 			from = to
 		}
-		gotNotice, gotAlert := st.peers.Notices.Kinds(cm.ID), st.peers.Alerts.Kinds(cm.ID)
+		announced := max(gotNotice["payment_failed"], gotAlert["past_due"])
+		quiet := lives - announced
+		if quiet < 0 || quiet > quietable {
+			a.add(vNotice, "%s (%s): %d lives %v, %d announced (%d past-due notices, %d alerts); only a life paid at its first check may be silent",
+				cm.ID, cm.Script, lives, v.stages, announced, gotNotice["payment_failed"], gotAlert["past_due"])
+			quiet = max(0, min(quiet, quietable))
+		}
+		want["notice payment_failed"] -= quiet
+		want["alert past_due"] -= quiet
+		want["notice payment_recovered"] -= quiet
+		want["alert recovered"] -= quiet
 		for _, k := range stageNotices {
-			if gotNotice[k] != wantNotice[k] {
-				a.add(vNotice, "%s (%s): %d %q notices, stages %v imply %d", cm.ID, cm.Script, gotNotice[k], k, v.stages, wantNotice[k])
+			if gotNotice[k] != want["notice "+k] {
+				a.add(vNotice, "%s (%s): %d %q notices, stages %v imply %d", cm.ID, cm.Script, gotNotice[k], k, v.stages, want["notice "+k])
 			}
 		}
 		for _, k := range stageAlerts {
-			if gotAlert[k] != wantAlert[k] {
-				a.add(vAlert, "%s (%s): %d %q alerts, stages %v imply %d", cm.ID, cm.Script, gotAlert[k], k, v.stages, wantAlert[k])
+			if gotAlert[k] != want["alert "+k] {
+				a.add(vAlert, "%s (%s): %d %q alerts, stages %v imply %d", cm.ID, cm.Script, gotAlert[k], k, v.stages, want["alert "+k])
+			}
+		}
+		// A life ends recovered only when nothing it was told of is owed.
+		for _, run := range v.runs {
+			if run.last != workflows.StageRecovered || run.ended.IsZero() {
+				continue
+			}
+			for _, in := range run.failedBefore {
+				if p, ok := paidAt[in]; !ok || p.After(run.ended) {
+					a.add(vRecoveredOwing, "%s (%s): run %s ended recovered at %s while intent %s, whose failure it had been told of before deciding, was unpaid",
+						cm.ID, cm.Script, run.id, run.ended.Format(time.StampMilli), in)
+				}
 			}
 		}
 		applied := st.peers.Control.Applied(cm.ID)
