@@ -696,3 +696,33 @@ func TestFailureDuringTheFirstCheckKeepsTheLifeOpen(t *testing.T) {
 		t.Errorf("notices %s, want one past-due notice and no recovery", notices)
 	}
 }
+
+// Every change of stage is told to the customer: a waiver while past due
+// with a waived notice, a waiver while suspended with the resume it
+// brings; once each, beside the ops alert.
+func TestWaiverIsToldToTheCustomer(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		at     time.Duration
+		notice string
+	}{
+		{"past due", 30 * time.Minute, "payment_waived"},
+		{"suspended", 11 * time.Hour, "account_resumed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := newRecoveryTest(t)
+			rt.update(c.at, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+			res := rt.run(input())
+			if res.Stage != workflows.StageWaived {
+				t.Fatalf("stage %s, want waived", res.Stage)
+			}
+			notices := strings.Join(rt.w.noticeTypes(), ",")
+			if strings.Count(notices, c.notice) != 1 || strings.Contains(notices, "payment_recovered") {
+				t.Errorf("notices %s, want one %s", notices, c.notice)
+			}
+			if n := rt.w.alertsWith("info", "Waived"); n != 1 {
+				t.Errorf("%d waived alerts, want 1", n)
+			}
+		})
+	}
+}

@@ -32,6 +32,10 @@ const (
 	// waited on activities before the life ends as settled; lives recorded
 	// before it ended on the state the step began with.
 	settleOnFreshStateChange = "settle-on-fresh-state"
+	// waiverNoticeChange tells the customer of a waiver (the resume it
+	// brings, or the debt forgiven); lives recorded before it only
+	// alerted ops.
+	waiverNoticeChange = "waiver-notice"
 )
 
 // safe reports whether this life follows the money rules.
@@ -673,7 +677,8 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 		r.record(ctx, "operator: waive", req.Operator, "nothing left to forgive: paid", false)
 		return r.recoverSafe(ctx)
 	}
-	if r.s.Stage == StageSuspended {
+	resumed := r.s.Stage == StageSuspended
+	if resumed {
 		ok, err := r.controlPlaneSafe(ctx, "resume", "waived: "+req.Reason)
 		if err != nil || !ok {
 			return err // paused; the waiver stays asked for
@@ -681,6 +686,14 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	}
 	r.s.Waive = nil
 	r.s.Stage, r.s.WaivedReason = StageWaived, req.Reason
+	if workflow.GetVersion(ctx, waiverNoticeChange, workflow.DefaultVersion, 1) == 1 {
+		switch {
+		case resumed:
+			r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
+		case r.s.PastDueNoticeSent:
+			r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
+		}
+	}
 	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
 	return r.upsertAttributes(ctx)
 }
