@@ -34,7 +34,7 @@ const (
 	vControlMissing   = "control_missing"    // a stage change without its action
 	vActionAfterPaid  = "action_after_paid"  // suspend or deprovision after dunning could see the payment
 	vKeyReused        = "key_reused"         // one idempotency key, other parameters
-	vConfirmAfterPaid = "confirm_after_paid" // confirm after dunning could see the intent paid
+	vConfirmAfterPaid = "confirm_after_paid" // confirm after dunning could see the intent paid or waived
 	vChargedTwice     = "charged_twice"      // an intent charged more than once
 	vNotice           = "notice"             // a stage change without exactly one notice
 	vAlert            = "alert"              // a stage change without exactly one ops alert
@@ -195,13 +195,18 @@ func stageEffects(from, to workflows.Stage) (notice, alert, action string) {
 			return "account_resumed", "recovered", "resume"
 		}
 		return "payment_recovered", "recovered", ""
+	case workflows.StageWaived:
+		if from == workflows.StageSuspended {
+			return "account_resumed", "waived", "resume"
+		}
+		return "payment_waived", "waived", ""
 	}
 	return "", "", ""
 }
 
 var (
-	stageNotices = []string{"payment_failed", "account_suspended", "account_deprovisioned", "account_resumed", "payment_recovered"}
-	stageAlerts  = []string{"past_due", "suspended", "deprovisioned", "recovered"}
+	stageNotices = []string{"payment_failed", "account_suspended", "account_deprovisioned", "account_resumed", "payment_recovered", "payment_waived"}
+	stageAlerts  = []string{"past_due", "suspended", "deprovisioned", "recovered", "waived"}
 )
 
 // intentPath returns the intent a Stripe request is about, if any.
@@ -236,11 +241,16 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 	readsOf := map[string][]e2e.Request{}    // clean reads by intent
 	confirmsOf := map[string][]e2e.Request{} // by intent
 	byKey := map[string]map[string]bool{}    // confirm key -> path+body
+	waivedAt := map[string]time.Time{}       // when dunning wrote a waiver to Stripe
 	for _, r := range stripeReqs {
 		in := intentPath(r)
 		switch {
 		case r.Kind == "read intent" && clean(r):
 			readsOf[in] = append(readsOf[in], r)
+		case r.Kind == "update intent" && clean(r) && strings.Contains(string(r.Body), "dunning_waived"):
+			if _, ok := waivedAt[in]; !ok {
+				waivedAt[in] = r.At
+			}
 		case r.Kind == "confirm":
 			confirmsOf[in] = append(confirmsOf[in], r)
 			if byKey[r.Key] == nil {
@@ -280,9 +290,16 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 			a.add(vChargedTwice, "intent %s charged %d times", in, charges)
 		}
 	}
-	// A confirm after a read that could see the intent paid.
+	// settledAt: paid, or forgiven by a waiver dunning wrote to Stripe.
+	settledAt := maps.Clone(paidAt)
+	for in, w := range waivedAt {
+		if p, ok := settledAt[in]; !ok || w.Before(p) {
+			settledAt[in] = w
+		}
+	}
+	// A confirm after a read that could see the intent paid or waived.
 	for in, confirms := range confirmsOf {
-		p, ok := paidAt[in]
+		p, ok := settledAt[in]
 		if !ok {
 			continue
 		}
@@ -291,7 +308,7 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 				continue
 			}
 			if rd, ok := lastReadBetween(readsOf[in], p, r.At); ok {
-				a.add(vConfirmAfterPaid, "intent %s paid %s, read paid %s, confirmed again %s (key %s)",
+				a.add(vConfirmAfterPaid, "intent %s paid or waived %s, read so %s, confirmed again %s (key %s)",
 					in, p.Format(time.StampMilli), rd.At.Format(time.StampMilli), r.At.Format(time.StampMilli), r.Key)
 			}
 		}
@@ -407,13 +424,14 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 			}
 		}
 
-		// Nothing taken away once dunning could see the customer paid.
+		// Nothing taken away once dunning could see the customer paid
+		// (or forgiven).
 		cm.mu.Lock()
 		var last string
 		var paid time.Time
 		all := len(cm.Intents) > 0
 		for _, in := range cm.Intents {
-			p, ok := paidAt[in.ID]
+			p, ok := settledAt[in.ID]
 			if !ok {
 				all = false
 				break
@@ -431,7 +449,7 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 				continue
 			}
 			if rd, ok := lastReadBetween(readsOf[last], paid, r.At); ok {
-				a.add(vActionAfterPaid, "%s (%s): paid %s (intent %s read paid %s), then %s %s (key %s)", cm.ID, cm.Script,
+				a.add(vActionAfterPaid, "%s (%s): settled %s (intent %s read so %s), then %s %s (key %s)", cm.ID, cm.Script,
 					paid.Format(time.StampMilli), last, rd.At.Format(time.StampMilli), r.Kind, r.At.Format(time.StampMilli), r.Key)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"dunning/internal/stripeevent"
 	"dunning/internal/stripefixture"
 	"dunning/workflows"
@@ -144,13 +146,17 @@ const (
 	newCard      script = "new card"       // dunning's retry charges it
 	twoInvoices  script = "two invoices"   // pays one, maybe the other
 	cardsOnly    script = "expiring cards" // no failed payment at all: no recovery
-	scriptWeight        = 11
+	waived       script = "waived"         // an operator forgives the debt
+	scriptWeight        = 12
 )
 
 // pickScript draws a story: 3 never pay, 3 pay, 3 get a new card, 1 has
-// two failed invoices, 1 only has cards expiring and removed.
+// two failed invoices, 1 only has cards expiring and removed, 1 is
+// forgiven by an operator.
 func pickScript(r *lockedRand) script {
 	switch n := r.intN(scriptWeight); {
+	case n == 11:
+		return waived
 	case n < 3:
 		return neverPays
 	case n < 6:
@@ -183,6 +189,8 @@ type customerModel struct {
 	Intents []*intentModel
 	// WorkingCardAt is when a card that works was attached.
 	WorkingCardAt time.Time
+	// WaivedAt is when an operator's waiver was answered accepted.
+	WaivedAt time.Time
 }
 
 // paidAt is when the last of the customer's intents was paid by the
@@ -215,6 +223,7 @@ type traffic struct {
 	all    []*customerModel
 	wg     sync.WaitGroup
 	errorf func(string, ...any)
+	logf   func(string, ...any)
 }
 
 // run makes customers until ctx ends; their stories play on.
@@ -335,6 +344,11 @@ func (tr *traffic) newCustomer() {
 			c.Expect = workflows.StageRecovered
 			add(tr.r.between(16*time.Second, late), pay(second))
 		}
+	case waived:
+		c.Expect = workflows.StageWaived
+		in := newIntent()
+		add(0, fail(in))
+		add(tr.r.between(5*time.Second, late), func() { tr.waive(c) })
 	case cardsOnly:
 		add(0, cardEvent(workflows.EventSourceExpiring))
 		add(tr.r.between(time.Second, 10*time.Second), cardEvent(workflows.EventSourceDeleted))
@@ -350,6 +364,49 @@ func (tr *traffic) newCustomer() {
 			s.do()
 		}
 	}()
+}
+
+// waive asks for the waiver as an operator does, with the waive update,
+// again (the same update ID) until Temporal answers.
+func (tr *traffic) waive(c *customerModel) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res, err := tr.waiveOnce(c)
+		switch {
+		case err == nil && res.Accepted:
+			c.mu.Lock()
+			c.WaivedAt = time.Now()
+			c.mu.Unlock()
+			return
+		case err == nil:
+			// Refused, with the reason: the customer is left to the end
+			// the events imply without it.
+			tr.logf("waiver for %s refused: %s", c.ID, res.Message)
+			c.mu.Lock()
+			c.Expect = workflows.StageDeprovisioned
+			c.mu.Unlock()
+			return
+		case time.Now().After(deadline):
+			tr.errorf("waiver for %s not answered within 2m: %v", c.ID, err)
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func (tr *traffic) waiveOnce(c *customerModel) (workflows.OperatorResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var res workflows.OperatorResult
+	h, err := tr.st.client().UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.RecoveryWorkflowID(c.ID), UpdateID: "soak-waive-" + c.ID, UpdateName: workflows.ControlWaive,
+		Args:         []any{workflows.OperatorRequest{Reason: "goodwill (soak)", Operator: "soak"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return res, err
+	}
+	return res, h.Get(ctx, &res)
 }
 
 // happen makes an event happen at Stripe now and hands it to the sender.
