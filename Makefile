@@ -105,12 +105,14 @@ test-cluster: $(TEMPORAL_CLI) $(TEMPORAL_SERVER) build
 # bin/dunning, a Temporal dev server on a SQLite file, stateful stand-ins
 # for the peers; steady traffic while processes, the server and peers fail;
 # then a drain, an audit and one summary line. Logs stay in .data/soak.
+# SOAK_TIMEOUT bounds the whole run (traffic, drain and audit).
 SOAK_DURATION ?= 10m
+SOAK_TIMEOUT ?= 3h
 export SOAK_DURATION
 
 .PHONY: soak
 soak: $(TEMPORAL_CLI) build
-	DUNNING_BIN=$(DUNNING) go test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 0 ./soak
+	DUNNING_BIN=$(DUNNING) go test -tags soak -run '^TestSoak$$' -count=1 -v -timeout $(SOAK_TIMEOUT) ./soak
 
 # Benchmarks against a real dev server; each runs its workload once.
 # Sizes: BENCH_EVENTS, BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_RATE,

@@ -51,6 +51,9 @@ type audit struct {
 	// final counts customers by the stage their recovery ended in
 	// ("none" without a recovery).
 	final map[string]int
+	// lateCards counts the new cards told of only after deprovisioning
+	// fell due (the customer then ends deprovisioned).
+	lateCards int
 }
 
 func (a *audit) add(kind, format string, args ...any) {
@@ -346,10 +349,21 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 		default:
 			a.final[string(v.final)]++
 		}
+		cm.mu.Lock()
+		expect, cardEvent := cm.Expect, cm.CardEvent
+		cm.mu.Unlock()
+		// A new card told of after deprovisioning fell due comes too late:
+		// nothing was paid, and the card alone is no reason to hold back.
+		if cm.Script == newCard && v.final == workflows.StageDeprovisioned && cardEvent != nil {
+			if ok := cardEvent.firstOK(); ok.IsZero() || ok.After(cm.Start.Add(tr.set.Grace+tr.set.Deprovision-10*time.Second)) {
+				expect = workflows.StageDeprovisioned
+				a.lateCards++
+			}
+		}
 		if v.running {
 			a.add(vUndrained, "%s (%s): recovery still running in stage %s", cm.ID, cm.Script, v.final)
-		} else if v.final != cm.Expect {
-			a.add(vWrongStage, "%s (%s): recovery ended %q, the events imply %q; stages %v", cm.ID, cm.Script, v.final, cm.Expect, v.stages)
+		} else if v.final != expect {
+			a.add(vWrongStage, "%s (%s): recovery ended %q, the events imply %q; stages %v", cm.ID, cm.Script, v.final, expect, v.stages)
 		}
 
 		// What each change of stage must have brought. A life begins

@@ -191,6 +191,8 @@ type customerModel struct {
 	WorkingCardAt time.Time
 	// WaivedAt is when an operator's waiver was answered accepted.
 	WaivedAt time.Time
+	// CardEvent is the event that told of the working card.
+	CardEvent *event
 }
 
 // paidAt is when the last of the customer's intents was paid by the
@@ -332,7 +334,10 @@ func (tr *traffic) newCustomer() {
 			c.mu.Lock()
 			c.WorkingCardAt = time.Now()
 			c.mu.Unlock()
-			cardEvent(typ)()
+			ev := tr.happen(c, typ, stripefixture.Options{})
+			c.mu.Lock()
+			c.CardEvent = ev
+			c.mu.Unlock()
 		})
 	case twoInvoices:
 		first, second := newIntent(), newIntent()
@@ -410,23 +415,25 @@ func (tr *traffic) waiveOnce(c *customerModel) (workflows.OperatorResult, error)
 }
 
 // happen makes an event happen at Stripe now and hands it to the sender.
-func (tr *traffic) happen(c *customerModel, typ string, o stripefixture.Options) {
+func (tr *traffic) happen(c *customerModel, typ string, o stripefixture.Options) *event {
 	o.Customer = c.ID
 	o.ID = stripefixture.NewID("evt")
 	o.Created = time.Now()
 	body, err := stripefixture.Event(typ, o)
 	if err != nil {
 		tr.errorf("build %s for %s: %v", typ, c.ID, err)
-		return
+		return nil
 	}
 	ev, err := stripeevent.Parse(body)
 	if err != nil {
 		tr.errorf("the fixture's %s does not parse: %v", typ, err)
-		return
+		return nil
 	}
 	tr.st.peers.Stripe.Observe(ev)
 	tr.st.peers.Stripe.Happened(body)
-	tr.snd.send(&event{ID: ev.ID, Type: typ, Customer: c.ID, Body: body, Created: o.Created})
+	e := &event{ID: ev.ID, Type: typ, Customer: c.ID, Body: body, Created: o.Created}
+	tr.snd.send(e)
+	return e
 }
 
 // ---- the sender: Stripe's deliveries
@@ -446,15 +453,19 @@ type attempt struct {
 	Status int // 0: no answer
 }
 
-func (e *event) answered200() bool {
+func (e *event) answered200() bool { return !e.firstOK().IsZero() }
+
+// firstOK is when a delivery of e was first answered 200; zero if never.
+func (e *event) firstOK() time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var first time.Time
 	for _, a := range e.attempts {
-		if a.Status == http.StatusOK {
-			return true
+		if a.Status == http.StatusOK && (first.IsZero() || a.At.Before(first)) {
+			first = a.At
 		}
 	}
-	return false
+	return first
 }
 
 // sender delivers every event to one of the two webhooks, signed as
