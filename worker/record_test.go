@@ -18,7 +18,8 @@ import (
 // folder to write them to (worker/testdata/histories). Run it after every
 // change of workflow commands, with the recovery names carrying the new
 // version (recovery-cus_rules<N>_…, recovery-cus_memo_… for the report
-// memo), and keep what it writes beside the
+// memo, recovery-cus_told_… for settle-on-fresh-state and waiver-notice),
+// and keep what it writes beside the
 // older histories, which must keep replaying too.
 func TestRecordHistories(t *testing.T) {
 	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
@@ -38,7 +39,7 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(workflows.RecoveryWorkflowID(recovered), time.Minute); res.Stage != workflows.StageRecovered {
 		t.Fatalf("recovered: stage %s", res.Stage)
 	}
-	record("recovery-cus_memo_recovered", workflows.RecoveryWorkflowID(recovered))
+	record("recovery-cus_told_recovered", workflows.RecoveryWorkflowID(recovered))
 
 	// Never paid: suspended, deprovisioned; then the money comes.
 	deprov := stripefixture.NewID("cus")
@@ -46,11 +47,11 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(workflows.RecoveryWorkflowID(deprov), 2*time.Minute); res.Stage != workflows.StageDeprovisioned {
 		t.Fatalf("deprovisioned: stage %s", res.Stage)
 	}
-	record("recovery-cus_memo_deprov", workflows.RecoveryWorkflowID(deprov))
+	record("recovery-cus_told_deprov", workflows.RecoveryWorkflowID(deprov))
 	late := stripefixture.Options{Customer: deprov, ObjectID: "pi_rules_deprov", ID: stripefixture.NewID("evt")}
 	s.send(workflows.EventPaymentSucceeded, late)
 	waitClosed(t, s, late.ID)
-	record("evt_memo_late_money", late.ID)
+	record("evt_told_late_money", late.ID)
 
 	// Waived by an operator while past due: written to Stripe.
 	waived := stripefixture.NewID("cus")
@@ -74,7 +75,7 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
 		t.Fatalf("waived: stage %s", res.Stage)
 	}
-	record("recovery-cus_memo_waived", id)
+	record("recovery-cus_told_waived", id)
 }
 
 // recordHistory writes the history of workflowID to dir/name.json, as
