@@ -367,20 +367,23 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 		}
 
 		// What each change of stage must have brought. A life begins
-		// past_due; one whose money turned out paid at its first check
-		// (an old event) ends recovered without anyone being told, so
-		// the lives that were announced are those with a past-due notice
-		// or alert, and only a life of [past_due recovered] may be silent.
+		// past_due and is announced (notice and alert) once money is
+		// found owed; one that ends before that, paid at its first check
+		// (an old event) or waived at once, tells the customer nothing:
+		// quiet when recovered, with the ops alert alone when waived. The
+		// lives announced are those with a past-due notice or alert, and
+		// only such short lives may be quiet.
 		gotNotice, gotAlert := st.peers.Notices.Kinds(cm.ID), st.peers.Alerts.Kinds(cm.ID)
-		lives, quietable := 0, 0
 		want := map[string]int{}
 		wantAction := map[string]int{}
+		var short []workflows.Stage // how each short life ended, in order
+		lives := 0
 		from := workflows.Stage("")
 		for i, to := range v.stages {
 			if to == workflows.StagePastDue {
 				lives++
-				if i+1 < len(v.stages) && v.stages[i+1] == workflows.StageRecovered {
-					quietable++
+				if i+1 < len(v.stages) && (v.stages[i+1] == workflows.StageRecovered || v.stages[i+1] == workflows.StageWaived) {
+					short = append(short, v.stages[i+1])
 				}
 			}
 			n, al, ac := stageEffects(from, to)
@@ -393,15 +396,21 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 		}
 		announced := max(gotNotice["payment_failed"], gotAlert["past_due"])
 		quiet := lives - announced
-		if quiet < 0 || quiet > quietable {
-			a.add(vNotice, "%s (%s): %d lives %v, %d announced (%d past-due notices, %d alerts); only a life paid at its first check may be silent",
+		if quiet < 0 || quiet > len(short) {
+			a.add(vNotice, "%s (%s): %d lives %v, %d announced (%d past-due notices, %d alerts); only a life that ends at its first check may be silent",
 				cm.ID, cm.Script, lives, v.stages, announced, gotNotice["payment_failed"], gotAlert["past_due"])
-			quiet = max(0, min(quiet, quietable))
+			quiet = max(0, min(quiet, len(short)))
 		}
-		want["notice payment_failed"] -= quiet
-		want["alert past_due"] -= quiet
-		want["notice payment_recovered"] -= quiet
-		want["alert recovered"] -= quiet
+		for _, end := range short[:quiet] {
+			want["notice payment_failed"]--
+			want["alert past_due"]--
+			if end == workflows.StageRecovered {
+				want["notice payment_recovered"]--
+				want["alert recovered"]--
+			} else {
+				want["notice payment_waived"]--
+			}
+		}
 		for _, k := range stageNotices {
 			if gotNotice[k] != want["notice "+k] {
 				a.add(vNotice, "%s (%s): %d %q notices, stages %v imply %d", cm.ID, cm.Script, gotNotice[k], k, v.stages, want["notice "+k])
