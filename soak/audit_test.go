@@ -183,35 +183,6 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 	return v, nil
 }
 
-// stageEffects are, for a change of stage, the customer notice and the
-// ops alert it brings, and the control-plane action it is.
-func stageEffects(from, to workflows.Stage) (notice, alert, action string) {
-	switch to {
-	case workflows.StagePastDue:
-		return "payment_failed", "past_due", ""
-	case workflows.StageSuspended:
-		return "account_suspended", "suspended", "suspend"
-	case workflows.StageDeprovisioned:
-		return "account_deprovisioned", "deprovisioned", "deprovision"
-	case workflows.StageRecovered:
-		if from == workflows.StageSuspended {
-			return "account_resumed", "recovered", "resume"
-		}
-		return "payment_recovered", "recovered", ""
-	case workflows.StageWaived:
-		if from == workflows.StageSuspended {
-			return "account_resumed", "waived", "resume"
-		}
-		return "payment_waived", "waived", ""
-	}
-	return "", "", ""
-}
-
-var (
-	stageNotices = []string{"payment_failed", "account_suspended", "account_deprovisioned", "account_resumed", "payment_recovered", "payment_waived"}
-	stageAlerts  = []string{"past_due", "suspended", "deprovisioned", "recovered", "waived"}
-)
-
 // intentPath returns the intent a Stripe request is about, if any.
 func intentPath(r e2e.Request) string {
 	parts := strings.Split(strings.Trim(r.Path, "/"), "/")
@@ -366,50 +337,10 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 			a.add(vWrongStage, "%s (%s): recovery ended %q, the events imply %q; stages %v", cm.ID, cm.Script, v.final, expect, v.stages)
 		}
 
-		// What each change of stage must have brought. A life begins
-		// past_due and is announced (notice and alert) once money is
-		// found owed; one that ends before that, paid at its first check
-		// (an old event) or waived at once, tells the customer nothing:
-		// quiet when recovered, with the ops alert alone when waived. The
-		// lives announced are those with a past-due notice or alert, and
-		// only such short lives may be quiet.
 		gotNotice, gotAlert := st.peers.Notices.Kinds(cm.ID), st.peers.Alerts.Kinds(cm.ID)
-		want := map[string]int{}
-		wantAction := map[string]int{}
-		var short []workflows.Stage // how each short life ended, in order
-		lives := 0
-		from := workflows.Stage("")
-		for i, to := range v.stages {
-			if to == workflows.StagePastDue {
-				lives++
-				if i+1 < len(v.stages) && (v.stages[i+1] == workflows.StageRecovered || v.stages[i+1] == workflows.StageWaived) {
-					short = append(short, v.stages[i+1])
-				}
-			}
-			n, al, ac := stageEffects(from, to)
-			want["notice "+n]++
-			want["alert "+al]++
-			if ac != "" {
-				wantAction[ac]++
-			}
-			from = to
-		}
-		announced := max(gotNotice["payment_failed"], gotAlert["past_due"])
-		quiet := lives - announced
-		if quiet < 0 || quiet > len(short) {
-			a.add(vNotice, "%s (%s): %d lives %v, %d announced (%d past-due notices, %d alerts); only a life that ends at its first check may be silent",
-				cm.ID, cm.Script, lives, v.stages, announced, gotNotice["payment_failed"], gotAlert["past_due"])
-			quiet = max(0, min(quiet, len(short)))
-		}
-		for _, end := range short[:quiet] {
-			want["notice payment_failed"]--
-			want["alert past_due"]--
-			if end == workflows.StageRecovered {
-				want["notice payment_recovered"]--
-				want["alert recovered"]--
-			} else {
-				want["notice payment_waived"]--
-			}
+		want, wantAction, problem := expectations(v.stages, gotNotice, gotAlert)
+		if problem != "" {
+			a.add(vNotice, "%s (%s): %s", cm.ID, cm.Script, problem)
 		}
 		for _, k := range stageNotices {
 			if gotNotice[k] != want["notice "+k] {
@@ -487,18 +418,6 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 	}
 	st.mu.Unlock()
 	return a
-}
-
-// lastReadBetween finds the last read in (after, before).
-func lastReadBetween(reads []e2e.Request, after, before time.Time) (e2e.Request, bool) {
-	var found e2e.Request
-	ok := false
-	for _, r := range reads {
-		if r.At.After(after) && r.At.Before(before) {
-			found, ok = r, true
-		}
-	}
-	return found, ok
 }
 
 func keysOf(applied []e2e.Applied, action string) []string {
