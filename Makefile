@@ -31,6 +31,7 @@ help:
 	@echo "make run     run the whole stack locally (Temporal dev server + UI, stripe-mock, worker, webhook)"
 	@echo "make test    vet, staticcheck, workflowcheck and every test with -race"
 	@echo "make bench   benchmarks"
+	@echo "make soak    the chaos soak: SOAK_DURATION (10m) of traffic while processes, Temporal and peers fail, then an audit"
 	@echo "make test-cluster  the production profile: a Temporal cluster on PostgreSQL, two workers, two webhooks"
 	@echo "make tools   build the pinned tools into $(TOOLS_DIR)"
 
@@ -80,8 +81,8 @@ run: $(TEMPORAL_CLI) $(STRIPE_MOCK) build
 .PHONY: lint
 lint: $(STATICCHECK) $(WORKFLOWCHECK)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
-	go vet ./...
-	$(STATICCHECK) ./...
+	go vet -tags soak ./...
+	$(STATICCHECK) -tags soak ./...
 	$(WORKFLOWCHECK) ./...
 
 FUZZ_TIME ?= 30s
@@ -101,6 +102,19 @@ test: tools lint
 test-cluster: $(TEMPORAL_CLI) $(TEMPORAL_SERVER) build
 	TEMPORAL_SERVER=$(TEMPORAL_SERVER) TEMPORAL_SQL_TOOL=$(TEMPORAL_SQL_TOOL) \
 		DUNNING_BIN=$(DUNNING) deploy/cluster.sh
+
+# The chaos soak (docs/reliability.md): two workers and two webhooks from
+# bin/dunning, a Temporal dev server on a SQLite file, stateful stand-ins
+# for the peers; steady traffic while processes, the server and peers fail;
+# then a drain, an audit and one summary line. Logs stay in .data/soak.
+# SOAK_TIMEOUT bounds the whole run (traffic, drain and audit).
+SOAK_DURATION ?= 10m
+SOAK_TIMEOUT ?= 3h
+export SOAK_DURATION
+
+.PHONY: soak
+soak: $(TEMPORAL_CLI) build
+	DUNNING_BIN=$(DUNNING) go test -tags soak -run '^TestSoak$$' -count=1 -v -timeout $(SOAK_TIMEOUT) ./soak
 
 # Benchmarks against a real dev server; each runs its workload once.
 # Sizes: BENCH_EVENTS, BENCH_E2E_EVENTS, BENCH_CONCURRENCY, BENCH_ROUNDS, BENCH_RATE,

@@ -138,7 +138,7 @@ type stack struct {
 func startStack(b *testing.B, single bool) *stack {
 	b.Helper()
 	dir := b.TempDir()
-	st := &stack{b: b, peers: e2e.NewPeers(), alerted: map[string]time.Time{}, waiting: map[string]chan struct{}{}}
+	st := &stack{b: b, peers: e2e.NewPeers(e2e.ControlSecret, e2e.NoticeSecret), alerted: map[string]time.Time{}, waiting: map[string]chan struct{}{}}
 	b.Cleanup(st.peers.Close)
 	st.peers.Alerts.OnFirst(st.onAlert)
 

@@ -1145,10 +1145,12 @@ type Peers struct {
 	Notices  *Notices
 }
 
-// NewPeers starts the stand-ins.
-func NewPeers() *Peers {
-	return &Peers{Stripe: newStripe(), Control: newControlPlane(ControlSecret), Amberflo: newAmberflo(),
-		Alerts: newAlerts(), Notices: newNotices(NoticeSecret)}
+// NewPeers starts the stand-ins; the control plane and the mailer check
+// signatures with the secrets given (ControlSecret and NoticeSecret
+// where a caller has none of its own).
+func NewPeers(controlSecret, noticeSecret string) *Peers {
+	return &Peers{Stripe: newStripe(), Control: newControlPlane(controlSecret), Amberflo: newAmberflo(),
+		Alerts: newAlerts(), Notices: newNotices(noticeSecret)}
 }
 
 func (p *Peers) all() []*peer {
@@ -1184,10 +1186,10 @@ func (p *Peers) Env(publicURL string) map[string]string {
 		"AMBERFLO_API_KEY":       AmberfloKey,
 		"AMBERFLO_BASE_URL":      p.Amberflo.URL(),
 		"CONTROL_PLANE_URL":      p.Control.URL() + ControlPlanePrefix,
-		"CONTROL_PLANE_SECRET":   ControlSecret,
+		"CONTROL_PLANE_SECRET":   p.Control.secret,
 		"ALERT_WEBHOOK_URL":      p.Alerts.URL() + AlertPath,
 		"CUSTOMER_NOTICE_URL":    p.Notices.URL() + NoticePath,
-		"CUSTOMER_NOTICE_SECRET": NoticeSecret,
+		"CUSTOMER_NOTICE_SECRET": p.Notices.secret,
 		"PUBLIC_URL":             publicURL,
 		"PORTAL_LINK_SECRET":     PortalSecret,
 		"PORTAL_RETURN_URL":      PortalReturnURL,

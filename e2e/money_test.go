@@ -64,7 +64,7 @@ func TestWaiveDuringSlowRecheck(t *testing.T) {
 		t.Fatalf("recovery ended %s (%s), want waived", res.Stage, res.Summary)
 	}
 	s.Check(customer, Expect{
-		Notices: map[string]int{"payment_failed": 1},
+		Notices: map[string]int{"payment_failed": 1, "payment_waived": 1},
 		Alerts:  map[string]int{"past_due": 1, "waived": 1},
 		Charges: map[string]int{intent: 0},
 	})
@@ -147,7 +147,7 @@ func TestRefusedNoticeReachesOps(t *testing.T) {
 	}
 	s.Check(customer, Expect{
 		Control: map[string]int{"suspend": 1, "resume": 1},
-		Notices: map[string]int{"account_suspended": 1},
+		Notices: map[string]int{"account_suspended": 1, "account_resumed": 1},
 		Alerts:  map[string]int{"past_due": 1, "undelivered": 1, "suspended": 1, "waived": 1},
 	})
 }
@@ -177,7 +177,8 @@ func TestWaivedIntentStaysForgiven(t *testing.T) {
 		t.Fatalf("late failure: %s", res.Outcome)
 	}
 	// The second life reads the waiver from Stripe and ends at once,
-	// waived, having told no one and charged nothing.
+	// waived, having told no one (the first life told of the waiver) and
+	// charged nothing.
 	second := s.Recovery(customer, 30*time.Second)
 	if st := s.Status(customer); second.Stage != workflows.StageWaived || len(st.Intents) != 1 || st.Intents[0].State != workflows.IntentWaived {
 		t.Fatalf("second life ended %s with intents %+v; want waived from what Stripe holds", second.Stage, st.Intents)
@@ -193,7 +194,7 @@ func TestWaivedIntentStaysForgiven(t *testing.T) {
 		t.Fatalf("%d confirms after the waiver, want none", n-confirmed)
 	}
 	s.Check(customer, Expect{
-		Notices: map[string]int{"payment_failed": 1},
+		Notices: map[string]int{"payment_failed": 1, "payment_waived": 1},
 		Alerts:  map[string]int{"past_due": 1, "waived": 1},
 	})
 }

@@ -102,7 +102,7 @@ func Start(t *testing.T, o Options) *Stack {
 	s := &Stack{t: t, dir: t.TempDir(), killed: map[*testenv.Process]bool{}}
 	t.Cleanup(s.report)
 
-	peers := NewPeers()
+	peers := NewPeers(ControlSecret, NoticeSecret)
 	s.Stripe, s.Control, s.Amberflo, s.Alerts, s.Notices = peers.Stripe, peers.Control, peers.Amberflo, peers.Alerts, peers.Notices
 	t.Cleanup(peers.Close)
 	s.Control.acceptV1, s.Notices.acceptV1 = o.AcceptV1Signatures, o.AcceptV1Signatures

@@ -99,6 +99,8 @@ const (
 	// PaymentActionRequired asks the customer to complete a payment their
 	// bank wants them to authenticate, at InvoiceURL when there is one.
 	PaymentActionRequired NoticeType = "payment_action_required"
+	// PaymentWaived tells the customer an operator forgave what they owed.
+	PaymentWaived NoticeType = "payment_waived"
 )
 
 // Why a notice carries no update_payment_method_url: the values of
@@ -128,7 +130,7 @@ func (t NoticeType) Valid() bool {
 	switch t {
 	case PaymentFailed, PaymentRetryFailed, PaymentRecovered,
 		AccountSuspended, AccountResumed, AccountDeprovisioned,
-		CardExpiring, CardExpiringReminder, PaymentMethodMissing, PaymentActionRequired:
+		CardExpiring, CardExpiringReminder, PaymentMethodMissing, PaymentActionRequired, PaymentWaived:
 		return true
 	}
 	return false

@@ -669,3 +669,60 @@ func TestWaiveWhileResumingAPaidCustomerIsRefused(t *testing.T) {
 		t.Fatalf("control plane %v, want %v", rt.w.controlActions(), want)
 	}
 }
+
+// Rule 1: a failure accepted while the first check ran belongs to the
+// life. The first intent found paid at that check does not end the life
+// as recovered while the second one, whose failure had come in meanwhile,
+// is owed: it runs on from the first failure, told once, to its end.
+func TestFailureDuringTheFirstCheckKeepsTheLifeOpen(t *testing.T) {
+	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+	// The first check of pi_1 takes Stripe 10 minutes; meanwhile pi_2
+	// fails and pi_1 is paid.
+	rt.signal(2*time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Minute)))
+	rt.at(3*time.Minute, func() { rt.w.set(func() { rt.w.paidIntents["pi_1"] = true }) })
+	rt.signal(3*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid1", Created: t0.Add(3 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.at(time.Hour, func() {
+		s := rt.status()
+		if s.Stage != workflows.StagePastDue || !s.FirstFailureAt.Equal(t0) || len(s.Intents) != 2 {
+			t.Errorf("at +1h: stage %s, first failure %s, %d intents; want past_due since t0 with both intents", s.Stage, s.FirstFailureAt, len(s.Intents))
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s (%s), want deprovisioned: pi_2 was never paid", res.Stage, res.Summary)
+	}
+	notices := strings.Join(rt.w.noticeTypes(), ",")
+	if strings.Count(notices, "payment_failed") != 1 || strings.Contains(notices, "payment_recovered") {
+		t.Errorf("notices %s, want one past-due notice and no recovery", notices)
+	}
+}
+
+// Every change of stage is told to the customer: a waiver while past due
+// with a waived notice, a waiver while suspended with the resume it
+// brings; once each, beside the ops alert.
+func TestWaiverIsToldToTheCustomer(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		at     time.Duration
+		notice string
+	}{
+		{"past due", 30 * time.Minute, "payment_waived"},
+		{"suspended", 11 * time.Hour, "account_resumed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := newRecoveryTest(t)
+			rt.update(c.at, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+			res := rt.run(input())
+			if res.Stage != workflows.StageWaived {
+				t.Fatalf("stage %s, want waived", res.Stage)
+			}
+			notices := strings.Join(rt.w.noticeTypes(), ",")
+			if strings.Count(notices, c.notice) != 1 || strings.Contains(notices, "payment_recovered") {
+				t.Errorf("notices %s, want one %s", notices, c.notice)
+			}
+			if n := rt.w.alertsWith("info", "Waived"); n != 1 {
+				t.Errorf("%d waived alerts, want 1", n)
+			}
+		})
+	}
+}

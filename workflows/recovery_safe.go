@@ -28,6 +28,14 @@ const (
 	// adoptMoneyRulesChange moves a life begun before the money rules onto
 	// them (by continue-as-new) at its next wake.
 	adoptMoneyRulesChange = "adopt-money-rules"
+	// settleOnFreshStateChange applies the signals accepted while a step
+	// waited on activities before the life ends as settled; lives recorded
+	// before it ended on the state the step began with.
+	settleOnFreshStateChange = "settle-on-fresh-state"
+	// waiverNoticeChange tells the customer of a waiver (the resume it
+	// brings, or the debt forgiven); lives recorded before it only
+	// alerted ops.
+	waiverNoticeChange = "waiver-notice"
 )
 
 // safe reports whether this life follows the money rules.
@@ -754,7 +762,8 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 		r.record(ctx, "operator: waive", req.Operator, "nothing left to forgive: paid", false)
 		return r.recoverSafe(ctx)
 	}
-	if r.s.Stage == StageSuspended {
+	resumed := r.s.Stage == StageSuspended
+	if resumed {
 		ok, err := r.controlPlaneSafe(ctx, "resume", "waived: "+req.Reason)
 		if err != nil || !ok {
 			return err // paused; the waiver stays asked for
@@ -762,6 +771,14 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	}
 	r.s.Waive = nil
 	r.s.Stage, r.s.WaivedReason = StageWaived, req.Reason
+	if workflow.GetVersion(ctx, waiverNoticeChange, workflow.DefaultVersion, 1) == 1 {
+		switch {
+		case resumed:
+			r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
+		case r.s.PastDueNoticeSent:
+			r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
+		}
+	}
 	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
 	return r.upsertAttributes(ctx)
 }
@@ -798,6 +815,24 @@ func (r *recovery) result() RecoveryResult {
 	return res
 }
 
+// settled reports whether nothing is left to pay, on the state after
+// every signal accepted so far: a failure that came in while the step
+// waited on a check belongs to this life, and must not be left for the
+// next one by ending this one as recovered. Whatever the signals changed
+// wakes the loop at once.
+func (r *recovery) settled(ctx workflow.Context) bool {
+	if unsettledCount(&r.s) > 0 {
+		return false
+	}
+	if workflow.GetVersion(ctx, settleOnFreshStateChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return true
+	}
+	if r.drain(ctx) {
+		r.wake = true
+	}
+	return unsettledCount(&r.s) == 0
+}
+
 // stepSafe does whatever is due, each step decided on fresh state.
 func (r *recovery) stepSafe(ctx workflow.Context) error {
 	// A waiver is carried out at once, even while paused, except for the
@@ -815,12 +850,12 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	if r.s.Paused {
 		// Nothing automatic while paused; a payment still ends a recovery
 		// that has nothing to give back.
-		if unsettledCount(&r.s) == 0 && r.s.Stage == StagePastDue {
+		if r.s.Stage == StagePastDue && r.settled(ctx) {
 			return r.recoverSafe(ctx)
 		}
 		return nil
 	}
-	if unsettledCount(&r.s) == 0 {
+	if r.settled(ctx) {
 		return r.recoverSafe(ctx)
 	}
 	r.tellPastDue(ctx)
@@ -859,7 +894,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		if r.s.Waive != nil || r.s.Paused {
 			return nil // the loop comes back to it at once
 		}
-		if unsettledCount(&r.s) == 0 {
+		if r.settled(ctx) {
 			return r.recoverSafe(ctx)
 		}
 		r.askToAuthenticate(ctx)

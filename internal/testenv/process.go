@@ -129,6 +129,20 @@ func (d *DevServer) Stop() {
 	_ = d.proc.Signal(os.Interrupt, 30*time.Second)
 }
 
+// Running reports whether the server process has not exited.
+func (d *DevServer) Running() bool { return d.proc.Running() }
+
+// Kill ends the server with SIGKILL, as a crash or an OOM kill would,
+// closing the client first; the database file is left as the crash left
+// it, for StartDevServer to start on again.
+func (d *DevServer) Kill() error {
+	if !d.proc.Running() {
+		return nil
+	}
+	d.Client.Close()
+	return d.proc.Kill()
+}
+
 // tailOf returns the last n lines of a file, for failure messages.
 func tailOf(path string, n int) string {
 	raw, err := os.ReadFile(path)

@@ -1,0 +1,103 @@
+package soak
+
+import (
+	"fmt"
+	"time"
+
+	"dunning/e2e"
+	"dunning/workflows"
+)
+
+// stageEffects are, for a change of stage, the customer notice and the
+// ops alert it brings, and the control-plane action it is.
+func stageEffects(from, to workflows.Stage) (notice, alert, action string) {
+	switch to {
+	case workflows.StagePastDue:
+		return "payment_failed", "past_due", ""
+	case workflows.StageSuspended:
+		return "account_suspended", "suspended", "suspend"
+	case workflows.StageDeprovisioned:
+		return "account_deprovisioned", "deprovisioned", "deprovision"
+	case workflows.StageRecovered:
+		if from == workflows.StageSuspended {
+			return "account_resumed", "recovered", "resume"
+		}
+		return "payment_recovered", "recovered", ""
+	case workflows.StageWaived:
+		if from == workflows.StageSuspended {
+			return "account_resumed", "waived", "resume"
+		}
+		return "payment_waived", "waived", ""
+	}
+	return "", "", ""
+}
+
+// The notices and alerts that changes of stage bring.
+var (
+	stageNotices = []string{"payment_failed", "account_suspended", "account_deprovisioned", "account_resumed", "payment_recovered", "payment_waived"}
+	stageAlerts  = []string{"past_due", "suspended", "deprovisioned", "recovered", "waived"}
+)
+
+// expectations are what the stages a customer's recovery went through
+// call for: notices ("notice <type>") and alerts ("alert <kind>") by
+// count, and control-plane actions.
+//
+// A life begins past_due and is announced (notice and alert) once money
+// is found owed; one that ends before that, paid at its first check (an
+// old event) or waived at once, tells the customer nothing: quiet when
+// recovered, with the ops alert alone when waived. The lives announced
+// are counted from the past-due notices and alerts received, and only
+// lives that went straight from past_due to recovered or waived may be
+// quiet; problem says when the count does not fit.
+func expectations(stages []workflows.Stage, gotNotice, gotAlert map[string]int) (want, actions map[string]int, problem string) {
+	want, actions = map[string]int{}, map[string]int{}
+	var short []workflows.Stage // how each short life ended, in order
+	lives := 0
+	from := workflows.Stage("")
+	for i, to := range stages {
+		if to == workflows.StagePastDue {
+			lives++
+			if i+1 < len(stages) && (stages[i+1] == workflows.StageRecovered || stages[i+1] == workflows.StageWaived) {
+				short = append(short, stages[i+1])
+			}
+		}
+		n, al, ac := stageEffects(from, to)
+		want["notice "+n]++
+		want["alert "+al]++
+		if ac != "" {
+			actions[ac]++
+		}
+		from = to
+	}
+	announced := max(gotNotice["payment_failed"], gotAlert["past_due"])
+	quiet := lives - announced
+	if quiet < 0 || quiet > len(short) {
+		problem = fmt.Sprintf("%d lives %v, %d announced (%d past-due notices, %d alerts); only a life that ends at its first check may be silent",
+			lives, stages, announced, gotNotice["payment_failed"], gotAlert["past_due"])
+		quiet = max(0, min(quiet, len(short)))
+	}
+	for _, end := range short[:quiet] {
+		want["notice payment_failed"]--
+		want["alert past_due"]--
+		if end == workflows.StageRecovered {
+			want["notice payment_recovered"]--
+			want["alert recovered"]--
+		} else {
+			want["notice payment_waived"]--
+		}
+	}
+	return want, actions, problem
+}
+
+// lastReadBetween finds the last of reads strictly between after and
+// before.
+func lastReadBetween(reads []e2e.Request, after, before time.Time) (e2e.Request, bool) {
+	var found e2e.Request
+	ok := false
+	for _, r := range reads {
+		if r.At.After(after) && r.At.Before(before) {
+			found, ok = r, true
+		}
+	}
+	return found, ok
+}

@@ -1,0 +1,127 @@
+package soak
+
+import (
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"dunning/e2e"
+	"dunning/workflows"
+)
+
+func TestExpectations(t *testing.T) {
+	const (
+		pd = workflows.StagePastDue
+		su = workflows.StageSuspended
+		de = workflows.StageDeprovisioned
+		re = workflows.StageRecovered
+		wa = workflows.StageWaived
+	)
+	for _, c := range []struct {
+		name            string
+		stages          []workflows.Stage
+		notices, alerts map[string]int // received
+		want            map[string]int // non-zero expectations
+		actions         map[string]int
+		problem         bool
+	}{
+		{"never paid", []workflows.Stage{pd, su, de},
+			map[string]int{"payment_failed": 1}, nil,
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 1, "alert suspended": 1,
+				"notice account_deprovisioned": 1, "alert deprovisioned": 1},
+			map[string]int{"suspend": 1, "deprovision": 1}, false},
+		{"recovered, announced", []workflows.Stage{pd, re},
+			map[string]int{"payment_failed": 1}, map[string]int{"past_due": 1},
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice payment_recovered": 1, "alert recovered": 1},
+			nil, false},
+		{"paid at the first check: quiet", []workflows.Stage{pd, re}, nil, nil, nil, nil, false},
+		{"resumed", []workflows.Stage{pd, su, re},
+			map[string]int{"payment_failed": 1}, map[string]int{"past_due": 1},
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 1, "alert suspended": 1,
+				"notice account_resumed": 1, "alert recovered": 1},
+			map[string]int{"suspend": 1, "resume": 1}, false},
+		{"waived while past due", []workflows.Stage{pd, wa},
+			map[string]int{"payment_failed": 1}, nil,
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice payment_waived": 1, "alert waived": 1},
+			nil, false},
+		{"waived at once: the ops alert alone", []workflows.Stage{pd, wa}, nil, nil,
+			map[string]int{"alert waived": 1}, nil, false},
+		{"waived while suspended", []workflows.Stage{pd, su, wa},
+			map[string]int{"payment_failed": 1}, nil,
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 1, "alert suspended": 1,
+				"notice account_resumed": 1, "alert waived": 1},
+			map[string]int{"suspend": 1, "resume": 1}, false},
+		{"a quiet life, then a second one announced", []workflows.Stage{pd, re, pd, su, de},
+			map[string]int{"payment_failed": 1}, map[string]int{"past_due": 1},
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 1, "alert suspended": 1,
+				"notice account_deprovisioned": 1, "alert deprovisioned": 1},
+			map[string]int{"suspend": 1, "deprovision": 1}, false},
+		{"suspended without ever being told", []workflows.Stage{pd, su, de}, nil, nil,
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 1, "alert suspended": 1,
+				"notice account_deprovisioned": 1, "alert deprovisioned": 1},
+			map[string]int{"suspend": 1, "deprovision": 1}, true},
+		{"told twice for one life", []workflows.Stage{pd, re},
+			map[string]int{"payment_failed": 2}, nil,
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice payment_recovered": 1, "alert recovered": 1},
+			nil, true},
+		{"no recovery", nil, nil, nil, nil, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, actions, problem := expectations(c.stages, orEmpty(c.notices), orEmpty(c.alerts))
+			if got := nonZero(want); !maps.Equal(got, orEmpty(c.want)) {
+				t.Errorf("want %v, expected %v", got, orEmpty(c.want))
+			}
+			if !maps.Equal(actions, orEmpty(c.actions)) {
+				t.Errorf("actions %v, expected %v", actions, orEmpty(c.actions))
+			}
+			if (problem != "") != c.problem {
+				t.Errorf("problem %q, expected one: %v", problem, c.problem)
+			}
+		})
+	}
+}
+
+func TestStageEffectsCoverEveryStage(t *testing.T) {
+	for _, to := range []workflows.Stage{workflows.StagePastDue, workflows.StageSuspended, workflows.StageDeprovisioned,
+		workflows.StageRecovered, workflows.StageWaived} {
+		n, al, _ := stageEffects(workflows.StagePastDue, to)
+		if !slices.Contains(stageNotices, n) || !slices.Contains(stageAlerts, al) {
+			t.Errorf("%s: notice %q, alert %q not among those the audit counts", to, n, al)
+		}
+	}
+}
+
+func TestLastReadBetween(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	reads := []e2e.Request{{At: at(1), Key: "a"}, {At: at(5), Key: "b"}, {At: at(9), Key: "c"}}
+	for _, c := range []struct {
+		after, before int
+		want          string
+	}{
+		{0, 10, "c"}, {0, 9, "b"}, {1, 5, ""}, {2, 6, "b"}, {9, 20, ""}, {-5, 1, ""},
+	} {
+		got, ok := lastReadBetween(reads, at(c.after), at(c.before))
+		if (c.want == "") == ok || (ok && got.Key != c.want) {
+			t.Errorf("between %ds and %ds: %q %v, want %q", c.after, c.before, got.Key, ok, c.want)
+		}
+	}
+}
+
+func orEmpty(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
+	}
+	return m
+}
+
+func nonZero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
