@@ -100,12 +100,14 @@ type plainReconcileInput ReconcileInput
 type reconcileInputJSON struct {
 	*plainReconcileInput
 	Lookback jsondur.D `json:"lookback"`
+	Overlap  jsondur.D `json:"overlap,omitempty"`
 }
 
-// MarshalJSON writes the input with a readable duration.
+// MarshalJSON writes the input with readable durations, so that an
+// operator's run by hand takes {"lookback": "72h", "full": true}.
 func (in ReconcileInput) MarshalJSON() ([]byte, error) {
 	p := plainReconcileInput(in)
-	return json.Marshal(reconcileInputJSON{plainReconcileInput: &p, Lookback: jsondur.D(in.Lookback)})
+	return json.Marshal(reconcileInputJSON{plainReconcileInput: &p, Lookback: jsondur.D(in.Lookback), Overlap: jsondur.D(in.Overlap)})
 }
 
 // UnmarshalJSON reads either form.
@@ -114,6 +116,7 @@ func (in *ReconcileInput) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	in.Lookback = time.Duration(w.Lookback)
+	in.Lookback, in.Overlap = time.Duration(w.Lookback), time.Duration(w.Overlap)
 	return nil
 }
+

@@ -51,6 +51,22 @@ func TestDurationsReadAsPeopleWriteThem(t *testing.T) {
 		s.CardUpdateDebounce != 10*time.Second || s.MaxGraceExtension != 720*time.Hour {
 		t.Errorf("old form read as %+v", s)
 	}
+	// A reconciliation by hand, as docs/operations.md starts one, and as
+	// the schedule's input was written before.
+	for raw, want := range map[string]workflows.ReconcileInput{
+		`{"lookback":"72h","overlap":"10m","full":true}`:                    {Lookback: 72 * time.Hour, Overlap: 10 * time.Minute, Full: true},
+		`{"lookback":259200000000000,"overlap":600000000000}`:               {Lookback: 72 * time.Hour, Overlap: 10 * time.Minute},
+		`{"lookback":"1h","starting_after":"evt_1","progress":{"found":3}}`: {Lookback: time.Hour, StartingAfter: "evt_1", Progress: &workflows.ReconcileResult{Found: 3}},
+	} {
+		var got workflows.ReconcileInput
+		if err := json.Unmarshal([]byte(raw), &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s read as %+v (%v), want %+v", raw, got, err, want)
+		}
+		back, _ := json.Marshal(got)
+		if !strings.Contains(string(back), `"lookback":"`) || (want.Overlap != 0 && !strings.Contains(string(back), `"overlap":"10m"`)) {
+			t.Errorf("%+v written as %s", got, back)
+		}
+	}
 	for _, v := range []any{&workflows.CardExpiryInput{}, &workflows.ReconcileInput{}} {
 		if err := json.Unmarshal([]byte(`{"reminder_before":604800000000000,"lookback":"72h"}`), v); err != nil {
 			t.Errorf("%T: %v", v, err)
