@@ -11,6 +11,7 @@ import (
 
 	"dunning/activities"
 	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
 	"dunning/workflows"
 )
 
@@ -20,7 +21,8 @@ import (
 // the suspension reaches the control plane once and is not tried again
 // after an activity timeout. Only then does the process exit, cleanly.
 func TestWorkerStopLetsRunningActivityFinish(t *testing.T) {
-	s := Start(t, Options{Env: map[string]string{"WORKER_STOP_TIMEOUT": "60s"}})
+	metricsAddr := testenv.FreeAddress(t)
+	s := Start(t, Options{Env: map[string]string{"WORKER_STOP_TIMEOUT": "60s", "WORKER_METRICS_ADDR": metricsAddr}})
 	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{
 		Customer: stripefixture.NewID("cus"), ObjectID: stripefixture.NewID("pi")})
 	held := s.Control.HoldNext(MethodPath(http.MethodPost, ev.Customer, "/suspend"))
@@ -37,6 +39,17 @@ func TestWorkerStopLetsRunningActivityFinish(t *testing.T) {
 	case <-w.Exited():
 		t.Fatalf("the worker exited (%v) while its activity was still running", w.Err())
 	case <-time.After(2 * time.Second):
+	}
+	// While it drains it is still observable: its metrics (what the
+	// health check reads) answer.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Errorf("worker metrics during the drain: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("worker metrics during the drain: %s", resp.Status)
+		}
 	}
 	held.Release()
 	select {

@@ -110,14 +110,22 @@ func serveWorker(ctx context.Context, c client.Client, cfg config.Config, log *s
 	reg := wm.reg
 	metrics := worker.NewMetrics(reg)
 	g, gctx := errgroup.WithContext(ctx)
+	// The metrics outlive the worker's drain: a stopping worker answers
+	// /metrics (and so its health check) until its last activity has
+	// reported, and only then goes away.
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
 	if cfg.WorkerMetricsAddr != "" {
-		g.Go(func() error { return serveMetrics(gctx, cfg.WorkerMetricsAddr, reg, log) })
+		g.Go(func() error { return serveMetrics(mctx, cfg.WorkerMetricsAddr, reg, log) })
 		g.Go(func() error {
 			worker.WatchStages(gctx, c, wm.recovery, stageCountEvery, log)
 			return nil
 		})
 	}
-	g.Go(func() error { return worker.Run(gctx, c, cfg, log, worker.WithMetrics(metrics)) })
+	g.Go(func() error {
+		defer stopMetrics()
+		return worker.Run(gctx, c, cfg, log, worker.WithMetrics(metrics))
+	})
 	return g.Wait()
 }
 
