@@ -119,4 +119,3 @@ func (in *ReconcileInput) UnmarshalJSON(b []byte) error {
 	in.Lookback, in.Overlap = time.Duration(w.Lookback), time.Duration(w.Overlap)
 	return nil
 }
-
