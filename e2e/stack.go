@@ -139,6 +139,10 @@ func Start(t *testing.T, o Options) *Stack {
 			env[k] = v
 		}
 	}
+	// The processes read Temporal's default profile file under the user's
+	// configuration folder, as the CLI does: an empty one of the test's
+	// own keeps a developer's profiles out of the stack.
+	env["XDG_CONFIG_HOME"] = filepath.Join(s.dir, "config")
 	for k, v := range o.Env {
 		if v == "" {
 			delete(env, k)
