@@ -433,6 +433,11 @@ func (r *reader) portalLinks(c *Config) {
 			// Which one, not what it is.
 			r.fail("PORTAL_LINK_SECRET", "secret %d of %d is shorter than %d bytes (make one with `openssl rand -hex 32`)", i+1, len(c.PortalLinkSecrets), portallink.MinSecretLen)
 		}
+		if slices.Contains(c.StripeWebhookSecrets, s) {
+			// Whoever reads the endpoint's secret in Stripe's Dashboard
+			// could sign links for any customer.
+			r.fail("PORTAL_LINK_SECRET", "secret %d of %d must not be one of the STRIPE_WEBHOOK_SECRET values: portal links get a secret of their own", i+1, len(c.PortalLinkSecrets))
+		}
 	}
 	if c.PortalLinkTTL < time.Hour || c.PortalLinkTTL > portallink.MaxTTL {
 		r.fail("PORTAL_LINK_TTL", "must be between 1h and %s", portallink.MaxTTL)

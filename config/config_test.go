@@ -448,6 +448,16 @@ func TestPortalLinks(t *testing.T) {
 			t.Errorf("error repeats a portal-link secret:\n%v", err)
 		}
 	}
+
+	// A Stripe endpoint's signing secret, which anyone with access to the
+	// Stripe Dashboard reads, never signs portal links.
+	_, err = config.Load(env(map[string]string{"PUBLIC_URL": "https://b.example.com", "STRIPE_API_KEY": "sk_test_1",
+		"STRIPE_WEBHOOK_SECRET": "whsec_old," + portalSecret, "PORTAL_LINK_SECRET": portalSecret}))
+	if err == nil || !strings.Contains(err.Error(), "PORTAL_LINK_SECRET: secret 1 of 1 must not be one of the STRIPE_WEBHOOK_SECRET values") {
+		t.Errorf("portal-link secret equal to a webhook secret: %v, want a refusal naming both", err)
+	} else if strings.Contains(err.Error(), portalSecret) {
+		t.Errorf("error repeats the secret:\n%v", err)
+	}
 }
 
 func TestStripeLivemode(t *testing.T) {
@@ -522,7 +532,7 @@ func TestSigningSecretsRefused(t *testing.T) {
 		{"notice secret is the webhook secret", with(map[string]string{"CONTROL_PLANE_SECRET": cpSecret, "CUSTOMER_NOTICE_SECRET": webhookSecret, "PORTAL_LINK_SECRET": portalSecret, "STRIPE_WEBHOOK_SECRET": webhookSecret}),
 			[]string{"CUSTOMER_NOTICE_SECRET"}, "STRIPE_WEBHOOK_SECRET"},
 		{"the same secret everywhere", with(map[string]string{"CONTROL_PLANE_SECRET": webhookSecret, "CUSTOMER_NOTICE_SECRET": webhookSecret, "PORTAL_LINK_SECRET": webhookSecret, "STRIPE_WEBHOOK_SECRET": webhookSecret}),
-			[]string{"CONTROL_PLANE_SECRET", "CONTROL_PLANE_SECRET", "CUSTOMER_NOTICE_SECRET", "CUSTOMER_NOTICE_SECRET", "CUSTOMER_NOTICE_SECRET"}, "CONTROL_PLANE_SECRET"},
+			[]string{"CONTROL_PLANE_SECRET", "CONTROL_PLANE_SECRET", "CUSTOMER_NOTICE_SECRET", "CUSTOMER_NOTICE_SECRET", "CUSTOMER_NOTICE_SECRET", "PORTAL_LINK_SECRET"}, "CONTROL_PLANE_SECRET"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
