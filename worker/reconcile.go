@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 
 	"dunning/activities"
@@ -252,13 +253,20 @@ func (m *Metrics) Event(outcome string) {
 type Option func(*options)
 
 type options struct {
-	metrics *Metrics
+	metrics      *Metrics
+	interceptors []interceptor.WorkerInterceptor
 }
 
 // WithMetrics has the worker's activities count into m.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
 
-func applyOptions(acts *activities.Activities, opts []Option) {
+// WithInterceptors adds interceptors after the worker's own; tests use it
+// to fail a workflow task at a chosen point.
+func WithInterceptors(i ...interceptor.WorkerInterceptor) Option {
+	return func(o *options) { o.interceptors = append(o.interceptors, i...) }
+}
+
+func applyOptions(acts *activities.Activities, opts []Option) options {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -266,6 +274,7 @@ func applyOptions(acts *activities.Activities, opts []Option) {
 	if o.metrics != nil && acts.Reconcile != nil {
 		acts.Reconcile.Metrics = o.metrics
 	}
+	return o
 }
 
 // reconcileSchedule is the schedule cfg asks for.

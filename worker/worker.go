@@ -147,7 +147,7 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	applyOptions(acts, opts)
+	o := applyOptions(acts, opts)
 	// The cache is per process; a smaller one trades memory for replays
 	// of workflows that wake after being evicted.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
@@ -158,7 +158,7 @@ func New(c client.Client, cfg config.Config, log *slog.Logger, opts ...Option) (
 		WorkerStopTimeout: cfg.WorkerStopTimeout,
 		// Activities with a heartbeat timeout heartbeat while they run, so
 		// that one on a worker that died is tried again within seconds.
-		Interceptors: []interceptor.WorkerInterceptor{Heartbeats()},
+		Interceptors: append([]interceptor.WorkerInterceptor{Heartbeats()}, o.interceptors...),
 	})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)

@@ -7,6 +7,7 @@ package workflows_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -724,5 +725,32 @@ func TestWaiverIsToldToTheCustomer(t *testing.T) {
 				t.Errorf("%d waived alerts, want 1", n)
 			}
 		})
+	}
+}
+
+// An operator's waiver sent as a signal (the UI's Send Signal) that comes
+// in while a retry charges another intent is taken in the middle of the
+// round; it is still carried out at once, not left waiting for a wake that
+// nothing else brings.
+func TestWaiverSignalledDuringARetryRoundIsCarriedOut(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.chargeDelay = 10 * time.Minute })
+	rt.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(5*time.Minute)))
+	// The first retry starts at +1h and charges pi_1 for ten minutes; the
+	// waiver comes in meanwhile, and is applied before pi_2's charge.
+	rt.signal(time.Hour+5*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"})
+	rt.at(2*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StageWaived {
+			t.Errorf("an hour after the waiver: stage %s, next %+v; want waived", s.Stage, s.Next)
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+	if len(rt.w.retries) != 1 || rt.w.retries[0].IntentID != "pi_1" {
+		t.Fatalf("charges %+v, want pi_1's only: pi_2 is waived before its turn", rt.w.retries)
+	}
+	if got := rt.w.noticeTypes(); !slices.Contains(got, "payment_waived") {
+		t.Errorf("notices %v: the customer is told of the waiver", got)
 	}
 }

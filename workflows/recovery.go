@@ -136,6 +136,12 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			r.wake = false
 			continue
 		}
+		if r.safe() && r.waivePending() && workflow.GetVersion(ctx, waiverTakenMidStepChange, workflow.DefaultVersion, 1) == 1 {
+			// A waiver sent as a signal and taken in the middle of the step
+			// (between two charges of a round, say) wakes nothing: it is
+			// carried out now, not when something else happens.
+			continue
+		}
 		r.plan(ctx)
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			r.drain(ctx)

@@ -36,6 +36,9 @@ const (
 	// brings, or the debt forgiven); lives recorded before it only
 	// alerted ops.
 	waiverNoticeChange = "waiver-notice"
+	// waiverTakenMidStepChange carries out a waiver applied during a step
+	// at once; before, it waited for another wake.
+	waiverTakenMidStepChange = "waiver-taken-mid-step"
 )
 
 // safe reports whether this life follows the money rules.
@@ -344,8 +347,17 @@ func (r *recovery) tellPastDue(ctx workflow.Context) {
 		// The notice and the alert, at once, as local activities.
 		notice := r.noticeInput(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline)
 		notice.PayURL = r.payURL()
+		alert := r.alertInput("warning", r.key("past_due", "alert"), title, text)
+		if workflow.GetVersion(ctx, toldAfterRecordChange, workflow.DefaultVersion, 1) == 1 {
+			// Decided on this task's reads and clock: the task ends and is
+			// recorded before either is sent. Nothing applied meanwhile
+			// changes what was decided; the next step sees it.
+			if err := workflow.Sleep(ctx, recordPause); err != nil {
+				return
+			}
+		}
 		noticeCall := startQuick(ctx, activityCtx(ctx), a.Notice, notice)
-		alertCall := startQuick(ctx, activityCtx(ctx), a.Alert, r.alertInput("warning", r.key("past_due", "alert"), title, text))
+		alertCall := startQuick(ctx, activityCtx(ctx), a.Alert, alert)
 		var sent, alerted activities.NotifyResult
 		err := noticeCall.Get(ctx, &sent)
 		r.record(ctx, "customer notice "+notice.Type, "", outcomeOf(err, "sent"), sent.DryRun)
@@ -833,12 +845,18 @@ func (r *recovery) settled(ctx workflow.Context) bool {
 	return unsettledCount(&r.s) == 0
 }
 
+// waivePending reports whether a waiver is to be carried out by the next
+// step: at once, even while paused, except for the resume it still owes
+// after the control plane refused it, which waits for the operator's
+// resume, like everything automatic.
+func (r *recovery) waivePending() bool {
+	return r.s.Waive != nil && !(r.s.Paused && unsettledCount(&r.s) == 0)
+}
+
 // stepSafe does whatever is due, each step decided on fresh state.
 func (r *recovery) stepSafe(ctx workflow.Context) error {
-	// A waiver is carried out at once, even while paused, except for the
-	// resume it still owes after the control plane refused it: that waits
-	// for the operator's resume, like everything automatic.
-	if r.s.Waive != nil && !(r.s.Paused && unsettledCount(&r.s) == 0) {
+	// A waiver is carried out at once (waivePending says when not).
+	if r.waivePending() {
 		return r.waiveSafe(ctx)
 	}
 	if !r.s.Announced {
