@@ -2,7 +2,8 @@ package worker_test
 
 // A workflow task lost after its local activities ran: the worker that ran
 // them dies (here: the task fails) before the task is recorded, and the
-// server hands the task out again. What the customer and ops were sent by
+// server hands the task out again; the test fails it where the recovery
+// learns that its past-due notice was sent. What the customer and ops were sent by
 // the lost task must be what the recorded history says was sent.
 
 import (
@@ -27,10 +28,10 @@ import (
 	"dunning/workflows"
 )
 
-// loseTask fails the first workflow task of a recovery in which the local
-// activity named activity returned, right after it returned, once per
-// workflow. before runs first, as the world moves on while the task is
-// out.
+// loseTask fails the first workflow task of a recovery in which the
+// workflow learnt the result of the activity named activity (local or
+// not), right then, once per workflow. before runs first, as the world
+// moves on while the task is out.
 type loseTask struct {
 	interceptor.WorkerInterceptorBase
 	activity string
@@ -85,7 +86,14 @@ type loseOutbound struct {
 }
 
 func (o *loseOutbound) ExecuteLocalActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
-	f := o.Next.ExecuteLocalActivity(ctx, activityType, args...)
+	return o.losing(ctx, activityType, o.Next.ExecuteLocalActivity(ctx, activityType, args...))
+}
+
+func (o *loseOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	return o.losing(ctx, activityType, o.Next.ExecuteActivity(ctx, activityType, args...))
+}
+
+func (o *loseOutbound) losing(ctx workflow.Context, activityType string, f workflow.Future) workflow.Future {
 	info := workflow.GetInfo(ctx)
 	if info.WorkflowType.Name != workflows.PaymentRecoveryWorkflowName || !strings.HasSuffix(activityType, o.l.activity) {
 		return f
@@ -103,7 +111,7 @@ func (f *losingFuture) Get(ctx workflow.Context, out any) error {
 	err := f.Future.Get(ctx, out)
 	if !workflow.IsReplaying(ctx) && f.l.once(f.id) {
 		// A panic fails the workflow task; the server gives it out again.
-		panic("test: workflow task lost after the local " + f.what)
+		panic("test: workflow task lost after " + f.what)
 	}
 	return err
 }

@@ -176,7 +176,7 @@ func sameMemo(a, b RecoveryMemo) bool {
 // upsertMemo keeps the life's RecoveryMemo current, upserting only what
 // changed since the last upsert of this run.
 func (r *recovery) upsertMemo(ctx workflow.Context) error {
-	if r.s.FirstFailureAt.IsZero() || workflow.GetVersion(ctx, reportMemoChange, workflow.DefaultVersion, 1) < 1 {
+	if r.s.FirstFailureAt.IsZero() || r.version(ctx, reportMemoChange, 1) < 1 {
 		return nil
 	}
 	m := memoOf(&r.s, r.terminal(), workflow.Now(ctx))

@@ -16,6 +16,7 @@ import (
 // does nothing twice. It routes the event by type to the lifecycle that
 // owns it.
 func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEventResult, error) {
+	ctx = withVersions(ctx)
 	ev := in.Event
 	log := workflow.GetLogger(ctx)
 	route, handled := RouteOf(ev.Type)
@@ -159,7 +160,7 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil)
 	if err != nil || res.Delivered ||
-		workflow.GetVersion(ctx, "paid-after-the-end", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		version(ctx, "paid-after-the-end", 1) == workflow.DefaultVersion {
 		return delivered(res, err)
 	}
 	// No recovery runs: money after the end of one is for ops to see.
@@ -252,7 +253,7 @@ func routeCardUpdated(ctx workflow.Context, ev StripeEvent) (string, error) {
 	}
 	// Event workflows recorded before card-expiry watches existed told the
 	// recovery alone.
-	if workflow.GetVersion(ctx, "card-updated-tells-expiry-watches", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if version(ctx, "card-updated-tells-expiry-watches", 1) == workflow.DefaultVersion {
 		return delivered(res, nil)
 	}
 	// The customer's card-expiry watches end: the card this event names
@@ -382,7 +383,7 @@ func signal(ctx workflow.Context, workflowID, name string, payload any, start *a
 	}
 	in := activities.SignalInput{WorkflowID: workflowID, SignalName: name, Signal: raw, Start: start}
 	var res activities.SignalResult
-	if workflow.GetVersion(ctx, localRoutingChange, workflow.DefaultVersion, 1) == 1 {
+	if version(ctx, localRoutingChange, 1) == 1 {
 		// Signals are not de-duplicated by Temporal, but every receiver
 		// applies an event ID once, so a local activity run again after a
 		// lost worker changes nothing.

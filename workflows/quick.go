@@ -22,17 +22,9 @@ import (
 // Running again is not only running twice: the task run again decides
 // anew, on reads answered anew, at another workflow.Now. A call the
 // customer or ops can see therefore never runs locally in the task that
-// made the decision to send it: that task ends first (recording its
-// reads and the notice's every parameter), and the call runs at the start
-// of the next one, which, if lost, is run again from the same record and
-// sends the same thing under the same key.
-//
-// Each call is tried locally for a few seconds at most, well inside the
-// workflow task's timeout, with the same growing pauses between attempts
-// as the activity's. A peer's permanent answer (a non-retryable error) is
-// final there as it is for the activity. Any other failure runs the call
-// again, after a pause, as the activity it always was, with that
-// activity's options, whose answer (or error) is then the call's.
+// decided it: it is an activity, which that task's completion records
+// with its parameters before it is sent (a timer to end the task would do
+// too, but Temporal fires none sooner than a second later).
 
 const (
 	// localRoutingChange moves the event workflow's signal and
@@ -42,15 +34,11 @@ const (
 	// concurrent round of local activities, and its notice and alert
 	// another.
 	localFirstFailureChange = "local-first-failure"
-	// toldAfterRecordChange sends the first failure's notice and alert in
-	// the workflow task after the one that decided them.
+	// toldAfterRecordChange sends the first failure's notice and alert as
+	// activities, recorded before they are sent, instead of as local
+	// activities of the task that decided them.
 	toldAfterRecordChange = "told-after-record"
 )
-
-// recordPause is the timer that ends a workflow task, so that what it
-// decided is recorded before anything is sent on it: the shortest one
-// Temporal schedules (a zero timer is no timer at all).
-const recordPause = time.Millisecond
 
 // localOptions bound a local attempt: three tries within 10 seconds, 1 s
 // and 2 s apart.

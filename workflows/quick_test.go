@@ -48,9 +48,10 @@ func count(names []string, name string) int {
 	return n
 }
 
-// The first failure's reads are asked at once, as local activities, and so
-// are its notice and alert; nothing goes through an activity task.
-func TestFirstFailureWorkRunsLocallyAndAtOnce(t *testing.T) {
+// The first failure's reads are asked at once, as local activities; its
+// notice and alert, which the customer and ops see, are activities, so
+// that a workflow task lost after the reads sends nothing.
+func TestFirstFailureReadsRunLocallyAndAtOnce(t *testing.T) {
 	rt := newRecoveryTest(t)
 	// Each read waits for the other two: run one after another, none
 	// would return before its 5 s are up.
@@ -85,12 +86,12 @@ func TestFirstFailureWorkRunsLocallyAndAtOnce(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The recovery's own notice and alert, later, are activities as they
-	// always were.
-	for name, remote := range map[string]int{"CustomerProfile": 0, "EndedRecovery": 0, "IntentOwed": 0, "Notice": 1, "Alert": 1} {
-		if count(c.local, name) != 1 || count(c.remote, name) != remote {
-			t.Errorf("%s: %d local, %d as activities; want 1 and %d (local %v, activities %v)", name,
-				count(c.local, name), count(c.remote, name), remote, c.local, c.remote)
+	// The past-due notice and alert, and the recovered ones later, are
+	// activities.
+	for name, want := range map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, 0}, "Notice": {0, 2}, "Alert": {0, 2}} {
+		if count(c.local, name) != want[0] || count(c.remote, name) != want[1] {
+			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
+				count(c.local, name), count(c.remote, name), want[0], want[1], c.local, c.remote)
 		}
 	}
 	if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_failed", "payment_recovered"}) {
@@ -101,13 +102,10 @@ func TestFirstFailureWorkRunsLocallyAndAtOnce(t *testing.T) {
 	}
 }
 
-// A notice the local attempts cannot send runs again as an activity; the
-// notice is then sent once, and ops hear nothing of the first tries.
-func TestFirstFailureNoticeFallsBackToAnActivity(t *testing.T) {
+// A notice the mailer cannot take at first is tried again by its activity;
+// the notice is then sent once, and ops hear nothing of the first tries.
+func TestFirstFailureNoticeTriedAgain(t *testing.T) {
 	rt := newRecoveryTest(t, func(w *world) { w.noticeErrs = []error{errors.New("503"), errors.New("503"), errors.New("503")} })
-	// The test clock must not run behind the wall clock, which sets the
-	// deadlines of local attempts after the first.
-	rt.env.SetStartTime(time.Now())
 	var c calls
 	c.listen(rt.env)
 	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
@@ -116,9 +114,10 @@ func TestFirstFailureNoticeFallsBackToAnActivity(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The recovered notice, later, is an activity as it always was.
-	if count(c.local, "Notice") != 3 || count(c.remote, "Notice") != 2 {
-		t.Errorf("notice: %d local attempts, %d as activity; want 3 and 2", count(c.local, "Notice"), count(c.remote, "Notice"))
+	// Three failed attempts and the one that took, then the recovered
+	// notice.
+	if count(c.local, "Notice") != 0 || count(c.remote, "Notice") != 5 {
+		t.Errorf("notice: %d local attempts, %d as activity; want 0 and 5", count(c.local, "Notice"), count(c.remote, "Notice"))
 	}
 	if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_failed", "payment_recovered"}) {
 		t.Errorf("notices sent %v", got)
@@ -135,8 +134,8 @@ func TestFirstFailureNoticeFallsBackToAnActivity(t *testing.T) {
 	}
 }
 
-// A mailer's permanent refusal is final in the local attempt, as it is for
-// the activity: no second try, and ops are told to reach the customer.
+// A mailer's permanent refusal is final: no second try, and ops are told
+// to reach the customer.
 func TestFirstFailureNoticeRefusedIsFinal(t *testing.T) {
 	rt := newRecoveryTest(t, func(w *world) {
 		w.noticeErrs = []error{temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)}
@@ -149,8 +148,8 @@ func TestFirstFailureNoticeRefusedIsFinal(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if count(c.local, "Notice") != 1 || count(c.remote, "Notice") != 1 {
-		t.Errorf("notice: %d local attempts, %d as activity; want 1 and 1 (the recovered notice)", count(c.local, "Notice"), count(c.remote, "Notice"))
+	if count(c.local, "Notice") != 0 || count(c.remote, "Notice") != 2 {
+		t.Errorf("notice: %d local attempts, %d as activity; want 0 and 2 (the refused one, the recovered one)", count(c.local, "Notice"), count(c.remote, "Notice"))
 	}
 	if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_recovered"}) {
 		t.Errorf("notices sent %v", got)

@@ -37,6 +37,7 @@ const reduceListedEventsChange = "reconcile-reduced-events"
 // webhook already took changes nothing and one Stripe never delivered is
 // handled now. The Temporal Schedule ReconcileScheduleID runs it.
 func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error) {
+	ctx = withVersions(ctx)
 	log := workflow.GetLogger(ctx)
 	var res ReconcileResult
 	if in.Progress != nil {
@@ -75,11 +76,11 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 	// them (the webhook's reduced event) passes through history: Stripe's
 	// raw events carry customers' emails, names, addresses and phone
 	// numbers. Runs from before listed raw events.
-	reduce := workflow.GetVersion(ctx, reduceListedEventsChange, workflow.DefaultVersion, 1) == 1
+	reduce := version(ctx, reduceListedEventsChange, 1) == 1
 
 	// Runs from before the watermark listed the whole look-back and
 	// started every event, known or not.
-	watermark := reduce && workflow.GetVersion(ctx, reconcileWatermarkChange, workflow.DefaultVersion, 1) == 1
+	watermark := reduce && version(ctx, reconcileWatermarkChange, 1) == 1
 	pageSize := ReconcilePageSize
 	if watermark {
 		pageSize = reconcileKnownPageSize

@@ -38,6 +38,8 @@ type recovery struct {
 	controls map[string]workflow.ReceiveChannel
 	// memo is the RecoveryMemo this run upserted last.
 	memo *RecoveryMemo
+	// v answers the run's version questions (generation.go).
+	v versions
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -79,7 +81,7 @@ func (r *recovery) setup(ctx workflow.Context) error {
 
 func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	log := workflow.GetLogger(ctx)
-	r.s.Rules = int(workflow.GetVersion(ctx, moneyRulesChange, workflow.DefaultVersion, moneyRules))
+	r.s.Rules = int(r.version(ctx, moneyRulesChange, moneyRules))
 	for _, p := range r.pending {
 		r.onPaymentFailed(ctx, p)
 	}
@@ -88,7 +90,7 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 		return RecoveryResult{}, err
 	}
 	for {
-		if !r.safe() && workflow.GetVersion(ctx, adoptMoneyRulesChange, workflow.DefaultVersion, 1) == 1 {
+		if !r.safe() && r.version(ctx, adoptMoneyRulesChange, 1) == 1 {
 			// A life begun before the money rules takes them up at its next
 			// wake: it continues as new with its whole state, and the new
 			// run follows them.
@@ -132,11 +134,11 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			return r.result(), nil
 		}
 		if r.wake || r.signalsWaiting() ||
-			(applied && workflow.GetVersion(ctx, "act-on-signals-applied-after-step", workflow.DefaultVersion, 1) == 1) {
+			(applied && r.version(ctx, "act-on-signals-applied-after-step", 1) == 1) {
 			r.wake = false
 			continue
 		}
-		if r.safe() && r.waivePending() && workflow.GetVersion(ctx, waiverTakenMidStepChange, workflow.DefaultVersion, 1) == 1 {
+		if r.safe() && r.waivePending() && r.version(ctx, waiverTakenMidStepChange, 1) == 1 {
 			// A waiver sent as a signal and taken in the middle of the step
 			// (between two charges of a round, say) wakes nothing: it is
 			// carried out now, not when something else happens.

@@ -215,7 +215,7 @@ func (r *recovery) checkAmberflo(ctx workflow.Context, in *Intent, why string) (
 // every intent, whether it is still owed; only money really owed is
 // announced to the customer and ops.
 func (r *recovery) announceSafe(ctx workflow.Context) error {
-	if workflow.GetVersion(ctx, localFirstFailureChange, workflow.DefaultVersion, 1) == 1 {
+	if r.version(ctx, localFirstFailureChange, 1) == 1 {
 		r.announceQuick(ctx)
 		return nil
 	}
@@ -343,21 +343,24 @@ func (r *recovery) tellPastDue(ctx workflow.Context) {
 	}
 	title := "Payment failed: " + r.s.StripeCustomerID + " is past due"
 	text := fmt.Sprintf("%s owed. Retries scheduled; suspension at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339))
-	if workflow.GetVersion(ctx, localFirstFailureChange, workflow.DefaultVersion, 1) == 1 {
-		// The notice and the alert, at once, as local activities.
+	if r.version(ctx, localFirstFailureChange, 1) == 1 {
 		notice := r.noticeInput(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline)
 		notice.PayURL = r.payURL()
 		alert := r.alertInput("warning", r.key("past_due", "alert"), title, text)
-		if workflow.GetVersion(ctx, toldAfterRecordChange, workflow.DefaultVersion, 1) == 1 {
-			// Decided on this task's reads and clock: the task ends and is
-			// recorded before either is sent. Nothing applied meanwhile
-			// changes what was decided; the next step sees it.
-			if err := workflow.Sleep(ctx, recordPause); err != nil {
-				return
-			}
+		var noticeCall, alertCall interface {
+			Get(workflow.Context, any) error
 		}
-		noticeCall := startQuick(ctx, activityCtx(ctx), a.Notice, notice)
-		alertCall := startQuick(ctx, activityCtx(ctx), a.Alert, alert)
+		if r.version(ctx, toldAfterRecordChange, 1) == 1 {
+			// Decided on this task's local reads and clock: both go out as
+			// activities, at once, which the task's completion records
+			// with every parameter before either is sent.
+			noticeCall = workflow.ExecuteActivity(activityCtx(ctx), a.Notice, notice)
+			alertCall = workflow.ExecuteActivity(activityCtx(ctx), a.Alert, alert)
+		} else {
+			// Histories recorded before: at once, as local activities.
+			noticeCall = startQuick(ctx, activityCtx(ctx), a.Notice, notice)
+			alertCall = startQuick(ctx, activityCtx(ctx), a.Alert, alert)
+		}
 		var sent, alerted activities.NotifyResult
 		err := noticeCall.Get(ctx, &sent)
 		r.record(ctx, "customer notice "+notice.Type, "", outcomeOf(err, "sent"), sent.DryRun)
@@ -783,7 +786,7 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	}
 	r.s.Waive = nil
 	r.s.Stage, r.s.WaivedReason = StageWaived, req.Reason
-	if workflow.GetVersion(ctx, waiverNoticeChange, workflow.DefaultVersion, 1) == 1 {
+	if r.version(ctx, waiverNoticeChange, 1) == 1 {
 		switch {
 		case resumed:
 			r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
@@ -836,7 +839,7 @@ func (r *recovery) settled(ctx workflow.Context) bool {
 	if unsettledCount(&r.s) > 0 {
 		return false
 	}
-	if workflow.GetVersion(ctx, settleOnFreshStateChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if r.version(ctx, settleOnFreshStateChange, 1) == workflow.DefaultVersion {
 		return true
 	}
 	if r.drain(ctx) {
