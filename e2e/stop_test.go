@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,4 +110,51 @@ func suspendCompleted(t *testing.T, s *Stack, customer string) bool {
 		}
 	}
 	return false
+}
+
+// A second SIGTERM (or Ctrl-C) during the drain exits at once, without
+// waiting for the running activity: an operator who asks twice means it.
+// The abandoned call is tried again by the next worker under the same key,
+// so the suspension still reaches the control plane as one action.
+func TestSecondStopSignalExitsAtOnce(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{"WORKER_STOP_TIMEOUT": "60s"}})
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{
+		Customer: stripefixture.NewID("cus"), ObjectID: stripefixture.NewID("pi")})
+	held := s.Control.HoldNext(MethodPath(http.MethodPost, ev.Customer, "/suspend"))
+	select {
+	case <-held.Arrived():
+	case <-time.After(90 * time.Second):
+		t.Fatal("the suspension of " + ev.Customer + " never reached the control plane")
+	}
+	w := s.StopWorker()
+	select {
+	case <-w.Exited():
+		t.Fatalf("the worker exited (%v) at the first SIGTERM while its activity was still running", w.Err())
+	case <-time.After(2 * time.Second):
+	}
+	sent := time.Now()
+	if err := w.Send(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not exit at the second SIGTERM")
+	}
+	t.Logf("exited %s after the second SIGTERM: %v", time.Since(sent).Round(time.Millisecond), w.Err())
+	if w.Err() == nil {
+		t.Error("a worker stopped before its work was done exited 0; want a failure status")
+	}
+	held.Release()
+
+	s.StartWorker()
+	if res := s.Recovery(ev.Customer, 90*time.Second); res.Stage != workflows.StageDeprovisioned {
+		t.Errorf("%s: recovery ended %s, want deprovisioned", ev.Customer, res.Stage)
+	}
+	s.Check(ev.Customer, Expect{
+		Control: map[string]int{"suspend": 1, "deprovision": 1},
+		Notices: map[string]int{"payment_failed": 1, "payment_retry_failed": AnyCount, "account_suspended": 1, "account_deprovisioned": 1},
+		Alerts:  map[string]int{"past_due": 1, "suspended": 1, "deprovisioned": 1},
+		Charges: map[string]int{ev.Parsed.ObjectID: 0}, Deactivations: 1,
+	})
 }

@@ -46,7 +46,7 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 
 	var err error
@@ -123,4 +123,31 @@ func runHealthcheck(ctx context.Context, args []string) error {
 		return fmt.Errorf("probe %s: %s", *url, resp.Status)
 	}
 	return nil
+}
+
+// stopContext is cancelled by the first SIGINT or SIGTERM, which starts a
+// clean stop (a worker lets its running activities finish within
+// WORKER_STOP_TIMEOUT). A second one exits at once: what was running is
+// tried again elsewhere, under the same idempotency keys, once its
+// heartbeat stops.
+func stopContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "dunning: %s again: exiting now, without waiting for running work\n", s)
+		code := 1
+		if n, ok := s.(syscall.Signal); ok {
+			code = 128 + int(n)
+		}
+		os.Exit(code)
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel() }
 }
