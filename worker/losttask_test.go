@@ -224,6 +224,24 @@ func (s *lostTaskStack) result(customer string) workflows.RecoveryResult {
 	return res
 }
 
+// sameBodies fails the test when a key reached the mailer or the alert
+// webhook with two different bodies: one key, one request.
+func (s *lostTaskStack) sameBodies(customer string) {
+	s.t.Helper()
+	for name, reqs := range map[string][]e2e.Request{
+		"mailer":        s.peers.Notices.Requests(func(r e2e.Request) bool { return r.Customer == customer }),
+		"alert webhook": s.peers.Alerts.Requests(func(r e2e.Request) bool { return r.Customer == customer }),
+	} {
+		first := map[string]string{}
+		for _, r := range reqs {
+			if prev, ok := first[r.Key]; ok && prev != string(r.Body) {
+				s.t.Errorf("%s: key %s sent with two bodies:\n%s\n%s", name, r.Key, prev, r.Body)
+			}
+			first[r.Key] = string(r.Body)
+		}
+	}
+}
+
 func recorded(st workflows.RecoveryState, kind string) int {
 	n := 0
 	for _, a := range st.Actions {
@@ -260,10 +278,12 @@ func TestLostTaskAfterTheNoticeTellsOnce(t *testing.T) {
 		t.Errorf("ops got %d distinct past-due alerts, want 1: %+v", got, s.peers.Alerts.Messages(customer))
 	}
 	for _, m := range s.peers.Notices.Messages(customer) {
+		t.Logf("%s: %d deliveries", m.Key, m.Deliveries)
 		if !strings.HasPrefix(m.Key, st.Lifecycle+":") {
 			t.Errorf("notice key %s is not of the life the history records (%s)", m.Key, st.Lifecycle)
 		}
 	}
+	s.sameBodies(customer)
 	if p := s.peers.Problems(); len(p) > 0 {
 		t.Errorf("stand-ins found: %v", p)
 	}
@@ -298,6 +318,7 @@ func TestLostTaskWhileThePaymentLandsLeavesNobodyHalfTold(t *testing.T) {
 	if alerts["past_due"] != alerts["recovered"] {
 		t.Errorf("alerts %v: ops told of the past due must be told of the recovery, and only then", alerts)
 	}
+	s.sameBodies(customer)
 	if p := s.peers.Problems(); len(p) > 0 {
 		t.Errorf("stand-ins found: %v", p)
 	}

@@ -369,6 +369,23 @@ type PaymentFailedSignal struct {
 	// RequestIdempotencyKey is the key of the API request that caused the
 	// event, when Stripe reports one.
 	RequestIdempotencyKey string `json:"request_idempotency_key,omitempty"`
+	// First is what the event workflow read for a failure that may open
+	// a life, before it signalled; absent for dunning's own retries.
+	First *FirstReads `json:"first_reads,omitempty"`
+}
+
+// FirstReads are the reads that decide how a life opens: the Stripe
+// customer, the previous life's result and whether the intent is still
+// owed, each with the error that stood for its answer, if any. They come
+// with the signal, so they are in the recovery's history before it
+// decides anything on them.
+type FirstReads struct {
+	Profile     activities.CustomerProfile `json:"profile"`
+	ProfileErr  string                     `json:"profile_error,omitempty"`
+	Previous    activities.EndedRecovery   `json:"previous"`
+	PreviousErr string                     `json:"previous_error,omitempty"`
+	Owed        activities.Owed            `json:"owed"`
+	OwedErr     string                     `json:"owed_error,omitempty"`
 }
 
 // PaidSignal says an intent, or the intent behind an invoice, is paid.

@@ -136,6 +136,8 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 		// The echo of dunning's own retry joins the recovery that made it
 		// and never opens a new one.
 		start = nil
+	} else if version(ctx, firstReadsChange, 1) == 1 {
+		sig.First = firstReads(ctx, ev)
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentFailed, sig, start)
 	switch {
@@ -145,6 +147,31 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "own retry's failure; no recovery running", nil
 	}
 	return "recovery " + RecoveryWorkflowID(ev.CustomerID) + " told", nil
+}
+
+// firstReads reads, at once and as local activities, what a life opened
+// by this failure decides on. A running recovery has its own and ignores
+// them; a new one finds them in its history, as the signal's, and makes
+// the same decision however often its first workflow task runs.
+func firstReads(ctx workflow.Context, ev StripeEvent) *FirstReads {
+	pi := ev.PaymentIntent
+	profileCall := startQuick(ctx, ctx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: ev.CustomerID})
+	prevCall := startQuick(ctx, ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID), Previous: true})
+	owedCall := startQuick(ctx, ctx, a.IntentOwed, activities.OwedInput{
+		IntentID: pi.ID, StripeCustomerID: ev.CustomerID, FailedPaymentMethod: pi.PaymentMethodID, SkipCharge: true,
+	})
+	var r FirstReads
+	r.ProfileErr = errString(profileCall.Get(ctx, &r.Profile))
+	r.PreviousErr = errString(prevCall.Get(ctx, &r.Previous))
+	r.OwedErr = errString(owedCall.Get(ctx, &r.Owed))
+	return &r
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return errText(err)
 }
 
 func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {

@@ -3,11 +3,14 @@ package workflows_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"dunning/activities"
@@ -23,6 +26,7 @@ type eventRun struct {
 	alerts   []activities.AlertInput
 	notices  []activities.NoticeInput
 	lookups  int // PaymentMethods calls
+	reads    []string
 }
 
 // paymentMethods is what the faked Stripe says the customer can pay with.
@@ -69,8 +73,22 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 			return pms, nil
 		})
 	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
+		func(_ context.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
+			run.reads = append(run.reads, "previous of "+in.WorkflowID)
 			return ended, nil
+		})
+	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CustomerInput) (activities.CustomerProfile, error) {
+			run.reads = append(run.reads, "customer "+in.StripeCustomerID)
+			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: "pm_1"}, nil
+		})
+	env.OnActivity(acts.IntentOwed, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) {
+			run.reads = append(run.reads, "owed "+in.IntentID)
+			if !in.SkipCharge {
+				return activities.Owed{}, errors.New("the first check chose a payment method to charge")
+			}
+			return activities.Owed{}, temporal.NewNonRetryableApplicationError("no such intent", activities.ErrStripeRejected, nil)
 		})
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
@@ -148,6 +166,17 @@ func TestStripeEventWorkflowPaymentFailedCarriesTheIntent(t *testing.T) {
 	if sig.EventID != ev.ID || !sig.Created.Equal(ev.Created) || sig.Intent != *ev.PaymentIntent {
 		t.Errorf("signal %+v does not carry event %+v", sig, ev)
 	}
+	// What a new life decides on travels with the signal, answers and
+	// errors alike, read before it was sent.
+	slices.Sort(run.reads)
+	if want := []string{"customer " + ev.CustomerID, "owed pi_1", "previous of " + workflows.RecoveryWorkflowID(ev.CustomerID)}; !slices.Equal(run.reads, want) {
+		t.Errorf("reads %v, want %v", run.reads, want)
+	}
+	f := sig.First
+	if f == nil || f.Profile.CustomerID != "acme-"+ev.CustomerID || f.ProfileErr != "" || f.PreviousErr != "" ||
+		!strings.Contains(f.OwedErr, "no such intent") {
+		t.Errorf("first reads %+v", f)
+	}
 }
 
 func TestStripeEventWorkflowOwnRetryEchoStartsNothing(t *testing.T) {
@@ -157,6 +186,9 @@ func TestStripeEventWorkflowOwnRetryEchoStartsNothing(t *testing.T) {
 	run := runEvent(t, ev, false)
 	if len(run.signals) != 1 || run.signals[0].Start != nil {
 		t.Fatalf("signals %+v, want a plain signal that starts nothing", run.signals)
+	}
+	if len(run.reads) != 0 || strings.Contains(string(run.signals[0].Signal), "first_reads") {
+		t.Errorf("reads %v for an echo that opens no life; signal %s", run.reads, run.signals[0].Signal)
 	}
 	if !strings.Contains(run.res.Outcome, "no recovery running") {
 		t.Errorf("Outcome = %q", run.res.Outcome)

@@ -34,6 +34,7 @@ var generations = []map[string]workflow.Version{
 		waiverTakenMidStepChange:            1,
 		localFirstFailureChange:             1,
 		toldAfterRecordChange:               1,
+		firstReadsChange:                    1,
 		reportMemoChange:                    1,
 		localRoutingChange:                  1,
 		"paid-after-the-end":                1,

@@ -13,7 +13,7 @@ func TestGenerationOneIsAsReleased(t *testing.T) {
 	released := map[string]workflow.Version{
 		"money-rules": 2, "adopt-money-rules": 1, "act-on-signals-applied-after-step": 1,
 		"settle-on-fresh-state": 1, "waiver-notice": 1, "waiver-taken-mid-step": 1,
-		"local-first-failure": 1, "told-after-record": 1, "report-memo": 1, "local-routing": 1,
+		"local-first-failure": 1, "told-after-record": 1, "first-reads": 1, "report-memo": 1, "local-routing": 1,
 		"paid-after-the-end": 1, "card-updated-tells-expiry-watches": 1,
 		"reconcile-reduced-events": 1, "reconcile-watermark": 1,
 	}

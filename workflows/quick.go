@@ -38,6 +38,10 @@ const (
 	// activities, recorded before they are sent, instead of as local
 	// activities of the task that decided them.
 	toldAfterRecordChange = "told-after-record"
+	// firstReadsChange has the event workflow read what opens a life and
+	// pass it with the signal; a life opened on it is announced, notice
+	// and alert as local activities, on that signal alone.
+	firstReadsChange = "first-reads"
 )
 
 // localOptions bound a local attempt: three tries within 10 seconds, 1 s

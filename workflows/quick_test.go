@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -203,5 +204,81 @@ func TestRoutingSignalFallsBackToAnActivity(t *testing.T) {
 		if in.WorkflowID != got[0].WorkflowID || string(in.Signal) != string(got[0].Signal) || in.Start == nil {
 			t.Errorf("attempts differ: %+v vs %+v", in, got[0])
 		}
+	}
+}
+
+// openWithReads runs a recovery whose first failure brings the event
+// workflow's reads, as a new life's does.
+func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.RecoveryResult {
+	rt.t.Helper()
+	f := failed("evt_first", "pi_1", t0)
+	f.First = &reads
+	rt.signal(0, workflows.SignalPaymentFailed, f)
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+	if !rt.env.IsWorkflowCompleted() {
+		rt.t.Fatal("recovery did not complete")
+	}
+	if err := rt.env.GetWorkflowError(); err != nil {
+		rt.t.Fatalf("recovery failed: %v", err)
+	}
+	var res workflows.RecoveryResult
+	if err := rt.env.GetWorkflowResult(&res); err != nil {
+		rt.t.Fatal(err)
+	}
+	return res
+}
+
+// A life opened by a failure that brought its reads decides on them, in
+// its first workflow task, without reading again: the notice and alert go
+// out there as local activities, keyed and dated by the run's start, so
+// that the task run again after a lost worker sends the very same ones.
+func TestLifeOpenedWithItsReadsDecidesOnThemAlone(t *testing.T) {
+	rt := newRecoveryTest(t)
+	var c calls
+	c.listen(rt.env)
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	life := workflows.RecoveryWorkflowID(customer) + "@" + strconv.FormatInt(t0.Unix(), 10)
+	rt.at(time.Minute, func() {
+		if s := rt.status(); s.Lifecycle != life || !s.FirstFailureAt.Equal(t0) || !s.Announced || !s.PastDueNoticeSent {
+			t.Errorf("life %s first failure %s announced %v told %v; want %s at the run's start, told", s.Lifecycle, s.FirstFailureAt, s.Announced, s.PastDueNoticeSent, life)
+		}
+	})
+	res := rt.openWithReads(workflows.FirstReads{
+		Profile: activities.CustomerProfile{CustomerID: "acme-" + customer, DefaultPaymentMethod: "pm_1"},
+		Owed: activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
+			InvoiceID: "in_pi_1", PayURL: "https://invoice.stripe.com/i/in_pi_1"},
+	})
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered", res.Stage)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, want := range map[string][2]int{"CustomerProfile": {0, 0}, "EndedRecovery": {0, 0}, "IntentOwed": {0, -1}, "Notice": {1, 1}, "Alert": {1, 1}} {
+		if count(c.local, name) != want[0] || (want[1] >= 0 && count(c.remote, name) != want[1]) {
+			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
+				count(c.local, name), count(c.remote, name), want[0], want[1], c.local, c.remote)
+		}
+	}
+	if len(rt.w.notices) != 2 {
+		t.Fatalf("notices %v, want the past-due one and the recovered one", rt.w.noticeTypes())
+	}
+	n := rt.w.notices[0]
+	if n.Type != "payment_failed" || n.Key != life+":past_due:notice" || !n.CreatedAt.Equal(t0) ||
+		n.PayURL != "https://invoice.stripe.com/i/in_pi_1" || n.CustomerID != "acme-"+customer ||
+		n.Deadline == nil || !n.Deadline.Equal(t0.Add(settings.GracePeriod)) {
+		t.Errorf("past-due notice %+v", n)
+	}
+}
+
+// Reads that find the intent paid already open a life that ends at once,
+// without a word to anyone.
+func TestLifeOpenedWithReadsOfAPaidIntentEndsQuietly(t *testing.T) {
+	rt := newRecoveryTest(t)
+	res := rt.openWithReads(workflows.FirstReads{
+		Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
+		Owed:    activities.Owed{Verdict: activities.OwedPaid, Status: "succeeded", Why: "intent succeeded"},
+	})
+	if res.Stage != workflows.StageRecovered || len(rt.w.notices) != 0 || len(rt.w.alerts) != 0 || len(rt.w.retries) != 0 {
+		t.Fatalf("stage %s, notices %v, alerts %d, charges %d; want recovered quietly", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts), len(rt.w.retries))
 	}
 }

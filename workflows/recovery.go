@@ -40,6 +40,9 @@ type recovery struct {
 	memo *RecoveryMemo
 	// v answers the run's version questions (generation.go).
 	v versions
+	// opening is set while a run begun without a life applies its first
+	// signals, in its first workflow task.
+	opening bool
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -54,6 +57,7 @@ func PaymentRecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryRe
 		r.s = RecoveryState{StripeCustomerID: in.StripeCustomerID, Settings: in.Settings, Stage: StagePastDue}
 	}
 	r.pending = in.Pending
+	r.opening = in.State == nil
 	if err := r.setup(ctx); err != nil {
 		return RecoveryResult{}, err
 	}
@@ -83,6 +87,9 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	log := workflow.GetLogger(ctx)
 	r.s.Rules = int(r.version(ctx, moneyRulesChange, moneyRules))
 	for _, p := range r.pending {
+		// Reads taken while the previous life still ran are not this
+		// life's.
+		p.First = nil
 		r.onPaymentFailed(ctx, p)
 	}
 	r.pending = nil
@@ -104,6 +111,7 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			})
 		}
 		r.drain(ctx)
+		r.opening = false
 		if err := r.step(ctx); err != nil {
 			return RecoveryResult{}, err
 		}
@@ -295,6 +303,13 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		}
 	}
 	now := workflow.Now(ctx)
+	opensWithReads := r.s.FirstFailureAt.IsZero() && r.opening && f.First != nil && r.cards() &&
+		r.version(ctx, firstReadsChange, 1) == 1
+	if opensWithReads {
+		// The run's first workflow task, which runs again if it is lost:
+		// the life's clock is the run's start, the same every time.
+		now = workflow.GetInfo(ctx).WorkflowStartTime
+	}
 	if r.s.FirstFailureAt.IsZero() {
 		if r.safe() {
 			r.countStarted(ctx)
@@ -336,6 +351,9 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		if in := r.intent(f.Intent.ID); in != nil && in.State == IntentOpen {
 			r.cardDeclined(ctx, in, f.Intent.Decline, firstNonEmpty(f.Intent.Decline.PaymentMethod, f.Intent.PaymentMethodID), f.Created, true)
 		}
+	}
+	if opensWithReads {
+		r.openWithReads(ctx, r.intent(f.Intent.ID), *f.First, now)
 	}
 }
 

@@ -240,6 +240,34 @@ func (r *recovery) announceSafe(ctx workflow.Context) error {
 	return nil
 }
 
+// openWithReads announces a life opened by a failure that brought its
+// reads (the event workflow's), in the run's first workflow task, at the
+// life's clock at: the reads applied in announceSafe's order, then the
+// past-due notice and alert at once, before any other signal is applied.
+// Nothing here depends on what the task could see differently if it ran
+// again.
+func (r *recovery) openWithReads(ctx workflow.Context, in *Intent, reads FirstReads, at time.Time) {
+	profile := reads.Profile
+	if reads.ProfileErr != "" {
+		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+reads.ProfileErr, false)
+		profile.CustomerID = r.s.StripeCustomerID
+	}
+	r.applyProfile(ctx, profile)
+	r.applyCardLimits(ctx, reads.Previous, errorOf(reads.PreviousErr))
+	if in != nil && unsettled(in) {
+		_, _ = r.applyOwed(ctx, in, "at the first failure", reads.Owed, errorOf(reads.OwedErr))
+	}
+	r.s.Announced = true
+	r.tellPastDueAt(ctx, at)
+}
+
+func errorOf(s string) error {
+	if s == "" {
+		return nil
+	}
+	return errors.New(s)
+}
+
 // announceQuick is announceSafe with its reads, which do not depend on
 // one another, asked at once as local activities; their answers are
 // applied in announceSafe's order, on the state as it is once all are in.
@@ -328,7 +356,14 @@ func (r *recovery) applyCardLimits(ctx workflow.Context, prev activities.EndedRe
 
 // tellPastDue sends the past-due notice and alert once there is money
 // owed that is not on its way.
-func (r *recovery) tellPastDue(ctx workflow.Context) {
+func (r *recovery) tellPastDue(ctx workflow.Context) { r.tellPastDueAt(ctx, time.Time{}) }
+
+// tellPastDueAt is tellPastDue; with opening set, in the first workflow
+// task of a life opened by a failure that brought its reads, where every
+// input of the decision is in the history already (the signal and the
+// run's start time) and the notice and alert, as local activities, are
+// the same however often the task runs.
+func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 	if r.s.PastDueNoticeSent || unpaidCount(&r.s) == 0 {
 		return
 	}
@@ -350,13 +385,18 @@ func (r *recovery) tellPastDue(ctx workflow.Context) {
 		var noticeCall, alertCall interface {
 			Get(workflow.Context, any) error
 		}
-		if r.version(ctx, toldAfterRecordChange, 1) == 1 {
+		switch {
+		case !opening.IsZero():
+			notice.CreatedAt = opening
+			noticeCall = startQuick(ctx, activityCtx(ctx), a.Notice, notice)
+			alertCall = startQuick(ctx, activityCtx(ctx), a.Alert, alert)
+		case r.version(ctx, toldAfterRecordChange, 1) == 1:
 			// Decided on this task's local reads and clock: both go out as
 			// activities, at once, which the task's completion records
 			// with every parameter before either is sent.
 			noticeCall = workflow.ExecuteActivity(activityCtx(ctx), a.Notice, notice)
 			alertCall = workflow.ExecuteActivity(activityCtx(ctx), a.Alert, alert)
-		} else {
+		default:
 			// Histories recorded before: at once, as local activities.
 			noticeCall = startQuick(ctx, activityCtx(ctx), a.Notice, notice)
 			alertCall = startQuick(ctx, activityCtx(ctx), a.Alert, alert)
