@@ -156,7 +156,10 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 func firstReads(ctx workflow.Context, ev StripeEvent) *FirstReads {
 	pi := ev.PaymentIntent
 	profileCall := startQuick(ctx, ctx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: ev.CustomerID})
-	prevCall := startQuick(ctx, ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID), Previous: true})
+	// The customer's latest run, read from Temporal's own record of it
+	// (not from visibility, which may lag): the life before the one
+	// this failure opens, or one still running, which takes the signal.
+	prevCall := startQuick(ctx, ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
 	owedCall := startQuick(ctx, ctx, a.IntentOwed, activities.OwedInput{
 		IntentID: pi.ID, StripeCustomerID: ev.CustomerID, FailedPaymentMethod: pi.PaymentMethodID, SkipCharge: true,
 	})

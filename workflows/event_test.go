@@ -74,7 +74,11 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 		})
 	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
-			run.reads = append(run.reads, "previous of "+in.WorkflowID)
+			what := "latest of "
+			if in.Previous {
+				what = "previous of "
+			}
+			run.reads = append(run.reads, what+in.WorkflowID)
 			return ended, nil
 		})
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
@@ -169,7 +173,7 @@ func TestStripeEventWorkflowPaymentFailedCarriesTheIntent(t *testing.T) {
 	// What a new life decides on travels with the signal, answers and
 	// errors alike, read before it was sent.
 	slices.Sort(run.reads)
-	if want := []string{"customer " + ev.CustomerID, "owed pi_1", "previous of " + workflows.RecoveryWorkflowID(ev.CustomerID)}; !slices.Equal(run.reads, want) {
+	if want := []string{"customer " + ev.CustomerID, "latest of " + workflows.RecoveryWorkflowID(ev.CustomerID), "owed pi_1"}; !slices.Equal(run.reads, want) {
 		t.Errorf("reads %v, want %v", run.reads, want)
 	}
 	f := sig.First

@@ -282,3 +282,29 @@ func TestLifeOpenedWithReadsOfAPaidIntentEndsQuietly(t *testing.T) {
 		t.Fatalf("stage %s, notices %v, alerts %d, charges %d; want recovered quietly", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts), len(rt.w.retries))
 	}
 }
+
+// Reads taken while another life still ran (it ended before this run
+// began) are not trusted: the new life reads for itself, and tells as any
+// later decision does, through activities.
+func TestLifeOpenedWithReadsTakenWhileAnotherRanReadsAgain(t *testing.T) {
+	rt := newRecoveryTest(t)
+	var c calls
+	c.listen(rt.env)
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	res := rt.openWithReads(workflows.FirstReads{
+		Profile:  activities.CustomerProfile{CustomerID: "acme-" + customer},
+		Previous: activities.EndedRecovery{Found: true, Running: true, Status: "Running"},
+		Owed:     activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"},
+	})
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, want := range map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}} {
+		if count(c.local, name) != want[0] || (want[1] >= 0 && count(c.remote, name) != want[1]) {
+			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
+				count(c.local, name), count(c.remote, name), want[0], want[1], c.local, c.remote)
+		}
+	}
+}

@@ -303,7 +303,9 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		}
 	}
 	now := workflow.Now(ctx)
-	opensWithReads := r.s.FirstFailureAt.IsZero() && r.opening && f.First != nil && r.cards() &&
+	// Reads taken while another life ran (it ended before this run
+	// began) say nothing of how that life ended: this life reads again.
+	opensWithReads := r.s.FirstFailureAt.IsZero() && r.opening && f.First != nil && !f.First.Previous.Running && r.cards() &&
 		r.version(ctx, firstReadsChange, 1) == 1
 	if opensWithReads {
 		// The run's first workflow task, which runs again if it is lost:
