@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,13 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterActivity(acts)
 	var run eventRun
+	// The first reads run at once, as local activities.
+	var readsMu sync.Mutex
+	read := func(what string) {
+		readsMu.Lock()
+		defer readsMu.Unlock()
+		run.reads = append(run.reads, what)
+	}
 	env.OnActivity(acts.Signal, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SignalInput) (activities.SignalResult, error) {
 			run.signals = append(run.signals, in)
@@ -78,17 +86,17 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 			if in.Previous {
 				what = "previous of "
 			}
-			run.reads = append(run.reads, what+in.WorkflowID)
+			read(what + in.WorkflowID)
 			return ended, nil
 		})
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CustomerInput) (activities.CustomerProfile, error) {
-			run.reads = append(run.reads, "customer "+in.StripeCustomerID)
+			read("customer " + in.StripeCustomerID)
 			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: "pm_1"}, nil
 		})
 	env.OnActivity(acts.IntentOwed, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) {
-			run.reads = append(run.reads, "owed "+in.IntentID)
+			read("owed " + in.IntentID)
 			if !in.SkipCharge {
 				return activities.Owed{}, errors.New("the first check chose a payment method to charge")
 			}
