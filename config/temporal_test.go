@@ -18,21 +18,12 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"dunning/config"
+	"dunning/internal/testenv"
 )
 
-// TestMain points the user's configuration folder at an empty one, so that
-// a Temporal CLI profile on the machine running the tests
-// (~/.config/temporalio/temporal.toml) does not leak into them.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dunning-config-test")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("XDG_CONFIG_HOME", dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+// A Temporal CLI profile of the machine running the tests does not leak
+// into them.
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithoutUserConfig(m)) }
 
 // pki is a CA and a client certificate signed by it, as PEM files.
 type pki struct {

@@ -131,3 +131,18 @@ func (tmp *Temporal) Config(t testing.TB, env map[string]string) config.Config {
 
 // String names the server in test output.
 func (tmp *Temporal) String() string { return fmt.Sprintf("temporal dev server at %s", tmp.Address) }
+
+// RunWithoutUserConfig runs a test binary's tests with the user's
+// configuration folder pointed at an empty one, so that a Temporal CLI
+// profile on the machine running them (~/.config/temporalio/temporal.toml)
+// does not leak into them. For TestMain: os.Exit(RunWithoutUserConfig(m)).
+func RunWithoutUserConfig(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "dunning-test-config")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test configuration folder:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	return m.Run()
+}
