@@ -183,6 +183,7 @@ func StartProcess(t testing.TB, name, logPath string, env []string, bin string, 
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = dieWithTest()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start %s (%s): %v", name, bin, err)
@@ -268,4 +269,11 @@ func (p *Process) Signal(sig os.Signal, grace time.Duration) error {
 		_ = p.Kill()
 		return fmt.Errorf("%s did not exit within %s of %v; killed", p.Name, grace, sig)
 	}
+}
+
+// dieWithTest has a process started for a test killed when the test
+// binary dies, also where no cleanup runs (a `go test -timeout` panic, a
+// SIGKILL), so that no server outlives its test.
+func dieWithTest() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -33,6 +33,7 @@ func StartStripeMock(t testing.TB) string {
 	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", "127.0.0.1:0")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = dieWithTest()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start stripe-mock %s: %v", bin, err)
 	}
