@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -153,22 +154,43 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 // by this failure decides on. A running recovery has its own and ignores
 // them; a new one finds them in its history, as the signal's, and makes
 // the same decision however often its first workflow task runs.
+//
+// A peer's answer, a refusal included, is a read; no answer within
+// firstReadsWithin is not: then there are none (nil), the recovery starts
+// at once all the same and reads for itself, as it waits for nothing here.
 func firstReads(ctx workflow.Context, ev StripeEvent) *FirstReads {
 	pi := ev.PaymentIntent
-	profileCall := startQuick(ctx, ctx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: ev.CustomerID})
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: firstReadsWithin,
+		HeartbeatTimeout:       heartbeatTimeout,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
+	})
+	profileCall := startQuick(ctx, actx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: ev.CustomerID})
 	// The customer's latest run, read from Temporal's own record of it
 	// (not from visibility, which may lag): the life before the one
 	// this failure opens, or one still running, which takes the signal.
-	prevCall := startQuick(ctx, ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
-	owedCall := startQuick(ctx, ctx, a.IntentOwed, activities.OwedInput{
+	prevCall := startQuick(ctx, actx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
+	owedCall := startQuick(ctx, actx, a.IntentOwed, activities.OwedInput{
 		IntentID: pi.ID, StripeCustomerID: ev.CustomerID, FailedPaymentMethod: pi.PaymentMethodID, SkipCharge: true,
 	})
 	var r FirstReads
-	r.ProfileErr = errString(profileCall.Get(ctx, &r.Profile))
-	r.PreviousErr = errString(prevCall.Get(ctx, &r.Previous))
-	r.OwedErr = errString(owedCall.Get(ctx, &r.Owed))
+	profileErr := profileCall.Get(ctx, &r.Profile)
+	prevErr := prevCall.Get(ctx, &r.Previous)
+	owedErr := owedCall.Get(ctx, &r.Owed)
+	for _, err := range []error{profileErr, prevErr, owedErr} {
+		var app *temporal.ApplicationError
+		if err != nil && !(errors.As(err, &app) && app.NonRetryable()) {
+			workflow.GetLogger(ctx).Warn("first reads not answered; the recovery reads for itself", "error", err)
+			return nil
+		}
+	}
+	r.ProfileErr, r.PreviousErr, r.OwedErr = errString(profileErr), errString(prevErr), errString(owedErr)
 	return &r
 }
+
+// firstReadsWithin bounds the first reads, retries included.
+const firstReadsWithin = time.Minute
 
 func errString(err error) string {
 	if err == nil {

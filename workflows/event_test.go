@@ -97,6 +97,9 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env.OnActivity(acts.IntentOwed, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) {
 			read("owed " + in.IntentID)
+			if in.IntentID == "pi_down" {
+				return activities.Owed{}, errors.New("stripe: 503 service unavailable")
+			}
 			if !in.SkipCharge {
 				return activities.Owed{}, errors.New("the first check chose a payment method to charge")
 			}
@@ -374,5 +377,26 @@ func TestFailureOfAWaivedIntentStartsNothing(t *testing.T) {
 	run := runEvent(t, ev, false)
 	if len(run.signals) != 0 {
 		t.Fatalf("signals %+v, want none for a waived intent", run.signals)
+	}
+}
+
+// First reads that get no answer within their minute are left out: the
+// recovery starts all the same, at once, and reads for itself.
+func TestStripeEventWorkflowFirstReadsWithoutAnswerAreLeftOut(t *testing.T) {
+	ev := event(workflows.EventPaymentFailed)
+	ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_down", Amount: 4900, Currency: "usd"}
+	run := runEvent(t, ev, false)
+	if len(run.signals) != 1 || run.signals[0].Start == nil {
+		t.Fatalf("signals %+v, want one signal-with-start", run.signals)
+	}
+	var sig workflows.PaymentFailedSignal
+	if err := json.Unmarshal(run.signals[0].Signal, &sig); err != nil {
+		t.Fatal(err)
+	}
+	if sig.First != nil {
+		t.Errorf("first reads %+v sent although Stripe never answered the owed check", sig.First)
+	}
+	if n := strings.Count(strings.Join(run.reads, ","), "owed pi_down"); n < 4 {
+		t.Errorf("owed check tried %d times; want the local tries and the activity's retries", n)
 	}
 }
