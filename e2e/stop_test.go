@@ -24,14 +24,7 @@ import (
 func TestWorkerStopLetsRunningActivityFinish(t *testing.T) {
 	metricsAddr := testenv.FreeAddress(t)
 	s := Start(t, Options{Env: map[string]string{"WORKER_STOP_TIMEOUT": "60s", "WORKER_METRICS_ADDR": metricsAddr}})
-	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{
-		Customer: stripefixture.NewID("cus"), ObjectID: stripefixture.NewID("pi")})
-	held := s.Control.HoldNext(MethodPath(http.MethodPost, ev.Customer, "/suspend"))
-	select {
-	case <-held.Arrived():
-	case <-time.After(90 * time.Second):
-		t.Fatal("the suspension of " + ev.Customer + " never reached the control plane")
-	}
+	ev, held := suspensionHeld(t, s)
 
 	w := s.StopWorker()
 	// The worker stops polling but waits for the held call: give it time
@@ -67,13 +60,22 @@ func TestWorkerStopLetsRunningActivityFinish(t *testing.T) {
 		t.Errorf("%s: no completed suspension in the recovery's history after the worker stopped", ev.Customer)
 	}
 
-	s.StartWorker()
-	if res := s.Recovery(ev.Customer, 90*time.Second); res.Stage != workflows.StageDeprovisioned {
-		t.Errorf("%s: recovery ended %s, want deprovisioned", ev.Customer, res.Stage)
-	}
+	deprovisionedOnceByANewWorker(t, s, ev)
+	// The stopping worker's answer was recorded: no second request.
 	suspends := s.Control.Requests(func(r Request) bool { return r.Customer == ev.Customer && r.Kind == "suspend" })
 	if len(suspends) != 1 {
 		t.Errorf("%s: the suspension reached the control plane %d times, want once:\n%s", ev.Customer, len(suspends), lines(suspends))
+	}
+}
+
+// deprovisionedOnceByANewWorker starts a worker and checks that the
+// customer whose suspension a stopped worker held ends deprovisioned,
+// each action applied once.
+func deprovisionedOnceByANewWorker(t *testing.T, s *Stack, ev *Event) {
+	t.Helper()
+	s.StartWorker()
+	if res := s.Recovery(ev.Customer, 90*time.Second); res.Stage != workflows.StageDeprovisioned {
+		t.Errorf("%s: recovery ended %s, want deprovisioned", ev.Customer, res.Stage)
 	}
 	s.Check(ev.Customer, Expect{
 		Control: map[string]int{"suspend": 1, "deprovision": 1},
@@ -81,6 +83,22 @@ func TestWorkerStopLetsRunningActivityFinish(t *testing.T) {
 		Alerts:  map[string]int{"past_due": 1, "suspended": 1, "deprovisioned": 1},
 		Charges: map[string]int{ev.Parsed.ObjectID: 0}, Deactivations: 1,
 	})
+}
+
+// suspensionHeld sends a failed payment for a new customer and waits
+// until the recovery's suspension reaches the control plane, which holds
+// it until released.
+func suspensionHeld(t *testing.T, s *Stack) (*Event, *Hold) {
+	t.Helper()
+	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{
+		Customer: stripefixture.NewID("cus"), ObjectID: stripefixture.NewID("pi")})
+	held := s.Control.HoldNext(MethodPath(http.MethodPost, ev.Customer, "/suspend"))
+	select {
+	case <-held.Arrived():
+	case <-time.After(90 * time.Second):
+		t.Fatal("the suspension of " + ev.Customer + " never reached the control plane")
+	}
+	return ev, held
 }
 
 // suspendCompleted reports whether the customer's recovery history has a
@@ -118,14 +136,7 @@ func suspendCompleted(t *testing.T, s *Stack, customer string) bool {
 // so the suspension still reaches the control plane as one action.
 func TestSecondStopSignalExitsAtOnce(t *testing.T) {
 	s := Start(t, Options{Env: map[string]string{"WORKER_STOP_TIMEOUT": "60s"}})
-	ev := s.Send(workflows.EventPaymentFailed, stripefixture.Options{
-		Customer: stripefixture.NewID("cus"), ObjectID: stripefixture.NewID("pi")})
-	held := s.Control.HoldNext(MethodPath(http.MethodPost, ev.Customer, "/suspend"))
-	select {
-	case <-held.Arrived():
-	case <-time.After(90 * time.Second):
-		t.Fatal("the suspension of " + ev.Customer + " never reached the control plane")
-	}
+	ev, held := suspensionHeld(t, s)
 	w := s.StopWorker()
 	select {
 	case <-w.Exited():
@@ -147,14 +158,5 @@ func TestSecondStopSignalExitsAtOnce(t *testing.T) {
 	}
 	held.Release()
 
-	s.StartWorker()
-	if res := s.Recovery(ev.Customer, 90*time.Second); res.Stage != workflows.StageDeprovisioned {
-		t.Errorf("%s: recovery ended %s, want deprovisioned", ev.Customer, res.Stage)
-	}
-	s.Check(ev.Customer, Expect{
-		Control: map[string]int{"suspend": 1, "deprovision": 1},
-		Notices: map[string]int{"payment_failed": 1, "payment_retry_failed": AnyCount, "account_suspended": 1, "account_deprovisioned": 1},
-		Alerts:  map[string]int{"past_due": 1, "suspended": 1, "deprovisioned": 1},
-		Charges: map[string]int{ev.Parsed.ObjectID: 0}, Deactivations: 1,
-	})
+	deprovisionedOnceByANewWorker(t, s, ev)
 }

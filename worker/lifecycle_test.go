@@ -94,23 +94,29 @@ func (s *localStack) send(typ string, o stripefixture.Options) {
 
 func (s *localStack) result(id string, within time.Duration) workflows.RecoveryResult {
 	s.t.Helper()
+	return recoveryResult(s.t, s.tmp, id, within)
+}
+
+// recoveryResult waits for the recovery id to start (the event workflow
+// starts it a moment after the webhook answers) and to end, and returns
+// its result.
+func recoveryResult(t *testing.T, tmp *testenv.Temporal, id string, within time.Duration) workflows.RecoveryResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	// The event workflow starts the recovery a moment after the webhook
-	// answers.
 	for {
-		if _, err := s.tmp.Client.DescribeWorkflow(ctx, id, ""); err == nil {
+		if _, err := tmp.Client.DescribeWorkflow(ctx, id, ""); err == nil {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			s.t.Fatalf("%s never started", id)
+			t.Fatalf("%s never started", id)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	var res workflows.RecoveryResult
-	if err := s.tmp.Client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
-		s.t.Fatalf("%s: %v", id, err)
+	if err := tmp.Client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		t.Fatalf("%s: %v", id, err)
 	}
 	return res
 }

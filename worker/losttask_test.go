@@ -202,26 +202,7 @@ func (s *lostTaskStack) waitFor(customer, what string, ok func(workflows.Recover
 
 func (s *lostTaskStack) result(customer string) workflows.RecoveryResult {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	id := workflows.RecoveryWorkflowID(customer)
-	// The event workflow starts the recovery a moment after the webhook
-	// answers.
-	for {
-		if _, err := s.tmp.Client.DescribeWorkflow(ctx, id, ""); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			s.t.Fatalf("%s never started", id)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	var res workflows.RecoveryResult
-	if err := s.tmp.Client.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
-		s.t.Fatalf("%s: %v", customer, err)
-	}
-	return res
+	return recoveryResult(s.t, s.tmp, workflows.RecoveryWorkflowID(customer), 45*time.Second)
 }
 
 // sameBodies fails the test when a key reached the mailer or the alert

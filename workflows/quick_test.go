@@ -39,6 +39,19 @@ func (c *calls) listen(env *testsuite.TestWorkflowEnvironment) {
 	})
 }
 
+// expect checks how often each activity ran locally and as an activity:
+// want[name] is {local, as activities}, a negative count meaning any.
+// The caller holds c.mu.
+func (c *calls) expect(t *testing.T, want map[string][2]int) {
+	t.Helper()
+	for name, w := range want {
+		if count(c.local, name) != w[0] || (w[1] >= 0 && count(c.remote, name) != w[1]) {
+			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
+				count(c.local, name), count(c.remote, name), w[0], w[1], c.local, c.remote)
+		}
+	}
+}
+
 func count(names []string, name string) int {
 	n := 0
 	for _, x := range names {
@@ -89,12 +102,7 @@ func TestFirstFailureReadsRunLocallyAndAtOnce(t *testing.T) {
 	defer c.mu.Unlock()
 	// The past-due notice and alert, and the recovered ones later, are
 	// activities.
-	for name, want := range map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, 0}, "Notice": {0, 2}, "Alert": {0, 2}} {
-		if count(c.local, name) != want[0] || count(c.remote, name) != want[1] {
-			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
-				count(c.local, name), count(c.remote, name), want[0], want[1], c.local, c.remote)
-		}
-	}
+	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, 0}, "Notice": {0, 2}, "Alert": {0, 2}})
 	if got := rt.w.noticeTypes(); !slices.Equal(got, []string{"payment_failed", "payment_recovered"}) {
 		t.Errorf("notices %v", got)
 	}
@@ -253,12 +261,7 @@ func TestLifeOpenedWithItsReadsDecidesOnThemAlone(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, want := range map[string][2]int{"CustomerProfile": {0, 0}, "EndedRecovery": {0, 0}, "IntentOwed": {0, -1}, "Notice": {1, 1}, "Alert": {1, 1}} {
-		if count(c.local, name) != want[0] || (want[1] >= 0 && count(c.remote, name) != want[1]) {
-			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
-				count(c.local, name), count(c.remote, name), want[0], want[1], c.local, c.remote)
-		}
-	}
+	c.expect(t, map[string][2]int{"CustomerProfile": {0, 0}, "EndedRecovery": {0, 0}, "IntentOwed": {0, -1}, "Notice": {1, 1}, "Alert": {1, 1}})
 	if len(rt.w.notices) != 2 {
 		t.Fatalf("notices %v, want the past-due one and the recovered one", rt.w.noticeTypes())
 	}
@@ -301,10 +304,5 @@ func TestLifeOpenedWithReadsTakenWhileAnotherRanReadsAgain(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, want := range map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}} {
-		if count(c.local, name) != want[0] || (want[1] >= 0 && count(c.remote, name) != want[1]) {
-			t.Errorf("%s: %d local, %d as activities; want %d and %d (local %v, activities %v)", name,
-				count(c.local, name), count(c.remote, name), want[0], want[1], c.local, c.remote)
-		}
-	}
+	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}})
 }
