@@ -380,6 +380,10 @@ type PaymentFailedSignal struct {
 // with the signal, so they are in the recovery's history before it
 // decides anything on them.
 type FirstReads struct {
+	// At is when the reads began: a life whose run starts much later
+	// than that reads again, as a payment in between would have found no
+	// recovery to tell.
+	At          time.Time                  `json:"at"`
 	Profile     activities.CustomerProfile `json:"profile"`
 	ProfileErr  string                     `json:"profile_error,omitempty"`
 	Previous    activities.EndedRecovery   `json:"previous"`

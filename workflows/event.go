@@ -174,7 +174,7 @@ func firstReads(ctx workflow.Context, ev StripeEvent) *FirstReads {
 	owedCall := startQuick(ctx, actx, a.IntentOwed, activities.OwedInput{
 		IntentID: pi.ID, StripeCustomerID: ev.CustomerID, FailedPaymentMethod: pi.PaymentMethodID, SkipCharge: true,
 	})
-	var r FirstReads
+	r := FirstReads{At: workflow.Now(ctx)}
 	profileErr := profileCall.Get(ctx, &r.Profile)
 	prevErr := prevCall.Get(ctx, &r.Previous)
 	owedErr := owedCall.Get(ctx, &r.Owed)

@@ -188,7 +188,7 @@ func TestStripeEventWorkflowPaymentFailedCarriesTheIntent(t *testing.T) {
 		t.Errorf("reads %v, want %v", run.reads, want)
 	}
 	f := sig.First
-	if f == nil || f.Profile.CustomerID != "acme-"+ev.CustomerID || f.ProfileErr != "" || f.PreviousErr != "" ||
+	if f == nil || f.At.IsZero() || f.Profile.CustomerID != "acme-"+ev.CustomerID || f.ProfileErr != "" || f.PreviousErr != "" ||
 		!strings.Contains(f.OwedErr, "no such intent") {
 		t.Errorf("first reads %+v", f)
 	}

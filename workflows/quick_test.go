@@ -216,9 +216,13 @@ func TestRoutingSignalFallsBackToAnActivity(t *testing.T) {
 }
 
 // openWithReads runs a recovery whose first failure brings the event
-// workflow's reads, as a new life's does.
+// workflow's reads, as a new life's does; reads without a time began as
+// the run did.
 func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.RecoveryResult {
 	rt.t.Helper()
+	if reads.At.IsZero() {
+		reads.At = t0
+	}
 	f := failed("evt_first", "pi_1", t0)
 	f.First = &reads
 	rt.signal(0, workflows.SignalPaymentFailed, f)
@@ -305,4 +309,24 @@ func TestLifeOpenedWithReadsTakenWhileAnotherRanReadsAgain(t *testing.T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}})
+}
+
+// Reads that began well before the run started are not trusted: a payment
+// in between found no recovery to tell. The new life reads for itself
+// (here: it finds the intent paid, as the stale reads did not).
+func TestLifeOpenedWithStaleReadsReadsAgain(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.paidIntents["pi_1"] = true })
+	var c calls
+	c.listen(rt.env)
+	res := rt.openWithReads(workflows.FirstReads{
+		At:      t0.Add(-10 * time.Second),
+		Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
+		Owed:    activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"},
+	})
+	if res.Stage != workflows.StageRecovered || len(rt.w.notices) != 0 || len(rt.w.alerts) != 0 {
+		t.Fatalf("stage %s, notices %v, alerts %d; want recovered quietly on its own reads", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "IntentOwed": {1, 0}})
 }

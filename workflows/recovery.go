@@ -303,10 +303,8 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		}
 	}
 	now := workflow.Now(ctx)
-	// Reads taken while another life ran (it ended before this run
-	// began) say nothing of how that life ended: this life reads again.
-	opensWithReads := r.s.FirstFailureAt.IsZero() && r.opening && f.First != nil && !f.First.Previous.Running && r.cards() &&
-		r.version(ctx, firstReadsChange, 1) == 1
+	opensWithReads := r.s.FirstFailureAt.IsZero() && r.opening && usableReads(f.First, workflow.GetInfo(ctx).WorkflowStartTime) &&
+		r.cards() && r.version(ctx, firstReadsChange, 1) == 1
 	if opensWithReads {
 		// The run's first workflow task, which runs again if it is lost:
 		// the life's clock is the run's start, the same every time.
@@ -357,6 +355,20 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	if opensWithReads {
 		r.openWithReads(ctx, r.intent(f.Intent.ID), *f.First, now)
 	}
+}
+
+// firstReadsFreshFor bounds how long before the run's start the first
+// reads may have begun. A payment that lands after them is announced by
+// an event that finds no recovery running until the run starts; past
+// this, the life reads again rather than tell a past due that may be
+// paid already.
+const firstReadsFreshFor = 2 * time.Second
+
+// usableReads reports whether a new life opened at start may decide on
+// reads: some were taken, none while another life ran (it ended before
+// this run began, and they say nothing of how), and not long before.
+func usableReads(reads *FirstReads, start time.Time) bool {
+	return reads != nil && !reads.Previous.Running && !start.After(reads.At.Add(firstReadsFreshFor))
 }
 
 // cardDeclined applies a decline to the intent and to the card it was
