@@ -21,10 +21,20 @@ import (
 //
 // Running again is not only running twice: the task run again decides
 // anew, on reads answered anew, at another workflow.Now. A call the
-// customer or ops can see therefore never runs locally in the task that
-// decided it: it is an activity, which that task's completion records
-// with its parameters before it is sent (a timer to end the task would do
-// too, but Temporal fires none sooner than a second later).
+// customer or ops can see therefore runs locally only in a task whose
+// every input is in the history already (a new life's first task, on the
+// reads its signal brought, at the run's start time), where the task run
+// again sends the very same thing; anywhere else it is an activity, which
+// the deciding task's completion records with its parameters before it is
+// sent (a timer to end the task would do too, but Temporal fires none
+// sooner than a second later).
+//
+// Each call is tried locally for a few seconds at most, well inside the
+// workflow task's timeout, with the same growing pauses between attempts
+// as the activity's. A peer's permanent answer (a non-retryable error) is
+// final there as it is for the activity. Any other failure runs the call
+// again, after a pause, as the activity it always was, with that
+// activity's options, whose answer (or error) is then the call's.
 
 const (
 	// localRoutingChange moves the event workflow's signal and

@@ -225,19 +225,7 @@ func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.Reco
 	}
 	f := failed("evt_first", "pi_1", t0)
 	f.First = &reads
-	rt.signal(0, workflows.SignalPaymentFailed, f)
-	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
-	if !rt.env.IsWorkflowCompleted() {
-		rt.t.Fatal("recovery did not complete")
-	}
-	if err := rt.env.GetWorkflowError(); err != nil {
-		rt.t.Fatalf("recovery failed: %v", err)
-	}
-	var res workflows.RecoveryResult
-	if err := rt.env.GetWorkflowResult(&res); err != nil {
-		rt.t.Fatal(err)
-	}
-	return res
+	return rt.runFrom(input(), f)
 }
 
 // A life opened by a failure that brought its reads decides on them, in

@@ -385,19 +385,19 @@ func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 		var noticeCall, alertCall interface {
 			Get(workflow.Context, any) error
 		}
-		switch {
-		case !opening.IsZero():
+		if !opening.IsZero() {
 			notice.CreatedAt = opening
-			noticeCall = startQuick(ctx, activityCtx(ctx), a.Notice, notice)
-			alertCall = startQuick(ctx, activityCtx(ctx), a.Alert, alert)
-		case r.version(ctx, toldAfterRecordChange, 1) == 1:
-			// Decided on this task's local reads and clock: both go out as
-			// activities, at once, which the task's completion records
-			// with every parameter before either is sent.
+		}
+		if opening.IsZero() && r.version(ctx, toldAfterRecordChange, 1) == 1 {
+			// Decided on this task's clock, perhaps on its local reads:
+			// both go out as activities, at once, which the task's
+			// completion records with every parameter before either is
+			// sent.
 			noticeCall = workflow.ExecuteActivity(activityCtx(ctx), a.Notice, notice)
 			alertCall = workflow.ExecuteActivity(activityCtx(ctx), a.Alert, alert)
-		default:
-			// Histories recorded before: at once, as local activities.
+		} else {
+			// At once, as local activities: at the opening on reads the
+			// history holds, or as histories recorded before did.
 			noticeCall = startQuick(ctx, activityCtx(ctx), a.Notice, notice)
 			alertCall = startQuick(ctx, activityCtx(ctx), a.Alert, alert)
 		}

@@ -400,7 +400,13 @@ func (rt *recoveryTest) status() workflows.RecoveryState {
 // result.
 func (rt *recoveryTest) run(in workflows.RecoveryInput) workflows.RecoveryResult {
 	rt.t.Helper()
-	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	return rt.runFrom(in, failed("evt_first", "pi_1", t0))
+}
+
+// runFrom starts the recovery with first at 0 and returns the result.
+func (rt *recoveryTest) runFrom(in workflows.RecoveryInput, first workflows.PaymentFailedSignal) workflows.RecoveryResult {
+	rt.t.Helper()
+	rt.signal(0, workflows.SignalPaymentFailed, first)
 	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, in)
 	if !rt.env.IsWorkflowCompleted() {
 		rt.t.Fatal("recovery did not complete")
