@@ -48,6 +48,13 @@ type StartSpec struct {
 	Args             any
 	SearchAttributes temporal.SearchAttributes
 	Summary          string
+	// ArgsWith, when set, is the input of a run that begins with a signal
+	// named OpensWith itself, for a workflow that takes it from its input
+	// as it would from its first signal. Signal then starts the run with
+	// it (the run's first task handed to this process's worker when it
+	// has room) and signals with start only when a run is already going.
+	OpensWith string
+	ArgsWith  func(signal json.RawMessage) (any, error)
 }
 
 // Activities are dunning's side effects. Nil clients run dry.
@@ -129,6 +136,11 @@ func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, 
 		if err != nil {
 			return SignalResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
 		}
+		if spec.ArgsWith != nil && spec.OpensWith == in.SignalName {
+			if res, started, err := a.startWith(ctx, in, spec); started || err != nil {
+				return res, err
+			}
+		}
 		run, err := a.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.SignalName, in.Signal, client.StartWorkflowOptions{
 			ID:                    in.WorkflowID,
 			TaskQueue:             a.TaskQueue,
@@ -150,6 +162,41 @@ func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, 
 		return SignalResult{}, fmt.Errorf("signal %s to %s: %w", in.SignalName, in.WorkflowID, err)
 	}
 	return SignalResult{Delivered: true}, nil
+}
+
+// startWith starts in.WorkflowID with the signal in its input, when no
+// run of it is going; started is false, with no error, when one is, for
+// the caller to signal it.
+//
+// A start, unlike a signal-with-start, may be eager: when this client's
+// worker has a free slot, the server hands the run's first workflow task
+// back with the answer, and the worker runs it at once, without the task
+// being queued, polled and recorded as started. A worker with no room
+// leaves the task to the queue as before.
+func (a *Activities) startWith(ctx context.Context, in SignalInput, spec StartSpec) (SignalResult, bool, error) {
+	args, err := spec.ArgsWith(in.Signal)
+	if err != nil {
+		return SignalResult{}, false, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
+	}
+	run, err := a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    in.WorkflowID,
+		TaskQueue:             a.TaskQueue,
+		TypedSearchAttributes: spec.SearchAttributes,
+		StaticSummary:         spec.Summary,
+		EnableEagerStart:      true,
+		// A run already going gets the signal instead: never a second
+		// start of it, and never its handle taken for a delivery.
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, spec.WorkflowType, args)
+	var going *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &going):
+		return SignalResult{}, false, nil
+	case err != nil:
+		return SignalResult{}, false, fmt.Errorf("start %s with %s: %w", in.WorkflowID, in.SignalName, err)
+	}
+	return SignalResult{Delivered: true, RunID: run.GetRunID()}, true, nil
 }
 
 // SignalMatchingInput signals every running workflow a visibility query

@@ -82,8 +82,9 @@ type recoveryView struct {
 // continued as new).
 type runView struct {
 	id string
-	// failedBefore are the intents whose failure the run had been
-	// signalled before the workflow task that set the stage recovered.
+	// failedBefore are the intents whose failure the run had been told
+	// of (started with, or signalled) before the workflow task that set
+	// the stage recovered.
 	failedBefore []string
 	// last is the stage it ended in, ended when it closed.
 	last  workflows.Stage
@@ -138,6 +139,15 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 				a := ev.GetWorkflowExecutionStartedEventAttributes()
 				prev = a.GetContinuedExecutionRunId()
 				fields = a.GetSearchAttributes().GetIndexedFields()
+				// A run started with failures (the first of a customer with
+				// none going, or those pending at the end of the life
+				// before) was told of them as it began.
+				var in workflows.RecoveryInput
+				if err := converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &in); err == nil {
+					for _, f := range in.Pending {
+						failed = append(failed, signalled{ev.GetEventId(), f.Intent.ID})
+					}
+				}
 			case ev.GetUpsertWorkflowSearchAttributesEventAttributes() != nil:
 				fields = ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
 			case ev.GetWorkflowExecutionSignaledEventAttributes() != nil:

@@ -118,7 +118,15 @@ func starter(cfg config.Config) func(activities.StartRequest) (activities.StartS
 				SearchAttributes: temporal.NewSearchAttributes(
 					workflows.StripeCustomerIDKey.ValueSet(customer),
 					workflows.RecoveryStageKey.ValueSet(string(workflows.StagePastDue))),
-				Summary: "Payment recovery for " + customer,
+				Summary:   "Payment recovery for " + customer,
+				OpensWith: workflows.SignalPaymentFailed,
+				ArgsWith: func(signal json.RawMessage) (any, error) {
+					var f workflows.PaymentFailedSignal
+					if err := json.Unmarshal(signal, &f); err != nil {
+						return nil, fmt.Errorf("the failure a recovery opens with: %w", err)
+					}
+					return workflows.RecoveryInput{StripeCustomerID: customer, Settings: settings, Pending: []workflows.PaymentFailedSignal{f}, Opening: true}, nil
+				},
 			}, nil
 		case activities.StartCardExpiry:
 			var in workflows.CardExpiryInput

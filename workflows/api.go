@@ -337,8 +337,14 @@ type RecoveryInput struct {
 	// State is set when the workflow continues as new.
 	State *RecoveryState `json:"state,omitempty"`
 	// Pending are failures that arrived as a lifecycle ended; they open
-	// the next one.
+	// the next one. A run started for a customer with none going has its
+	// failure here, first, instead of in a signal.
 	Pending []PaymentFailedSignal `json:"pending,omitempty"`
+	// Opening says Pending[0] is the failure this run was started with,
+	// its first reads taken for the life it opens. Reads of the other
+	// pending failures were taken while the life before still ran, and
+	// the run reads again for itself.
+	Opening bool `json:"opening,omitempty"`
 }
 
 // RecoveryResult is how a recovery ended.

@@ -217,7 +217,9 @@ func TestRoutingSignalFallsBackToAnActivity(t *testing.T) {
 
 // openWithReads runs a recovery whose first failure brings the event
 // workflow's reads, as a new life's does; reads without a time began as
-// the run did.
+// the run did. The failure comes as the run's first signal, or, with
+// rt.startedWith, in the input the run was started with, first of its
+// pending failures.
 func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.RecoveryResult {
 	rt.t.Helper()
 	if reads.At.IsZero() {
@@ -225,7 +227,25 @@ func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.Reco
 	}
 	f := failed("evt_first", "pi_1", t0)
 	f.First = &reads
+	if rt.startedWith {
+		in := input()
+		in.Pending, in.Opening = []workflows.PaymentFailedSignal{f}, true
+		return rt.runWith(in)
+	}
 	return rt.runFrom(input(), f)
+}
+
+// bothWays runs test for a life opened by a signal-with-start and for one
+// started with its failure in its input (a customer with no run going):
+// the two must decide alike.
+func bothWays(t *testing.T, test func(t *testing.T, startedWith bool)) {
+	for _, startedWith := range []bool{false, true} {
+		name := "signalled"
+		if startedWith {
+			name = "started with it"
+		}
+		t.Run(name, func(t *testing.T) { test(t, startedWith) })
+	}
 }
 
 // A life opened by a failure that brought its reads decides on them, in
@@ -233,88 +253,121 @@ func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.Reco
 // out there as local activities, keyed and dated by the run's start, so
 // that the task run again after a lost worker sends the very same ones.
 func TestLifeOpenedWithItsReadsDecidesOnThemAlone(t *testing.T) {
-	rt := newRecoveryTest(t)
-	var c calls
-	c.listen(rt.env)
-	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
-	life := workflows.RecoveryWorkflowID(customer) + "@" + strconv.FormatInt(t0.Unix(), 10)
-	rt.at(time.Minute, func() {
-		if s := rt.status(); s.Lifecycle != life || !s.FirstFailureAt.Equal(t0) || !s.Announced || !s.PastDueNoticeSent {
-			t.Errorf("life %s first failure %s announced %v told %v; want %s at the run's start, told", s.Lifecycle, s.FirstFailureAt, s.Announced, s.PastDueNoticeSent, life)
+	bothWays(t, func(t *testing.T, startedWith bool) {
+		rt := newRecoveryTest(t)
+		rt.startedWith = startedWith
+		var c calls
+		c.listen(rt.env)
+		rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+		life := workflows.RecoveryWorkflowID(customer) + "@" + strconv.FormatInt(t0.Unix(), 10)
+		rt.at(time.Minute, func() {
+			if s := rt.status(); s.Lifecycle != life || !s.FirstFailureAt.Equal(t0) || !s.Announced || !s.PastDueNoticeSent {
+				t.Errorf("life %s first failure %s announced %v told %v; want %s at the run's start, told", s.Lifecycle, s.FirstFailureAt, s.Announced, s.PastDueNoticeSent, life)
+			}
+		})
+		res := rt.openWithReads(workflows.FirstReads{
+			Profile: activities.CustomerProfile{CustomerID: "acme-" + customer, DefaultPaymentMethod: "pm_1"},
+			Owed: activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
+				InvoiceID: "in_pi_1", PayURL: "https://invoice.stripe.com/i/in_pi_1"},
+		})
+		if res.Stage != workflows.StageRecovered {
+			t.Fatalf("stage %s, want recovered", res.Stage)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.expect(t, map[string][2]int{"CustomerProfile": {0, 0}, "EndedRecovery": {0, 0}, "IntentOwed": {0, -1}, "Notice": {1, 1}, "Alert": {1, 1}})
+		if len(rt.w.notices) != 2 {
+			t.Fatalf("notices %v, want the past-due one and the recovered one", rt.w.noticeTypes())
+		}
+		n := rt.w.notices[0]
+		if n.Type != "payment_failed" || n.Key != life+":past_due:notice" || !n.CreatedAt.Equal(t0) ||
+			n.PayURL != "https://invoice.stripe.com/i/in_pi_1" || n.CustomerID != "acme-"+customer ||
+			n.Deadline == nil || !n.Deadline.Equal(t0.Add(settings.GracePeriod)) {
+			t.Errorf("past-due notice %+v", n)
 		}
 	})
-	res := rt.openWithReads(workflows.FirstReads{
-		Profile: activities.CustomerProfile{CustomerID: "acme-" + customer, DefaultPaymentMethod: "pm_1"},
-		Owed: activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
-			InvoiceID: "in_pi_1", PayURL: "https://invoice.stripe.com/i/in_pi_1"},
-	})
-	if res.Stage != workflows.StageRecovered {
-		t.Fatalf("stage %s, want recovered", res.Stage)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expect(t, map[string][2]int{"CustomerProfile": {0, 0}, "EndedRecovery": {0, 0}, "IntentOwed": {0, -1}, "Notice": {1, 1}, "Alert": {1, 1}})
-	if len(rt.w.notices) != 2 {
-		t.Fatalf("notices %v, want the past-due one and the recovered one", rt.w.noticeTypes())
-	}
-	n := rt.w.notices[0]
-	if n.Type != "payment_failed" || n.Key != life+":past_due:notice" || !n.CreatedAt.Equal(t0) ||
-		n.PayURL != "https://invoice.stripe.com/i/in_pi_1" || n.CustomerID != "acme-"+customer ||
-		n.Deadline == nil || !n.Deadline.Equal(t0.Add(settings.GracePeriod)) {
-		t.Errorf("past-due notice %+v", n)
-	}
 }
 
 // Reads that find the intent paid already open a life that ends at once,
 // without a word to anyone.
 func TestLifeOpenedWithReadsOfAPaidIntentEndsQuietly(t *testing.T) {
-	rt := newRecoveryTest(t)
-	res := rt.openWithReads(workflows.FirstReads{
-		Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
-		Owed:    activities.Owed{Verdict: activities.OwedPaid, Status: "succeeded", Why: "intent succeeded"},
+	bothWays(t, func(t *testing.T, startedWith bool) {
+		rt := newRecoveryTest(t)
+		rt.startedWith = startedWith
+		res := rt.openWithReads(workflows.FirstReads{
+			Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
+			Owed:    activities.Owed{Verdict: activities.OwedPaid, Status: "succeeded", Why: "intent succeeded"},
+		})
+		if res.Stage != workflows.StageRecovered || len(rt.w.notices) != 0 || len(rt.w.alerts) != 0 || len(rt.w.retries) != 0 {
+			t.Fatalf("stage %s, notices %v, alerts %d, charges %d; want recovered quietly", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts), len(rt.w.retries))
+		}
 	})
-	if res.Stage != workflows.StageRecovered || len(rt.w.notices) != 0 || len(rt.w.alerts) != 0 || len(rt.w.retries) != 0 {
-		t.Fatalf("stage %s, notices %v, alerts %d, charges %d; want recovered quietly", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts), len(rt.w.retries))
-	}
 }
 
 // Reads taken while another life still ran (it ended before this run
 // began) are not trusted: the new life reads for itself, and tells as any
 // later decision does, through activities.
 func TestLifeOpenedWithReadsTakenWhileAnotherRanReadsAgain(t *testing.T) {
-	rt := newRecoveryTest(t)
-	var c calls
-	c.listen(rt.env)
-	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
-	res := rt.openWithReads(workflows.FirstReads{
-		Profile:  activities.CustomerProfile{CustomerID: "acme-" + customer},
-		Previous: activities.EndedRecovery{Found: true, Running: true, Status: "Running"},
-		Owed:     activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"},
+	bothWays(t, func(t *testing.T, startedWith bool) {
+		rt := newRecoveryTest(t)
+		rt.startedWith = startedWith
+		var c calls
+		c.listen(rt.env)
+		rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+		res := rt.openWithReads(workflows.FirstReads{
+			Profile:  activities.CustomerProfile{CustomerID: "acme-" + customer},
+			Previous: activities.EndedRecovery{Found: true, Running: true, Status: "Running"},
+			Owed:     activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"},
+		})
+		if res.Stage != workflows.StageRecovered {
+			t.Fatalf("stage %s", res.Stage)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}})
 	})
-	if res.Stage != workflows.StageRecovered {
-		t.Fatalf("stage %s", res.Stage)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}})
 }
 
 // Reads that began well before the run started are not trusted: a payment
 // in between found no recovery to tell. The new life reads for itself
 // (here: it finds the intent paid, as the stale reads did not).
 func TestLifeOpenedWithStaleReadsReadsAgain(t *testing.T) {
-	rt := newRecoveryTest(t, func(w *world) { w.paidIntents["pi_1"] = true })
+	bothWays(t, func(t *testing.T, startedWith bool) {
+		rt := newRecoveryTest(t, func(w *world) { w.paidIntents["pi_1"] = true })
+		rt.startedWith = startedWith
+		var c calls
+		c.listen(rt.env)
+		res := rt.openWithReads(workflows.FirstReads{
+			At:      t0.Add(-10 * time.Second),
+			Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
+			Owed:    activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"},
+		})
+		if res.Stage != workflows.StageRecovered || len(rt.w.notices) != 0 || len(rt.w.alerts) != 0 {
+			t.Fatalf("stage %s, notices %v, alerts %d; want recovered quietly on its own reads", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts))
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "IntentOwed": {1, 0}})
+	})
+}
+
+// Failures pending at the end of a life open the next run with reads
+// taken while that life still ran: the run started with them, but not
+// opened by the first of them, reads for itself.
+func TestPendingFailuresOfTheLifeBeforeAreReadAgain(t *testing.T) {
+	rt := newRecoveryTest(t)
 	var c calls
 	c.listen(rt.env)
-	res := rt.openWithReads(workflows.FirstReads{
-		At:      t0.Add(-10 * time.Second),
-		Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
-		Owed:    activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"},
-	})
-	if res.Stage != workflows.StageRecovered || len(rt.w.notices) != 0 || len(rt.w.alerts) != 0 {
-		t.Fatalf("stage %s, notices %v, alerts %d; want recovered quietly on its own reads", res.Stage, rt.w.noticeTypes(), len(rt.w.alerts))
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	f := failed("evt_first", "pi_1", t0)
+	f.First = &workflows.FirstReads{At: t0, Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
+		Owed: activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"}}
+	in := input()
+	in.Pending = []workflows.PaymentFailedSignal{f}
+	if res := rt.runWith(in); res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s", res.Stage)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "IntentOwed": {1, 0}})
+	c.expect(t, map[string][2]int{"CustomerProfile": {1, 0}, "EndedRecovery": {1, 0}, "IntentOwed": {1, -1}, "Notice": {0, 2}, "Alert": {0, 2}})
 }

@@ -43,6 +43,9 @@ type recovery struct {
 	// opening is set while a run begun without a life applies its first
 	// signals, in its first workflow task.
 	opening bool
+	// startedWith is set when the run was started with its opening
+	// failure, first in pending, rather than signalled it.
+	startedWith bool
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -58,6 +61,7 @@ func PaymentRecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryRe
 	}
 	r.pending = in.Pending
 	r.opening = in.State == nil
+	r.startedWith = in.Opening && in.State == nil && len(in.Pending) > 0
 	if err := r.setup(ctx); err != nil {
 		return RecoveryResult{}, err
 	}
@@ -86,10 +90,12 @@ func (r *recovery) setup(ctx workflow.Context) error {
 func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	log := workflow.GetLogger(ctx)
 	r.s.Rules = int(r.version(ctx, moneyRulesChange, moneyRules))
-	for _, p := range r.pending {
-		// Reads taken while the previous life still ran are not this
-		// life's.
-		p.First = nil
+	for i, p := range r.pending {
+		if i > 0 || !r.startedWith {
+			// Reads taken while the previous life still ran are not this
+			// life's.
+			p.First = nil
+		}
 		r.onPaymentFailed(ctx, p)
 	}
 	r.pending = nil

@@ -348,6 +348,9 @@ type recoveryTest struct {
 	t   *testing.T
 	env *testsuite.TestWorkflowEnvironment
 	w   *world
+	// startedWith opens the life with its failure in the run's input
+	// (openWithReads), not in a signal.
+	startedWith bool
 }
 
 func newRecoveryTest(t *testing.T, opts ...func(*world)) *recoveryTest {
@@ -407,6 +410,12 @@ func (rt *recoveryTest) run(in workflows.RecoveryInput) workflows.RecoveryResult
 func (rt *recoveryTest) runFrom(in workflows.RecoveryInput, first workflows.PaymentFailedSignal) workflows.RecoveryResult {
 	rt.t.Helper()
 	rt.signal(0, workflows.SignalPaymentFailed, first)
+	return rt.runWith(in)
+}
+
+// runWith runs the recovery started with in and returns the result.
+func (rt *recoveryTest) runWith(in workflows.RecoveryInput) workflows.RecoveryResult {
+	rt.t.Helper()
 	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, in)
 	if !rt.env.IsWorkflowCompleted() {
 		rt.t.Fatal("recovery did not complete")
