@@ -43,12 +43,12 @@ func envInt(name string, def int) int {
 }
 
 // temporal starts a dev server on a SQLite file in WAL mode, as `make run`
-// does.
+// does, with its own metrics served (the persistence requests).
 func temporal(b *testing.B) *testenv.DevServer {
 	b.Helper()
 	dir := b.TempDir()
 	return testenv.StartDevServer(b, "", testenv.TemporalOptions{
-		DBFilename: filepath.Join(dir, "temporal.db"), LogPath: filepath.Join(dir, "temporal.log"),
+		DBFilename: filepath.Join(dir, "temporal.db"), LogPath: filepath.Join(dir, "temporal.log"), Metrics: true,
 	})
 }
 

@@ -73,12 +73,19 @@ func endToEnd(b *testing.B, single bool) {
 	// drifts within minutes.
 	var floorRate, e2eRate, ratios []float64
 	var cpu float64
+	// What the server's persistence served, over the floor rounds and
+	// over the end-to-end rounds (separate processes only: `dunning dev`
+	// runs a dev server of its own).
+	floorOps, e2eOps := testenv.PersistenceOps{}, testenv.PersistenceOps{}
 	b.ResetTimer()
 	for r := range rounds + 1 {
+		ops0 := st.ops()
 		fr, err := floor(st.client, fmt.Sprintf("r%d", r), n, conc)
 		if err != nil {
 			b.Fatalf("floor: %v", err)
 		}
+		st.settleServer()
+		floorOps.Add(st.ops().Since(ops0))
 		floorRate = append(floorRate, fr)
 		if r > 0 {
 			around := (floorRate[r-1] + fr) / 2
@@ -88,10 +95,13 @@ func endToEnd(b *testing.B, single bool) {
 		if r == rounds {
 			break
 		}
+		ops0 = st.ops()
 		er, used, err := st.burst(fmt.Sprintf("r%d", r), n, conc)
 		if err != nil {
 			b.Fatalf("end to end: %v", err)
 		}
+		st.settleServer()
+		e2eOps.Add(st.ops().Since(ops0))
 		e2eRate, cpu = append(e2eRate, er), cpu+used
 		b.Logf("round %d: worker %.1f ms CPU per recovery", r+1, used/float64(n)*1000)
 	}
@@ -110,6 +120,13 @@ func endToEnd(b *testing.B, single bool) {
 	b.ReportMetric(ms(pct(lat, 0.5)), "p50-ms")
 	b.ReportMetric(ms(pct(lat, 0.99)), "p99-ms")
 	b.ReportMetric(cpu/float64(n*rounds)*1000, "worker-CPU-ms/recovery")
+	if st.server != nil {
+		starts, events := float64(n*(rounds+1)), float64(n*rounds)
+		b.ReportMetric(floorOps.Writes()/starts, "floor-server-writes/start")
+		b.ReportMetric(e2eOps.Writes()/events, "server-writes/event")
+		b.ReportMetric(e2eOps.Reads()/events, "server-reads/event")
+		b.Logf("persistence requests per event, end to end (per bare start, floor):\n%s", e2eOps.Table(events, floorOps, starts))
+	}
 	b.ReportMetric(float64(peakRSS(b, st.worker.Pid()))/(1<<20), "worker-peak-RSS-MiB")
 }
 
@@ -119,6 +136,9 @@ type stack struct {
 	b      *testing.B
 	client client.Client
 	peers  *e2e.Peers
+	// server is the dev server, when the stack does not run its own
+	// (separate processes).
+	server *testenv.DevServer
 	// worker is the process that runs the worker (and, single, the
 	// webhook).
 	worker  *testenv.Process
@@ -171,7 +191,7 @@ func startStack(b *testing.B, single bool) *stack {
 	} else {
 		tmp = temporal(b)
 		vars["TEMPORAL_ADDRESS"] = tmp.Address
-		st.client = tmp.Client
+		st.client, st.server = tmp.Client, tmp
 	}
 	var environ []string
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
@@ -381,6 +401,40 @@ func floor(c client.Client, tag string, n, conc int) (float64, error) {
 }
 
 // settle waits until the process uses under 5% of a core for a second.
+// ops reads the server's persistence requests so far; nil when the
+// stack's server is its own.
+func (st *stack) ops() testenv.PersistenceOps {
+	if st.server == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ops, err := st.server.PersistenceOps(ctx)
+	if err != nil {
+		st.b.Fatal(err)
+	}
+	return ops
+}
+
+// settleServer waits until the server's persistence has been quiet for
+// a second (its visibility and timer queues catch up after a round), so
+// that a round's count holds all it caused.
+func (st *stack) settleServer() {
+	if st.server == nil {
+		return
+	}
+	deadline := time.Now().Add(time.Minute)
+	last := st.ops()
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		now := st.ops()
+		if d := now.Since(last); d.Writes() < 5 {
+			return
+		}
+		last = now
+	}
+}
+
 func settle(b *testing.B, pid int) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {

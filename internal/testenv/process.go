@@ -31,6 +31,9 @@ type TemporalOptions struct {
 	DBFilename string
 	// LogPath is the file the server's output is appended to; required.
 	LogPath string
+	// Metrics serves the server's own Prometheus metrics on a free port
+	// (DevServer.PersistenceOps reads them).
+	Metrics bool
 }
 
 // devServerStartTimeout bounds how long a dev server may take to answer.
@@ -44,6 +47,8 @@ type DevServer struct {
 	Namespace string
 	Client    client.Client
 	proc      *Process
+	// metrics is the server's /metrics URL, with TemporalOptions.Metrics.
+	metrics string
 }
 
 // StartDevServer starts `temporal server start-dev` on addr (host:port)
@@ -88,6 +93,13 @@ func startDevServer(t testing.TB, addr string, o TemporalOptions) (*DevServer, e
 		args = append(args, "--db-filename", o.DBFilename,
 			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=1")
 	}
+	metrics := ""
+	if o.Metrics {
+		ma := FreeAddress(t)
+		_, mport, _ := net.SplitHostPort(ma)
+		args = append(args, "--metrics-port", mport)
+		metrics = "http://" + net.JoinHostPort(host, mport) + "/metrics"
+	}
 	proc := StartProcess(t, "temporal dev server "+addr, o.LogPath, os.Environ(), Tool(t, "TEMPORAL_CLI", "temporal"), args...)
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -110,7 +122,7 @@ func startDevServer(t testing.TB, addr string, o TemporalOptions) (*DevServer, e
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	d := &DevServer{Address: addr, Namespace: "default", Client: c, proc: proc}
+	d := &DevServer{Address: addr, Namespace: "default", Client: c, proc: proc, metrics: metrics}
 	t.Cleanup(d.Stop)
 	if err := worker.SetupNamespace(ctx, c, d.Namespace, config.MinRetention, logger); err != nil {
 		d.Stop()
