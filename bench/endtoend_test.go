@@ -125,7 +125,8 @@ func endToEnd(b *testing.B, single bool) {
 		b.ReportMetric(floorOps.Writes()/starts, "floor-server-writes/start")
 		b.ReportMetric(e2eOps.Writes()/events, "server-writes/event")
 		b.ReportMetric(e2eOps.Reads()/events, "server-reads/event")
-		b.Logf("persistence requests per event, end to end (per bare start, floor):\n%s", e2eOps.Table(events, floorOps, starts))
+		// Printed, not logged: a benchmark's log is cut at ten lines.
+		fmt.Printf("%s: persistence requests per event, end to end (per bare start, floor):\n%s", b.Name(), e2eOps.Table(events, floorOps, starts))
 	}
 	b.ReportMetric(float64(peakRSS(b, st.worker.Pid()))/(1<<20), "worker-peak-RSS-MiB")
 }
