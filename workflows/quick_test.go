@@ -235,6 +235,18 @@ func (rt *recoveryTest) openWithReads(reads workflows.FirstReads) workflows.Reco
 	return rt.runFrom(input(), f)
 }
 
+// watchedUntilPaid is a recovery test whose activity calls are counted
+// and whose intent pi_1 is paid 30 minutes in, opened as startedWith
+// says.
+func watchedUntilPaid(t *testing.T, startedWith bool) (*recoveryTest, *calls) {
+	rt := newRecoveryTest(t)
+	rt.startedWith = startedWith
+	c := &calls{}
+	c.listen(rt.env)
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	return rt, c
+}
+
 // bothWays runs test for a life opened by a signal-with-start and for one
 // started with its failure in its input (a customer with no run going):
 // the two must decide alike.
@@ -254,11 +266,7 @@ func bothWays(t *testing.T, test func(t *testing.T, startedWith bool)) {
 // that the task run again after a lost worker sends the very same ones.
 func TestLifeOpenedWithItsReadsDecidesOnThemAlone(t *testing.T) {
 	bothWays(t, func(t *testing.T, startedWith bool) {
-		rt := newRecoveryTest(t)
-		rt.startedWith = startedWith
-		var c calls
-		c.listen(rt.env)
-		rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+		rt, c := watchedUntilPaid(t, startedWith)
 		life := workflows.RecoveryWorkflowID(customer) + "@" + strconv.FormatInt(t0.Unix(), 10)
 		rt.at(time.Minute, func() {
 			if s := rt.status(); s.Lifecycle != life || !s.FirstFailureAt.Equal(t0) || !s.Announced || !s.PastDueNoticeSent {
@@ -309,11 +317,7 @@ func TestLifeOpenedWithReadsOfAPaidIntentEndsQuietly(t *testing.T) {
 // later decision does, through activities.
 func TestLifeOpenedWithReadsTakenWhileAnotherRanReadsAgain(t *testing.T) {
 	bothWays(t, func(t *testing.T, startedWith bool) {
-		rt := newRecoveryTest(t)
-		rt.startedWith = startedWith
-		var c calls
-		c.listen(rt.env)
-		rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+		rt, c := watchedUntilPaid(t, startedWith)
 		res := rt.openWithReads(workflows.FirstReads{
 			Profile:  activities.CustomerProfile{CustomerID: "acme-" + customer},
 			Previous: activities.EndedRecovery{Found: true, Running: true, Status: "Running"},
@@ -355,10 +359,7 @@ func TestLifeOpenedWithStaleReadsReadsAgain(t *testing.T) {
 // taken while that life still ran: the run started with them, but not
 // opened by the first of them, reads for itself.
 func TestPendingFailuresOfTheLifeBeforeAreReadAgain(t *testing.T) {
-	rt := newRecoveryTest(t)
-	var c calls
-	c.listen(rt.env)
-	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Source: workflows.EventPaymentSucceeded})
+	rt, c := watchedUntilPaid(t, false)
 	f := failed("evt_first", "pi_1", t0)
 	f.First = &workflows.FirstReads{At: t0, Profile: activities.CustomerProfile{CustomerID: "acme-" + customer},
 		Owed: activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"}}
