@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,6 +148,36 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 	if got := intentIDs(t, s, id); !slices.Equal(got, []string{"pi_open_c"}) {
 		t.Fatalf("next life's intents %v, want pi_open_c alone", got)
 	}
+	// Each life is named by the run it opened in as well as its second,
+	// so that two lives begun in one second never share a key.
+	lives := map[string]bool{}
+	for _, runID := range []string{run.runID, next.runID} {
+		life := lifeOf(t, s, id, runID)
+		tag := strings.ReplaceAll(runID, "-", "")
+		if !strings.HasPrefix(life, id+"@") || !strings.HasSuffix(life, "."+tag[len(tag)-8:]) {
+			t.Errorf("run %s: life %q, want %s@<second>.%s", runID, life, id, tag[len(tag)-8:])
+		}
+		lives[life] = true
+	}
+	if len(lives) != 2 {
+		t.Errorf("two lives named %v", lives)
+	}
+}
+
+// lifeOf is the name of the life a run of the recovery id held.
+func lifeOf(t *testing.T, s *localStack, id, runID string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := s.tmp.Client.QueryWorkflow(ctx, id, runID, workflows.StatusQuery)
+	if err != nil {
+		t.Fatalf("status of %s run %s: %v", id, runID, err)
+	}
+	var st workflows.RecoveryState
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Lifecycle
 }
 
 // Failures of two intents of a new customer delivered at once: one starts

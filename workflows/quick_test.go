@@ -267,7 +267,8 @@ func bothWays(t *testing.T, test func(t *testing.T, startedWith bool)) {
 func TestLifeOpenedWithItsReadsDecidesOnThemAlone(t *testing.T) {
 	bothWays(t, func(t *testing.T, startedWith bool) {
 		rt, c := watchedUntilPaid(t, startedWith)
-		life := workflows.RecoveryWorkflowID(customer) + "@" + strconv.FormatInt(t0.Unix(), 10)
+		// The test environment's run ID is default-test-run-id.
+		life := workflows.RecoveryWorkflowID(customer) + "@" + strconv.FormatInt(t0.Unix(), 10) + ".estrunid"
 		rt.at(time.Minute, func() {
 			if s := rt.status(); s.Lifecycle != life || !s.FirstFailureAt.Equal(t0) || !s.Announced || !s.PastDueNoticeSent {
 				t.Errorf("life %s first failure %s announced %v told %v; want %s at the run's start, told", s.Lifecycle, s.FirstFailureAt, s.Announced, s.PastDueNoticeSent, life)

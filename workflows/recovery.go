@@ -321,7 +321,7 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 			r.countStarted(ctx)
 		}
 		r.s.FirstFailureAt = now
-		r.s.Lifecycle = fmt.Sprintf("%s@%d", r.id, now.Unix())
+		r.s.Lifecycle = r.lifeID(ctx, now)
 		if len(r.s.Settings.RetrySchedule) > 0 {
 			r.s.RetryAt = now.Add(r.s.Settings.RetrySchedule[0])
 		}
@@ -1041,4 +1041,25 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// lifeID names a life that opens now; every key of the life begins with
+// it. Two lives of one customer can begin in one second (the first ended
+// within it), but never in one run: a life opens in a run begun without
+// one, and its run continued as new keeps its name. The run's tag keeps
+// the second life's notices and alerts from taking the first one's keys.
+func (r *recovery) lifeID(ctx workflow.Context, now time.Time) string {
+	id := fmt.Sprintf("%s@%d", r.id, now.Unix())
+	if r.version(ctx, lifeIDChange, 1) == 1 {
+		id += "." + runTag(workflow.GetInfo(ctx).WorkflowExecution.RunID)
+	}
+	return id
+}
+
+// runTag is the last eight characters of a run ID without its dashes:
+// random in every run ID Temporal makes (the first ones of a version 7
+// UUID are its time).
+func runTag(runID string) string {
+	t := strings.ReplaceAll(runID, "-", "")
+	return t[max(0, len(t)-8):]
 }

@@ -39,6 +39,9 @@ const (
 	// waiverTakenMidStepChange carries out a waiver applied during a step
 	// at once; before, it waited for another wake.
 	waiverTakenMidStepChange = "waiver-taken-mid-step"
+	// lifeIDChange names a life by its run as well as its second: lives
+	// begun before it are named by the second alone.
+	lifeIDChange = "life-id-run"
 )
 
 // safe reports whether this life follows the money rules.
