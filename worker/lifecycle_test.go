@@ -5,6 +5,7 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -77,19 +78,30 @@ func startLocalStackWith(t *testing.T, env map[string]string, metrics client.Met
 
 func (s *localStack) send(typ string, o stripefixture.Options) {
 	s.t.Helper()
-	body, err := stripefixture.Event(typ, o)
-	if err != nil {
+	if err := s.post(typ, o); err != nil {
 		s.t.Fatal(err)
 	}
-	req, _ := stripefixture.Request(s.webhook, body, secret, time.Now())
+}
+
+// post sends one event to the webhook, as s.send does, from any goroutine.
+func (s *localStack) post(typ string, o stripefixture.Options) error {
+	body, err := stripefixture.Event(typ, o)
+	if err != nil {
+		return err
+	}
+	req, err := stripefixture.Request(s.webhook, body, secret, time.Now())
+	if err != nil {
+		return err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("%s: webhook answered %d", typ, resp.StatusCode)
+		return fmt.Errorf("%s %s: webhook answered %d", typ, o.ID, resp.StatusCode)
 	}
+	return nil
 }
 
 func (s *localStack) result(id string, within time.Duration) workflows.RecoveryResult {

@@ -3,8 +3,6 @@ package worker_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -60,43 +58,29 @@ func readRecoveryRun(t *testing.T, s *localStack, id string) recoveryRun {
 
 func intentIDs(t *testing.T, s *localStack, id string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := s.tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatalf("status of %s: %v", id, err)
-	}
-	var st workflows.RecoveryState
-	if err := v.Get(&st); err != nil {
-		t.Fatal(err)
-	}
 	var ids []string
-	for _, in := range st.Intents {
+	for _, in := range stateOf(t, s, id, "").Intents {
 		ids = append(ids, in.ID)
 	}
 	slices.Sort(ids)
 	return ids
 }
 
-// post sends one event to the webhook, as s.send does, from any goroutine.
-func (s *localStack) post(typ string, o stripefixture.Options) error {
-	body, err := stripefixture.Event(typ, o)
+// stateOf is the status of a run of the recovery id (the current one
+// when runID is empty).
+func stateOf(t *testing.T, s *localStack, id, runID string) workflows.RecoveryState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := s.tmp.Client.QueryWorkflow(ctx, id, runID, workflows.StatusQuery)
 	if err != nil {
-		return err
+		t.Fatalf("status of %s run %q: %v", id, runID, err)
 	}
-	req, err := stripefixture.Request(s.webhook, body, secret, time.Now())
-	if err != nil {
-		return err
+	var st workflows.RecoveryState
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: webhook answered %d", typ, o.ID, resp.StatusCode)
-	}
-	return nil
+	return st
 }
 
 // A customer with no recovery going has one started with the failure in
@@ -152,7 +136,7 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 	// so that two lives begun in one second never share a key.
 	lives := map[string]bool{}
 	for _, runID := range []string{run.runID, next.runID} {
-		life := lifeOf(t, s, id, runID)
+		life := stateOf(t, s, id, runID).Lifecycle
 		tag := strings.ReplaceAll(runID, "-", "")
 		if !strings.HasPrefix(life, id+"@") || !strings.HasSuffix(life, "."+tag[len(tag)-8:]) {
 			t.Errorf("run %s: life %q, want %s@<second>.%s", runID, life, id, tag[len(tag)-8:])
@@ -162,22 +146,6 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 	if len(lives) != 2 {
 		t.Errorf("two lives named %v", lives)
 	}
-}
-
-// lifeOf is the name of the life a run of the recovery id held.
-func lifeOf(t *testing.T, s *localStack, id, runID string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, err := s.tmp.Client.QueryWorkflow(ctx, id, runID, workflows.StatusQuery)
-	if err != nil {
-		t.Fatalf("status of %s run %s: %v", id, runID, err)
-	}
-	var st workflows.RecoveryState
-	if err := v.Get(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Lifecycle
 }
 
 // Failures of two intents of a new customer delivered at once: one starts
