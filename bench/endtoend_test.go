@@ -48,7 +48,13 @@ import (
 //   - p50-ms, p99-ms: at a steady BENCH_RATE events a second for
 //     BENCH_SECONDS, from the webhook's 200 to the alert's delivery;
 //   - worker-CPU-ms/recovery: the worker process's CPU time over the
-//     end-to-end rounds, divided by the recoveries they made.
+//     end-to-end rounds, divided by the recoveries they made;
+//   - with separate processes, where the machine's CPU went: the dev
+//     server's per event (server-CPU-ms/event) and per bare start
+//     (floor-server-CPU-ms/start), the webhook's per event, and this
+//     process's (the clients and the stand-ins) per event and per start;
+//     cpu-ratio is all of it per bare start over all of it per event,
+//     the ratio the rates would have if CPU alone bounded them.
 func BenchmarkEndToEnd(b *testing.B) { endToEnd(b, false) }
 
 // BenchmarkEndToEndSingleProcess is BenchmarkEndToEnd with the webhook and
@@ -77,15 +83,18 @@ func endToEnd(b *testing.B, single bool) {
 	// over the end-to-end rounds (separate processes only: `dunning dev`
 	// runs a dev server of its own).
 	floorOps, e2eOps := testenv.PersistenceOps{}, testenv.PersistenceOps{}
+	floorCPU, e2eCPU := map[string]float64{}, map[string]float64{}
 	b.ResetTimer()
 	for r := range rounds + 1 {
-		ops0 := st.ops()
+		ops0, cpu0 := st.ops(), st.cpus()
+
 		fr, err := floor(st.client, fmt.Sprintf("r%d", r), n, conc)
 		if err != nil {
 			b.Fatalf("floor: %v", err)
 		}
 		st.settleServer()
 		floorOps.Add(st.ops().Since(ops0))
+		addCPU(floorCPU, cpu0, st.cpus())
 		floorRate = append(floorRate, fr)
 		if r > 0 {
 			around := (floorRate[r-1] + fr) / 2
@@ -95,13 +104,14 @@ func endToEnd(b *testing.B, single bool) {
 		if r == rounds {
 			break
 		}
-		ops0 = st.ops()
+		ops0, cpu0 = st.ops(), st.cpus()
 		er, used, err := st.burst(fmt.Sprintf("r%d", r), n, conc)
 		if err != nil {
 			b.Fatalf("end to end: %v", err)
 		}
 		st.settleServer()
 		e2eOps.Add(st.ops().Since(ops0))
+		addCPU(e2eCPU, cpu0, st.cpus())
 		e2eRate, cpu = append(e2eRate, er), cpu+used
 		b.Logf("round %d: worker %.1f ms CPU per recovery", r+1, used/float64(n)*1000)
 	}
@@ -125,6 +135,12 @@ func endToEnd(b *testing.B, single bool) {
 		b.ReportMetric(floorOps.Writes()/starts, "floor-server-writes/start")
 		b.ReportMetric(e2eOps.Writes()/events, "server-writes/event")
 		b.ReportMetric(e2eOps.Reads()/events, "server-reads/event")
+		b.ReportMetric(e2eCPU["server"]/events*1000, "server-CPU-ms/event")
+		b.ReportMetric(floorCPU["server"]/starts*1000, "floor-server-CPU-ms/start")
+		b.ReportMetric(e2eCPU["webhook"]/events*1000, "webhook-CPU-ms/event")
+		b.ReportMetric(e2eCPU["bench"]/events*1000, "bench-CPU-ms/event")
+		b.ReportMetric(floorCPU["bench"]/starts*1000, "floor-bench-CPU-ms/start")
+		b.ReportMetric((total(floorCPU)/starts)/(total(e2eCPU)/events), "cpu-ratio")
 		// Printed, not logged: a benchmark's log is cut at ten lines.
 		fmt.Printf("%s: persistence requests per event, end to end (per bare start, floor):\n%s", b.Name(), e2eOps.Table(events, floorOps, starts))
 	}
@@ -142,7 +158,9 @@ type stack struct {
 	server *testenv.DevServer
 	// worker is the process that runs the worker (and, single, the
 	// webhook).
-	worker  *testenv.Process
+	worker *testenv.Process
+	// hook is the webhook's process when it is not the worker's.
+	hook    *testenv.Process
 	webhook string // base URL
 	http    *http.Client
 
@@ -208,6 +226,7 @@ func startStack(b *testing.B, single bool) *stack {
 		b.Cleanup(func() { _ = st.worker.Stop(30 * time.Second) })
 		hook = testenv.StartProcess(b, "webhook", filepath.Join(dir, "webhook.log"), environ, bin, "webhook")
 		b.Cleanup(func() { _ = hook.Stop(10 * time.Second) })
+		st.hook = hook
 	}
 	st.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	b.Cleanup(st.http.CloseIdleConnections)
@@ -399,6 +418,36 @@ func floor(c client.Client, tag string, n, conc int) (float64, error) {
 		return err
 	})
 	return rate, err
+}
+
+// cpus reads the CPU seconds used so far by each process of the run:
+// the server (separate processes only), the worker, the webhook (when it
+// is a process of its own) and this one, which runs the clients and the
+// stand-ins.
+func (st *stack) cpus() map[string]float64 {
+	m := map[string]float64{"worker": cpuSeconds(st.b, st.worker.Pid()), "bench": cpuSeconds(st.b, os.Getpid())}
+	if st.server != nil {
+		m["server"] = cpuSeconds(st.b, st.server.Pid())
+	}
+	if st.hook != nil {
+		m["webhook"] = cpuSeconds(st.b, st.hook.Pid())
+	}
+	return m
+}
+
+func total(m map[string]float64) float64 {
+	var t float64
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+// addCPU adds to sum what each process used between from and to.
+func addCPU(sum, from, to map[string]float64) {
+	for k, v := range to {
+		sum[k] += v - from[k]
+	}
 }
 
 // settle waits until the process uses under 5% of a core for a second.

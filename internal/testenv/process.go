@@ -144,6 +144,9 @@ func (d *DevServer) Stop() {
 // Running reports whether the server process has not exited.
 func (d *DevServer) Running() bool { return d.proc.Running() }
 
+// Pid is the server process's ID.
+func (d *DevServer) Pid() int { return d.proc.Pid() }
+
 // Kill ends the server with SIGKILL, as a crash or an OOM kill would,
 // closing the client first; the database file is left as the crash left
 // it, for StartDevServer to start on again.
