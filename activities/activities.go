@@ -55,6 +55,15 @@ type StartSpec struct {
 	// has room) and signals with start only when a run is already going.
 	OpensWith string
 	ArgsWith  func(signal json.RawMessage) (any, error)
+	// LeavesPrevious, when set, reports whether an opening signal's reads
+	// leave the workflow's earlier runs to the start, and WithPrevious
+	// completes them with the latest run as EndedRecovery reads it (err
+	// when it could not be read). Such a run is first started as the
+	// workflow ID's first (reject duplicate), which answers for the
+	// customer with no run retained in the start itself; any other is
+	// read, completed and started, or signalled, as before.
+	LeavesPrevious func(signal json.RawMessage) bool
+	WithPrevious   func(signal json.RawMessage, latest EndedRecovery, err error) (json.RawMessage, error)
 }
 
 // Activities are dunning's side effects. Nil clients run dry.
@@ -136,12 +145,15 @@ func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, 
 		if err != nil {
 			return SignalResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
 		}
+		signal := in.Signal
 		if spec.ArgsWith != nil && spec.OpensWith == in.SignalName {
-			if res, started, err := a.startWith(ctx, in, spec); started || err != nil {
+			res, completed, started, err := a.startWith(ctx, in, spec)
+			if started || err != nil {
 				return res, err
 			}
+			signal = completed
 		}
-		run, err := a.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.SignalName, in.Signal, client.StartWorkflowOptions{
+		run, err := a.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.SignalName, signal, client.StartWorkflowOptions{
 			ID:                    in.WorkflowID,
 			TaskQueue:             a.TaskQueue,
 			TypedSearchAttributes: spec.SearchAttributes,
@@ -166,15 +178,44 @@ func (a *Activities) Signal(ctx context.Context, in SignalInput) (SignalResult, 
 
 // startWith starts in.WorkflowID with the signal in its input, when no
 // run of it is going; started is false, with no error, when one is, for
-// the caller to signal it.
+// the caller to signal it with signal, the opening signal as completed.
 //
 // A start, unlike a signal-with-start, may be eager: when this client's
 // worker has a free slot, the server hands the run's first workflow task
 // back with the answer, and the worker runs it at once, without the task
 // being queued, polled and recorded as started. A worker with no room
 // leaves the task to the queue as before.
-func (a *Activities) startWith(ctx context.Context, in SignalInput, spec StartSpec) (SignalResult, bool, error) {
-	args, err := spec.ArgsWith(in.Signal)
+func (a *Activities) startWith(ctx context.Context, in SignalInput, spec StartSpec) (res SignalResult, signal json.RawMessage, started bool, err error) {
+	signal = in.Signal
+	if spec.LeavesPrevious != nil && spec.LeavesPrevious(signal) {
+		// Started as the ID's first run, the start itself says that no
+		// run came before (none retained: a Describe would find none
+		// either), one call instead of a read and a start. Refused, the
+		// latest run is read as the reads would have read it.
+		var first json.RawMessage
+		if first, err = spec.WithPrevious(signal, EndedRecovery{}, nil); err != nil {
+			return res, nil, false, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
+		}
+		if res, started, err = a.startOpening(ctx, in, spec, first, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE); started || err != nil {
+			return res, nil, started, err
+		}
+		latest, readErr := a.EndedRecovery(ctx, EndedRecoveryInput{WorkflowID: in.WorkflowID})
+		if signal, err = spec.WithPrevious(signal, latest, readErr); err != nil {
+			return res, nil, false, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
+		}
+		if readErr == nil && latest.Running {
+			return res, signal, false, nil
+		}
+	}
+	res, started, err = a.startOpening(ctx, in, spec, signal, enumspb.WORKFLOW_ID_REUSE_POLICY_UNSPECIFIED)
+	return res, signal, started, err
+}
+
+// startOpening starts the run that opens with signal, under reuse (the
+// server's default, allow duplicate, when unspecified); started is false,
+// with no error, when the start was refused as a duplicate.
+func (a *Activities) startOpening(ctx context.Context, in SignalInput, spec StartSpec, signal json.RawMessage, reuse enumspb.WorkflowIdReusePolicy) (SignalResult, bool, error) {
+	args, err := spec.ArgsWith(signal)
 	if err != nil {
 		return SignalResult{}, false, temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
 	}
@@ -184,6 +225,7 @@ func (a *Activities) startWith(ctx context.Context, in SignalInput, spec StartSp
 		TypedSearchAttributes: spec.SearchAttributes,
 		StaticSummary:         spec.Summary,
 		EnableEagerStart:      true,
+		WorkflowIDReusePolicy: reuse,
 		// A run already going gets the signal instead: never a second
 		// start of it, and never its handle taken for a delivery.
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,

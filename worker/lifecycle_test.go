@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"dunning/config"
 	"dunning/internal/devstripe"
 	"dunning/internal/stripefixture"
 	"dunning/internal/testenv"
@@ -28,6 +29,7 @@ const secret = "whsec_lifecycle_test"
 type localStack struct {
 	t       *testing.T
 	tmp     *testenv.Temporal
+	cfg     config.Config
 	webhook string
 }
 
@@ -73,7 +75,7 @@ func startLocalStackWith(t *testing.T, env map[string]string, metrics client.Met
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &localStack{t: t, tmp: tmp, webhook: srv.URL + webhook.PathStripe}
+	return &localStack{t: t, tmp: tmp, cfg: cfg, webhook: srv.URL + webhook.PathStripe}
 }
 
 func (s *localStack) send(typ string, o stripefixture.Options) {

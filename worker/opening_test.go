@@ -2,7 +2,10 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +15,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
 
+	"dunning/activities"
 	"dunning/internal/stripefixture"
+	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -22,6 +27,8 @@ type recoveryRun struct {
 	runID  string
 	input  workflows.RecoveryInput
 	failed []string // event IDs of the payment_failed signals
+	// signals are those signals whole.
+	signals []workflows.PaymentFailedSignal
 }
 
 func readRecoveryRun(t *testing.T, s *localStack, id string) recoveryRun {
@@ -51,6 +58,7 @@ func readRecoveryRun(t *testing.T, s *localStack, id string) recoveryRun {
 				t.Fatalf("signal of %s: %v", id, err)
 			}
 			run.failed = append(run.failed, f.EventID)
+			run.signals = append(run.signals, f)
 		}
 	}
 	return run
@@ -101,6 +109,10 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 		t.Fatalf("first run: opening %v, pending %+v, signalled %v; want started with %s and its reads, no signal",
 			run.input.Opening, run.input.Pending, run.failed, first.ID)
 	}
+	// No run came before it: the start, made as the ID's first, said so.
+	if f := run.input.Pending[0]; f.FirstBeforeStart != nil || f.First.Previous.Found || f.First.PreviousErr != "" {
+		t.Fatalf("first run's reads %+v (unfinished %+v), want complete, with no previous run", f.First, f.FirstBeforeStart)
+	}
 
 	second := stripefixture.Options{ID: stripefixture.NewID("evt"), Customer: customer, ObjectID: "pi_open_b"}
 	s.send(workflows.EventPaymentFailed, second)
@@ -108,6 +120,10 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 	again := readRecoveryRun(t, s, id)
 	if again.runID != run.runID || !slices.Equal(again.failed, []string{second.ID}) {
 		t.Fatalf("second failure: run %s signalled %v; want run %s signalled %s", again.runID, again.failed, run.runID, second.ID)
+	}
+	// Refused as a first run, the start read the run that was going.
+	if f := again.signals[0]; f.FirstBeforeStart != nil || f.First == nil || !f.First.Previous.Running {
+		t.Fatalf("second failure's reads %+v (unfinished %+v), want the running recovery read into them", f.First, f.FirstBeforeStart)
 	}
 	if got := intentIDs(t, s, id); !slices.Equal(got, []string{"pi_open_a", "pi_open_b"}) {
 		t.Fatalf("intents %v, want both", got)
@@ -128,6 +144,14 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 	if next.runID == run.runID || !next.input.Opening || len(next.input.Pending) != 1 || next.input.Pending[0].EventID != third.ID || len(next.failed) != 0 {
 		t.Fatalf("after the end: run %s (first %s), opening %v, pending %+v, signalled %v; want a new run started with %s",
 			next.runID, run.runID, next.input.Opening, next.input.Pending, next.failed, third.ID)
+	}
+	// The life before is read at the start, refused as a first run, and
+	// travels with the reads: its card attempts count in the next life.
+	var before workflows.RecoveryResult
+	if f := next.input.Pending[0]; f.FirstBeforeStart != nil || f.First == nil || !f.First.Previous.Found || f.First.Previous.Running ||
+		f.First.Previous.Status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED.String() || json.Unmarshal(f.First.Previous.Result, &before) != nil ||
+		before.Stage != workflows.StageWaived {
+		t.Fatalf("after the end: reads %+v (unfinished %+v), want the waived life before read into them", f.First, f.FirstBeforeStart)
 	}
 	if got := intentIDs(t, s, id); !slices.Equal(got, []string{"pi_open_c"}) {
 		t.Fatalf("next life's intents %v, want pi_open_c alone", got)
@@ -188,5 +212,65 @@ func TestConcurrentFirstFailuresShareOneRecovery(t *testing.T) {
 		if got := intentIDs(t, s, id); !slices.Equal(got, []string{"pi_race_a", "pi_race_b", "pi_race_c", "pi_race_d"}) {
 			t.Fatalf("round %d: intents %v, want all four", round, got)
 		}
+	}
+}
+
+// Reads taken before a life of the customer started and ended do not
+// hide it from the next one. The event workflow leaves the latest run to
+// the start, which is made as the workflow ID's first: refused, since
+// that life is retained, it reads the life and opens the next with it,
+// its card attempts included. (When the event workflow read the latest
+// run itself, a life begun and ended between that read and the start
+// was missed, and its cards with it.)
+func TestALifeEndedAfterTheReadsIsReadAtTheStart(t *testing.T) {
+	s := startLocalStack(t, nil)
+	customer := stripefixture.NewID("cus")
+	id := workflows.RecoveryWorkflowID(customer)
+	// Reads of a failure taken while the customer had no recovery.
+	now := time.Now().UTC()
+	later := workflows.PaymentFailedSignal{
+		EventID: stripefixture.NewID("evt"), Created: now,
+		Intent: workflows.PaymentIntentInfo{ID: "pi_after", Amount: 4900, Currency: "usd", DeclineCode: "insufficient_funds"},
+		FirstBeforeStart: &workflows.FirstReads{At: now, Profile: activities.CustomerProfile{CustomerID: customer},
+			Owed: activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method"}},
+	}
+	// A life begins and ends before those reads reach the start.
+	first := stripefixture.Options{ID: stripefixture.NewID("evt"), Customer: customer, ObjectID: "pi_before"}
+	s.send(workflows.EventPaymentFailed, first)
+	waitClosed(t, s, first.ID)
+	ended := readRecoveryRun(t, s, id)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Reason: "test", Operator: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+
+	acts, err := worker.NewActivities(s.tmp.Client, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := acts.Signal(ctx, activities.SignalInput{WorkflowID: id, SignalName: workflows.SignalPaymentFailed, Signal: raw,
+		Start: &activities.StartRequest{Kind: activities.StartRecovery, StripeCustomerID: customer}})
+	if err != nil || !res.Delivered || res.RunID == ended.runID {
+		t.Fatalf("Signal = %+v, %v; want a new run started", res, err)
+	}
+	next := readRecoveryRun(t, s, id)
+	var before workflows.RecoveryResult
+	if next.runID != res.RunID || len(next.input.Pending) != 1 {
+		t.Fatalf("run %s started with %+v, want run %s started with the failure", next.runID, next.input.Pending, res.RunID)
+	}
+	if f := next.input.Pending[0]; f.FirstBeforeStart != nil || f.First == nil || !f.First.Previous.Found ||
+		json.Unmarshal(f.First.Previous.Result, &before) != nil || before.Stage != workflows.StageWaived {
+		t.Fatalf("reads %+v (unfinished %+v), want the life that ended after them read into them", f.First, f.FirstBeforeStart)
+	}
+	if f := next.input.Pending[0].First; !f.At.Equal(later.FirstBeforeStart.At) || f.Owed.Verdict != later.FirstBeforeStart.Owed.Verdict || f.Profile != later.FirstBeforeStart.Profile {
+		t.Errorf("reads %+v changed beyond the previous life, want %+v", f, later.FirstBeforeStart)
 	}
 }

@@ -127,6 +127,17 @@ func starter(cfg config.Config) func(activities.StartRequest) (activities.StartS
 					}
 					return workflows.RecoveryInput{StripeCustomerID: customer, Settings: settings, Pending: []workflows.PaymentFailedSignal{f}, Opening: true}, nil
 				},
+				LeavesPrevious: func(signal json.RawMessage) bool {
+					var f workflows.PaymentFailedSignal
+					return json.Unmarshal(signal, &f) == nil && f.FirstBeforeStart != nil
+				},
+				WithPrevious: func(signal json.RawMessage, latest activities.EndedRecovery, err error) (json.RawMessage, error) {
+					var f workflows.PaymentFailedSignal
+					if err := json.Unmarshal(signal, &f); err != nil {
+						return nil, fmt.Errorf("the failure a recovery opens with: %w", err)
+					}
+					return json.Marshal(f.WithPrevious(latest, err))
+				},
 			}, nil
 		case activities.StartCardExpiry:
 			var in workflows.CardExpiryInput

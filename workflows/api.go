@@ -378,6 +378,31 @@ type PaymentFailedSignal struct {
 	// First is what the event workflow read for a failure that may open
 	// a life, before it signalled; absent for dunning's own retries.
 	First *FirstReads `json:"first_reads,omitempty"`
+	// FirstBeforeStart are first reads that leave the customer's latest
+	// run to the start of the recovery (previous-at-start): the starter
+	// completes them and moves them to First, or drops them. A recovery
+	// never decides on them, so reads that reach one unfinished (a starter
+	// that predates them) make it read for itself.
+	FirstBeforeStart *FirstReads `json:"first_reads_before_start,omitempty"`
+}
+
+// WithPrevious completes reads that left the customer's latest run to
+// the start (FirstBeforeStart) with that run, as First; when it could
+// not be read (err), the reads are dropped and the recovery reads for
+// itself. A signal with nothing to complete is returned as it is.
+func (f PaymentFailedSignal) WithPrevious(latest activities.EndedRecovery, err error) PaymentFailedSignal {
+	if f.FirstBeforeStart == nil {
+		return f
+	}
+	reads := *f.FirstBeforeStart
+	f.FirstBeforeStart = nil
+	if err != nil {
+		f.First = nil
+		return f
+	}
+	reads.Previous, reads.PreviousErr = latest, ""
+	f.First = &reads
+	return f
 }
 
 // FirstReads are the reads that decide how a life opens: the Stripe

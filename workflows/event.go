@@ -138,7 +138,14 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 		// and never opens a new one.
 		start = nil
 	} else if version(ctx, firstReadsChange, 1) == 1 {
-		sig.First = firstReads(ctx, ev)
+		if version(ctx, previousAtStartChange, 1) == 1 {
+			// The previous life is left to the start, which asks Temporal
+			// once for both: a customer with no run retained (most) is
+			// started outright, and the others are read before theirs.
+			sig.FirstBeforeStart = firstReads(ctx, ev, false)
+		} else {
+			sig.First = firstReads(ctx, ev, true)
+		}
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentFailed, sig, start)
 	switch {
@@ -158,7 +165,10 @@ func routePaymentFailed(ctx workflow.Context, ev StripeEvent) (string, error) {
 // A peer's answer, a refusal included, is a read; no answer within
 // firstReadsWithin is not: then there are none (nil), the recovery starts
 // at once all the same and reads for itself, as it waits for nothing here.
-func firstReads(ctx workflow.Context, ev StripeEvent) *FirstReads {
+//
+// With previous false the customer's latest run is not read: the reads
+// leave it to the start (PaymentFailedSignal.FirstBeforeStart).
+func firstReads(ctx workflow.Context, ev StripeEvent, previous bool) *FirstReads {
 	pi := ev.PaymentIntent
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    15 * time.Second,
@@ -170,13 +180,19 @@ func firstReads(ctx workflow.Context, ev StripeEvent) *FirstReads {
 	// The customer's latest run, read from Temporal's own record of it
 	// (not from visibility, which may lag): the life before the one
 	// this failure opens, or one still running, which takes the signal.
-	prevCall := startQuick(ctx, actx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
+	var prevCall *quickCall
+	if previous {
+		prevCall = startQuick(ctx, actx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
+	}
 	owedCall := startQuick(ctx, actx, a.IntentOwed, activities.OwedInput{
 		IntentID: pi.ID, StripeCustomerID: ev.CustomerID, FailedPaymentMethod: pi.PaymentMethodID, SkipCharge: true,
 	})
 	r := FirstReads{At: workflow.Now(ctx)}
 	profileErr := profileCall.Get(ctx, &r.Profile)
-	prevErr := prevCall.Get(ctx, &r.Previous)
+	var prevErr error
+	if prevCall != nil {
+		prevErr = prevCall.Get(ctx, &r.Previous)
+	}
 	owedErr := owedCall.Get(ctx, &r.Owed)
 	for _, err := range []error{profileErr, prevErr, owedErr} {
 		var app *temporal.ApplicationError

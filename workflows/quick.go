@@ -52,6 +52,10 @@ const (
 	// pass it with the signal; a life opened on it is announced, notice
 	// and alert as local activities, on that signal alone.
 	firstReadsChange = "first-reads"
+	// previousAtStartChange leaves the first reads' look at the customer's
+	// latest run to the recovery's start, which learns it from its own
+	// answer when there is none (PaymentFailedSignal.FirstBeforeStart).
+	previousAtStartChange = "previous-at-start"
 )
 
 // localOptions bound a local attempt: three tries within 10 seconds, 1 s
