@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,12 +51,13 @@ import (
 //     BENCH_SECONDS, from the webhook's 200 to the alert's delivery;
 //   - worker-CPU-ms/recovery: the worker process's CPU time over the
 //     end-to-end rounds, divided by the recoveries they made;
-//   - with separate processes, where the machine's CPU went: the dev
-//     server's per event (server-CPU-ms/event) and per bare start
-//     (floor-server-CPU-ms/start), the webhook's per event, and this
-//     process's (the clients and the stand-ins) per event and per start;
-//     cpu-ratio is all of it per bare start over all of it per event,
-//     the ratio the rates would have if CPU alone bounded them.
+//   - where the machine's CPU went: the dev server's per event
+//     (server-CPU-ms/event) and per bare start (floor-server-CPU-ms/start),
+//     the webhook's per event (separate processes; in one, the worker's
+//     figure includes it), and this process's (the clients and the
+//     stand-ins) per event and per start; cpu-ratio is all of it per bare
+//     start over all of it per event, the ratio the rates would have if
+//     CPU alone bounded them.
 func BenchmarkEndToEnd(b *testing.B) { endToEnd(b, false) }
 
 // BenchmarkEndToEndSingleProcess is BenchmarkEndToEnd with the webhook and
@@ -130,17 +133,21 @@ func endToEnd(b *testing.B, single bool) {
 	b.ReportMetric(ms(pct(lat, 0.5)), "p50-ms")
 	b.ReportMetric(ms(pct(lat, 0.99)), "p99-ms")
 	b.ReportMetric(cpu/float64(n*rounds)*1000, "worker-CPU-ms/recovery")
-	if st.server != nil {
-		starts, events := float64(n*(rounds+1)), float64(n*rounds)
-		b.ReportMetric(floorOps.Writes()/starts, "floor-server-writes/start")
-		b.ReportMetric(e2eOps.Writes()/events, "server-writes/event")
-		b.ReportMetric(e2eOps.Reads()/events, "server-reads/event")
+	starts, events := float64(n*(rounds+1)), float64(n*rounds)
+	if st.serverPid != 0 {
 		b.ReportMetric(e2eCPU["server"]/events*1000, "server-CPU-ms/event")
 		b.ReportMetric(floorCPU["server"]/starts*1000, "floor-server-CPU-ms/start")
-		b.ReportMetric(e2eCPU["webhook"]/events*1000, "webhook-CPU-ms/event")
+		if st.hook != nil {
+			b.ReportMetric(e2eCPU["webhook"]/events*1000, "webhook-CPU-ms/event")
+		}
 		b.ReportMetric(e2eCPU["bench"]/events*1000, "bench-CPU-ms/event")
 		b.ReportMetric(floorCPU["bench"]/starts*1000, "floor-bench-CPU-ms/start")
 		b.ReportMetric((total(floorCPU)/starts)/(total(e2eCPU)/events), "cpu-ratio")
+	}
+	if st.server != nil {
+		b.ReportMetric(floorOps.Writes()/starts, "floor-server-writes/start")
+		b.ReportMetric(e2eOps.Writes()/events, "server-writes/event")
+		b.ReportMetric(e2eOps.Reads()/events, "server-reads/event")
 		// Printed, not logged: a benchmark's log is cut at ten lines.
 		fmt.Printf("%s: persistence requests per event, end to end (per bare start, floor):\n%s", b.Name(), e2eOps.Table(events, floorOps, starts))
 	}
@@ -156,6 +163,9 @@ type stack struct {
 	// server is the dev server, when the stack does not run its own
 	// (separate processes).
 	server *testenv.DevServer
+	// serverPid is the dev server's process, its own or `dunning dev`'s
+	// child, for its CPU time.
+	serverPid int
 	// worker is the process that runs the worker (and, single, the
 	// webhook).
 	worker *testenv.Process
@@ -210,7 +220,7 @@ func startStack(b *testing.B, single bool) *stack {
 	} else {
 		tmp = temporal(b)
 		vars["TEMPORAL_ADDRESS"] = tmp.Address
-		st.client, st.server = tmp.Client, tmp
+		st.client, st.server, st.serverPid = tmp.Client, tmp, tmp.Pid()
 	}
 	var environ []string
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
@@ -252,6 +262,7 @@ func startStack(b *testing.B, single bool) *stack {
 		}
 		b.Cleanup(c.Close)
 		st.client = c
+		st.serverPid = childNamed(b, st.worker.Pid(), "temporal")
 	}
 	return st
 }
@@ -426,13 +437,38 @@ func floor(c client.Client, tag string, n, conc int) (float64, error) {
 // stand-ins.
 func (st *stack) cpus() map[string]float64 {
 	m := map[string]float64{"worker": cpuSeconds(st.b, st.worker.Pid()), "bench": cpuSeconds(st.b, os.Getpid())}
-	if st.server != nil {
-		m["server"] = cpuSeconds(st.b, st.server.Pid())
+	if st.serverPid != 0 {
+		m["server"] = cpuSeconds(st.b, st.serverPid)
 	}
 	if st.hook != nil {
 		m["webhook"] = cpuSeconds(st.b, st.hook.Pid())
 	}
 	return m
+}
+
+// childNamed finds the child process of pid whose command is name.
+func childNamed(b *testing.B, pid int, name string) int {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, task := range tasks {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(raw)) {
+			child, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child)); err == nil && strings.TrimSpace(string(comm)) == name {
+				return child
+			}
+		}
+	}
+	b.Fatalf("no child process %q of %d", name, pid)
+	return 0
 }
 
 func total(m map[string]float64) float64 {
