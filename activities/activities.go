@@ -334,8 +334,12 @@ func (a *Activities) EndedRecovery(ctx context.Context, in EndedRecoveryInput) (
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		out.Running = true
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		// The result of the run described, by its run ID: without it the
+		// read follows the workflow ID to a run started since, and waits
+		// for that one to end.
 		var raw json.RawMessage
-		if err := a.Temporal.GetWorkflow(ctx, in.WorkflowID, "").Get(ctx, &raw); err != nil {
+		runID := desc.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		if err := a.Temporal.GetWorkflow(ctx, in.WorkflowID, runID).Get(ctx, &raw); err != nil {
 			return EndedRecovery{}, fmt.Errorf("read the result of %s: %w", in.WorkflowID, err)
 		}
 		out.Result = raw

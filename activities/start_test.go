@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/stretchr/testify/mock"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
@@ -182,4 +184,40 @@ type failingStart struct {
 func (f *failingStart) ExecuteWorkflow(context.Context, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
 	f.calls++
 	return nil, serviceerror.NewUnavailable("connection refused")
+}
+
+// resultTemporal describes a completed run and serves results by run ID.
+type resultTemporal struct {
+	client.Client
+	asked []string // run IDs whose result was read
+}
+
+func (f *resultTemporal) DescribeWorkflow(context.Context, string, string) (*client.WorkflowExecutionDescription, error) {
+	return &client.WorkflowExecutionDescription{RawResponse: &workflowservice.DescribeWorkflowExecutionResponse{
+		WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{Status: enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+			Execution: &commonpb.WorkflowExecution{WorkflowId: "w", RunId: "run-ended"}}}}, nil
+}
+
+func (f *resultTemporal) GetWorkflow(_ context.Context, _, runID string) client.WorkflowRun {
+	f.asked = append(f.asked, runID)
+	run := &mocks.WorkflowRun{}
+	run.On("Get", mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		*args.Get(1).(*json.RawMessage) = json.RawMessage(`{"stage":"waived"}`)
+	}).Return(nil)
+	return run
+}
+
+// The result read is the described run's: a run started since (by the
+// workflow ID alone the read would follow it) would keep the read
+// waiting until it ended.
+func TestEndedRecoveryReadsTheRunItDescribed(t *testing.T) {
+	f := &resultTemporal{}
+	a := &activities.Activities{Temporal: f}
+	got, err := a.EndedRecovery(context.Background(), activities.EndedRecoveryInput{WorkflowID: "w"})
+	if err != nil || !got.Found || got.Running || string(got.Result) != `{"stage":"waived"}` {
+		t.Fatalf("EndedRecovery = %+v, %v", got, err)
+	}
+	if len(f.asked) != 1 || f.asked[0] != "run-ended" {
+		t.Fatalf("results read of runs %q, want the described run-ended", f.asked)
+	}
 }
