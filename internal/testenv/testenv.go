@@ -5,12 +5,15 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,31 +71,66 @@ func FreeAddress(t testing.TB) string {
 }
 
 // StartTemporal starts a dev server on a free port, with dunning's search
-// attributes and retention set up, and stops it when the test ends.
+// attributes and retention set up, and stops it when the test ends. A
+// server that does not come up (its port taken between FreeAddress and
+// its start, by another test binary's server) is tried again on another.
 func StartTemporal(t testing.TB) *Temporal {
-	return StartTemporalAt(t, FreeAddress(t))
+	t.Helper()
+	var errs []error
+	for range 3 {
+		addr := FreeAddress(t)
+		srv, err := startSDKDevServer(t, addr)
+		if err == nil {
+			return setUpTemporal(t, addr, srv)
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("temporal dev server: %v", errors.Join(errs...))
+	return nil
 }
 
 // StartTemporalAt starts a dev server on addr (host:port).
 func StartTemporalAt(t testing.TB, addr string) *Temporal {
 	t.Helper()
+	srv, err := startSDKDevServer(t, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setUpTemporal(t, addr, srv)
+}
+
+// startSDKDevServer starts the SDK's dev server on addr; its error carries
+// the end of what the server wrote, which says why it did not come up.
+func startSDKDevServer(t testing.TB, addr string) (*testsuite.DevServer, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// A server whose port is taken exits at once, but the SDK would wait
+	// out its whole timeout for it: its own words end the wait.
+	out := &tailBuffer{max: 4 << 10, watch: "address already in use", seen: cancel}
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: Tool(t, "TEMPORAL_CLI", "temporal"),
 		ClientOptions: &client.Options{
 			HostPort:  addr,
 			Namespace: "default",
-			Logger:    tlog.NewStructuredLogger(logger),
+			Logger:    tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		},
 		LogLevel: "error",
 		Stdout:   io.Discard,
-		Stderr:   io.Discard,
+		Stderr:   out,
 	})
 	if err != nil {
-		t.Fatalf("start temporal dev server on %s: %v", addr, err)
+		return nil, fmt.Errorf("start temporal dev server on %s: %w (its output: %q)", addr, err, out.String())
 	}
+	return srv, nil
+}
+
+// setUpTemporal sets dunning's namespace up on a server that answers.
+func setUpTemporal(t testing.TB, addr string, srv *testsuite.DevServer) *Temporal {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tmp := &Temporal{Address: addr, Namespace: "default", Client: srv.Client(), server: srv}
 	t.Cleanup(tmp.Stop)
 	if err := worker.SetupNamespace(ctx, tmp.Client, tmp.Namespace, config.MinRetention, logger); err != nil {
@@ -145,4 +183,34 @@ func RunWithoutUserConfig(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Setenv("XDG_CONFIG_HOME", dir)
 	return m.Run()
+}
+
+// tailBuffer keeps the last max bytes written to it, from any goroutine,
+// and calls seen once when they first hold watch.
+type tailBuffer struct {
+	mu    sync.Mutex
+	max   int
+	b     []byte
+	watch string
+	seen  func()
+}
+
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > w.max {
+		w.b = w.b[len(w.b)-w.max:]
+	}
+	if w.seen != nil && w.watch != "" && strings.Contains(string(w.b), w.watch) {
+		w.seen()
+		w.seen = nil
+	}
+	return len(p), nil
+}
+
+func (w *tailBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
 }
