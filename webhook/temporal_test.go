@@ -161,13 +161,22 @@ func TestWebhookStartsOneWorkflowPerEvent(t *testing.T) {
 		if code, a := deliver(t, srv.URL, body); code != http.StatusOK || a.Status != webhook.OutcomeDuplicate {
 			t.Fatalf("redelivery after close: %d %+v", code, a)
 		}
-		resp, err := tmp.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: "WorkflowId = '" + ev.ID + "'",
-		})
-		if err != nil {
-			t.Fatal(err)
+		// Visibility is written after the fact: wait for the record (a
+		// loaded machine takes a moment), then count.
+		var n int
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			resp, err := tmp.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query: "WorkflowId = '" + ev.ID + "'",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n = len(resp.GetExecutions()); n > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if n := len(resp.GetExecutions()); n != 1 {
+		if n != 1 {
 			t.Fatalf("%d executions of %s, want 1", n, ev.ID)
 		}
 	})
