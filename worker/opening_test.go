@@ -91,6 +91,20 @@ func stateOf(t *testing.T, s *localStack, id, runID string) workflows.RecoverySt
 	return st
 }
 
+// waive has an operator waive the running recovery id, and waits until
+// it has ended waived.
+func waive(t *testing.T, s *localStack, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Reason: "test", Operator: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+}
+
 // A customer with no recovery going has one started with the failure in
 // its input, its first reads with it; a failure while it runs reaches it
 // as a signal, never as a second start; once it has ended, the next
@@ -129,14 +143,7 @@ func TestRecoveryStartsWithItsFailureAndIsSignalledWhileItRuns(t *testing.T) {
 		t.Fatalf("intents %v, want both", got)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Reason: "test", Operator: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
-		t.Fatalf("stage %s, want waived", res.Stage)
-	}
+	waive(t, s, id)
 	third := stripefixture.Options{ID: stripefixture.NewID("evt"), Customer: customer, ObjectID: "pi_open_c"}
 	s.send(workflows.EventPaymentFailed, third)
 	waitClosed(t, s, third.ID)
@@ -239,14 +246,7 @@ func TestALifeEndedAfterTheReadsIsReadAtTheStart(t *testing.T) {
 	s.send(workflows.EventPaymentFailed, first)
 	waitClosed(t, s, first.ID)
 	ended := readRecoveryRun(t, s, id)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Reason: "test", Operator: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
-		t.Fatalf("stage %s, want waived", res.Stage)
-	}
+	waive(t, s, id)
 
 	acts, err := worker.NewActivities(s.tmp.Client, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -256,6 +256,8 @@ func TestALifeEndedAfterTheReadsIsReadAtTheStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	res, err := acts.Signal(ctx, activities.SignalInput{WorkflowID: id, SignalName: workflows.SignalPaymentFailed, Signal: raw,
 		Start: &activities.StartRequest{Kind: activities.StartRecovery, StripeCustomerID: customer}})
 	if err != nil || !res.Delivered || res.RunID == ended.runID {
