@@ -62,24 +62,7 @@ type DevServer struct {
 // file (StartDevServer again with o.DBFilename).
 func StartDevServer(t testing.TB, addr string, o TemporalOptions) *DevServer {
 	t.Helper()
-	attempts := 1
-	if addr == "" {
-		attempts = 3
-	}
-	for i := 1; ; i++ {
-		a := addr
-		if a == "" {
-			a = FreeAddress(t)
-		}
-		d, err := startDevServer(t, a, o)
-		if err == nil {
-			return d
-		}
-		if i == attempts {
-			t.Fatalf("temporal dev server: %v", err)
-		}
-		t.Logf("temporal dev server did not start (%v); trying another port", err)
-	}
+	return onFreePort(t, addr, func(a string) (*DevServer, error) { return startDevServer(t, a, o) })
 }
 
 func startDevServer(t testing.TB, addr string, o TemporalOptions) (*DevServer, error) {

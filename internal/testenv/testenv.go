@@ -5,7 +5,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,32 +70,50 @@ func FreeAddress(t testing.TB) string {
 }
 
 // StartTemporal starts a dev server on a free port, with dunning's search
-// attributes and retention set up, and stops it when the test ends. A
-// server that does not come up (its port taken between FreeAddress and
-// its start, by another test binary's server) is tried again on another.
+// attributes and retention set up, and stops it when the test ends.
 func StartTemporal(t testing.TB) *Temporal {
 	t.Helper()
-	var errs []error
-	for range 3 {
-		addr := FreeAddress(t)
-		srv, err := startSDKDevServer(t, addr)
-		if err == nil {
-			return setUpTemporal(t, addr, srv)
-		}
-		errs = append(errs, err)
-	}
-	t.Fatalf("temporal dev server: %v", errors.Join(errs...))
-	return nil
+	return StartTemporalAt(t, "")
 }
 
-// StartTemporalAt starts a dev server on addr (host:port).
+// StartTemporalAt starts a dev server on addr (host:port), or, with addr
+// empty, on a free port, and on another if it does not come up there (its
+// port taken between FreeAddress and its start, by another test binary's
+// server).
 func StartTemporalAt(t testing.TB, addr string) *Temporal {
 	t.Helper()
-	srv, err := startSDKDevServer(t, addr)
-	if err != nil {
-		t.Fatal(err)
+	return onFreePort(t, addr, func(a string) (*Temporal, error) {
+		srv, err := startSDKDevServer(t, a)
+		if err != nil {
+			return nil, err
+		}
+		return setUpTemporal(t, a, srv), nil
+	})
+}
+
+// onFreePort starts a dev server with start on addr or, with addr empty,
+// on a free port, and on another (three in all) when it cannot start on
+// one; the last failure fails the test.
+func onFreePort[T any](t testing.TB, addr string, start func(addr string) (T, error)) T {
+	t.Helper()
+	attempts := 1
+	if addr == "" {
+		attempts = 3
 	}
-	return setUpTemporal(t, addr, srv)
+	for i := 1; ; i++ {
+		a := addr
+		if a == "" {
+			a = FreeAddress(t)
+		}
+		v, err := start(a)
+		if err == nil {
+			return v
+		}
+		if i == attempts {
+			t.Fatalf("temporal dev server: %v", err)
+		}
+		t.Logf("temporal dev server did not start (%v); trying another port", err)
+	}
 }
 
 // startSDKDevServer starts the SDK's dev server on addr; its error carries
