@@ -578,6 +578,9 @@ type RecoveryState struct {
 	Paused       bool      `json:"paused,omitempty"`
 	PausedAt     time.Time `json:"paused_at,omitzero"`
 	PausedReason string    `json:"paused_reason,omitempty"`
+	// PaidWhilePausedAlerted is the PausedAt of the pause during which
+	// ops were told that a suspended customer has paid.
+	PaidWhilePausedAlerted time.Time `json:"paid_while_paused_alerted,omitzero"`
 
 	// Invoice is the latest Amberflo invoice seen for the customer.
 	Invoice *AmberfloInvoice `json:"invoice,omitempty"`

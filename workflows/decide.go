@@ -28,6 +28,29 @@ func unpaidCount(s *RecoveryState) int {
 	return n
 }
 
+// openIntents is the set of the open intents' IDs.
+func openIntents(s *RecoveryState) map[string]bool {
+	open := map[string]bool{}
+	for _, in := range s.Intents {
+		if in.State == IntentOpen {
+			open[in.ID] = true
+		}
+	}
+	return open
+}
+
+// newlyOpen lists the intents open now that were not open in before: new
+// failures, and payments in flight that failed.
+func newlyOpen(s *RecoveryState, before map[string]bool) []string {
+	var ids []string
+	for _, in := range s.Intents {
+		if in.State == IntentOpen && !before[in.ID] {
+			ids = append(ids, in.ID)
+		}
+	}
+	return ids
+}
+
 // unsettledCount counts the intents open or in flight.
 func unsettledCount(s *RecoveryState) int {
 	n := 0

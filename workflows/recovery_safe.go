@@ -42,6 +42,21 @@ const (
 	// lifeIDChange names a life by its run as well as its second: lives
 	// begun before it are named by the second alone.
 	lifeIDChange = "life-id-run"
+	// takeAwayOnCheckedStateChange decides a take-away only on intents the
+	// re-check just asked about (one that joins while it runs is asked
+	// first), and ends a life whose take-away the re-check called off
+	// through recoverSafe; before, such a life ended through recover,
+	// which reported a written-off debt as recovered and dropped a notice
+	// the mailer refused.
+	takeAwayOnCheckedStateChange = "take-away-on-checked-state"
+	// controlKeyPerRequestChange gives the next control-plane call of an
+	// action a new key once one has failed: the next is built anew (amount
+	// owed, time) and one key never carries two bodies. Before, the index
+	// moved on success only.
+	controlKeyPerRequestChange = "control-key-per-request"
+	// paidWhilePausedChange tells ops when a suspended customer has paid
+	// while the recovery is paused: the resume waits for the operator.
+	paidWhilePausedChange = "paid-while-paused"
 )
 
 // safe reports whether this life follows the money rules.
@@ -661,12 +676,24 @@ func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 	if err != nil || !ok {
 		return err
 	}
+	checked := openIntents(&r.s)
 	r.drain(ctx)
 	if reason := blockTakeAway(&r.s, step, workflow.Now(ctx)); reason != "" {
 		r.record(ctx, "decision", step, "called off: "+reason, false)
 		if unsettledCount(&r.s) == 0 && r.s.Waive == nil && !r.s.Paused {
+			if r.version(ctx, takeAwayOnCheckedStateChange, 1) == 1 {
+				return r.recoverSafe(ctx)
+			}
 			return r.recover(ctx)
 		}
+		return nil
+	}
+	if unasked := newlyOpen(&r.s, checked); len(unasked) > 0 && r.version(ctx, takeAwayOnCheckedStateChange, 1) == 1 {
+		// A failure that came in while the peers were asked is owed only
+		// as far as the event says: the loop comes back at once and asks
+		// about it before anything is taken away.
+		r.record(ctx, "decision", step, "deferred: not yet re-checked: "+strings.Join(unasked, ", "), false)
+		r.wake = true
 		return nil
 	}
 	r.record(ctx, "decision", step, "decided: "+r.owedSummary(), false)
@@ -674,6 +701,18 @@ func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 		return r.suspendSafe(ctx)
 	}
 	return r.deprovisionSafe(ctx)
+}
+
+// alertPaidWhilePaused tells ops, once per pause, that a suspended
+// customer has paid everything: the account stays suspended until an
+// operator resumes the recovery, which then gives it back.
+func (r *recovery) alertPaidWhilePaused(ctx workflow.Context) {
+	r.s.PaidWhilePausedAlerted = r.s.PausedAt
+	r.record(ctx, "decision", "resume", "waiting: paid while paused ("+r.s.PausedReason+")", false)
+	r.alert(ctx, "critical", r.key("paid-while-paused", fmt.Sprint(r.s.PausedAt.Unix())),
+		"Paid but still suspended: "+r.s.StripeCustomerID,
+		"Every owed payment is settled, but the recovery is paused ("+r.s.PausedReason+"), so the account has not been given back.\n"+
+			"Resume with: temporal workflow update execute --workflow-id "+r.id+" --name "+ControlResume)
 }
 
 // owedSummary says what the latest checks found for each unpaid intent.
@@ -744,6 +783,11 @@ func (r *recovery) controlPlaneSafe(ctx workflow.Context, action, reason string)
 	}).Get(ctx, &res)
 	if err != nil {
 		r.busy = ""
+		if r.version(ctx, controlKeyPerRequestChange, 1) == 1 {
+			// The request under this key may have reached the control
+			// plane; the next one is built anew, so it takes the next key.
+			r.s.ControlCalls[action]++
+		}
 		return false, r.pauseForOperator(ctx, "control plane "+action+" failed: "+errText(err))
 	}
 	r.s.ControlCalls[action]++
@@ -759,13 +803,18 @@ func (r *recovery) controlPlaneSafe(ctx workflow.Context, action, reason string)
 }
 
 func (r *recovery) recoverSafe(ctx workflow.Context) error {
-	if r.s.Stage == StageSuspended {
+	switch {
+	case r.s.Stage == StageSuspended:
 		ok, err := r.controlPlaneSafe(ctx, "resume", "paid")
 		if err != nil || !ok {
 			return err
 		}
 		r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
-	} else if r.s.PastDueNoticeSent {
+	case r.s.PastDueNoticeSent && forgivenOnly(&r.s):
+		// Told of a failure, the customer hears that the debt is gone,
+		// not that a payment came in.
+		r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
+	case r.s.PastDueNoticeSent:
 		r.noticeSafe(ctx, "payment_recovered", r.key("recovered", "notice"), "", nil, nil, "")
 	}
 	r.s.Stage = StageRecovered
@@ -916,6 +965,10 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		// that has nothing to give back.
 		if r.s.Stage == StagePastDue && r.settled(ctx) {
 			return r.recoverSafe(ctx)
+		}
+		if r.s.Stage == StageSuspended && unsettledCount(&r.s) == 0 && r.s.Waive == nil &&
+			!r.s.PaidWhilePausedAlerted.Equal(r.s.PausedAt) && r.version(ctx, paidWhilePausedChange, 1) == 1 {
+			r.alertPaidWhilePaused(ctx)
 		}
 		return nil
 	}

@@ -95,12 +95,15 @@ type world struct {
 	keyParams map[string]string
 	attempts  map[string]int
 	controls  []activities.ControlPlaneInput
-	notices   []activities.NoticeInput
-	alerts    []activities.AlertInput
-	deactive  []string
-	forgiven  []activities.ForgiveInput
-	checks    []string
-	failures  []string
+	// controlTries is every request the control plane received, the
+	// refused ones too.
+	controlTries []activities.ControlPlaneInput
+	notices      []activities.NoticeInput
+	alerts       []activities.AlertInput
+	deactive     []string
+	forgiven     []activities.ForgiveInput
+	checks       []string
+	failures     []string
 }
 
 func newWorld() *world {
@@ -288,6 +291,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 		func(_ context.Context, in activities.ControlPlaneInput) (activities.ControlPlaneResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			w.controlTries = append(w.controlTries, in)
 			if w.rejectControl[in.Action] > 0 {
 				w.rejectControl[in.Action]--
 				return activities.ControlPlaneResult{}, temporal.NewNonRetryableApplicationError("403 forbidden", activities.ErrControlPlaneRejected, nil)
