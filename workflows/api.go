@@ -578,6 +578,9 @@ type RecoveryState struct {
 	Paused       bool      `json:"paused,omitempty"`
 	PausedAt     time.Time `json:"paused_at,omitzero"`
 	PausedReason string    `json:"paused_reason,omitempty"`
+	// WaiverWaits is set while a waiver waits for the outcome of payments
+	// in flight (kept if they succeed, forgiven if they fail).
+	WaiverWaits bool `json:"waiver_waits,omitempty"`
 	// PaidWhilePausedAlerted is the PausedAt of the pause during which
 	// ops were told that a suspended customer has paid.
 	PaidWhilePausedAlerted time.Time `json:"paid_while_paused_alerted,omitzero"`

@@ -135,6 +135,9 @@ func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (Oper
 	case r.s.Stage == StageSuspended:
 		msg += "; the customer is resumed"
 	}
+	if n := inFlightCount(&r.s); n > 0 {
+		msg += fmt.Sprintf("; %d payment(s) in flight are waited for: kept if they succeed, forgiven if they fail", n)
+	}
 	return OperatorResult{Accepted: true, Message: msg}, nil
 }
 

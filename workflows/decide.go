@@ -51,6 +51,17 @@ func newlyOpen(s *RecoveryState, before map[string]bool) []string {
 	return ids
 }
 
+// inFlightCount counts the intents whose payment is in flight.
+func inFlightCount(s *RecoveryState) int {
+	n := 0
+	for _, in := range s.Intents {
+		if in.State == IntentInFlight {
+			n++
+		}
+	}
+	return n
+}
+
 // unsettledCount counts the intents open or in flight.
 func unsettledCount(s *RecoveryState) int {
 	n := 0

@@ -57,6 +57,10 @@ const (
 	// paidWhilePausedChange tells ops when a suspended customer has paid
 	// while the recovery is paused: the resume waits for the operator.
 	paidWhilePausedChange = "paid-while-paused"
+	// waiverKeepsInFlightChange leaves a payment in flight out of a
+	// waiver: kept if it succeeds, forgiven if it fails. Before, the
+	// waiver forgave it with the money on its way.
+	waiverKeepsInFlightChange = "waiver-keeps-in-flight"
 )
 
 // safe reports whether this life follows the money rules.
@@ -841,8 +845,9 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	req := *r.s.Waive
 	operator := "operator " + firstNonEmpty(req.Operator, "(unnamed)")
+	keepInFlight := inFlightCount(&r.s) > 0 && r.version(ctx, waiverKeepsInFlightChange, 1) == 1
 	for _, in := range r.s.Intents {
-		if !unsettled(in) {
+		if !unsettled(in) || (keepInFlight && in.State == IntentInFlight) {
 			continue
 		}
 		var res activities.ForgiveResult
@@ -863,6 +868,14 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 			r.record(ctx, "waiver in stripe", in.ID, firstNonEmpty(res.Detail, res.Outcome), res.DryRun)
 		}
 	}
+	if keepInFlight && inFlightCount(&r.s) > 0 {
+		// The money on its way is not forgiven: the waiver waits for its
+		// outcome, and takes it up again if it fails.
+		r.s.WaiverWaits = true
+		r.record(ctx, "operator: waive", req.Operator, fmt.Sprintf("waiting for %d payment(s) in flight", inFlightCount(&r.s)), false)
+		return nil
+	}
+	r.s.WaiverWaits = false
 	if !anyWaived(&r.s) {
 		// Everything was paid before the waiver could forgive it.
 		r.s.Waive = nil
@@ -945,6 +958,9 @@ func (r *recovery) settled(ctx workflow.Context) bool {
 // after the control plane refused it, which waits for the operator's
 // resume, like everything automatic.
 func (r *recovery) waivePending() bool {
+	if r.s.WaiverWaits && unpaidCount(&r.s) == 0 && unsettledCount(&r.s) > 0 {
+		return false // only payments in flight are left: their outcome is waited for
+	}
 	return r.s.Waive != nil && !(r.s.Paused && unsettledCount(&r.s) == 0)
 }
 
@@ -1045,6 +1061,11 @@ func (r *recovery) planSafe() NextAction {
 		return NextAction{Kind: NextWaitPayment}
 	case r.s.Paused:
 		return NextAction{Kind: NextPaused}
+	case r.s.Waive != nil && r.s.WaiverWaits:
+		// Nothing is charged or taken away; ops hear of a payment that
+		// stays in flight.
+		_, at := inFlightAlertDue(&r.s, time.Time{})
+		return NextAction{Kind: NextWaitPayment, At: at}
 	case r.s.Waive != nil:
 		return NextAction{Kind: NextNone}
 	}
