@@ -36,6 +36,15 @@ const (
 	ErrBadInput             = "BadInput"
 )
 
+// Error types of retryable failures that are answers, not faults: Amberflo
+// answered, but not yet whether the money is owed.
+const (
+	// ErrAmberfloPending: the invoice's payment is in flight (PENDING).
+	ErrAmberfloPending = "AmberfloPending"
+	// ErrAmberfloUnknown: Amberflo does not know (UNKNOWN).
+	ErrAmberfloUnknown = "AmberfloUnknown"
+)
+
 // Kinds of workflow a signal may start.
 const (
 	StartRecovery   = "recovery"

@@ -33,7 +33,9 @@ type AmberfloInvoice struct {
 }
 
 // LatestInvoice looks up the customer's latest Amberflo invoice with its
-// payment status. No invoice is a result (Found false), not an error.
+// payment status. No invoice is a result (Found false), not an error; so
+// are a paid and an unpaid invoice. A payment status that says neither is
+// an error (see invoiceAnswer).
 func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (AmberfloInvoice, error) {
 	if a.Amberflo == nil {
 		a.logger(ctx).Info("dry run: amberflo not configured; invoice not looked up", "customer", in.CustomerID)
@@ -46,8 +48,43 @@ func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (Amber
 	if err != nil {
 		return AmberfloInvoice{}, classify(err, ErrAmberfloRejected)
 	}
-	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
-		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
+	return invoiceAnswer(inv, fmt.Sprintf("latest invoice %q of customer %q", inv.URI, in.CustomerID))
+}
+
+// invoiceAnswer is an Amberflo invoice as a result, when its payment
+// status says whether the money is owed: paid (SETTLED, NOT_NEEDED) or
+// unpaid (FAILED, REQUIRES_ACTION, PRE_PAYMENT), in any case. Otherwise
+// it is an error naming what Amberflo answered, for which nothing is
+// charged and nothing taken away:
+//   - PENDING (a payment in flight) and UNKNOWN (Amberflo does not know
+//     yet): retryable, of type ErrAmberfloPending or ErrAmberfloUnknown;
+//     the workflow asks again later and tells ops when that lasts.
+//   - no status, or one Amberflo does not document: a non-retryable
+//     ErrAmberfloRejected; the workflow pauses for an operator.
+//
+// what names the invoice in the error.
+func invoiceAnswer(inv amberflo.Invoice, what string) (AmberfloInvoice, error) {
+	status := inv.PaymentStatus.Normal()
+	res := AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice, PaymentStatus: string(status)}
+	switch inv.State() {
+	case amberflo.StatePaid:
+		res.Paid = true
+		return res, nil
+	case amberflo.StateUnpaid:
+		return res, nil
+	case amberflo.StateInFlight:
+		return AmberfloInvoice{}, temporal.NewApplicationError(fmt.Sprintf(
+			"amberflo: %s: payment %s, in flight: not charged, nothing taken away until it settles", what, status), ErrAmberfloPending)
+	case amberflo.StateUnknown:
+		return AmberfloInvoice{}, temporal.NewApplicationError(fmt.Sprintf(
+			"amberflo: %s: payment %s, Amberflo does not know whether it is paid: not charged, nothing taken away until it does", what, status), ErrAmberfloUnknown)
+	}
+	got := fmt.Sprintf("payment status %q", string(inv.PaymentStatus))
+	if strings.TrimSpace(string(inv.PaymentStatus)) == "" {
+		got = "no payment status (paymentStatus missing or null)"
+	}
+	return AmberfloInvoice{}, classify(fmt.Errorf(
+		"amberflo: %s: %s, not one Amberflo documents: not charged, nothing taken away", what, got), ErrAmberfloRejected)
 }
 
 // AmberfloPeriodInput names the Amberflo invoice that bills a usage period.
@@ -61,7 +98,9 @@ type AmberfloPeriodInput struct {
 // period a Stripe invoice bills: a settled newer invoice says nothing of an
 // older debt, and an unpaid newer one nothing of a paid older one. No
 // matching invoice is a result (Found false). A 4xx or an unreadable answer
-// is a non-retryable ErrAmberfloRejected.
+// is a non-retryable ErrAmberfloRejected; so is a payment status that is
+// not one Amberflo documents. PENDING and UNKNOWN are retryable errors
+// (see invoiceAnswer).
 func (a *Activities) InvoiceForPeriod(ctx context.Context, in AmberfloPeriodInput) (AmberfloInvoice, error) {
 	if a.Amberflo == nil {
 		a.logger(ctx).Info("dry run: amberflo not configured; invoice not looked up", "customer", in.CustomerID)
@@ -75,8 +114,8 @@ func (a *Activities) InvoiceForPeriod(ctx context.Context, in AmberfloPeriodInpu
 	if !ok {
 		return AmberfloInvoice{}, nil
 	}
-	return AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice,
-		PaymentStatus: string(inv.PaymentStatus), Paid: inv.Paid()}, nil
+	return invoiceAnswer(inv, fmt.Sprintf("invoice %q of customer %q for %s…%s", inv.URI, in.CustomerID,
+		in.PeriodStart.UTC().Format(time.DateOnly), in.PeriodEnd.UTC().Format(time.DateOnly)))
 }
 
 // DeactivateResult says whether the customer was changed.

@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"dunning/activities"
 	"dunning/internal/sig"
@@ -162,6 +165,109 @@ func TestInvoiceForPeriodSlowAmberflo(t *testing.T) {
 	wantRetryable(t, err)
 	if got != (activities.AmberfloInvoice{}) {
 		t.Errorf("result = %+v with no answer, want none", got)
+	}
+}
+
+// Amberflo's payment statuses, as the two activities that decide on them
+// answer: each documented status as documented (upper case) and as
+// Amberflo's TypeScript SDK sends it (lower case), none, null and one
+// Amberflo does not document. Paid and unpaid are results; a payment in
+// flight and UNKNOWN are retryable errors (asked again later, nothing
+// charged or taken away meanwhile); anything else is a non-retryable
+// ErrAmberfloRejected, for an operator.
+func TestAmberfloPaymentStatusAnswers(t *testing.T) {
+	type want struct {
+		result  string // paid, unpaid, or "" for an error
+		errType string // the error's type when there is no result
+		says    string // in the error's text: what Amberflo answered
+	}
+	paid, unpaid := want{result: "paid"}, want{result: "unpaid"}
+	pending := func(s string) want {
+		return want{errType: activities.ErrAmberfloPending, says: "payment " + s + ", in flight"}
+	}
+	unknown := func(s string) want {
+		return want{errType: activities.ErrAmberfloUnknown, says: "payment " + s + ", Amberflo does not know"}
+	}
+	rejected := func(says string) want { return want{errType: activities.ErrAmberfloRejected, says: says} }
+	cases := []struct {
+		name   string
+		member string // the raw paymentStatus member; "" for none
+		want   want
+	}{
+		{"SETTLED", `"paymentStatus": "SETTLED"`, paid},
+		{"settled", `"paymentStatus": "settled"`, paid},
+		{"NOT_NEEDED", `"paymentStatus": "NOT_NEEDED"`, paid},
+		{"not_needed", `"paymentStatus": "not_needed"`, paid},
+		{"FAILED", `"paymentStatus": "FAILED"`, unpaid},
+		{"failed", `"paymentStatus": "failed"`, unpaid},
+		{"REQUIRES_ACTION", `"paymentStatus": "REQUIRES_ACTION"`, unpaid},
+		{"requires_action", `"paymentStatus": "requires_action"`, unpaid},
+		{"PRE_PAYMENT", `"paymentStatus": "PRE_PAYMENT"`, unpaid},
+		{"pre_payment", `"paymentStatus": "pre_payment"`, unpaid},
+		{"PENDING", `"paymentStatus": "PENDING"`, pending("PENDING")},
+		{"pending", `"paymentStatus": "pending"`, pending("PENDING")},
+		{"UNKNOWN", `"paymentStatus": "UNKNOWN"`, unknown("UNKNOWN")},
+		{"unknown", `"paymentStatus": "unknown"`, unknown("UNKNOWN")},
+		{"missing", ``, rejected("no payment status")},
+		{"null", `"paymentStatus": null`, rejected("no payment status")},
+		{"empty", `"paymentStatus": ""`, rejected("no payment status")},
+		{"not documented", `"paymentStatus": "PARTIALLY_SETTLED"`, rejected(`payment status "PARTIALLY_SETTLED"`)},
+	}
+	invoice := func(member string) string {
+		body := `{"invoiceUri": "payments/billing/invoices/acct-42/2025-05",
+			"invoiceKey": {"customerId": "acct-42", "productId": "1", "year": 2025, "month": 5},
+			"invoiceStartTimeInSeconds": ` + fmt.Sprint(may1.Unix()) + `, "invoiceEndTimeInSeconds": ` + fmt.Sprint(jun1.Unix()) + `,
+			"planName": "Team", "totalBill": {"itemPrice": 49, "fixedPrice": 0, "prepaid": 0, "totalPrice": 49, "totalDiscount": 0}`
+		if member != "" {
+			body += ", " + member
+		}
+		return body + "}"
+	}
+	calls := map[string]func(t *testing.T, body string) (activities.AmberfloInvoice, error){
+		"InvoiceForPeriod": func(t *testing.T, body string) (activities.AmberfloInvoice, error) {
+			srv, _ := amberfloInvoices(t, http.StatusOK, "["+body+"]")
+			return amberfloActivities(t, srv.URL).InvoiceForPeriod(context.Background(), periodInput(may1, jun1))
+		},
+		"LatestInvoice": func(t *testing.T, body string) (activities.AmberfloInvoice, error) {
+			p := newPeer(t, answer{http.StatusOK, body})
+			return amberfloActivities(t, p.URL).LatestInvoice(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+		},
+	}
+	for name, call := range calls {
+		for _, tc := range cases {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				got, err := call(t, invoice(tc.member))
+				if tc.want.result != "" {
+					if err != nil {
+						t.Fatalf("%s: %v; want the invoice, %s", name, err, tc.want.result)
+					}
+					status := strings.ToUpper(strings.Trim(strings.TrimPrefix(tc.member, `"paymentStatus": `), `"`))
+					wantInv := activities.AmberfloInvoice{Found: true, URI: "payments/billing/invoices/acct-42/2025-05",
+						Amount: 49, PaymentStatus: status, Paid: tc.want.result == "paid"}
+					if got != wantInv {
+						t.Errorf("%s = %+v, want %+v", name, got, wantInv)
+					}
+					return
+				}
+				if got != (activities.AmberfloInvoice{}) {
+					t.Errorf("result = %+v with the error, want none: nothing is guessed", got)
+				}
+				if tc.want.errType == activities.ErrAmberfloRejected {
+					wantNonRetryable(t, err, activities.ErrAmberfloRejected)
+				} else {
+					wantRetryable(t, err)
+					var appErr *temporal.ApplicationError
+					if !errors.As(err, &appErr) || appErr.Type() != tc.want.errType {
+						t.Errorf("err = %v (%T), want a retryable application error of type %s", err, err, tc.want.errType)
+					}
+				}
+				for _, s := range []string{tc.want.says, "payments/billing/invoices/acct-42/2025-05", "not charged, nothing taken away"} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("err %q does not say %q", err, s)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
-// PaymentStatus is the payment state of an Amberflo invoice.
+// PaymentStatus is the payment state of an Amberflo invoice, as Amberflo
+// sent it. Amberflo documents the values below in upper case; its own
+// TypeScript SDK sends them in lower case, so they are compared without
+// regard to case (State).
 type PaymentStatus string
 
 const (
@@ -22,10 +26,50 @@ const (
 	PaymentUnknown        PaymentStatus = "UNKNOWN"
 )
 
-// Paid reports whether nothing is owed: SETTLED or NOT_NEEDED.
-func (s PaymentStatus) Paid() bool {
-	return s == PaymentSettled || s == PaymentNotNeeded
+// PaymentState is what a payment status says of the invoice's money.
+type PaymentState string
+
+const (
+	// StatePaid: nothing is owed (SETTLED, NOT_NEEDED).
+	StatePaid PaymentState = "paid"
+	// StateUnpaid: the money is owed (FAILED, REQUIRES_ACTION,
+	// PRE_PAYMENT).
+	StateUnpaid PaymentState = "unpaid"
+	// StateInFlight: a payment is under way (PENDING); it is neither a
+	// failure nor unpaid.
+	StateInFlight PaymentState = "in flight"
+	// StateUnknown: Amberflo says it does not know (UNKNOWN).
+	StateUnknown PaymentState = "unknown"
+	// StateUnreadable: no status, or one Amberflo does not document.
+	StateUnreadable PaymentState = "unreadable"
+)
+
+// Normal returns the status in Amberflo's documented form: upper case,
+// without surrounding spaces.
+func (s PaymentStatus) Normal() PaymentStatus {
+	return PaymentStatus(strings.ToUpper(strings.TrimSpace(string(s))))
 }
+
+// State says what the status means for the money. Only a documented
+// status is paid or unpaid; anything else, a missing or null one
+// included, is unreadable.
+func (s PaymentStatus) State() PaymentState {
+	switch s.Normal() {
+	case PaymentSettled, PaymentNotNeeded:
+		return StatePaid
+	case PaymentFailed, PaymentRequiresAction, PaymentPrePayment:
+		return StateUnpaid
+	case PaymentPending:
+		return StateInFlight
+	case PaymentUnknown:
+		return StateUnknown
+	}
+	return StateUnreadable
+}
+
+// Paid reports whether nothing is owed: SETTLED or NOT_NEEDED, in any
+// case. False says nothing more: see State for unpaid.
+func (s PaymentStatus) Paid() bool { return s.State() == StatePaid }
 
 // Invoice is the part of an Amberflo invoice that dunning reads.
 type Invoice struct {
@@ -40,6 +84,9 @@ type Invoice struct {
 
 // Paid reports whether nothing is owed on the invoice.
 func (inv Invoice) Paid() bool { return inv.PaymentStatus.Paid() }
+
+// State says what the invoice's payment status means for its money.
+func (inv Invoice) State() PaymentState { return inv.PaymentStatus.State() }
 
 // invoiceJSON is the wire form of Invoice. Fields not listed are ignored.
 type invoiceJSON struct {

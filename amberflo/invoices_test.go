@@ -228,3 +228,89 @@ func TestInvoiceFor(t *testing.T) {
 		})
 	}
 }
+
+// What a payment status says of the money, for every status Amberflo
+// documents, as documented (upper case) and as its TypeScript SDK sends
+// it (lower case); anything else is unreadable, never unpaid.
+func TestPaymentStatusState(t *testing.T) {
+	for _, tc := range []struct {
+		status PaymentStatus
+		want   PaymentState
+	}{
+		{"SETTLED", StatePaid},
+		{"settled", StatePaid},
+		{"NOT_NEEDED", StatePaid},
+		{"not_needed", StatePaid},
+		{" Settled\n", StatePaid},
+		{"FAILED", StateUnpaid},
+		{"failed", StateUnpaid},
+		{"REQUIRES_ACTION", StateUnpaid},
+		{"requires_action", StateUnpaid},
+		{"PRE_PAYMENT", StateUnpaid},
+		{"pre_payment", StateUnpaid},
+		{"PENDING", StateInFlight},
+		{"pending", StateInFlight},
+		{"UNKNOWN", StateUnknown},
+		{"unknown", StateUnknown},
+		{"", StateUnreadable},
+		{"  ", StateUnreadable},
+		{"PARTIALLY_SETTLED", StateUnreadable},
+		{"PAID", StateUnreadable},
+		{"NOT NEEDED", StateUnreadable},
+		{"null", StateUnreadable},
+	} {
+		t.Run(string(tc.status), func(t *testing.T) {
+			if got := tc.status.State(); got != tc.want {
+				t.Errorf("State() = %q, want %q", got, tc.want)
+			}
+			if got := tc.status.Paid(); got != (tc.want == StatePaid) {
+				t.Errorf("Paid() = %v, want %v", got, tc.want == StatePaid)
+			}
+		})
+	}
+}
+
+// The client hands the status on as Amberflo sent it; a missing or null
+// paymentStatus reads as unreadable, in the latest invoice and in the
+// list alike.
+func TestInvoicePaymentStatusAsSent(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		member string // the raw paymentStatus member, or "" for none
+		status PaymentStatus
+		want   PaymentState
+	}{
+		{"lower-case settled", `"paymentStatus": "settled"`, "settled", StatePaid},
+		{"lower-case pending", `"paymentStatus": "pending"`, "pending", StateInFlight},
+		{"missing", ``, "", StateUnreadable},
+		{"null", `"paymentStatus": null`, "", StateUnreadable},
+		{"not documented", `"paymentStatus": "PARTIALLY_SETTLED"`, "PARTIALLY_SETTLED", StateUnreadable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"invoiceUri": "payments/billing/invoices/acme/2025-05", "totalBill": {"totalPrice": 49},
+				"invoiceStartTimeInSeconds": 1746057600, "invoiceEndTimeInSeconds": 1748736000`
+			if tc.member != "" {
+				body += ", " + tc.member
+			}
+			body += "}"
+			f := newFake(t)
+			f.invoices["acme"] = body
+			f.all["acme"] = "[" + body + "]"
+			c := f.client(Config{})
+
+			latest, err := c.LatestInvoice(context.Background(), "acme")
+			if err != nil {
+				t.Fatalf("LatestInvoice: %v", err)
+			}
+			list, err := c.Invoices(context.Background(), "acme")
+			if err != nil || len(list) != 1 {
+				t.Fatalf("Invoices = %+v, %v; want the one invoice", list, err)
+			}
+			for what, inv := range map[string]Invoice{"latest": latest, "list": list[0]} {
+				if inv.PaymentStatus != tc.status || inv.State() != tc.want {
+					t.Errorf("%s: status %q, state %q; want %q, %q", what, inv.PaymentStatus, inv.State(), tc.status, tc.want)
+				}
+			}
+		})
+	}
+}

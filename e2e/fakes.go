@@ -759,9 +759,19 @@ func newAmberflo() *Amberflo {
 	return a
 }
 
+// amberfloStatuses are the payment statuses Amberflo documents. Its
+// TypeScript SDK sends them in lower case, so either case is Amberflo's.
+var amberfloStatuses = []string{"PRE_PAYMENT", "REQUIRES_ACTION", "PENDING", "FAILED", "SETTLED", "NOT_NEEDED", "UNKNOWN"}
+
 // SetInvoiceStatus sets the payment status of the customer's latest
-// invoice (FAILED until set).
+// invoice, and of the month the failed payment bills in the list (FAILED
+// until set). A status Amberflo does not document is a problem of the
+// test: the stand-in answers only what Amberflo would.
 func (a *Amberflo) SetInvoiceStatus(customer, status string) {
+	if !slices.ContainsFunc(amberfloStatuses, func(s string) bool { return strings.EqualFold(s, status) }) {
+		a.problem("SetInvoiceStatus(%s, %q): not a payment status Amberflo documents (%s)", customer, status, strings.Join(amberfloStatuses, ", "))
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.status[customer] = status

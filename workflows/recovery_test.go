@@ -20,6 +20,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"dunning/activities"
+	"dunning/amberflo"
 	"dunning/workflows"
 )
 
@@ -70,6 +71,9 @@ type world struct {
 	amberfloByPeriod map[time.Time]string
 	periods          map[string]time.Time
 	amberfloErr      error
+	// amberflo, when set, answers the Amberflo invoice check with the real
+	// activity and its real client, against whatever server it points at.
+	amberflo *activities.Activities
 
 	// previous is how the customer's last life ended, as Temporal keeps it.
 	previous *workflows.RecoveryResult
@@ -183,7 +187,10 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			return w.owed(in)
 		})
 	env.OnActivity(acts.InvoiceForPeriod, mock.Anything, mock.Anything).After(w.checkDelay).Return(
-		func(_ context.Context, in activities.AmberfloPeriodInput) (activities.AmberfloInvoice, error) {
+		func(ctx context.Context, in activities.AmberfloPeriodInput) (activities.AmberfloInvoice, error) {
+			if w.amberflo != nil {
+				return w.amberflo.InvoiceForPeriod(ctx, in)
+			}
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if w.amberfloErr != nil {
@@ -196,7 +203,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			if !ok {
 				return activities.AmberfloInvoice{}, nil
 			}
-			paid := status == "SETTLED" || status == "NOT_NEEDED"
+			paid := amberflo.PaymentStatus(status).Paid()
 			return activities.AmberfloInvoice{Found: true, URI: "/invoices/" + in.PeriodStart.Format("2006-01"), Amount: 49, PaymentStatus: status, Paid: paid}, nil
 		})
 	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
