@@ -471,6 +471,60 @@ func TestPaymentDuringDeprovisioningReachesOps(t *testing.T) {
 	}
 }
 
+// Rule 6, at the end of a life: the signals that come in while the
+// ending life still works (here, while ops are told of money after the
+// deprovisioning) are applied before it ends. A failure among them opens
+// the next life; nothing is left unread.
+func TestFailureDuringTheLateMoneyAlertOpensTheNextLife(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.slowAlerts = map[string]time.Duration{"Deprovisioned": 10 * time.Minute, "Money after the end": 10 * time.Minute}
+	})
+	// Deprovisioned at +30h; its alert takes until +30h10m. The customer
+	// pays pi_1 meanwhile (+30h05m); the alert of that money runs from
+	// +30h10m to +30h20m, and pi_2 fails at +30h15m.
+	rt.signal(30*time.Hour+5*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late", IntentID: "pi_1", Created: t0.Add(30*time.Hour + 5*time.Minute), Source: "payment_intent.succeeded"})
+	rt.signal(30*time.Hour+15*time.Minute, workflows.SignalPaymentFailed, failed("evt_pi2", "pi_2", t0.Add(30*time.Hour+15*time.Minute)))
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+	if n := rt.w.alertsWith("critical", "Money after the end"); n != 1 {
+		t.Errorf("%d money-after-the-end alerts, want 1", n)
+	}
+	var can *workflow.ContinueAsNewError
+	if err := rt.env.GetWorkflowError(); !errors.As(err, &can) {
+		var res workflows.RecoveryResult
+		_ = rt.env.GetWorkflowResult(&res)
+		t.Fatalf("the life ended %s (error %v) with pi_2's failure unread; want continue-as-new into the next life with pi_2 pending", res.Stage, err)
+	}
+	var next workflows.RecoveryInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Pending) != 1 || next.Pending[0].Intent.ID != "pi_2" {
+		t.Fatalf("next life pending %+v, want pi_2", next.Pending)
+	}
+}
+
+// Rule 6, at the end of a life: money that comes in while ops are told
+// of earlier money after the end reaches them too.
+func TestPaymentDuringTheLateMoneyAlertReachesOps(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.slowAlerts = map[string]time.Duration{"Deprovisioned": 10 * time.Minute, "Money after the end": 10 * time.Minute}
+	})
+	// pi_2 joins the life and is never paid; after the deprovisioning
+	// (+30h), pi_1 is paid during its alert, and pi_2 during the alert of
+	// pi_1's money.
+	rt.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_pi2", "pi_2", t0.Add(5*time.Minute)))
+	rt.signal(30*time.Hour+5*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late_1", IntentID: "pi_1", Created: t0.Add(30*time.Hour + 5*time.Minute), Source: "payment_intent.succeeded"})
+	rt.signal(30*time.Hour+15*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late_2", IntentID: "pi_2", Created: t0.Add(30*time.Hour + 15*time.Minute), Source: "payment_intent.succeeded"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s, want deprovisioned", res.Stage)
+	}
+	if n := rt.w.alertsWith("critical", "Money after the end"); n != 2 {
+		t.Fatalf("%d money-after-the-end alerts, want 2: pi_2's payment came in while pi_1's was told", n)
+	}
+}
+
 // Rule 1: a waiver accepted while a charge is at Stripe says that the
 // charge may still succeed; when it does, the customer is recovered, not
 // "waived" of money they paid.

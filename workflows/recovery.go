@@ -21,6 +21,10 @@ const (
 	maxActions       = 500
 )
 
+// lastSignalsChange applies the signals that come in as a life ends, and
+// acts on them, before it completes or continues into the next life.
+const lastSignalsChange = "apply-last-signals"
+
 // recovery is one PaymentRecoveryWorkflow run: its state and its channels.
 type recovery struct {
 	s       RecoveryState
@@ -132,6 +136,9 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			}
 		}
 		if r.terminal() {
+			if err := r.applyLastSignals(ctx); err != nil {
+				return RecoveryResult{}, err
+			}
 			if r.safe() {
 				r.countEnded(ctx)
 			}
@@ -178,6 +185,25 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			}
 		}
 		r.wake = false
+	}
+}
+
+// applyLastSignals applies, as a life ends, the signals that came in
+// after the loop last applied them (while ops were told of money after
+// the end, say), and acts on them, until none is waiting: money after the
+// end reaches ops, and failures are kept for the next life. Lives
+// recorded before lastSignalsChange ended with them unread.
+func (r *recovery) applyLastSignals(ctx workflow.Context) error {
+	for {
+		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+		if !r.safe() || !r.signalsWaiting() || r.version(ctx, lastSignalsChange, 1) == workflow.DefaultVersion {
+			return nil
+		}
+		r.drain(ctx)
+		r.alertLateMoney(ctx)
+		if err := r.upsertMemo(ctx); err != nil {
+			return fmt.Errorf("upsert memo: %w", err)
+		}
 	}
 }
 
