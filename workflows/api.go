@@ -345,6 +345,14 @@ type RecoveryInput struct {
 	// pending failures were taken while the life before still ran, and
 	// the run reads again for itself.
 	Opening bool `json:"opening,omitempty"`
+	// Previous is how the life before ended, when it ended into this run
+	// with Pending: a run that continued as new is no Completed run that
+	// the next life could read, so what the next life must respect of it
+	// (its cards' network limits, the intents it forgave) comes here.
+	Previous *RecoveryResult `json:"previous,omitempty"`
+	// AppliedEvents are the events the life before applied, so that one
+	// delivered again is not taken for a new failure.
+	AppliedEvents []string `json:"applied_events,omitempty"`
 }
 
 // RecoveryResult is how a recovery ended.

@@ -621,6 +621,53 @@ func TestCardLimitHoldsAcrossLives(t *testing.T) {
 	}
 }
 
+// Card rules: a life that ends with a new failure come in continues as
+// new into the next life, which no Completed run precedes; the card's
+// attempts of the life that ended hold in the next one all the same.
+func TestCardLimitHoldsWhenALifeEndsWithANewFailure(t *testing.T) {
+	in := input()
+	in.Settings.MaxAttemptsPerCard = 2
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	// Confirms on pm_1 at +1h and +2h (the limit); the +3h one is held.
+	// Suspended at +10h10m; pi_1 paid by bank transfer at +11h; while the
+	// resume runs, pi_2 fails.
+	rt.at(11*time.Hour, func() { rt.w.set(func() { rt.w.paidIntents["pi_1"] = true }) })
+	rt.signal(11*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(11 * time.Hour), Source: "invoice.paid"})
+	rt.signal(11*time.Hour+5*time.Minute, workflows.SignalPaymentFailed, failed("evt_pi2", "pi_2", t0.Add(11*time.Hour+5*time.Minute)))
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	if err := rt.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new into the next life", err)
+	}
+	if len(rt.w.retries) != 2 {
+		t.Fatalf("%d confirms in the first life, want 2 (the limit)", len(rt.w.retries))
+	}
+	var next workflows.RecoveryInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	// The next life, minutes later; Temporal knows no Completed run of
+	// the customer's before it.
+	// Stripe delivers pi_1's first failure again meanwhile.
+	rt2 := newRecoveryTest(t)
+	rt2.w.paidIntents["pi_1"] = true
+	rt2.env.SetStartTime(t0.Add(11*time.Hour + 10*time.Minute))
+	rt2.signal(time.Minute, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	res := rt2.runWith(next)
+	if len(rt2.w.retries) != 0 {
+		t.Fatalf("next life (%s): %d more confirms on %s within 30 days of 2 at the limit of 2",
+			res.Stage, len(rt2.w.retries), rt2.w.retries[0].PaymentMethodID)
+	}
+	if len(res.Cards) != 1 || len(res.Cards[0].Attempts) != 2 {
+		t.Fatalf("next life's cards %+v, want the card with the 2 attempts of the life before", res.Cards)
+	}
+	// The event the life before applied is not applied again.
+	if res.Stage != workflows.StageDeprovisioned || len(res.Intents) != 1 || res.Intents[0].ID != "pi_2" {
+		t.Errorf("next life ended %s with %+v, want deprovisioned for pi_2 alone", res.Stage, res.Intents)
+	}
+}
+
 func offsets(ts []time.Time) []time.Duration {
 	var out []time.Duration
 	for _, at := range ts {

@@ -25,6 +25,10 @@ const (
 // acts on them, before it completes or continues into the next life.
 const lastSignalsChange = "apply-last-signals"
 
+// carryEndedLifeChange passes what a life leaves to the next (its result
+// and applied events) on to the run it continues into with new failures.
+const carryEndedLifeChange = "carry-ended-life"
+
 // recovery is one PaymentRecoveryWorkflow run: its state and its channels.
 type recovery struct {
 	s       RecoveryState
@@ -50,6 +54,10 @@ type recovery struct {
 	// startedWith is set when the run was started with its opening
 	// failure, first in pending, rather than signalled it.
 	startedWith bool
+	// ended is how the life before ended, when it ended into this run,
+	// and endedEvents the events it applied (RecoveryInput.Previous).
+	ended       *RecoveryResult
+	endedEvents []string
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -66,6 +74,9 @@ func PaymentRecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryRe
 	r.pending = in.Pending
 	r.opening = in.State == nil
 	r.startedWith = in.Opening && in.State == nil && len(in.Pending) > 0
+	if in.State == nil {
+		r.ended, r.endedEvents = in.Previous, in.AppliedEvents
+	}
 	if err := r.setup(ctx); err != nil {
 		return RecoveryResult{}, err
 	}
@@ -94,6 +105,12 @@ func (r *recovery) setup(ctx workflow.Context) error {
 func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	log := workflow.GetLogger(ctx)
 	r.s.Rules = int(r.version(ctx, moneyRulesChange, moneyRules))
+	if r.ended != nil && r.cards() {
+		// The life before ended into this run: what it leaves is taken
+		// over before its last failures open this life.
+		r.s.AppliedEvents = slices.Clone(r.endedEvents)
+		r.respectPrevious(ctx, *r.ended)
+	}
 	for i, p := range r.pending {
 		if i > 0 || !r.startedWith {
 			// Reads taken while the previous life still ran are not this
@@ -145,9 +162,7 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			if len(r.pending) > 0 {
 				// Failures that came in as this life ended open the next one.
 				log.Info("new failures after the end of a recovery; starting the next", "count", len(r.pending))
-				return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, RecoveryInput{
-					StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, Pending: r.pending,
-				})
+				return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, r.nextLife(ctx))
 			}
 			r.s.Next = NextAction{Kind: NextNone}
 			workflow.SetCurrentDetails(ctx, r.details())
@@ -205,6 +220,20 @@ func (r *recovery) applyLastSignals(ctx workflow.Context) error {
 			return fmt.Errorf("upsert memo: %w", err)
 		}
 	}
+}
+
+// nextLife is the input of the run that opens the customer's next life
+// on the failures that came in as this one ended, with what the next life
+// must respect of this one. Lives recorded before carryEndedLifeChange
+// passed on the failures alone.
+func (r *recovery) nextLife(ctx workflow.Context) RecoveryInput {
+	in := RecoveryInput{StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, Pending: r.pending}
+	if r.cards() && r.version(ctx, carryEndedLifeChange, 1) == 1 {
+		r.s.Next = NextAction{Kind: NextNone}
+		ended := r.result()
+		in.Previous, in.AppliedEvents = &ended, slices.Clone(r.s.AppliedEvents)
+	}
+	return in
 }
 
 func (r *recovery) terminal() bool {

@@ -351,6 +351,12 @@ func (r *recovery) applyCardLimits(ctx workflow.Context, prev activities.EndedRe
 		r.record(ctx, "card limits of the previous life", "", "not read: "+err.Error(), false)
 		return
 	}
+	r.respectPrevious(ctx, last)
+}
+
+// respectPrevious takes over what the customer's previous life leaves to
+// this one: its cards' network limits.
+func (r *recovery) respectPrevious(ctx workflow.Context, last RecoveryResult) {
 	if len(last.Cards) > 0 {
 		r.s.Cards = pruneCards(mergeCards(r.s.Cards, last.Cards), workflow.Now(ctx))
 		r.record(ctx, "card limits of the previous life", fmt.Sprintf("%d card(s)", len(last.Cards)), "carried over", false)
