@@ -364,6 +364,9 @@ type RecoveryResult struct {
 	Intents []IntentOutcome `json:"intents,omitempty"`
 	// Cards carry the card-network limits into the customer's next life.
 	Cards []*CardRecord `json:"cards,omitempty"`
+	// Forgiven are the intents this life or an earlier one forgave, so
+	// that every later life keeps them forgiven.
+	Forgiven []string `json:"forgiven,omitempty"`
 }
 
 // IntentOutcome is how one intent stood when a recovery ended.
@@ -642,6 +645,10 @@ type RecoveryState struct {
 	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
 	LateMoney       []string  `json:"late_money,omitempty"`
 	LateMoneyAlerts int       `json:"late_money_alerts,omitempty"`
+	// Forgiven are the intents that earlier lives forgave (waived by an
+	// operator, or written off in Stripe): whatever later events say,
+	// this life never charges them, nor takes anything away for them.
+	Forgiven []string `json:"forgiven,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

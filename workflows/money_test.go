@@ -270,6 +270,83 @@ func TestWaivedIntentIsNeverChargedByALaterLife(t *testing.T) {
 	}
 }
 
+// Rule 4: a waiver that Stripe refused to record is kept by dunning, as
+// ops are told, beyond the life that waived it: the next failure of the
+// intent (Stripe's own retry) opens a life that charges nothing, and
+// neither suspends nor deprovisions for it.
+func TestWaiverNotWrittenToStripeIsNeverChargedByALaterLife(t *testing.T) {
+	refused := func(w *world) {
+		w.forgiveErr = temporal.NewNonRetryableApplicationError("stripe answered 400: invoice cannot be marked uncollectible", activities.ErrStripeRejected, nil)
+	}
+	rt := newRecoveryTest(t, refused)
+	rt.update(30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+	first := rt.run(input())
+	if first.Stage != workflows.StageWaived || len(first.Intents) != 1 || first.Intents[0].State != workflows.IntentWaived {
+		t.Fatalf("first life: %+v", first)
+	}
+	var promised bool
+	for _, a := range rt.w.alerts {
+		promised = promised || strings.Contains(a.Text, "dunning will not charge it")
+	}
+	if !promised {
+		t.Fatalf("alerts %+v; want ops told that dunning will not charge it", rt.w.alerts)
+	}
+	// A day later Stripe's own retry of pi_1 fails; the event carries no
+	// waiver mark (Stripe never got it). The new life reads how the last
+	// one ended.
+	rt2 := newRecoveryTest(t, refused, func(w *world) { w.previous = &first })
+	rt2.env.SetStartTime(t0.Add(24 * time.Hour))
+	res := rt2.runFrom(input(), failed("evt_stripe_retry", "pi_1", t0.Add(24*time.Hour)))
+	if len(rt2.w.retries) != 0 || len(rt2.w.controls) != 0 || len(rt2.w.notices) != 0 {
+		t.Fatalf("second life (%s): %d confirms of the waived pi_1, control plane %v, notices %v; want none",
+			res.Stage, len(rt2.w.retries), rt2.w.controlActions(), rt2.w.noticeTypes())
+	}
+	if res.Stage != workflows.StageWaived {
+		t.Errorf("second life ended %s, want waived", res.Stage)
+	}
+}
+
+// Rule 4: what one life forgave, every later life keeps forgiven, though
+// it only reads the life just before: a failure of the intent in the
+// middle of another life's recovery, or opening a life two lives later,
+// is never charged.
+func TestForgivenIntentsStayForgivenInEveryLaterLife(t *testing.T) {
+	refused := func(w *world) {
+		w.forgiveErr = temporal.NewNonRetryableApplicationError("stripe answered 400: invoice cannot be marked uncollectible", activities.ErrStripeRejected, nil)
+	}
+	rt := newRecoveryTest(t, refused)
+	rt.update(30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+	first := rt.run(input())
+	if first.Stage != workflows.StageWaived {
+		t.Fatalf("first life: stage %s", first.Stage)
+	}
+	// The second life is pi_2's; Stripe retries pi_1 while it runs, and
+	// the customer pays pi_2 at +90m.
+	day := 24 * time.Hour
+	rt2 := newRecoveryTest(t, refused, func(w *world) { w.previous = &first })
+	rt2.env.SetStartTime(t0.Add(day))
+	rt2.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_stripe_retry", "pi_1", t0.Add(day+5*time.Minute)))
+	rt2.at(90*time.Minute, func() { rt2.w.set(func() { rt2.w.paidIntents["pi_2"] = true }) })
+	rt2.signal(90*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid2", IntentID: "pi_2", Created: t0.Add(day + 90*time.Minute), Source: "payment_intent.succeeded"})
+	second := rt2.runFrom(input(), failed("evt_pi2", "pi_2", t0.Add(day)))
+	for _, r := range rt2.w.retries {
+		if r.IntentID == "pi_1" {
+			t.Fatalf("second life confirmed the waived pi_1: %+v", rt2.w.retries)
+		}
+	}
+	if second.Stage != workflows.StageRecovered {
+		t.Fatalf("second life ended %s (%+v), want recovered: pi_2 was paid", second.Stage, second.Intents)
+	}
+	// The third life reads only the second one's result.
+	rt3 := newRecoveryTest(t, refused, func(w *world) { w.previous = &second })
+	rt3.env.SetStartTime(t0.Add(2 * day))
+	res := rt3.runFrom(input(), failed("evt_stripe_retry_2", "pi_1", t0.Add(2*day)))
+	if len(rt3.w.retries) != 0 || len(rt3.w.controls) != 0 || res.Stage != workflows.StageWaived {
+		t.Fatalf("third life (%s): %d confirms of the waived pi_1, control plane %v; want none, ended waived",
+			res.Stage, len(rt3.w.retries), rt3.w.controlActions())
+	}
+}
+
 // Rule 4: a failure marked waived, and the late echo of an earlier life's
 // retry, never re-open an intent.
 func TestWaivedAndEchoedFailuresDoNotReopen(t *testing.T) {

@@ -29,6 +29,14 @@ const lastSignalsChange = "apply-last-signals"
 // and applied events) on to the run it continues into with new failures.
 const carryEndedLifeChange = "carry-ended-life"
 
+// forgivenForeverChange keeps the intents an earlier life forgave
+// forgiven in every later life: never charged, nothing taken away for
+// them. Lives recorded before it read only the cards of the life before.
+const forgivenForeverChange = "forgiven-across-lives"
+
+// forgivenEarlier resolves an intent that an earlier life forgave.
+const forgivenEarlier = "an earlier life's waiver"
+
 // recovery is one PaymentRecoveryWorkflow run: its state and its channels.
 type recovery struct {
 	s       RecoveryState
@@ -263,7 +271,7 @@ func (r *recovery) drain(ctx workflow.Context) bool {
 		for r.failed.ReceiveAsync(&f) {
 			progressed = true
 			if r.terminal() {
-				if !r.known(f.Intent.ID) && !r.applied(f.EventID) && !isOwnRetry(f) {
+				if !r.known(f.Intent.ID) && !r.applied(f.EventID) && !isOwnRetry(f) && !forgiven(&r.s, f.Intent.ID) {
 					r.pending = append(r.pending, f)
 				}
 			} else {
@@ -385,6 +393,14 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	decline := firstNonEmpty(f.Intent.DeclineCode, f.Intent.FailureCode)
 	in := r.intent(f.Intent.ID)
 	switch {
+	case in == nil && forgiven(&r.s, f.Intent.ID):
+		// Stripe's own retry of a debt an earlier life forgave, say.
+		r.s.Intents = append(r.s.Intents, &Intent{
+			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,
+			PaymentMethodID: f.Intent.PaymentMethodID, State: IntentWaived, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
+			ResolvedAt: now, ResolvedBy: forgivenEarlier,
+		})
+		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "waived: forgiven by an earlier life, never charged again", false)
 	case in == nil:
 		r.s.Intents = append(r.s.Intents, &Intent{
 			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,
