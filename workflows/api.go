@@ -345,6 +345,14 @@ type RecoveryInput struct {
 	// pending failures were taken while the life before still ran, and
 	// the run reads again for itself.
 	Opening bool `json:"opening,omitempty"`
+	// Previous is how the life before ended, when it ended into this run
+	// with Pending: a run that continued as new is no Completed run that
+	// the next life could read, so what the next life must respect of it
+	// (its cards' network limits, the intents it forgave) comes here.
+	Previous *RecoveryResult `json:"previous,omitempty"`
+	// AppliedEvents are the events the life before applied, so that one
+	// delivered again is not taken for a new failure.
+	AppliedEvents []string `json:"applied_events,omitempty"`
 }
 
 // RecoveryResult is how a recovery ended.
@@ -356,6 +364,9 @@ type RecoveryResult struct {
 	Intents []IntentOutcome `json:"intents,omitempty"`
 	// Cards carry the card-network limits into the customer's next life.
 	Cards []*CardRecord `json:"cards,omitempty"`
+	// Forgiven are the intents this life or an earlier one forgave, so
+	// that every later life keeps them forgiven.
+	Forgiven []string `json:"forgiven,omitempty"`
 }
 
 // IntentOutcome is how one intent stood when a recovery ended.
@@ -640,6 +651,10 @@ type RecoveryState struct {
 	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
 	LateMoney       []string  `json:"late_money,omitempty"`
 	LateMoneyAlerts int       `json:"late_money_alerts,omitempty"`
+	// Forgiven are the intents that earlier lives forgave (waived by an
+	// operator, or written off in Stripe): whatever later events say,
+	// this life never charges them, nor takes anything away for them.
+	Forgiven []string `json:"forgiven,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

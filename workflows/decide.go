@@ -313,6 +313,50 @@ func chargeHolds(s *RecoveryState, now time.Time) (held []string, any bool) {
 	return held, any
 }
 
+// maxForgiven bounds the forgiven intents a life remembers.
+const maxForgiven = 1000
+
+// forgiven reports whether an earlier life forgave the intent.
+func forgiven(s *RecoveryState, id string) bool { return slices.Contains(s.Forgiven, id) }
+
+// withForgiven adds ids to the forgiven intents, once each, keeping the
+// newest maxForgiven.
+func withForgiven(list []string, ids ...string) []string {
+	for _, id := range ids {
+		if id != "" && !slices.Contains(list, id) {
+			list = append(list, id)
+		}
+	}
+	if n := len(list); n > maxForgiven {
+		list = slices.Clone(list[n-maxForgiven:])
+	}
+	return list
+}
+
+// forgivenSoFar lists the intents forgiven by this life or earlier ones.
+func forgivenSoFar(s *RecoveryState) []string {
+	list := slices.Clone(s.Forgiven)
+	for _, in := range s.Intents {
+		if in.State == IntentWaived {
+			list = withForgiven(list, in.ID)
+		}
+	}
+	return list
+}
+
+// forgivenBy lists the intents an ended life leaves forgiven: those it
+// names so, and the ones it waived itself (all that a result written
+// before Forgiven tells).
+func forgivenBy(res RecoveryResult) []string {
+	list := slices.Clone(res.Forgiven)
+	for _, in := range res.Intents {
+		if in.State == IntentWaived {
+			list = withForgiven(list, in.ID)
+		}
+	}
+	return list
+}
+
 func intentByID(s *RecoveryState, id string) *Intent {
 	for _, in := range s.Intents {
 		if in.ID == id {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,33 @@ func TestChargeHolds(t *testing.T) {
 	s.Intents = s.Intents[:2]
 	if _, any := chargeHolds(s, now); any {
 		t.Error("every card held, yet something may be charged")
+	}
+}
+
+func TestForgivenByAnEndedLife(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		res  RecoveryResult
+		want string
+	}{
+		{"nothing forgiven", RecoveryResult{Intents: []IntentOutcome{{ID: "pi_1", State: IntentPaid}}}, ""},
+		{"waived by the life", RecoveryResult{Intents: []IntentOutcome{{ID: "pi_1", State: IntentWaived}, {ID: "pi_2", State: IntentOpen}}}, "pi_1"},
+		{"forgiven by an earlier life", RecoveryResult{Forgiven: []string{"pi_0"}, Intents: []IntentOutcome{{ID: "pi_1", State: IntentPaid}}}, "pi_0"},
+		{"both, named once", RecoveryResult{Forgiven: []string{"pi_0", "pi_1"}, Intents: []IntentOutcome{{ID: "pi_1", State: IntentWaived}, {ID: "pi_2", State: IntentWaived}}}, "pi_0,pi_1,pi_2"},
+	} {
+		if got := strings.Join(forgivenBy(c.res), ","); got != c.want {
+			t.Errorf("%s: forgiven %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestForgivenKeepsTheNewest(t *testing.T) {
+	var list []string
+	for i := range maxForgiven + 5 {
+		list = withForgiven(list, fmt.Sprintf("pi_%d", i), "")
+	}
+	list = withForgiven(list, "pi_6")
+	if len(list) != maxForgiven || list[0] != "pi_5" || list[len(list)-1] != fmt.Sprintf("pi_%d", maxForgiven+4) {
+		t.Fatalf("%d forgiven from %s to %s, want the newest %d, each once", len(list), list[0], list[len(list)-1], maxForgiven)
 	}
 }

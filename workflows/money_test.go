@@ -270,6 +270,83 @@ func TestWaivedIntentIsNeverChargedByALaterLife(t *testing.T) {
 	}
 }
 
+// Rule 4: a waiver that Stripe refused to record is kept by dunning, as
+// ops are told, beyond the life that waived it: the next failure of the
+// intent (Stripe's own retry) opens a life that charges nothing, and
+// neither suspends nor deprovisions for it.
+func TestWaiverNotWrittenToStripeIsNeverChargedByALaterLife(t *testing.T) {
+	refused := func(w *world) {
+		w.forgiveErr = temporal.NewNonRetryableApplicationError("stripe answered 400: invoice cannot be marked uncollectible", activities.ErrStripeRejected, nil)
+	}
+	rt := newRecoveryTest(t, refused)
+	rt.update(30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+	first := rt.run(input())
+	if first.Stage != workflows.StageWaived || len(first.Intents) != 1 || first.Intents[0].State != workflows.IntentWaived {
+		t.Fatalf("first life: %+v", first)
+	}
+	var promised bool
+	for _, a := range rt.w.alerts {
+		promised = promised || strings.Contains(a.Text, "dunning will not charge it")
+	}
+	if !promised {
+		t.Fatalf("alerts %+v; want ops told that dunning will not charge it", rt.w.alerts)
+	}
+	// A day later Stripe's own retry of pi_1 fails; the event carries no
+	// waiver mark (Stripe never got it). The new life reads how the last
+	// one ended.
+	rt2 := newRecoveryTest(t, refused, func(w *world) { w.previous = &first })
+	rt2.env.SetStartTime(t0.Add(24 * time.Hour))
+	res := rt2.runFrom(input(), failed("evt_stripe_retry", "pi_1", t0.Add(24*time.Hour)))
+	if len(rt2.w.retries) != 0 || len(rt2.w.controls) != 0 || len(rt2.w.notices) != 0 {
+		t.Fatalf("second life (%s): %d confirms of the waived pi_1, control plane %v, notices %v; want none",
+			res.Stage, len(rt2.w.retries), rt2.w.controlActions(), rt2.w.noticeTypes())
+	}
+	if res.Stage != workflows.StageWaived {
+		t.Errorf("second life ended %s, want waived", res.Stage)
+	}
+}
+
+// Rule 4: what one life forgave, every later life keeps forgiven, though
+// it only reads the life just before: a failure of the intent in the
+// middle of another life's recovery, or opening a life two lives later,
+// is never charged.
+func TestForgivenIntentsStayForgivenInEveryLaterLife(t *testing.T) {
+	refused := func(w *world) {
+		w.forgiveErr = temporal.NewNonRetryableApplicationError("stripe answered 400: invoice cannot be marked uncollectible", activities.ErrStripeRejected, nil)
+	}
+	rt := newRecoveryTest(t, refused)
+	rt.update(30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+	first := rt.run(input())
+	if first.Stage != workflows.StageWaived {
+		t.Fatalf("first life: stage %s", first.Stage)
+	}
+	// The second life is pi_2's; Stripe retries pi_1 while it runs, and
+	// the customer pays pi_2 at +90m.
+	day := 24 * time.Hour
+	rt2 := newRecoveryTest(t, refused, func(w *world) { w.previous = &first })
+	rt2.env.SetStartTime(t0.Add(day))
+	rt2.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_stripe_retry", "pi_1", t0.Add(day+5*time.Minute)))
+	rt2.at(90*time.Minute, func() { rt2.w.set(func() { rt2.w.paidIntents["pi_2"] = true }) })
+	rt2.signal(90*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid2", IntentID: "pi_2", Created: t0.Add(day + 90*time.Minute), Source: "payment_intent.succeeded"})
+	second := rt2.runFrom(input(), failed("evt_pi2", "pi_2", t0.Add(day)))
+	for _, r := range rt2.w.retries {
+		if r.IntentID == "pi_1" {
+			t.Fatalf("second life confirmed the waived pi_1: %+v", rt2.w.retries)
+		}
+	}
+	if second.Stage != workflows.StageRecovered {
+		t.Fatalf("second life ended %s (%+v), want recovered: pi_2 was paid", second.Stage, second.Intents)
+	}
+	// The third life reads only the second one's result.
+	rt3 := newRecoveryTest(t, refused, func(w *world) { w.previous = &second })
+	rt3.env.SetStartTime(t0.Add(2 * day))
+	res := rt3.runFrom(input(), failed("evt_stripe_retry_2", "pi_1", t0.Add(2*day)))
+	if len(rt3.w.retries) != 0 || len(rt3.w.controls) != 0 || res.Stage != workflows.StageWaived {
+		t.Fatalf("third life (%s): %d confirms of the waived pi_1, control plane %v; want none, ended waived",
+			res.Stage, len(rt3.w.retries), rt3.w.controlActions())
+	}
+}
+
 // Rule 4: a failure marked waived, and the late echo of an earlier life's
 // retry, never re-open an intent.
 func TestWaivedAndEchoedFailuresDoNotReopen(t *testing.T) {
@@ -471,6 +548,60 @@ func TestPaymentDuringDeprovisioningReachesOps(t *testing.T) {
 	}
 }
 
+// Rule 6, at the end of a life: the signals that come in while the
+// ending life still works (here, while ops are told of money after the
+// deprovisioning) are applied before it ends. A failure among them opens
+// the next life; nothing is left unread.
+func TestFailureDuringTheLateMoneyAlertOpensTheNextLife(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.slowAlerts = map[string]time.Duration{"Deprovisioned": 10 * time.Minute, "Money after the end": 10 * time.Minute}
+	})
+	// Deprovisioned at +30h; its alert takes until +30h10m. The customer
+	// pays pi_1 meanwhile (+30h05m); the alert of that money runs from
+	// +30h10m to +30h20m, and pi_2 fails at +30h15m.
+	rt.signal(30*time.Hour+5*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late", IntentID: "pi_1", Created: t0.Add(30*time.Hour + 5*time.Minute), Source: "payment_intent.succeeded"})
+	rt.signal(30*time.Hour+15*time.Minute, workflows.SignalPaymentFailed, failed("evt_pi2", "pi_2", t0.Add(30*time.Hour+15*time.Minute)))
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+	if n := rt.w.alertsWith("critical", "Money after the end"); n != 1 {
+		t.Errorf("%d money-after-the-end alerts, want 1", n)
+	}
+	var can *workflow.ContinueAsNewError
+	if err := rt.env.GetWorkflowError(); !errors.As(err, &can) {
+		var res workflows.RecoveryResult
+		_ = rt.env.GetWorkflowResult(&res)
+		t.Fatalf("the life ended %s (error %v) with pi_2's failure unread; want continue-as-new into the next life with pi_2 pending", res.Stage, err)
+	}
+	var next workflows.RecoveryInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Pending) != 1 || next.Pending[0].Intent.ID != "pi_2" {
+		t.Fatalf("next life pending %+v, want pi_2", next.Pending)
+	}
+}
+
+// Rule 6, at the end of a life: money that comes in while ops are told
+// of earlier money after the end reaches them too.
+func TestPaymentDuringTheLateMoneyAlertReachesOps(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.slowAlerts = map[string]time.Duration{"Deprovisioned": 10 * time.Minute, "Money after the end": 10 * time.Minute}
+	})
+	// pi_2 joins the life and is never paid; after the deprovisioning
+	// (+30h), pi_1 is paid during its alert, and pi_2 during the alert of
+	// pi_1's money.
+	rt.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_pi2", "pi_2", t0.Add(5*time.Minute)))
+	rt.signal(30*time.Hour+5*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late_1", IntentID: "pi_1", Created: t0.Add(30*time.Hour + 5*time.Minute), Source: "payment_intent.succeeded"})
+	rt.signal(30*time.Hour+15*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late_2", IntentID: "pi_2", Created: t0.Add(30*time.Hour + 15*time.Minute), Source: "payment_intent.succeeded"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s, want deprovisioned", res.Stage)
+	}
+	if n := rt.w.alertsWith("critical", "Money after the end"); n != 2 {
+		t.Fatalf("%d money-after-the-end alerts, want 2: pi_2's payment came in while pi_1's was told", n)
+	}
+}
+
 // Rule 1: a waiver accepted while a charge is at Stripe says that the
 // charge may still succeed; when it does, the customer is recovered, not
 // "waived" of money they paid.
@@ -564,6 +695,53 @@ func TestCardLimitHoldsAcrossLives(t *testing.T) {
 	rt3.env.SetStartTime(t0.Add(5 * 24 * time.Hour))
 	if r := rt3.run(in); len(rt3.w.retries) != 0 || r.Stage != workflows.StageDeprovisioned {
 		t.Fatalf("next life: %d confirms, stage %s; want none on a card at its limit", len(rt3.w.retries), r.Stage)
+	}
+}
+
+// Card rules: a life that ends with a new failure come in continues as
+// new into the next life, which no Completed run precedes; the card's
+// attempts of the life that ended hold in the next one all the same.
+func TestCardLimitHoldsWhenALifeEndsWithANewFailure(t *testing.T) {
+	in := input()
+	in.Settings.MaxAttemptsPerCard = 2
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	// Confirms on pm_1 at +1h and +2h (the limit); the +3h one is held.
+	// Suspended at +10h10m; pi_1 paid by bank transfer at +11h; while the
+	// resume runs, pi_2 fails.
+	rt.at(11*time.Hour, func() { rt.w.set(func() { rt.w.paidIntents["pi_1"] = true }) })
+	rt.signal(11*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(11 * time.Hour), Source: "invoice.paid"})
+	rt.signal(11*time.Hour+5*time.Minute, workflows.SignalPaymentFailed, failed("evt_pi2", "pi_2", t0.Add(11*time.Hour+5*time.Minute)))
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	if err := rt.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error %v, want continue-as-new into the next life", err)
+	}
+	if len(rt.w.retries) != 2 {
+		t.Fatalf("%d confirms in the first life, want 2 (the limit)", len(rt.w.retries))
+	}
+	var next workflows.RecoveryInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	// The next life, minutes later; Temporal knows no Completed run of
+	// the customer's before it.
+	// Stripe delivers pi_1's first failure again meanwhile.
+	rt2 := newRecoveryTest(t)
+	rt2.w.paidIntents["pi_1"] = true
+	rt2.env.SetStartTime(t0.Add(11*time.Hour + 10*time.Minute))
+	rt2.signal(time.Minute, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	res := rt2.runWith(next)
+	if len(rt2.w.retries) != 0 {
+		t.Fatalf("next life (%s): %d more confirms on %s within 30 days of 2 at the limit of 2",
+			res.Stage, len(rt2.w.retries), rt2.w.retries[0].PaymentMethodID)
+	}
+	if len(res.Cards) != 1 || len(res.Cards[0].Attempts) != 2 {
+		t.Fatalf("next life's cards %+v, want the card with the 2 attempts of the life before", res.Cards)
+	}
+	// The event the life before applied is not applied again.
+	if res.Stage != workflows.StageDeprovisioned || len(res.Intents) != 1 || res.Intents[0].ID != "pi_2" {
+		t.Errorf("next life ended %s with %+v, want deprovisioned for pi_2 alone", res.Stage, res.Intents)
 	}
 }
 

@@ -21,6 +21,22 @@ const (
 	maxActions       = 500
 )
 
+// lastSignalsChange applies the signals that come in as a life ends, and
+// acts on them, before it completes or continues into the next life.
+const lastSignalsChange = "apply-last-signals"
+
+// carryEndedLifeChange passes what a life leaves to the next (its result
+// and applied events) on to the run it continues into with new failures.
+const carryEndedLifeChange = "carry-ended-life"
+
+// forgivenForeverChange keeps the intents an earlier life forgave
+// forgiven in every later life: never charged, nothing taken away for
+// them. Lives recorded before it read only the cards of the life before.
+const forgivenForeverChange = "forgiven-across-lives"
+
+// forgivenEarlier resolves an intent that an earlier life forgave.
+const forgivenEarlier = "an earlier life's waiver"
+
 // recovery is one PaymentRecoveryWorkflow run: its state and its channels.
 type recovery struct {
 	s       RecoveryState
@@ -46,6 +62,10 @@ type recovery struct {
 	// startedWith is set when the run was started with its opening
 	// failure, first in pending, rather than signalled it.
 	startedWith bool
+	// ended is how the life before ended, when it ended into this run,
+	// and endedEvents the events it applied (RecoveryInput.Previous).
+	ended       *RecoveryResult
+	endedEvents []string
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -62,6 +82,9 @@ func PaymentRecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryRe
 	r.pending = in.Pending
 	r.opening = in.State == nil
 	r.startedWith = in.Opening && in.State == nil && len(in.Pending) > 0
+	if in.State == nil {
+		r.ended, r.endedEvents = in.Previous, in.AppliedEvents
+	}
 	if err := r.setup(ctx); err != nil {
 		return RecoveryResult{}, err
 	}
@@ -90,6 +113,12 @@ func (r *recovery) setup(ctx workflow.Context) error {
 func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	log := workflow.GetLogger(ctx)
 	r.s.Rules = int(r.version(ctx, moneyRulesChange, moneyRules))
+	if r.ended != nil && r.cards() {
+		// The life before ended into this run: what it leaves is taken
+		// over before its last failures open this life.
+		r.s.AppliedEvents = slices.Clone(r.endedEvents)
+		r.respectPrevious(ctx, *r.ended)
+	}
 	for i, p := range r.pending {
 		if i > 0 || !r.startedWith {
 			// Reads taken while the previous life still ran are not this
@@ -132,15 +161,16 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 			}
 		}
 		if r.terminal() {
+			if err := r.applyLastSignals(ctx); err != nil {
+				return RecoveryResult{}, err
+			}
 			if r.safe() {
 				r.countEnded(ctx)
 			}
 			if len(r.pending) > 0 {
 				// Failures that came in as this life ended open the next one.
 				log.Info("new failures after the end of a recovery; starting the next", "count", len(r.pending))
-				return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, RecoveryInput{
-					StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, Pending: r.pending,
-				})
+				return RecoveryResult{}, workflow.NewContinueAsNewError(ctx, PaymentRecoveryWorkflowName, r.nextLife(ctx))
 			}
 			r.s.Next = NextAction{Kind: NextNone}
 			workflow.SetCurrentDetails(ctx, r.details())
@@ -181,6 +211,39 @@ func (r *recovery) run(ctx workflow.Context) (RecoveryResult, error) {
 	}
 }
 
+// applyLastSignals applies, as a life ends, the signals that came in
+// after the loop last applied them (while ops were told of money after
+// the end, say), and acts on them, until none is waiting: money after the
+// end reaches ops, and failures are kept for the next life. Lives
+// recorded before lastSignalsChange ended with them unread.
+func (r *recovery) applyLastSignals(ctx workflow.Context) error {
+	for {
+		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+		if !r.safe() || !r.signalsWaiting() || r.version(ctx, lastSignalsChange, 1) == workflow.DefaultVersion {
+			return nil
+		}
+		r.drain(ctx)
+		r.alertLateMoney(ctx)
+		if err := r.upsertMemo(ctx); err != nil {
+			return fmt.Errorf("upsert memo: %w", err)
+		}
+	}
+}
+
+// nextLife is the input of the run that opens the customer's next life
+// on the failures that came in as this one ended, with what the next life
+// must respect of this one. Lives recorded before carryEndedLifeChange
+// passed on the failures alone.
+func (r *recovery) nextLife(ctx workflow.Context) RecoveryInput {
+	in := RecoveryInput{StripeCustomerID: r.s.StripeCustomerID, Settings: r.s.Settings, Pending: r.pending}
+	if r.cards() && r.version(ctx, carryEndedLifeChange, 1) == 1 {
+		r.s.Next = NextAction{Kind: NextNone}
+		ended := r.result()
+		in.Previous, in.AppliedEvents = &ended, slices.Clone(r.s.AppliedEvents)
+	}
+	return in
+}
+
 func (r *recovery) terminal() bool {
 	switch r.s.Stage {
 	case StageRecovered, StageDeprovisioned, StageWaived:
@@ -208,7 +271,7 @@ func (r *recovery) drain(ctx workflow.Context) bool {
 		for r.failed.ReceiveAsync(&f) {
 			progressed = true
 			if r.terminal() {
-				if !r.known(f.Intent.ID) && !r.applied(f.EventID) && !isOwnRetry(f) {
+				if !r.known(f.Intent.ID) && !r.applied(f.EventID) && !isOwnRetry(f) && !forgiven(&r.s, f.Intent.ID) {
 					r.pending = append(r.pending, f)
 				}
 			} else {
@@ -330,6 +393,14 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	decline := firstNonEmpty(f.Intent.DeclineCode, f.Intent.FailureCode)
 	in := r.intent(f.Intent.ID)
 	switch {
+	case in == nil && forgiven(&r.s, f.Intent.ID):
+		// Stripe's own retry of a debt an earlier life forgave, say.
+		r.s.Intents = append(r.s.Intents, &Intent{
+			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,
+			PaymentMethodID: f.Intent.PaymentMethodID, State: IntentWaived, FailedAt: f.Created, LastDecline: decline, LastEventAt: f.Created,
+			ResolvedAt: now, ResolvedBy: forgivenEarlier,
+		})
+		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "waived: forgiven by an earlier life, never charged again", false)
 	case in == nil:
 		r.s.Intents = append(r.s.Intents, &Intent{
 			ID: f.Intent.ID, Amount: f.Intent.Amount, Currency: f.Intent.Currency, InvoiceID: f.Intent.InvoiceID,

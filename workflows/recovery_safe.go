@@ -370,9 +370,28 @@ func (r *recovery) applyCardLimits(ctx workflow.Context, prev activities.EndedRe
 		r.record(ctx, "card limits of the previous life", "", "not read: "+err.Error(), false)
 		return
 	}
+	r.respectPrevious(ctx, last)
+}
+
+// respectPrevious takes over what the customer's previous life leaves to
+// this one: its cards' network limits, and the intents forgiven, which
+// are resolved as waived here too. Lives recorded before
+// forgivenForeverChange took the cards alone.
+func (r *recovery) respectPrevious(ctx workflow.Context, last RecoveryResult) {
 	if len(last.Cards) > 0 {
 		r.s.Cards = pruneCards(mergeCards(r.s.Cards, last.Cards), workflow.Now(ctx))
 		r.record(ctx, "card limits of the previous life", fmt.Sprintf("%d card(s)", len(last.Cards)), "carried over", false)
+	}
+	ids := forgivenBy(last)
+	if len(ids) == 0 || r.version(ctx, forgivenForeverChange, 1) == workflow.DefaultVersion {
+		return
+	}
+	r.s.Forgiven = withForgiven(r.s.Forgiven, ids...)
+	r.record(ctx, "intents forgiven by earlier lives", strings.Join(ids, ", "), "never charged again", false)
+	for _, in := range r.s.Intents {
+		if unsettled(in) && forgiven(&r.s, in.ID) {
+			r.resolve(ctx, in, IntentWaived, forgivenEarlier)
+		}
 	}
 }
 
@@ -928,6 +947,7 @@ func (r *recovery) result() RecoveryResult {
 		for _, in := range r.s.Intents {
 			res.Intents = append(res.Intents, IntentOutcome{ID: in.ID, InvoiceID: in.InvoiceID, Amount: in.Amount, Currency: in.Currency, State: in.State})
 		}
+		res.Forgiven = forgivenSoFar(&r.s)
 	}
 	if r.cards() {
 		res.Cards = r.s.Cards

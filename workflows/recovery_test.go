@@ -82,6 +82,10 @@ type world struct {
 	// world (after the key check); rejectNotice refuses notices for good.
 	retryHook    func(activities.RetryInput) (activities.RetryResult, error, bool)
 	rejectNotice map[string]bool
+	// slowAlerts: an alert whose title begins with a key takes that long.
+	slowAlerts map[string]time.Duration
+	// forgiveErr, when set, is Stripe's answer to every ForgiveIntent.
+	forgiveErr error
 	// noticeErrs answer the next notices, one each, before the mailer
 	// takes any.
 	noticeErrs []error
@@ -222,6 +226,9 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.forgiven = append(w.forgiven, in)
+			if w.forgiveErr != nil {
+				return activities.ForgiveResult{}, w.forgiveErr
+			}
 			if w.paidIntents[in.IntentID] {
 				return activities.ForgiveResult{Outcome: activities.ForgivePaid, Detail: "intent succeeded"}, nil
 			}
@@ -321,13 +328,20 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.notices = append(w.notices, in)
 			return activities.NotifyResult{}, nil
 		})
-	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			w.alerts = append(w.alerts, in)
-			return activities.NotifyResult{}, nil
-		})
+	alert := func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.alerts = append(w.alerts, in)
+		return activities.NotifyResult{}, nil
+	}
+	// The slow alerts are registered first, so that they match before the
+	// general answer.
+	for prefix, d := range w.slowAlerts {
+		env.OnActivity(acts.Alert, mock.Anything, mock.MatchedBy(func(in activities.AlertInput) bool {
+			return strings.HasPrefix(in.Title, prefix)
+		})).After(d).Return(alert)
+	}
+	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(alert)
 }
 
 func (w *world) meet() {
