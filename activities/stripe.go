@@ -290,6 +290,28 @@ func (a *Activities) completeDecline(ctx context.Context, d Decline, pm string) 
 	return d
 }
 
+// ChargeDecline completes a decline that an event brought with its charge
+// named but not shown (on API versions whose events do not expand
+// latest_charge): the charge's outcome may say stop
+// (previously_declined_do_not_retry) where the error did not. A charge
+// Stripe will not show is a non-retryable ErrStripeRejected; no answer is
+// retried. Without Stripe configured the decline comes back as it is.
+func (a *Activities) ChargeDecline(ctx context.Context, d Decline) (Decline, error) {
+	if a.Stripe == nil || d.Charge == "" || d.OutcomeReason != "" {
+		return d, nil
+	}
+	raw, err := a.getRaw(ctx, stripe.FormatURLPath("/v1/charges/%s", d.Charge))
+	if err != nil {
+		return d, classifyStripe("read charge "+d.Charge, err)
+	}
+	withCharge, err := d.WithCharge(raw)
+	if err != nil {
+		return d, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("read charge %s: unreadable answer: %v", d.Charge, err), ErrStripeRejected, err)
+	}
+	return withCharge, nil
+}
+
 // rawObject keeps an API answer as it came, for fields stripe-go v76 does
 // not know and shapes it would not decode.
 type rawObject struct {

@@ -1034,3 +1034,56 @@ func TestStripeDryRun(t *testing.T) {
 		t.Errorf("requests = %v, want none", all)
 	}
 }
+
+// ChargeDecline reads the charge an event's decline only named: a stop
+// that only its outcome carries comes back; a charge Stripe will not show
+// is a non-retryable rejection; no answer is retried.
+func TestChargeDeclineReadsWhatTheEventOnlyNamed(t *testing.T) {
+	named := activities.Decline{Code: "card_declined", DeclineCode: "generic_decline", Charge: declinedCharge, PaymentMethod: defaultPM}
+	for _, tc := range []struct {
+		name     string
+		charge   answer
+		want     activities.Decline
+		rejected bool
+		retried  bool
+	}{{
+		name:   "blocked: never again",
+		charge: answer{http.StatusOK, chargeObj("blocked", "previously_declined_do_not_retry", nil)},
+		want: activities.Decline{Code: "card_declined", DeclineCode: "generic_decline", Charge: declinedCharge, PaymentMethod: defaultPM,
+			OutcomeReason: "previously_declined_do_not_retry", Fingerprint: fingerprints[defaultPM]},
+	}, {
+		name:     "no such charge",
+		charge:   answer{http.StatusNotFound, stripeError("invalid_request_error", "resource_missing", "", "No such charge: '"+declinedCharge+"'", nil)},
+		rejected: true,
+	}, {
+		name:    "Stripe down",
+		charge:  answer{http.StatusServiceUnavailable, stripeError("api_error", "", "", "Service unavailable", nil)},
+		retried: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeStripe(t)
+			f.on(http.MethodGet, pathCharge, tc.charge)
+			acts := stripeActivities(t, fakeKey, f.URL, "")
+			got, err := acts.ChargeDecline(context.Background(), named)
+			switch {
+			case tc.rejected:
+				wantNonRetryable(t, err, activities.ErrStripeRejected)
+			case tc.retried:
+				if _, ok := nonRetryable(err); err == nil || ok {
+					t.Fatalf("err = %v, want one that is retried", err)
+				}
+			case err != nil:
+				t.Fatalf("ChargeDecline: %v", err)
+			case got.OutcomeReason != tc.want.OutcomeReason || got.Charge != tc.want.Charge || got.DeclineCode != tc.want.DeclineCode:
+				t.Errorf("ChargeDecline =\n %+v\nwant\n %+v", got, tc.want)
+			}
+		})
+	}
+	// A decline that already carries its outcome is not read again.
+	f := newFakeStripe(t) // any request fails the test
+	full := named
+	full.OutcomeReason = "issuer_declined"
+	if got, err := stripeActivities(t, fakeKey, f.URL, "").ChargeDecline(context.Background(), full); err != nil || got != full {
+		t.Errorf("ChargeDecline of a read decline = %+v, %v; want it as it was, no request", got, err)
+	}
+}

@@ -322,6 +322,9 @@ type CardRecord struct {
 	// the status.
 	NextAllowed time.Time `json:"next_allowed,omitzero"`
 	Held        string    `json:"held,omitempty"`
+	// Unread is the last decline when an event named its charge without
+	// showing it: the charge is read before the card is tried again.
+	Unread *activities.Decline `json:"unread,omitempty"`
 }
 
 // Defaults of the settings that recoveries started before them lack.

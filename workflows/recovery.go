@@ -462,6 +462,12 @@ func (r *recovery) cardDeclined(ctx workflow.Context, in *Intent, d activities.D
 		c.Attempts = append(c.Attempts, at)
 	}
 	applyDecline(c, v, workflow.Now(ctx))
+	c.Unread = nil
+	if d.Charge != "" && d.OutcomeReason == "" && v.Class != activities.DeclineStop {
+		// The charge may say more than the error: read before a retry.
+		unread := d
+		c.Unread = &unread
+	}
 	in.CardKey, in.Decline = key, &v
 	if pm != "" {
 		in.PaymentMethodID = pm

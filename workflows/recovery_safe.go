@@ -61,6 +61,11 @@ const (
 	// waiver: kept if it succeeds, forgiven if it fails. Before, the
 	// waiver forgave it with the money on its way.
 	waiverKeepsInFlightChange = "waiver-keeps-in-flight"
+	// readDeclinedChargeChange reads the charge of a decline an event only
+	// named before the card is tried again; before, the decline stood as
+	// the event's error gave it, and a stop that only the charge's outcome
+	// carried was missed.
+	readDeclinedChargeChange = "read-declined-charge"
 )
 
 // safe reports whether this life follows the money rules.
@@ -95,6 +100,33 @@ func (r *recovery) cardRecord(key, pm string) *CardRecord {
 	c := &CardRecord{Key: key, PaymentMethod: pm}
 	r.s.Cards = append(r.s.Cards, c)
 	return c
+}
+
+// readDeclinedCharge reads the charge of the card's last decline when the
+// event that brought it only named it, and applies what it says (a stop
+// that only the charge's outcome carries). It reports false when the card
+// must not be tried this round: Stripe gave no answer. A charge Stripe
+// will not show leaves the decline as the event gave it.
+func (r *recovery) readDeclinedCharge(ctx workflow.Context, c *CardRecord, why, id string) bool {
+	if c == nil || c.Unread == nil || r.version(ctx, readDeclinedChargeChange, 1) != 1 {
+		return true
+	}
+	var d activities.Decline
+	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.ChargeDecline, *c.Unread).Get(ctx, &d)
+	switch {
+	case err == nil:
+		v := activities.ClassifyDecline(d)
+		applyDecline(c, v, workflow.Now(ctx))
+		c.Unread = nil
+		r.record(ctx, "declined charge read", d.Charge, string(v.Class)+": "+v.Reason, false)
+	case isRejected(err):
+		c.Unread = nil
+		r.record(ctx, "declined charge read", c.Key, "not shown: "+errText(err)+"; the decline stands as the event gave it", false)
+	default:
+		r.record(ctx, why, id, "not charged: the declined charge could not be read: "+errText(err), false)
+		return false
+	}
+	return true
 }
 
 // holdRetryUntil asks for a retry round when a held card may be tried.
@@ -533,6 +565,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			if isRejected(err) {
 				return r.pauseForOperator(ctx, "amberflo re-check of "+id+" failed: "+errText(err))
 			}
+			continue
+		}
+		if r.cards() && !r.readDeclinedCharge(ctx, card(&r.s, cardKey(o)), why, id) {
 			continue
 		}
 		// Decide again on what arrived during the checks.

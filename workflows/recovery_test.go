@@ -102,7 +102,13 @@ type world struct {
 	retries   []activities.RetryInput
 	keyParams map[string]string
 	attempts  map[string]int
-	controls  []activities.ControlPlaneInput
+	// chargeOutcomes are the outcome.reason of charges by ID, as a read
+	// of the charge shows it; until chargeDownUntil Stripe answers no
+	// read; chargeReads are the charges read.
+	chargeOutcomes  map[string]string
+	chargeDownUntil time.Time
+	chargeReads     []string
+	controls        []activities.ControlPlaneInput
 	// controlTries is every request the control plane received, the
 	// refused ones too.
 	controlTries []activities.ControlPlaneInput
@@ -117,7 +123,7 @@ type world struct {
 func newWorld() *world {
 	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{},
 		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
-		periods: map[string]time.Time{}, declines: map[string]activities.Decline{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
+		periods: map[string]time.Time{}, declines: map[string]activities.Decline{}, chargeOutcomes: map[string]string{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
 }
 
 // period is the usage period the intent's invoice bills.
@@ -184,6 +190,17 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: w.defaultPM}, nil
+		})
+	env.OnActivity(acts.ChargeDecline, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, d activities.Decline) (activities.Decline, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.chargeReads = append(w.chargeReads, d.Charge)
+			if w.now().Before(w.chargeDownUntil) {
+				return d, errors.New("stripe answered 503")
+			}
+			d.OutcomeReason = firstOf(w.chargeOutcomes[d.Charge], "issuer_declined")
+			return d, nil
 		})
 	env.OnActivity(acts.IntentOwed, mock.Anything, mock.Anything).After(w.checkDelay).Return(
 		func(_ context.Context, in activities.OwedInput) (activities.Owed, error) {
