@@ -365,6 +365,13 @@ func routeCardExpiring(ctx workflow.Context, ev StripeEvent) (string, error) {
 	return "card expiry watched by " + id, nil
 }
 
+// sourceDeletedRefusalsChange makes a refusal on the way of a removed
+// card a result: Stripe refusing the payment-methods lookup reaches ops,
+// and a refused customer notice no longer keeps the ops alert and the
+// running recovery's signal from going out. Event workflows recorded
+// before it failed on either.
+const sourceDeletedRefusalsChange = "source-deleted-refusals"
+
 func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 	if ev.CustomerID == "" {
 		return "no customer: nothing to do", nil
@@ -374,9 +381,14 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 	if _, err := signal(ctx, CardExpiryWorkflowID(ev.ObjectID), SignalCardUpdated, removed, nil); err != nil {
 		return "", err
 	}
-	// Whether the customer can still pay is Stripe's to say, now.
+	// Whether the customer can still pay is Stripe's to say, now. Only a
+	// permanent refusal or the workflow's cancellation comes back from
+	// the activities here: they retry everything else.
 	var pms activities.PaymentMethods
 	if err := workflow.ExecuteActivity(ctx, a.PaymentMethods, activities.CustomerInput{StripeCustomerID: ev.CustomerID}).Get(ctx, &pms); err != nil {
+		if refusalIsResult(ctx, err) {
+			return lookupRefused(ctx, ev, err)
+		}
 		return "", err
 	}
 	if pms.DryRun {
@@ -386,18 +398,26 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "a usable payment method remains: nothing to do", nil
 	}
 	var r activities.NotifyResult
-	err := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
+	noticeErr := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
 		Key: ev.ID + ":notice", Type: "payment_method_missing", StripeCustomerID: ev.CustomerID, CreatedAt: workflow.Now(ctx),
 	}).Get(ctx, &r)
-	if err != nil {
-		return "", err
+	if noticeErr != nil && !refusalIsResult(ctx, noticeErr) {
+		return "", noticeErr
 	}
-	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+	told := "customer and ops told"
+	alert := activities.AlertInput{
 		Key: ev.ID + ":alert", Severity: "warning", StripeCustomerID: ev.CustomerID,
 		Title: "No way to pay left: " + ev.CustomerID,
 		Text:  "The customer removed " + ev.ObjectID + " and has no usable payment method; the next charge will fail.",
-	}).Get(ctx, &r)
-	if err != nil {
+	}
+	if noticeErr != nil {
+		// Its own key: the alert says something else than the one above.
+		told = "ops told, customer notice not delivered"
+		alert.Key, alert.Severity = ev.ID+":alert:undelivered", "critical"
+		alert.Title = "No way to pay left, customer not told: " + ev.CustomerID
+		alert.Text += fmt.Sprintf(" The payment_method_missing notice could not be sent (%s). Tell the customer by hand.", errText(noticeErr))
+	}
+	if err := workflow.ExecuteActivity(ctx, a.Alert, alert).Get(ctx, &r); err != nil {
 		return "", err
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentMethodRemoved,
@@ -406,9 +426,35 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "", err
 	}
 	if res.Delivered {
-		return "no payment method left: customer and ops told, running recovery waits for a card", nil
+		return "no payment method left: " + told + ", running recovery waits for a card", nil
 	}
-	return "no payment method left: customer and ops told", nil
+	return "no payment method left: " + told, nil
+}
+
+// refusalIsResult reports whether a peer's permanent refusal on the way of
+// a removed card is a result, to be told, rather than the end of the
+// event workflow: from sourceDeletedRefusalsChange on. A cancellation
+// always ends it.
+func refusalIsResult(ctx workflow.Context, err error) bool {
+	return !temporal.IsCanceledError(err) && version(ctx, sourceDeletedRefusalsChange, 1) == 1
+}
+
+// lookupRefused tells ops that Stripe refused the removed card's customer's
+// payment methods: no one can tell whether the customer can still pay, so
+// neither the customer nor a running recovery is told anything.
+func lookupRefused(ctx workflow.Context, ev StripeEvent, refusal error) (string, error) {
+	var r activities.NotifyResult
+	err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: ev.ID + ":payment-methods-unknown", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: EventWorkflowID(ev.ID),
+		Title: "Cannot tell whether " + ev.CustomerID + " can still pay",
+		Text: fmt.Sprintf("The customer removed %s (event %s), and Stripe refused the list of their payment methods: %s. "+
+			"dunning cannot tell whether a usable payment method remains and told neither the customer nor a running recovery; "+
+			"check the customer in the Stripe Dashboard and, if nothing usable is left, tell them by hand.", ev.ObjectID, ev.ID, errText(refusal)),
+	}).Get(ctx, &r)
+	if err != nil {
+		return "", err
+	}
+	return "stripe refused the payment-methods lookup: ops alerted", nil
 }
 
 // usable reports whether the customer can still pay with something other

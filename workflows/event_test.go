@@ -50,6 +50,30 @@ func runEventWith(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 // payment that finds none running.
 func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms activities.PaymentMethods, ended activities.EndedRecovery) eventRun {
 	t.Helper()
+	return runEventIn(t, ev, eventPeers{delivered: delivered, pms: pms, ended: ended})
+}
+
+// eventPeers is what the faked peers answer an event workflow.
+type eventPeers struct {
+	// delivered says whether a running workflow takes a plain signal.
+	delivered bool
+	// pms is what Stripe says the customer can pay with; pmsErr, when
+	// set, is its answer instead.
+	pms    activities.PaymentMethods
+	pmsErr error
+	// noticeErr, when set, is the mailer's answer to every notice.
+	noticeErr error
+	// ended is the customer's latest recovery run; previous, when set,
+	// the newest that ended before a running one (else ended as well).
+	ended    activities.EndedRecovery
+	previous *activities.EndedRecovery
+}
+
+// runEventIn runs StripeEventWorkflow against peers, which must let it
+// complete.
+func runEventIn(t *testing.T, ev workflows.StripeEvent, peers eventPeers) eventRun {
+	t.Helper()
+	delivered, pms, ended := peers.delivered, peers.pms, peers.ended
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterActivity(acts)
@@ -79,7 +103,7 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.CustomerInput) (activities.PaymentMethods, error) {
 			run.lookups++
-			return pms, nil
+			return pms, peers.pmsErr
 		})
 	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
@@ -88,6 +112,9 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 				what = "previous of "
 			}
 			read(what + in.WorkflowID)
+			if in.Previous && peers.previous != nil {
+				return *peers.previous, nil
+			}
 			return ended, nil
 		})
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
@@ -109,7 +136,7 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			run.notices = append(run.notices, in)
-			return activities.NotifyResult{}, nil
+			return activities.NotifyResult{}, peers.noticeErr
 		})
 	env.ExecuteWorkflow(workflows.StripeEventWorkflow, workflows.StripeEventInput{Event: ev})
 	if !env.IsWorkflowCompleted() {
@@ -342,6 +369,76 @@ func TestSourceDeleted(t *testing.T) {
 			t.Fatalf("notices %+v, want the customer told", run.notices)
 		}
 	})
+}
+
+// Nothing silent: a payment_method_missing notice the mailer refuses is a
+// result. Ops hear that no way to pay is left and that the customer was
+// not told, and the running recovery still waits for a card.
+func TestSourceDeletedNoticeRefusedStillAlertsOpsAndTellsRecovery(t *testing.T) {
+	ev := event(workflows.EventSourceDeleted)
+	ev.ObjectID, ev.ObjectType = "card_gone", "card"
+	expiredOnly := activities.PaymentMethods{Methods: []activities.PaymentMethod{{ID: "card_old", Expired: true}}}
+	run := runEventIn(t, ev, eventPeers{delivered: true, pms: expiredOnly, noticeErr: mailerRefusal})
+	if len(run.notices) != 1 || run.notices[0].Type != "payment_method_missing" {
+		t.Fatalf("notices %+v, want the payment_method_missing notice tried", run.notices)
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", run.alerts)
+	}
+	al := run.alerts[0]
+	if al.Key != ev.ID+":alert:undelivered" || al.Severity != "critical" || al.StripeCustomerID != ev.CustomerID ||
+		!strings.Contains(al.Title, "No way to pay left") {
+		t.Errorf("alert %+v, want a critical no-way-to-pay alert of its own key", al)
+	}
+	for _, want := range []string{"card_gone", "payment_method_missing", "unknown template", "Tell the customer by hand"} {
+		if !strings.Contains(al.Text, want) {
+			t.Errorf("alert text %q does not say %q", al.Text, want)
+		}
+	}
+	var told bool
+	for _, s := range run.signals {
+		told = told || (s.WorkflowID == workflows.RecoveryWorkflowID(ev.CustomerID) && s.SignalName == workflows.SignalPaymentMethodRemoved)
+	}
+	if !told {
+		t.Errorf("signals %+v, want the recovery told", run.signals)
+	}
+	if !strings.Contains(run.res.Outcome, "not delivered") || !strings.Contains(run.res.Outcome, "waits for a card") {
+		t.Errorf("outcome %q, want the undelivered notice and the told recovery in it", run.res.Outcome)
+	}
+}
+
+// Fail safe: when Stripe refuses the list of payment methods for good, no
+// one can tell whether the customer can still pay; ops are told so, and
+// neither the customer nor the recovery hears a guess.
+func TestSourceDeletedLookupRefusedTellsOps(t *testing.T) {
+	ev := event(workflows.EventSourceDeleted)
+	ev.ObjectID, ev.ObjectType = "card_gone", "card"
+	refusal := temporal.NewNonRetryableApplicationError("list payment methods of "+ev.CustomerID+": stripe answered 400 invalid_request_error",
+		activities.ErrStripeRejected, nil)
+	run := runEventIn(t, ev, eventPeers{delivered: true, pms: paymentMethods, pmsErr: refusal})
+	if len(run.notices) != 0 {
+		t.Errorf("notices %+v, want none on no answer", run.notices)
+	}
+	for _, s := range run.signals {
+		if s.SignalName == workflows.SignalPaymentMethodRemoved {
+			t.Errorf("signal %+v, want the recovery left alone", s)
+		}
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", run.alerts)
+	}
+	al := run.alerts[0]
+	if al.Severity != "critical" || !strings.HasPrefix(al.Key, ev.ID+":") || al.StripeCustomerID != ev.CustomerID {
+		t.Errorf("alert %+v, want a critical alert keyed from the event", al)
+	}
+	for _, want := range []string{"card_gone", ev.ID, "invalid_request_error", "cannot tell whether"} {
+		if !strings.Contains(al.Text, want) {
+			t.Errorf("alert text %q does not say %q", al.Text, want)
+		}
+	}
+	if !strings.Contains(run.res.Outcome, "refused") {
+		t.Errorf("outcome %q", run.res.Outcome)
+	}
 }
 
 // Rule 6: money that arrives after a recovery ended reaches ops, with the

@@ -157,12 +157,12 @@ func TestCardExpiryIgnoresOlderAndRepeatedEvents(t *testing.T) {
 	}
 }
 
-// mailerRefuses is the Notice activity's answer when the product's mailer
+// mailerRefusal is the Notice activity's answer when the product's mailer
 // refuses a notice for good (a 4xx): a non-retryable NotifyRejected.
-func mailerRefuses(activities.NoticeInput) error {
-	return temporal.NewNonRetryableApplicationError("customer notice webhook answered 422: unknown template",
-		activities.ErrNotifyRejected, nil)
-}
+var mailerRefusal = temporal.NewNonRetryableApplicationError("customer notice webhook answered 422: unknown template",
+	activities.ErrNotifyRejected, nil)
+
+func mailerRefuses(activities.NoticeInput) error { return mailerRefusal }
 
 // Nothing silent: a card-expiry notice the mailer refuses reaches ops,
 // one critical alert per notice, so that someone tells the customer
