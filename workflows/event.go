@@ -59,11 +59,47 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 		res.Outcome, err = routeSourceDeleted(ctx, ev)
 	}
 	if err != nil {
+		// The event's workflow ID is now taken by a failed run, so neither
+		// Stripe nor reconciliation runs the event again: ops must know. A
+		// cancellation is an operator's own end of the run.
+		if !temporal.IsCanceledError(err) && ctx.Err() == nil && version(ctx, eventFailedAlertChange, 1) == 1 {
+			alertEventFailed(ctx, ev, err)
+		}
 		return res, err
 	}
 	log.Info("stripe event handled", "event_id", ev.ID, "type", ev.Type, "route", route,
 		"customer", ev.CustomerID, "outcome", res.Outcome)
 	return res, nil
+}
+
+// eventFailedAlertChange sends ops one alert for an event whose route
+// failed; event workflows recorded before it failed silently.
+const eventFailedAlertChange = "event-failed-alert"
+
+// alertEventFailed tells ops that the route of ev failed for good with err.
+// Only a permanent error comes back from the routes' activities (they retry
+// everything else), so the event will not be handled unless someone does.
+func alertEventFailed(ctx workflow.Context, ev StripeEvent, err error) {
+	customer := ev.CustomerID
+	if customer == "" {
+		customer = "no customer"
+	}
+	var r activities.NotifyResult
+	alertErr := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: ev.ID + ":failed", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: EventWorkflowID(ev.ID),
+		Title: "Stripe event not handled: " + ev.ID,
+		Text: fmt.Sprintf("Stripe event %s (%s, %s) failed: %s. dunning did not finish acting on it, and will not run it again "+
+			"while its failed workflow %s is retained: Stripe's redelivery and reconciliation find the ID taken. "+
+			"Check the customer in the Stripe Dashboard and do by hand what the event called for; or, once the cause is fixed, "+
+			"delete the workflow (temporal workflow delete --workflow-id %s) and run a reconciliation whose look-back covers "+
+			"the event (docs/operations.md, Reconciliation).",
+			ev.ID, ev.Type, customer, errText(err), EventWorkflowID(ev.ID), EventWorkflowID(ev.ID)),
+		Fields: []string{"Event", ev.ID, "Type", ev.Type, "Customer", customer},
+	}).Get(ctx, &r)
+	if alertErr != nil {
+		workflow.GetLogger(ctx).Error("stripe event failed and ops could not be alerted", "event_id", ev.ID, "type", ev.Type,
+			"customer", ev.CustomerID, "error", err, "alert_error", alertErr)
+	}
 }
 
 // WrongMode reports whether an event comes from the other Stripe mode than

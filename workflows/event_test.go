@@ -67,11 +67,24 @@ type eventPeers struct {
 	// the newest that ended before a running one (else ended as well).
 	ended    activities.EndedRecovery
 	previous *activities.EndedRecovery
+	// signalErr, when set, is Temporal's answer to every signal.
+	signalErr error
 }
 
 // runEventIn runs StripeEventWorkflow against peers, which must let it
 // complete.
 func runEventIn(t *testing.T, ev workflows.StripeEvent, peers eventPeers) eventRun {
+	t.Helper()
+	run, err := runEventEnded(t, ev, peers, nil)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	return run
+}
+
+// runEventEnded runs StripeEventWorkflow against peers to its end, whatever
+// it is, and returns the workflow's error; setup, when set, drives the run.
+func runEventEnded(t *testing.T, ev workflows.StripeEvent, peers eventPeers, setup func(env *testsuite.TestWorkflowEnvironment)) (eventRun, error) {
 	t.Helper()
 	delivered, pms, ended := peers.delivered, peers.pms, peers.ended
 	var suite testsuite.WorkflowTestSuite
@@ -88,6 +101,9 @@ func runEventIn(t *testing.T, ev workflows.StripeEvent, peers eventPeers) eventR
 	env.OnActivity(acts.Signal, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SignalInput) (activities.SignalResult, error) {
 			run.signals = append(run.signals, in)
+			if peers.signalErr != nil {
+				return activities.SignalResult{}, peers.signalErr
+			}
 			return activities.SignalResult{Delivered: delivered || in.Start != nil}, nil
 		})
 	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
@@ -138,17 +154,20 @@ func runEventIn(t *testing.T, ev workflows.StripeEvent, peers eventPeers) eventR
 			run.notices = append(run.notices, in)
 			return activities.NotifyResult{}, peers.noticeErr
 		})
+	if setup != nil {
+		setup(env)
+	}
 	env.ExecuteWorkflow(workflows.StripeEventWorkflow, workflows.StripeEventInput{Event: ev})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
 	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("workflow failed: %v", err)
+		return run, err
 	}
 	if err := env.GetWorkflowResult(&run.res); err != nil {
 		t.Fatalf("result: %v", err)
 	}
-	return run
+	return run, nil
 }
 
 func event(typ string) workflows.StripeEvent {
@@ -439,6 +458,50 @@ func TestSourceDeletedLookupRefusedTellsOps(t *testing.T) {
 	if !strings.Contains(run.res.Outcome, "refused") {
 		t.Errorf("outcome %q", run.res.Outcome)
 	}
+}
+
+// Nothing silent: an event whose route fails for good ends its workflow
+// failed, and its ID taken, so it is never run again by itself; ops get
+// one alert that says which event and what to do. A run an operator
+// cancels ended as asked and says nothing, not even from a context the
+// cancel does not reach.
+func TestStripeEventWorkflowFailureReachesOps(t *testing.T) {
+	refused := temporal.NewNonRetryableApplicationError("start recovery-cus_PqWorkflowTest01: search attribute StripeCustomerId is not defined",
+		activities.ErrBadInput, nil)
+	ev := event(workflows.EventPaymentFailed)
+	ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: 4900, Currency: "usd"}
+	t.Run("refused for good", func(t *testing.T) {
+		run, err := runEventEnded(t, ev, eventPeers{pms: paymentMethods, signalErr: refused}, nil)
+		if err == nil || !strings.Contains(err.Error(), "is not defined") {
+			t.Fatalf("workflow error %v, want the route's", err)
+		}
+		if len(run.alerts) != 1 {
+			t.Fatalf("alerts %+v, want one", run.alerts)
+		}
+		al := run.alerts[0]
+		if al.Key != ev.ID+":failed" || al.Severity != "critical" || al.StripeCustomerID != ev.CustomerID || al.WorkflowID != ev.ID {
+			t.Errorf("alert %+v, want a critical alert keyed %s:failed", al, ev.ID)
+		}
+		for _, want := range []string{ev.ID, ev.Type, ev.CustomerID, "is not defined", "Stripe Dashboard", "temporal workflow delete"} {
+			if !strings.Contains(al.Text, want) {
+				t.Errorf("alert text %q does not say %q", al.Text, want)
+			}
+		}
+	})
+	t.Run("canceled by an operator", func(t *testing.T) {
+		// Temporal does not answer: the signal goes from local attempts
+		// to the activity's pause, where the cancel finds it.
+		run, err := runEventEnded(t, ev, eventPeers{pms: paymentMethods, signalErr: errors.New("temporal: unavailable")},
+			func(env *testsuite.TestWorkflowEnvironment) {
+				env.RegisterDelayedCallback(env.CancelWorkflow, 5*time.Second)
+			})
+		if !temporal.IsCanceledError(err) {
+			t.Fatalf("workflow error %v, want it canceled", err)
+		}
+		if len(run.alerts) != 0 {
+			t.Errorf("alerts %+v for a canceled run, want none", run.alerts)
+		}
+	})
 }
 
 // Rule 6: money that arrives after a recovery ended reaches ops, with the
