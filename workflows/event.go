@@ -263,30 +263,62 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil)
+	if err == nil && res.Delivered && version(ctx, paidWhileRunningChange, 1) == 1 {
+		// The running recovery takes what is its own; a payment for what
+		// the life before it left unpaid it only records as unmatched.
+		_, prev, err := endedRecovery(ctx, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID), Previous: true})
+		if err != nil {
+			return "", err
+		}
+		if why, late := LateMoneyOfEarlierLife(prev, sig); late {
+			return alertLateMoney(ctx, ev, sig, why)
+		}
+	}
 	if err != nil || res.Delivered ||
 		version(ctx, "paid-after-the-end", 1) == workflow.DefaultVersion {
 		return delivered(res, err)
 	}
 	// No recovery runs: money after the end of one is for ops to see.
-	var ended activities.EndedRecovery
-	if err := workflow.ExecuteActivity(ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)}).Get(ctx, &ended); err != nil {
+	ended, last, err := endedRecovery(ctx, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
+	if err != nil {
 		return "", err
+	}
+	why, late := LateMoney(ended.Found && !ended.Running, last, sig)
+	if !late {
+		return delivered(res, nil)
+	}
+	return alertLateMoney(ctx, ev, sig, why)
+}
+
+// paidWhileRunningChange has a payment that a running recovery took also
+// looked up in the life before it, whose end it may come after; event
+// workflows recorded before it stopped at the running recovery.
+const paidWhileRunningChange = "paid-while-running"
+
+// endedRecovery reads how a customer's recovery ended, with its result
+// decoded (empty when the run did not complete).
+func endedRecovery(ctx workflow.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, RecoveryResult, error) {
+	var ended activities.EndedRecovery
+	if err := workflow.ExecuteActivity(ctx, a.EndedRecovery, in).Get(ctx, &ended); err != nil {
+		return ended, RecoveryResult{}, err
 	}
 	var last RecoveryResult
 	if len(ended.Result) > 0 {
 		// Decoding a plain struct is deterministic.
 		err := json.Unmarshal(ended.Result, &last) //workflowcheck:ignore
 		if err != nil {
-			return "", fmt.Errorf("decode the last recovery's result: %w", err)
+			return ended, RecoveryResult{}, fmt.Errorf("decode the result of an ended run of %s: %w", in.WorkflowID, err)
 		}
 	}
-	why, late := LateMoney(ended.Found && !ended.Running, last, sig)
-	if !late {
-		return delivered(res, nil)
-	}
+	return ended, last, nil
+}
+
+// alertLateMoney tells ops of money after the end of a recovery, why says
+// after what.
+func alertLateMoney(ctx workflow.Context, ev StripeEvent, sig PaidSignal, why string) (string, error) {
 	amount := paidAmount(ev)
 	var r activities.NotifyResult
-	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+	err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
 		Key: ev.ID + ":late-money", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: RecoveryWorkflowID(ev.CustomerID),
 		Title:  "Money after the end: " + ev.CustomerID,
 		Text:   fmt.Sprintf("%s paid %s (%s, event %s) %s. dunning took no action; refund or restore by hand.", ev.CustomerID, amount, firstNonEmpty(sig.IntentID, sig.InvoiceID), ev.ID, why),
@@ -307,7 +339,7 @@ func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) 
 		return "", false
 	}
 	for _, in := range last.Intents {
-		if (paid.IntentID == "" || in.ID != paid.IntentID) && (paid.InvoiceID == "" || in.InvoiceID != paid.InvoiceID) {
+		if !paidFor(paid, in) {
 			continue
 		}
 		switch in.State {
@@ -324,6 +356,38 @@ func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) 
 		return "after the debt was waived", true
 	}
 	return "", false
+}
+
+// LateMoneyOfEarlierLife decides whether a payment that a running recovery
+// took is money after the end of the life before it (earlier, as it
+// ended): an intent that life left waived or canceled, or left unpaid as
+// it ended deprovisioned or waived. Unlike LateMoney, a payment for an
+// intent the earlier life did not have is the running life's own.
+func LateMoneyOfEarlierLife(earlier RecoveryResult, paid PaidSignal) (string, bool) {
+	for _, in := range earlier.Intents {
+		if !paidFor(paid, in) {
+			continue
+		}
+		switch in.State {
+		case IntentPaid:
+			return "", false
+		case IntentWaived, IntentCanceled:
+			return "after its debt was " + string(in.State), true
+		}
+		switch earlier.Stage {
+		case StageDeprovisioned:
+			return "after the customer was deprovisioned", true
+		case StageWaived:
+			return "after the debt was waived", true
+		}
+	}
+	return "", false
+}
+
+// paidFor reports whether a payment is for an intent: the intent itself,
+// or the invoice it pays.
+func paidFor(paid PaidSignal, in IntentOutcome) bool {
+	return (paid.IntentID != "" && in.ID == paid.IntentID) || (paid.InvoiceID != "" && in.InvoiceID == paid.InvoiceID)
 }
 
 func paidAmount(ev StripeEvent) string {

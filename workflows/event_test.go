@@ -552,6 +552,82 @@ func TestMoneyAfterTheEndReachesOps(t *testing.T) {
 	}
 }
 
+// Money for what an earlier life left unpaid reaches ops even while a
+// later life runs: the running one takes only its own intents and records
+// the payment as unmatched. A payment of the running life's own intent,
+// or the echo of one the earlier life saw paid, says nothing.
+func TestMoneyForAnEarlierLifeWhileANewOneRunsReachesOps(t *testing.T) {
+	earlier := func(stage workflows.Stage, state workflows.IntentState) *activities.EndedRecovery {
+		raw, err := json.Marshal(workflows.RecoveryResult{Stage: stage, Intents: []workflows.IntentOutcome{
+			{ID: "pi_old", InvoiceID: "in_old", Amount: 4900, Currency: "usd", State: state}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &activities.EndedRecovery{Found: true, Result: raw, Status: "Completed"}
+	}
+	for _, tc := range []struct {
+		name     string
+		previous *activities.EndedRecovery
+		intent   string
+		late     string // what the alert says it came after; empty: no alert
+	}{
+		{"left unpaid at deprovisioning", earlier(workflows.StageDeprovisioned, workflows.IntentOpen), "pi_old", "deprovisioned"},
+		{"in flight at deprovisioning", earlier(workflows.StageDeprovisioned, workflows.IntentInFlight), "pi_old", "deprovisioned"},
+		{"waived", earlier(workflows.StageWaived, workflows.IntentWaived), "pi_old", "waived"},
+		{"canceled in a recovered life", earlier(workflows.StageRecovered, workflows.IntentCanceled), "pi_old", "canceled"},
+		{"the running life's own intent", earlier(workflows.StageDeprovisioned, workflows.IntentOpen), "pi_new", ""},
+		{"the echo of a payment the earlier life saw", earlier(workflows.StageRecovered, workflows.IntentPaid), "pi_old", ""},
+		{"no earlier life", &activities.EndedRecovery{}, "pi_old", ""},
+		// invoice.paid names the invoice; the intent paying it may be a
+		// new one.
+		{"its invoice paid at deprovisioning", earlier(workflows.StageDeprovisioned, workflows.IntentOpen), "in_old", "deprovisioned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := event(workflows.EventPaymentSucceeded)
+			ev.ObjectID, ev.ObjectType = tc.intent, "payment_intent"
+			ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: tc.intent, Amount: 4900, Currency: "usd", Status: "succeeded"}
+			if strings.HasPrefix(tc.intent, "in_") {
+				ev = event(workflows.EventInvoicePaid)
+				ev.ObjectID, ev.ObjectType = tc.intent, "invoice"
+				ev.Invoice = &workflows.InvoiceInfo{ID: tc.intent, PaymentIntentID: "pi_portal", AmountDue: 4900, AmountPaid: 4900, Currency: "usd", Status: "paid"}
+			}
+			run := runEventIn(t, ev, eventPeers{delivered: true, pms: paymentMethods,
+				ended: activities.EndedRecovery{Found: true, Running: true}, previous: tc.previous})
+			if len(run.signals) != 1 || run.signals[0].SignalName != workflows.SignalPaid {
+				t.Errorf("signals %+v, want the running recovery told", run.signals)
+			}
+			if want := []string{"previous of " + workflows.RecoveryWorkflowID(ev.CustomerID)}; !slices.Equal(run.reads, want) {
+				t.Errorf("reads %v, want %v", run.reads, want)
+			}
+			if tc.late == "" {
+				if len(run.alerts) != 0 || run.res.Outcome != "running recovery told" {
+					t.Fatalf("alerts %+v outcome %q, want none", run.alerts, run.res.Outcome)
+				}
+				return
+			}
+			if len(run.alerts) != 1 {
+				t.Fatalf("alerts %+v, want one", run.alerts)
+			}
+			al := run.alerts[0]
+			if al.Key != ev.ID+":late-money" || al.Severity != "critical" || !strings.Contains(al.Title, "Money after the end") ||
+				al.StripeCustomerID != ev.CustomerID {
+				t.Errorf("alert %+v, want the critical late-money alert", al)
+			}
+			for _, want := range []string{"USD 49.00", tc.late, "refund or restore by hand"} {
+				if !strings.Contains(al.Text, want) {
+					t.Errorf("alert text %q does not say %q", al.Text, want)
+				}
+			}
+			if !slices.Contains(al.Fields, tc.intent) {
+				t.Errorf("alert fields %q do not name %s", al.Fields, tc.intent)
+			}
+			if !strings.HasPrefix(run.res.Outcome, "money after the end") {
+				t.Errorf("outcome %q, want it recorded on the event", run.res.Outcome)
+			}
+		})
+	}
+}
+
 // Rule 4: Stripe's own later failure of a waived intent starts nothing.
 func TestFailureOfAWaivedIntentStartsNothing(t *testing.T) {
 	ev := event(workflows.EventPaymentFailed)
