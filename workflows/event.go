@@ -59,11 +59,47 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 		res.Outcome, err = routeSourceDeleted(ctx, ev)
 	}
 	if err != nil {
+		// The event's workflow ID is now taken by a failed run, so neither
+		// Stripe nor reconciliation runs the event again: ops must know. A
+		// cancellation is an operator's own end of the run.
+		if !temporal.IsCanceledError(err) && ctx.Err() == nil && version(ctx, eventFailedAlertChange, 1) == 1 {
+			alertEventFailed(ctx, ev, err)
+		}
 		return res, err
 	}
 	log.Info("stripe event handled", "event_id", ev.ID, "type", ev.Type, "route", route,
 		"customer", ev.CustomerID, "outcome", res.Outcome)
 	return res, nil
+}
+
+// eventFailedAlertChange sends ops one alert for an event whose route
+// failed; event workflows recorded before it failed silently.
+const eventFailedAlertChange = "event-failed-alert"
+
+// alertEventFailed tells ops that the route of ev failed for good with err.
+// Only a permanent error comes back from the routes' activities (they retry
+// everything else), so the event will not be handled unless someone does.
+func alertEventFailed(ctx workflow.Context, ev StripeEvent, err error) {
+	customer := ev.CustomerID
+	if customer == "" {
+		customer = "no customer"
+	}
+	var r activities.NotifyResult
+	alertErr := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: ev.ID + ":failed", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: EventWorkflowID(ev.ID),
+		Title: "Stripe event not handled: " + ev.ID,
+		Text: fmt.Sprintf("Stripe event %s (%s, %s) failed: %s. dunning did not finish acting on it, and will not run it again "+
+			"while its failed workflow %s is retained: Stripe's redelivery and reconciliation find the ID taken. "+
+			"Check the customer in the Stripe Dashboard and do by hand what the event called for; or, once the cause is fixed, "+
+			"delete the workflow (temporal workflow delete --workflow-id %s) and run a reconciliation whose look-back covers "+
+			"the event (docs/operations.md, Reconciliation).",
+			ev.ID, ev.Type, customer, errText(err), EventWorkflowID(ev.ID), EventWorkflowID(ev.ID)),
+		Fields: []string{"Event", ev.ID, "Type", ev.Type, "Customer", customer},
+	}).Get(ctx, &r)
+	if alertErr != nil {
+		workflow.GetLogger(ctx).Error("stripe event failed and ops could not be alerted", "event_id", ev.ID, "type", ev.Type,
+			"customer", ev.CustomerID, "error", err, "alert_error", alertErr)
+	}
 }
 
 // WrongMode reports whether an event comes from the other Stripe mode than
@@ -227,30 +263,62 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil)
+	if err == nil && res.Delivered && version(ctx, paidWhileRunningChange, 1) == 1 {
+		// The running recovery takes what is its own; a payment for what
+		// the life before it left unpaid it only records as unmatched.
+		_, prev, err := endedRecovery(ctx, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID), Previous: true})
+		if err != nil {
+			return "", err
+		}
+		if why, late := LateMoneyOfEarlierLife(prev, sig); late {
+			return alertLateMoney(ctx, ev, sig, why)
+		}
+	}
 	if err != nil || res.Delivered ||
 		version(ctx, "paid-after-the-end", 1) == workflow.DefaultVersion {
 		return delivered(res, err)
 	}
 	// No recovery runs: money after the end of one is for ops to see.
-	var ended activities.EndedRecovery
-	if err := workflow.ExecuteActivity(ctx, a.EndedRecovery, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)}).Get(ctx, &ended); err != nil {
+	ended, last, err := endedRecovery(ctx, activities.EndedRecoveryInput{WorkflowID: RecoveryWorkflowID(ev.CustomerID)})
+	if err != nil {
 		return "", err
+	}
+	why, late := LateMoney(ended.Found && !ended.Running, last, sig)
+	if !late {
+		return delivered(res, nil)
+	}
+	return alertLateMoney(ctx, ev, sig, why)
+}
+
+// paidWhileRunningChange has a payment that a running recovery took also
+// looked up in the life before it, whose end it may come after; event
+// workflows recorded before it stopped at the running recovery.
+const paidWhileRunningChange = "paid-while-running"
+
+// endedRecovery reads how a customer's recovery ended, with its result
+// decoded (empty when the run did not complete).
+func endedRecovery(ctx workflow.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, RecoveryResult, error) {
+	var ended activities.EndedRecovery
+	if err := workflow.ExecuteActivity(ctx, a.EndedRecovery, in).Get(ctx, &ended); err != nil {
+		return ended, RecoveryResult{}, err
 	}
 	var last RecoveryResult
 	if len(ended.Result) > 0 {
 		// Decoding a plain struct is deterministic.
 		err := json.Unmarshal(ended.Result, &last) //workflowcheck:ignore
 		if err != nil {
-			return "", fmt.Errorf("decode the last recovery's result: %w", err)
+			return ended, RecoveryResult{}, fmt.Errorf("decode the result of an ended run of %s: %w", in.WorkflowID, err)
 		}
 	}
-	why, late := LateMoney(ended.Found && !ended.Running, last, sig)
-	if !late {
-		return delivered(res, nil)
-	}
+	return ended, last, nil
+}
+
+// alertLateMoney tells ops of money after the end of a recovery, why says
+// after what.
+func alertLateMoney(ctx workflow.Context, ev StripeEvent, sig PaidSignal, why string) (string, error) {
 	amount := paidAmount(ev)
 	var r activities.NotifyResult
-	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+	err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
 		Key: ev.ID + ":late-money", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: RecoveryWorkflowID(ev.CustomerID),
 		Title:  "Money after the end: " + ev.CustomerID,
 		Text:   fmt.Sprintf("%s paid %s (%s, event %s) %s. dunning took no action; refund or restore by hand.", ev.CustomerID, amount, firstNonEmpty(sig.IntentID, sig.InvoiceID), ev.ID, why),
@@ -271,7 +339,7 @@ func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) 
 		return "", false
 	}
 	for _, in := range last.Intents {
-		if (paid.IntentID == "" || in.ID != paid.IntentID) && (paid.InvoiceID == "" || in.InvoiceID != paid.InvoiceID) {
+		if !paidFor(paid, in) {
 			continue
 		}
 		switch in.State {
@@ -288,6 +356,38 @@ func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) 
 		return "after the debt was waived", true
 	}
 	return "", false
+}
+
+// LateMoneyOfEarlierLife decides whether a payment that a running recovery
+// took is money after the end of the life before it (earlier, as it
+// ended): an intent that life left waived or canceled, or left unpaid as
+// it ended deprovisioned or waived. Unlike LateMoney, a payment for an
+// intent the earlier life did not have is the running life's own.
+func LateMoneyOfEarlierLife(earlier RecoveryResult, paid PaidSignal) (string, bool) {
+	for _, in := range earlier.Intents {
+		if !paidFor(paid, in) {
+			continue
+		}
+		switch in.State {
+		case IntentPaid:
+			return "", false
+		case IntentWaived, IntentCanceled:
+			return "after its debt was " + string(in.State), true
+		}
+		switch earlier.Stage {
+		case StageDeprovisioned:
+			return "after the customer was deprovisioned", true
+		case StageWaived:
+			return "after the debt was waived", true
+		}
+	}
+	return "", false
+}
+
+// paidFor reports whether a payment is for an intent: the intent itself,
+// or the invoice it pays.
+func paidFor(paid PaidSignal, in IntentOutcome) bool {
+	return (paid.IntentID != "" && in.ID == paid.IntentID) || (paid.InvoiceID != "" && in.InvoiceID == paid.InvoiceID)
 }
 
 func paidAmount(ev StripeEvent) string {
@@ -365,6 +465,13 @@ func routeCardExpiring(ctx workflow.Context, ev StripeEvent) (string, error) {
 	return "card expiry watched by " + id, nil
 }
 
+// sourceDeletedRefusalsChange makes a refusal on the way of a removed
+// card a result: Stripe refusing the payment-methods lookup reaches ops,
+// and a refused customer notice no longer keeps the ops alert and the
+// running recovery's signal from going out. Event workflows recorded
+// before it failed on either.
+const sourceDeletedRefusalsChange = "source-deleted-refusals"
+
 func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 	if ev.CustomerID == "" {
 		return "no customer: nothing to do", nil
@@ -374,9 +481,14 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 	if _, err := signal(ctx, CardExpiryWorkflowID(ev.ObjectID), SignalCardUpdated, removed, nil); err != nil {
 		return "", err
 	}
-	// Whether the customer can still pay is Stripe's to say, now.
+	// Whether the customer can still pay is Stripe's to say, now. Only a
+	// permanent refusal or the workflow's cancellation comes back from
+	// the activities here: they retry everything else.
 	var pms activities.PaymentMethods
 	if err := workflow.ExecuteActivity(ctx, a.PaymentMethods, activities.CustomerInput{StripeCustomerID: ev.CustomerID}).Get(ctx, &pms); err != nil {
+		if refusalIsResult(ctx, err) {
+			return lookupRefused(ctx, ev, err)
+		}
 		return "", err
 	}
 	if pms.DryRun {
@@ -386,18 +498,26 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "a usable payment method remains: nothing to do", nil
 	}
 	var r activities.NotifyResult
-	err := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
+	noticeErr := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
 		Key: ev.ID + ":notice", Type: "payment_method_missing", StripeCustomerID: ev.CustomerID, CreatedAt: workflow.Now(ctx),
 	}).Get(ctx, &r)
-	if err != nil {
-		return "", err
+	if noticeErr != nil && !refusalIsResult(ctx, noticeErr) {
+		return "", noticeErr
 	}
-	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+	told := "customer and ops told"
+	alert := activities.AlertInput{
 		Key: ev.ID + ":alert", Severity: "warning", StripeCustomerID: ev.CustomerID,
 		Title: "No way to pay left: " + ev.CustomerID,
 		Text:  "The customer removed " + ev.ObjectID + " and has no usable payment method; the next charge will fail.",
-	}).Get(ctx, &r)
-	if err != nil {
+	}
+	if noticeErr != nil {
+		// Its own key: the alert says something else than the one above.
+		told = "ops told, customer notice not delivered"
+		alert.Key, alert.Severity = ev.ID+":alert:undelivered", "critical"
+		alert.Title = "No way to pay left, customer not told: " + ev.CustomerID
+		alert.Text += fmt.Sprintf(" The payment_method_missing notice could not be sent (%s). Tell the customer by hand.", errText(noticeErr))
+	}
+	if err := workflow.ExecuteActivity(ctx, a.Alert, alert).Get(ctx, &r); err != nil {
 		return "", err
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentMethodRemoved,
@@ -406,9 +526,35 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "", err
 	}
 	if res.Delivered {
-		return "no payment method left: customer and ops told, running recovery waits for a card", nil
+		return "no payment method left: " + told + ", running recovery waits for a card", nil
 	}
-	return "no payment method left: customer and ops told", nil
+	return "no payment method left: " + told, nil
+}
+
+// refusalIsResult reports whether a peer's permanent refusal on the way of
+// a removed card is a result, to be told, rather than the end of the
+// event workflow: from sourceDeletedRefusalsChange on. A cancellation
+// always ends it.
+func refusalIsResult(ctx workflow.Context, err error) bool {
+	return !temporal.IsCanceledError(err) && version(ctx, sourceDeletedRefusalsChange, 1) == 1
+}
+
+// lookupRefused tells ops that Stripe refused the removed card's customer's
+// payment methods: no one can tell whether the customer can still pay, so
+// neither the customer nor a running recovery is told anything.
+func lookupRefused(ctx workflow.Context, ev StripeEvent, refusal error) (string, error) {
+	var r activities.NotifyResult
+	err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: ev.ID + ":payment-methods-unknown", Severity: "critical", StripeCustomerID: ev.CustomerID, WorkflowID: EventWorkflowID(ev.ID),
+		Title: "Cannot tell whether " + ev.CustomerID + " can still pay",
+		Text: fmt.Sprintf("The customer removed %s (event %s), and Stripe refused the list of their payment methods: %s. "+
+			"dunning cannot tell whether a usable payment method remains and told neither the customer nor a running recovery; "+
+			"check the customer in the Stripe Dashboard and, if nothing usable is left, tell them by hand.", ev.ObjectID, ev.ID, errText(refusal)),
+	}).Get(ctx, &r)
+	if err != nil {
+		return "", err
+	}
+	return "stripe refused the payment-methods lookup: ops alerted", nil
 }
 
 // usable reports whether the customer can still pay with something other

@@ -50,6 +50,43 @@ func runEventWith(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 // payment that finds none running.
 func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms activities.PaymentMethods, ended activities.EndedRecovery) eventRun {
 	t.Helper()
+	return runEventIn(t, ev, eventPeers{delivered: delivered, pms: pms, ended: ended})
+}
+
+// eventPeers is what the faked peers answer an event workflow.
+type eventPeers struct {
+	// delivered says whether a running workflow takes a plain signal.
+	delivered bool
+	// pms is what Stripe says the customer can pay with; pmsErr, when
+	// set, is its answer instead.
+	pms    activities.PaymentMethods
+	pmsErr error
+	// noticeErr, when set, is the mailer's answer to every notice.
+	noticeErr error
+	// ended is the customer's latest recovery run; previous, when set,
+	// the newest that ended before a running one (else ended as well).
+	ended    activities.EndedRecovery
+	previous *activities.EndedRecovery
+	// signalErr, when set, is Temporal's answer to every signal.
+	signalErr error
+}
+
+// runEventIn runs StripeEventWorkflow against peers, which must let it
+// complete.
+func runEventIn(t *testing.T, ev workflows.StripeEvent, peers eventPeers) eventRun {
+	t.Helper()
+	run, err := runEventEnded(t, ev, peers, nil)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	return run
+}
+
+// runEventEnded runs StripeEventWorkflow against peers to its end, whatever
+// it is, and returns the workflow's error; setup, when set, drives the run.
+func runEventEnded(t *testing.T, ev workflows.StripeEvent, peers eventPeers, setup func(env *testsuite.TestWorkflowEnvironment)) (eventRun, error) {
+	t.Helper()
+	delivered, pms, ended := peers.delivered, peers.pms, peers.ended
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterActivity(acts)
@@ -64,6 +101,9 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env.OnActivity(acts.Signal, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SignalInput) (activities.SignalResult, error) {
 			run.signals = append(run.signals, in)
+			if peers.signalErr != nil {
+				return activities.SignalResult{}, peers.signalErr
+			}
 			return activities.SignalResult{Delivered: delivered || in.Start != nil}, nil
 		})
 	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
@@ -79,7 +119,7 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.CustomerInput) (activities.PaymentMethods, error) {
 			run.lookups++
-			return pms, nil
+			return pms, peers.pmsErr
 		})
 	env.OnActivity(acts.EndedRecovery, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EndedRecoveryInput) (activities.EndedRecovery, error) {
@@ -88,6 +128,9 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 				what = "previous of "
 			}
 			read(what + in.WorkflowID)
+			if in.Previous && peers.previous != nil {
+				return *peers.previous, nil
+			}
 			return ended, nil
 		})
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(
@@ -109,19 +152,22 @@ func runEventFull(t *testing.T, ev workflows.StripeEvent, delivered bool, pms ac
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			run.notices = append(run.notices, in)
-			return activities.NotifyResult{}, nil
+			return activities.NotifyResult{}, peers.noticeErr
 		})
+	if setup != nil {
+		setup(env)
+	}
 	env.ExecuteWorkflow(workflows.StripeEventWorkflow, workflows.StripeEventInput{Event: ev})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
 	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("workflow failed: %v", err)
+		return run, err
 	}
 	if err := env.GetWorkflowResult(&run.res); err != nil {
 		t.Fatalf("result: %v", err)
 	}
-	return run
+	return run, nil
 }
 
 func event(typ string) workflows.StripeEvent {
@@ -344,6 +390,120 @@ func TestSourceDeleted(t *testing.T) {
 	})
 }
 
+// Nothing silent: a payment_method_missing notice the mailer refuses is a
+// result. Ops hear that no way to pay is left and that the customer was
+// not told, and the running recovery still waits for a card.
+func TestSourceDeletedNoticeRefusedStillAlertsOpsAndTellsRecovery(t *testing.T) {
+	ev := event(workflows.EventSourceDeleted)
+	ev.ObjectID, ev.ObjectType = "card_gone", "card"
+	expiredOnly := activities.PaymentMethods{Methods: []activities.PaymentMethod{{ID: "card_old", Expired: true}}}
+	run := runEventIn(t, ev, eventPeers{delivered: true, pms: expiredOnly, noticeErr: mailerRefusal})
+	if len(run.notices) != 1 || run.notices[0].Type != "payment_method_missing" {
+		t.Fatalf("notices %+v, want the payment_method_missing notice tried", run.notices)
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", run.alerts)
+	}
+	al := run.alerts[0]
+	if al.Key != ev.ID+":alert:undelivered" || al.Severity != "critical" || al.StripeCustomerID != ev.CustomerID ||
+		!strings.Contains(al.Title, "No way to pay left") {
+		t.Errorf("alert %+v, want a critical no-way-to-pay alert of its own key", al)
+	}
+	for _, want := range []string{"card_gone", "payment_method_missing", "unknown template", "Tell the customer by hand"} {
+		if !strings.Contains(al.Text, want) {
+			t.Errorf("alert text %q does not say %q", al.Text, want)
+		}
+	}
+	var told bool
+	for _, s := range run.signals {
+		told = told || (s.WorkflowID == workflows.RecoveryWorkflowID(ev.CustomerID) && s.SignalName == workflows.SignalPaymentMethodRemoved)
+	}
+	if !told {
+		t.Errorf("signals %+v, want the recovery told", run.signals)
+	}
+	if !strings.Contains(run.res.Outcome, "not delivered") || !strings.Contains(run.res.Outcome, "waits for a card") {
+		t.Errorf("outcome %q, want the undelivered notice and the told recovery in it", run.res.Outcome)
+	}
+}
+
+// Fail safe: when Stripe refuses the list of payment methods for good, no
+// one can tell whether the customer can still pay; ops are told so, and
+// neither the customer nor the recovery hears a guess.
+func TestSourceDeletedLookupRefusedTellsOps(t *testing.T) {
+	ev := event(workflows.EventSourceDeleted)
+	ev.ObjectID, ev.ObjectType = "card_gone", "card"
+	refusal := temporal.NewNonRetryableApplicationError("list payment methods of "+ev.CustomerID+": stripe answered 400 invalid_request_error",
+		activities.ErrStripeRejected, nil)
+	run := runEventIn(t, ev, eventPeers{delivered: true, pms: paymentMethods, pmsErr: refusal})
+	if len(run.notices) != 0 {
+		t.Errorf("notices %+v, want none on no answer", run.notices)
+	}
+	for _, s := range run.signals {
+		if s.SignalName == workflows.SignalPaymentMethodRemoved {
+			t.Errorf("signal %+v, want the recovery left alone", s)
+		}
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", run.alerts)
+	}
+	al := run.alerts[0]
+	if al.Severity != "critical" || !strings.HasPrefix(al.Key, ev.ID+":") || al.StripeCustomerID != ev.CustomerID {
+		t.Errorf("alert %+v, want a critical alert keyed from the event", al)
+	}
+	for _, want := range []string{"card_gone", ev.ID, "invalid_request_error", "cannot tell whether"} {
+		if !strings.Contains(al.Text, want) {
+			t.Errorf("alert text %q does not say %q", al.Text, want)
+		}
+	}
+	if !strings.Contains(run.res.Outcome, "refused") {
+		t.Errorf("outcome %q", run.res.Outcome)
+	}
+}
+
+// Nothing silent: an event whose route fails for good ends its workflow
+// failed, and its ID taken, so it is never run again by itself; ops get
+// one alert that says which event and what to do. A run an operator
+// cancels ended as asked and says nothing, not even from a context the
+// cancel does not reach.
+func TestStripeEventWorkflowFailureReachesOps(t *testing.T) {
+	refused := temporal.NewNonRetryableApplicationError("start recovery-cus_PqWorkflowTest01: search attribute StripeCustomerId is not defined",
+		activities.ErrBadInput, nil)
+	ev := event(workflows.EventPaymentFailed)
+	ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: 4900, Currency: "usd"}
+	t.Run("refused for good", func(t *testing.T) {
+		run, err := runEventEnded(t, ev, eventPeers{pms: paymentMethods, signalErr: refused}, nil)
+		if err == nil || !strings.Contains(err.Error(), "is not defined") {
+			t.Fatalf("workflow error %v, want the route's", err)
+		}
+		if len(run.alerts) != 1 {
+			t.Fatalf("alerts %+v, want one", run.alerts)
+		}
+		al := run.alerts[0]
+		if al.Key != ev.ID+":failed" || al.Severity != "critical" || al.StripeCustomerID != ev.CustomerID || al.WorkflowID != ev.ID {
+			t.Errorf("alert %+v, want a critical alert keyed %s:failed", al, ev.ID)
+		}
+		for _, want := range []string{ev.ID, ev.Type, ev.CustomerID, "is not defined", "Stripe Dashboard", "temporal workflow delete"} {
+			if !strings.Contains(al.Text, want) {
+				t.Errorf("alert text %q does not say %q", al.Text, want)
+			}
+		}
+	})
+	t.Run("canceled by an operator", func(t *testing.T) {
+		// Temporal does not answer: the signal goes from local attempts
+		// to the activity's pause, where the cancel finds it.
+		run, err := runEventEnded(t, ev, eventPeers{pms: paymentMethods, signalErr: errors.New("temporal: unavailable")},
+			func(env *testsuite.TestWorkflowEnvironment) {
+				env.RegisterDelayedCallback(env.CancelWorkflow, 5*time.Second)
+			})
+		if !temporal.IsCanceledError(err) {
+			t.Fatalf("workflow error %v, want it canceled", err)
+		}
+		if len(run.alerts) != 0 {
+			t.Errorf("alerts %+v for a canceled run, want none", run.alerts)
+		}
+	})
+}
+
 // Rule 6: money that arrives after a recovery ended reaches ops, with the
 // customer, the intent and the amount; the echo of a payment that ended a
 // recovery does not.
@@ -384,6 +544,82 @@ func TestMoneyAfterTheEndReachesOps(t *testing.T) {
 			if len(late) != 1 || !strings.Contains(late[0].Text, "USD 49.00") || !strings.Contains(late[0].Text, "pi_1") ||
 				late[0].StripeCustomerID != ev.CustomerID {
 				t.Fatalf("alerts %+v, want one naming the customer, pi_1 and USD 49.00", run.alerts)
+			}
+			if !strings.HasPrefix(run.res.Outcome, "money after the end") {
+				t.Errorf("outcome %q, want it recorded on the event", run.res.Outcome)
+			}
+		})
+	}
+}
+
+// Money for what an earlier life left unpaid reaches ops even while a
+// later life runs: the running one takes only its own intents and records
+// the payment as unmatched. A payment of the running life's own intent,
+// or the echo of one the earlier life saw paid, says nothing.
+func TestMoneyForAnEarlierLifeWhileANewOneRunsReachesOps(t *testing.T) {
+	earlier := func(stage workflows.Stage, state workflows.IntentState) *activities.EndedRecovery {
+		raw, err := json.Marshal(workflows.RecoveryResult{Stage: stage, Intents: []workflows.IntentOutcome{
+			{ID: "pi_old", InvoiceID: "in_old", Amount: 4900, Currency: "usd", State: state}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &activities.EndedRecovery{Found: true, Result: raw, Status: "Completed"}
+	}
+	for _, tc := range []struct {
+		name     string
+		previous *activities.EndedRecovery
+		intent   string
+		late     string // what the alert says it came after; empty: no alert
+	}{
+		{"left unpaid at deprovisioning", earlier(workflows.StageDeprovisioned, workflows.IntentOpen), "pi_old", "deprovisioned"},
+		{"in flight at deprovisioning", earlier(workflows.StageDeprovisioned, workflows.IntentInFlight), "pi_old", "deprovisioned"},
+		{"waived", earlier(workflows.StageWaived, workflows.IntentWaived), "pi_old", "waived"},
+		{"canceled in a recovered life", earlier(workflows.StageRecovered, workflows.IntentCanceled), "pi_old", "canceled"},
+		{"the running life's own intent", earlier(workflows.StageDeprovisioned, workflows.IntentOpen), "pi_new", ""},
+		{"the echo of a payment the earlier life saw", earlier(workflows.StageRecovered, workflows.IntentPaid), "pi_old", ""},
+		{"no earlier life", &activities.EndedRecovery{}, "pi_old", ""},
+		// invoice.paid names the invoice; the intent paying it may be a
+		// new one.
+		{"its invoice paid at deprovisioning", earlier(workflows.StageDeprovisioned, workflows.IntentOpen), "in_old", "deprovisioned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := event(workflows.EventPaymentSucceeded)
+			ev.ObjectID, ev.ObjectType = tc.intent, "payment_intent"
+			ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: tc.intent, Amount: 4900, Currency: "usd", Status: "succeeded"}
+			if strings.HasPrefix(tc.intent, "in_") {
+				ev = event(workflows.EventInvoicePaid)
+				ev.ObjectID, ev.ObjectType = tc.intent, "invoice"
+				ev.Invoice = &workflows.InvoiceInfo{ID: tc.intent, PaymentIntentID: "pi_portal", AmountDue: 4900, AmountPaid: 4900, Currency: "usd", Status: "paid"}
+			}
+			run := runEventIn(t, ev, eventPeers{delivered: true, pms: paymentMethods,
+				ended: activities.EndedRecovery{Found: true, Running: true}, previous: tc.previous})
+			if len(run.signals) != 1 || run.signals[0].SignalName != workflows.SignalPaid {
+				t.Errorf("signals %+v, want the running recovery told", run.signals)
+			}
+			if want := []string{"previous of " + workflows.RecoveryWorkflowID(ev.CustomerID)}; !slices.Equal(run.reads, want) {
+				t.Errorf("reads %v, want %v", run.reads, want)
+			}
+			if tc.late == "" {
+				if len(run.alerts) != 0 || run.res.Outcome != "running recovery told" {
+					t.Fatalf("alerts %+v outcome %q, want none", run.alerts, run.res.Outcome)
+				}
+				return
+			}
+			if len(run.alerts) != 1 {
+				t.Fatalf("alerts %+v, want one", run.alerts)
+			}
+			al := run.alerts[0]
+			if al.Key != ev.ID+":late-money" || al.Severity != "critical" || !strings.Contains(al.Title, "Money after the end") ||
+				al.StripeCustomerID != ev.CustomerID {
+				t.Errorf("alert %+v, want the critical late-money alert", al)
+			}
+			for _, want := range []string{"USD 49.00", tc.late, "refund or restore by hand"} {
+				if !strings.Contains(al.Text, want) {
+					t.Errorf("alert text %q does not say %q", al.Text, want)
+				}
+			}
+			if !slices.Contains(al.Fields, tc.intent) {
+				t.Errorf("alert fields %q do not name %s", al.Fields, tc.intent)
 			}
 			if !strings.HasPrefix(run.res.Outcome, "money after the end") {
 				t.Errorf("outcome %q, want it recorded on the event", run.res.Outcome)

@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"dunning/activities"
@@ -163,17 +165,39 @@ func (w *cardExpiry) end(ctx workflow.Context, outcome string) CardExpiryResult 
 	return CardExpiryResult{Outcome: outcome}
 }
 
+// expiryNoticeUndeliveredChange tells ops of a card-expiry notice the
+// mailer refused for good; watches recorded before it only recorded it.
+const expiryNoticeUndeliveredChange = "expiry-notice-undelivered"
+
 // notice tells the customer about the card; once per card, expiry and
-// kind, whatever retries happen.
+// kind, whatever retries happen. A notice the mailer refuses for good
+// reaches ops, so that no customer learns of an expired card by its
+// declines.
 func (w *cardExpiry) notice(ctx workflow.Context, typ, step string) {
 	c := w.in.Card
 	expires := w.s.ExpiresAt
+	key := fmt.Sprintf("%s:%04d-%02d:%s", w.id, c.ExpYear, c.ExpMonth, step)
 	var res activities.NotifyResult
 	err := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
-		Key:  fmt.Sprintf("%s:%04d-%02d:%s", w.id, c.ExpYear, c.ExpMonth, step),
+		Key:  key,
 		Type: typ, CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID,
 		CardBrand: c.Brand, CardLast4: c.Last4, CardExpMonth: c.ExpMonth, CardExpYear: c.ExpYear,
 		Deadline: &expires, CreatedAt: workflow.Now(ctx),
 	}).Get(ctx, &res)
 	w.record(ctx, "customer notice "+typ, c.Brand+" ending "+c.Last4, outcomeOf(err, "sent"), res.DryRun)
+	// Only a permanent refusal or the watch's cancellation comes back: the
+	// activity retries everything else.
+	if err == nil || temporal.IsCanceledError(err) ||
+		version(ctx, expiryNoticeUndeliveredChange, 1) == workflow.DefaultVersion {
+		return
+	}
+	var alerted activities.NotifyResult
+	err = workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: w.id + ":undelivered:" + strings.TrimPrefix(key, w.id+":"), Severity: "critical",
+		CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+		Title: "Customer notice not delivered: " + w.in.StripeCustomerID,
+		Text: fmt.Sprintf("The %s notice for %s ending %s (expires %02d/%d) could not be sent (%s). Tell the customer by hand.",
+			typ, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, errText(err)),
+	}).Get(ctx, &alerted)
+	w.record(ctx, "ops alert (critical)", "customer notice "+typ+" not delivered", outcomeOf(err, "sent"), alerted.DryRun)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"dunning/activities"
@@ -29,6 +30,14 @@ type expiryRun struct {
 
 func runExpiry(t *testing.T, pms activities.PaymentMethods, setup func(env *testsuite.TestWorkflowEnvironment)) expiryRun {
 	t.Helper()
+	return runExpiryMailer(t, pms, nil, setup)
+}
+
+// runExpiryMailer runs the watch with a mailer that answers each notice
+// with refuse's error (nil: sent).
+func runExpiryMailer(t *testing.T, pms activities.PaymentMethods, refuse func(activities.NoticeInput) error,
+	setup func(env *testsuite.TestWorkflowEnvironment)) expiryRun {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(expiringAt)
@@ -39,6 +48,9 @@ func runExpiry(t *testing.T, pms activities.PaymentMethods, setup func(env *test
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			run.notices = append(run.notices, in)
+			if refuse != nil {
+				return activities.NotifyResult{}, refuse(in)
+			}
 			return activities.NotifyResult{}, nil
 		})
 	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
@@ -142,5 +154,58 @@ func TestCardExpiryIgnoresOlderAndRepeatedEvents(t *testing.T) {
 	})
 	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" || len(run.alerts) != 1 {
 		t.Fatalf("notices %s alerts %d, want the full watch", noticeTypes(run.notices), len(run.alerts))
+	}
+}
+
+// mailerRefusal is the Notice activity's answer when the product's mailer
+// refuses a notice for good (a 4xx): a non-retryable NotifyRejected.
+var mailerRefusal = temporal.NewNonRetryableApplicationError("customer notice webhook answered 422: unknown template",
+	activities.ErrNotifyRejected, nil)
+
+func mailerRefuses(activities.NoticeInput) error { return mailerRefusal }
+
+// Nothing silent: a card-expiry notice the mailer refuses reaches ops,
+// one critical alert per notice, so that someone tells the customer
+// before the card stops working.
+func TestCardExpiryNoticeRefusedByTheMailerReachesOps(t *testing.T) {
+	pms := activities.PaymentMethods{DefaultID: "card_spare", Methods: []activities.PaymentMethod{
+		{ID: card.ID, ExpMonth: 4, ExpYear: 2026, Expired: true},
+		{ID: "card_spare", ExpMonth: 1, ExpYear: 2030},
+	}}
+	run := runExpiryMailer(t, pms, mailerRefuses, nil)
+	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" {
+		t.Fatalf("notices %s, want the notice and the reminder tried", noticeTypes(run.notices))
+	}
+	if len(run.alerts) != 2 {
+		t.Fatalf("alerts %+v, want one for each refused notice", run.alerts)
+	}
+	for i, step := range []string{"notice", "reminder"} {
+		al := run.alerts[i]
+		if !strings.HasSuffix(al.Key, ":undelivered:2026-04:"+step) || al.Severity != "critical" ||
+			al.StripeCustomerID != "cus_exp1" || al.CustomerID != "acme-1" {
+			t.Errorf("alert %+v, want a critical alert keyed from the %s's key", al, step)
+		}
+		for _, want := range []string{run.notices[i].Type, "ending 4242", "04/2026", "unknown template", "Tell the customer by hand"} {
+			if !strings.Contains(al.Text, want) {
+				t.Errorf("alert text %q does not say %q", al.Text, want)
+			}
+		}
+	}
+	if !strings.Contains(run.res.Outcome, "another payment method") {
+		t.Errorf("outcome %q, want the watch to go on to its end", run.res.Outcome)
+	}
+}
+
+// The watch that ends early on a card update has sent one notice; its
+// refusal reaches ops all the same.
+func TestCardExpiryNoticeRefusedThenCardUpdatedStillReachesOps(t *testing.T) {
+	run := runExpiryMailer(t, activities.PaymentMethods{}, mailerRefuses, func(env *testsuite.TestWorkflowEnvironment) {
+		cardUpdate(env, 48*time.Hour, expiringAt.Add(48*time.Hour), "evt_upd")
+	})
+	if len(run.alerts) != 1 || !strings.HasSuffix(run.alerts[0].Key, ":undelivered:2026-04:notice") {
+		t.Fatalf("alerts %+v, want one about the card_expiring notice", run.alerts)
+	}
+	if !strings.Contains(run.res.Outcome, "before the reminder") {
+		t.Errorf("outcome %q", run.res.Outcome)
 	}
 }
