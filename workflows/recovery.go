@@ -390,7 +390,7 @@ func (r *recovery) cardDeclined(ctx workflow.Context, in *Intent, d activities.D
 	if count && !slices.ContainsFunc(c.Attempts, at.Equal) {
 		c.Attempts = append(c.Attempts, at)
 	}
-	applyDecline(c, v, workflow.Now(ctx))
+	applyDecline(c, v, pm, workflow.Now(ctx))
 	in.CardKey, in.Decline = key, &v
 	if pm != "" {
 		in.PaymentMethodID = pm

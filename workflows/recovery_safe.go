@@ -57,6 +57,11 @@ const (
 	// paidWhilePausedChange tells ops when a suspended customer has paid
 	// while the recovery is paused: the resume waits for the operator.
 	paidWhilePausedChange = "paid-while-paused"
+	// freshDataChange confirms a card held for new data with a payment
+	// method other than those that carried the refused data: the same card
+	// entered again. Before, only the network's automatic update of the
+	// held payment method lifted the hold.
+	freshDataChange = "fresh-data-lifts-new-data-hold"
 )
 
 // safe reports whether this life follows the money rules.
@@ -534,7 +539,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 				r.record(ctx, why, id, "not charged: what would be charged has not changed ("+o.PaymentMethod+")", false)
 				continue
 			}
-			if ok, hold, next := cardAllows(card(&r.s, ck), workflow.Now(ctx), maxAttemptsPerCard(&r.s.Settings)); !ok {
+			c, pm := card(&r.s, ck), o.PaymentMethod
+			if freshData(c, pm) && r.version(ctx, freshDataChange, 1) == workflow.DefaultVersion {
+				pm = "" // held whatever the payment method, as recorded
+			}
+			if ok, hold, next := cardAllows(c, pm, workflow.Now(ctx), maxAttemptsPerCard(&r.s.Settings)); !ok {
 				r.record(ctx, why, id+" with "+o.PaymentMethod, "not charged: "+hold, false)
 				r.holdRetryUntil(next)
 				continue

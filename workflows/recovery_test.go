@@ -87,9 +87,12 @@ type world struct {
 
 	// declines says how each payment method declines (default: soft,
 	// insufficient funds); now is the test clock.
-	declines   map[string]activities.Decline
-	now        func() time.Time
-	retryTimes []time.Time
+	declines map[string]activities.Decline
+	// fingerprints gives a payment method the fingerprint of a card
+	// (default "fp_" + its ID): two payment methods of one card share it.
+	fingerprints map[string]string
+	now          func() time.Time
+	retryTimes   []time.Time
 
 	retries   []activities.RetryInput
 	keyParams map[string]string
@@ -153,10 +156,18 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	if o.Verdict == activities.OwedYes && !in.SkipCharge {
 		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, in.FailedPaymentMethod, "")
 		if o.PaymentMethod != "" {
-			o.Fingerprint = "fp_" + o.PaymentMethod
+			o.Fingerprint = w.fingerprint(o.PaymentMethod)
 		}
 	}
 	return o, nil
+}
+
+// fingerprint is the fingerprint of the card a payment method charges.
+func (w *world) fingerprint(pm string) string {
+	if fp := w.fingerprints[pm]; fp != "" {
+		return fp
+	}
+	return "fp_" + pm
 }
 
 func firstOf(s ...string) string {
@@ -266,7 +277,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			if !ok {
 				d = activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}
 			}
-			d.PaymentMethod, d.Fingerprint = pm, "fp_"+pm
+			d.PaymentMethod, d.Fingerprint = pm, w.fingerprint(pm)
 			w.retryTimes = append(w.retryTimes, w.now())
 			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: pm, Decline: d}, nil
 		})
