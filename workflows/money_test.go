@@ -247,6 +247,29 @@ func TestRequiresActionAsksTheCustomer(t *testing.T) {
 	}
 }
 
+// Rule 3, answered with a new card: the bank asked the customer to
+// authenticate the payment with their card, and they set another card as
+// their default instead. The request concerned the old card: the new one
+// is confirmed at once, off-session, as Stripe allows from requires_action.
+func TestNewCardChargedAfterAuthenticationWasAsked(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.intentStatus["pi_1"], w.intentPM["pi_1"] = "requires_action", "pm_1" })
+	first := failed("evt_first", "pi_1", t0)
+	first.Intent.Status, first.Intent.PaymentMethodID, first.Intent.DeclineCode = "requires_action", "pm_1", "authentication_required"
+	first.Intent.Decline = activities.Decline{Code: "authentication_required", PaymentMethod: "pm_1", IntentStatus: "requires_action"}
+	rt.signal(0, workflows.SignalPaymentFailed, first)
+	rt.at(30*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_2" }) })
+	rt.signal(30*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_new_default", Created: t0.Add(30 * time.Minute), Source: "customer.updated"})
+	rt.w.succeedOnAttempt = 1
+	res := rt.runWith(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 1 || rt.w.retries[0].PaymentMethodID != "pm_2" {
+		t.Fatalf("stage %s, confirms %+v; want one confirm with the new default pm_2 once the customer set it", res.Stage, rt.w.retries)
+	}
+	if types := rt.w.noticeTypes(); !slices.Contains(types, "payment_action_required") {
+		t.Errorf("notices %v; want the customer asked to authenticate before the new card came", types)
+	}
+}
+
 // Rule 4: a waived intent that a later life meets is never charged.
 func TestWaivedIntentIsNeverChargedByALaterLife(t *testing.T) {
 	rt := newRecoveryTest(t)

@@ -50,9 +50,12 @@ type world struct {
 
 	// Stripe as the owed check reads it: an intent's status (default
 	// requires_payment_method, succeeded when in paidIntents), its
-	// invoice's status (default open), the customer's default payment
-	// method, and whether an owed check answers at all.
+	// payment_method (set while it requires action: the card the bank
+	// asks to authenticate; null after a decline), its invoice's status
+	// (default open), the customer's default payment method, and whether
+	// an owed check answers at all.
 	intentStatus map[string]string
+	intentPM     map[string]string
 	invoiceState map[string]string
 	defaultPM    string
 	owedErr      func(intentID string) error
@@ -110,7 +113,7 @@ type world struct {
 }
 
 func newWorld() *world {
-	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{},
+	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{}, intentPM: map[string]string{},
 		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
 		periods: map[string]time.Time{}, declines: map[string]activities.Decline{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
 }
@@ -153,8 +156,9 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	o.InvoiceID = invID
 	o.PeriodStart, o.PeriodEnd = w.period(in.IntentID)
 	o.PayURL = "https://invoice.stripe.com/i/" + invID
-	if o.Verdict == activities.OwedYes && !in.SkipCharge {
-		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, in.FailedPaymentMethod, "")
+	if (o.Verdict == activities.OwedYes || o.Verdict == activities.OwedActionRequired) && !in.SkipCharge {
+		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, firstOf(w.intentPM[in.IntentID], in.FailedPaymentMethod), "")
+		o = activities.ActionFor(o, w.intentPM[in.IntentID])
 		if o.PaymentMethod != "" {
 			o.Fingerprint = w.fingerprint(o.PaymentMethod)
 		}
@@ -278,6 +282,11 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 				d = activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}
 			}
 			d.PaymentMethod, d.Fingerprint = pm, w.fingerprint(pm)
+			// A decline leaves the intent waiting for a payment method.
+			if w.intentStatus[in.IntentID] == "requires_action" {
+				w.intentStatus[in.IntentID] = "requires_payment_method"
+			}
+			delete(w.intentPM, in.IntentID)
 			w.retryTimes = append(w.retryTimes, w.now())
 			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: pm, Decline: d}, nil
 		})
