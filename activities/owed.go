@@ -30,8 +30,9 @@ const (
 	// OwedInFlight: a payment is under way (bank debits take days); it is
 	// neither a failure nor unpaid.
 	OwedInFlight = "in_flight"
-	// OwedActionRequired: the bank wants the customer to authenticate; an
-	// off-session confirm cannot do it.
+	// OwedActionRequired: the bank wants the customer to authenticate the
+	// card a confirm would charge; an off-session confirm cannot do it.
+	// Before a charge, a confirm with another card is owed (ActionFor).
 	OwedActionRequired = "action_required"
 	// OwedCanceled: the intent or its invoice was canceled or voided;
 	// nothing can be paid through it.
@@ -111,12 +112,15 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 		out.InvoiceID, out.PayURL = inv.ID, inv.HostedInvoiceURL
 		out.PeriodStart, out.PeriodEnd = InvoicePeriod(inv)
 	}
-	if out.Verdict == OwedYes && !in.SkipCharge {
+	if (out.Verdict == OwedYes || out.Verdict == OwedActionRequired) && !in.SkipCharge {
 		profile, err := a.CustomerProfile(ctx, CustomerInput{StripeCustomerID: in.StripeCustomerID})
 		if err != nil {
 			return Owed{}, err
 		}
 		out.PaymentMethod, out.PaymentMethodSource = ChargeMethod(profile.DefaultPaymentMethod, failedMethod(pi, in.FailedPaymentMethod), subscriptionMethod(pi.Invoice))
+		if out = ActionFor(out, actionMethod(pi)); out.Verdict != OwedYes {
+			return out, nil
+		}
 		if out.PaymentMethodSource == sourceFailed {
 			// Stripe keeps naming the card that failed after the customer
 			// removed it; a removed card cannot be charged. One read says
@@ -226,6 +230,36 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 		return set(OwedInFlight, "authorized, awaiting capture")
 	}
 	return set(OwedYes, "intent "+string(pi.Status))
+}
+
+// ActionFor settles an action_required verdict on what a confirm would
+// charge (o.PaymentMethod). The bank asked the customer to authenticate
+// the card asked (a requires_action intent's payment_method); a confirm
+// with another payment method, which Stripe accepts from requires_action,
+// is an off-session retry like any other. So the verdict stays
+// action_required, with nothing to charge, when the confirm would charge
+// asked or Stripe does not say which card asked; otherwise the money is
+// owed, and the card rules decide.
+func ActionFor(o Owed, asked string) Owed {
+	if o.Verdict != OwedActionRequired {
+		return o
+	}
+	if o.PaymentMethod == "" || asked == "" || o.PaymentMethod == asked {
+		o.PaymentMethod, o.PaymentMethodSource = "", ""
+		return o
+	}
+	o.Verdict = OwedYes
+	o.Why = "the bank asked to authenticate " + asked + "; " + o.PaymentMethod + " is another card"
+	return o
+}
+
+// actionMethod is the payment method a requires_action intent asks the
+// customer to authenticate: its own payment_method.
+func actionMethod(pi *stripe.PaymentIntent) string {
+	if pi.Status == stripe.PaymentIntentStatusRequiresAction && pi.PaymentMethod != nil {
+		return pi.PaymentMethod.ID
+	}
+	return ""
 }
 
 // sourceFailed names the payment method that failed, as a charge target.

@@ -110,6 +110,34 @@ func TestChargeMethod(t *testing.T) {
 	}
 }
 
+func TestActionFor(t *testing.T) {
+	owed := func(verdict, pm string) activities.Owed {
+		o := activities.Owed{Verdict: verdict, Status: "requires_action", Why: "w", PaymentMethod: pm}
+		if pm != "" {
+			o.PaymentMethodSource = "customer default"
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		name          string
+		in            activities.Owed
+		asked         string
+		verdict, want string
+	}{
+		{"another card would be charged", owed(activities.OwedActionRequired, "pm_new"), "pm_asked", activities.OwedYes, "pm_new"},
+		{"the card that asked would be charged", owed(activities.OwedActionRequired, "pm_asked"), "pm_asked", activities.OwedActionRequired, ""},
+		{"nothing to charge", owed(activities.OwedActionRequired, ""), "pm_asked", activities.OwedActionRequired, ""},
+		{"which card asked is unknown", owed(activities.OwedActionRequired, "pm_new"), "", activities.OwedActionRequired, ""},
+		{"other verdicts stand", owed(activities.OwedYes, "pm_new"), "pm_asked", activities.OwedYes, "pm_new"},
+		{"paid stands", owed(activities.OwedPaid, ""), "pm_asked", activities.OwedPaid, ""},
+	} {
+		got := activities.ActionFor(tc.in, tc.asked)
+		if got.Verdict != tc.verdict || got.PaymentMethod != tc.want || (got.PaymentMethod == "") != (got.PaymentMethodSource == "") {
+			t.Errorf("%s: ActionFor = %+v, want %s charging %q", tc.name, got, tc.verdict, tc.want)
+		}
+	}
+}
+
 var (
 	apr1 = time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
 	may1 = time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -1084,6 +1112,65 @@ func TestIntentOwedSkipCharge(t *testing.T) {
 	}
 	if n := len(f.seen.to(http.MethodGet, pathCustomer)); n != 0 {
 		t.Errorf("customer read %d times, want none", n)
+	}
+}
+
+// awaitingAuthentication is the intent as Stripe leaves it when the bank
+// asks the customer to authenticate: requires_action, its payment_method
+// the card that must be authenticated (an ID unless expanded).
+func awaitingAuthentication(card any) obj {
+	pi := withInvoice(intent("requires_action"), invoiceObj("open", subscriptionObj(subPM)))
+	pi["payment_method"] = card
+	return pi
+}
+
+// The bank asked the customer to authenticate one card. A confirm with
+// that card cannot succeed off-session; a confirm with another card can,
+// and Stripe accepts it from requires_action: the check before a charge
+// answers owed with it, and lets the card rules decide.
+func TestIntentOwedAwaitingAuthentication(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		intent   obj
+		customer obj
+		verdict  string
+		want     string // what a confirm would charge
+	}{
+		{"the customer set another card", awaitingAuthentication(failedPM), customer(defaultPM, "", nil), activities.OwedYes, defaultPM},
+		{"the default is the card that asked", awaitingAuthentication(failedPM), customer(failedPM, "", nil), activities.OwedActionRequired, ""},
+		{"no default: the card that asked", awaitingAuthentication(failedPM), customer("", "", nil), activities.OwedActionRequired, ""},
+		{"the card that asked, expanded", awaitingAuthentication(paymentMethodObj(failedPM)), customer(failedPM, "", nil),
+			activities.OwedActionRequired, ""},
+		{"Stripe does not say which card asked", awaitingAuthentication(nil), customer(defaultPM, "", nil), activities.OwedActionRequired, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeStripe(t)
+			f.on(http.MethodGet, pathIntent, ok(tc.intent))
+			f.on(http.MethodGet, pathIntents, ok(intentList()))
+			f.on(http.MethodGet, pathCustomer, ok(tc.customer))
+			knowsCards(f)
+			acts := stripeActivities(t, fakeKey, f.URL, "")
+			got, err := acts.IntentOwed(context.Background(), owedInput())
+			if err != nil {
+				t.Fatalf("IntentOwed: %v", err)
+			}
+			if got.Verdict != tc.verdict || got.Status != "requires_action" || got.PaymentMethod != tc.want ||
+				got.Fingerprint != fingerprints[tc.want] {
+				t.Errorf("IntentOwed = %+v, want %s charging %q (fingerprint %q)", got, tc.verdict, tc.want, fingerprints[tc.want])
+			}
+		})
+	}
+	// A check before a suspension charges nothing and reads no customer:
+	// the intent waits for the customer either way.
+	f := newFakeStripe(t)
+	f.on(http.MethodGet, pathIntent, ok(awaitingAuthentication(failedPM)))
+	f.on(http.MethodGet, pathIntents, ok(intentList()))
+	acts := stripeActivities(t, fakeKey, f.URL, "")
+	in := owedInput()
+	in.SkipCharge = true
+	got, err := acts.IntentOwed(context.Background(), in)
+	if err != nil || got.Verdict != activities.OwedActionRequired || got.PaymentMethod != "" {
+		t.Errorf("IntentOwed skipping the charge = %+v, %v; want action_required and nothing to charge", got, err)
 	}
 }
 

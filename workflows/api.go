@@ -314,8 +314,11 @@ type CardRecord struct {
 	Reason string                  `json:"reason,omitempty"`
 	// Stopped: a decline said never again on this card.
 	Stopped bool `json:"stopped,omitempty"`
-	// NeedsNewData: not retried until the card changes.
-	NeedsNewData bool `json:"needs_new_data,omitempty"`
+	// NeedsNewData: not retried until the card changes. StaleMethods are
+	// the payment methods that carried the data the bank refused: the
+	// same card entered again is another payment method, with new data.
+	NeedsNewData bool     `json:"needs_new_data,omitempty"`
+	StaleMethods []string `json:"stale_payment_methods,omitempty"`
 	// NotBefore is when the network allows the next attempt.
 	NotBefore time.Time `json:"not_before,omitzero"`
 	// Next is the next attempt allowed and why, as last worked out, for

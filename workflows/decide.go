@@ -256,19 +256,21 @@ func attemptsInWindow(c *CardRecord, now time.Time) []time.Time {
 	return in
 }
 
-// cardAllows says whether the card may be confirmed now under the
-// card-network rules: never after a stop decline, not before the card's
-// data changed after a needs-new-data decline, not before the network's
-// retry-after, and at most max confirms in any 30 days. When it may not,
+// cardAllows says whether the card may be confirmed now with the payment
+// method pm under the card-network rules: never after a stop decline, not
+// before the card's data changed after a needs-new-data decline, not
+// before the network's retry-after, and at most max confirms in any 30
+// days. A payment method other than those that carried the refused data
+// carries new data (freshData); pm "" stands for any. When it may not,
 // why says so and next is when it may (zero: not until the card changes).
-func cardAllows(c *CardRecord, now time.Time, max int) (ok bool, why string, next time.Time) {
+func cardAllows(c *CardRecord, pm string, now time.Time, max int) (ok bool, why string, next time.Time) {
 	if c == nil {
 		return true, "", time.Time{}
 	}
 	switch {
 	case c.Stopped:
 		return false, "the bank said never to try this card again (" + c.Reason + ")", time.Time{}
-	case c.NeedsNewData:
+	case c.NeedsNewData && !freshData(c, pm):
 		return false, "the card's details must change first (" + c.Reason + ")", time.Time{}
 	case now.Before(c.NotBefore):
 		return false, "the card network asks to wait (" + c.Reason + ")", c.NotBefore
@@ -286,11 +288,19 @@ func cardAllows(c *CardRecord, now time.Time, max int) (ok bool, why string, nex
 	return true, "", time.Time{}
 }
 
+// freshData reports whether pm gives a card held for new data the data
+// it waits for: the customer entered the card again, and Stripe made a
+// new payment method with the card's fingerprint. Stop declines and
+// attempts stay the card's, whatever payment method carries it.
+func freshData(c *CardRecord, pm string) bool {
+	return c != nil && c.NeedsNewData && pm != "" && len(c.StaleMethods) > 0 && !slices.Contains(c.StaleMethods, pm)
+}
+
 // showCardHolds works out, for the status, when each card may next be
 // tried and why not before.
 func showCardHolds(s *RecoveryState, now time.Time) {
 	for _, c := range s.Cards {
-		ok, why, next := cardAllows(c, now, maxAttemptsPerCard(&s.Settings))
+		ok, why, next := cardAllows(c, "", now, maxAttemptsPerCard(&s.Settings))
 		c.Held, c.NextAllowed = "", time.Time{}
 		if !ok {
 			c.Held, c.NextAllowed = why, next
@@ -304,7 +314,7 @@ func showCardHolds(s *RecoveryState, now time.Time) {
 func chargeHolds(s *RecoveryState, now time.Time) (held []string, any bool) {
 	for _, id := range retryable(s) {
 		in := intentByID(s, id)
-		if ok, why, _ := cardAllows(card(s, in.CardKey), now, maxAttemptsPerCard(&s.Settings)); !ok {
+		if ok, why, _ := cardAllows(card(s, in.CardKey), "", now, maxAttemptsPerCard(&s.Settings)); !ok {
 			held = append(held, id+": "+why)
 			continue
 		}
@@ -366,14 +376,21 @@ func intentByID(s *RecoveryState, id string) *Intent {
 	return nil
 }
 
-// applyDecline records what a decline on the card means for it.
-func applyDecline(c *CardRecord, v activities.DeclineVerdict, now time.Time) {
+// applyDecline records what a decline on the card, made with the payment
+// method pm, means for it.
+func applyDecline(c *CardRecord, v activities.DeclineVerdict, pm string, now time.Time) {
 	c.Class, c.Reason = v.Class, v.Reason
 	switch v.Class {
 	case activities.DeclineStop:
 		c.Stopped = true
 	case activities.DeclineNewData:
+		if !c.NeedsNewData {
+			c.StaleMethods = nil // the data of an earlier hold changed since
+		}
 		c.NeedsNewData = true
+		if pm != "" && !slices.Contains(c.StaleMethods, pm) {
+			c.StaleMethods = append(c.StaleMethods, pm)
+		}
 	case activities.DeclineRetryAfter:
 		if at := now.Add(v.RetryAfter); at.After(c.NotBefore) {
 			c.NotBefore = at
@@ -407,6 +424,7 @@ func mergeCards(into, from []*CardRecord) []*CardRecord {
 		if c == nil {
 			cp := *f
 			cp.Attempts = append([]time.Time(nil), f.Attempts...)
+			cp.StaleMethods = slices.Clone(f.StaleMethods)
 			into = append(into, &cp)
 			continue
 		}
@@ -416,7 +434,16 @@ func mergeCards(into, from []*CardRecord) []*CardRecord {
 			}
 		}
 		c.Stopped = c.Stopped || f.Stopped
-		c.NeedsNewData = c.NeedsNewData || f.NeedsNewData
+		switch {
+		case f.NeedsNewData && c.NeedsNewData:
+			for _, pm := range f.StaleMethods {
+				if !slices.Contains(c.StaleMethods, pm) {
+					c.StaleMethods = append(c.StaleMethods, pm)
+				}
+			}
+		case f.NeedsNewData:
+			c.NeedsNewData, c.StaleMethods = true, slices.Clone(f.StaleMethods)
+		}
 		if f.NotBefore.After(c.NotBefore) {
 			c.NotBefore = f.NotBefore
 		}

@@ -24,23 +24,39 @@ func TestCardAllows(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		card     *CardRecord
+		pm       string // the payment method to confirm; "" for any
 		max      int
 		ok       bool
 		why      string
 		wantNext time.Time
 	}{
-		{"no record: never tried", nil, 8, true, "", time.Time{}},
-		{"soft declines under the limit", &CardRecord{Attempts: attemptsAt(35, 36, 37), Class: activities.DeclineSoft}, 8, true, "", time.Time{}},
-		{"stop decline: never again", &CardRecord{Stopped: true, Reason: "decline_code stolen_card"}, 8, false, "never to try this card again", time.Time{}},
-		{"needs new data: waits for the card", &CardRecord{NeedsNewData: true, Reason: "code expired_card"}, 8, false, "details must change", time.Time{}},
-		{"network retry-after not reached", &CardRecord{NotBefore: now.Add(time.Hour), Reason: "network_advice_code 24"}, 8, false, "network asks to wait", now.Add(time.Hour)},
-		{"network retry-after passed", &CardRecord{NotBefore: now.Add(-time.Second)}, 8, true, "", time.Time{}},
-		{"at the limit in 30 days", &CardRecord{Attempts: attemptsAt(12, 20, 25, 30, 31, 32, 33, 39)}, 8, false, "8 confirms on this card in 30 days", day0.Add(42 * 24 * time.Hour)},
-		{"old attempts leave the window", &CardRecord{Attempts: attemptsAt(1, 2, 3, 4, 5, 6, 7, 39)}, 8, true, "", time.Time{}},
-		{"a lower limit", &CardRecord{Attempts: attemptsAt(38, 39)}, 2, false, "2 confirms", day0.Add(68 * 24 * time.Hour)},
+		{"no record: never tried", nil, "pm_1", 8, true, "", time.Time{}},
+		{"soft declines under the limit", &CardRecord{Attempts: attemptsAt(35, 36, 37), Class: activities.DeclineSoft}, "pm_1", 8, true, "", time.Time{}},
+		{"stop decline: never again", &CardRecord{Stopped: true, Reason: "decline_code stolen_card"}, "pm_1", 8, false, "never to try this card again", time.Time{}},
+		{"needs new data: waits for the card", &CardRecord{NeedsNewData: true, Reason: "code expired_card"}, "pm_1", 8, false, "details must change", time.Time{}},
+		{"network retry-after not reached", &CardRecord{NotBefore: now.Add(time.Hour), Reason: "network_advice_code 24"}, "pm_1", 8, false, "network asks to wait", now.Add(time.Hour)},
+		{"network retry-after passed", &CardRecord{NotBefore: now.Add(-time.Second)}, "pm_1", 8, true, "", time.Time{}},
+		{"at the limit in 30 days", &CardRecord{Attempts: attemptsAt(12, 20, 25, 30, 31, 32, 33, 39)}, "pm_1", 8, false, "8 confirms on this card in 30 days", day0.Add(42 * 24 * time.Hour)},
+		{"old attempts leave the window", &CardRecord{Attempts: attemptsAt(1, 2, 3, 4, 5, 6, 7, 39)}, "pm_1", 8, true, "", time.Time{}},
+		{"a lower limit", &CardRecord{Attempts: attemptsAt(38, 39)}, "pm_1", 2, false, "2 confirms", day0.Add(68 * 24 * time.Hour)},
+		// The same card entered again is another payment method.
+		{"needs new data: the payment method that carried it", &CardRecord{NeedsNewData: true, StaleMethods: []string{"pm_1", "pm_2"}, Reason: "code incorrect_cvc"},
+			"pm_2", 8, false, "details must change", time.Time{}},
+		{"needs new data: the card entered again", &CardRecord{NeedsNewData: true, StaleMethods: []string{"pm_1"}, Reason: "code incorrect_cvc"},
+			"pm_1b", 8, true, "", time.Time{}},
+		{"needs new data: any payment method", &CardRecord{NeedsNewData: true, StaleMethods: []string{"pm_1"}, Reason: "code incorrect_cvc"},
+			"", 8, false, "details must change", time.Time{}},
+		{"needs new data: which payment method carried it is unknown", &CardRecord{NeedsNewData: true, Reason: "code incorrect_cvc"},
+			"pm_1b", 8, false, "details must change", time.Time{}},
+		{"stop decline: the card entered again", &CardRecord{Stopped: true, NeedsNewData: true, StaleMethods: []string{"pm_1"}, Reason: "decline_code stolen_card"},
+			"pm_1b", 8, false, "never to try this card again", time.Time{}},
+		{"the card entered again: the card's limit", &CardRecord{NeedsNewData: true, StaleMethods: []string{"pm_1"}, Attempts: attemptsAt(38, 39)},
+			"pm_1b", 2, false, "2 confirms", day0.Add(68 * 24 * time.Hour)},
+		{"the card entered again: the network's wait", &CardRecord{NeedsNewData: true, StaleMethods: []string{"pm_1"}, NotBefore: now.Add(time.Hour)},
+			"pm_1b", 8, false, "network asks to wait", now.Add(time.Hour)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ok, why, next := cardAllows(tc.card, now, tc.max)
+			ok, why, next := cardAllows(tc.card, tc.pm, now, tc.max)
 			if ok != tc.ok || !strings.Contains(why, tc.why) || !next.Equal(tc.wantNext) {
 				t.Errorf("cardAllows = %v %q %s, want %v %q %s", ok, why, next, tc.ok, tc.why, tc.wantNext)
 			}
@@ -68,16 +84,36 @@ func TestApplyDecline(t *testing.T) {
 		{activities.DeclineVerdict{Class: activities.DeclineSoft}, func(c *CardRecord) bool { return !c.Stopped && !c.NeedsNewData && c.NotBefore.IsZero() }},
 	} {
 		c := &CardRecord{Key: "fp_1"}
-		applyDecline(c, tc.v, now)
+		applyDecline(c, tc.v, "pm_1", now)
 		if !tc.check(c) || c.Class != tc.v.Class || c.Reason != tc.v.Reason {
 			t.Errorf("after %+v: %+v", tc.v, c)
 		}
 	}
 	// A shorter retry-after never shortens a longer one.
 	c := &CardRecord{NotBefore: now.Add(48 * time.Hour)}
-	applyDecline(c, activities.DeclineVerdict{Class: activities.DeclineRetryAfter, RetryAfter: time.Hour}, now)
+	applyDecline(c, activities.DeclineVerdict{Class: activities.DeclineRetryAfter, RetryAfter: time.Hour}, "pm_1", now)
 	if !c.NotBefore.Equal(now.Add(48 * time.Hour)) {
 		t.Errorf("NotBefore %s, want the longer wait kept", c.NotBefore)
+	}
+}
+
+// A needs-new-data hold remembers every payment method that carried the
+// refused data while it lasts; a hold that ended (the network updated
+// the card) is forgotten by the next one.
+func TestApplyDeclineStaleMethods(t *testing.T) {
+	newData := activities.DeclineVerdict{Class: activities.DeclineNewData, Reason: "code incorrect_cvc"}
+	c := &CardRecord{Key: "fp_1"}
+	applyDecline(c, newData, "pm_1", day0)
+	applyDecline(c, activities.DeclineVerdict{Class: activities.DeclineSoft}, "pm_1b", day0)
+	applyDecline(c, newData, "pm_1c", day0)
+	applyDecline(c, newData, "pm_1c", day0)
+	if !c.NeedsNewData || strings.Join(c.StaleMethods, ",") != "pm_1,pm_1c" {
+		t.Errorf("stale payment methods %v, want pm_1 and pm_1c", c.StaleMethods)
+	}
+	c.NeedsNewData = false // the network's automatic update
+	applyDecline(c, newData, "pm_1b", day0)
+	if strings.Join(c.StaleMethods, ",") != "pm_1b" {
+		t.Errorf("stale payment methods %v after the update and a new hold, want pm_1b", c.StaleMethods)
 	}
 }
 
@@ -100,6 +136,27 @@ func TestMergeAndPruneCards(t *testing.T) {
 	prev[0].Attempts[0] = time.Time{}
 	if got[0].Attempts[0].IsZero() {
 		t.Error("merged record shares its attempts with the previous life's")
+	}
+}
+
+// A hold for new data carries into the next life with the payment
+// methods that carried the refused data, whichever life saw them.
+func TestMergeCardsKeepsStaleMethods(t *testing.T) {
+	this := []*CardRecord{{Key: "fp_a", NeedsNewData: true, StaleMethods: []string{"pm_a2"}}, {Key: "fp_b"}}
+	prev := []*CardRecord{
+		{Key: "fp_a", NeedsNewData: true, StaleMethods: []string{"pm_a1", "pm_a2"}},
+		{Key: "fp_b", NeedsNewData: true, StaleMethods: []string{"pm_b1"}},
+		{Key: "fp_c", NeedsNewData: true, StaleMethods: []string{"pm_c1"}},
+	}
+	got := mergeCards(this, prev)
+	for i, want := range []string{"pm_a2,pm_a1", "pm_b1", "pm_c1"} {
+		if c := got[i]; !c.NeedsNewData || strings.Join(c.StaleMethods, ",") != want {
+			t.Errorf("%s: needs new data %v, stale payment methods %v; want %s", c.Key, c.NeedsNewData, c.StaleMethods, want)
+		}
+	}
+	prev[2].StaleMethods[0] = "pm_other"
+	if got[2].StaleMethods[0] != "pm_c1" {
+		t.Error("merged record shares its stale payment methods with the previous life's")
 	}
 }
 

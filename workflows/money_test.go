@@ -247,6 +247,29 @@ func TestRequiresActionAsksTheCustomer(t *testing.T) {
 	}
 }
 
+// Rule 3, answered with a new card: the bank asked the customer to
+// authenticate the payment with their card, and they set another card as
+// their default instead. The request concerned the old card: the new one
+// is confirmed at once, off-session, as Stripe allows from requires_action.
+func TestNewCardChargedAfterAuthenticationWasAsked(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.intentStatus["pi_1"], w.intentPM["pi_1"] = "requires_action", "pm_1" })
+	first := failed("evt_first", "pi_1", t0)
+	first.Intent.Status, first.Intent.PaymentMethodID, first.Intent.DeclineCode = "requires_action", "pm_1", "authentication_required"
+	first.Intent.Decline = activities.Decline{Code: "authentication_required", PaymentMethod: "pm_1", IntentStatus: "requires_action"}
+	rt.signal(0, workflows.SignalPaymentFailed, first)
+	rt.at(30*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_2" }) })
+	rt.signal(30*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_new_default", Created: t0.Add(30 * time.Minute), Source: "customer.updated"})
+	rt.w.succeedOnAttempt = 1
+	res := rt.runWith(input())
+	if res.Stage != workflows.StageRecovered || len(rt.w.retries) != 1 || rt.w.retries[0].PaymentMethodID != "pm_2" {
+		t.Fatalf("stage %s, confirms %+v; want one confirm with the new default pm_2 once the customer set it", res.Stage, rt.w.retries)
+	}
+	if types := rt.w.noticeTypes(); !slices.Contains(types, "payment_action_required") {
+		t.Errorf("notices %v; want the customer asked to authenticate before the new card came", types)
+	}
+}
+
 // Rule 4: a waived intent that a later life meets is never charged.
 func TestWaivedIntentIsNeverChargedByALaterLife(t *testing.T) {
 	rt := newRecoveryTest(t)
@@ -816,6 +839,62 @@ func TestNewDataDeclineWaitsForTheCardToChange(t *testing.T) {
 	rt.w.succeedOnAttempt = 2
 	if res := rt.run(input()); res.Stage != workflows.StageRecovered || len(rt.w.retries) != 2 {
 		t.Fatalf("stage %s after %d confirms at %v; want recovered by one retry after the automatic update", res.Stage, len(rt.w.retries), offsets(rt.w.retryTimes))
+	}
+}
+
+// Card rules: the customer enters the card whose CVC was wrong again, with
+// the right one. Stripe makes a new payment method with the card's
+// fingerprint and makes it the default: it carries the new data the
+// decline waited for, and is confirmed at once. The payment method that
+// carried the wrong CVC stays held.
+func TestNewDataDeclineLiftedByTheSameCardEnteredAgain(t *testing.T) {
+	enteredAgain := func(t *testing.T) *recoveryTest {
+		rt := newRecoveryTest(t, func(w *world) {
+			w.declines["pm_1"] = activities.Decline{Code: "incorrect_cvc", DeclineCode: "incorrect_cvc"}
+			w.fingerprints = map[string]string{"pm_1b": w.fingerprint("pm_1")} // the same card, entered again
+		})
+		// The scheduled retry at +1h declines: incorrect CVC.
+		rt.at(90*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_1b" }) })
+		rt.signal(90*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+			EventID: "evt_new_default", Created: t0.Add(90 * time.Minute), Source: "customer.updated"})
+		rt.w.succeedOnAttempt = 2
+		return rt
+	}
+	rt := enteredAgain(t)
+	res := rt.run(input())
+	var pms []string
+	for _, r := range rt.w.retries {
+		pms = append(pms, r.PaymentMethodID)
+	}
+	if res.Stage != workflows.StageRecovered || !equal(pms, []string{"pm_1", "pm_1b"}) {
+		t.Fatalf("stage %s, confirms with %v; want pm_1 (incorrect CVC), then the card entered again, pm_1b, at once", res.Stage, pms)
+	}
+	if len(res.Cards) != 1 || res.Cards[0].Key != "fp_pm_1" || len(res.Cards[0].Attempts) != 2 || !res.Cards[0].NeedsNewData {
+		t.Errorf("cards %+v; want one card, both confirms counted on it, pm_1 still held for new data", res.Cards)
+	}
+
+	t.Run("a life recorded before the change", func(t *testing.T) {
+		rt := enteredAgain(t)
+		rt.env.OnGetVersion("fresh-data-lifts-new-data-hold", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		if res := rt.run(input()); res.Stage != workflows.StageDeprovisioned || len(rt.w.retries) != 1 {
+			t.Fatalf("stage %s, %d confirms; want the card held whatever the payment method, as such lives were", res.Stage, len(rt.w.retries))
+		}
+	})
+}
+
+// The same card entered again is a new payment method, but the same
+// card: a stop decline holds it whatever payment method carries it.
+func TestStopDeclineHoldsTheSameCardEnteredAgain(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.declines["pm_1"] = activities.Decline{Code: "card_declined", DeclineCode: "stolen_card"}
+		w.fingerprints = map[string]string{"pm_1b": w.fingerprint("pm_1")}
+	})
+	rt.at(90*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_1b" }) })
+	rt.signal(90*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_new_default", Created: t0.Add(90 * time.Minute), Source: "customer.updated"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned || len(rt.w.retries) != 1 {
+		t.Fatalf("stage %s, confirms %+v; want pm_1 once, and never the stopped card again", res.Stage, rt.w.retries)
 	}
 }
 

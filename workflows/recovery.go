@@ -461,7 +461,7 @@ func (r *recovery) cardDeclined(ctx workflow.Context, in *Intent, d activities.D
 	if count && !slices.ContainsFunc(c.Attempts, at.Equal) {
 		c.Attempts = append(c.Attempts, at)
 	}
-	applyDecline(c, v, workflow.Now(ctx))
+	applyDecline(c, v, pm, workflow.Now(ctx))
 	c.Unread = nil
 	if d.Charge != "" && d.OutcomeReason == "" && v.Class != activities.DeclineStop {
 		// The charge may say more than the error: read before a retry.

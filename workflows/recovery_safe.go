@@ -66,6 +66,11 @@ const (
 	// the event's error gave it, and a stop that only the charge's outcome
 	// carried was missed.
 	readDeclinedChargeChange = "read-declined-charge"
+	// freshDataChange confirms a card held for new data with a payment
+	// method other than those that carried the refused data: the same card
+	// entered again. Before, only the network's automatic update of the
+	// held payment method lifted the hold.
+	freshDataChange = "fresh-data-lifts-new-data-hold"
 )
 
 // safe reports whether this life follows the money rules.
@@ -116,7 +121,7 @@ func (r *recovery) readDeclinedCharge(ctx workflow.Context, c *CardRecord, why, 
 	switch {
 	case err == nil:
 		v := activities.ClassifyDecline(d)
-		applyDecline(c, v, workflow.Now(ctx))
+		applyDecline(c, v, firstNonEmpty(d.PaymentMethod, c.Unread.PaymentMethod), workflow.Now(ctx))
 		c.Unread = nil
 		r.record(ctx, "declined charge read", d.Charge, string(v.Class)+": "+v.Reason, false)
 	case isRejected(err):
@@ -592,7 +597,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 				r.record(ctx, why, id, "not charged: what would be charged has not changed ("+o.PaymentMethod+")", false)
 				continue
 			}
-			if ok, hold, next := cardAllows(card(&r.s, ck), workflow.Now(ctx), maxAttemptsPerCard(&r.s.Settings)); !ok {
+			c, pm := card(&r.s, ck), o.PaymentMethod
+			if freshData(c, pm) && r.version(ctx, freshDataChange, 1) == workflow.DefaultVersion {
+				pm = "" // held whatever the payment method, as recorded
+			}
+			if ok, hold, next := cardAllows(c, pm, workflow.Now(ctx), maxAttemptsPerCard(&r.s.Settings)); !ok {
 				r.record(ctx, why, id+" with "+o.PaymentMethod, "not charged: "+hold, false)
 				r.holdRetryUntil(next)
 				continue

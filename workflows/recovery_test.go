@@ -51,9 +51,12 @@ type world struct {
 
 	// Stripe as the owed check reads it: an intent's status (default
 	// requires_payment_method, succeeded when in paidIntents), its
-	// invoice's status (default open), the customer's default payment
-	// method, and whether an owed check answers at all.
+	// payment_method (set while it requires action: the card the bank
+	// asks to authenticate; null after a decline), its invoice's status
+	// (default open), the customer's default payment method, and whether
+	// an owed check answers at all.
 	intentStatus map[string]string
+	intentPM     map[string]string
 	invoiceState map[string]string
 	defaultPM    string
 	owedErr      func(intentID string) error
@@ -95,9 +98,12 @@ type world struct {
 
 	// declines says how each payment method declines (default: soft,
 	// insufficient funds); now is the test clock.
-	declines   map[string]activities.Decline
-	now        func() time.Time
-	retryTimes []time.Time
+	declines map[string]activities.Decline
+	// fingerprints gives a payment method the fingerprint of a card
+	// (default "fp_" + its ID): two payment methods of one card share it.
+	fingerprints map[string]string
+	now          func() time.Time
+	retryTimes   []time.Time
 
 	retries   []activities.RetryInput
 	keyParams map[string]string
@@ -121,7 +127,7 @@ type world struct {
 }
 
 func newWorld() *world {
-	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{},
+	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{}, intentPM: map[string]string{},
 		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
 		periods: map[string]time.Time{}, declines: map[string]activities.Decline{}, chargeOutcomes: map[string]string{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
 }
@@ -164,13 +170,22 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	o.InvoiceID = invID
 	o.PeriodStart, o.PeriodEnd = w.period(in.IntentID)
 	o.PayURL = "https://invoice.stripe.com/i/" + invID
-	if o.Verdict == activities.OwedYes && !in.SkipCharge {
-		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, in.FailedPaymentMethod, "")
+	if (o.Verdict == activities.OwedYes || o.Verdict == activities.OwedActionRequired) && !in.SkipCharge {
+		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, firstOf(w.intentPM[in.IntentID], in.FailedPaymentMethod), "")
+		o = activities.ActionFor(o, w.intentPM[in.IntentID])
 		if o.PaymentMethod != "" {
-			o.Fingerprint = "fp_" + o.PaymentMethod
+			o.Fingerprint = w.fingerprint(o.PaymentMethod)
 		}
 	}
 	return o, nil
+}
+
+// fingerprint is the fingerprint of the card a payment method charges.
+func (w *world) fingerprint(pm string) string {
+	if fp := w.fingerprints[pm]; fp != "" {
+		return fp
+	}
+	return "fp_" + pm
 }
 
 func firstOf(s ...string) string {
@@ -297,7 +312,12 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			if !ok {
 				d = activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}
 			}
-			d.PaymentMethod, d.Fingerprint = pm, "fp_"+pm
+			d.PaymentMethod, d.Fingerprint = pm, w.fingerprint(pm)
+			// A decline leaves the intent waiting for a payment method.
+			if w.intentStatus[in.IntentID] == "requires_action" {
+				w.intentStatus[in.IntentID] = "requires_payment_method"
+			}
+			delete(w.intentPM, in.IntentID)
 			w.retryTimes = append(w.retryTimes, w.now())
 			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: pm, Decline: d}, nil
 		})
