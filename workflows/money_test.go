@@ -1011,3 +1011,32 @@ func TestWaiverSignalledDuringARetryRoundIsCarriedOut(t *testing.T) {
 		t.Errorf("notices %v: the customer is told of the waiver", got)
 	}
 }
+
+// Forgiven is forever. Stripe answers 500 to a confirm, slowly, and
+// replays that answer to its key for a day: the charge ends failed within
+// its bound instead of holding the recovery, and the waiver an operator
+// sent meanwhile is carried out with nothing charged after it. (Without
+// the bound a real server retries for the whole day; the test
+// environment stops at ten attempts, which 29 s answers put past the
+// bound.)
+func TestAChargeStripeKeepsAnswering500EndsWithinItsBound(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.chargeDelay = 29 * time.Second
+		w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+			if w.now().Before(t0.Add(24*time.Hour + time.Hour)) {
+				return activities.RetryResult{}, errors.New("stripe answered 500 api_error (replayed)"), true
+			}
+			return activities.RetryResult{}, nil, false
+		}
+	})
+	rt.update(time.Hour+time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "goodwill", Operator: "ops"}, mustAccept(t, "waive"))
+	res := rt.run(input())
+	// The confirm began at +1h; the life ends with the waiver once the
+	// charge gives up.
+	if ended := rt.env.Now().Sub(t0); res.Stage != workflows.StageWaived || ended > time.Hour+10*time.Minute+30*time.Second {
+		t.Fatalf("stage %s at +%s; want waived once the charge gave up, at most 10 minutes after it began at +1h", res.Stage, ended)
+	}
+	if len(rt.w.retries) != 0 {
+		t.Errorf("confirmed %+v after the waiver", rt.w.retries)
+	}
+}

@@ -107,6 +107,21 @@ func (r *recovery) cardRecord(key, pm string) *CardRecord {
 	return c
 }
 
+// chargeFor bounds one confirm with its retries. Stripe replays the first
+// answer to an idempotency key for 24 hours, a 500 included: retried
+// without end, a confirm that got a 500 would hold the recovery inside
+// the charge for a day, and then charge for real on state a day old (a
+// waiver accepted meanwhile, say). Past the bound the attempt is a failed
+// one, and the next is decided on fresh state under a key of its own.
+const chargeFor = 10 * time.Minute
+
+// chargeCtx is activityCtx bounded by chargeFor.
+func chargeCtx(ctx workflow.Context) workflow.Context {
+	o := workflow.GetActivityOptions(activityCtx(ctx))
+	o.ScheduleToCloseTimeout = chargeFor
+	return workflow.WithActivityOptions(ctx, o)
+}
+
 // readDeclinedCharge reads the charge of the card's last decline when the
 // event that brought it only named it, and applies what it says (a stop
 // that only the charge's outcome carries). It reports false when the card
@@ -611,7 +626,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts), o.PaymentMethod}, ":")
 		var res activities.RetryResult
 		r.busy = takeCharge
-		err = workflow.ExecuteActivity(activityCtx(ctx), a.RetryPayment, activities.RetryInput{
+		err = workflow.ExecuteActivity(chargeCtx(ctx), a.RetryPayment, activities.RetryInput{
 			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
 		}).Get(ctx, &res)
 		r.busy = ""
