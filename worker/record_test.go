@@ -23,7 +23,12 @@ import (
 // …_gen_… for generation 1, which stands for all of them and
 // told-after-record, …_open_… for recoveries started with their first
 // failure in their input, …_life_… for life-id-run, …_prev_… for
-// previous-at-start), and
+// previous-at-start, …_audit_… for the changes of the money audit:
+// take-away-on-checked-state, control-key-per-request, paid-while-paused,
+// waiver-keeps-in-flight, read-declined-charge,
+// fresh-data-lifts-new-data-hold, apply-last-signals, carry-ended-life,
+// forgiven-across-lives, expiry-notice-undelivered,
+// source-deleted-refusals, event-failed-alert, paid-while-running), and
 // keep what it writes beside the older histories, which must keep
 // replaying too.
 func TestRecordHistories(t *testing.T) {
@@ -45,9 +50,9 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(workflows.RecoveryWorkflowID(recovered), time.Minute); res.Stage != workflows.StageRecovered {
 		t.Fatalf("recovered: stage %s", res.Stage)
 	}
-	record("recovery-cus_prev_recovered", workflows.RecoveryWorkflowID(recovered))
+	record("recovery-cus_audit_recovered", workflows.RecoveryWorkflowID(recovered))
 	waitClosed(t, s, failedEvent)
-	record("evt_prev_failed", failedEvent)
+	record("evt_audit_failed", failedEvent)
 
 	// Never paid: suspended, deprovisioned; then the money comes.
 	deprov := stripefixture.NewID("cus")
@@ -55,11 +60,11 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(workflows.RecoveryWorkflowID(deprov), 2*time.Minute); res.Stage != workflows.StageDeprovisioned {
 		t.Fatalf("deprovisioned: stage %s", res.Stage)
 	}
-	record("recovery-cus_prev_deprov", workflows.RecoveryWorkflowID(deprov))
+	record("recovery-cus_audit_deprov", workflows.RecoveryWorkflowID(deprov))
 	late := stripefixture.Options{Customer: deprov, ObjectID: "pi_rules_deprov", ID: stripefixture.NewID("evt")}
 	s.send(workflows.EventPaymentSucceeded, late)
 	waitClosed(t, s, late.ID)
-	record("evt_prev_late_money", late.ID)
+	record("evt_audit_late_money", late.ID)
 
 	// Waived by an operator while past due: written to Stripe.
 	waived := stripefixture.NewID("cus")
@@ -83,7 +88,7 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
 		t.Fatalf("waived: stage %s", res.Stage)
 	}
-	record("recovery-cus_prev_waived", id)
+	record("recovery-cus_audit_waived", id)
 }
 
 // recordHistory writes the history of workflowID to dir/name.json, as
