@@ -602,6 +602,11 @@ type RecoveryState struct {
 	// ops were told that a suspended customer has paid.
 	PaidWhilePausedAlerted time.Time `json:"paid_while_paused_alerted,omitzero"`
 
+	// ProfileUnread is set while the customer could not be read: the
+	// Stripe ID stands in for the product's, and is read again before
+	// anything is taken away.
+	ProfileUnread bool `json:"profile_unread,omitempty"`
+
 	// Invoice is the latest Amberflo invoice seen for the customer.
 	Invoice *AmberfloInvoice `json:"invoice,omitempty"`
 	// Announced is set once the past-due notice and alert went out.

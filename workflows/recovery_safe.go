@@ -71,6 +71,12 @@ const (
 	// entered again. Before, only the network's automatic update of the
 	// held payment method lifted the hold.
 	freshDataChange = "fresh-data-lifts-new-data-hold"
+	// profileBeforeTakeAwayChange reads the customer again before a
+	// take-away when the first read failed: the product's ID (the
+	// metadata key's value) names whom the control plane suspends and
+	// whose invoices Amberflo is asked about. Before, the life went on
+	// with the Stripe ID.
+	profileBeforeTakeAwayChange = "profile-before-take-away"
 )
 
 // safe reports whether this life follows the money rules.
@@ -297,6 +303,7 @@ func (r *recovery) announceSafe(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(activityCtx(ctx), a.CustomerProfile, activities.CustomerInput{StripeCustomerID: r.s.StripeCustomerID}).Get(ctx, &profile); err != nil {
 		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+errText(err), false)
 		profile.CustomerID = r.s.StripeCustomerID
+		r.s.ProfileUnread = true
 	}
 	r.applyProfile(ctx, profile)
 	if r.cards() {
@@ -325,6 +332,7 @@ func (r *recovery) openWithReads(ctx workflow.Context, in *Intent, reads FirstRe
 	if reads.ProfileErr != "" {
 		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+reads.ProfileErr, false)
 		profile.CustomerID = r.s.StripeCustomerID
+		r.s.ProfileUnread = true
 	}
 	r.applyProfile(ctx, profile)
 	r.applyCardLimits(ctx, reads.Previous, errorOf(reads.PreviousErr))
@@ -367,6 +375,7 @@ func (r *recovery) announceQuick(ctx workflow.Context) {
 	if err := profileCall.Get(ctx, &profile); err != nil {
 		r.record(ctx, "read customer", r.s.StripeCustomerID, "failed: "+errText(err), false)
 		profile.CustomerID = r.s.StripeCustomerID
+		r.s.ProfileUnread = true
 	}
 	r.applyProfile(ctx, profile)
 	if prevCall != nil {
@@ -705,6 +714,20 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 func (r *recovery) recheckBeforeTakeAway(ctx workflow.Context, step string) (bool, error) {
 	why := "before " + step
 	began := workflow.Now(ctx)
+	if r.s.ProfileUnread && r.version(ctx, profileBeforeTakeAwayChange, 1) == 1 {
+		var profile activities.CustomerProfile
+		err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.CustomerProfile, activities.CustomerInput{StripeCustomerID: r.s.StripeCustomerID}).Get(ctx, &profile)
+		if err != nil {
+			// Nothing is taken away from a customer named by a guess.
+			if isRejected(err) {
+				return false, r.pauseForOperator(ctx, why+": read customer "+r.s.StripeCustomerID+": "+errText(err))
+			}
+			r.unanswered(ctx, why, "customer "+r.s.StripeCustomerID, began, err)
+			return false, nil
+		}
+		r.s.CustomerID, r.s.ProfileUnread = profile.CustomerID, false
+		r.record(ctx, "read customer", r.s.StripeCustomerID, "read again "+why+": "+profile.CustomerID, false)
+	}
 	for _, in := range r.s.Intents {
 		if !unsettled(in) {
 			continue

@@ -111,10 +111,12 @@ type world struct {
 	// chargeOutcomes are the outcome.reason of charges by ID, as a read
 	// of the charge shows it; until chargeDownUntil Stripe answers no
 	// read; chargeReads are the charges read.
-	chargeOutcomes  map[string]string
-	chargeDownUntil time.Time
-	chargeReads     []string
-	controls        []activities.ControlPlaneInput
+	// Until profileDownUntil Stripe answers no read of the customer.
+	profileDownUntil time.Time
+	chargeOutcomes   map[string]string
+	chargeDownUntil  time.Time
+	chargeReads      []string
+	controls         []activities.ControlPlaneInput
 	// controlTries is every request the control plane received, the
 	// refused ones too.
 	controlTries []activities.ControlPlaneInput
@@ -204,6 +206,9 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.meet()
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			if w.now().Before(w.profileDownUntil) {
+				return activities.CustomerProfile{}, errors.New("stripe answered 503")
+			}
 			return activities.CustomerProfile{CustomerID: "acme-" + in.StripeCustomerID, DefaultPaymentMethod: w.defaultPM}, nil
 		})
 	env.OnActivity(acts.ChargeDecline, mock.Anything, mock.Anything).Return(
