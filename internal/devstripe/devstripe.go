@@ -596,7 +596,10 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 }
 
 // confirm charges the payment method asked for: a card that declines, or
-// none, gives Stripe's 402 card_error; a working card succeeds. (A repeated Idempotency-Key never gets here: idempotent
+// none, gives Stripe's 402 card_error; a working card succeeds. An intent
+// in any status but the three Stripe confirms is refused with 400
+// payment_intent_unexpected_state, the intent in the error, and nothing
+// is charged. (A repeated Idempotency-Key never gets here: idempotent
 // answers it.)
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	key := r.Header.Get("Idempotency-Key")
@@ -613,7 +616,11 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	switch {
 	case in.Status == "succeeded":
 		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
-			"This PaymentIntent's status is succeeded and it cannot be confirmed.", s.intentJSON(in, nil))
+			"You cannot confirm this PaymentIntent because it has already succeeded after being previously confirmed.", s.intentJSON(in, nil))
+	case !slices.Contains(confirmable, in.Status):
+		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
+			"You cannot confirm this PaymentIntent because it has a status of "+in.Status+". Only a PaymentIntent with one of the following statuses may be confirmed: "+strings.Join(confirmable, ", ")+".",
+			s.intentJSON(in, nil))
 	case k == nil || k.Declines || declines:
 		if k == nil {
 			k = &card{ID: pm, Brand: "visa", Last4: "0341", ExpMonth: 12, ExpYear: s.now().Year() + 2}
@@ -642,6 +649,9 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	s.log.Info("dev stripe: confirm", "intent", in.ID, "payment_method", pm, "status", status, "idempotency_key", key)
 	writeRaw(w, status, raw)
 }
+
+// confirmable are the statuses in which Stripe confirms an intent.
+var confirmable = []string{"requires_payment_method", "requires_confirmation", "requires_action"}
 
 func customerJSON(c *customer) map[string]any {
 	var def any
