@@ -564,9 +564,19 @@ func (s *Stripe) serveStripe(w http.ResponseWriter, r *http.Request, body []byte
 		s.listEvents(w, r)
 		return h
 	}
+	key := r.Header.Get("Idempotency-Key")
 	cw := &captureWriter{ResponseWriter: w}
 	s.dev.ServeHTTP(cw, r)
 	h.replayed = cw.Header().Get("Idempotent-Replayed") == "true"
+	if cw.status == http.StatusBadRequest && key != "" {
+		// A 400 to a key the dev Stripe answered otherwise before is its
+		// idempotency_error: dunning broke "one key, one request".
+		for _, first := range s.Requests(func(q Request) bool { return q.Key == key && q.Handled != 0 && q.Handled != http.StatusBadRequest }) {
+			s.problem("%s %s: Idempotency-Key %q sent again with another request (first %s %s %q, now %q)",
+				r.Method, r.URL.Path, key, first.Method, first.Path, first.Body, body)
+			break
+		}
+	}
 	if cw.status == http.StatusNotFound {
 		s.problem("%s %s: no such object at the fake Stripe (an event the test did not observe?)", r.Method, r.URL.Path)
 	}

@@ -12,11 +12,14 @@
 package devstripe
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"slices"
@@ -90,10 +93,22 @@ func newInvoice(id string, created int64) *invoice {
 	return &invoice{ID: id, Status: "open", PeriodStart: start.Unix(), PeriodEnd: end.Unix()}
 }
 
+// reply is the first answer to a request made with an Idempotency-Key,
+// kept with the request it answered: Stripe replays it only to the same
+// request (method, path and parameters), for 24 hours.
 type reply struct {
+	method, path string
+	form         url.Values
+	at           time.Time
+	// done is false while the first request is still being answered.
+	done   bool
 	status int
+	header http.Header
 	body   []byte
 }
+
+// keyLifetime is how long Stripe keeps an idempotency key.
+const keyLifetime = 24 * time.Hour
 
 // Server is the stateful dev Stripe. The zero value is not usable; use New.
 type Server struct {
@@ -105,7 +120,7 @@ type Server struct {
 	charges   map[string]*charge
 	// nextCharge numbers the charges, for their IDs.
 	nextCharge int
-	replies    map[string]reply // by Idempotency-Key
+	replies    map[string]*reply // by Idempotency-Key
 	// declines are the decline profiles tests set (SetDecline), and
 	// fingerprints the fingerprints they give (SetFingerprint), by card.
 	declines     map[string]activities.Decline
@@ -123,12 +138,15 @@ func New(upstream *url.URL, log *slog.Logger) *Server {
 		intents:   map[string]*intent{},
 		invoices:  map[string]*invoice{},
 		charges:   map[string]*charge{},
-		replies:   map[string]reply{},
+		replies:   map[string]*reply{},
 
 		declines:     map[string]activities.Decline{},
 		fingerprints: map[string]string{},
 		log:          log,
 		now:          time.Now,
+	}
+	if log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if upstream != nil {
 		s.upstream = httputil.NewSingleHostReverseProxy(upstream)
@@ -322,20 +340,120 @@ func (s *Server) SetIntentStatus(id, status string) bool {
 	return true
 }
 
-// ServeHTTP answers for the objects it knows and passes the rest on.
+// ServeHTTP answers for the objects it knows and passes the rest on. A
+// POST with an Idempotency-Key goes through Stripe's idempotency layer
+// first (idempotent).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.Header.Get("Idempotency-Key") != "" {
+		s.idempotent(w, r)
+		return
+	}
+	_ = s.serve(w, r)
+}
+
+// serve answers a request, itself or through the upstream; own says which.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) (own bool) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	s.mu.Lock()
 	handled := s.serveKnown(w, r, parts)
 	s.mu.Unlock()
 	if handled {
-		return
+		return true
 	}
 	if s.upstream == nil {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such object: "+r.URL.Path, nil)
-		return
+		return true
 	}
 	s.upstream.ServeHTTP(w, r)
+	return false
+}
+
+// idempotent answers a POST made with an Idempotency-Key as Stripe does:
+// the first request with a key is answered and its answer kept, whether it
+// succeeded or failed; the same request again within 24 hours gets that
+// answer replayed (Idempotent-Replayed: true) and changes nothing; the key
+// with another method, path or parameters is refused with 400
+// idempotency_error, as is a second request while the first is still
+// being answered (409). Parameters are compared as a form, so their order
+// does not matter. A request that stripe-mock rejects as invalid is not
+// kept, as Stripe keeps nothing for a request that fails validation.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable body", nil)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable form", nil)
+		return
+	}
+	for k, v := range r.URL.Query() {
+		form[k] = append(form[k], v...)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	s.mu.Lock()
+	now := s.now()
+	prev := s.replies[key]
+	if prev != nil && prev.done && now.Sub(prev.at) >= keyLifetime {
+		prev = nil // pruned: the key makes a new request
+	}
+	switch {
+	case prev == nil:
+		s.replies[key] = &reply{method: r.Method, path: r.URL.Path, form: form, at: now}
+	case prev.method != r.Method || prev.path != r.URL.Path:
+		s.mu.Unlock()
+		s.log.Warn("dev stripe: idempotency key reused for another endpoint", "idempotency_key", key,
+			"first", prev.method+" "+prev.path, "now", r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusBadRequest, "idempotency_error", "",
+			fmt.Sprintf("Keys for idempotent requests can only be used for the same endpoint they were first used for ('%s %s' vs '%s %s'). Try using a key other than '%s' if you meant to execute a different request.",
+				prev.method, prev.path, r.Method, r.URL.Path, key), nil)
+		return
+	case !sameForm(prev.form, form):
+		s.mu.Unlock()
+		s.log.Warn("dev stripe: idempotency key reused with other parameters", "idempotency_key", key,
+			"path", r.URL.Path, "first", prev.form.Encode(), "now", form.Encode())
+		writeError(w, http.StatusBadRequest, "idempotency_error", "",
+			"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '"+key+"' if you meant to execute a different request.", nil)
+		return
+	case !prev.done:
+		s.mu.Unlock()
+		writeError(w, http.StatusConflict, "idempotency_error", "",
+			"There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): "+key+". Please try again later.", nil)
+		return
+	default:
+		s.mu.Unlock()
+		maps.Copy(w.Header(), prev.header)
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(prev.status)
+		_, _ = w.Write(prev.body)
+		return
+	}
+	s.mu.Unlock()
+
+	rec := httptest.NewRecorder()
+	own := s.serve(rec, r)
+	res := rec.Result()
+	s.mu.Lock()
+	if !own && res.StatusCode >= 400 && res.StatusCode < 500 {
+		// stripe-mock's 4xx are validation failures: nothing is kept.
+		delete(s.replies, key)
+	} else {
+		*s.replies[key] = reply{method: r.Method, path: r.URL.Path, form: form, at: now, done: true,
+			status: res.StatusCode, header: res.Header.Clone(), body: rec.Body.Bytes()}
+	}
+	s.mu.Unlock()
+	maps.Copy(w.Header(), res.Header)
+	w.WriteHeader(res.StatusCode)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// sameForm says whether two requests carry the same parameters, in
+// whatever order they were sent.
+func sameForm(a, b url.Values) bool {
+	return maps.EqualFunc(a, b, slices.Equal)
 }
 
 // serveKnown answers a request about a known object; false passes it on.
@@ -478,15 +596,13 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 }
 
 // confirm charges the payment method asked for: a card that declines, or
-// none, gives Stripe's 402 card_error; a working card succeeds. A repeated
-// Idempotency-Key replays the first answer, as Stripe does for 24 hours.
+// none, gives Stripe's 402 card_error; a working card succeeds. An intent
+// in any status but the three Stripe confirms is refused with 400
+// payment_intent_unexpected_state, the intent in the error, and nothing
+// is charged. (A repeated Idempotency-Key never gets here: idempotent
+// answers it.)
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	key := r.Header.Get("Idempotency-Key")
-	if prev, ok := s.replies[key]; ok && key != "" {
-		w.Header().Set("Idempotent-Replayed", "true")
-		writeRaw(w, prev.status, prev.body)
-		return
-	}
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable form", nil)
 		return
@@ -500,7 +616,11 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	switch {
 	case in.Status == "succeeded":
 		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
-			"This PaymentIntent's status is succeeded and it cannot be confirmed.", s.intentJSON(in, nil))
+			"You cannot confirm this PaymentIntent because it has already succeeded after being previously confirmed.", s.intentJSON(in, nil))
+	case !slices.Contains(confirmable, in.Status):
+		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
+			"You cannot confirm this PaymentIntent because it has a status of "+in.Status+". Only a PaymentIntent with one of the following statuses may be confirmed: "+strings.Join(confirmable, ", ")+".",
+			s.intentJSON(in, nil))
 	case k == nil || k.Declines || declines:
 		if k == nil {
 			k = &card{ID: pm, Brand: "visa", Last4: "0341", ExpMonth: 12, ExpYear: s.now().Year() + 2}
@@ -526,12 +646,12 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 		status, body = http.StatusOK, s.intentJSON(in, nil)
 	}
 	raw, _ := json.Marshal(body)
-	if key != "" {
-		s.replies[key] = reply{status: status, body: raw}
-	}
 	s.log.Info("dev stripe: confirm", "intent", in.ID, "payment_method", pm, "status", status, "idempotency_key", key)
 	writeRaw(w, status, raw)
 }
+
+// confirmable are the statuses in which Stripe confirms an intent.
+var confirmable = []string{"requires_payment_method", "requires_confirmation", "requires_action"}
 
 func customerJSON(c *customer) map[string]any {
 	var def any
@@ -736,7 +856,10 @@ func invoiceJSON(inv *invoice) map[string]any {
 }
 
 func errorJSON(typ, code, msg string, pi map[string]any) map[string]any {
-	e := map[string]any{"type": typ, "code": code, "message": msg}
+	e := map[string]any{"type": typ, "message": msg}
+	if code != "" {
+		e["code"] = code
+	}
 	if pi != nil {
 		e["payment_intent"] = pi
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,9 +105,16 @@ func TestRetryDeclinesUntilTheCardChanges(t *testing.T) {
 	if err != nil || profile.DefaultPaymentMethod != "pm_good" {
 		t.Fatalf("profile %+v %v, want the new card as default", profile, err)
 	}
-	// The first attempt's key replays its answer, as Stripe does.
-	if res := st.retry(t, "cus_1", "pi_1", "k1"); res.Outcome != activities.RetryDeclined {
-		t.Fatalf("replayed key: %+v, want the first answer again", res)
+	// The first attempt's key replays its answer to the same request, as
+	// Stripe does, and refuses it with the new card.
+	res, err := st.acts.RetryPayment(context.Background(), activities.RetryInput{IntentID: "pi_1", StripeCustomerID: "cus_1",
+		IdempotencyKey: "k1", PaymentMethodID: "pm_bad"})
+	if err != nil || res.Outcome != activities.RetryDeclined {
+		t.Fatalf("replayed key: %+v %v, want the first answer again", res, err)
+	}
+	if _, err := st.acts.RetryPayment(context.Background(), activities.RetryInput{IntentID: "pi_1", StripeCustomerID: "cus_1",
+		IdempotencyKey: "k1"}); err == nil || !strings.Contains(err.Error(), "idempotency_error") {
+		t.Fatalf("the first attempt's key with the new card: %v, want Stripe's idempotency_error", err)
 	}
 	if res := st.retry(t, "cus_1", "pi_1", "k2"); res.Outcome != activities.RetrySucceeded || res.PaymentMethod != "pm_good" {
 		t.Fatalf("retry on the new card: %+v, want succeeded", res)
