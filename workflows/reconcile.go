@@ -174,13 +174,20 @@ func overlapOf(in ReconcileInput) time.Duration {
 	return DefaultReconcileOverlap
 }
 
+// StripeEventsListedFor is how long Stripe lists an event after it was
+// created.
+const StripeEventsListedFor = 30 * 24 * time.Hour
+
 // ReconcileWindow decides where a reconciliation ending at to starts
 // listing, given the watermark last left by a complete run: from last.To
 // minus the overlap when the chain of complete runs reaching last.To
 // covers the whole look-back before it without a gap, else (no watermark,
-// one older than the look-back, or a gap) from to minus the look-back.
-// since is the watermark gone on from (zero for the whole look-back) and
-// coveredFrom how far back the chain reaching to then goes.
+// or a gap) from to minus the look-back. A watermark older than the
+// look-back (no run completed for that long) is gone on from all the
+// same, as far back as Stripe lists events: the events since were never
+// handled by a complete run, and Stripe has stopped redelivering the
+// older of them. since is the watermark gone on from (zero for the whole
+// look-back) and coveredFrom how far back the chain reaching to then goes.
 func ReconcileWindow(to time.Time, lookback, overlap time.Duration, last activities.ReconcileWatermark) (from, since, coveredFrom time.Time) {
 	full := to.Add(-lookback)
 	if last.To.IsZero() || last.CoveredFrom.IsZero() || last.CoveredFrom.After(full) {
@@ -192,7 +199,12 @@ func ReconcileWindow(to time.Time, lookback, overlap time.Duration, last activit
 	}
 	from = wm.Add(-overlap)
 	if !from.After(full) {
-		return full, time.Time{}, full
+		if oldest := to.Add(-StripeEventsListedFor); from.Before(oldest) {
+			from = oldest
+		}
+		if !from.Before(full) {
+			return full, time.Time{}, full
+		}
 	}
 	return from, last.To, last.CoveredFrom
 }

@@ -318,7 +318,6 @@ func TestReconcileEventsWorkflowLooksBackWholeWithoutAWatermark(t *testing.T) {
 	for name, f := range map[string]*fakeStripeList{
 		"none":       {},
 		"unreadable": {watermarkErr: temporal.NewNonRetryableApplicationError("visibility down", "test", nil)},
-		"too old":    {watermark: activities.ReconcileWatermark{To: reconcileStart.Add(-73 * time.Hour), CoveredFrom: reconcileStart.Add(-200 * time.Hour)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f.t = t
@@ -332,6 +331,27 @@ func TestReconcileEventsWorkflowLooksBackWholeWithoutAWatermark(t *testing.T) {
 				t.Errorf("result %+v, want the whole look-back from %s and the missed event started", res, full)
 			}
 		})
+	}
+}
+
+// Lose no event. No run completed for longer than the look-back (the
+// reconciliation was down for four days): the events since the watermark
+// were never handled by a complete run, and Stripe stopped redelivering
+// the older of them, so the run goes on from the watermark, not from the
+// look-back.
+func TestReconcileEventsWorkflowCatchesUpFromAWatermarkOlderThanTheLookBack(t *testing.T) {
+	wm := activities.ReconcileWatermark{To: reconcileStart.Add(-96 * time.Hour), CoveredFrom: reconcileStart.Add(-200 * time.Hour)}
+	f := &fakeStripeList{t: t, watermark: wm, pages: map[string]activities.EventPage{"": page(false, "evt_new1")}}
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	wantFrom := wm.To.Add(-10 * time.Minute)
+	if !res.From.Equal(wantFrom) || !res.Since.Equal(wm.To) || res.Started != 1 {
+		t.Errorf("result %+v, want the events from the watermark less the overlap, %s, and the missed event started", res, wantFrom)
+	}
+	if len(f.lists) != 1 || !f.lists[0].CreatedGTE.Equal(wantFrom) {
+		t.Errorf("lists %+v, want one from %s", f.lists, wantFrom)
 	}
 }
 
@@ -352,8 +372,10 @@ func TestReconcileWindow(t *testing.T) {
 			at(-25 * time.Minute), at(-15 * time.Minute), full},
 		{"chain shorter than the look-back (a gap before it)", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-2 * time.Hour)},
 			full, time.Time{}, full},
-		{"watermark older than the look-back", activities.ReconcileWatermark{To: at(-73 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
-			full, time.Time{}, full},
+		{"watermark older than the look-back: gone on from, the events since never handled", activities.ReconcileWatermark{To: at(-100 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
+			at(-100*time.Hour - overlap), at(-100 * time.Hour), at(-200 * time.Hour)},
+		{"watermark older than Stripe lists events: as far back as it does", activities.ReconcileWatermark{To: at(-40 * 24 * time.Hour), CoveredFrom: at(-50 * 24 * time.Hour)},
+			at(-workflows.StripeEventsListedFor), at(-40 * 24 * time.Hour), at(-50 * 24 * time.Hour)},
 		{"watermark less the overlap exactly at the look-back", activities.ReconcileWatermark{To: full.Add(overlap), CoveredFrom: at(-200 * time.Hour)},
 			full, time.Time{}, full},
 		{"watermark ahead of this run's clock", activities.ReconcileWatermark{To: at(time.Hour), CoveredFrom: at(-80 * time.Hour)},
