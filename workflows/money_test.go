@@ -1040,3 +1040,35 @@ func TestAChargeStripeKeepsAnswering500EndsWithinItsBound(t *testing.T) {
 		t.Errorf("confirmed %+v after the waiver", rt.w.retries)
 	}
 }
+
+// Respect the card. A confirm Stripe never answered may have reached the
+// card network: it counts against the card's limit like one answered.
+func TestAnUnansweredConfirmCountsAgainstTheCardsLimit(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) {
+		w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+			if w.now().Before(t0.Add(90 * time.Minute)) {
+				return activities.RetryResult{}, errors.New("stripe answered 500 api_error"), true
+			}
+			return activities.RetryResult{}, nil, false
+		}
+	})
+	rt.at(90*time.Minute, func() {
+		s := rt.status()
+		var attempts int
+		for _, c := range s.Cards {
+			if c.PaymentMethod == "pm_1" {
+				attempts = len(c.Attempts)
+			}
+		}
+		// The first failure's event names no card; the confirm that got no
+		// answer is the one attempt.
+		if attempts != 1 {
+			t.Errorf("pm_1 has %d attempts in the window after a confirm Stripe did not answer, want 1", attempts)
+		}
+		if n := rt.w.alertsWith("critical", "did not answer"); n != 1 {
+			t.Errorf("%d alerts of the unanswered confirm, want 1", n)
+		}
+	})
+	rt.update(91*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.run(input())
+}

@@ -77,6 +77,10 @@ const (
 	// whose invoices Amberflo is asked about. Before, the life went on
 	// with the Stripe ID.
 	profileBeforeTakeAwayChange = "profile-before-take-away"
+	// unansweredConfirmCountsChange counts a confirm that got no answer
+	// (it may have reached the card network) against the card's limit;
+	// before, only a confirm Stripe answered was counted.
+	unansweredConfirmCountsChange = "unanswered-confirm-counts"
 )
 
 // safe reports whether this life follows the money rules.
@@ -645,8 +649,15 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		detail := fmt.Sprintf("%s attempt %d with %s (%s)", in.ID, in.Attempts, o.PaymentMethod, o.PaymentMethodSource)
 		if err != nil {
 			r.record(ctx, why, detail, "failed: "+errText(err), false)
-			r.alert(ctx, "critical", r.key("retry-rejected", in.ID, fmt.Sprint(in.Attempts)),
-				"Stripe rejected a retry for "+r.s.StripeCustomerID, errText(err))
+			title := "Stripe rejected a retry for " + r.s.StripeCustomerID
+			if !isRejected(err) && r.cards() && r.version(ctx, unansweredConfirmCountsChange, 1) == 1 {
+				// No answer: the confirm may have reached the card network,
+				// and the card's limit counts it.
+				c := r.cardRecord(ck, o.PaymentMethod)
+				c.Attempts = append(c.Attempts, workflow.Now(ctx))
+				title = "Stripe did not answer a retry for " + r.s.StripeCustomerID
+			}
+			r.alert(ctx, "critical", r.key("retry-rejected", in.ID, fmt.Sprint(in.Attempts)), title, errText(err))
 			continue
 		}
 		if r.cards() && confirmed(res.Outcome) {
