@@ -86,6 +86,10 @@ type runView struct {
 	// of (started with, or signalled) before the workflow task that set
 	// the stage recovered.
 	failedBefore []string
+	// passedOn are the failures it handed to the next life as it ended
+	// (continue-as-new with them pending): they came in after the life
+	// had settled, and are the next life's to recover.
+	passedOn []string
 	// last is the stage it ended in, ended when it closed.
 	last  workflows.Stage
 	ended time.Time
@@ -158,7 +162,15 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 						failed = append(failed, signalled{ev.GetEventId(), f.Intent.ID})
 					}
 				}
-			case ev.GetWorkflowExecutionCompletedEventAttributes() != nil, ev.GetWorkflowExecutionContinuedAsNewEventAttributes() != nil:
+			case ev.GetWorkflowExecutionContinuedAsNewEventAttributes() != nil:
+				rv.ended = ev.GetEventTime().AsTime()
+				var next workflows.RecoveryInput
+				if err := converter.GetDefaultDataConverter().FromPayloads(ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetInput(), &next); err == nil && next.State == nil {
+					for _, f := range next.Pending {
+						rv.passedOn = append(rv.passedOn, f.Intent.ID)
+					}
+				}
+			case ev.GetWorkflowExecutionCompletedEventAttributes() != nil:
 				rv.ended = ev.GetEventTime().AsTime()
 			}
 			if s := keyword(fields[workflows.RecoveryStageKey.GetName()]); s != "" {
@@ -362,12 +374,17 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 				a.add(vAlert, "%s (%s): %d %q alerts, stages %v imply %d", cm.ID, cm.Script, gotAlert[k], k, v.stages, want["alert "+k])
 			}
 		}
-		// A life ends recovered only when nothing it was told of is owed.
+		// A life ends recovered only when nothing it was told of is owed,
+		// but for the failures it handed to the next life, which opens at
+		// once with them.
 		for _, run := range v.runs {
 			if run.last != workflows.StageRecovered || run.ended.IsZero() {
 				continue
 			}
 			for _, in := range run.failedBefore {
+				if slices.Contains(run.passedOn, in) {
+					continue
+				}
 				if p, ok := paidAt[in]; !ok || p.After(run.ended) {
 					a.add(vRecoveredOwing, "%s (%s): run %s ended recovered at %s while intent %s, whose failure it had been told of before deciding, was unpaid",
 						cm.ID, cm.Script, run.id, run.ended.Format(time.StampMilli), in)
