@@ -338,6 +338,22 @@ func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) 
 	if !ended {
 		return "", false
 	}
+	return lateMoney(last, paid, false)
+}
+
+// LateMoneyOfEarlierLife decides whether a payment that a running recovery
+// took is money after the end of the life before it (earlier, as it
+// ended): an intent that life left waived or canceled, or left unpaid as
+// it ended deprovisioned or waived. Unlike LateMoney, a payment for an
+// intent the earlier life did not have is the running life's own.
+func LateMoneyOfEarlierLife(earlier RecoveryResult, paid PaidSignal) (string, bool) {
+	return lateMoney(earlier, paid, true)
+}
+
+// lateMoney is LateMoney on a life that ended; ownOnly leaves out a
+// payment for none of its intents.
+func lateMoney(last RecoveryResult, paid PaidSignal, ownOnly bool) (string, bool) {
+	matched := false
 	for _, in := range last.Intents {
 		if !paidFor(paid, in) {
 			continue
@@ -348,38 +364,16 @@ func LateMoney(ended bool, last RecoveryResult, paid PaidSignal) (string, bool) 
 		case IntentWaived, IntentCanceled:
 			return "after its debt was " + string(in.State), true
 		}
+		matched = true
+	}
+	if ownOnly && !matched {
+		return "", false
 	}
 	switch last.Stage {
 	case StageDeprovisioned:
 		return "after the customer was deprovisioned", true
 	case StageWaived:
 		return "after the debt was waived", true
-	}
-	return "", false
-}
-
-// LateMoneyOfEarlierLife decides whether a payment that a running recovery
-// took is money after the end of the life before it (earlier, as it
-// ended): an intent that life left waived or canceled, or left unpaid as
-// it ended deprovisioned or waived. Unlike LateMoney, a payment for an
-// intent the earlier life did not have is the running life's own.
-func LateMoneyOfEarlierLife(earlier RecoveryResult, paid PaidSignal) (string, bool) {
-	for _, in := range earlier.Intents {
-		if !paidFor(paid, in) {
-			continue
-		}
-		switch in.State {
-		case IntentPaid:
-			return "", false
-		case IntentWaived, IntentCanceled:
-			return "after its debt was " + string(in.State), true
-		}
-		switch earlier.Stage {
-		case StageDeprovisioned:
-			return "after the customer was deprovisioned", true
-		case StageWaived:
-			return "after the debt was waived", true
-		}
 	}
 	return "", false
 }
