@@ -18,10 +18,13 @@ import (
 func unsettled(in *Intent) bool { return in.State == IntentOpen || in.State == IntentInFlight }
 
 // unpaidCount counts the open intents: money owed and not on its way.
-func unpaidCount(s *RecoveryState) int {
+func unpaidCount(s *RecoveryState) int { return countIn(s, IntentOpen) }
+
+// countIn counts the intents in state.
+func countIn(s *RecoveryState, state IntentState) int {
 	n := 0
 	for _, in := range s.Intents {
-		if in.State == IntentOpen {
+		if in.State == state {
 			n++
 		}
 	}
@@ -52,15 +55,7 @@ func newlyOpen(s *RecoveryState, before map[string]bool) []string {
 }
 
 // inFlightCount counts the intents whose payment is in flight.
-func inFlightCount(s *RecoveryState) int {
-	n := 0
-	for _, in := range s.Intents {
-		if in.State == IntentInFlight {
-			n++
-		}
-	}
-	return n
-}
+func inFlightCount(s *RecoveryState) int { return countIn(s, IntentInFlight) }
 
 // unsettledCount counts the intents open or in flight.
 func unsettledCount(s *RecoveryState) int {
