@@ -275,6 +275,19 @@ func pathSource(id string) string        { return pathCustomer + "/sources/" + i
 
 // knowsCards lets f answer reads of the tests' payment methods and legacy
 // cards as Stripe does: legacy cards only under the customer's sources.
+// owedStripe is a fake Stripe with the intent, no other intent for its
+// invoice, the customer and every card the tests know; and the
+// activities against it.
+func owedStripe(t *testing.T, intent, customer obj) (*fakeStripe, *activities.Activities) {
+	t.Helper()
+	f := newFakeStripe(t)
+	f.on(http.MethodGet, pathIntent, ok(intent))
+	f.on(http.MethodGet, pathIntents, ok(intentList()))
+	f.on(http.MethodGet, pathCustomer, ok(customer))
+	knowsCards(f)
+	return f, stripeActivities(t, fakeKey, f.URL, "")
+}
+
 func knowsCards(f *fakeStripe) {
 	for id := range fingerprints {
 		if strings.HasPrefix(id, "card_") {
@@ -460,12 +473,7 @@ func TestIntentOwedPaymentMethodChoice(t *testing.T) {
 			customer("", "", nil), "", "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeStripe(t)
-			f.on(http.MethodGet, pathIntent, ok(tc.intent))
-			f.on(http.MethodGet, pathIntents, ok(intentList()))
-			f.on(http.MethodGet, pathCustomer, ok(tc.customer))
-			knowsCards(f)
-			acts := stripeActivities(t, fakeKey, f.URL, "")
+			f, acts := owedStripe(t, tc.intent, tc.customer)
 			in := owedInput()
 			in.FailedPaymentMethod = tc.reported
 			got, err := acts.IntentOwed(context.Background(), in)
@@ -1144,12 +1152,7 @@ func TestIntentOwedAwaitingAuthentication(t *testing.T) {
 		{"Stripe does not say which card asked", awaitingAuthentication(nil), customer(defaultPM, "", nil), activities.OwedActionRequired, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeStripe(t)
-			f.on(http.MethodGet, pathIntent, ok(tc.intent))
-			f.on(http.MethodGet, pathIntents, ok(intentList()))
-			f.on(http.MethodGet, pathCustomer, ok(tc.customer))
-			knowsCards(f)
-			acts := stripeActivities(t, fakeKey, f.URL, "")
+			_, acts := owedStripe(t, tc.intent, tc.customer)
 			got, err := acts.IntentOwed(context.Background(), owedInput())
 			if err != nil {
 				t.Fatalf("IntentOwed: %v", err)
