@@ -282,6 +282,7 @@ type reconcileSchedule struct {
 	interval  time.Duration
 	lookback  time.Duration
 	overlap   time.Duration
+	retention time.Duration
 	taskQueue string
 }
 
@@ -325,7 +326,7 @@ func (s reconcileSchedule) matches(have client.Schedule) bool {
 }
 
 func (s reconcileSchedule) input() workflows.ReconcileInput {
-	return workflows.ReconcileInput{Lookback: s.lookback, Overlap: s.overlap}
+	return workflows.ReconcileInput{Lookback: s.lookback, Overlap: s.overlap, Retention: s.retention}
 }
 
 // EnsureReconcileSchedule makes the Temporal Schedule that runs
@@ -352,9 +353,9 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, cfg config.Co
 	}
 
 	want := reconcileSchedule{interval: cfg.ReconcileInterval, lookback: cfg.ReconcileLookback, overlap: cfg.ReconcileOverlap,
-		taskQueue: cfg.TemporalTaskQueue}
+		retention: cfg.NamespaceRetention, taskQueue: cfg.TemporalTaskQueue}
 	logArgs := []any{"schedule", workflows.ReconcileScheduleID, "interval", want.interval, "lookback", want.lookback,
-		"overlap", want.overlap,
+		"overlap", want.overlap, "retention", want.retention,
 		"task_queue", want.taskQueue}
 	// A schedule deleted between a failed create and the update is
 	// created again on the next round.

@@ -365,6 +365,9 @@ func wantSchedule(t *testing.T, ctx context.Context, c client.Client, interval, 
 	if in.Lookback != lookback || in.Overlap != overlap {
 		t.Errorf("look-back %s, overlap %s; want %s, %s", in.Lookback, in.Overlap, lookback, overlap)
 	}
+	if in.Retention < lookback {
+		t.Errorf("retention %s, want the namespace retention, at least the look-back %s, so that catching up stays inside it", in.Retention, lookback)
+	}
 }
 
 // countSchedules counts the schedules in the namespace, once the list

@@ -711,6 +711,11 @@ type ReconcileInput struct {
 	// Overlap is how far before the last complete run's watermark the
 	// listing starts again; DefaultReconcileOverlap when zero.
 	Overlap time.Duration `json:"overlap,omitempty"`
+	// Retention is the namespace's retention of closed workflows: a run
+	// catching up from an old watermark lists no event created longer
+	// ago, whose workflow, if it ran, may be deleted. Lookback stands in
+	// for it when zero (inputs from before it, runs by hand).
+	Retention time.Duration `json:"retention,omitempty"`
 	// Full lists the whole look-back whatever the last watermark: for an
 	// operator's run by hand.
 	Full bool `json:"full,omitempty"`
@@ -740,6 +745,12 @@ type ReconcileResult struct {
 	// complete runs reaching this one's end goes without a gap.
 	Since       time.Time `json:"since,omitzero"`
 	CoveredFrom time.Time `json:"covered_from,omitzero"`
+	// Unchecked is where the listing would have started from Since had
+	// it been safe: the events created from Unchecked to From were not
+	// listed, because Stripe no longer lists them or because their
+	// workflows may be deleted after the namespace retention, and ops
+	// were told to check them by hand. Zero when nothing was left out.
+	Unchecked time.Time `json:"unchecked,omitzero"`
 }
 
 // CardExpiryState is the whole state of a card's expiry watch, returned by

@@ -99,15 +99,17 @@ type plainReconcileInput ReconcileInput
 
 type reconcileInputJSON struct {
 	*plainReconcileInput
-	Lookback jsondur.D `json:"lookback"`
-	Overlap  jsondur.D `json:"overlap,omitempty"`
+	Lookback  jsondur.D `json:"lookback"`
+	Overlap   jsondur.D `json:"overlap,omitempty"`
+	Retention jsondur.D `json:"retention,omitempty"`
 }
 
 // MarshalJSON writes the input with readable durations, so that an
 // operator's run by hand takes {"lookback": "72h", "full": true}.
 func (in ReconcileInput) MarshalJSON() ([]byte, error) {
 	p := plainReconcileInput(in)
-	return json.Marshal(reconcileInputJSON{plainReconcileInput: &p, Lookback: jsondur.D(in.Lookback), Overlap: jsondur.D(in.Overlap)})
+	return json.Marshal(reconcileInputJSON{plainReconcileInput: &p, Lookback: jsondur.D(in.Lookback), Overlap: jsondur.D(in.Overlap),
+		Retention: jsondur.D(in.Retention)})
 }
 
 // UnmarshalJSON reads either form.
@@ -116,6 +118,6 @@ func (in *ReconcileInput) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	in.Lookback, in.Overlap = time.Duration(w.Lookback), time.Duration(w.Overlap)
+	in.Lookback, in.Overlap, in.Retention = time.Duration(w.Lookback), time.Duration(w.Overlap), time.Duration(w.Retention)
 	return nil
 }

@@ -57,13 +57,15 @@ func TestDurationsReadAsPeopleWriteThem(t *testing.T) {
 		`{"lookback":"72h","overlap":"10m","full":true}`:                    {Lookback: 72 * time.Hour, Overlap: 10 * time.Minute, Full: true},
 		`{"lookback":259200000000000,"overlap":600000000000}`:               {Lookback: 72 * time.Hour, Overlap: 10 * time.Minute},
 		`{"lookback":"1h","starting_after":"evt_1","progress":{"found":3}}`: {Lookback: time.Hour, StartingAfter: "evt_1", Progress: &workflows.ReconcileResult{Found: 3}},
+		`{"lookback":"72h","retention":"168h"}`:                             {Lookback: 72 * time.Hour, Retention: 168 * time.Hour},
 	} {
 		var got workflows.ReconcileInput
 		if err := json.Unmarshal([]byte(raw), &got); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s read as %+v (%v), want %+v", raw, got, err, want)
 		}
 		back, _ := json.Marshal(got)
-		if !strings.Contains(string(back), `"lookback":"`) || (want.Overlap != 0 && !strings.Contains(string(back), `"overlap":"10m"`)) {
+		if !strings.Contains(string(back), `"lookback":"`) || (want.Overlap != 0 && !strings.Contains(string(back), `"overlap":"10m"`)) ||
+			(want.Retention != 0 && !strings.Contains(string(back), `"retention":"168h"`)) {
 			t.Errorf("%+v written as %s", got, back)
 		}
 	}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -30,6 +31,11 @@ const reconcileWatermarkChange = "reconcile-watermark"
 // reduceListedEventsChange marks the version of ReconcileEventsWorkflow
 // that has ListEvents decode events and pass on only the reduced ones.
 const reduceListedEventsChange = "reconcile-reduced-events"
+
+// reconcileUncheckedChange marks the version of ReconcileEventsWorkflow
+// that tells ops of the events a catching-up run could not list safely
+// (ReconcileResult.Unchecked).
+const reconcileUncheckedChange = "reconcile-unchecked-alert"
 
 // ReconcileEventsWorkflow compares Stripe's list of the handled events of
 // the last Lookback with what dunning has: it starts StripeEventWorkflow for
@@ -99,7 +105,7 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 			// Costly but complete: without the watermark, the whole look-back.
 			log.Warn("no watermark of the last reconciliation; listing the whole look-back", "error", err)
 		}
-		res.From, res.Since, res.CoveredFrom = ReconcileWindow(res.To, in.Lookback, overlapOf(in), last)
+		res.From, res.Since, res.CoveredFrom, res.Unchecked = ReconcileWindow(res.To, in.Lookback, overlapOf(in), in.Retention, last)
 		workflow.SetCurrentDetails(ctx, res.details(false))
 	}
 
@@ -147,7 +153,7 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			log.Info("reconciliation continues as new", "pages", res.Pages, "found", res.Found, "starting_after", cursor)
 			return res, workflow.NewContinueAsNewError(ctx, ReconcileEventsWorkflowName, ReconcileInput{
-				Lookback: in.Lookback, Overlap: in.Overlap, Full: in.Full, Progress: &res, StartingAfter: cursor,
+				Lookback: in.Lookback, Overlap: in.Overlap, Retention: in.Retention, Full: in.Full, Progress: &res, StartingAfter: cursor,
 			})
 		}
 	}
@@ -158,6 +164,12 @@ func ReconcileEventsWorkflow(ctx workflow.Context, in ReconcileInput) (Reconcile
 			ReconcileWatermarkMemo: res.To, ReconcileCoveredFromMemo: res.CoveredFrom,
 		}); err != nil {
 			return res, fmt.Errorf("leave the watermark %s: %w", res.To, err)
+		}
+	}
+	if !res.Unchecked.IsZero() && !res.DryRun && version(ctx, reconcileUncheckedChange, 1) == 1 {
+		var r activities.NotifyResult
+		if err := workflow.ExecuteActivity(listCtx, a.Alert, uncheckedAlert(res, in)).Get(ctx, &r); err != nil {
+			return res, fmt.Errorf("tell ops of the events created from %s to %s, not listed: %w", res.Unchecked, res.From, err)
 		}
 	}
 	workflow.SetCurrentDetails(ctx, res.details(true))
@@ -178,20 +190,41 @@ func overlapOf(in ReconcileInput) time.Duration {
 // created.
 const StripeEventsListedFor = 30 * 24 * time.Hour
 
+// retentionMargin keeps a catching-up run this far inside the namespace
+// retention, for the clocks of Stripe and Temporal, which may disagree.
+const retentionMargin = time.Hour
+
+// catchUpReach is how far back from its end a run may list events safely:
+// as far as Stripe lists them and every event created since, if its
+// workflow ran, still meets it (the retention, less a margin; the
+// look-back, which is within the retention, when the retention is not
+// given), and never less than the look-back.
+func catchUpReach(lookback, retention time.Duration) time.Duration {
+	reach := lookback
+	if retention > 0 {
+		reach = retention - retentionMargin
+	}
+	return max(min(reach, StripeEventsListedFor), lookback)
+}
+
 // ReconcileWindow decides where a reconciliation ending at to starts
 // listing, given the watermark last left by a complete run: from last.To
 // minus the overlap when the chain of complete runs reaching last.To
 // covers the whole look-back before it without a gap, else (no watermark,
 // or a gap) from to minus the look-back. A watermark older than the
 // look-back (no run completed for that long) is gone on from all the
-// same, as far back as Stripe lists events: the events since were never
-// handled by a complete run, and Stripe has stopped redelivering the
-// older of them. since is the watermark gone on from (zero for the whole
-// look-back) and coveredFrom how far back the chain reaching to then goes.
-func ReconcileWindow(to time.Time, lookback, overlap time.Duration, last activities.ReconcileWatermark) (from, since, coveredFrom time.Time) {
+// same: the events since were never handled by a complete run, and Stripe
+// has stopped redelivering the older of them. But never further back than
+// catchUpReach: Stripe lists events for 30 days only, and an event older
+// than the namespace retention may have run and had its workflow deleted,
+// so a start would handle it a second time. unchecked is then where the
+// listing would have started: the events from it to from are left for
+// ops. since is the watermark gone on from (zero for the whole look-back)
+// and coveredFrom how far back the chain reaching to then goes.
+func ReconcileWindow(to time.Time, lookback, overlap, retention time.Duration, last activities.ReconcileWatermark) (from, since, coveredFrom, unchecked time.Time) {
 	full := to.Add(-lookback)
 	if last.To.IsZero() || last.CoveredFrom.IsZero() || last.CoveredFrom.After(full) {
-		return full, time.Time{}, full
+		return full, time.Time{}, full, time.Time{}
 	}
 	wm := last.To
 	if wm.After(to) {
@@ -199,14 +232,18 @@ func ReconcileWindow(to time.Time, lookback, overlap time.Duration, last activit
 	}
 	from = wm.Add(-overlap)
 	if !from.After(full) {
-		if oldest := to.Add(-StripeEventsListedFor); from.Before(oldest) {
-			from = oldest
+		if oldest := to.Add(-catchUpReach(lookback, retention)); from.Before(oldest) {
+			unchecked, from = from, oldest
 		}
 		if !from.Before(full) {
-			return full, time.Time{}, full
+			return full, time.Time{}, full, unchecked
+		}
+		if !unchecked.IsZero() {
+			// The events left out are a gap: the chain starts again here.
+			return from, last.To, from, unchecked
 		}
 	}
-	return from, last.To, last.CoveredFrom
+	return from, last.To, last.CoveredFrom, unchecked
 }
 
 // details is the one line the UI shows for a reconciliation.
@@ -226,8 +263,37 @@ func (r ReconcileResult) details(done bool) string {
 	if !r.Since.IsZero() {
 		line += fmt.Sprintf(" · from the last watermark %s", r.Since.Format(time.RFC3339))
 	}
+	if !r.Unchecked.IsZero() {
+		line += fmt.Sprintf(" · events created from %s not listed (ops told)", r.Unchecked.Format(time.RFC3339))
+	}
 	if r.DryRun {
 		line += " · dry run: Stripe not configured, nothing listed"
 	}
 	return line
+}
+
+// uncheckedAlert tells ops of the events a catching-up run left out, and
+// why: Stripe no longer lists them, or their workflows may be deleted.
+func uncheckedAlert(res ReconcileResult, in ReconcileInput) activities.AlertInput {
+	from, to := res.Unchecked.Format(time.RFC3339), res.From.Format(time.RFC3339)
+	var why []string
+	if res.Unchecked.Before(res.To.Add(-StripeEventsListedFor)) {
+		why = append(why, "Stripe lists events for 30 days only")
+	}
+	retention := in.Retention
+	if retention <= 0 {
+		retention = in.Lookback
+	}
+	if res.From.After(res.To.Add(-StripeEventsListedFor)) {
+		why = append(why, fmt.Sprintf("an event older than the namespace retention (%s) may have been handled and its workflow deleted, so starting it again could act on it twice", retention))
+	}
+	return activities.AlertInput{
+		Key:      "reconcile-unchecked:" + from + "/" + to,
+		Severity: "critical",
+		Title:    "Reconciliation could not check events created from " + from + " to " + to,
+		Text: fmt.Sprintf("No reconciliation completed between %s and %s, and the events of the handled types created from %s to %s were not listed: %s. "+
+			"Check in Stripe by hand the failed payments and card changes of that time, for customers whose recovery did not run.",
+			res.Since.Format(time.RFC3339), res.To.Format(time.RFC3339), from, to, strings.Join(why, "; ")),
+		Fields: []string{"Not listed from", from, "Not listed to", to, "Last complete run", res.Since.Format(time.RFC3339)},
+	}
 }

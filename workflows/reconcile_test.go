@@ -34,6 +34,8 @@ type fakeStripeList struct {
 	// set, is the answer of a visibility that cannot be read.
 	watermark    activities.ReconcileWatermark
 	watermarkErr error
+
+	alerts []activities.AlertInput // sent to ops
 }
 
 func rawEvent(id string) json.RawMessage {
@@ -108,6 +110,13 @@ func (f *fakeStripeList) run(in workflows.ReconcileInput, start time.Time) (*tes
 			}
 			f.starts = append(f.starts, ids)
 			return res, nil
+		})
+	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.alerts = append(f.alerts, in)
+			return activities.NotifyResult{}, nil
 		})
 	env.ExecuteWorkflow(workflows.ReconcileEventsWorkflow, in)
 	if !env.IsWorkflowCompleted() {
@@ -342,9 +351,12 @@ func TestReconcileEventsWorkflowLooksBackWholeWithoutAWatermark(t *testing.T) {
 func TestReconcileEventsWorkflowCatchesUpFromAWatermarkOlderThanTheLookBack(t *testing.T) {
 	wm := activities.ReconcileWatermark{To: reconcileStart.Add(-96 * time.Hour), CoveredFrom: reconcileStart.Add(-200 * time.Hour)}
 	f := &fakeStripeList{t: t, watermark: wm, pages: map[string]activities.EventPage{"": page(false, "evt_new1")}}
-	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour}, reconcileStart)
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour, Retention: 168 * time.Hour}, reconcileStart)
 	if err != nil {
 		t.Fatalf("workflow failed: %v", err)
+	}
+	if len(f.alerts) != 0 {
+		t.Errorf("alerts %+v, want none: every event since the watermark was listed", f.alerts)
 	}
 	wantFrom := wm.To.Add(-10 * time.Minute)
 	if !res.From.Equal(wantFrom) || !res.Since.Equal(wm.To) || res.Started != 1 {
@@ -355,36 +367,98 @@ func TestReconcileEventsWorkflowCatchesUpFromAWatermarkOlderThanTheLookBack(t *t
 	}
 }
 
+// An event handled live longer ago than the namespace retention has had
+// its workflow deleted: a run catching up from an older watermark would
+// start it again, and a failed payment of a customer long recovered,
+// waived or deprovisioned would be dunned again. The run lists no further
+// back than the retention allows, and tells ops of the events it left out.
+func TestReconcileEventsWorkflowCatchesUpNoFurtherThanTheRetention(t *testing.T) {
+	wm := activities.ReconcileWatermark{To: reconcileStart.Add(-10 * 24 * time.Hour), CoveredFrom: reconcileStart.Add(-20 * 24 * time.Hour)}
+	f := &fakeStripeList{t: t, watermark: wm, pages: map[string]activities.EventPage{"": page(false, "evt_new1")}}
+	const retention = 168 * time.Hour
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour, Retention: retention}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	safe := reconcileStart.Add(-retention + time.Hour)
+	if len(f.lists) != 1 || !f.lists[0].CreatedGTE.Equal(safe) {
+		t.Fatalf("lists %+v, want one from %s, inside the retention", f.lists, safe)
+	}
+	wantUnchecked := wm.To.Add(-10 * time.Minute)
+	if !res.From.Equal(safe) || !res.Unchecked.Equal(wantUnchecked) || !res.CoveredFrom.Equal(safe) || res.Started != 1 {
+		t.Errorf("result %+v, want from %s, covered from there, events from %s left out", res, safe, wantUnchecked)
+	}
+	if len(f.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one telling ops of the events left out", f.alerts)
+	}
+	al := f.alerts[0]
+	for _, want := range []string{wantUnchecked.Format(time.RFC3339), safe.Format(time.RFC3339), "retention (168h0m0s)"} {
+		if !strings.Contains(al.Title+al.Text, want) {
+			t.Errorf("alert %+v does not say %q", al, want)
+		}
+	}
+	if al.Severity != "critical" || strings.Contains(al.Text, "30 days") {
+		t.Errorf("alert %+v, want critical, and not blaming Stripe's 30 days for events it still lists", al)
+	}
+}
+
+// Beyond Stripe's 30 days nothing can be listed at all; ops hear of that
+// part too, and of nothing when no event was left out.
+func TestReconcileEventsWorkflowTellsOpsOfEventsStripeNoLongerLists(t *testing.T) {
+	wm := activities.ReconcileWatermark{To: reconcileStart.Add(-40 * 24 * time.Hour), CoveredFrom: reconcileStart.Add(-50 * 24 * time.Hour)}
+	f := &fakeStripeList{t: t, watermark: wm, pages: map[string]activities.EventPage{"": page(false, "evt_new1")}}
+	_, res, err := f.run(workflows.ReconcileInput{Lookback: 72 * time.Hour, Retention: 90 * 24 * time.Hour}, reconcileStart)
+	if err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	if oldest := reconcileStart.Add(-workflows.StripeEventsListedFor); !res.From.Equal(oldest) || res.Unchecked.IsZero() {
+		t.Errorf("result %+v, want from %s and the events before it left out", res, oldest)
+	}
+	if len(f.alerts) != 1 || !strings.Contains(f.alerts[0].Text, "30 days") || strings.Contains(f.alerts[0].Text, "retention") {
+		t.Errorf("alerts %+v, want one saying Stripe lists 30 days only", f.alerts)
+	}
+}
+
 func TestReconcileWindow(t *testing.T) {
 	to := reconcileStart
-	const lookback, overlap = 72 * time.Hour, 10 * time.Minute
+	const lookback, overlap, retention = 72 * time.Hour, 10 * time.Minute, 168 * time.Hour
 	full := to.Add(-lookback)
 	at := func(d time.Duration) time.Time { return to.Add(d) }
+	var none time.Time
 	for _, c := range []struct {
-		name               string
-		last               activities.ReconcileWatermark
-		from, since, cover time.Time
+		name                          string
+		retention                     time.Duration
+		last                          activities.ReconcileWatermark
+		from, since, cover, unchecked time.Time
 	}{
-		{"no watermark", activities.ReconcileWatermark{}, full, time.Time{}, full},
-		{"fresh, chain covers the look-back", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-80 * time.Hour)},
-			at(-25 * time.Minute), at(-15 * time.Minute), at(-80 * time.Hour)},
-		{"chain starts exactly at the look-back", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: full},
-			at(-25 * time.Minute), at(-15 * time.Minute), full},
-		{"chain shorter than the look-back (a gap before it)", activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-2 * time.Hour)},
-			full, time.Time{}, full},
-		{"watermark older than the look-back: gone on from, the events since never handled", activities.ReconcileWatermark{To: at(-100 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
-			at(-100*time.Hour - overlap), at(-100 * time.Hour), at(-200 * time.Hour)},
-		{"watermark older than Stripe lists events: as far back as it does", activities.ReconcileWatermark{To: at(-40 * 24 * time.Hour), CoveredFrom: at(-50 * 24 * time.Hour)},
-			at(-workflows.StripeEventsListedFor), at(-40 * 24 * time.Hour), at(-50 * 24 * time.Hour)},
-		{"watermark less the overlap exactly at the look-back", activities.ReconcileWatermark{To: full.Add(overlap), CoveredFrom: at(-200 * time.Hour)},
-			full, time.Time{}, full},
-		{"watermark ahead of this run's clock", activities.ReconcileWatermark{To: at(time.Hour), CoveredFrom: at(-80 * time.Hour)},
-			at(-overlap), at(time.Hour), at(-80 * time.Hour)},
-		{"watermark without coverage", activities.ReconcileWatermark{To: at(-15 * time.Minute)}, full, time.Time{}, full},
+		{"no watermark", retention, activities.ReconcileWatermark{}, full, none, full, none},
+		{"fresh, chain covers the look-back", retention, activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-80 * time.Hour)},
+			at(-25 * time.Minute), at(-15 * time.Minute), at(-80 * time.Hour), none},
+		{"chain starts exactly at the look-back", retention, activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: full},
+			at(-25 * time.Minute), at(-15 * time.Minute), full, none},
+		{"chain shorter than the look-back (a gap before it)", retention, activities.ReconcileWatermark{To: at(-15 * time.Minute), CoveredFrom: at(-2 * time.Hour)},
+			full, none, full, none},
+		{"watermark older than the look-back: gone on from, the events since never handled", retention, activities.ReconcileWatermark{To: at(-100 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
+			at(-100*time.Hour - overlap), at(-100 * time.Hour), at(-200 * time.Hour), none},
+		{"watermark just inside the retention less its margin", retention, activities.ReconcileWatermark{To: at(-167*time.Hour + overlap), CoveredFrom: at(-200 * time.Hour)},
+			at(-167 * time.Hour), at(-167*time.Hour + overlap), at(-200 * time.Hour), none},
+		{"watermark older than the retention: no further back than it, the rest left for ops", retention, activities.ReconcileWatermark{To: at(-10 * 24 * time.Hour), CoveredFrom: at(-20 * 24 * time.Hour)},
+			at(-retention + time.Hour), at(-10 * 24 * time.Hour), at(-retention + time.Hour), at(-10*24*time.Hour - overlap)},
+		{"watermark older than Stripe lists events, retention longer still: as far back as Stripe lists", 60 * 24 * time.Hour, activities.ReconcileWatermark{To: at(-40 * 24 * time.Hour), CoveredFrom: at(-50 * 24 * time.Hour)},
+			at(-workflows.StripeEventsListedFor), at(-40 * 24 * time.Hour), at(-workflows.StripeEventsListedFor), at(-40*24*time.Hour - overlap)},
+		{"retention not given: the look-back stands in for it", 0, activities.ReconcileWatermark{To: at(-100 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
+			full, none, full, at(-100*time.Hour - overlap)},
+		{"retention shorter than the look-back plus its margin: never less than the look-back", lookback, activities.ReconcileWatermark{To: at(-100 * time.Hour), CoveredFrom: at(-200 * time.Hour)},
+			full, none, full, at(-100*time.Hour - overlap)},
+		{"watermark less the overlap exactly at the look-back", retention, activities.ReconcileWatermark{To: full.Add(overlap), CoveredFrom: at(-200 * time.Hour)},
+			full, none, full, none},
+		{"watermark ahead of this run's clock", retention, activities.ReconcileWatermark{To: at(time.Hour), CoveredFrom: at(-80 * time.Hour)},
+			at(-overlap), at(time.Hour), at(-80 * time.Hour), none},
+		{"watermark without coverage", retention, activities.ReconcileWatermark{To: at(-15 * time.Minute)}, full, none, full, none},
 	} {
-		from, since, cover := workflows.ReconcileWindow(to, lookback, overlap, c.last)
-		if !from.Equal(c.from) || !since.Equal(c.since) || !cover.Equal(c.cover) {
-			t.Errorf("%s: from %s since %s covered from %s; want %s, %s, %s", c.name, from, since, cover, c.from, c.since, c.cover)
+		from, since, cover, unchecked := workflows.ReconcileWindow(to, lookback, overlap, c.retention, c.last)
+		if !from.Equal(c.from) || !since.Equal(c.since) || !cover.Equal(c.cover) || !unchecked.Equal(c.unchecked) {
+			t.Errorf("%s: from %s since %s covered from %s unchecked %s; want %s, %s, %s, %s", c.name, from, since, cover, unchecked, c.from, c.since, c.cover, c.unchecked)
 		}
 	}
 }
