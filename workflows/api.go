@@ -540,6 +540,22 @@ type Intent struct {
 	// Decline is what its last decline meant.
 	CardKey string                     `json:"card_key,omitempty"`
 	Decline *activities.DeclineVerdict `json:"decline,omitempty"`
+	// Charge is what a confirm would charge, as Stripe said before the
+	// last charge was decided; nil until then (CardKey and PaymentMethodID
+	// stand for it). CardUpdates are the payment methods card events
+	// named since ("" for an event that named none), and a default read
+	// since that is not the card that failed: any of them may be
+	// what Stripe charges now, or none (a card added but not made the
+	// default), until Stripe is asked again.
+	Charge      *ChargeTarget `json:"charge,omitempty"`
+	CardUpdates []string      `json:"card_updates,omitempty"`
+}
+
+// ChargeTarget is a payment method a confirm would charge, and the key of
+// its card ("" while Stripe has not said which card it carries).
+type ChargeTarget struct {
+	PaymentMethod string `json:"payment_method,omitempty"`
+	Card          string `json:"card,omitempty"`
 }
 
 // Action is one thing a recovery did or tried, for the status history.

@@ -30,7 +30,7 @@ func (r *recovery) validate(now time.Time, name string, req OperatorRequest, ext
 			return errors.New("nothing can be charged now: every owed payment is in flight or waits for the customer to authenticate")
 		}
 		if r.cards() {
-			if held, any := chargeHolds(&r.s, now); !any {
+			if held, all := heldOutlooks(chargeOutlooks(&r.s, now, r.freshData())); all {
 				return errors.New("held by the card-network rules: " + strings.Join(held, "; "))
 			}
 		}
@@ -98,12 +98,53 @@ func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (Operator
 	r.record(ctx, "operator: retry now", req.Operator, "retry at once", false)
 	msg := "retrying every open payment now"
 	if r.cards() {
-		msg += ", within the card-network limits"
-		if held, _ := chargeHolds(&r.s, workflow.Now(ctx)); len(held) > 0 {
-			msg += "; held back: " + strings.Join(held, "; ")
-		}
+		msg = retryNowAnswer(chargeOutlooks(&r.s, workflow.Now(ctx), r.freshData()))
 	}
 	return OperatorResult{Accepted: true, Message: msg}, nil
+}
+
+// heldOutlooks names the intents the card rules hold whatever Stripe
+// names, and reports whether that is every one (false when there are
+// none).
+func heldOutlooks(outs []chargeOutlook) (held []string, all bool) {
+	for _, o := range outs {
+		if o.kind == chargeHeld {
+			held = append(held, o.intent+": "+o.why)
+		}
+	}
+	return held, len(outs) > 0 && len(held) == len(outs)
+}
+
+// retryNowAnswer says what a retry round asked by an operator does under
+// the card rules, as the charge path decides it: what is charged, what
+// is charged only if Stripe names a card the rules allow, what is held.
+func retryNowAnswer(outs []chargeOutlook) string {
+	var now, maybe []string
+	for _, o := range outs {
+		switch o.kind {
+		case chargeAllowed:
+			now = append(now, o.intent)
+		case chargeUnknown:
+			maybe = append(maybe, o.intent+" ("+o.why+")")
+		}
+	}
+	held, _ := heldOutlooks(outs)
+	var parts []string
+	switch {
+	case len(now) > 0 && len(maybe) == 0 && len(held) == 0:
+		parts = append(parts, "retrying every open payment now, within the card-network limits")
+	case len(now) > 0:
+		parts = append(parts, "retrying now, within the card-network limits: "+strings.Join(now, ", "))
+	default:
+		parts = append(parts, "asking Stripe now what each open payment would charge")
+	}
+	if len(maybe) > 0 {
+		parts = append(parts, "what is charged depends on the card Stripe names: "+strings.Join(maybe, "; "))
+	}
+	if len(held) > 0 {
+		parts = append(parts, "held back: "+strings.Join(held, "; "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (r *recovery) extendGrace(ctx workflow.Context, req ExtendGraceRequest) (OperatorResult, error) {

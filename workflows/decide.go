@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"dunning/activities"
@@ -291,31 +292,206 @@ func freshData(c *CardRecord, pm string) bool {
 	return c != nil && c.NeedsNewData && pm != "" && len(c.StaleMethods) > 0 && !slices.Contains(c.StaleMethods, pm)
 }
 
-// showCardHolds works out, for the status, when each card may next be
-// tried and why not before.
-func showCardHolds(s *RecoveryState, now time.Time) {
-	for _, c := range s.Cards {
-		ok, why, next := cardAllows(c, "", now, maxAttemptsPerCard(&s.Settings))
-		c.Held, c.NextAllowed = "", time.Time{}
-		if !ok {
-			c.Held, c.NextAllowed = why, next
-		}
+// chargeCheck says whether the card rules let a confirm charge the card
+// key with the payment method pm now: cardAllows under the life's
+// settings. fresh is false in a life recorded before freshDataChange,
+// where a card held for new data is held whatever payment method carries
+// it. The charge path asks it with Stripe's answer; retry_now and the
+// status ask it with what the state knows (chargeOutlookOf).
+func chargeCheck(s *RecoveryState, key, pm string, now time.Time, fresh bool) (ok bool, why string, next time.Time) {
+	if !fresh {
+		pm = ""
 	}
+	return cardAllows(card(s, key), pm, now, maxAttemptsPerCard(&s.Settings))
 }
 
-// chargeHolds says, for an operator's retry_now, which intents the card
-// rules hold back and whether any may be charged at all. An intent whose
-// card is not yet known is not held.
-func chargeHolds(s *RecoveryState, now time.Time) (held []string, any bool) {
-	for _, id := range retryable(s) {
-		in := intentByID(s, id)
-		if ok, why, _ := cardAllows(card(s, in.CardKey), "", now, maxAttemptsPerCard(&s.Settings)); !ok {
-			held = append(held, id+": "+why)
+// chargeTargets lists what a confirm of the intent may charge now, as far
+// as the state knows before Stripe is asked: what Stripe last said (else
+// the card last tried), and every payment method a card event named
+// since, with its card where the state knows it.
+func chargeTargets(s *RecoveryState, in *Intent) []ChargeTarget {
+	base := ChargeTarget{PaymentMethod: in.PaymentMethodID, Card: in.CardKey}
+	if in.Charge != nil {
+		base = *in.Charge
+	}
+	targets := []ChargeTarget{base}
+	for _, pm := range in.CardUpdates {
+		t := ChargeTarget{PaymentMethod: pm, Card: cardOf(s, pm)}
+		if !slices.Contains(targets, t) {
+			targets = append(targets, t)
+		}
+	}
+	return targets
+}
+
+// cardOf is the key of the card that the payment method pm is known to
+// carry; "" when the state does not know it.
+func cardOf(s *RecoveryState, pm string) string {
+	if pm == "" {
+		return ""
+	}
+	for _, c := range s.Cards {
+		if c.PaymentMethod == pm || slices.Contains(c.StaleMethods, pm) {
+			return c.Key
+		}
+	}
+	for _, in := range s.Intents {
+		if in.Charge != nil && in.Charge.PaymentMethod == pm && in.Charge.Card != "" {
+			return in.Charge.Card
+		}
+		if in.PaymentMethodID == pm && in.CardKey != "" {
+			return in.CardKey
+		}
+	}
+	return ""
+}
+
+// What the card rules make of a confirm of an intent.
+const (
+	// chargeAllowed: whatever of its targets Stripe names, it is charged.
+	chargeAllowed = "allowed"
+	// chargeHeld: whatever of its targets Stripe names, it is held.
+	chargeHeld = "held"
+	// chargeUnknown: whether it is held depends on the card Stripe names.
+	chargeUnknown = "unknown"
+)
+
+// chargeOutlook is what the card rules make now of a confirm of an
+// intent, as the charge path would decide it: why says what holds it
+// (or may), next when the hold ends (zero: not until the card changes).
+type chargeOutlook struct {
+	intent string
+	kind   string
+	why    string
+	next   time.Time
+}
+
+// chargeOutlookOf decides, for an intent a retry round would try, what
+// the charge path would do with each of its targets (chargeTargets): a
+// target whose card is known is decided as the charge path decides it; a
+// target whose card is not known yet is held only if it may be a held
+// card, which Stripe's answer tells; one whose last decline is still to
+// be read (CardRecord.Unread) is held if the read says so.
+func chargeOutlookOf(s *RecoveryState, in *Intent, now time.Time, fresh bool) chargeOutlook {
+	out := chargeOutlook{intent: in.ID}
+	targets := chargeTargets(s, in)
+	// with: what may be charged (and unless what); without: what is held.
+	var with, without, heldWhy []string
+	allowed := 0
+	for i, t := range targets {
+		name := t.PaymentMethod
+		if name == "" {
+			name = "the payment method Stripe names"
+		}
+		if i > 0 {
+			name += " (set since)"
+		}
+		if t.Card != "" {
+			ok, why, next := chargeCheck(s, t.Card, t.PaymentMethod, now, fresh)
+			switch c := card(s, t.Card); {
+			case ok && c != nil && c.Unread != nil:
+				// readDeclinedCharge reads it first: a stop it carries holds.
+				with = append(with, name+" unless its last decline's charge, read first, says never to try again")
+			case ok:
+				with = append(with, name)
+				allowed++
+			default:
+				if out.next.IsZero() || (!next.IsZero() && next.Before(out.next)) {
+					out.next = next
+				}
+				without = append(without, name+": "+why)
+				heldWhy = append(heldWhy, why)
+			}
 			continue
 		}
-		any = true
+		// A card not known yet: any card not held, or one that is.
+		var heldCards []string
+		for _, c := range s.Cards {
+			if ok, _, _ := chargeCheck(s, c.Key, t.PaymentMethod, now, fresh); !ok {
+				heldCards = append(heldCards, "the card of "+firstNonEmpty(c.PaymentMethod, c.Key))
+			}
+		}
+		if len(heldCards) == 0 {
+			with = append(with, name)
+			allowed++
+			continue
+		}
+		with = append(with, name+" unless it carries "+strings.Join(heldCards, " or "))
 	}
-	return held, any
+	switch {
+	case allowed == len(targets):
+		out.kind = chargeAllowed
+	case len(without) == len(targets):
+		out.kind = chargeHeld
+		out.why = strings.Join(heldWhy, "; ")
+		if len(targets) > 1 {
+			out.why = strings.Join(without, "; ")
+		}
+	default:
+		out.kind, out.next = chargeUnknown, time.Time{}
+		out.why = "charged with " + strings.Join(with, ", or ")
+		if len(without) > 0 {
+			out.why += "; not with " + strings.Join(without, "; not with ")
+		}
+	}
+	return out
+}
+
+// chargeOutlooks decides chargeOutlookOf for every intent a retry round
+// would try now.
+func chargeOutlooks(s *RecoveryState, now time.Time, fresh bool) []chargeOutlook {
+	var outs []chargeOutlook
+	for _, id := range retryable(s) {
+		outs = append(outs, chargeOutlookOf(s, intentByID(s, id), now, fresh))
+	}
+	return outs
+}
+
+// showCardHolds works out, for the status, when each card may next be
+// tried and why not before: judged with the payment methods a confirm
+// would charge it with (those of the intents' targets on it, else the
+// one it was last used with), as the charge path judges it.
+func showCardHolds(s *RecoveryState, now time.Time, fresh bool) {
+	var unknown []string // card events' payment methods of no known card
+	on := map[string][]string{}
+	for _, in := range s.Intents {
+		if !unsettled(in) {
+			continue
+		}
+		for _, t := range chargeTargets(s, in) {
+			switch {
+			case t.Card != "":
+				on[t.Card] = append(on[t.Card], t.PaymentMethod)
+			case t.PaymentMethod != "" && !slices.Contains(unknown, t.PaymentMethod):
+				unknown = append(unknown, t.PaymentMethod)
+			}
+		}
+	}
+	for _, c := range s.Cards {
+		pms := on[c.Key]
+		if len(pms) == 0 {
+			pms = []string{c.PaymentMethod}
+		}
+		c.Held, c.NextAllowed = "", time.Time{}
+		for i, pm := range pms {
+			ok, why, next := chargeCheck(s, c.Key, pm, now, fresh)
+			if ok {
+				c.Held, c.NextAllowed = "", time.Time{}
+				break
+			}
+			if i == 0 {
+				c.Held, c.NextAllowed = why, next
+			}
+		}
+		if c.Held == "" {
+			continue
+		}
+		for _, pm := range unknown {
+			if ok, _, _ := chargeCheck(s, c.Key, pm, now, fresh); ok {
+				c.Held += "; " + pm + ", set since, is tried if it carries this card"
+			}
+		}
+	}
 }
 
 // maxForgiven bounds the forgiven intents a life remembers.

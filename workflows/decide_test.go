@@ -160,26 +160,6 @@ func TestMergeCardsKeepsStaleMethods(t *testing.T) {
 	}
 }
 
-func TestChargeHolds(t *testing.T) {
-	now := day0
-	s := &RecoveryState{Stage: StagePastDue, Intents: []*Intent{
-		{ID: "pi_1", State: IntentOpen, CardKey: "fp_stolen"},
-		{ID: "pi_2", State: IntentOpen, CardKey: "fp_busy"},
-		{ID: "pi_3", State: IntentOpen}, // its card not known yet
-	}, Cards: []*CardRecord{
-		{Key: "fp_stolen", Stopped: true, Reason: "decline_code stolen_card"},
-		{Key: "fp_busy", Attempts: attemptsAt(-1, -2, -3, -4, -5, -6, -7, -8)},
-	}}
-	held, any := chargeHolds(s, now)
-	if !any || len(held) != 2 || !strings.HasPrefix(held[0], "pi_1") || !strings.HasPrefix(held[1], "pi_2") {
-		t.Fatalf("holds %v any %v, want pi_1 and pi_2 held and pi_3 chargeable", held, any)
-	}
-	s.Intents = s.Intents[:2]
-	if _, any := chargeHolds(s, now); any {
-		t.Error("every card held, yet something may be charged")
-	}
-}
-
 func TestForgivenByAnEndedLife(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -205,5 +185,149 @@ func TestForgivenKeepsTheNewest(t *testing.T) {
 	list = withForgiven(list, "pi_6")
 	if len(list) != maxForgiven || list[0] != "pi_5" || list[len(list)-1] != fmt.Sprintf("pi_%d", maxForgiven+4) {
 		t.Fatalf("%d forgiven from %s to %s, want the newest %d, each once", len(list), list[0], list[len(list)-1], maxForgiven)
+	}
+}
+
+// What retry_now and the status say of a confirm is what the charge path
+// would do: the card rules applied to what a confirm would charge, as far
+// as the state knows before Stripe is asked.
+func TestChargeOutlook(t *testing.T) {
+	now := day0
+	stolen := func() *CardRecord {
+		return &CardRecord{Key: "fp_1", PaymentMethod: "pm_1", Stopped: true, Reason: "decline_code stolen_card"}
+	}
+	cvc := func() *CardRecord {
+		return &CardRecord{Key: "fp_1", PaymentMethod: "pm_1", NeedsNewData: true, StaleMethods: []string{"pm_1"}, Reason: "code incorrect_cvc"}
+	}
+	soft := func() *CardRecord { return &CardRecord{Key: "fp_1", PaymentMethod: "pm_1", Attempts: attemptsAt(-1)} }
+	stolen9 := &CardRecord{Key: "fp_9", PaymentMethod: "pm_9", Stopped: true, Reason: "decline_code lost_card"}
+	lastTried := Intent{ID: "pi_1", State: IntentOpen, PaymentMethodID: "pm_1", CardKey: "fp_1"}
+	with := func(f func(in *Intent)) Intent { in := lastTried; f(&in); return in }
+	for _, tc := range []struct {
+		name  string
+		in    Intent
+		cards []*CardRecord
+		fresh bool
+		kind  string
+		why   string // a part of why; "" when nothing holds it
+		next  time.Time
+	}{
+		{"card not known yet, none held", Intent{ID: "pi_1", State: IntentOpen}, nil, true, chargeAllowed, "", time.Time{}},
+		{"card not known yet, another held", Intent{ID: "pi_1", State: IntentOpen}, []*CardRecord{stolen9}, true, chargeUnknown, "charged with the payment method Stripe names unless it carries the card of pm_9", time.Time{}},
+		{"soft decline", lastTried, []*CardRecord{soft()}, true, chargeAllowed, "", time.Time{}},
+		{"stop decline", lastTried, []*CardRecord{stolen()}, true, chargeHeld, "the bank said never to try this card again", time.Time{}},
+		{"at the limit", lastTried, []*CardRecord{{Key: "fp_1", PaymentMethod: "pm_1", Attempts: attemptsAt(-1, -2, -3, -4, -5, -6, -7, -8)}}, true,
+			chargeHeld, "8 confirms on this card in 30 days", day0.Add(22 * 24 * time.Hour)},
+		{"network asks to wait", lastTried, []*CardRecord{{Key: "fp_1", PaymentMethod: "pm_1", NotBefore: day0.Add(time.Hour), Reason: "network advice 24"}}, true,
+			chargeHeld, "the card network asks to wait", day0.Add(time.Hour)},
+		{"needs new data, the same payment method", lastTried, []*CardRecord{cvc()}, true, chargeHeld, "the card's details must change first", time.Time{}},
+		{"needs new data, Stripe names the card entered again", with(func(in *Intent) { in.Charge = &ChargeTarget{PaymentMethod: "pm_1b", Card: "fp_1"} }),
+			[]*CardRecord{cvc()}, true, chargeAllowed, "", time.Time{}},
+		{"the same, in a life recorded before fresh data lifted the hold", with(func(in *Intent) { in.Charge = &ChargeTarget{PaymentMethod: "pm_1b", Card: "fp_1"} }),
+			[]*CardRecord{cvc()}, false, chargeHeld, "the card's details must change first", time.Time{}},
+		{"stop decline, Stripe names the same card entered again", with(func(in *Intent) { in.Charge = &ChargeTarget{PaymentMethod: "pm_1b", Card: "fp_1"} }),
+			[]*CardRecord{stolen()}, true, chargeHeld, "never to try this card again", time.Time{}},
+		{"soft decline, Stripe names a stopped default", with(func(in *Intent) { in.Charge = &ChargeTarget{PaymentMethod: "pm_9", Card: "fp_9"} }),
+			[]*CardRecord{soft(), stolen9}, true, chargeHeld, "never to try this card again (decline_code lost_card)", time.Time{}},
+		{"stop decline, then a card event names another card", with(func(in *Intent) { in.CardUpdates = []string{"pm_2"} }),
+			[]*CardRecord{stolen()}, true, chargeUnknown, "charged with pm_2 (set since) unless it carries the card of pm_1; not with pm_1: the bank said never", time.Time{}},
+		{"stop decline, then a card event without a payment method", with(func(in *Intent) { in.CardUpdates = []string{""} }),
+			[]*CardRecord{stolen()}, true, chargeUnknown, "charged with the payment method Stripe names (set since) unless it carries the card of pm_1; not with pm_1: the bank said never", time.Time{}},
+		{"stop decline, then an address edit of that card", with(func(in *Intent) { in.CardUpdates = []string{"pm_1"} }),
+			[]*CardRecord{stolen()}, true, chargeHeld, "the bank said never to try this card again", time.Time{}},
+		{"stop decline, then a card event names another held card", with(func(in *Intent) { in.CardUpdates = []string{"pm_9"} }),
+			[]*CardRecord{stolen(), stolen9}, true, chargeHeld, "pm_1: the bank said never to try this card again (decline_code stolen_card); pm_9 (set since): the bank said never to try this card again (decline_code lost_card)", time.Time{}},
+		{"needs new data, then the card entered again", with(func(in *Intent) { in.CardUpdates = []string{"pm_1b"} }),
+			[]*CardRecord{cvc()}, true, chargeUnknown, "charged with pm_1b (set since); not with pm_1: the card's details must change first", time.Time{}},
+		{"soft decline, then a card event names a stopped card", with(func(in *Intent) { in.CardUpdates = []string{"pm_9"} }),
+			[]*CardRecord{soft(), stolen9}, true, chargeUnknown, "charged with pm_1; not with pm_9 (set since): the bank said never", time.Time{}},
+		{"soft decline whose charge is not read yet", lastTried, []*CardRecord{{Key: "fp_1", PaymentMethod: "pm_1", Unread: &activities.Decline{Charge: "ch_1"}}}, true,
+			chargeUnknown, "charged with pm_1 unless its last decline's charge, read first, says never to try again", time.Time{}},
+		{"needs new data, the card entered again named by Stripe since", with(func(in *Intent) {
+			in.Charge, in.CardUpdates = &ChargeTarget{PaymentMethod: "pm_1b", Card: "fp_1"}, []string{"pm_1b"}
+		}), []*CardRecord{cvc()}, true, chargeAllowed, "", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in
+			s := &RecoveryState{Stage: StagePastDue, Intents: []*Intent{&in}, Cards: tc.cards}
+			got := chargeOutlookOf(s, &in, now, tc.fresh)
+			if got.kind != tc.kind || !strings.Contains(got.why, tc.why) || (tc.why == "") != (got.why == "") || !got.next.Equal(tc.next) {
+				t.Errorf("got %s %q next %v; want %s %q next %v", got.kind, got.why, got.next, tc.kind, tc.why, tc.next)
+			}
+		})
+	}
+}
+
+func TestRetryNowAnswer(t *testing.T) {
+	held := chargeOutlook{intent: "pi_3", kind: chargeHeld, why: "the bank said never to try this card again"}
+	maybe := chargeOutlook{intent: "pi_2", kind: chargeUnknown, why: "charged with pm_2 (set since) unless it carries the card of pm_1"}
+	ok := chargeOutlook{intent: "pi_1", kind: chargeAllowed}
+	for _, tc := range []struct {
+		name     string
+		outs     []chargeOutlook
+		want     string
+		refused  bool
+		heldPart string
+	}{
+		{"every one charged", []chargeOutlook{ok}, "retrying every open payment now, within the card-network limits", false, ""},
+		{"some held", []chargeOutlook{ok, held}, "retrying now, within the card-network limits: pi_1; held back: pi_3: the bank said", false, "pi_3"},
+		{"some up to Stripe", []chargeOutlook{ok, maybe}, "retrying now, within the card-network limits: pi_1; what is charged depends on the card Stripe names: pi_2 (charged with pm_2", false, ""},
+		{"none sure", []chargeOutlook{maybe, held}, "asking Stripe now what each open payment would charge; what is charged depends on the card Stripe names: pi_2", false, "pi_3"},
+		{"every one held", []chargeOutlook{held}, "", true, "pi_3: the bank said never"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, all := heldOutlooks(tc.outs)
+			if all != tc.refused || !strings.Contains(strings.Join(h, "; "), tc.heldPart) {
+				t.Errorf("held %v all %v; want all %v naming %q", h, all, tc.refused, tc.heldPart)
+			}
+			if tc.refused {
+				return
+			}
+			if got := retryNowAnswer(tc.outs); !strings.HasPrefix(got, tc.want) || strings.Contains(got, "retrying") != strings.Contains(tc.want, "retrying") {
+				t.Errorf("answer %q, want it to begin %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// The status shows each card's hold as the charge path would judge it:
+// with the payment method a confirm would charge on it.
+func TestShowCardHolds(t *testing.T) {
+	now := day0
+	cvc := func() *CardRecord {
+		return &CardRecord{Key: "fp_1", PaymentMethod: "pm_1", NeedsNewData: true, StaleMethods: []string{"pm_1"}, Reason: "code incorrect_cvc"}
+	}
+	open := func(f func(in *Intent)) []*Intent {
+		in := &Intent{ID: "pi_1", State: IntentOpen, PaymentMethodID: "pm_1", CardKey: "fp_1"}
+		f(in)
+		return []*Intent{in}
+	}
+	for _, tc := range []struct {
+		name    string
+		intents []*Intent
+		card    *CardRecord
+		fresh   bool
+		held    string // a part of the hold shown; "" for none
+		next    time.Time
+	}{
+		{"needs new data, nothing changed", open(func(*Intent) {}), cvc(), true, "the card's details must change first", time.Time{}},
+		{"needs new data, Stripe names the card entered again", open(func(in *Intent) { in.Charge = &ChargeTarget{PaymentMethod: "pm_1b", Card: "fp_1"} }), cvc(), true, "", time.Time{}},
+		{"the same in a life recorded before fresh data lifted the hold", open(func(in *Intent) { in.Charge = &ChargeTarget{PaymentMethod: "pm_1b", Card: "fp_1"} }), cvc(), false, "the card's details must change first", time.Time{}},
+		{"needs new data, last charged with the card entered again", nil, func() *CardRecord { c := cvc(); c.PaymentMethod = "pm_1b"; return c }(), true, "", time.Time{}},
+		{"needs new data, a card event named a payment method since", open(func(in *Intent) { in.CardUpdates = []string{"pm_1b"} }), cvc(), true,
+			"the card's details must change first (code incorrect_cvc); pm_1b, set since, is tried if it carries this card", time.Time{}},
+		{"stopped, a card event named a payment method since", open(func(in *Intent) { in.CardUpdates = []string{"pm_2"} }),
+			&CardRecord{Key: "fp_1", PaymentMethod: "pm_1", Stopped: true, Reason: "decline_code stolen_card"}, true, "never to try this card again (decline_code stolen_card)", time.Time{}},
+		{"at the limit", open(func(*Intent) {}), &CardRecord{Key: "fp_1", PaymentMethod: "pm_1", Attempts: attemptsAt(-1, -2)}, true, "2 confirms", day0.Add(28 * 24 * time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &RecoveryState{Stage: StagePastDue, Intents: tc.intents, Cards: []*CardRecord{tc.card}, Settings: RecoverySettings{MaxAttemptsPerCard: 2}}
+			showCardHolds(s, now, tc.fresh)
+			c := s.Cards[0]
+			if !strings.Contains(c.Held, tc.held) || (tc.held == "") != (c.Held == "") || !c.NextAllowed.Equal(tc.next) ||
+				(strings.Contains(c.Held, "set since") != strings.Contains(tc.held, "set since")) {
+				t.Errorf("held %q until %v; want %q until %v", c.Held, c.NextAllowed, tc.held, tc.next)
+			}
+		})
 	}
 }

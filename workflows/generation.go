@@ -50,6 +50,9 @@ var generations = []map[string]workflow.Version{
 type versions struct {
 	asked bool
 	gen   workflow.Version
+	// seen are the answers given so far, for the handlers that may not
+	// ask (validators, queries): see known.
+	seen map[string]workflow.Version
 }
 
 // get returns the version of change for this run: the one its generation
@@ -65,7 +68,32 @@ func (v *versions) get(ctx workflow.Context, change string, max workflow.Version
 			return version
 		}
 	}
-	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, max)
+	version := workflow.GetVersion(ctx, change, workflow.DefaultVersion, max)
+	if v.seen == nil {
+		v.seen = map[string]workflow.Version{}
+	}
+	v.seen[change] = version
+	return version
+}
+
+// known is the version of change for this run without asking: the answer
+// given before, else what its generation stands for, else max, which a
+// question asked from now on records. A validator or a query, which must
+// not record a marker, tells with it what the workflow would do.
+func (v *versions) known(change string, max workflow.Version) workflow.Version {
+	if version, ok := v.seen[change]; ok {
+		return version
+	}
+	gen := v.gen
+	if !v.asked {
+		gen = workflow.Version(len(generations) - 1) // the one a first question records
+	}
+	if gen > workflow.DefaultVersion {
+		if version, ok := generations[gen][change]; ok {
+			return version
+		}
+	}
+	return max
 }
 
 // version is versions.get for this run; the recovery's handlers share it.

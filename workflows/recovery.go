@@ -472,6 +472,7 @@ func (r *recovery) cardDeclined(ctx workflow.Context, in *Intent, d activities.D
 	if pm != "" {
 		in.PaymentMethodID = pm
 	}
+	in.Charge = nil // the card just tried is what a confirm charges
 	if v.Class == activities.DeclineAuthentication {
 		in.NeedsAction = true
 	}
@@ -532,6 +533,15 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 		// authenticate concerned the old one.
 		for _, in := range r.s.Intents {
 			in.NeedsAction = false
+		}
+	}
+	if r.cards() {
+		// What a confirm charges may have changed: Stripe says at the
+		// next charge.
+		for _, in := range r.s.Intents {
+			if unsettled(in) && !slices.Contains(in.CardUpdates, c.PaymentMethodID) {
+				in.CardUpdates = append(in.CardUpdates, c.PaymentMethodID)
+			}
 		}
 	}
 	if r.s.Stage == StagePastDue || r.s.Stage == StageSuspended {
@@ -1023,7 +1033,7 @@ func (r *recovery) plan(ctx workflow.Context) {
 	if r.safe() {
 		if r.cards() {
 			r.s.Cards = pruneCards(r.s.Cards, workflow.Now(ctx))
-			showCardHolds(&r.s, workflow.Now(ctx))
+			showCardHolds(&r.s, workflow.Now(ctx), r.freshData())
 		}
 		r.s.Next = r.planSafe()
 		workflow.SetCurrentDetails(ctx, r.details())

@@ -89,6 +89,13 @@ func (r *recovery) safe() bool { return r.s.Rules >= 1 }
 // cards reports whether this life follows the card-network rules.
 func (r *recovery) cards() bool { return r.s.Rules >= cardRules }
 
+// freshData reports whether this life lets a payment method with new data
+// lift a needs-new-data hold (freshDataChange), as its charge path would
+// decide now; for validators, queries and the status, which must not ask.
+func (r *recovery) freshData() bool {
+	return r.v.known(freshDataChange, 1) != workflow.DefaultVersion
+}
+
 // Why a retry round runs.
 const (
 	whyCardUpdate = "retry after card update"
@@ -400,12 +407,18 @@ func (r *recovery) announceQuick(ctx workflow.Context) {
 func (r *recovery) applyProfile(ctx workflow.Context, profile activities.CustomerProfile) {
 	r.s.CustomerID = profile.CustomerID
 	if def := profile.DefaultPaymentMethod; def != "" {
+		changed := false
 		for _, in := range r.s.Intents {
 			if in.State == IntentOpen && in.PaymentMethodID != "" && in.PaymentMethodID != def {
-				r.s.CardRetryAt = workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
-				r.record(ctx, "card changed since the failure", def, "retry at once", false)
-				break
+				if r.cards() && !slices.Contains(in.CardUpdates, def) {
+					in.CardUpdates = append(in.CardUpdates, def) // for retry_now and the status
+				}
+				changed = true
 			}
+		}
+		if changed {
+			r.s.CardRetryAt = workflow.Now(ctx).Add(r.s.Settings.CardUpdateDebounce)
+			r.record(ctx, "card changed since the failure", def, "retry at once", false)
 		}
 	}
 }
@@ -594,6 +607,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		if o.Verdict != activities.OwedYes {
 			continue
 		}
+		if r.cards() && o.PaymentMethod != "" && !o.DryRun {
+			// What a confirm charges now, for retry_now and the status; a
+			// card event applied from here on makes it uncertain again.
+			in.Charge, in.CardUpdates = &ChargeTarget{PaymentMethod: o.PaymentMethod, Card: cardKey(o)}, nil
+		}
 		if _, err := r.checkAmberflo(ctx, in, "before a charge"); err != nil {
 			if isRejected(err) {
 				return r.pauseForOperator(ctx, "amberflo re-check of "+id+" failed: "+errText(err))
@@ -625,11 +643,10 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 				r.record(ctx, why, id, "not charged: what would be charged has not changed ("+o.PaymentMethod+")", false)
 				continue
 			}
-			c, pm := card(&r.s, ck), o.PaymentMethod
-			if freshData(c, pm) && r.version(ctx, freshDataChange, 1) == workflow.DefaultVersion {
-				pm = "" // held whatever the payment method, as recorded
-			}
-			if ok, hold, next := cardAllows(c, pm, workflow.Now(ctx), maxAttemptsPerCard(&r.s.Settings)); !ok {
+			// A life recorded before freshDataChange holds the card
+			// whatever the payment method; asked only where it matters.
+			fresh := !freshData(card(&r.s, ck), o.PaymentMethod) || r.version(ctx, freshDataChange, 1) != workflow.DefaultVersion
+			if ok, hold, next := chargeCheck(&r.s, ck, o.PaymentMethod, workflow.Now(ctx), fresh); !ok {
 				r.record(ctx, why, id+" with "+o.PaymentMethod, "not charged: "+hold, false)
 				r.holdRetryUntil(next)
 				continue
