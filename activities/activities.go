@@ -34,6 +34,9 @@ const (
 	ErrAmberfloRejected     = "AmberfloRejected"
 	ErrNotifyRejected       = "NotifyRejected"
 	ErrBadInput             = "BadInput"
+	// ErrAmberfloOffboardRejected: Amberflo refused to move a customer's
+	// lifecycle stage to OFFBOARDED after it was deactivated.
+	ErrAmberfloOffboardRejected = "AmberfloOffboardRejected"
 )
 
 // Error types of retryable failures that are answers, not faults: Amberflo

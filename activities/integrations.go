@@ -118,25 +118,46 @@ func (a *Activities) InvoiceForPeriod(ctx context.Context, in AmberfloPeriodInpu
 		in.PeriodStart.UTC().Format(time.DateOnly), in.PeriodEnd.UTC().Format(time.DateOnly)))
 }
 
-// DeactivateResult says whether the customer was changed.
+// DeactivateResult says what deprovisioning did to the Amberflo
+// customer. Changed: it was enabled and is now disabled (false: it already
+// was). Offboarded: its lifecycle stage was moved to OFFBOARDED now;
+// AlreadyOffboarded: it was OFFBOARDED already. A result with neither of
+// the last two was recorded before dunning set the stage.
 type DeactivateResult struct {
-	Changed bool `json:"changed"`
-	DryRun  bool `json:"dry_run,omitempty"`
+	Changed           bool `json:"changed"`
+	Offboarded        bool `json:"offboarded,omitempty"`
+	AlreadyOffboarded bool `json:"already_offboarded,omitempty"`
+	DryRun            bool `json:"dry_run,omitempty"`
 }
 
-// DeactivateCustomer disables the customer in Amberflo (read, modify,
-// write: Amberflo's PUT replaces the whole record). Already disabled is
-// success with Changed false.
+// DeactivateCustomer takes the customer out of Amberflo's live customers:
+// it disables it (read, modify, write: Amberflo's PUT replaces the whole
+// record), then moves its lifecycle stage to OFFBOARDED, which Amberflo
+// never moves back. Each step is skipped when already done, so a retry
+// after the first step succeeded and the second failed finishes the job;
+// already disabled and already OFFBOARDED are success. A refusal of the
+// first step is a non-retryable ErrAmberfloRejected (nothing was changed:
+// the customer is not offboarded either); a refusal of the second is a
+// non-retryable ErrAmberfloOffboardRejected, whose message says that the
+// customer was deactivated but its stage not moved.
 func (a *Activities) DeactivateCustomer(ctx context.Context, in AmberfloInput) (DeactivateResult, error) {
 	if a.Amberflo == nil {
-		a.logger(ctx).Info("dry run: amberflo not configured; customer not deactivated", "customer", in.CustomerID)
+		a.logger(ctx).Info("dry run: amberflo not configured; customer not deactivated nor moved to OFFBOARDED", "customer", in.CustomerID)
 		return DeactivateResult{DryRun: true}, nil
 	}
 	_, changed, err := a.Amberflo.DeactivateCustomer(ctx, in.CustomerID)
 	if err != nil {
 		return DeactivateResult{}, classify(err, ErrAmberfloRejected)
 	}
-	return DeactivateResult{Changed: changed}, nil
+	moved, err := a.Amberflo.SetLifecycleStage(ctx, in.CustomerID, amberflo.StageOffboarded)
+	if err != nil {
+		if !httpx.IsPermanent(err) {
+			return DeactivateResult{}, err // retried: the customer is disabled already, the retry only moves the stage
+		}
+		return DeactivateResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("customer %q deactivated, not offboarded: %v", in.CustomerID, err), ErrAmberfloOffboardRejected, err)
+	}
+	return DeactivateResult{Changed: changed, Offboarded: moved, AlreadyOffboarded: !moved}, nil
 }
 
 // ControlPlaneInput asks the product's control plane for one action.

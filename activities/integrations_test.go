@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -421,14 +422,21 @@ func TestPeerErrorsClassifiedAlike(t *testing.T) {
 }
 
 // amberfloCustomers is a fake of Amberflo's customer API: GET
-// /customers/{id} reads a record, PUT /customers replaces one.
+// /customers/{id} reads a record, PUT /customers replaces one, PUT
+// /customers/stage moves its lifecycle stage forward (ONBOARDING, TRIAL,
+// ACTIVE, OFFBOARDED) and answers with the whole record, as Amberflo
+// documents. Amberflo documents no answer for a move that is not forward;
+// the fake refuses one, a move to the stage the customer is at included,
+// with 400 and a message, as Amberflo refuses other invalid requests.
 type amberfloCustomers struct {
 	t       *testing.T
 	mu      sync.Mutex
 	records map[string]json.RawMessage
-	fail    map[string]int // "GET" or "PUT" → status to answer instead
-	seen    requests
-	URL     string
+	// fail maps "GET", "PUT" or a request ("PUT /customers/stage") to
+	// the status to answer instead; a request's own entry wins.
+	fail map[string]int
+	seen requests
+	URL  string
 }
 
 func newAmberfloCustomers(t *testing.T) *amberfloCustomers {
@@ -455,6 +463,9 @@ func (f *amberfloCustomers) answer(r *http.Request, rec request) (int, []byte) {
 	if r.Header.Get("X-API-KEY") != amberfloKey {
 		return http.StatusUnauthorized, []byte(`{"message":"Unauthorized"}`)
 	}
+	if st := f.fail[r.Method+" "+rec.Path]; st != 0 {
+		return st, []byte(`{"message":"failed"}`)
+	}
 	if st := f.fail[r.Method]; st != 0 {
 		return st, []byte(`{"message":"failed"}`)
 	}
@@ -474,6 +485,31 @@ func (f *amberfloCustomers) answer(r *http.Request, rec request) (int, []byte) {
 		}
 		f.records[c.ID] = rec.Body
 		return http.StatusOK, rec.Body
+	case r.Method == http.MethodPut && rec.Path == "/customers/stage":
+		var req struct {
+			ID    string `json:"customerId"`
+			Stage string `json:"lifecycleStage"`
+		}
+		if err := json.Unmarshal(rec.Body, &req); err != nil || req.ID == "" || req.Stage == "" {
+			f.t.Errorf("PUT /customers/stage: body %s, want customerId and lifecycleStage", rec.Body)
+			return http.StatusBadRequest, []byte(`{"message":"invalid request"}`)
+		}
+		if f.records[req.ID] == nil {
+			return http.StatusNotFound, []byte(`{"message":"customer not found"}`)
+		}
+		var cur map[string]json.RawMessage
+		if err := json.Unmarshal(f.records[req.ID], &cur); err != nil {
+			f.t.Fatalf("stored record: %v", err)
+		}
+		var from string
+		_ = json.Unmarshal(cur["lifecycleStage"], &from)
+		order := map[string]int{"ONBOARDING": 1, "TRIAL": 2, "TRAIL": 2, "ACTIVE": 3, "OFFBOARDED": 4}
+		if order[req.Stage] == 0 || order[req.Stage] <= order[from] {
+			return http.StatusBadRequest, []byte(`{"message":"customer lifecycle stage cannot be updated from ` + from + ` to ` + req.Stage + `"}`)
+		}
+		cur["lifecycleStage"], _ = json.Marshal(req.Stage)
+		f.records[req.ID], _ = json.Marshal(cur)
+		return http.StatusOK, f.records[req.ID]
 	}
 	f.t.Errorf("unexpected Amberflo request %s", rec)
 	return http.StatusNotFound, []byte(`{"message":"Not Found"}`)
@@ -492,15 +528,18 @@ func TestDeactivateCustomer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DeactivateCustomer: %v", err)
 	}
-	if got != (activities.DeactivateResult{Changed: true}) {
-		t.Errorf("DeactivateCustomer = %+v, want changed", got)
+	if got != (activities.DeactivateResult{Changed: true, Offboarded: true}) {
+		t.Errorf("DeactivateCustomer = %+v, want changed and offboarded", got)
 	}
 	all := f.seen.list()
-	if len(all) != 2 || all[0].String() != "GET /customers/"+accountID || all[1].String() != "PUT /customers" {
-		t.Fatalf("requests = %v, want GET /customers/%s then PUT /customers", all, accountID)
-	}
+	var reqs []string
 	for _, r := range all {
 		wantAmberfloKey(t, r)
+		reqs = append(reqs, r.String())
+	}
+	wantReqs := []string{"GET /customers/" + accountID, "PUT /customers", "GET /customers/" + accountID, "PUT /customers/stage"}
+	if !slices.Equal(reqs, wantReqs) {
+		t.Fatalf("requests = %q, want %q", reqs, wantReqs)
 	}
 	// The PUT replaces the whole record: everything as it was but enabled.
 	var want map[string]any
@@ -511,17 +550,126 @@ func TestDeactivateCustomer(t *testing.T) {
 	if put := jsonBody(t, all[1]); !reflect.DeepEqual(put, want) {
 		t.Errorf("PUT body = %v, want %v", put, want)
 	}
+	if stage := jsonBody(t, all[3]); !reflect.DeepEqual(stage, map[string]any{"customerId": accountID, "lifecycleStage": "OFFBOARDED"}) {
+		t.Errorf("PUT /customers/stage body = %v, want the customer and OFFBOARDED", stage)
+	}
+	// The customer ends disabled and OFFBOARDED, every other field kept.
+	want["lifecycleStage"] = "OFFBOARDED"
+	var stored map[string]any
+	if err := json.Unmarshal(f.records[accountID], &stored); err != nil || !reflect.DeepEqual(stored, want) {
+		t.Errorf("stored record = %v (%v), want %v", stored, err, want)
+	}
 
-	// Again: already disabled, nothing written.
+	// Again: already disabled and OFFBOARDED, nothing written.
 	got, err = acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
 	if err != nil {
 		t.Fatalf("DeactivateCustomer again: %v", err)
 	}
-	if got != (activities.DeactivateResult{}) {
-		t.Errorf("DeactivateCustomer again = %+v, want not changed", got)
+	if got != (activities.DeactivateResult{AlreadyOffboarded: true}) {
+		t.Errorf("DeactivateCustomer again = %+v, want already inactive and already offboarded", got)
 	}
 	if puts := f.seen.to(http.MethodPut, "/customers"); len(puts) != 1 {
-		t.Errorf("PUT requests = %d after deactivating twice, want 1", len(puts))
+		t.Errorf("PUT /customers requests = %d after deactivating twice, want 1", len(puts))
+	}
+	if puts := f.seen.to(http.MethodPut, "/customers/stage"); len(puts) != 1 {
+		t.Errorf("PUT /customers/stage requests = %d after deactivating twice, want 1", len(puts))
+	}
+}
+
+// TestDeactivateCustomerStages: whatever the record's enabled and
+// lifecycle stage, the customer ends disabled and OFFBOARDED, and the
+// result says what this call did.
+func TestDeactivateCustomerStages(t *testing.T) {
+	for _, tc := range []struct {
+		enabled, stage string // as JSON; "" leaves the field out
+		want           activities.DeactivateResult
+		wantPuts       []string
+	}{
+		{"true", `"ACTIVE"`, activities.DeactivateResult{Changed: true, Offboarded: true}, []string{"/customers", "/customers/stage"}},
+		{"true", `"TRAIL"`, activities.DeactivateResult{Changed: true, Offboarded: true}, []string{"/customers", "/customers/stage"}},
+		{"true", ``, activities.DeactivateResult{Changed: true, Offboarded: true}, []string{"/customers", "/customers/stage"}},
+		{"false", `"ACTIVE"`, activities.DeactivateResult{Offboarded: true}, []string{"/customers/stage"}},
+		{"true", `"OFFBOARDED"`, activities.DeactivateResult{Changed: true, AlreadyOffboarded: true}, []string{"/customers"}},
+		{"false", `"OFFBOARDED"`, activities.DeactivateResult{AlreadyOffboarded: true}, nil},
+	} {
+		t.Run(tc.enabled+" "+tc.stage, func(t *testing.T) {
+			rec := `{"customerId":"` + accountID + `","customerName":"Acme","enabled":` + tc.enabled
+			if tc.stage != "" {
+				rec += `,"lifecycleStage":` + tc.stage
+			}
+			f := newAmberfloCustomers(t)
+			f.records[accountID] = json.RawMessage(rec + "}")
+			acts := amberfloActivities(t, f.URL)
+
+			got, err := acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if err != nil || got != tc.want {
+				t.Errorf("DeactivateCustomer = %+v, %v; want %+v", got, err, tc.want)
+			}
+			var puts []string
+			for _, r := range f.seen.list() {
+				if r.Method == http.MethodPut {
+					puts = append(puts, r.Path)
+				}
+			}
+			if !slices.Equal(puts, tc.wantPuts) {
+				t.Errorf("PUTs %q, want %q", puts, tc.wantPuts)
+			}
+			var stored struct {
+				Enabled *bool  `json:"enabled"`
+				Stage   string `json:"lifecycleStage"`
+			}
+			if err := json.Unmarshal(f.records[accountID], &stored); err != nil || stored.Enabled == nil || *stored.Enabled || stored.Stage != "OFFBOARDED" {
+				t.Errorf("stored record %s, want enabled false and OFFBOARDED", f.records[accountID])
+			}
+		})
+	}
+}
+
+// TestDeactivateCustomerRetried: the first attempt disabled the customer
+// and then could not move its stage; Temporal's retry finishes the job
+// without failing on what the first attempt did.
+func TestDeactivateCustomerRetried(t *testing.T) {
+	f := newAmberfloCustomers(t)
+	f.records[accountID] = json.RawMessage(amberfloRecord)
+	f.fail["PUT /customers/stage"] = http.StatusServiceUnavailable
+	acts := amberfloActivities(t, f.URL)
+
+	_, err := acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+	wantRetryable(t, err)
+
+	delete(f.fail, "PUT /customers/stage")
+	got, err := acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+	if err != nil || got != (activities.DeactivateResult{Offboarded: true}) {
+		t.Errorf("retry = %+v, %v; want offboarded (already inactive), no error", got, err)
+	}
+	if puts := f.seen.to(http.MethodPut, "/customers"); len(puts) != 1 {
+		t.Errorf("PUT /customers requests = %d, want 1", len(puts))
+	}
+}
+
+// TestDeactivateCustomerOffboardRefused: Amberflo refuses the stage (4xx)
+// after the customer was disabled. That is not silent: a non-retryable
+// error of its own type, which says the customer was deactivated and that
+// the stage was not moved.
+func TestDeactivateCustomerOffboardRefused(t *testing.T) {
+	for _, status := range []int{http.StatusBadRequest, http.StatusForbidden} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			f := newAmberfloCustomers(t)
+			f.records[accountID] = json.RawMessage(amberfloRecord)
+			f.fail["PUT /customers/stage"] = status
+			acts := amberfloActivities(t, f.URL)
+
+			got, err := acts.DeactivateCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if got != (activities.DeactivateResult{}) {
+				t.Errorf("result = %+v with the error, want none", got)
+			}
+			wantNonRetryable(t, err, activities.ErrAmberfloOffboardRejected)
+			for _, part := range []string{"deactivated", "OFFBOARDED", "PUT /customers/stage", strconv.Itoa(status)} {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not say %q", err, part)
+				}
+			}
+		})
 	}
 }
 

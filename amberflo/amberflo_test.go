@@ -126,24 +126,48 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(body)
 
 	case r.Method == http.MethodPut && path == "/customers/stage":
+		// Amberflo documents that the stage "can only be updated to a
+		// future stage and cannot be updated to a previous stage", and a
+		// 200 answered with the whole customer record; it documents no
+		// answer for a move that is not forward. The fake refuses one the
+		// way Amberflo refuses other invalid requests, 400 with a message,
+		// since that is the answer a client must survive (a silent 200
+		// would be the easy one): a move backward, and a move to the stage
+		// the customer is already at, which is not a future stage either.
+		// Such a request is not the test's fault (another writer may move
+		// the stage between the client's read and its write); the tests
+		// count requests to catch a client that sends one needlessly.
 		var req map[string]string
 		if err := json.Unmarshal(f.jsonBody(r), &req); err != nil || len(req) != 2 || req["customerId"] == "" || req["lifecycleStage"] == "" {
 			t.Errorf("PUT /customers/stage: body %v (%v), want exactly customerId and lifecycleStage", req, err)
-		}
-		var cur struct{ LifecycleStage string }
-		json.Unmarshal(f.customers[req["customerId"]], &cur)
-		from, known := stageOrder[cur.LifecycleStage]
-		to, ok := stageOrder[req["lifecycleStage"]]
-		if !ok || (known && to <= from) {
-			t.Errorf("PUT /customers/stage: %s -> %s does not move forward", cur.LifecycleStage, req["lifecycleStage"])
-			http.Error(w, `{"message":"invalid stage"}`, http.StatusBadRequest)
+			http.Error(w, `{"message":"invalid request"}`, http.StatusBadRequest)
 			return
 		}
-		var rec map[string]any
-		json.Unmarshal(f.customers[req["customerId"]], &rec)
-		rec["lifecycleStage"] = req["lifecycleStage"]
-		f.customers[req["customerId"]], _ = json.Marshal(rec)
-		w.Write([]byte(`{}`))
+		id := req["customerId"]
+		if _, ok := f.customers[id]; !ok {
+			http.Error(w, `{"message":"customer not found"}`, http.StatusNotFound)
+			return
+		}
+		var rec map[string]json.RawMessage
+		if err := json.Unmarshal(f.customers[id], &rec); err != nil {
+			t.Errorf("PUT /customers/stage: stored record of %q: %v", id, err)
+		}
+		var cur string
+		json.Unmarshal(rec["lifecycleStage"], &cur)
+		from, known := stageOrder[cur]
+		to, ok := stageOrder[req["lifecycleStage"]]
+		switch {
+		case !ok:
+			http.Error(w, `{"message":"invalid lifecycleStage `+req["lifecycleStage"]+`"}`, http.StatusBadRequest)
+			return
+		case known && to <= from:
+			http.Error(w, `{"message":"customer lifecycle stage cannot be updated from `+cur+` to `+req["lifecycleStage"]+`"}`, http.StatusBadRequest)
+			return
+		}
+		rec["lifecycleStage"], _ = json.Marshal(req["lifecycleStage"])
+		rec["updateTime"], _ = json.Marshal(time.Now().UnixMilli())
+		f.customers[id], _ = json.Marshal(rec)
+		w.Write(f.customers[id]) // the whole record, as documented
 
 	case r.Method == http.MethodGet && path == "/payments/billing/customer-product-invoice":
 		f.serveInvoices(w, r, f.invoices, true)
@@ -650,11 +674,65 @@ func TestSetLifecycleStage(t *testing.T) {
 	}
 }
 
+// TestSetLifecycleStageRace: another writer moves the stage between the
+// client's read and its write, and Amberflo refuses the write as not
+// forward. Where the customer now is at or past the stage asked for, that
+// is what was asked: success, not moved. Where it is not, the refusal
+// stands.
+func TestSetLifecycleStageRace(t *testing.T) {
+	for _, tc := range []struct {
+		raced     string // the stage the other writer sets
+		to        LifecycleStage
+		status    int // what the PUT answers, when not the fake's own answer
+		wantMoved bool
+		wantErr   bool
+	}{
+		{"OFFBOARDED", StageOffboarded, 0, false, false},
+		{"OFFBOARDED", StageActive, 0, false, false},
+		{"ACTIVE", StageTrial, 0, false, false},
+		{"ACTIVE", StageOffboarded, 0, true, false},                     // still behind: the write goes through
+		{"ACTIVE", StageOffboarded, http.StatusBadRequest, false, true}, // refused for another reason
+		{"ACTIVE", StageOffboarded, http.StatusForbidden, false, true},
+	} {
+		t.Run(fmt.Sprintf("%s then %s, %d", tc.raced, tc.to, tc.status), func(t *testing.T) {
+			f := newFake(t)
+			f.customers["acme"] = []byte(`{"customerId":"acme","enabled":true,"lifecycleStage":"ONBOARDING"}`)
+			f.fail = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodPut {
+					return false
+				}
+				f.customers["acme"] = []byte(`{"customerId":"acme","enabled":true,"lifecycleStage":"` + tc.raced + `"}`)
+				if tc.status != 0 {
+					http.Error(w, `{"message":"refused"}`, tc.status)
+					return true
+				}
+				return false
+			}
+			c := f.client(Config{})
+
+			moved, err := c.SetLifecycleStage(context.Background(), "acme", tc.to)
+			if (err != nil) != tc.wantErr || moved != tc.wantMoved {
+				t.Fatalf("moved %v, err %v; want moved %v, error %v", moved, err, tc.wantMoved, tc.wantErr)
+			}
+			if tc.wantErr && !httpx.IsPermanent(err) {
+				t.Errorf("err %v is not permanent", err)
+			}
+			if tc.wantErr && !strings.Contains(err.Error(), "PUT /customers/stage") {
+				t.Errorf("err %q does not name the refused request", err)
+			}
+			if got := f.record("acme")["lifecycleStage"]; !tc.wantErr && stageOrder[got.(string)] < stageOrder[string(tc.to)] {
+				t.Errorf("stored stage %v, want at least %s", got, tc.to)
+			}
+		})
+	}
+}
+
 func TestErrors(t *testing.T) {
 	ctx := context.Background()
 	getCustomer := func(c *Client) error { _, err := c.Customer(ctx, "acme"); return err }
 	getInvoice := func(c *Client) error { _, err := c.LatestInvoice(ctx, "acme"); return err }
 	deactivate := func(c *Client) error { _, _, err := c.DeactivateCustomer(ctx, "acme"); return err }
+	offboard := func(c *Client) error { _, err := c.SetLifecycleStage(ctx, "acme", StageOffboarded); return err }
 	soon := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
 
 	for _, tc := range []struct {
@@ -678,6 +756,10 @@ func TestErrors(t *testing.T) {
 		{"403", getInvoice, "GET", "payments/billing/customer-product-invoice", 403, "", false, 0, 1},
 		{"400 on PUT", deactivate, "PUT", "customers", 400, "", false, 0, 2},
 		{"404 on PUT", deactivate, "PUT", "customers", 404, "", false, 0, 2},
+		{"503 on stage PUT", offboard, "PUT", "customers/stage", 503, "", true, 0, 2},
+		// A refusal is checked with a second read: still not offboarded.
+		{"400 on stage PUT", offboard, "PUT", "customers/stage", 400, "", false, 0, 3},
+		{"403 on stage PUT", offboard, "PUT", "customers/stage", 403, "", false, 0, 2},
 		{"Retry-After ignored on 400", getCustomer, "GET", "customers/acme", 400, "5", false, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

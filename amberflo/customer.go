@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"dunning/internal/httpx"
@@ -179,7 +181,11 @@ func (c *Client) DeactivateCustomer(ctx context.Context, id string) (cust Custom
 // SetLifecycleStage moves the customer forward to stage. Stages never move
 // backward: if the customer is already at stage or past it, nothing is
 // written and moved is false. A current stage this client does not know is
-// an error, since its place in the order is unknown.
+// an error, since its place in the order is unknown. Should Amberflo
+// refuse the write (4xx) because another writer moved the stage meanwhile,
+// a second read that finds the customer at stage or past it makes that
+// success too, with moved false; any other refusal is returned. Repeating
+// the call is safe.
 func (c *Client) SetLifecycleStage(ctx context.Context, id string, stage LifecycleStage) (moved bool, err error) {
 	defer func() {
 		if err != nil {
@@ -212,9 +218,41 @@ func (c *Client) SetLifecycleStage(ctx context.Context, id string, stage Lifecyc
 		return false, err
 	}
 	if _, err := c.do(ctx, "PUT", "/customers/stage", nil, body); err != nil {
+		if refusedAsContent(err) && c.reached(ctx, id, to) {
+			// Another writer moved the stage between the read and the
+			// write, and Amberflo refused a move that was no longer
+			// forward: the customer is where it was asked to be.
+			return false, nil
+		}
 		return false, err
 	}
 	return true, nil
+}
+
+// refusedAsContent reports whether err is Amberflo refusing what a request
+// asked for (400, 409, 422), as it refuses a lifecycle stage that is not a
+// future one, rather than who asked or where.
+func refusedAsContent(err error) bool {
+	var ae *httpx.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.StatusCode {
+	case http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
+}
+
+// reached reads the customer again and reports whether its lifecycle
+// stage is now known to be at rank to or past it. A failed read is false.
+func (c *Client) reached(ctx context.Context, id string, to int) bool {
+	_, cust, err := c.getRecord(ctx, id)
+	if err != nil {
+		return false
+	}
+	from, ok := stageRank[cust.LifecycleStage]
+	return ok && from >= to
 }
 
 func unixMilli(ms int64) time.Time {

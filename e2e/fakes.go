@@ -757,10 +757,13 @@ type Amberflo struct {
 	customers map[string]map[string]any
 	status    map[string]string // invoice payment status by customer; FAILED when unset
 	disabled  map[string]int    // PUTs that disabled an enabled customer
+	// offboarded counts the stage PUTs that moved the customer to
+	// OFFBOARDED.
+	offboarded map[string]int
 }
 
 func newAmberflo() *Amberflo {
-	a := &Amberflo{customers: map[string]map[string]any{}, status: map[string]string{}, disabled: map[string]int{}}
+	a := &Amberflo{customers: map[string]map[string]any{}, status: map[string]string{}, disabled: map[string]int{}, offboarded: map[string]int{}}
 	a.peer = newPeer("amberflo", func(status int) []byte {
 		raw, _ := json.Marshal(map[string]string{"message": http.StatusText(status) + " (injected)"})
 		return raw
@@ -792,6 +795,22 @@ func (a *Amberflo) Deactivations(customer string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.disabled[customer]
+}
+
+// Offboardings counts the stage changes that moved the customer to
+// OFFBOARDED.
+func (a *Amberflo) Offboardings(customer string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.offboarded[customer]
+}
+
+// Stage is the customer's lifecycle stage.
+func (a *Amberflo) Stage(customer string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, _ := a.record(customer)["lifecycleStage"].(string)
+	return s
 }
 
 // Enabled reports whether the customer's record is enabled.
@@ -827,6 +846,12 @@ func describeAmberflo(r *http.Request, body []byte) handled {
 		}
 		_ = json.Unmarshal(body, &c)
 		return handled{customer: c.ID, kind: "put customer"}
+	case r.Method == http.MethodPut && r.URL.Path == "/customers/stage":
+		var c struct {
+			ID string `json:"customerId"`
+		}
+		_ = json.Unmarshal(body, &c)
+		return handled{customer: c.ID, kind: "put customer stage"}
 	case r.Method == http.MethodGet && r.URL.Path == "/payments/billing/customer-product-invoice":
 		return handled{customer: r.URL.Query().Get("customerId"), kind: "latest invoice"}
 	case r.Method == http.MethodGet && r.URL.Path == "/payments/billing/customer-product-invoice/all":
@@ -874,6 +899,42 @@ func (a *Amberflo) serveAmberflo(w http.ResponseWriter, r *http.Request, body []
 		a.customers[id] = c
 		a.mu.Unlock()
 		writeJSON(w, http.StatusOK, c)
+	case r.Method == http.MethodPut && r.URL.Path == "/customers/stage":
+		// Amberflo documents a stage that only moves forward and a 200
+		// with the whole record; it documents no answer for a move that
+		// is not forward. The stand-in refuses one, the stage the customer
+		// is at included, with 400 and a message, as Amberflo refuses
+		// invalid requests. That is not a problem of dunning's: a hung
+		// request that finishes after the client retried can move the
+		// stage between the retry's read and its write.
+		var req map[string]any
+		if err := json.Unmarshal(body, &req); err != nil || len(req) != 2 {
+			a.problem("PUT /customers/stage: body %s, want exactly customerId and lifecycleStage", body)
+			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "bad body"})
+			return h
+		}
+		id, _ := req["customerId"].(string)
+		to, _ := req["lifecycleStage"].(string)
+		order := map[string]int{"ONBOARDING": 1, "TRIAL": 2, "TRAIL": 2, "ACTIVE": 3, "OFFBOARDED": 4}
+		a.mu.Lock()
+		c := a.record(id)
+		from, _ := c["lifecycleStage"].(string)
+		if order[to] == 0 || order[to] <= order[from] {
+			a.mu.Unlock()
+			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "customer lifecycle stage cannot be updated from " + from + " to " + to})
+			return h
+		}
+		if to != "OFFBOARDED" {
+			a.problems = append(a.problems, fmt.Sprintf("PUT /customers/stage for %s to %s: dunning only moves customers to OFFBOARDED", id, to))
+		}
+		c["lifecycleStage"] = to
+		c["updateTime"] = time.Now().UnixMilli()
+		if to == "OFFBOARDED" {
+			a.offboarded[id]++
+		}
+		out := cloneMap(c)
+		a.mu.Unlock()
+		writeJSON(w, http.StatusOK, out)
 	case r.Method == http.MethodGet && r.URL.Path == "/payments/billing/customer-product-invoice":
 		q := r.URL.Query()
 		id := q.Get("customerId")

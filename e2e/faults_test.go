@@ -350,6 +350,7 @@ func TestPeersFailingForAWhile(t *testing.T) {
 	s.Amberflo.FailNext(1, http.StatusServiceUnavailable, invoice)
 	s.Amberflo.FailNext(1, http.StatusTooManyRequests, invoice)
 	s.Amberflo.LoseNext(1, http.StatusGatewayTimeout, MethodPath(http.MethodPut, "/customers"))
+	s.Amberflo.LoseNext(1, http.StatusBadGateway, MethodPath(http.MethodPut, "/customers/stage"))
 	s.Notices.FailNext(1, http.StatusServiceUnavailable, Any)
 	s.Alerts.FailNext(1, http.StatusTooManyRequests, Any)
 	suspend := MethodPath(http.MethodPost, customer, "/suspend")

@@ -13,8 +13,8 @@ import (
 
 // A failed payment nobody fixes: retried on the schedule (each retry
 // declined at Stripe), suspended after the grace period, deprovisioned
-// after that, the Amberflo customer deactivated; the customer told at
-// each step and ops alerted, each exactly once.
+// after that, the Amberflo customer deactivated and OFFBOARDED; the
+// customer told at each step and ops alerted, each exactly once.
 func TestFailedPaymentIsRetriedThenDeprovisioned(t *testing.T) {
 	s := Start(t, Options{Env: map[string]string{
 		"DUNNING_RETRY_SCHEDULE": "1s,2s", "DUNNING_GRACE_PERIOD": "4s", "DUNNING_DEPROVISION_AFTER": "3s",
@@ -64,6 +64,9 @@ func TestFailedPaymentIsRetriedThenDeprovisioned(t *testing.T) {
 	}
 	if s.Amberflo.Enabled(customer) {
 		t.Error("the Amberflo customer is still enabled")
+	}
+	if got := s.Amberflo.Stage(customer); got != "OFFBOARDED" {
+		t.Errorf("the Amberflo customer's lifecycle stage is %q, want OFFBOARDED", got)
 	}
 
 	st := s.Status(customer)

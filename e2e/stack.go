@@ -513,11 +513,13 @@ const AnyCount = -1
 // exactly the number of times given (by distinct idempotency key); kinds
 // not listed must not have happened at all.
 type Expect struct {
-	Control       map[string]int // suspend, resume, deprovision
-	Notices       map[string]int // notice type
-	Alerts        map[string]int // alert kind
-	Charges       map[string]int // by intent: confirms that charged the card
-	Deactivations int            // Amberflo customer disabled
+	Control map[string]int // suspend, resume, deprovision
+	Notices map[string]int // notice type
+	Alerts  map[string]int // alert kind
+	Charges map[string]int // by intent: confirms that charged the card
+	// Deactivations counts the Amberflo customer disabled; each must
+	// also have moved it to OFFBOARDED.
+	Deactivations int
 }
 
 // Check compares what the peers saw for the customer with e.
@@ -537,6 +539,9 @@ func (s *Stack) Check(customer string, e Expect) {
 	}
 	if got := s.Amberflo.Deactivations(customer); got != e.Deactivations {
 		s.t.Errorf("%s: Amberflo customer deactivated %d times, want %d", customer, got, e.Deactivations)
+	}
+	if got := s.Amberflo.Offboardings(customer); got != e.Deactivations {
+		s.t.Errorf("%s: Amberflo customer moved to OFFBOARDED %d times, want %d (stage now %q)", customer, got, e.Deactivations, s.Amberflo.Stage(customer))
 	}
 }
 

@@ -896,32 +896,79 @@ func (r *recovery) deprovision(ctx workflow.Context) error {
 	if err != nil || !ok {
 		return err
 	}
-	r.deactivateAmberflo(ctx)
+	amberfloDone := r.deactivateAmberflo(ctx)
 	r.s.Stage = StageDeprovisioned
 	r.notice(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil)
 	amount, currency := r.owed()
 	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
-		money(amount, currency)+" never paid; resources taken back and the Amberflo customer deactivated.")
+		money(amount, currency)+" never paid; resources taken back and "+amberfloDone+".")
 	return r.upsertAttributes(ctx)
 }
 
-// deactivateAmberflo disables the customer in Amberflo; a failure is
-// recorded and alerted, not fatal.
-func (r *recovery) deactivateAmberflo(ctx workflow.Context) {
+// deactivateAmberflo disables the customer in Amberflo and moves it to
+// OFFBOARDED (one activity); a failure is recorded and alerted, not
+// fatal. It returns how the deprovisioning alert tells it.
+func (r *recovery) deactivateAmberflo(ctx workflow.Context) string {
 	var res activities.DeactivateResult
-	if err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res); err != nil {
-		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "failed: "+errText(err), false)
-		r.alert(ctx, "critical", r.key("amberflo-deactivate"), "Amberflo customer "+r.s.CustomerID+" not deactivated", errText(err))
-		return
+	err := workflow.ExecuteActivity(activityCtx(ctx), a.DeactivateCustomer, activities.AmberfloInput{CustomerID: r.s.CustomerID}).Get(ctx, &res)
+	end := amberfloOutcome(r.s.CustomerID, res, err)
+	r.record(ctx, "amberflo deactivate", r.s.CustomerID, end.Outcome, res.DryRun && err == nil)
+	if end.AlertTitle != "" {
+		r.alert(ctx, "critical", r.key("amberflo-deactivate"), end.AlertTitle, end.AlertText)
 	}
-	outcome := "deactivated"
+	return end.Summary
+}
+
+// amberfloEnd is what deprovisioning did to the Amberflo customer, as the
+// recovery tells it.
+type amberfloEnd struct {
+	Outcome string // the "amberflo deactivate" record's outcome
+	// AlertTitle and AlertText are the critical alert a failure raises;
+	// empty when nothing failed.
+	AlertTitle, AlertText string
+	Summary               string // for the deprovisioning alert
+}
+
+// amberfloOutcome reads the DeactivateCustomer activity's answer: the
+// customer deactivated (or already inactive) and moved to OFFBOARDED (or
+// already there), or which of the two Amberflo refused. A result without
+// either OFFBOARDED flag was recorded before the activity set the stage.
+func amberfloOutcome(customerID string, res activities.DeactivateResult, err error) amberfloEnd {
+	var app *temporal.ApplicationError
 	switch {
+	case err != nil && errors.As(err, &app) && app.Type() == activities.ErrAmberfloOffboardRejected:
+		return amberfloEnd{
+			Outcome:    "deactivated, not moved to OFFBOARDED: " + errText(err),
+			AlertTitle: "Amberflo customer " + customerID + " deactivated but not OFFBOARDED",
+			AlertText: "Amberflo refused to move the lifecycle stage to OFFBOARDED (PUT /customers/stage); the customer is deactivated. " +
+				"Move it to OFFBOARDED in Amberflo. " + errText(err),
+			Summary: "the Amberflo customer deactivated but NOT moved to OFFBOARDED (see the alert)",
+		}
+	case err != nil:
+		return amberfloEnd{
+			Outcome:    "failed: " + errText(err),
+			AlertTitle: "Amberflo customer " + customerID + " not deactivated nor OFFBOARDED",
+			AlertText: "The customer was not deactivated in Amberflo (GET or PUT /customers), and its lifecycle stage was not moved either. " +
+				"Deactivate it and move it to OFFBOARDED in Amberflo. " + errText(err),
+			Summary: "the Amberflo customer NOT deactivated nor moved to OFFBOARDED (see the alert)",
+		}
 	case res.DryRun:
-		outcome = "not called"
-	case !res.Changed:
-		outcome = "already inactive"
+		return amberfloEnd{Outcome: "not called", Summary: "Amberflo not called (not configured)"}
 	}
-	r.record(ctx, "amberflo deactivate", r.s.CustomerID, outcome, res.DryRun)
+	end := amberfloEnd{Outcome: "deactivated", Summary: "the Amberflo customer deactivated"}
+	if !res.Changed {
+		end.Outcome = "already inactive"
+	}
+	switch {
+	case res.Offboarded:
+		end.Outcome += "; moved to OFFBOARDED"
+	case res.AlreadyOffboarded:
+		end.Outcome += "; already OFFBOARDED"
+	}
+	if res.Offboarded || res.AlreadyOffboarded {
+		end.Summary += " and OFFBOARDED"
+	}
+	return end
 }
 
 func (r *recovery) recover(ctx workflow.Context) error {

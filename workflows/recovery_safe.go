@@ -885,15 +885,16 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	// a customer who paid meanwhile keeps the Amberflo account, and ops
 	// hear of the money.
 	r.drain(ctx)
+	amberfloDone := "the Amberflo customer kept (a payment arrived during the deprovisioning)"
 	if unpaidCount(&r.s) == 0 {
 		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "skipped: paid during the deprovisioning", false)
 	} else {
-		r.deactivateAmberflo(ctx)
+		amberfloDone = r.deactivateAmberflo(ctx)
 	}
 	r.noticeSafe(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil, "")
 	amount, currency := r.owed()
 	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
-		money(amount, currency)+" never paid; resources taken back and the Amberflo customer deactivated.")
+		money(amount, currency)+" never paid; resources taken back and "+amberfloDone+".")
 	r.alertLateMoney(ctx)
 	return r.upsertAttributes(ctx)
 }

@@ -123,9 +123,12 @@ type world struct {
 	notices      []activities.NoticeInput
 	alerts       []activities.AlertInput
 	deactive     []string
-	forgiven     []activities.ForgiveInput
-	checks       []string
-	failures     []string
+	// deactivate, when set, answers DeactivateCustomer (default: the
+	// customer disabled and moved to OFFBOARDED now).
+	deactivate func(activities.AmberfloInput) (activities.DeactivateResult, error)
+	forgiven   []activities.ForgiveInput
+	checks     []string
+	failures   []string
 }
 
 func newWorld() *world {
@@ -341,7 +344,10 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.deactive = append(w.deactive, in.CustomerID)
-			return activities.DeactivateResult{Changed: true}, nil
+			if w.deactivate != nil {
+				return w.deactivate(in)
+			}
+			return activities.DeactivateResult{Changed: true, Offboarded: true}, nil
 		})
 	env.OnActivity(acts.ControlPlane, mock.Anything, mock.Anything).After(w.controlDelay).Return(
 		func(_ context.Context, in activities.ControlPlaneInput) (activities.ControlPlaneResult, error) {
