@@ -87,6 +87,7 @@ const (
 	EventSourceUpdated         = "customer.source.updated"
 	EventPaymentMethodAttached = "payment_method.attached"
 	EventPaymentMethodAutoUpd  = "payment_method.automatically_updated"
+	EventPaymentMethodDetached = "payment_method.detached"
 	EventCustomerUpdated       = "customer.updated"
 )
 
@@ -101,7 +102,9 @@ const (
 	RoutePaid Route = "paid"
 	// RouteCardExpiring starts the card's expiry workflow.
 	RouteCardExpiring Route = "card_expiring"
-	// RouteSourceDeleted checks whether the customer can still pay.
+	// RouteSourceDeleted checks whether the customer can still pay after
+	// removing a way to pay: a legacy card or source deleted, or a
+	// payment method detached.
 	RouteSourceDeleted Route = "source_deleted"
 	// RouteCardUpdated tells the customer's running workflows that the way
 	// to pay changed.
@@ -118,6 +121,7 @@ var routes = map[string]Route{
 	EventSourceUpdated:         RouteCardUpdated,
 	EventPaymentMethodAttached: RouteCardUpdated,
 	EventPaymentMethodAutoUpd:  RouteCardUpdated,
+	EventPaymentMethodDetached: RouteSourceDeleted,
 	EventCustomerUpdated:       RouteCardUpdated,
 }
 

@@ -62,6 +62,29 @@ func TestStripeSetupCreatesEndpointOnStripeMock(t *testing.T) {
 	}
 }
 
+// A removed card reaches dunning from both kinds of account: legacy
+// Card/Source accounts send customer.source.deleted, PaymentMethod-era
+// accounts payment_method.detached. stripe-mock accepts the list only
+// with event types Stripe knows.
+func TestStripeSetupSubscribesToRemovedCardsOnStripeMock(t *testing.T) {
+	base, rec := recordingProxy(t, testenv.StartStripeMock(t))
+	var out bytes.Buffer
+	err := stripeSetup(t.Context(), stripeSetupOptions{Stripe: newStripeAPI(testenv.StripeMockKey, base), URL: endpointURL}, &out)
+	if err != nil {
+		t.Fatalf("stripe-setup against stripe-mock: %v\noutput:\n%s", err, out.String())
+	}
+	creates := rec.find(http.MethodPost, "/v1/webhook_endpoints")
+	if len(creates) != 1 {
+		t.Fatalf("want 1 create request, got %d; requests: %v", len(creates), rec.all())
+	}
+	events := formList(creates[0].Form, "enabled_events")
+	for _, want := range []string{workflows.EventSourceDeleted, workflows.EventPaymentMethodDetached} {
+		if !slices.Contains(events, want) {
+			t.Errorf("enabled_events %v, want %s among them", events, want)
+		}
+	}
+}
+
 // stripe-mock's list answers with one fixture endpoint (api_version null):
 // configuring that URL goes through the update, which stripe-mock checks
 // against the spec (it rejects api_version there, as Stripe does).

@@ -318,7 +318,7 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 			c.Cards = append(c.Cards, &card{ID: id, Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: ev.Created.Year() + 3})
 			c.DefaultPM = id
 		}
-	case workflows.EventSourceDeleted:
+	case workflows.EventSourceDeleted, workflows.EventPaymentMethodDetached:
 		c.Cards = slices.DeleteFunc(c.Cards, func(k *card) bool { return k.ID == ev.ObjectID })
 		if c.DefaultPM == ev.ObjectID {
 			c.DefaultPM = ""

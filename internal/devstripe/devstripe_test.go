@@ -158,16 +158,22 @@ func TestPaymentsReportedByEvents(t *testing.T) {
 	}
 }
 
+// A legacy card deleted and a payment method detached both leave the
+// customer without it.
 func TestRemovedCardLeavesNoWayToPay(t *testing.T) {
-	st := newStack(t)
-	st.dev.Observe(failedEvent("cus_3", "pi_3", "card_1"))
-	st.dev.Observe(workflows.StripeEvent{ID: "evt_del", Type: workflows.EventSourceDeleted, CustomerID: "cus_3", ObjectID: "card_1", Created: created})
-	pms, err := st.acts.PaymentMethods(context.Background(), activities.CustomerInput{StripeCustomerID: "cus_3"})
-	if err != nil || pms.DefaultID != "" || len(pms.Methods) != 0 {
-		t.Fatalf("payment methods %+v %v, want none", pms, err)
-	}
-	if res := st.retry(t, "cus_3", "pi_3", "k1"); res.Outcome != activities.RetryNoPaymentMethod {
-		t.Fatalf("retry: %+v, want no payment method", res)
+	for _, typ := range []string{workflows.EventSourceDeleted, workflows.EventPaymentMethodDetached} {
+		t.Run(typ, func(t *testing.T) {
+			st := newStack(t)
+			st.dev.Observe(failedEvent("cus_3", "pi_3", "card_1"))
+			st.dev.Observe(workflows.StripeEvent{ID: "evt_del", Type: typ, CustomerID: "cus_3", ObjectID: "card_1", Created: created})
+			pms, err := st.acts.PaymentMethods(context.Background(), activities.CustomerInput{StripeCustomerID: "cus_3"})
+			if err != nil || pms.DefaultID != "" || len(pms.Methods) != 0 {
+				t.Fatalf("payment methods %+v %v, want none", pms, err)
+			}
+			if res := st.retry(t, "cus_3", "pi_3", "k1"); res.Outcome != activities.RetryNoPaymentMethod {
+				t.Fatalf("retry: %+v, want no payment method", res)
+			}
+		})
 	}
 }
 

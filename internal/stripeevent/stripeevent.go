@@ -250,6 +250,20 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 	if o.Object == "customer" {
 		ev.CustomerID = o.ID
 	}
+	if env.Type == workflows.EventPaymentMethodDetached {
+		// The payment method after the detach belongs to no customer; the
+		// one it was detached from is in the previous attributes.
+		from, err := detachedFrom(env.Data.PreviousAttributes)
+		if err != nil {
+			return ev, fmt.Errorf("%w: data.previous_attributes: %s", ErrInvalid, jsonReason(err))
+		}
+		if from != "" {
+			ev.CustomerID = from
+		}
+		if ev.CustomerID == "" {
+			return ev, fmt.Errorf("%w: names no customer (data.previous_attributes.customer)", ErrInvalid)
+		}
+	}
 	if ev.CustomerID != "" && !ValidID(ev.CustomerID) {
 		return ev, fmt.Errorf("%w: customer is not a Stripe ID", ErrInvalid)
 	}
@@ -317,6 +331,22 @@ func (o *object) charges() []json.RawMessage {
 		out = append(out, c)
 	}
 	return out
+}
+
+// detachedFrom reads payment_method.detached's previous attributes: the
+// customer the payment method was attached to before, as an ID or an
+// expanded object; empty when they do not name one.
+func detachedFrom(prev json.RawMessage) (string, error) {
+	if len(prev) == 0 || bytes.Equal(bytes.TrimSpace(prev), []byte("null")) {
+		return "", nil
+	}
+	var p struct {
+		Customer ref `json:"customer"`
+	}
+	if err := json.Unmarshal(prev, &p); err != nil {
+		return "", err
+	}
+	return string(p.Customer), nil
 }
 
 // defaultPaymentMethodChanged reads customer.updated's previous attributes:

@@ -150,6 +150,16 @@ func TestParseHandledTypes(t *testing.T) {
 				t.Errorf("Card = %+v, want %+v", ev.Card, w)
 			}
 		}},
+		workflows.EventPaymentMethodDetached: {"pm_1OqDetached00001", func(t *testing.T, ev workflows.StripeEvent) {
+			// The customer comes from previous_attributes: the payment
+			// method itself no longer has one.
+			if w := card("pm_1OqDetached00001", "visa"); !reflect.DeepEqual(ev.Card, w) {
+				t.Errorf("Card = %+v, want %+v", ev.Card, w)
+			}
+			if ev.ObjectType != "payment_method" {
+				t.Errorf("ObjectType = %q", ev.ObjectType)
+			}
+		}},
 		workflows.EventCustomerUpdated: {"pm_1OqNewDefault001", func(t *testing.T, ev workflows.StripeEvent) {
 			if !ev.DefaultPaymentMethodChanged {
 				t.Error("DefaultPaymentMethodChanged = false, want true (previous_attributes lists the old default)")

@@ -245,6 +245,12 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 		return cardObject(pick(o.ObjectID, "card"), o), obj{"exp_month": 1, "exp_year": o.ExpYear - 1}
 	case workflows.EventPaymentMethodAttached, workflows.EventPaymentMethodAutoUpd:
 		return paymentMethodObject(pick(o.ObjectID, "pm"), o), nil
+	case workflows.EventPaymentMethodDetached:
+		// The payment method after the detach: no customer any more; the
+		// one it was detached from is a previous attribute.
+		pm := paymentMethodObject(pick(o.ObjectID, "pm"), o)
+		pm["customer"] = nil
+		return pm, obj{"customer": o.Customer}
 	case workflows.EventCustomerUpdated:
 		pm := pick(o.ObjectID, "pm")
 		return obj{

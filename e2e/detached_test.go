@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+
+	"dunning/internal/stripefixture"
+	"dunning/workflows"
+)
+
+// A customer of a PaymentMethod-era account in recovery removes the card
+// that failed, their only one: Stripe sends payment_method.detached, whose
+// payment method names no customer any more (it is in previous_attributes).
+// The customer and ops hear that no way to pay is left, the recovery waits
+// for a card, nothing is charged, and the event is found under the
+// customer in the UI.
+func TestDetachedLastCardLeavesNoWayToPay(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{"DUNNING_RETRY_SCHEDULE": "1h,2h", "DUNNING_GRACE_PERIOD": "3h"}})
+	customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+	failed := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent})
+	s.WaitStage(customer, workflows.StagePastDue, 20*time.Second)
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+
+	card := failed.Parsed.PaymentIntent.PaymentMethodID
+	detached := s.Send(workflows.EventPaymentMethodDetached, stripefixture.Options{Customer: customer, ObjectID: card, APIVersion: "2025-03-31.basil"})
+	if !strings.Contains(string(detached.Body), `"customer":null`) {
+		t.Fatalf("the detached payment method still names its customer: %s", detached.Body)
+	}
+	res := s.EventResult(detached.ID, 30*time.Second)
+	if res.CustomerID != customer || !strings.Contains(res.Outcome, "no payment method left") || !strings.Contains(res.Outcome, "waits for a card") {
+		t.Fatalf("event result %+v, want %s told that no way to pay is left", res, customer)
+	}
+	s.Eventually("recovery waits for a card", 20*time.Second, func() bool { return s.Status(customer).NoPaymentMethod })
+	s.Check(customer, Expect{
+		Notices: map[string]int{"payment_failed": 1, "payment_method_missing": 1},
+		Alerts:  map[string]int{"past_due": 1, "alert": 1},
+		Charges: map[string]int{intent: 0},
+	})
+
+	query := "StripeCustomerId='" + customer + "' AND StripeEventType='" + workflows.EventPaymentMethodDetached + "'"
+	s.Eventually("the event under the customer in visibility", 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := s.Client().ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		return err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == detached.ID
+	})
+}
