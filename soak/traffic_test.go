@@ -295,6 +295,15 @@ func (tr *traffic) newCustomer() {
 		return in
 	}
 
+	// A card removed: a legacy Card/Source account's event, or a
+	// PaymentMethod account's, whose customer is only in its previous
+	// attributes.
+	removed := func() string {
+		if tr.r.chance(0.5) {
+			return workflows.EventPaymentMethodDetached
+		}
+		return workflows.EventSourceDeleted
+	}
 	var steps []step
 	add := func(at time.Duration, do func()) { steps = append(steps, step{at, do}) }
 	switch c.Script {
@@ -309,7 +318,7 @@ func (tr *traffic) newCustomer() {
 			add(tr.r.between(0, g), cardEvent(workflows.EventSourceExpiring))
 		}
 		if tr.r.chance(0.3) {
-			add(tr.r.between(0, g), cardEvent(workflows.EventSourceDeleted))
+			add(tr.r.between(0, g), cardEvent(removed()))
 		}
 	case pays:
 		c.Expect = workflows.StageRecovered
@@ -325,7 +334,7 @@ func (tr *traffic) newCustomer() {
 		in := newIntent()
 		add(0, fail(in))
 		if tr.r.chance(0.25) {
-			add(tr.r.between(0, 3*time.Second), cardEvent(workflows.EventSourceDeleted))
+			add(tr.r.between(0, 3*time.Second), cardEvent(removed()))
 		}
 		types := []string{workflows.EventPaymentMethodAttached, workflows.EventPaymentMethodAutoUpd,
 			workflows.EventSourceCreated, workflows.EventSourceUpdated, workflows.EventCustomerUpdated}
@@ -356,7 +365,7 @@ func (tr *traffic) newCustomer() {
 		add(tr.r.between(5*time.Second, late), func() { tr.waive(c) })
 	case cardsOnly:
 		add(0, cardEvent(workflows.EventSourceExpiring))
-		add(tr.r.between(time.Second, 10*time.Second), cardEvent(workflows.EventSourceDeleted))
+		add(tr.r.between(time.Second, 10*time.Second), cardEvent(removed()))
 		add(tr.r.between(10*time.Second, 20*time.Second), cardEvent(workflows.EventPaymentMethodAttached))
 	}
 	slices.SortStableFunc(steps, func(a, b step) int { return int(a.at - b.at) })
