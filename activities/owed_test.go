@@ -81,6 +81,13 @@ func TestOwedVerdict(t *testing.T) {
 		{"uncollectible beats processing", "processing", inv("uncollectible", 4900, 4900), nil, "",
 			activities.OwedForgiven, "uncollectible"},
 		{"canceled intent of an open invoice", "canceled", inv("open", 4900, 4900), nil, "", activities.OwedCanceled, "canceled"},
+		// Stripe cancels the open intent of an invoice paid out of band or
+		// by another intent: paid, neither owed nor forgiven, even waived.
+		{"canceled intent of an invoice paid out of band", "canceled",
+			&stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900}, nil, "", activities.OwedPaid, "out of band"},
+		{"canceled intent of an invoice paid by another", "canceled", inv("paid", 4900, 0), nil, "", activities.OwedPaid, "in_1 paid"},
+		{"canceled waived intent of an invoice paid out of band", "canceled",
+			&stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900}, waived, "", activities.OwedPaid, "out of band"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pi := &stripe.PaymentIntent{ID: intentID, Status: tc.status, Invoice: tc.invoice, Metadata: tc.metadata}

@@ -61,9 +61,12 @@ type IntentInput struct {
 // IntentStatus is a PaymentIntent's current status in Stripe.
 type IntentStatus struct {
 	Status string `json:"status"`
-	// Paid is true for status succeeded.
+	// Paid is true for status succeeded, and for an intent whose invoice
+	// is paid (Stripe cancels the open intent of an invoice paid out of
+	// band or by another intent).
 	Paid bool `json:"paid"`
-	// Closed is true for status canceled: nothing can be paid through it.
+	// Closed is true for status canceled, unless its invoice is paid:
+	// nothing can be paid through it.
 	Closed bool `json:"closed"`
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -78,12 +81,14 @@ func (a *Activities) PaymentIntentStatus(ctx context.Context, in IntentInput) (I
 	if err != nil {
 		return IntentStatus{}, err
 	}
-	return intentStatus(pi.Status), nil
+	return intentStatus(pi), nil
 }
 
+// readIntent reads an intent with its invoice.
 func (a *Activities) readIntent(ctx context.Context, id string) (*stripe.PaymentIntent, error) {
 	params := &stripe.PaymentIntentParams{}
 	params.Context = ctx
+	params.AddExpand("invoice")
 	pi, err := a.Stripe.PaymentIntents.Get(id, params)
 	if err != nil {
 		return nil, classifyStripe(fmt.Sprintf("read payment intent %s", id), err)
@@ -91,12 +96,19 @@ func (a *Activities) readIntent(ctx context.Context, id string) (*stripe.Payment
 	return pi, nil
 }
 
-func intentStatus(s stripe.PaymentIntentStatus) IntentStatus {
+func intentStatus(pi *stripe.PaymentIntent) IntentStatus {
+	paid := pi.Status == stripe.PaymentIntentStatusSucceeded || invoicePaid(pi)
 	return IntentStatus{
-		Status: string(s),
-		Paid:   s == stripe.PaymentIntentStatusSucceeded,
-		Closed: s == stripe.PaymentIntentStatusCanceled,
+		Status: string(pi.Status),
+		Paid:   paid,
+		Closed: pi.Status == stripe.PaymentIntentStatusCanceled && !paid,
 	}
+}
+
+// invoicePaid reports whether the invoice an intent pays (expanded) is
+// paid, through it or otherwise.
+func invoicePaid(pi *stripe.PaymentIntent) bool {
+	return pi.Invoice != nil && pi.Invoice.Status == stripe.InvoiceStatusPaid
 }
 
 // RetryInput asks for one retry of one intent.
@@ -158,9 +170,13 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 	if err != nil {
 		return RetryResult{}, err
 	}
-	switch pi.Status {
-	case stripe.PaymentIntentStatusSucceeded:
+	switch {
+	case pi.Status == stripe.PaymentIntentStatusSucceeded || invoicePaid(pi):
+		// A canceled intent whose invoice is paid (out of band, or by
+		// another intent) is paid, not canceled.
 		return RetryResult{Outcome: RetryAlreadyPaid, Status: string(pi.Status)}, nil
+	}
+	switch pi.Status {
 	case stripe.PaymentIntentStatusCanceled:
 		return RetryResult{Outcome: RetryCanceled, Status: string(pi.Status)}, nil
 	case stripe.PaymentIntentStatusProcessing:
@@ -348,7 +364,26 @@ func classifyStripe(what string, err error) error {
 	}
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("%s: stripe rejected the request (%d %s %s): %s", what, se.HTTPStatusCode, se.Type, se.Code, se.Msg),
-		ErrStripeRejected, err)
+		ErrStripeRejected, err, StripeRefusal{Status: se.HTTPStatusCode, Type: string(se.Type), Code: string(se.Code), Param: se.Param})
+}
+
+// StripeRefusal is what Stripe said when it refused a request for good:
+// the details of an ErrStripeRejected error, for a workflow to tell one
+// refusal from another.
+type StripeRefusal struct {
+	Status int    `json:"status"`
+	Type   string `json:"type,omitempty"`
+	Code   string `json:"code,omitempty"`
+	Param  string `json:"param,omitempty"`
+}
+
+// PaymentMethodRefused reports whether Stripe refused the payment method a
+// confirm named: it has no such payment method (resource_missing), or the
+// intent's customer does not have it (detached, or another customer's).
+// Nothing was charged, and the card was not declined: the customer
+// removed or replaced it after it was chosen.
+func (r StripeRefusal) PaymentMethodRefused() bool {
+	return r.Status == http.StatusBadRequest && r.Type == string(stripe.ErrorTypeInvalidRequest) && r.Param == "payment_method"
 }
 
 // stripeRejected reports whether Stripe answered err and the answer is for
