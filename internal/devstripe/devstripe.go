@@ -60,9 +60,16 @@ type intent struct {
 	// LastError is last_payment_error as Stripe keeps it after a decline,
 	// until the next attempt succeeds.
 	LastError map[string]any
+	// PaymentMethod is the intent's payment_method: the card charged once
+	// it succeeded, the card the bank asks to authenticate while it
+	// requires action, else none (Stripe clears it after a decline).
+	PaymentMethod string
+	// LatestCharge is latest_charge: the last charge made, failed or not.
+	LatestCharge string
 }
 
-// charge is a declined attempt, readable at GET /v1/charges/{id}.
+// charge is an attempt, readable at GET /v1/charges/{id}: declined, or
+// succeeded when Decline is zero.
 type charge struct {
 	ID      string
 	Intent  *intent
@@ -74,6 +81,8 @@ type charge struct {
 type invoice struct {
 	ID     string
 	Status string // open, paid, uncollectible, void
+	// PaidOutOfBand is set when the invoice was paid outside Stripe.
+	PaidOutOfBand bool
 	// PeriodStart and PeriodEnd are the usage period it bills: the
 	// calendar month before the intent was created, as a usage-billed
 	// SaaS invoices at the start of a month for the month before.
@@ -125,9 +134,12 @@ type Server struct {
 	// fingerprints the fingerprints they give (SetFingerprint), by card.
 	declines     map[string]activities.Decline
 	fingerprints map[string]string
-	upstream     http.Handler
-	log          *slog.Logger
-	now          func() time.Time
+	// detached are the cards removed from their customer: Stripe keeps
+	// the object, and refuses it for any payment.
+	detached map[string]bool
+	upstream http.Handler
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns a Server that sends what it does not know to upstream
@@ -142,6 +154,7 @@ func New(upstream *url.URL, log *slog.Logger) *Server {
 
 		declines:     map[string]activities.Decline{},
 		fingerprints: map[string]string{},
+		detached:     map[string]bool{},
 		log:          log,
 		now:          time.Now,
 	}
@@ -263,10 +276,7 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 			s.invoices[in.Invoice] = newInvoice(in.Invoice, in.Created)
 		}
 		if ev.Type == workflows.EventPaymentSucceeded {
-			in.Status, in.LastError = "succeeded", nil
-			if inv := s.invoices[in.Invoice]; inv != nil {
-				inv.Status = "paid"
-			}
+			s.settle(in, pi.PaymentMethodID)
 			return
 		}
 		if in.Status != "succeeded" {
@@ -286,16 +296,35 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 			}
 		}
 	case workflows.EventInvoicePaid:
-		if inv := ev.Invoice; inv != nil {
-			paid := newInvoice(inv.ID, ev.Created.Unix())
-			paid.Status = "paid"
-			s.invoices[inv.ID] = paid
+		inv := ev.Invoice
+		if inv == nil {
+			return
+		}
+		known := s.invoices[inv.ID]
+		if known != nil && known.Status == "paid" {
+			return // paid here (a confirm, or out of band): the event reports it
+		}
+		if known == nil {
+			known = newInvoice(inv.ID, ev.Created.Unix())
+			s.invoices[inv.ID] = known
+		}
+		known.Status = "paid"
+		if inv.PaymentIntentID == "" {
+			// Newer API versions name no intent on the invoice: it was
+			// paid through its own.
 			for _, in := range s.intents {
-				if in.ID == inv.PaymentIntentID || (in.Invoice != "" && in.Invoice == inv.ID) {
-					in.Status = "succeeded"
+				if in.Invoice == inv.ID && in.Status != "canceled" {
+					in.Status, in.LastError = "succeeded", nil
 				}
 			}
+			return
 		}
+		// Paid through the intent the invoice names; Stripe cancels any
+		// other of its intents still open.
+		if payer := s.intents[inv.PaymentIntentID]; payer != nil {
+			payer.Status, payer.LastError = "succeeded", nil
+		}
+		s.cancelOpen(inv.ID, inv.PaymentIntentID)
 	case workflows.EventPaymentMethodAttached, workflows.EventPaymentMethodAutoUpd,
 		workflows.EventSourceCreated, workflows.EventSourceUpdated, workflows.EventSourceExpiring:
 		k := c.card(ev.ObjectID)
@@ -319,9 +348,58 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 			c.DefaultPM = id
 		}
 	case workflows.EventSourceDeleted, workflows.EventPaymentMethodDetached:
-		c.Cards = slices.DeleteFunc(c.Cards, func(k *card) bool { return k.ID == ev.ObjectID })
-		if c.DefaultPM == ev.ObjectID {
-			c.DefaultPM = ""
+		s.detach(c, ev.ObjectID)
+	}
+}
+
+// detach removes a card from its customer, as Stripe does: the default
+// it was is cleared, and it can no longer pay.
+func (s *Server) detach(c *customer, id string) {
+	if c.card(id) == nil {
+		return
+	}
+	c.Cards = slices.DeleteFunc(c.Cards, func(k *card) bool { return k.ID == id })
+	if c.DefaultPM == id {
+		c.DefaultPM = ""
+	}
+	s.detached[id] = true
+}
+
+// Detach removes a card from the customer with no event, as the customer
+// does in the portal a moment before the event is sent; false when the
+// customer does not have it.
+func (s *Server) Detach(customerID, cardID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.customers[customerID]
+	if c == nil || c.card(cardID) == nil {
+		return false
+	}
+	s.detach(c, cardID)
+	return true
+}
+
+// settle marks an intent succeeded with the payment method charged, and
+// its invoice paid: Stripe cancels any other intent of the invoice still
+// open.
+func (s *Server) settle(in *intent, pm string) {
+	in.Status, in.LastError = "succeeded", nil
+	if pm != "" {
+		in.PaymentMethod = pm
+	}
+	if inv := s.invoices[in.Invoice]; inv != nil {
+		inv.Status = "paid"
+		s.cancelOpen(inv.ID, in.ID)
+	}
+}
+
+// cancelOpen cancels the intents of a paid invoice that are still open,
+// but for the one that paid it: nothing can be paid through them any
+// more. One in flight (processing) is left to its outcome.
+func (s *Server) cancelOpen(invoiceID, payer string) {
+	for _, in := range s.intents {
+		if in.Invoice == invoiceID && in.ID != payer && slices.Contains(confirmable, in.Status) {
+			in.Status, in.PaymentMethod = "canceled", ""
 		}
 	}
 }
@@ -437,8 +515,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request) {
 	own := s.serve(rec, r)
 	res := rec.Result()
 	s.mu.Lock()
-	if !own && res.StatusCode >= 400 && res.StatusCode < 500 {
-		// stripe-mock's 4xx are validation failures: nothing is kept.
+	if (!own && res.StatusCode >= 400 && res.StatusCode < 500) || (own && invalidParam(res.StatusCode, rec.Body.Bytes())) {
+		// stripe-mock's 4xx, and a parameter the dev Stripe refuses, are
+		// validation failures: nothing is kept.
 		delete(s.replies, key)
 	} else {
 		*s.replies[key] = reply{method: r.Method, path: r.URL.Path, form: form, at: now, done: true,
@@ -448,6 +527,21 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request) {
 	maps.Copy(w.Header(), res.Header)
 	w.WriteHeader(res.StatusCode)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// invalidParam reports whether an answer refuses a parameter (a 400 whose
+// error names it): a request that fails validation, for which Stripe
+// keeps nothing under its key.
+func invalidParam(status int, body []byte) bool {
+	if status != http.StatusBadRequest {
+		return false
+	}
+	var e struct {
+		Error struct {
+			Param string `json:"param"`
+		} `json:"error"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Error.Param != ""
 }
 
 // sameForm says whether two requests carry the same parameters, in
@@ -583,6 +677,12 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		}
 		inv.Status = "uncollectible"
 		writeJSON(w, http.StatusOK, invoiceJSON(inv))
+	case parts[1] == "invoices" && len(parts) == 4 && parts[3] == "pay" && r.Method == http.MethodPost:
+		inv := s.invoices[parts[2]]
+		if inv == nil {
+			return false
+		}
+		s.pay(w, r, inv)
 	case parts[1] == "payment_intents" && len(parts) == 4 && parts[3] == "confirm" && r.Method == http.MethodPost:
 		in := s.intents[parts[2]]
 		if in == nil {
@@ -595,58 +695,149 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 	return true
 }
 
-// confirm charges the payment method asked for: a card that declines, or
-// none, gives Stripe's 402 card_error; a working card succeeds. An intent
-// in any status but the three Stripe confirms is refused with 400
-// payment_intent_unexpected_state, the intent in the error, and nothing
-// is charged. (A repeated Idempotency-Key never gets here: idempotent
-// answers it.)
+// confirm charges the payment method asked for: a card that declines
+// gives Stripe's 402 card_error; a working card succeeds. A payment method
+// the intent's customer does not have (never existed, detached, another
+// customer's) is refused with 400 invalid_request_error on payment_method,
+// as is none. An intent in any status but the three Stripe confirms is
+// refused with 400 payment_intent_unexpected_state, the intent in the
+// error. Nothing is charged on a refusal. (A repeated Idempotency-Key
+// never gets here: idempotent answers it.)
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request, in *intent) {
 	key := r.Header.Get("Idempotency-Key")
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable form", nil)
 		return
 	}
-	var status int
-	var body any
-	c := s.customer(in.Customer)
 	pm := r.PostForm.Get("payment_method")
+	status, body := s.charge(in, pm)
+	raw, _ := json.Marshal(body)
+	s.log.Info("dev stripe: confirm", "intent", in.ID, "payment_method", pm, "status", status, "idempotency_key", key)
+	writeRaw(w, status, raw)
+}
+
+// charge confirms an intent with a payment method and returns Stripe's
+// answer: the intent, or the error.
+func (s *Server) charge(in *intent, pm string) (int, any) {
+	c := s.customer(in.Customer)
 	k := c.card(pm)
 	profile, declines := s.declines[pm]
 	switch {
 	case in.Status == "succeeded":
-		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
+		return http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
 			"You cannot confirm this PaymentIntent because it has already succeeded after being previously confirmed.", s.intentJSON(in, nil))
 	case !slices.Contains(confirmable, in.Status):
-		status, body = http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
+		return http.StatusBadRequest, errorJSON("invalid_request_error", "payment_intent_unexpected_state",
 			"You cannot confirm this PaymentIntent because it has a status of "+in.Status+". Only a PaymentIntent with one of the following statuses may be confirmed: "+strings.Join(confirmable, ", ")+".",
 			s.intentJSON(in, nil))
-	case k == nil || k.Declines || declines:
-		if k == nil {
-			k = &card{ID: pm, Brand: "visa", Last4: "0341", ExpMonth: 12, ExpYear: s.now().Year() + 2}
-		}
+	case k == nil:
+		return http.StatusBadRequest, s.refusedMethod(in, pm)
+	case k.Declines || declines:
 		d := declineOrDefault(profile, k)
 		in.Status = "requires_payment_method"
 		if d.IntentStatus != "" {
 			in.Status = d.IntentStatus
 		}
-		s.nextCharge++
-		ch := &charge{ID: fmt.Sprintf("ch_dev_%s_%d", in.ID, s.nextCharge), Intent: in, Card: k, Decline: d, Created: s.now().Unix()}
-		s.charges[ch.ID] = ch
+		// The card the bank asks to authenticate stays the intent's;
+		// after any other decline Stripe clears it.
+		in.PaymentMethod = ""
+		if in.Status == "requires_action" {
+			in.PaymentMethod = k.ID
+		}
+		ch := s.newCharge(in, k, d)
 		in.LastError = s.lastPaymentError(k, d, ch.ID)
 		e := maps.Clone(in.LastError)
 		e["payment_intent"] = s.intentJSON(in, nil)
 		e["request_log_url"] = "https://dashboard.stripe.com/test/logs/req_dev"
-		status, body = http.StatusPaymentRequired, map[string]any{"error": e}
+		return http.StatusPaymentRequired, map[string]any{"error": e}
 	default:
-		in.Status, in.LastError = "succeeded", nil
-		if inv := s.invoices[in.Invoice]; inv != nil {
-			inv.Status = "paid"
+		s.newCharge(in, k, activities.Decline{})
+		s.settle(in, k.ID)
+		return http.StatusOK, s.intentJSON(in, nil)
+	}
+}
+
+// newCharge records a charge of the intent on the card (declined as d
+// says, or succeeded when d is zero) as its latest.
+func (s *Server) newCharge(in *intent, k *card, d activities.Decline) *charge {
+	s.nextCharge++
+	ch := &charge{ID: fmt.Sprintf("ch_dev_%s_%d", in.ID, s.nextCharge), Intent: in, Card: k, Decline: d, Created: s.now().Unix()}
+	s.charges[ch.ID] = ch
+	in.LatestCharge = ch.ID
+	return ch
+}
+
+// refusedMethod is Stripe's 400 for a confirm whose payment method the
+// intent's customer does not have: resource_missing for one that never
+// existed; for one detached from its customer, or attached to another,
+// an invalid_request_error on payment_method all the same.
+func (s *Server) refusedMethod(in *intent, pm string) map[string]any {
+	if pm == "" {
+		return errorJSON("invalid_request_error", "payment_intent_unexpected_state",
+			"You cannot confirm this PaymentIntent because it's missing a payment method. To confirm the PaymentIntent with "+in.Customer+", specify a payment method attached to this customer along with the customer ID.", s.intentJSON(in, nil))
+	}
+	var e map[string]any
+	other, _ := s.knownCard(pm)
+	switch {
+	case s.detached[pm]:
+		e = errorJSON("invalid_request_error", "",
+			"The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared with a connected account without Customer attachment, or was detached from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must attach it to a Customer first.", nil)
+	case other != nil:
+		e = errorJSON("invalid_request_error", "",
+			"The provided PaymentMethod belongs to a different Customer than the one on this PaymentIntent. Attach it to "+in.Customer+" first.", nil)
+	default:
+		e = errorJSON("invalid_request_error", "resource_missing", "No such PaymentMethod: '"+pm+"'", nil)
+		e["error"].(map[string]any)["doc_url"] = "https://stripe.com/docs/error-codes/resource-missing"
+	}
+	e["error"].(map[string]any)["param"] = "payment_method"
+	return e
+}
+
+// pay answers POST /v1/invoices/{id}/pay. Out of band
+// (paid_out_of_band=true) the invoice is marked paid and Stripe cancels
+// its intents still open: no money moved through them, so none succeeds.
+// Otherwise the invoice's open intent is confirmed with payment_method,
+// else the customer's default, and the invoice is paid when it succeeds.
+// An invoice that is not open is refused, and nothing changes.
+func (s *Server) pay(w http.ResponseWriter, r *http.Request, inv *invoice) {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "unreadable form", nil)
+		return
+	}
+	if inv.Status != "open" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invoice_not_open",
+			"Invoice is already "+inv.Status+"; only an open invoice can be paid.", nil)
+		return
+	}
+	if r.PostForm.Get("paid_out_of_band") == "true" {
+		inv.Status, inv.PaidOutOfBand = "paid", true
+		s.cancelOpen(inv.ID, "")
+		s.log.Info("dev stripe: invoice paid out of band", "invoice", inv.ID)
+		writeJSON(w, http.StatusOK, invoiceJSON(inv))
+		return
+	}
+	var open *intent
+	for _, id := range slices.Sorted(maps.Keys(s.intents)) {
+		if in := s.intents[id]; in.Invoice == inv.ID && slices.Contains(confirmable, in.Status) {
+			open = in
+			break
 		}
-		status, body = http.StatusOK, s.intentJSON(in, nil)
+	}
+	if open == nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "",
+			"This invoice has no payment that can be attempted now.", nil)
+		return
+	}
+	pm := r.PostForm.Get("payment_method")
+	if pm == "" {
+		pm = s.customer(open.Customer).DefaultPM
+	}
+	status, body := s.charge(open, pm)
+	if status == http.StatusOK {
+		body = invoiceJSON(inv)
 	}
 	raw, _ := json.Marshal(body)
-	s.log.Info("dev stripe: confirm", "intent", in.ID, "payment_method", pm, "status", status, "idempotency_key", key)
+	s.log.Info("dev stripe: pay invoice", "invoice", inv.ID, "intent", open.ID, "payment_method", pm, "status", status)
 	writeRaw(w, status, raw)
 }
 
@@ -750,8 +941,9 @@ func (s *Server) lastPaymentError(k *card, d activities.Decline, chargeID string
 	return e
 }
 
-// chargeJSON renders a declined charge: blocked by Stripe for the
-// outcome reasons Stripe blocks for, else declined by the issuer.
+// chargeJSON renders a charge: one that succeeded, or one declined,
+// blocked by Stripe for the outcome reasons Stripe blocks for, else
+// declined by the issuer.
 func (s *Server) chargeJSON(ch *charge) map[string]any {
 	d := ch.Decline
 	outcome := map[string]any{"type": "issuer_declined", "network_status": "declined_by_network",
@@ -771,11 +963,19 @@ func (s *Server) chargeJSON(ch *charge) map[string]any {
 		outcome["reason"] = d.OutcomeReason
 	}
 	in, k := ch.Intent, ch.Card
+	ok := d == (activities.Decline{})
+	status, captured, failureCode, failureMessage := "failed", int64(0), any(d.Code), s.lastPaymentError(k, d, "")["message"]
+	if ok {
+		outcome = map[string]any{"type": "authorized", "network_status": "approved_by_network", "reason": nil,
+			"risk_level": "normal", "risk_score": 20, "rule": nil, "seller_message": "Payment complete.",
+			"advice_code": nil, "network_advice_code": nil, "network_decline_code": nil}
+		status, captured, failureCode, failureMessage = "succeeded", in.Amount, nil, nil
+	}
 	return map[string]any{
-		"id": ch.ID, "object": "charge", "amount": in.Amount, "amount_captured": 0, "amount_refunded": 0,
+		"id": ch.ID, "object": "charge", "amount": in.Amount, "amount_captured": captured, "amount_refunded": 0,
 		"currency": in.Currency, "customer": in.Customer, "payment_intent": in.ID, "payment_method": k.ID,
-		"invoice": nilIfEmpty(in.Invoice), "created": ch.Created, "livemode": false, "paid": false, "captured": false,
-		"refunded": false, "status": "failed", "failure_code": d.Code, "failure_message": s.lastPaymentError(k, d, "")["message"],
+		"invoice": nilIfEmpty(in.Invoice), "created": ch.Created, "livemode": false, "paid": ok, "captured": ok,
+		"refunded": false, "status": status, "failure_code": failureCode, "failure_message": failureMessage,
 		"outcome": outcome, "metadata": map[string]any{},
 		"billing_details": stripefixture.PersonalBillingDetails(), "receipt_email": stripefixture.PersonalEmail,
 		"payment_method_details": map[string]any{"type": "card", "card": map[string]any{
@@ -825,7 +1025,7 @@ func (s *Server) intentJSON(in *intent, expand []string) map[string]any {
 		"id": in.ID, "object": "payment_intent", "amount": in.Amount, "amount_received": received,
 		"currency": in.Currency, "customer": in.Customer, "invoice": inv, "status": in.Status,
 		"created": in.Created, "livemode": false, "metadata": metadataJSON(in.Metadata), "last_payment_error": le,
-		"payment_method":       nil,
+		"payment_method": nilIfEmpty(in.PaymentMethod), "latest_charge": nilIfEmpty(in.LatestCharge),
 		"payment_method_types": []string{"card"}, "capture_method": "automatic", "confirmation_method": "automatic",
 		"receipt_email": stripefixture.PersonalEmail, "shipping": stripefixture.PersonalShipping(),
 	}
@@ -843,6 +1043,7 @@ func invoiceJSON(inv *invoice) map[string]any {
 	period := map[string]any{"start": inv.PeriodStart, "end": inv.PeriodEnd}
 	return map[string]any{
 		"id": inv.ID, "object": "invoice", "status": inv.Status, "livemode": false, "paid": inv.Status == "paid",
+		"paid_out_of_band":   inv.PaidOutOfBand,
 		"hosted_invoice_url": "https://invoice.stripe.com/i/dev_" + inv.ID, "metadata": map[string]any{},
 		"customer_email": stripefixture.PersonalEmail, "customer_name": stripefixture.PersonalName,
 		"customer_phone": stripefixture.PersonalPhone, "customer_address": stripefixture.PersonalAddress(),

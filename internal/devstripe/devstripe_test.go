@@ -147,14 +147,31 @@ func TestApprovedCardIsCharged(t *testing.T) {
 	}
 }
 
+// invoice.paid pays the invoice through the intent it names (or, on API
+// versions that name none, its own): Stripe cancels any other of its
+// intents still open, and dunning reads that one as paid all the same,
+// neither closed nor owed.
 func TestPaymentsReportedByEvents(t *testing.T) {
-	st := newStack(t)
-	st.dev.Observe(failedEvent("cus_2", "pi_2", "pm_bad"))
-	st.dev.Observe(workflows.StripeEvent{ID: "evt_paid", Type: workflows.EventInvoicePaid, CustomerID: "cus_2", Created: created,
-		Invoice: &workflows.InvoiceInfo{ID: "in_1", PaymentIntentID: "pi_other"}})
-	status, err := st.acts.PaymentIntentStatus(context.Background(), activities.IntentInput{IntentID: "pi_2"})
-	if err != nil || !status.Paid {
-		t.Fatalf("after invoice.paid: %+v %v, want the intent behind the invoice paid", status, err)
+	for _, tc := range []struct {
+		name, payer, status string
+	}{
+		{"through the intent", "pi_2", "succeeded"},
+		{"through another intent", "pi_other", "canceled"},
+		{"no intent named", "", "succeeded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStack(t)
+			st.dev.Observe(failedEvent("cus_2", "pi_2", "pm_bad"))
+			st.dev.Observe(workflows.StripeEvent{ID: "evt_paid", Type: workflows.EventInvoicePaid, CustomerID: "cus_2", Created: created,
+				Invoice: &workflows.InvoiceInfo{ID: "in_1", PaymentIntentID: tc.payer}})
+			status, err := st.acts.PaymentIntentStatus(context.Background(), activities.IntentInput{IntentID: "pi_2"})
+			if err != nil || status.Status != tc.status || !status.Paid || status.Closed {
+				t.Errorf("after invoice.paid: %+v %v, want %s and paid", status, err, tc.status)
+			}
+			if o := owed(t, st, "cus_2", "pi_2"); o.Verdict != activities.OwedPaid {
+				t.Errorf("IntentOwed = %+v, want paid", o)
+			}
+		})
 	}
 }
 
