@@ -81,6 +81,13 @@ const (
 	// (it may have reached the card network) against the card's limit;
 	// before, only a confirm Stripe answered was counted.
 	unansweredConfirmCountsChange = "unanswered-confirm-counts"
+	// refusedMethodChange decides a charge again at once, on fresh state,
+	// when Stripe refuses the payment method the owed check chose (the
+	// customer removed or replaced it since): nothing was charged and the
+	// card was not declined. A second refusal in the round reaches ops.
+	// Before, the refusal alerted as a rejected retry and the charge
+	// waited for the next round.
+	refusedMethodChange = "refused-method-decides-again"
 )
 
 // safe reports whether this life follows the money rules.
@@ -203,6 +210,17 @@ func isRejected(err error) bool {
 		return true
 	}
 	return false
+}
+
+// methodRefused reports whether an activity failed because Stripe refused
+// the payment method a confirm named (activities.StripeRefusal).
+func methodRefused(err error) bool {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrStripeRejected || !app.HasDetails() {
+		return false
+	}
+	var refusal activities.StripeRefusal
+	return app.Details(&refusal) == nil && refusal.PaymentMethodRefused()
 }
 
 // checkOwed asks Stripe whether an intent's money is still owed and
@@ -585,12 +603,17 @@ func (r *recovery) alertLateMoney(ctx workflow.Context) {
 
 // retryRound tries every intent that may be charged, deciding each charge
 // on the state as it is right before it: signals are applied and the
-// waiver, pause and stage checked again after every wait.
+// waiver, pause and stage checked again after every wait. An intent whose
+// payment method Stripe refused is decided once more, at the end of the
+// round.
 func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 	r.s.RetryRounds++
 	declined := 0
 	var lastDecline *activities.DeclineVerdict
-	for _, id := range retryable(&r.s) {
+	ids := retryable(&r.s)
+	decidedAgain := map[string]bool{}
+	for i := 0; i < len(ids); i++ {
+		id := ids[i]
 		r.drain(ctx)
 		in := r.intent(id)
 		if reason := blockCharge(&r.s, in); reason != "" {
@@ -664,6 +687,21 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.countAttempt(ctx, res, err)
 		}
 		detail := fmt.Sprintf("%s attempt %d with %s (%s)", in.ID, in.Attempts, o.PaymentMethod, o.PaymentMethodSource)
+		if methodRefused(err) && r.version(ctx, refusedMethodChange, 1) == 1 {
+			// Not a decline, nothing charged: the customer removed or
+			// replaced the card since the owed check read it.
+			r.record(ctx, why, detail, "not charged: stripe refused the payment method: "+errText(err), false)
+			if !decidedAgain[id] {
+				decidedAgain[id] = true
+				ids = append(ids, id) // decided again on what Stripe says now
+				continue
+			}
+			r.alert(ctx, "critical", r.key("method-refused", in.ID, fmt.Sprint(in.Attempts)),
+				"Stripe refused the payment method for "+r.s.StripeCustomerID,
+				fmt.Sprintf("%s: Stripe refused %s (%s) twice in one retry round, read afresh each time: %s. Nothing was charged and no card was counted; "+
+					"the next retry decides again. Check the customer's payment methods in Stripe.", in.ID, o.PaymentMethod, o.PaymentMethodSource, errText(err)))
+			continue
+		}
 		if err != nil {
 			r.record(ctx, why, detail, "failed: "+errText(err), false)
 			title := "Stripe rejected a retry for " + r.s.StripeCustomerID
