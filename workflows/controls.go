@@ -100,6 +100,9 @@ func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (Operator
 	if r.cards() {
 		msg = retryNowAnswer(chargeOutlooks(&r.s, workflow.Now(ctx), r.freshData()))
 	}
+	if r.s.NoPaymentMethod {
+		msg += "; the customer had no usable payment method when last seen: Stripe is asked again, and nothing is charged unless one was added since"
+	}
 	return OperatorResult{Accepted: true, Message: msg}, nil
 }
 

@@ -174,3 +174,23 @@ func TestRetryNowInALifeRecordedBeforeFreshDataLiftedTheHold(t *testing.T) {
 		t.Fatalf("stage %s, %d confirms; want the card held whatever the payment method", res.Stage, len(rt.w.retries))
 	}
 }
+
+// A customer who removed their last card: retry_now still asks Stripe
+// (a card may have been added without an event yet), and its answer says
+// that nothing may be charged, rather than promising a charge.
+func TestRetryNowAfterTheLastCardWasRemovedSaysSo(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.signal(10*time.Minute, workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{
+		EventID: "evt_removed", Created: t0.Add(10 * time.Minute), Source: "payment_method.detached"})
+	var answer string
+	rt.update(20*time.Minute, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}, func(r workflows.OperatorResult, err error) {
+		if err != nil || !r.Accepted {
+			t.Errorf("retry_now: %+v %v; want accepted, to ask Stripe again", r, err)
+		}
+		answer = r.Message
+	})
+	rt.runWith(withFirst(rt, input()))
+	if !strings.Contains(answer, "no usable payment method") {
+		t.Errorf("answer %q; want it to say the customer had no usable payment method", answer)
+	}
+}
