@@ -51,6 +51,9 @@ func (r *recovery) countEnded(ctx workflow.Context) {
 
 // attemptLabels are the result and decline_class of one confirm.
 func attemptLabels(res activities.RetryResult, err error) (string, string) {
+	if methodRefused(err) {
+		return AttemptMethodRefused, DeclineClassNone
+	}
 	if err != nil {
 		return AttemptError, DeclineClassNone
 	}

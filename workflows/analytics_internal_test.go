@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"dunning/activities"
 )
 
@@ -57,6 +59,12 @@ func TestAttemptLabels(t *testing.T) {
 		{"stop decline", activities.RetryResult{Outcome: activities.RetryDeclined, Decline: activities.Decline{Code: "card_declined", DeclineCode: "stolen_card"}}, nil, AttemptDeclined, string(activities.DeclineStop)},
 		{"authentication", activities.RetryResult{Outcome: activities.RetryRequiresAction, Decline: activities.Decline{IntentStatus: "requires_action"}}, nil, AttemptRequiresAction, string(activities.DeclineAuthentication)},
 		{"stripe refused", activities.RetryResult{}, errors.New("400"), AttemptError, DeclineClassNone},
+		{"stripe refused another parameter", activities.RetryResult{}, temporal.NewNonRetryableApplicationError("400", activities.ErrStripeRejected, nil,
+			activities.StripeRefusal{Status: 400, Type: "invalid_request_error", Param: "amount"}), AttemptError, DeclineClassNone},
+		{"stripe refused the payment method: removed since it was chosen", activities.RetryResult{},
+			temporal.NewNonRetryableApplicationError("400", activities.ErrStripeRejected, nil,
+				activities.StripeRefusal{Status: 400, Type: "invalid_request_error", Code: "resource_missing", Param: "payment_method"}),
+			AttemptMethodRefused, DeclineClassNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r, c := attemptLabels(tc.res, tc.err); r != tc.result || c != tc.class {

@@ -851,6 +851,10 @@ const (
 	AttemptRequiresAction = "requires_action"
 	AttemptProcessing     = "processing"
 	AttemptError          = "error"
+	// AttemptMethodRefused is a confirm Stripe refused for its payment
+	// method (removed or replaced since it was chosen): not a decline, and
+	// not Stripe failing either.
+	AttemptMethodRefused = "method_refused"
 	// DeclineClassNone labels an attempt without a decline verdict.
 	DeclineClassNone = "none"
 )
