@@ -569,6 +569,11 @@ func TestPaymentDuringDeprovisioningReachesOps(t *testing.T) {
 	if n := rt.w.alertsWith("critical", "Money after the end"); n != 1 {
 		t.Fatalf("%d money-after-the-end alerts, want 1: %+v", n, rt.w.alerts)
 	}
+	for _, a := range rt.w.alerts {
+		if strings.HasPrefix(a.Title, "Deprovisioned") && (strings.Contains(a.Text, "never paid") || !strings.Contains(a.Text, "paid while the deprovisioning")) {
+			t.Errorf("deprovisioned alert %q; want it to say the customer paid while the deprovisioning ran, not that they never paid", a.Text)
+		}
+	}
 }
 
 // Rule 6, at the end of a life: the signals that come in while the

@@ -931,8 +931,12 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	}
 	r.noticeSafe(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil, "")
 	amount, currency := r.owed()
+	unpaid := money(amount, currency) + " never paid"
+	if unpaidCount(&r.s) == 0 {
+		unpaid = "Everything owed was paid while the deprovisioning ran, too late to stop it (see the money-after-the-end alert)"
+	}
 	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
-		money(amount, currency)+" never paid; resources taken back and "+amberfloDone+".")
+		unpaid+"; resources taken back and "+amberfloDone+".")
 	r.alertLateMoney(ctx)
 	return r.upsertAttributes(ctx)
 }
