@@ -28,9 +28,11 @@ import (
 // waiver-keeps-in-flight, read-declined-charge,
 // fresh-data-lifts-new-data-hold, apply-last-signals, carry-ended-life,
 // forgiven-across-lives, expiry-notice-undelivered,
-// source-deleted-refusals, event-failed-alert, paid-while-running), and
-// keep what it writes beside the older histories, which must keep
-// replaying too.
+// source-deleted-refusals, event-failed-alert, paid-while-running;
+// …_dec_… for refused-method-decides-again, the charge target kept for
+// retry_now and the status, the Amberflo offboarding's records, and
+// payment_method.detached routed as a removed card), and keep what it
+// writes beside the older histories, which must keep replaying too.
 func TestRecordHistories(t *testing.T) {
 	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
 	if dir == "" {
@@ -50,9 +52,9 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(workflows.RecoveryWorkflowID(recovered), time.Minute); res.Stage != workflows.StageRecovered {
 		t.Fatalf("recovered: stage %s", res.Stage)
 	}
-	record("recovery-cus_audit_recovered", workflows.RecoveryWorkflowID(recovered))
+	record("recovery-cus_dec_recovered", workflows.RecoveryWorkflowID(recovered))
 	waitClosed(t, s, failedEvent)
-	record("evt_audit_failed", failedEvent)
+	record("evt_dec_failed", failedEvent)
 
 	// Never paid: suspended, deprovisioned; then the money comes.
 	deprov := stripefixture.NewID("cus")
@@ -60,11 +62,11 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(workflows.RecoveryWorkflowID(deprov), 2*time.Minute); res.Stage != workflows.StageDeprovisioned {
 		t.Fatalf("deprovisioned: stage %s", res.Stage)
 	}
-	record("recovery-cus_audit_deprov", workflows.RecoveryWorkflowID(deprov))
+	record("recovery-cus_dec_deprov", workflows.RecoveryWorkflowID(deprov))
 	late := stripefixture.Options{Customer: deprov, ObjectID: "pi_rules_deprov", ID: stripefixture.NewID("evt")}
 	s.send(workflows.EventPaymentSucceeded, late)
 	waitClosed(t, s, late.ID)
-	record("evt_audit_late_money", late.ID)
+	record("evt_dec_late_money", late.ID)
 
 	// Waived by an operator while past due: written to Stripe.
 	waived := stripefixture.NewID("cus")
@@ -88,7 +90,13 @@ func TestRecordHistories(t *testing.T) {
 	if res := s.result(id, time.Minute); res.Stage != workflows.StageWaived {
 		t.Fatalf("waived: stage %s", res.Stage)
 	}
-	record("recovery-cus_audit_waived", id)
+	record("recovery-cus_dec_waived", id)
+
+	// A PaymentMethod account's customer removes their only card.
+	detached := stripefixture.Options{Customer: stripefixture.NewID("cus"), ID: stripefixture.NewID("evt")}
+	s.send(workflows.EventPaymentMethodDetached, detached)
+	waitClosed(t, s, detached.ID)
+	record("evt_dec_detached", detached.ID)
 }
 
 // recordHistory writes the history of workflowID to dir/name.json, as
