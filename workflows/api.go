@@ -611,6 +611,10 @@ type RecoveryState struct {
 	// NoPaymentMethod is set when the customer has no usable way to pay;
 	// retries wait for a card update.
 	NoPaymentMethod bool `json:"no_payment_method,omitempty"`
+	// LastCardEventAt is when the newest card event applied was created
+	// in Stripe: a removal created no later says nothing of the way to pay
+	// that event brought.
+	LastCardEventAt time.Time `json:"last_card_event_at,omitzero"`
 
 	Paused       bool      `json:"paused,omitempty"`
 	PausedAt     time.Time `json:"paused_at,omitzero"`

@@ -624,3 +624,13 @@ func mergeCards(into, from []*CardRecord) []*CardRecord {
 	}
 	return into
 }
+
+// RemovalOvertaken reports whether a removal of the last usable payment
+// method, whose event Stripe created at removed, is older news than the
+// newest card event already applied (created at lastCard): that event
+// changed the way to pay after the removal, or in the same second, which
+// Stripe's timestamps cannot order. Either way, Stripe is to be asked
+// rather than the recovery wait for a card that may be there.
+func RemovalOvertaken(removed, lastCard time.Time) bool {
+	return !removed.IsZero() && !lastCard.IsZero() && !removed.After(lastCard)
+}

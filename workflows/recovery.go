@@ -516,6 +516,9 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 		return
 	}
 	r.s.NoPaymentMethod = false
+	if c.Created.After(r.s.LastCardEventAt) {
+		r.s.LastCardEventAt = c.Created
+	}
 	if r.cards() && c.PaymentMethodID != "" && c.Source == EventPaymentMethodAutoUpd {
 		// The network sent the card's new details: the same payment method
 		// is worth one more try, and needs no new data any more.
@@ -554,8 +557,22 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 	r.record(ctx, "card updated", firstNonEmpty(c.PaymentMethodID, c.Source), "retry at once", false)
 }
 
+// staleRemovalChange ignores a removal created no later than a card event
+// already applied: the removed-card route asks Stripe and tells the
+// customer and ops before it tells the recovery, so a card added after
+// the removal can reach the recovery first. Lives recorded before it
+// waited for a card they had.
+const staleRemovalChange = "stale-removal-ignored"
+
 func (r *recovery) onPaymentMethodRemoved(ctx workflow.Context, m PaymentMethodRemovedSignal) {
 	if !r.remember(m.EventID) {
+		return
+	}
+	if RemovalOvertaken(m.Created, r.s.LastCardEventAt) && r.version(ctx, staleRemovalChange, 1) == 1 {
+		// Stripe is asked at the card update's charge, and answers
+		// RetryNoPaymentMethod if nothing usable is left after all.
+		r.record(ctx, "payment method removed", m.Source,
+			"ignored: a card event created since ("+r.s.LastCardEventAt.UTC().Format(time.RFC3339)+") was applied first", false)
 		return
 	}
 	r.s.NoPaymentMethod = true
