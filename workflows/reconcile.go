@@ -280,20 +280,28 @@ func uncheckedAlert(res ReconcileResult, in ReconcileInput) activities.AlertInpu
 	if res.Unchecked.Before(res.To.Add(-StripeEventsListedFor)) {
 		why = append(why, "Stripe lists events for 30 days only")
 	}
-	retention := in.Retention
-	if retention <= 0 {
-		retention = in.Lookback
+	retention := fmt.Sprintf("the namespace retention (%s)", in.Retention)
+	if in.Retention <= 0 {
+		retention = fmt.Sprintf("the namespace retention (not given: the look-back (%s) stands in for it)", in.Lookback)
 	}
 	if res.From.After(res.To.Add(-StripeEventsListedFor)) {
-		why = append(why, fmt.Sprintf("an event older than the namespace retention (%s) may have been handled and its workflow deleted, so starting it again could act on it twice", retention))
+		why = append(why, fmt.Sprintf("an event older than %s may have been handled and its workflow deleted, so starting it again could act on it twice", retention))
 	}
+	// Where the catch-up reaches no further than the look-back, the run
+	// lists the whole look-back and Since stays zero; the events left out
+	// begin at the last watermark less the overlap.
+	last := res.Since
+	if last.IsZero() {
+		last = res.Unchecked.Add(overlapOf(in))
+	}
+	lastRun := last.Format(time.RFC3339)
 	return activities.AlertInput{
 		Key:      "reconcile-unchecked:" + from + "/" + to,
 		Severity: "critical",
 		Title:    "Reconciliation could not check events created from " + from + " to " + to,
 		Text: fmt.Sprintf("No reconciliation completed between %s and %s, and the events of the handled types created from %s to %s were not listed: %s. "+
 			"Check in Stripe by hand the failed payments and card changes of that time, for customers whose recovery did not run.",
-			res.Since.Format(time.RFC3339), res.To.Format(time.RFC3339), from, to, strings.Join(why, "; ")),
-		Fields: []string{"Not listed from", from, "Not listed to", to, "Last complete run", res.Since.Format(time.RFC3339)},
+			lastRun, res.To.Format(time.RFC3339), from, to, strings.Join(why, "; ")),
+		Fields: []string{"Not listed from", from, "Not listed to", to, "Last complete run", lastRun},
 	}
 }
