@@ -12,9 +12,48 @@ import (
 // defaultMaxExtension bounds one grace extension when the settings do not.
 const defaultMaxExtension = 30 * 24 * time.Hour
 
+// retryNowJudgesChargeChange judges retry_now on what a confirm would
+// charge now (chargeOutlooks). A retry_now sent as a signal is judged in
+// the workflow, and its verdict decides whether a retry round runs: a
+// life recorded before judged it on the card last tried for each payment
+// alone (lastCardHolds), and keeps doing so.
+const retryNowJudgesChargeChange = "retry-now-judges-the-charge"
+
 // validate checks an operator control against the current state without
 // applying it. It serves as the update validator and guards the signal.
+// It asks no version: a life that recorded none for
+// retryNowJudgesChargeChange records the one it stands for now.
 func (r *recovery) validate(now time.Time, name string, req OperatorRequest, ext ExtendGraceRequest) error {
+	return r.validateWith(now, name, req, ext, func(byCharge, byLastCard error) error {
+		if r.v.known(retryNowJudgesChargeChange, 1) == workflow.DefaultVersion {
+			return byLastCard
+		}
+		return byCharge
+	})
+}
+
+// validateSignal is validate for a control sent as a signal, in the
+// workflow: where the two judgements of retry_now differ, the life's
+// version of retryNowJudgesChargeChange decides, asked then.
+func (r *recovery) validateSignal(ctx workflow.Context, name string, req OperatorRequest, ext ExtendGraceRequest) error {
+	return r.validateWith(workflow.Now(ctx), name, req, ext, func(byCharge, byLastCard error) error {
+		if (byCharge == nil) == (byLastCard == nil) {
+			if r.v.known(retryNowJudgesChargeChange, 1) == workflow.DefaultVersion {
+				return byLastCard
+			}
+			return byCharge
+		}
+		if r.version(ctx, retryNowJudgesChargeChange, 1) == workflow.DefaultVersion {
+			return byLastCard
+		}
+		return byCharge
+	})
+}
+
+// validateWith is validate, with judge choosing between retry_now's two
+// judgements under the card rules: on what a confirm would charge now,
+// and on the card last tried alone.
+func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest, ext ExtendGraceRequest, judge func(byCharge, byLastCard error) error) error {
 	if r.terminal() {
 		return fmt.Errorf("the recovery has ended (%s)", r.s.Stage)
 	}
@@ -30,9 +69,14 @@ func (r *recovery) validate(now time.Time, name string, req OperatorRequest, ext
 			return errors.New("nothing can be charged now: every owed payment is in flight or waits for the customer to authenticate")
 		}
 		if r.cards() {
+			var byCharge, byLastCard error
 			if held, all := heldOutlooks(chargeOutlooks(&r.s, now, r.freshData())); all {
-				return errors.New("held by the card-network rules: " + strings.Join(held, "; "))
+				byCharge = errors.New("held by the card-network rules: " + strings.Join(held, "; "))
 			}
+			if held, any := lastCardHolds(&r.s, now); !any {
+				byLastCard = errors.New("held by the card-network rules: " + strings.Join(held, "; "))
+			}
+			return judge(byCharge, byLastCard)
 		}
 		return nil
 	case ControlExtendGrace:
@@ -104,6 +148,23 @@ func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (Operator
 		msg += "; the customer had no usable payment method when last seen: Stripe is asked again, and nothing is charged unless one was added since"
 	}
 	return OperatorResult{Accepted: true, Message: msg}, nil
+}
+
+// lastCardHolds is how retry_now was judged before
+// retryNowJudgesChargeChange: which intents the card rules hold on the
+// card last tried for them (whatever payment method carries it), and
+// whether any may be charged at all. An intent whose card is not yet
+// known is not held.
+func lastCardHolds(s *RecoveryState, now time.Time) (held []string, any bool) {
+	for _, id := range retryable(s) {
+		in := intentByID(s, id)
+		if ok, why, _ := cardAllows(card(s, in.CardKey), "", now, maxAttemptsPerCard(&s.Settings)); !ok {
+			held = append(held, id+": "+why)
+			continue
+		}
+		any = true
+	}
+	return held, any
 }
 
 // heldOutlooks names the intents the card rules hold whatever Stripe
@@ -259,7 +320,7 @@ func (r *recovery) drainControls(ctx workflow.Context) bool {
 		var req OperatorRequest
 		for r.controls[name].ReceiveAsync(&req) {
 			progressed = true
-			if err := r.validate(workflow.Now(ctx), name, req, ExtendGraceRequest{}); err != nil {
+			if err := r.validateSignal(ctx, name, req, ExtendGraceRequest{}); err != nil {
 				r.record(ctx, "operator: "+name, req.Operator, "rejected: "+err.Error(), false)
 			} else {
 				_, _ = r.operatorControls()[name](ctx, req)

@@ -576,6 +576,33 @@ func TestPaymentDuringDeprovisioningReachesOps(t *testing.T) {
 	}
 }
 
+// Nothing silent: a payment that lands during the deprovisioning, while
+// another is still in flight (processing), does not make the deprovisioned
+// alert say that everything owed was paid: it names the payment still on
+// its way, which may yet fail.
+func TestDeprovisionedAlertNamesAPaymentStillInFlight(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute; w.intentStatus["pi_2"] = "processing" })
+	rt.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(5*time.Minute)))
+	rt.signal(30*time.Hour+15*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late", IntentID: "pi_1", Created: t0.Add(30 * time.Hour), Source: "payment_intent.succeeded"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s, want deprovisioned (pi_1 was unpaid when it began)", res.Stage)
+	}
+	found := false
+	for _, a := range rt.w.alerts {
+		if !strings.HasPrefix(a.Title, "Deprovisioned") {
+			continue
+		}
+		found = true
+		if strings.Contains(a.Text, "Everything owed was paid") || !strings.Contains(a.Text, "pi_2") || !strings.Contains(a.Text, "in flight") {
+			t.Errorf("deprovisioned alert %q; want it to name pi_2, still in flight, not that everything owed was paid", a.Text)
+		}
+	}
+	if !found {
+		t.Fatalf("no deprovisioned alert: %+v", rt.w.alerts)
+	}
+}
+
 // Rule 6, at the end of a life: the signals that come in while the
 // ending life still works (here, while ops are told of money after the
 // deprovisioning) are applied before it ends. A failure among them opens

@@ -934,6 +934,17 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	unpaid := money(amount, currency) + " never paid"
 	if unpaidCount(&r.s) == 0 {
 		unpaid = "Everything owed was paid while the deprovisioning ran, too late to stop it (see the money-after-the-end alert)"
+		var flying []string
+		for _, in := range r.s.Intents {
+			if in.State == IntentInFlight {
+				flying = append(flying, in.ID+" ("+money(in.Amount, in.Currency)+")")
+			}
+		}
+		if len(flying) > 0 {
+			// Paid is only what landed: a payment on its way may yet fail.
+			unpaid = "What was unpaid was paid while the deprovisioning ran, too late to stop it (see the money-after-the-end alert); still in flight, and may yet fail: " +
+				strings.Join(flying, ", ")
+		}
 	}
 	r.alert(ctx, "critical", r.key("deprovisioned", "alert"), "Deprovisioned: "+r.s.StripeCustomerID,
 		unpaid+"; resources taken back and "+amberfloDone+".")

@@ -194,3 +194,48 @@ func TestRetryNowAfterTheLastCardWasRemovedSaysSo(t *testing.T) {
 		t.Errorf("answer %q; want it to say the customer had no usable payment method", answer)
 	}
 }
+
+// A life recorded before retry_now judged what a confirm would charge
+// (no retry-now-judges-the-charge marker) judged a retry_now sent as a
+// signal (the UI's Send Signal) on the card last tried alone, and refused
+// it while that card was held, whatever card event came since: its
+// history goes on that way (a replay that accepted it would run a round
+// the history does not hold), and nothing is charged before the card
+// event's own round. A life recorded since judges it as the update does.
+func TestRetryNowSignalInALifeRecordedBeforeItJudgedTheCharge(t *testing.T) {
+	stolen := activities.Decline{Code: "card_declined", DeclineCode: "stolen_card"}
+	for _, tc := range []struct {
+		name    string
+		version workflow.Version
+		// at is when pm_2 is first confirmed: at once on retry_now, or at
+		// the card event's round.
+		at time.Duration
+	}{
+		{"recorded before", workflow.DefaultVersion, 100 * time.Minute},
+		{"recorded since", 1, 91 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newRecoveryTest(t, func(w *world) { w.declines["pm_1"] = stolen })
+			rt.env.OnGetVersion("retry-now-judges-the-charge", workflow.DefaultVersion, 1).Return(tc.version)
+			in := input()
+			in.Settings.CardUpdateDebounce = 10 * time.Minute
+			rt.at(90*time.Minute, func() { rt.w.set(func() { rt.w.defaultPM = "pm_2" }) })
+			rt.signal(90*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+				EventID: "evt_attached", Created: t0.Add(90 * time.Minute), PaymentMethodID: "pm_2", Source: "payment_method.attached"})
+			rt.signal(91*time.Minute, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"})
+			var confirms []time.Time
+			rt.w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+				confirms = append(confirms, rt.w.now())
+				return activities.RetryResult{}, nil, false
+			}
+			rt.w.succeedOnAttempt = 2
+			res := rt.runWith(withFirst(rt, in))
+			if res.Stage != workflows.StageRecovered || len(confirms) != 2 {
+				t.Fatalf("stage %s, confirms at %v; want pm_1 (stopped), then pm_2", res.Stage, offsets(confirms))
+			}
+			if got := confirms[1].Sub(t0).Round(time.Minute); got != tc.at {
+				t.Errorf("pm_2 confirmed at +%s, want +%s", got, tc.at)
+			}
+		})
+	}
+}
