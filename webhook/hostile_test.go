@@ -272,11 +272,6 @@ func TestHostileRequests(t *testing.T) {
 			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadSignature, wantError: "malformed signature header",
 		},
 		{
-			name:     "signed 10 minutes in the future",
-			req:      func(t *testing.T) *http.Request { return signedAt(t, hostileEvent(t), testNow.Add(10*time.Minute)) },
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadSignature, wantError: "signature timestamp outside tolerance",
-		},
-		{
 			name:     "signed 10 minutes in the past",
 			req:      func(t *testing.T) *http.Request { return signedAt(t, hostileEvent(t), testNow.Add(-10*time.Minute)) },
 			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadSignature, wantError: "signature timestamp outside tolerance",

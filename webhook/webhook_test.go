@@ -514,6 +514,8 @@ func TestStripeWebhook(t *testing.T) {
 			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadSignature, wantError: "signature timestamp outside tolerance",
 		},
 		{
+			// Stripe's clock an hour ahead of ours: the signature is
+			// Stripe's all the same, and Stripe's libraries accept it.
 			name: "signature from the future",
 			req: func(t *testing.T) *http.Request {
 				req, err := stripefixture.Request(baseURL+webhook.PathStripe, failed, secret, testNow.Add(time.Hour))
@@ -522,7 +524,7 @@ func TestStripeWebhook(t *testing.T) {
 				}
 				return req
 			},
-			wantCode: http.StatusBadRequest, wantStatus: webhook.OutcomeBadSignature, wantError: "signature timestamp outside tolerance",
+			wantCode: http.StatusOK, wantStatus: webhook.OutcomeStarted, wantStarts: 1,
 		},
 		{
 			name:     "body over the limit with Content-Length",
