@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"dunning/internal/sig"
@@ -328,6 +329,29 @@ func (s *NoticeSender) send(ctx context.Context, n Notice) error {
 		}, s.secret)
 		req.Header.Set(SignatureHeader, v)
 		return err
-	})
+	}, linkToken(n.UpdatePaymentMethodURL))
 	return err
 }
+
+// linkToken is the part of a one-click link that opens the customer's
+// Billing Portal, PUBLIC_URL/portal/{token}: its last path segment. A
+// mailer's refusal that repeats the link must not carry it into errors,
+// which reach the workflow's history and ops alerts. "" when there is no
+// link.
+func linkToken(link string) string {
+	u, err := url.Parse(link)
+	if err != nil || link == "" {
+		return link
+	}
+	seg := u.EscapedPath()
+	seg = seg[strings.LastIndex(seg, "/")+1:]
+	if len(seg) < minTokenLen {
+		// Not a token: redact the whole link rather than a common word.
+		return link
+	}
+	return seg
+}
+
+// minTokenLen is shorter than any portal link token (portallink: at least
+// 47 bytes, base64url).
+const minTokenLen = 32

@@ -436,3 +436,33 @@ func TestSignatureHeaderName(t *testing.T) {
 		t.Errorf("SignatureHeader = %q", notify.SignatureHeader)
 	}
 }
+
+// A mailer that refuses a notice often repeats what it refused. The
+// one-click link opens the customer's Billing Portal until it expires, so
+// its token never reaches the error, which goes into the workflow's
+// history and the ops alert that the notice was not delivered; the rest of
+// the answer does, to say why.
+func TestNoticeRefusalDoesNotRepeatTheLink(t *testing.T) {
+	token := updateURL[strings.LastIndex(updateURL, "/")+1:]
+	for name, answer := range map[string]string{
+		// As PHP's json_encode writes it, slashes escaped.
+		"escaped":  `{"error":"update_payment_method_url not on an allowed domain","value":"https:\/\/billing.example.com\/portal\/` + token + `"}`,
+		"as sent":  `{"errors":[{"field":"update_payment_method_url","value":"` + updateURL + `","message":"not allowed"}]}`,
+		"the path": `422 Unprocessable: link /portal/` + token + ` not allowed`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, got := mailer(t, http.StatusUnprocessableEntity, answer, nil)
+			err := newSender(t, srv.URL+noticePath, time.Second).Send(context.Background(), fullNotice())
+			<-got
+			if err == nil {
+				t.Fatal("Send succeeded, want the refusal")
+			}
+			if strings.Contains(err.Error(), token) {
+				t.Errorf("the refusal repeats the link's token: %v", err)
+			}
+			if !strings.Contains(err.Error(), "not") || !httpx.IsPermanent(err) {
+				t.Errorf("error %v: want the mailer's reason, permanent", err)
+			}
+		})
+	}
+}

@@ -117,7 +117,9 @@ func newPoster(peer, endpoint string, hc *http.Client, timeout time.Duration, no
 // post sends payload with headers and returns the status code of a
 // successful (2xx, or 409 when conflictOK) answer, or an *httpx.APIError.
 // sign, when not nil, adds a signature to the request as it will be sent.
-func (p *poster) post(ctx context.Context, payload []byte, header http.Header, conflictOK bool, sign func(*http.Request) error) (int, error) {
+// redact adds strings of this request that its error must not repeat.
+func (p *poster) post(ctx context.Context, payload []byte, header http.Header, conflictOK bool, sign func(*http.Request) error, redact ...string) (int, error) {
+	redact = append(redact, p.redact...)
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, p.endpoint, bytes.NewReader(payload))
@@ -135,7 +137,7 @@ func (p *poster) post(ctx context.Context, payload []byte, header http.Header, c
 
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return 0, httpx.NoAnswer(ctx, p.peer, "", err, p.timeout, p.redact...)
+		return 0, httpx.NoAnswer(ctx, p.peer, "", err, p.timeout, redact...)
 	}
 	defer resp.Body.Close()
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, excerptRead))
@@ -146,7 +148,7 @@ func (p *poster) post(ctx context.Context, payload []byte, header http.Header, c
 	if code >= 200 && code <= 299 || conflictOK && code == http.StatusConflict {
 		return code, nil
 	}
-	return 0, httpx.StatusError(p.peer, "", resp, excerpt, p.now(), p.redact...)
+	return 0, httpx.StatusError(p.peer, "", resp, excerpt, p.now(), redact...)
 }
 
 const (
