@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -103,6 +104,16 @@ type Activities struct {
 	// product's ID for the customer; empty means the Stripe ID is used.
 	CustomerIDMetadataKey string
 	Log                   *slog.Logger
+	// Now is the clock of what activities decide by the time (a portal
+	// link's expiry); nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
 }
 
 func (a *Activities) logger(ctx context.Context) *slog.Logger {

@@ -9,11 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"dunning/amberflo"
 	"dunning/controlplane"
 	"dunning/internal/httpx"
+	"dunning/internal/portallink"
 	"dunning/notify"
 )
 
@@ -268,6 +270,10 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 		return NotifyResult{DryRun: true}, nil
 	}
 	in = repairNotice(in, a.logger(ctx))
+	pin := a.noticePin(ctx, in)
+	if in.CreatedAt.IsZero() {
+		in.CreatedAt = pin.Decided
+	}
 	n := notify.Notice{ID: in.Key, Type: notify.NoticeType(in.Type), CustomerID: in.CustomerID,
 		StripeCustomerID: in.StripeCustomerID, Stage: in.Stage, AmountDue: in.AmountDue, Currency: in.Currency,
 		InvoiceURL: in.InvoiceURL, PayURL: in.PayURL, NextActionAt: in.NextActionAt, Deadline: in.Deadline,
@@ -275,7 +281,7 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 	if n.PayURL == "" && stripeHostedInvoice(in.InvoiceURL) {
 		n.PayURL = in.InvoiceURL
 	}
-	n.UpdatePaymentMethodURL, n.LinksMissingReason = a.portalLink(ctx, in)
+	n.UpdatePaymentMethodURL, n.LinksMissingReason = a.pinnedLink(ctx, in, pin)
 	if in.CardLast4 != "" {
 		n.Card = &notify.Card{Brand: in.CardBrand, Last4: in.CardLast4, ExpMonth: in.CardExpMonth, ExpYear: in.CardExpYear}
 	}
@@ -285,30 +291,102 @@ func (a *Activities) Notice(ctx context.Context, in NoticeInput) (NotifyResult, 
 	return NotifyResult{}, nil
 }
 
-// portalLink is the notice's link to update the payment method, or why it
-// has none. It expires PORTAL_LINK_TTL after the notice was decided, so
-// that every attempt to send the notice sends the same body under its
-// idempotency key.
-func (a *Activities) portalLink(ctx context.Context, in NoticeInput) (link, missing string) {
+// noticePin is what the first attempt at a notice decided that the
+// clock or the worker's configuration could change: when it was decided
+// (for a notice scheduled without CreatedAt) and its link to update the
+// payment method, or why it has none. Every later attempt of the same
+// activity, on any worker, reads it from the heartbeat Temporal hands it
+// and sends the same body under the same idempotency key: one key, one
+// request, across a PORTAL_LINK_SECRET rotation, a changed PUBLIC_URL or
+// PORTAL_LINK_TTL, or a link that expired while the mailer was down. It
+// holds what makes the link, not the link, which opens the customer's
+// portal and has no place in Temporal's UI.
+type noticePin struct {
+	Decided time.Time        `json:"decided"`
+	Missing string           `json:"missing,omitempty"`
+	Link    *portallink.Made `json:"link,omitempty"`
+}
+
+// noticePin returns the pin of an earlier attempt, or decides it, and
+// records it as this attempt's heartbeat (again, so that the attempt after
+// this one finds it too) before anything is sent. A local activity has no
+// heartbeat: it decides afresh.
+func (a *Activities) noticePin(ctx context.Context, in NoticeInput) noticePin {
+	inActivity := activity.IsActivity(ctx)
+	var pin noticePin
+	if inActivity && activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &pin); err != nil || pin.Decided.IsZero() {
+			a.logger(ctx).Warn("notice: the earlier attempt's link is unreadable; deciding it again", "key", in.Key, "error", fmt.Sprint(err))
+			pin = noticePin{}
+		}
+	}
+	if pin.Decided.IsZero() {
+		pin = a.decideLink(ctx, in)
+	}
+	if inActivity {
+		activity.RecordHeartbeat(ctx, pin)
+	}
+	return pin
+}
+
+// decideLink is the notice's link to update the payment method, or why it
+// has none. It expires PORTAL_LINK_TTL after the notice was decided.
+func (a *Activities) decideLink(ctx context.Context, in NoticeInput) noticePin {
+	now := a.now()
+	pin := noticePin{Decided: in.CreatedAt}
+	if pin.Decided.IsZero() {
+		pin.Decided = now.UTC().Truncate(time.Second)
+	}
 	if a.PortalLinks == nil {
-		return "", notify.LinksNotConfigured
+		pin.Missing = notify.LinksNotConfigured
+		return pin
 	}
 	if in.StripeCustomerID == "" {
-		return "", notify.LinksNoStripeCustomer
+		pin.Missing = notify.LinksNoStripeCustomer
+		return pin
 	}
-	now := time.Now()
-	decided := in.CreatedAt
-	if decided.IsZero() {
-		decided = now
-	}
-	link, expires, err := a.PortalLinks.URL(in.StripeCustomerID, decided)
+	_, made, err := a.PortalLinks.Make(in.StripeCustomerID, pin.Decided)
 	switch {
 	case err != nil:
 		a.logger(ctx).Warn("notice sent without its portal link", "key", in.Key, "error", err)
-		return "", notify.LinksNoStripeCustomer
-	case !expires.After(now):
-		a.logger(ctx).Warn("notice sent without its portal link: decided longer than PORTAL_LINK_TTL ago", "key", in.Key, "decided", decided)
-		return "", notify.LinksExpired
+		pin.Missing = notify.LinksNoStripeCustomer
+	case !made.Expires.After(now):
+		a.logger(ctx).Warn("notice sent without its portal link: decided longer than PORTAL_LINK_TTL ago", "key", in.Key, "decided", pin.Decided)
+		pin.Missing = notify.LinksExpired
+	default:
+		pin.Link = &made
+	}
+	return pin
+}
+
+// pinnedLink makes the link pin describes: the same on every attempt.
+// Only when the worker can no longer make it (links turned off, or the
+// secret that signed it removed, which also stops it opening) does the
+// notice go out with what the worker has now, and that is logged as an
+// error: a receiver that compares bodies refuses it, which reaches ops.
+func (a *Activities) pinnedLink(ctx context.Context, in NoticeInput, pin noticePin) (link, missing string) {
+	if pin.Link == nil {
+		return "", pin.Missing
+	}
+	if a.PortalLinks == nil {
+		a.logger(ctx).Error("notice sent again without the link an earlier attempt carried: portal links are no longer configured", "key", in.Key)
+		return "", notify.LinksNotConfigured
+	}
+	link, err := a.PortalLinks.Again(in.StripeCustomerID, *pin.Link)
+	if err != nil {
+		// The secret is gone, so the earlier link no longer opens: one
+		// with today's secret, for the same lifetime, does.
+		a.logger(ctx).Error("notice sent again with another link than an earlier attempt: that link can no longer be made", "key", in.Key, "error", err)
+		if link, _, err = a.PortalLinks.Make(in.StripeCustomerID, pin.Decided); err != nil {
+			return "", notify.LinksNoStripeCustomer
+		}
+		return link, ""
+	}
+	if !pin.Link.Expires.After(a.now()) {
+		// The same body as before, under the same key; the customer's
+		// click finds the "link expired" page, which sends them to the
+		// newest email or support.
+		a.logger(ctx).Warn("notice sent again after its portal link expired", "key", in.Key, "expired", pin.Link.Expires)
 	}
 	return link, ""
 }

@@ -25,9 +25,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -79,6 +81,7 @@ type Link struct {
 // made with any of them. It is safe for concurrent use.
 type Signer struct {
 	keys [][]byte
+	ids  []string // KeyID of each key
 }
 
 // NewSigner returns a Signer for secrets, the first signing. The error
@@ -93,12 +96,25 @@ func NewSigner(secrets []string) (*Signer, error) {
 			return nil, fmt.Errorf("portal link: secret %d of %d is shorter than %d bytes", i+1, len(secrets), MinSecretLen)
 		}
 		s.keys = append(s.keys, []byte(sec))
+		s.ids = append(s.ids, keyID([]byte(sec)))
 	}
 	return s, nil
 }
 
+// keyID names a secret without revealing it: the start of its HMAC over
+// a fixed message.
+func keyID(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("dunning portal link key id"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
 // Sign returns the token for customer, valid until expires (to the second).
 func (s *Signer) Sign(customer string, expires time.Time) (string, error) {
+	return s.sign(s.keys[0], customer, expires)
+}
+
+func (s *Signer) sign(key []byte, customer string, expires time.Time) (string, error) {
 	if !ValidCustomer(customer) {
 		return "", fmt.Errorf("portal link: %q is not a Stripe customer ID", customer)
 	}
@@ -106,7 +122,7 @@ func (s *Signer) Sign(customer string, expires time.Time) (string, error) {
 	b[0] = Version
 	binary.BigEndian.PutUint64(b[1:], uint64(expires.Unix()))
 	b = append(b, customer...)
-	b = append(b, mac(s.keys[0], b)...)
+	b = append(b, mac(key, b)...)
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
@@ -202,6 +218,48 @@ func (l *Links) URL(customer string, decided time.Time) (string, time.Time, erro
 		return "", time.Time{}, err
 	}
 	return l.base + PathPrefix + token, expires, nil
+}
+
+// Made is what a link was made from: enough to make the very same link
+// again, on a later attempt to send its notice, and nothing secret (the
+// secret that signed is named by an ID derived from it). The link itself
+// is not in it: it opens the customer's portal.
+type Made struct {
+	Base    string    `json:"base"`    // PUBLIC_URL
+	Expires time.Time `json:"expires"` // the token's expiry
+	Key     string    `json:"key"`     // the ID of the secret that signed
+}
+
+// ErrKeyGone: the secret that made a link is no longer configured, so the
+// link can neither be made again nor followed.
+var ErrKeyGone = errors.New("portal link: the secret that signed it is no longer configured")
+
+// Make is URL, with what the link was made from.
+func (l *Links) Make(customer string, decided time.Time) (string, Made, error) {
+	link, expires, err := l.URL(customer, decided)
+	if err != nil {
+		return "", Made{}, err
+	}
+	return link, Made{Base: l.base, Expires: expires, Key: l.signer.ids[0]}, nil
+}
+
+// Again makes the link m describes for customer, byte for byte the one
+// Make returned, whatever PUBLIC_URL, the lifetime or the order of the
+// secrets are now; ErrKeyGone when the secret that signed it is no longer
+// among them.
+func (l *Links) Again(customer string, m Made) (string, error) {
+	i := slices.Index(l.signer.ids, m.Key)
+	if i < 0 {
+		return "", ErrKeyGone
+	}
+	if err := CheckPublicURL(m.Base); err != nil {
+		return "", fmt.Errorf("portal link: base %w", err)
+	}
+	token, err := l.signer.sign(l.signer.keys[i], customer, m.Expires)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(m.Base, "/") + PathPrefix + token, nil
 }
 
 // CheckPublicURL says what is wrong with u as PUBLIC_URL, if anything: it

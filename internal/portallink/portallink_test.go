@@ -2,6 +2,7 @@ package portallink_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -303,4 +304,55 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify(%q) = %+v, want only the signed token to verify", token, link)
 		}
 	})
+}
+
+// Again makes the link Make made, byte for byte, whatever the
+// configuration became since, as long as the secret that signed it is
+// still configured; what Make returns beside the link holds neither the
+// token nor a secret.
+func TestAgain(t *testing.T) {
+	const newSecret = "0123456789abcdef0123456789abcdef-new"
+	decided := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	first, err := portallink.NewLinks("https://billing.example.com", []string{oldSecret}, 720*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, made, err := first.Make(customer, decided)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(made)
+	token := link[strings.LastIndex(link, "/")+1:]
+	if strings.Contains(string(raw), token) || strings.Contains(string(raw), oldSecret) {
+		t.Errorf("Made %s holds the token or the secret", raw)
+	}
+	var back portallink.Made
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	for name, later := range map[string]struct {
+		base    string
+		secrets []string
+		ttl     time.Duration
+	}{
+		"unchanged":        {"https://billing.example.com", []string{oldSecret}, 720 * time.Hour},
+		"rotated":          {"https://billing.example.com", []string{newSecret, oldSecret}, 720 * time.Hour},
+		"another base":     {"https://pay.example.com/x", []string{oldSecret}, 720 * time.Hour},
+		"another lifetime": {"https://billing.example.com", []string{oldSecret}, time.Hour},
+	} {
+		l, err := portallink.NewLinks(later.base, later.secrets, later.ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.Again(customer, back); err != nil || got != link {
+			t.Errorf("%s: Again = %q, %v; want %q", name, got, err, link)
+		}
+	}
+	gone, err := portallink.NewLinks("https://billing.example.com", []string{newSecret}, 720*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := gone.Again(customer, back); !errors.Is(err, portallink.ErrKeyGone) {
+		t.Errorf("Again without the secret that signed = %q, %v; want ErrKeyGone", got, err)
+	}
 }
