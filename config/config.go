@@ -45,8 +45,9 @@ type Config struct {
 	// StripeWebhookSecrets are the signing secrets accepted on incoming
 	// webhooks (STRIPE_WEBHOOK_SECRET, comma-separated during rotation).
 	StripeWebhookSecrets []string
-	// StripeWebhookTolerance is how far a signature's timestamp may be from
-	// now (STRIPE_WEBHOOK_TOLERANCE).
+	// StripeWebhookTolerance is how old a signature's timestamp may be
+	// (STRIPE_WEBHOOK_TOLERANCE); one ahead of the clock is accepted, as
+	// Stripe's libraries do.
 	StripeWebhookTolerance time.Duration
 	StripeAPIKey           string // STRIPE_API_KEY
 	StripeAPIBaseURL       string // STRIPE_API_BASE_URL; empty means Stripe's own
