@@ -398,3 +398,34 @@ func TestCardExpiryStripeUnreadableAtExpirySaysSo(t *testing.T) {
 		t.Errorf("alert %+v, want a critical alert that says Stripe could not be read and why", al)
 	}
 }
+
+func TestStandingOf(t *testing.T) {
+	pm := func(id string, m, y int, expired bool) activities.PaymentMethod {
+		return activities.PaymentMethod{ID: id, ExpMonth: m, ExpYear: y, Expired: expired}
+	}
+	dec := workflows.CardInfo{ID: "card_dec", ExpMonth: 12, ExpYear: 2026}
+	for _, tc := range []struct {
+		name string
+		c    workflows.CardInfo
+		pms  activities.PaymentMethods
+		err  error
+		want workflows.CardStanding
+	}{
+		{"default, alone", card, cardDue, nil, workflows.CardDue},
+		{"renewed a year on", card, cardRenewed, nil, workflows.CardRenewed},
+		{"December to January is later", dec, activities.PaymentMethods{Methods: []activities.PaymentMethod{pm("card_dec", 1, 2027, false)}}, nil, workflows.CardRenewed},
+		{"same expiry, expired by now", card, activities.PaymentMethods{DefaultID: card.ID, Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, true)}}, nil, workflows.CardDue},
+		{"not listed", card, activities.PaymentMethods{DefaultID: "card_new", Methods: []activities.PaymentMethod{pm("card_new", 1, 2030, false)}}, nil, workflows.CardRemoved},
+		{"nothing listed", card, activities.PaymentMethods{}, nil, workflows.CardRemoved},
+		{"another usable default", card, activities.PaymentMethods{DefaultID: "card_new", Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardSpare},
+		{"no default, another usable", card, activities.PaymentMethods{Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardSpare},
+		{"default elsewhere, others expired", card, activities.PaymentMethods{DefaultID: "src_bank", Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_old", 1, 2025, true)}}, nil, workflows.CardDue},
+		{"still default with a spare", card, activities.PaymentMethods{DefaultID: card.ID, Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardDue},
+		{"stripe refused", card, activities.PaymentMethods{}, mailerRefusal, workflows.CardUnknown},
+		{"dry run", card, activities.PaymentMethods{DryRun: true}, nil, workflows.CardUnknown},
+	} {
+		if got, why := workflows.StandingOf(tc.c, tc.pms, tc.err); got != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got, why, tc.want)
+		}
+	}
+}
