@@ -17,6 +17,13 @@ type cardExpiry struct {
 	id      string
 	s       CardExpiryState
 	updated bool
+	// fresh is set from expiryFreshStateChange on: Stripe is asked about
+	// the card before each notice, on each card event and at expiry.
+	fresh bool
+	// recheck is set by a card event that Stripe is to confirm.
+	recheck bool
+	// why says what Stripe showed that ended the watch.
+	why     string
 	updates workflow.ReceiveChannel
 	repeats workflow.ReceiveChannel
 }
@@ -25,7 +32,11 @@ type cardExpiry struct {
 // notice to the customer now, a reminder ReminderBefore the card expires if
 // nothing changed, and at expiry, if the card is still the customer's
 // default or only way to pay, an ops alert that the account is at risk. A
-// card update for the customer ends it early, quietly.
+// card update for the customer ends it early, quietly, once Stripe shows
+// that the card no longer matters (renewed, removed, or another usable
+// card the default); Stripe is asked again before each notice and at
+// expiry, so that an event late or out of order tells no one anything
+// stale.
 func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryResult, error) {
 	w := &cardExpiry{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
 	expires := activities.CardExpiry(in.Card.ExpMonth, in.Card.ExpYear)
@@ -42,6 +53,7 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 		return CardExpiryResult{}, fmt.Errorf("register status query: %w", err)
 	}
 	ctx = activityCtx(ctx)
+	w.fresh = version(ctx, expiryFreshStateChange, 1) == 1
 
 	var profile activities.CustomerProfile
 	if err := workflow.ExecuteActivity(ctx, a.CustomerProfile, activities.CustomerInput{StripeCustomerID: in.StripeCustomerID}).Get(ctx, &profile); err != nil {
@@ -49,11 +61,17 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 	}
 	w.s.CustomerID = profile.CustomerID
 
+	if w.fresh && w.settled(ctx, "before the notice") {
+		return w.end(ctx, "nothing to tell: "+w.why), nil
+	}
 	w.notice(ctx, "card_expiring", "notice")
 	if !w.s.ReminderAt.IsZero() && workflow.Now(ctx).Before(w.s.ReminderAt) {
 		w.plan(ctx, "reminder", w.s.ReminderAt)
 		if w.waitUntil(ctx, w.s.ReminderAt) {
 			return w.end(ctx, "card updated before the reminder"), nil
+		}
+		if w.fresh && w.settled(ctx, "before the reminder") {
+			return w.end(ctx, "no reminder: "+w.why), nil
 		}
 		w.s.Stage = CardReminded
 		w.notice(ctx, "card_expiring_reminder", "reminder")
@@ -66,6 +84,9 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 	// The card has expired with nothing changed: is the account at risk?
 	// Stripe is asked, not assumed.
 	w.s.Stage = CardExpired
+	if w.fresh {
+		return w.atExpiry(ctx), nil
+	}
 	var pms activities.PaymentMethods
 	if err := workflow.ExecuteActivity(ctx, a.PaymentMethods, activities.CustomerInput{StripeCustomerID: in.StripeCustomerID}).Get(ctx, &pms); err != nil {
 		w.record(ctx, "payment methods", "", "failed: "+errText(err), false)
@@ -98,6 +119,13 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 // was updated first.
 func (w *cardExpiry) waitUntil(ctx workflow.Context, at time.Time) bool {
 	for !w.updated {
+		if w.recheck {
+			w.recheck = false
+			if w.settled(ctx, "on the card event") {
+				break
+			}
+			continue
+		}
 		d := at.Sub(workflow.Now(ctx))
 		if d <= 0 {
 			return false
@@ -114,9 +142,7 @@ func (w *cardExpiry) waitUntil(ctx workflow.Context, at time.Time) bool {
 		sel.AddReceive(w.repeats, func(c workflow.ReceiveChannel, _ bool) {
 			var s CardExpiringSignal
 			c.Receive(ctx, &s)
-			if w.remember(s.EventID) {
-				w.record(ctx, "expiring again", s.EventID, "already watching", false)
-			}
+			w.onExpiring(ctx, s)
 		})
 		sel.Select(ctx)
 		if fired {
@@ -127,6 +153,19 @@ func (w *cardExpiry) waitUntil(ctx workflow.Context, at time.Time) bool {
 	return true
 }
 
+func (w *cardExpiry) onExpiring(ctx workflow.Context, s CardExpiringSignal) {
+	if !w.remember(s.EventID) {
+		return
+	}
+	if w.fresh && s.Card.ExpYear != 0 && (s.Card.ExpMonth != w.in.Card.ExpMonth || s.Card.ExpYear != w.in.Card.ExpYear) {
+		// The same card with another expiry: it changed since the watch began.
+		w.recheck = true
+		w.record(ctx, "expiring again", s.EventID, fmt.Sprintf("expiry now %02d/%d; checking Stripe", s.Card.ExpMonth, s.Card.ExpYear), false)
+		return
+	}
+	w.record(ctx, "expiring again", s.EventID, "already watching", false)
+}
+
 func (w *cardExpiry) onUpdated(ctx workflow.Context, s CardUpdatedSignal) {
 	if !w.remember(s.EventID) {
 		return
@@ -134,6 +173,13 @@ func (w *cardExpiry) onUpdated(ctx workflow.Context, s CardUpdatedSignal) {
 	if !s.Created.IsZero() && s.Created.Before(w.in.Created) {
 		// Older than the expiring event: it cannot have fixed this card.
 		w.record(ctx, "card updated", s.Source, "ignored: older than the expiry notice", false)
+		return
+	}
+	if w.fresh {
+		// Any of the customer's card events comes here, not only this
+		// card's: Stripe says whether this one still matters.
+		w.recheck = true
+		w.record(ctx, "card updated", firstNonEmpty(s.PaymentMethodID, s.Source), "checking Stripe", false)
 		return
 	}
 	w.updated = true
@@ -200,4 +246,141 @@ func (w *cardExpiry) notice(ctx workflow.Context, typ, step string) {
 			typ, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, errText(err)),
 	}).Get(ctx, &alerted)
 	w.record(ctx, "ops alert (critical)", "customer notice "+typ+" not delivered", outcomeOf(err, "sent"), alerted.DryRun)
+}
+
+// expiryFreshStateChange has the watch ask Stripe about the card before
+// each notice, on each card event and at expiry, and act on its answer;
+// watches recorded before it trusted the expiring event throughout and
+// ended on any card event of the customer.
+const expiryFreshStateChange = "expiry-fresh-state"
+
+// CardStanding is what Stripe's list of the customer's payment methods
+// says of a watched card.
+type CardStanding string
+
+const (
+	// CardDue: attached with the watched expiry, and the default or the
+	// customer's only usable card: its expiry matters.
+	CardDue CardStanding = "due"
+	// CardRenewed: attached with a later expiry (the network's account
+	// updater, or the customer).
+	CardRenewed CardStanding = "renewed"
+	// CardRemoved: no longer attached to the customer.
+	CardRemoved CardStanding = "removed"
+	// CardSpare: attached, but another usable card is the default.
+	CardSpare CardStanding = "spare"
+	// CardUnknown: Stripe could not be read, or is not configured.
+	CardUnknown CardStanding = "unknown"
+)
+
+// StandingOf says what pms (read with readErr) says of the watched card c,
+// and in a few words why.
+func StandingOf(c CardInfo, pms activities.PaymentMethods, readErr error) (CardStanding, string) {
+	switch {
+	case readErr != nil:
+		return CardUnknown, "stripe not read: " + errText(readErr)
+	case pms.DryRun:
+		return CardUnknown, "stripe not configured"
+	}
+	others := 0
+	var listed *activities.PaymentMethod
+	for i, m := range pms.Methods {
+		switch {
+		case m.ID == c.ID:
+			listed = &pms.Methods[i]
+		case !m.Expired:
+			others++
+		}
+	}
+	switch {
+	case listed == nil:
+		return CardRemoved, "the card is no longer the customer's"
+	case listed.ExpYear*12+listed.ExpMonth > c.ExpYear*12+c.ExpMonth:
+		return CardRenewed, fmt.Sprintf("the card now expires %02d/%d", listed.ExpMonth, listed.ExpYear)
+	case pms.DefaultID != c.ID && others > 0:
+		return CardSpare, fmt.Sprintf("default %s, %d other usable", firstNonEmpty(pms.DefaultID, "none"), others)
+	}
+	return CardDue, fmt.Sprintf("default %s, %d other usable", firstNonEmpty(pms.DefaultID, "none"), others)
+}
+
+// standingReadWithin bounds a read of Stripe before a notice or on a card
+// event, retries included: a Stripe outage delays no notice for longer.
+const standingReadWithin = 10 * time.Minute
+
+// standing reads the card's standing from Stripe now; readCtx sets how
+// long the read may take.
+func (w *cardExpiry) standing(readCtx workflow.Context, when string) (CardStanding, string, bool) {
+	var pms activities.PaymentMethods
+	err := workflow.ExecuteActivity(readCtx, a.PaymentMethods, activities.CustomerInput{StripeCustomerID: w.in.StripeCustomerID}).Get(readCtx, &pms)
+	st, why := StandingOf(w.in.Card, pms, err)
+	w.record(readCtx, "payment methods "+when, why, string(st), pms.DryRun)
+	return st, why, pms.DryRun
+}
+
+// settled asks Stripe whether the card still matters; true, with w.why
+// set, when it does not (renewed, removed, or a spare), and the watch
+// ends. Unknown keeps watching, so that a customer is rather told twice
+// than not at all, except for a card event with Stripe not configured,
+// which is taken at its word as before.
+func (w *cardExpiry) settled(ctx workflow.Context, when string) bool {
+	readCtx := workflow.WithScheduleToCloseTimeout(ctx, standingReadWithin)
+	st, why, dryRun := w.standing(readCtx, when)
+	switch {
+	case st == CardDue, st == CardUnknown && !(dryRun && when == "on the card event"):
+		return false
+	}
+	w.updated, w.why = true, why
+	return true
+}
+
+// atExpiry decides, once the card has expired with the watch going on,
+// whether the account is at risk, on Stripe's answer after every card
+// event accepted so far, those that came while Stripe was read included.
+func (w *cardExpiry) atExpiry(ctx workflow.Context) CardExpiryResult {
+	var st CardStanding
+	var why string
+	var dryRun bool
+	for {
+		st, why, dryRun = w.standing(ctx, "at expiry")
+		for {
+			var s CardUpdatedSignal
+			if !w.updates.ReceiveAsync(&s) {
+				break
+			}
+			w.onUpdated(ctx, s)
+		}
+		if !w.recheck {
+			break
+		}
+		w.recheck = false
+	}
+	c := w.in.Card
+	switch st {
+	case CardRenewed, CardRemoved:
+		w.updated = true
+		return w.end(ctx, "card updated before it expired: "+why)
+	case CardSpare:
+		return w.end(ctx, "expired; another payment method remains")
+	case CardUnknown:
+		if !dryRun {
+			var res activities.NotifyResult
+			err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+				Key: w.id + ":at-risk-unknown", Severity: "critical", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+				Title: "Cannot tell whether " + w.in.StripeCustomerID + " can still pay: card expired",
+				Text: fmt.Sprintf("%s ending %s expired (%02d/%d), and Stripe could not be read to tell whether the customer can "+
+					"still pay another way (%s). Check the customer in the Stripe Dashboard.", c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why),
+			}).Get(ctx, &res)
+			w.record(ctx, "ops alert (critical)", "account may be at risk; stripe not read", outcomeOf(err, "sent"), res.DryRun)
+			return w.end(ctx, "expired; stripe not read, ops alerted")
+		}
+	}
+	var res activities.NotifyResult
+	err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+		Key: w.id + ":at-risk", Severity: "warning", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+		Title: "Account at risk: " + w.in.StripeCustomerID + "'s card expired",
+		Text: fmt.Sprintf("%s ending %s expired (%02d/%d) and is still the customer's default or only way to pay; the next charge will fail.",
+			c.Brand, c.Last4, c.ExpMonth, c.ExpYear),
+	}).Get(ctx, &res)
+	w.record(ctx, "ops alert (warning)", "account at risk", outcomeOf(err, "sent"), res.DryRun)
+	return w.end(ctx, "expired; account at risk, ops alerted")
 }

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,13 +39,42 @@ func runExpiry(t *testing.T, pms activities.PaymentMethods, setup func(env *test
 func runExpiryMailer(t *testing.T, pms activities.PaymentMethods, refuse func(activities.NoticeInput) error,
 	setup func(env *testsuite.TestWorkflowEnvironment)) expiryRun {
 	t.Helper()
+	return runExpiryStripe(t, newCardStripe(pms), refuse, setup)
+}
+
+// cardStripe stands in for Stripe's list of a customer's payment methods;
+// a test changes it as the customer changes their cards.
+type cardStripe struct {
+	mu  sync.Mutex
+	pms activities.PaymentMethods
+	err error
+}
+
+func newCardStripe(pms activities.PaymentMethods) *cardStripe { return &cardStripe{pms: pms} }
+
+func (s *cardStripe) set(pms activities.PaymentMethods) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pms = pms
+}
+
+func (s *cardStripe) answer(context.Context, activities.CustomerInput) (activities.PaymentMethods, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pms, s.err
+}
+
+// runExpiryStripe runs the watch against st for Stripe.
+func runExpiryStripe(t *testing.T, st *cardStripe, refuse func(activities.NoticeInput) error,
+	setup func(env *testsuite.TestWorkflowEnvironment)) expiryRun {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(expiringAt)
 	env.RegisterActivity(acts)
 	var run expiryRun
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(activities.CustomerProfile{CustomerID: "acme-1"}, nil)
-	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(pms, nil)
+	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(st.answer)
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			run.notices = append(run.notices, in)
@@ -84,15 +114,21 @@ func noticeTypes(ns []activities.NoticeInput) string {
 	return strings.Join(out, ",")
 }
 
-func cardUpdate(env *testsuite.TestWorkflowEnvironment, after time.Duration, created time.Time, id string) {
+// cardUpdate delivers a card update; st, when set, shows the card renewed
+// at Stripe from then on, as the update did.
+func cardUpdate(env *testsuite.TestWorkflowEnvironment, st *cardStripe, after time.Duration, created time.Time, id string) {
 	env.RegisterDelayedCallback(func() {
+		if st != nil {
+			st.set(cardRenewed)
+		}
 		env.SignalWorkflow(workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: id, Created: created, Source: "payment_method.attached"})
 	}, after)
 }
 
 func TestCardUpdatedBeforeTheReminder(t *testing.T) {
-	run := runExpiry(t, activities.PaymentMethods{}, func(env *testsuite.TestWorkflowEnvironment) {
-		cardUpdate(env, 48*time.Hour, expiringAt.Add(48*time.Hour), "evt_upd")
+	st := newCardStripe(cardDue)
+	run := runExpiryStripe(t, st, nil, func(env *testsuite.TestWorkflowEnvironment) {
+		cardUpdate(env, st, 48*time.Hour, expiringAt.Add(48*time.Hour), "evt_upd")
 	})
 	if noticeTypes(run.notices) != "card_expiring" || len(run.alerts) != 0 || !strings.Contains(run.res.Outcome, "before the reminder") {
 		t.Fatalf("notices %s alerts %d outcome %q", noticeTypes(run.notices), len(run.alerts), run.res.Outcome)
@@ -105,8 +141,9 @@ func TestCardUpdatedBeforeTheReminder(t *testing.T) {
 
 func TestCardUpdatedAfterTheReminder(t *testing.T) {
 	// The reminder is due 7 days before 1 May: 24 April.
-	run := runExpiry(t, activities.PaymentMethods{}, func(env *testsuite.TestWorkflowEnvironment) {
-		cardUpdate(env, 16*24*time.Hour, expiringAt.Add(16*24*time.Hour), "evt_upd")
+	st := newCardStripe(cardDue)
+	run := runExpiryStripe(t, st, nil, func(env *testsuite.TestWorkflowEnvironment) {
+		cardUpdate(env, st, 16*24*time.Hour, expiringAt.Add(16*24*time.Hour), "evt_upd")
 	})
 	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" || len(run.alerts) != 0 {
 		t.Fatalf("notices %s alerts %d", noticeTypes(run.notices), len(run.alerts))
@@ -135,18 +172,28 @@ func TestCardNeverUpdatedWithAnotherMethodIsQuiet(t *testing.T) {
 		{ID: card.ID, ExpMonth: 4, ExpYear: 2026, Expired: true},
 		{ID: "card_spare", ExpMonth: 1, ExpYear: 2030},
 	}}
-	run := runExpiry(t, pms, nil)
-	if len(run.alerts) != 0 || !strings.Contains(run.res.Outcome, "another payment method") {
-		t.Fatalf("alerts %+v outcome %q, want no alert", run.alerts, run.res.Outcome)
+	// Stripe lists the card unexpired until its month ends.
+	pms.Methods[0].Expired = false
+	st := newCardStripe(pms)
+	run := runExpiryStripe(t, st, nil, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			p := pms
+			p.Methods = []activities.PaymentMethod{{ID: card.ID, ExpMonth: 4, ExpYear: 2026, Expired: true}, pms.Methods[1]}
+			st.set(p)
+		}, cardEnd.Sub(expiringAt))
+	})
+	if len(run.alerts) != 0 || len(run.notices) != 0 || !strings.Contains(run.res.Outcome, "other usable") {
+		t.Fatalf("alerts %+v notices %s outcome %q, want nothing told of a card another one stands in for",
+			run.alerts, noticeTypes(run.notices), run.res.Outcome)
 	}
 }
 
 func TestCardExpiryIgnoresOlderAndRepeatedEvents(t *testing.T) {
-	pms := activities.PaymentMethods{DefaultID: card.ID}
-	run := runExpiry(t, pms, func(env *testsuite.TestWorkflowEnvironment) {
+	st := newCardStripe(cardDue)
+	run := runExpiryStripe(t, st, nil, func(env *testsuite.TestWorkflowEnvironment) {
 		// An update from before the expiring event does not end the watch,
 		// and Stripe repeating the expiring event starts nothing new.
-		cardUpdate(env, time.Hour, expiringAt.Add(-time.Hour), "evt_old_update")
+		cardUpdate(env, nil, time.Hour, expiringAt.Add(-time.Hour), "evt_old_update")
 		env.RegisterDelayedCallback(func() {
 			env.SignalWorkflow(workflows.SignalCardExpiring, workflows.CardExpiringSignal{EventID: "evt_expiring", Created: expiringAt, Card: card})
 			env.SignalWorkflow(workflows.SignalCardExpiring, workflows.CardExpiringSignal{EventID: "evt_expiring_again", Created: expiringAt.Add(2 * time.Hour), Card: card})
@@ -168,16 +215,13 @@ func mailerRefuses(activities.NoticeInput) error { return mailerRefusal }
 // one critical alert per notice, so that someone tells the customer
 // before the card stops working.
 func TestCardExpiryNoticeRefusedByTheMailerReachesOps(t *testing.T) {
-	pms := activities.PaymentMethods{DefaultID: "card_spare", Methods: []activities.PaymentMethod{
-		{ID: card.ID, ExpMonth: 4, ExpYear: 2026, Expired: true},
-		{ID: "card_spare", ExpMonth: 1, ExpYear: 2030},
-	}}
-	run := runExpiryMailer(t, pms, mailerRefuses, nil)
+	run := runExpiryMailer(t, cardDue, mailerRefuses, nil)
 	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" {
 		t.Fatalf("notices %s, want the notice and the reminder tried", noticeTypes(run.notices))
 	}
-	if len(run.alerts) != 2 {
-		t.Fatalf("alerts %+v, want one for each refused notice", run.alerts)
+	// One for each refused notice, then the account at risk at expiry.
+	if len(run.alerts) != 3 || !strings.Contains(run.alerts[2].Title, "at risk") {
+		t.Fatalf("alerts %+v, want one for each refused notice and the at-risk one", run.alerts)
 	}
 	for i, step := range []string{"notice", "reminder"} {
 		al := run.alerts[i]
@@ -191,7 +235,7 @@ func TestCardExpiryNoticeRefusedByTheMailerReachesOps(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(run.res.Outcome, "another payment method") {
+	if !strings.Contains(run.res.Outcome, "at risk") {
 		t.Errorf("outcome %q, want the watch to go on to its end", run.res.Outcome)
 	}
 }
@@ -199,13 +243,189 @@ func TestCardExpiryNoticeRefusedByTheMailerReachesOps(t *testing.T) {
 // The watch that ends early on a card update has sent one notice; its
 // refusal reaches ops all the same.
 func TestCardExpiryNoticeRefusedThenCardUpdatedStillReachesOps(t *testing.T) {
-	run := runExpiryMailer(t, activities.PaymentMethods{}, mailerRefuses, func(env *testsuite.TestWorkflowEnvironment) {
-		cardUpdate(env, 48*time.Hour, expiringAt.Add(48*time.Hour), "evt_upd")
+	st := newCardStripe(cardDue)
+	run := runExpiryStripe(t, st, mailerRefuses, func(env *testsuite.TestWorkflowEnvironment) {
+		cardUpdate(env, st, 48*time.Hour, expiringAt.Add(48*time.Hour), "evt_upd")
 	})
 	if len(run.alerts) != 1 || !strings.HasSuffix(run.alerts[0].Key, ":undelivered:2026-04:notice") {
 		t.Fatalf("alerts %+v, want one about the card_expiring notice", run.alerts)
 	}
 	if !strings.Contains(run.res.Outcome, "before the reminder") {
 		t.Errorf("outcome %q", run.res.Outcome)
+	}
+}
+
+// Stripe's answers about the watched card (4/2026, ID card_exp1), each a
+// list of payment methods as the PaymentMethods activity reads it.
+var (
+	// The card is the default and the only card: everything rides on it.
+	cardDue = activities.PaymentMethods{DefaultID: card.ID, Usable: 1, Methods: []activities.PaymentMethod{
+		{ID: card.ID, Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026},
+	}}
+	// The network's account updater gave the same card a new expiry
+	// (payment_method.automatically_updated keeps the ID).
+	cardRenewed = activities.PaymentMethods{DefaultID: card.ID, Usable: 1, Methods: []activities.PaymentMethod{
+		{ID: card.ID, Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2029},
+	}}
+)
+
+// An expiring event delivered after the card was renewed (Stripe does not
+// keep order; the update reached no watch, as none ran yet): Stripe says
+// the card no longer expires in April, so the customer is not told it
+// does, and ops are not told the account is at risk.
+func TestCardExpiryEventForACardAlreadyRenewedTellsNoOne(t *testing.T) {
+	run := runExpiry(t, cardRenewed, nil)
+	if len(run.notices) != 0 || len(run.alerts) != 0 {
+		t.Fatalf("notices %s alerts %+v, want none for a card Stripe shows renewed", noticeTypes(run.notices), run.alerts)
+	}
+}
+
+// An expiring event delivered after the card was removed: nothing to tell
+// the customer about a card they no longer have.
+func TestCardExpiryEventForACardAlreadyRemovedTellsNoOne(t *testing.T) {
+	other := activities.PaymentMethods{DefaultID: "card_new", Usable: 1, Methods: []activities.PaymentMethod{
+		{ID: "card_new", Brand: "visa", Last4: "1881", ExpMonth: 9, ExpYear: 2030},
+	}}
+	run := runExpiry(t, other, nil)
+	if len(run.notices) != 0 || len(run.alerts) != 0 {
+		t.Fatalf("notices %s alerts %+v, want none for a card the customer removed", noticeTypes(run.notices), run.alerts)
+	}
+}
+
+// A change to another of the customer's cards (customer.source.updated of
+// an old card's billing address) does not fix the expiring one: it is
+// still the default and the only usable card, so the reminder goes out
+// and ops hear of the account at risk when it expires.
+func TestCardExpiryWatchOutlivesAnUpdateOfAnotherCard(t *testing.T) {
+	pms := activities.PaymentMethods{DefaultID: card.ID, Usable: 1, Methods: []activities.PaymentMethod{
+		{ID: card.ID, Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026},
+		{ID: "card_old", Brand: "visa", Last4: "0005", ExpMonth: 1, ExpYear: 2025, Expired: true},
+	}}
+	run := runExpiry(t, pms, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_other_card",
+				Created: expiringAt.Add(48 * time.Hour), PaymentMethodID: "card_old", Source: "customer.source.updated"})
+		}, 48*time.Hour)
+	})
+	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" || len(run.alerts) != 1 ||
+		!strings.Contains(run.alerts[0].Title, "at risk") {
+		t.Fatalf("notices %s alerts %+v, want the reminder and the at-risk alert", noticeTypes(run.notices), run.alerts)
+	}
+	if run.state.Stage != workflows.CardExpired {
+		t.Errorf("stage %s, want %s", run.state.Stage, workflows.CardExpired)
+	}
+}
+
+// The card renewed by the network while the reminder waits: Stripe's
+// new expiry ends the watch, without a reminder or an alert.
+func TestCardExpiryRenewedByTheNetworkEndsTheWatch(t *testing.T) {
+	st := newCardStripe(cardDue)
+	run := runExpiryStripe(t, st, nil, func(env *testsuite.TestWorkflowEnvironment) {
+		env.RegisterDelayedCallback(func() {
+			st.set(cardRenewed)
+			env.SignalWorkflow(workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_auto", Created: expiringAt.Add(72 * time.Hour),
+				PaymentMethodID: card.ID, Source: "payment_method.automatically_updated"})
+		}, 72*time.Hour)
+	})
+	if noticeTypes(run.notices) != "card_expiring" || len(run.alerts) != 0 || !strings.Contains(run.res.Outcome, "before the reminder") {
+		t.Fatalf("notices %s alerts %+v outcome %q", noticeTypes(run.notices), run.alerts, run.res.Outcome)
+	}
+	if run.state.Stage != workflows.CardUpdated {
+		t.Errorf("stage %s, want %s", run.state.Stage, workflows.CardUpdated)
+	}
+}
+
+// Fresh state decides: a card update accepted while Stripe is read at
+// expiry is applied before ops are told the account is at risk.
+func TestCardExpiryUpdateDuringTheExpiryReadIsApplied(t *testing.T) {
+	st := newCardStripe(cardDue)
+	reads := 0
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetStartTime(expiringAt)
+	env.RegisterActivity(acts)
+	var alerts []activities.AlertInput
+	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(activities.CustomerProfile{CustomerID: "acme-1"}, nil)
+	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
+			alerts = append(alerts, in)
+			return activities.NotifyResult{}, nil
+		})
+	// Stripe answers slowly at expiry; the update lands meanwhile.
+	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.CustomerInput) (activities.PaymentMethods, error) {
+			reads++
+			return st.answer(ctx, in)
+		}).After(time.Minute)
+	env.RegisterDelayedCallback(func() {
+		st.set(cardRenewed)
+		env.SignalWorkflow(workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_auto", Created: cardEnd.Add(30 * time.Second),
+			PaymentMethodID: card.ID, Source: "payment_method.automatically_updated"})
+	}, cardEnd.Sub(expiringAt)+30*time.Second)
+	env.ExecuteWorkflow(workflows.CardExpiryWorkflow, workflows.CardExpiryInput{
+		StripeCustomerID: "cus_exp1", Card: card, EventID: "evt_expiring", Created: expiringAt, ReminderBefore: 7 * 24 * time.Hour,
+	})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("card expiry did not complete: %v", env.GetWorkflowError())
+	}
+	var res workflows.CardExpiryResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 0 {
+		t.Fatalf("alerts %+v (outcome %q), want none: the card was renewed before the alert", alerts, res.Outcome)
+	}
+}
+
+// Stripe refusing the list of payment methods at expiry reaches ops as
+// what it is: no one could tell whether the account is at risk. The alert
+// does not claim the card is still the default.
+func TestCardExpiryStripeUnreadableAtExpirySaysSo(t *testing.T) {
+	st := newCardStripe(activities.PaymentMethods{})
+	st.err = temporal.NewNonRetryableApplicationError("list payment methods of cus_exp1: stripe 403 permission_error",
+		activities.ErrStripeRejected, nil)
+	run := runExpiryStripe(t, st, nil, nil)
+	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" {
+		t.Fatalf("notices %s, want both: an unreadable Stripe does not keep the customer from being told", noticeTypes(run.notices))
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", run.alerts)
+	}
+	al := run.alerts[0]
+	if strings.Contains(al.Text, "is still the customer's default") || !strings.Contains(al.Text, "permission_error") ||
+		al.Severity != "critical" {
+		t.Errorf("alert %+v, want a critical alert that says Stripe could not be read and why", al)
+	}
+}
+
+func TestStandingOf(t *testing.T) {
+	pm := func(id string, m, y int, expired bool) activities.PaymentMethod {
+		return activities.PaymentMethod{ID: id, ExpMonth: m, ExpYear: y, Expired: expired}
+	}
+	dec := workflows.CardInfo{ID: "card_dec", ExpMonth: 12, ExpYear: 2026}
+	for _, tc := range []struct {
+		name string
+		c    workflows.CardInfo
+		pms  activities.PaymentMethods
+		err  error
+		want workflows.CardStanding
+	}{
+		{"default, alone", card, cardDue, nil, workflows.CardDue},
+		{"renewed a year on", card, cardRenewed, nil, workflows.CardRenewed},
+		{"December to January is later", dec, activities.PaymentMethods{Methods: []activities.PaymentMethod{pm("card_dec", 1, 2027, false)}}, nil, workflows.CardRenewed},
+		{"same expiry, expired by now", card, activities.PaymentMethods{DefaultID: card.ID, Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, true)}}, nil, workflows.CardDue},
+		{"not listed", card, activities.PaymentMethods{DefaultID: "card_new", Methods: []activities.PaymentMethod{pm("card_new", 1, 2030, false)}}, nil, workflows.CardRemoved},
+		{"nothing listed", card, activities.PaymentMethods{}, nil, workflows.CardRemoved},
+		{"another usable default", card, activities.PaymentMethods{DefaultID: "card_new", Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardSpare},
+		{"no default, another usable", card, activities.PaymentMethods{Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardSpare},
+		{"default elsewhere, others expired", card, activities.PaymentMethods{DefaultID: "src_bank", Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_old", 1, 2025, true)}}, nil, workflows.CardDue},
+		{"still default with a spare", card, activities.PaymentMethods{DefaultID: card.ID, Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardDue},
+		{"stripe refused", card, activities.PaymentMethods{}, mailerRefusal, workflows.CardUnknown},
+		{"dry run", card, activities.PaymentMethods{DryRun: true}, nil, workflows.CardUnknown},
+	} {
+		if got, why := workflows.StandingOf(tc.c, tc.pms, tc.err); got != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got, why, tc.want)
+		}
 	}
 }
