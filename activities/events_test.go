@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -419,20 +417,10 @@ func TestStartEventsRetryCarriesOnWhereItStopped(t *testing.T) {
 
 	var suite testsuite.WorkflowTestSuite
 	first := suite.NewTestActivityEnvironment()
-	var mu sync.Mutex
-	var heartbeat json.RawMessage
-	first.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err := details.Get(&heartbeat); err != nil {
-			t.Errorf("heartbeat details: %v", err)
-		}
-	})
+	heartbeat := lastHeartbeat(t, first)
 	_, err := startEvents(t, acts, first, events)
 	wantRetryable(t, err)
-	mu.Lock()
-	details := heartbeat
-	mu.Unlock()
+	details := heartbeat()
 	if details == nil {
 		t.Fatal("no progress recorded before the failure")
 	}

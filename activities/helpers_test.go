@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,7 +12,10 @@ import (
 	"sync"
 	"testing"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 )
 
 // request is what a peer saw of one request.
@@ -155,5 +159,26 @@ func wantRetryable(t *testing.T, err error) {
 	}
 	if typ, ok := nonRetryable(err); ok {
 		t.Fatalf("err = %v: non-retryable application error of type %s, want a retryable error", err, typ)
+	}
+}
+
+// lastHeartbeat keeps the details of the last heartbeat an activity run in
+// env recorded, and returns them: what Temporal hands the next attempt
+// (nil when there was none).
+func lastHeartbeat(t *testing.T, env *testsuite.TestActivityEnvironment) func() json.RawMessage {
+	t.Helper()
+	var mu sync.Mutex
+	var last json.RawMessage
+	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := details.Get(&last); err != nil {
+			t.Errorf("heartbeat details: %v", err)
+		}
+	})
+	return func() json.RawMessage {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
 	}
 }

@@ -1,15 +1,11 @@
 package activities_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
 	"dunning/activities"
@@ -79,15 +75,7 @@ func TestNoticeRetrySendsTheSameBody(t *testing.T) {
 
 			var suite testsuite.WorkflowTestSuite
 			env1 := suite.NewTestActivityEnvironment()
-			var mu sync.Mutex
-			var heartbeat json.RawMessage
-			env1.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err := details.Get(&heartbeat); err != nil {
-					t.Errorf("heartbeat details: %v", err)
-				}
-			})
+			lastBeat := lastHeartbeat(t, env1)
 			acts1 := first.activities(t, mailer.URL)
 			env1.RegisterActivity(acts1)
 			if _, err := env1.ExecuteActivity(acts1.Notice, in); err == nil {
@@ -95,11 +83,10 @@ func TestNoticeRetrySendsTheSameBody(t *testing.T) {
 			}
 
 			env2 := suite.NewTestActivityEnvironment()
-			mu.Lock()
+			heartbeat := lastBeat()
 			if heartbeat != nil {
 				env2.SetHeartbeatDetails(heartbeat)
 			}
-			mu.Unlock()
 			acts2 := tc.second.activities(t, mailer.URL)
 			env2.RegisterActivity(acts2)
 			if _, err := env2.ExecuteActivity(acts2.Notice, in); err != nil {
