@@ -86,10 +86,14 @@ const (
 	PortalStripeError   = "stripe_error"    // 502: Stripe failed (5xx) or answered without a usable URL
 	PortalStripeDown    = "stripe_unavailable"
 	// PortalStripeDown: 503, no answer from Stripe in time, or its rate limit.
+	PortalClientGone = "client_gone"
+	// PortalClientGone: the client hung up before the session was opened
+	// (a closed tab, a mail scanner that follows links and drops them):
+	// nothing to say of Stripe.
 )
 
 var portalOutcomes = []string{PortalRedirected, PortalReturned, PortalInvalid, PortalExpired, PortalRateLimited,
-	PortalNotConfigured, PortalStripeRefused, PortalStripeError, PortalStripeDown}
+	PortalNotConfigured, PortalStripeRefused, PortalStripeError, PortalStripeDown, PortalClientGone}
 
 // page is a short answer for a person in a browser.
 type page struct{ title, text string }
@@ -167,6 +171,13 @@ func (h *handler) portal(c *gin.Context) {
 
 	began := time.Now()
 	to, err := openPortal(c.Request.Context(), p, link.Customer)
+	if err != nil && c.Request.Context().Err() != nil {
+		// The call ended because the client left, not because of Stripe.
+		h.log.Info("portal link: the client left before the session opened", "customer", link.Customer,
+			"seconds", time.Since(began).Seconds())
+		h.portalPage(c, http.StatusServiceUnavailable, PortalClientGone, pageUnavailable)
+		return
+	}
 	if err != nil {
 		status, outcome, pg := portalFailure(err)
 		attrs := []any{"customer", link.Customer, "outcome", outcome, "seconds", time.Since(began).Seconds(), "error", err}

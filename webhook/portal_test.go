@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -431,6 +432,22 @@ func TestPortalWhenStripeFails(t *testing.T) {
 		})
 	}
 
+	t.Run("the client leaves while Stripe answers", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeStripe(t, func(w http.ResponseWriter, _ int) { time.Sleep(500 * time.Millisecond) })
+		s := portalServer(t, f, newClock(testNow), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		req := httptest.NewRequest(http.MethodGet, "/portal/"+token(t, portalCustomer, testNow.Add(time.Hour)), nil).WithContext(ctx)
+		req.RemoteAddr = "203.0.113.13:1"
+		s.do(t, req)
+		got := scrape(t, s)
+		if got[`dunning_portal_requests_total{outcome="client_gone"}`] != 1 || got[`dunning_portal_requests_total{outcome="stripe_unavailable"}`] != 0 {
+			t.Errorf("client_gone %v, stripe_unavailable %v; want the hang-up counted as the client's, not Stripe's",
+				got[`dunning_portal_requests_total{outcome="client_gone"}`], got[`dunning_portal_requests_total{outcome="stripe_unavailable"}`])
+		}
+	})
+
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
 		f := newFakeStripe(t, nil)
@@ -581,7 +598,8 @@ func TestPortalMetrics(t *testing.T) {
 	s := portalServer(t, f, newClock(testNow), nil)
 	before := scrape(t, s)
 	for _, o := range []string{webhook.PortalRedirected, webhook.PortalReturned, webhook.PortalInvalid, webhook.PortalExpired,
-		webhook.PortalRateLimited, webhook.PortalNotConfigured, webhook.PortalStripeRefused, webhook.PortalStripeError, webhook.PortalStripeDown} {
+		webhook.PortalRateLimited, webhook.PortalNotConfigured, webhook.PortalStripeRefused, webhook.PortalStripeError, webhook.PortalStripeDown,
+		webhook.PortalClientGone} {
 		key := `dunning_portal_requests_total{outcome="` + o + `"}`
 		if v, ok := before[key]; !ok || v != 0 {
 			t.Errorf("before any request, %s = %v (present %v), want 0", key, v, ok)
