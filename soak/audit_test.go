@@ -16,6 +16,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
@@ -118,14 +119,18 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 	v.exists = true
 	v.running = info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 	v.final = workflows.Stage(keyword(info.GetSearchAttributes().GetIndexedFields()[workflows.RecoveryStageKey.GetName()]))
-	// Walk back through the runs (continue-as-new) from the latest.
-	run := info.GetExecution().GetRunId()
+	// Every run of the customer's recovery, oldest first: the runs of a
+	// life that continued as new, and the lives that began as executions
+	// of their own after an earlier one completed.
+	ids, err := runsOf(ctx, c, id, info.GetExecution().GetRunId())
+	if err != nil {
+		return v, err
+	}
 	var runs []runView
 	var stagesOf [][]workflows.Stage
-	for run != "" {
+	for _, run := range ids {
 		rv := runView{id: run}
 		var stages []workflows.Stage
-		prev := ""
 		type signalled struct {
 			event  int64
 			intent string
@@ -141,7 +146,6 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 			switch {
 			case ev.GetWorkflowExecutionStartedEventAttributes() != nil:
 				a := ev.GetWorkflowExecutionStartedEventAttributes()
-				prev = a.GetContinuedExecutionRunId()
 				fields = a.GetSearchAttributes().GetIndexedFields()
 				// A run started with failures (the first of a customer with
 				// none going, or those pending at the end of the life
@@ -190,10 +194,7 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 		}
 		runs = append(runs, rv)
 		stagesOf = append(stagesOf, stages)
-		run = prev
 	}
-	slices.Reverse(runs)
-	slices.Reverse(stagesOf)
 	v.runs = runs
 	for _, r := range stagesOf {
 		for _, s := range r {
@@ -455,4 +456,43 @@ func keysOf(applied []e2e.Applied, action string) []string {
 		}
 	}
 	return out
+}
+
+// runsOf lists every run of workflow id, oldest first, from visibility;
+// latest, the run described, is among them even when visibility has not
+// caught up with it.
+func runsOf(ctx context.Context, c client.Client, id, latest string) ([]string, error) {
+	type run struct {
+		id      string
+		started time.Time
+	}
+	var found []run
+	seen := map[string]bool{}
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s'", id), NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list the runs of %s: %w", id, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if r := e.GetExecution().GetRunId(); !seen[r] {
+				seen[r] = true
+				found = append(found, run{r, e.GetStartTime().AsTime()})
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	slices.SortStableFunc(found, func(a, b run) int { return a.started.Compare(b.started) })
+	ids := make([]string, 0, len(found)+1)
+	for _, r := range found {
+		ids = append(ids, r.id)
+	}
+	if !seen[latest] {
+		ids = append(ids, latest)
+	}
+	return ids, nil
 }
