@@ -78,6 +78,14 @@ func failedEvent(customer, intent, pm string) workflows.StripeEvent {
 		PaymentIntent: &workflows.PaymentIntentInfo{ID: intent, Amount: 4900, Currency: "usd", InvoiceID: "in_1", PaymentMethodID: pm}}
 }
 
+// succeededEvent is Stripe's payment_intent.succeeded for intent, shaped
+// as failedEvent shapes its failure.
+func succeededEvent(customer, intent, pm string) workflows.StripeEvent {
+	ev := failedEvent(customer, intent, pm)
+	ev.ID, ev.Type = "evt_s_"+intent, workflows.EventPaymentSucceeded
+	return ev
+}
+
 func attachedEvent(customer, pm string) workflows.StripeEvent {
 	return workflows.StripeEvent{ID: "evt_a_" + pm, Type: workflows.EventPaymentMethodAttached, Created: created.Add(time.Minute),
 		CustomerID: customer, ObjectID: pm, ObjectType: "payment_method",

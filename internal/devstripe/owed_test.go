@@ -236,9 +236,7 @@ func TestCancelRefusesAnInvoicesIntent(t *testing.T) {
 func TestPaidInvoiceIsNotWrittenOff(t *testing.T) {
 	st := newStack(t)
 	st.dev.Observe(failedEvent("cus_1", "pi_1", "pm_bad"))
-	paid := failedEvent("cus_1", "pi_1", "pm_bad")
-	paid.ID, paid.Type = "evt_s_pi_1", workflows.EventPaymentSucceeded
-	st.dev.Observe(paid)
+	st.dev.Observe(succeededEvent("cus_1", "pi_1", "pm_bad"))
 
 	status, body := st.call(t, http.MethodPost, "/v1/invoices/in_1/mark_uncollectible", nil)
 	if e, _ := body["error"].(map[string]any); status != http.StatusBadRequest || e["code"] != "invoice_not_open" {
