@@ -627,6 +627,18 @@ func TestDeactivateEmptyAnswer(t *testing.T) {
 	}
 }
 
+// wantStageAnswer checks SetLifecycleStage's answer: moved or not, and an
+// error, a permanent one, only when one is wanted.
+func wantStageAnswer(t *testing.T, moved bool, err error, wantMoved, wantErr bool) {
+	t.Helper()
+	if (err != nil) != wantErr || moved != wantMoved {
+		t.Fatalf("moved %v, err %v; want moved %v, error %v", moved, err, wantMoved, wantErr)
+	}
+	if wantErr && !httpx.IsPermanent(err) {
+		t.Errorf("err %v is not permanent", err)
+	}
+}
+
 func TestSetLifecycleStage(t *testing.T) {
 	for _, tc := range []struct {
 		from      string // the record's lifecycleStage, as JSON; "" for none
@@ -656,12 +668,7 @@ func TestSetLifecycleStage(t *testing.T) {
 			c := f.client(Config{})
 
 			moved, err := c.SetLifecycleStage(context.Background(), "acme", tc.to)
-			if (err != nil) != tc.wantErr || moved != tc.wantMoved {
-				t.Fatalf("moved %v, err %v; want moved %v, error %v", moved, err, tc.wantMoved, tc.wantErr)
-			}
-			if tc.wantErr && !httpx.IsPermanent(err) {
-				t.Errorf("err %v is not permanent", err)
-			}
+			wantStageAnswer(t, moved, err, tc.wantMoved, tc.wantErr)
 			if n := len(f.requests()); n != tc.wantReqs {
 				t.Errorf("%d requests %q, want %d", n, f.requests(), tc.wantReqs)
 			}
@@ -711,12 +718,7 @@ func TestSetLifecycleStageRace(t *testing.T) {
 			c := f.client(Config{})
 
 			moved, err := c.SetLifecycleStage(context.Background(), "acme", tc.to)
-			if (err != nil) != tc.wantErr || moved != tc.wantMoved {
-				t.Fatalf("moved %v, err %v; want moved %v, error %v", moved, err, tc.wantMoved, tc.wantErr)
-			}
-			if tc.wantErr && !httpx.IsPermanent(err) {
-				t.Errorf("err %v is not permanent", err)
-			}
+			wantStageAnswer(t, moved, err, tc.wantMoved, tc.wantErr)
 			if tc.wantErr && !strings.Contains(err.Error(), "PUT /customers/stage") {
 				t.Errorf("err %q does not name the refused request", err)
 			}
