@@ -61,6 +61,16 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 	}
 	w.s.CustomerID = profile.CustomerID
 
+	if w.fresh && OpeningOf(workflow.Now(ctx), expires, w.s.ReminderAt) == OpenExpired &&
+		version(ctx, expiryLateEventChange, 1) == 1 {
+		// The event came after the card expired (a late delivery, a
+		// replay, a retry): "expires soon" would be false. What the watch
+		// does at expiry is due now.
+		w.record(ctx, "expiring event after the expiry", fmt.Sprintf("expired %s", expires.UTC().Format(time.RFC3339)),
+			"no expiring notice; checking Stripe", false)
+		w.s.Stage = CardExpired
+		return w.atExpiry(ctx), nil
+	}
 	if w.fresh && w.settled(ctx, "before the notice") {
 		return w.end(ctx, "nothing to tell: "+w.why), nil
 	}
@@ -224,12 +234,18 @@ func (w *cardExpiry) notice(ctx workflow.Context, typ, step string) {
 	expires := w.s.ExpiresAt
 	key := fmt.Sprintf("%s:%04d-%02d:%s", w.id, c.ExpYear, c.ExpMonth, step)
 	var res activities.NotifyResult
-	err := workflow.ExecuteActivity(ctx, a.Notice, activities.NoticeInput{
+	in := activities.NoticeInput{
 		Key:  key,
 		Type: typ, CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID,
 		CardBrand: c.Brand, CardLast4: c.Last4, CardExpMonth: c.ExpMonth, CardExpYear: c.ExpYear,
 		Deadline: &expires, CreatedAt: workflow.Now(ctx),
-	}).Get(ctx, &res)
+	}
+	var err error
+	if w.fresh && version(ctx, expiryNoticeOverdueChange, 1) == 1 {
+		err = w.sendWatched(ctx, in, step, &res)
+	} else {
+		err = workflow.ExecuteActivity(ctx, a.Notice, in).Get(ctx, &res)
+	}
 	w.record(ctx, "customer notice "+typ, c.Brand+" ending "+c.Last4, outcomeOf(err, "sent"), res.DryRun)
 	// Only a permanent refusal or the watch's cancellation comes back: the
 	// activity retries everything else.
@@ -246,6 +262,99 @@ func (w *cardExpiry) notice(ctx workflow.Context, typ, step string) {
 			typ, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, errText(err)),
 	}).Get(ctx, &alerted)
 	w.record(ctx, "ops alert (critical)", "customer notice "+typ+" not delivered", outcomeOf(err, "sent"), alerted.DryRun)
+}
+
+// expiryNoticeOverdueChange tells ops of a card-expiry notice the mailer
+// has not taken for noticeOverdueAfter (the activity retries a mailer
+// outage for as long as it lasts), and gives the notice up once the card
+// has expired, when "expires soon" is no longer true; watches recorded
+// before it waited on the notice, silently, however long it took.
+const expiryNoticeOverdueChange = "expiry-notice-overdue"
+
+// noticeOverdueAfter is how long a card-expiry notice may go undelivered
+// before ops hear of it.
+const noticeOverdueAfter = time.Hour
+
+// sendWatched sends the notice in, telling ops once if it is still not
+// delivered after noticeOverdueAfter, and cancelling it if the card
+// expires first. It returns the notice's error: a cancellation when it
+// was given up.
+func (w *cardExpiry) sendWatched(ctx workflow.Context, in activities.NoticeInput, step string, res *activities.NotifyResult) error {
+	c := w.in.Card
+	noticeCtx, cancelNotice := workflow.WithCancel(ctx)
+	defer cancelNotice()
+	timerCtx, cancelTimers := workflow.WithCancel(ctx)
+	defer cancelTimers()
+	sent := workflow.ExecuteActivity(noticeCtx, a.Notice, in)
+	started := workflow.Now(ctx)
+	overdue := workflow.NewTimer(timerCtx, noticeOverdueAfter)
+	var expired workflow.Future
+	if d := w.s.ExpiresAt.Sub(started); d > 0 {
+		expired = workflow.NewTimer(timerCtx, d)
+	}
+	done, told, gaveUp := false, false, false
+	for !done {
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(sent, func(workflow.Future) { done = true })
+		if !told {
+			sel.AddFuture(overdue, func(workflow.Future) {
+				told = true
+				var alerted activities.NotifyResult
+				err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+					Key: w.id + ":overdue:" + strings.TrimPrefix(in.Key, w.id+":"), Severity: "critical",
+					CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+					Title: "Customer notice not delivered yet: " + w.in.StripeCustomerID,
+					Text: fmt.Sprintf("The %s notice for %s ending %s (expires %02d/%d) has not reached the mailer since %s; "+
+						"dunning keeps trying until the card expires. Check the mailer, or tell the customer by hand.",
+						in.Type, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, started.UTC().Format(time.RFC3339)),
+				}).Get(ctx, &alerted)
+				w.record(ctx, "ops alert (critical)", "customer notice "+in.Type+" not delivered after "+noticeOverdueAfter.String(),
+					outcomeOf(err, "sent"), alerted.DryRun)
+			})
+		}
+		if expired != nil && !gaveUp {
+			sel.AddFuture(expired, func(workflow.Future) {
+				gaveUp = true
+				cancelNotice()
+				w.record(ctx, "customer notice "+in.Type, step, "given up: the card has expired", false)
+			})
+		}
+		sel.Select(ctx)
+	}
+	return sent.Get(ctx, res)
+}
+
+// expiryLateEventChange has a watch whose expiring event arrives after the
+// card's expiry skip the expiring notice and reminder and go straight to
+// what it does at expiry; watches recorded before it told the customer the
+// card "expires soon" all the same.
+const expiryLateEventChange = "expiry-late-event"
+
+// Opening is what a watch does first, given when its event is taken up.
+type Opening string
+
+const (
+	// OpenNoticeAndReminder: the notice now, the reminder later.
+	OpenNoticeAndReminder Opening = "notice_and_reminder"
+	// OpenNoticeOnly: the reminder's time has passed; the notice alone
+	// still tells the truth, that the card expires soon.
+	OpenNoticeOnly Opening = "notice_only"
+	// OpenExpired: the card has expired already; the watch does what it
+	// does at expiry, and tells no one that it expires soon.
+	OpenExpired Opening = "expired"
+)
+
+// OpeningOf decides how a watch opens at now for a card that stops working
+// at expires (the start of the month after its expiry month), with its
+// reminder due at reminderAt (zero: none).
+func OpeningOf(now, expires, reminderAt time.Time) Opening {
+	switch {
+	case !now.Before(expires):
+		return OpenExpired
+	case reminderAt.IsZero() || !now.Before(reminderAt):
+		return OpenNoticeOnly
+	}
+	return OpenNoticeAndReminder
 }
 
 // expiryFreshStateChange has the watch ask Stripe about the card before

@@ -68,6 +68,14 @@ func (s *cardStripe) answer(context.Context, activities.CustomerInput) (activiti
 func runExpiryStripe(t *testing.T, st *cardStripe, refuse func(activities.NoticeInput) error,
 	setup func(env *testsuite.TestWorkflowEnvironment)) expiryRun {
 	t.Helper()
+	return runExpiryHeld(t, st, refuse, 0, setup)
+}
+
+// runExpiryHeld is runExpiryStripe with each attempt at a notice taking
+// hold, on the workflow's clock, before the mailer answers.
+func runExpiryHeld(t *testing.T, st *cardStripe, refuse func(activities.NoticeInput) error, hold time.Duration,
+	setup func(env *testsuite.TestWorkflowEnvironment)) expiryRun {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(expiringAt)
@@ -75,7 +83,7 @@ func runExpiryStripe(t *testing.T, st *cardStripe, refuse func(activities.Notice
 	var run expiryRun
 	env.OnActivity(acts.CustomerProfile, mock.Anything, mock.Anything).Return(activities.CustomerProfile{CustomerID: "acme-1"}, nil)
 	env.OnActivity(acts.PaymentMethods, mock.Anything, mock.Anything).Return(st.answer)
-	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
+	notices := env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			run.notices = append(run.notices, in)
 			if refuse != nil {
@@ -83,6 +91,9 @@ func runExpiryStripe(t *testing.T, st *cardStripe, refuse func(activities.Notice
 			}
 			return activities.NotifyResult{}, nil
 		})
+	if hold > 0 {
+		notices.After(hold)
+	}
 	env.OnActivity(acts.Alert, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
 			run.alerts = append(run.alerts, in)
@@ -427,5 +438,148 @@ func TestStandingOf(t *testing.T) {
 		if got, why := workflows.StandingOf(tc.c, tc.pms, tc.err); got != tc.want {
 			t.Errorf("%s: %s (%s), want %s", tc.name, got, why, tc.want)
 		}
+	}
+}
+
+// After the card's expiry: the expiring event delivered late, replayed by
+// reconciliation, or retried after days.
+var afterCardEnd = cardEnd.Add(19 * 24 * time.Hour)
+
+func TestOpeningOf(t *testing.T) {
+	reminder := cardEnd.Add(-7 * 24 * time.Hour)
+	dec := activities.CardExpiry(12, 2026) // 1 January 2027
+	for _, tc := range []struct {
+		name             string
+		now, exp, remind time.Time
+		want             workflows.Opening
+	}{
+		{"a month ahead", expiringAt, cardEnd, reminder, workflows.OpenNoticeAndReminder},
+		{"just before the reminder", reminder.Add(-time.Second), cardEnd, reminder, workflows.OpenNoticeAndReminder},
+		{"at the reminder", reminder, cardEnd, reminder, workflows.OpenNoticeOnly},
+		{"between the reminder and the expiry", cardEnd.Add(-time.Hour), cardEnd, reminder, workflows.OpenNoticeOnly},
+		{"no reminder configured", expiringAt, cardEnd, time.Time{}, workflows.OpenNoticeOnly},
+		{"last second of the expiry month", cardEnd.Add(-time.Second), cardEnd, reminder, workflows.OpenNoticeOnly},
+		{"the first instant of the next month", cardEnd, cardEnd, reminder, workflows.OpenExpired},
+		{"weeks after", afterCardEnd, cardEnd, reminder, workflows.OpenExpired},
+		{"after, with no reminder", afterCardEnd, cardEnd, time.Time{}, workflows.OpenExpired},
+		{"December card on 31 December", time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC), dec, dec.Add(-7 * 24 * time.Hour), workflows.OpenNoticeOnly},
+		{"December card on 2 January", time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC), dec, dec.Add(-7 * 24 * time.Hour), workflows.OpenExpired},
+	} {
+		if got := workflows.OpeningOf(tc.now, tc.exp, tc.remind); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// An expiring event taken up after the card expired tells the customer
+// nothing about a card that "expires soon": a card still relied on goes
+// straight to the at-risk alert, as at expiry.
+func TestCardExpiryEventAfterTheExpiryGoesToTheAtRiskAlert(t *testing.T) {
+	due := activities.PaymentMethods{DefaultID: card.ID, Methods: []activities.PaymentMethod{
+		{ID: card.ID, Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026, Expired: true},
+	}}
+	run := runExpiry(t, due, func(env *testsuite.TestWorkflowEnvironment) { env.SetStartTime(afterCardEnd) })
+	if len(run.notices) != 0 {
+		t.Fatalf("notices %s, want none: the card has already expired", noticeTypes(run.notices))
+	}
+	if len(run.alerts) != 1 || !strings.Contains(run.alerts[0].Title, "at risk") || run.alerts[0].Severity != "warning" {
+		t.Fatalf("alerts %+v, want the at-risk alert", run.alerts)
+	}
+	if run.state.Stage != workflows.CardExpired || !strings.Contains(run.res.Outcome, "at risk") {
+		t.Errorf("stage %s outcome %q", run.state.Stage, run.res.Outcome)
+	}
+}
+
+// The same late event for a card another one stands in for ends quietly,
+// with a record of why.
+func TestCardExpiryEventAfterTheExpiryForASpareCardIsQuiet(t *testing.T) {
+	spare := activities.PaymentMethods{DefaultID: "card_new", Methods: []activities.PaymentMethod{
+		{ID: card.ID, ExpMonth: 4, ExpYear: 2026, Expired: true},
+		{ID: "card_new", ExpMonth: 1, ExpYear: 2030},
+	}}
+	run := runExpiry(t, spare, func(env *testsuite.TestWorkflowEnvironment) { env.SetStartTime(afterCardEnd) })
+	if len(run.notices) != 0 || len(run.alerts) != 0 {
+		t.Fatalf("notices %s alerts %+v, want nothing told", noticeTypes(run.notices), run.alerts)
+	}
+	if !strings.Contains(run.res.Outcome, "another payment method remains") {
+		t.Errorf("outcome %q", run.res.Outcome)
+	}
+	recorded := false
+	for _, act := range run.state.Actions {
+		recorded = recorded || strings.Contains(act.Kind, "after the expiry")
+	}
+	if !recorded {
+		t.Errorf("actions %+v, want the late event recorded", run.state.Actions)
+	}
+}
+
+// mailerDown answers like the Notice activity while the product's mailer
+// is unreachable: a retryable error, which the activity retries. The
+// testsuite stops retrying an activity after 10 attempts, where Temporal
+// retries it for ever: each attempt of these tests is held (runExpiryHeld)
+// for as long as many of the activity's attempts would take.
+func mailerDown(attempts *int, upFrom int) func(activities.NoticeInput) error {
+	return func(activities.NoticeInput) error {
+		*attempts++
+		if upFrom > 0 && *attempts >= upFrom {
+			return nil
+		}
+		return temporal.NewApplicationError("post customer notice: dial tcp 10.0.0.7:443: connect: connection refused", "")
+	}
+}
+
+// Nothing silent: a mailer outage that holds the notice for over an hour
+// reaches ops once, while the notice goes on being tried and is sent when
+// the mailer is back.
+func TestCardExpiryNoticeHeldByAMailerOutageReachesOps(t *testing.T) {
+	attempts := 0
+	st := newCardStripe(cardDue)
+	// Down for about two hours: six attempts of 20 minutes each fail.
+	run := runExpiryHeld(t, st, mailerDown(&attempts, 7), 20*time.Minute, func(env *testsuite.TestWorkflowEnvironment) {
+		cardUpdate(env, st, 5*24*time.Hour, expiringAt.Add(5*24*time.Hour), "evt_upd")
+	})
+	if attempts != 7 {
+		t.Fatalf("%d attempts at the notice, want it tried until the mailer was back", attempts)
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one telling ops the notice is held", run.alerts)
+	}
+	al := run.alerts[0]
+	if al.Severity != "critical" || !strings.HasSuffix(al.Key, ":overdue:2026-04:notice") || !strings.Contains(al.Text, "card_expiring") ||
+		!strings.Contains(al.Text, "ending 4242") {
+		t.Errorf("alert %+v, want a critical alert keyed from the notice's key that names the notice and the card", al)
+	}
+	sent := false
+	for _, act := range run.state.Actions {
+		sent = sent || act.Kind == "customer notice card_expiring" && act.Outcome == "sent"
+	}
+	if !sent || !strings.Contains(run.res.Outcome, "before the reminder") {
+		t.Errorf("actions %+v outcome %q, want the notice sent once the mailer was back", run.state.Actions, run.res.Outcome)
+	}
+}
+
+// A mailer down until the card expires: ops hear of it after an hour; at
+// the expiry the notice, no longer true, is given up, and the watch does
+// what it does at expiry.
+func TestCardExpiryNoticeHeldUntilTheExpiryIsGivenUp(t *testing.T) {
+	attempts := 0
+	// Ten attempts of an hour each outlast the six hours left.
+	run := runExpiryHeld(t, newCardStripe(cardDue), mailerDown(&attempts, 0), time.Hour, func(env *testsuite.TestWorkflowEnvironment) {
+		env.SetStartTime(cardEnd.Add(-6 * time.Hour))
+	})
+	if len(run.alerts) != 2 || !strings.Contains(run.alerts[0].Key, ":overdue:") || !strings.Contains(run.alerts[1].Title, "at risk") {
+		t.Fatalf("alerts %+v, want the held notice, then the account at risk", run.alerts)
+	}
+	for _, n := range run.notices {
+		if n.Type != "card_expiring" {
+			t.Errorf("notice %s tried, want only the first notice", n.Type)
+		}
+	}
+	gaveUp := false
+	for _, act := range run.state.Actions {
+		gaveUp = gaveUp || strings.Contains(act.Outcome, "given up")
+	}
+	if !gaveUp || !strings.Contains(run.res.Outcome, "at risk") {
+		t.Errorf("actions %+v outcome %q, want the notice given up at expiry", run.state.Actions, run.res.Outcome)
 	}
 }
