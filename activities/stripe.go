@@ -15,6 +15,9 @@ import (
 // CustomerInput names a Stripe customer.
 type CustomerInput struct {
 	StripeCustomerID string `json:"stripe_customer_id"`
+	// WithSubscriptions has PaymentMethods list the customer's
+	// subscriptions too, with the payment method each charges.
+	WithSubscriptions bool `json:"with_subscriptions,omitempty"`
 }
 
 // CustomerProfile is what dunning reads of a Stripe customer.
@@ -424,6 +427,26 @@ type PaymentMethods struct {
 	// Usable counts the attached cards that have not expired.
 	Usable int  `json:"usable"`
 	DryRun bool `json:"dry_run,omitempty"`
+	// Subscriptions, when asked for (CustomerInput.WithSubscriptions) and
+	// SubscriptionsRead, are the customer's subscriptions that may still
+	// charge: every one not canceled or expired incomplete.
+	Subscriptions     []SubscriptionPayer `json:"subscriptions,omitempty"`
+	SubscriptionsRead bool                `json:"subscriptions_read,omitempty"`
+	// SubscriptionsUnread says why the subscriptions asked for could not
+	// be read: Stripe refused to list them.
+	SubscriptionsUnread string `json:"subscriptions_unread,omitempty"`
+}
+
+// SubscriptionPayer is one subscription and the payment method it names
+// for itself, which Stripe charges for its invoices before the customer's
+// default.
+type SubscriptionPayer struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// PaymentMethodID is the subscription's default_payment_method, or
+	// else its default_source; empty when it names neither and its
+	// invoices are charged to the customer's default.
+	PaymentMethodID string `json:"payment_method_id,omitempty"`
 }
 
 // PaymentMethods asks Stripe which ways to pay the customer has now: the
@@ -458,7 +481,54 @@ func (a *Activities) PaymentMethods(ctx context.Context, in CustomerInput) (Paym
 	if err := it.Err(); err != nil {
 		return PaymentMethods{}, classifyStripe(fmt.Sprintf("list payment methods of %s", in.StripeCustomerID), err)
 	}
+	if in.WithSubscriptions {
+		if err := a.subscriptionPayers(ctx, in.StripeCustomerID, &out); err != nil {
+			return PaymentMethods{}, err
+		}
+	}
 	return out, nil
+}
+
+// subscriptionPayers lists the customer's subscriptions into out. A
+// refusal for good is kept in out as SubscriptionsUnread, for whoever
+// judges the cards to know what it cannot tell; anything else is an error
+// to retry.
+func (a *Activities) subscriptionPayers(ctx context.Context, customerID string, out *PaymentMethods) error {
+	// Without a status, Stripe lists every subscription not canceled.
+	params := &stripe.SubscriptionListParams{Customer: stripe.String(customerID)}
+	params.Context = ctx
+	var subs []SubscriptionPayer
+	it := a.Stripe.Subscriptions.List(params)
+	for it.Next() {
+		sub := it.Subscription()
+		switch sub.Status {
+		case stripe.SubscriptionStatusCanceled, stripe.SubscriptionStatusIncompleteExpired:
+			continue
+		}
+		p := SubscriptionPayer{ID: sub.ID, Status: string(sub.Status)}
+		switch {
+		case sub.DefaultPaymentMethod != nil && sub.DefaultPaymentMethod.ID != "":
+			p.PaymentMethodID = sub.DefaultPaymentMethod.ID
+		case sub.DefaultSource != nil && sub.DefaultSource.ID != "":
+			p.PaymentMethodID = sub.DefaultSource.ID
+		}
+		subs = append(subs, p)
+	}
+	if err := it.Err(); err != nil {
+		rejected := stripeRejected(err)
+		err = classifyStripe(fmt.Sprintf("list subscriptions of %s", customerID), err)
+		if !rejected {
+			return err
+		}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			out.SubscriptionsUnread = app.Message()
+		}
+		a.logger(ctx).Warn("subscriptions not read: stripe refused", "customer", customerID, "error", out.SubscriptionsUnread)
+		return nil
+	}
+	out.Subscriptions, out.SubscriptionsRead = subs, true
+	return nil
 }
 
 // CardExpiry is the first instant a card with that expiry no longer

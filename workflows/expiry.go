@@ -376,8 +376,13 @@ const (
 	CardRenewed CardStanding = "renewed"
 	// CardRemoved: no longer attached to the customer.
 	CardRemoved CardStanding = "removed"
-	// CardSpare: attached, but another usable card is the default.
+	// CardSpare: attached, but another usable card is the default, and
+	// no subscription charges this one.
 	CardSpare CardStanding = "spare"
+	// CardDefaultCovered: the customer's default, but every subscription
+	// charges a usable card of its own: only what is charged to the
+	// customer's default (invoices outside a subscription) rides on it.
+	CardDefaultCovered CardStanding = "default_covered"
 	// CardUnknown: Stripe could not be read, or is not configured.
 	CardUnknown CardStanding = "unknown"
 )
@@ -406,10 +411,47 @@ func StandingOf(c CardInfo, pms activities.PaymentMethods, readErr error) (CardS
 		return CardRemoved, "the card is no longer the customer's"
 	case listed.ExpYear*12+listed.ExpMonth > c.ExpYear*12+c.ExpMonth:
 		return CardRenewed, fmt.Sprintf("the card now expires %02d/%d", listed.ExpMonth, listed.ExpYear)
-	case pms.DefaultID != c.ID && others > 0:
-		return CardSpare, fmt.Sprintf("default %s, %d other usable", firstNonEmpty(pms.DefaultID, "none"), others)
 	}
-	return CardDue, fmt.Sprintf("default %s, %d other usable", firstNonEmpty(pms.DefaultID, "none"), others)
+	why := fmt.Sprintf("default %s, %d other usable", firstNonEmpty(pms.DefaultID, "none"), others)
+	switch {
+	case pms.SubscriptionsUnread != "":
+		// A subscription may charge the card: it is not taken for a spare.
+		return CardDue, why + "; subscriptions not read: " + pms.SubscriptionsUnread
+	case !pms.SubscriptionsRead:
+		// Not asked for (watches recorded before subscriptions were read).
+		if pms.DefaultID != c.ID && others > 0 {
+			return CardSpare, why
+		}
+		return CardDue, why
+	}
+	var pays, covered []string
+	for _, sub := range pms.Subscriptions {
+		switch payer := firstNonEmpty(sub.PaymentMethodID, pms.DefaultID); {
+		case payer == c.ID:
+			pays = append(pays, sub.ID)
+		case sub.PaymentMethodID != "" && listedUsable(pms, sub.PaymentMethodID):
+			covered = append(covered, sub.ID)
+		}
+	}
+	switch {
+	case len(pays) > 0:
+		return CardDue, why + "; charged for " + strings.Join(pays, ", ")
+	case pms.DefaultID == c.ID && len(covered) > 0 && len(covered) == len(pms.Subscriptions):
+		return CardDefaultCovered, why + "; every subscription charges its own card (" + strings.Join(covered, ", ") + ")"
+	case pms.DefaultID != c.ID && others > 0:
+		return CardSpare, why + fmt.Sprintf("; no subscription charges it (%d read)", len(pms.Subscriptions))
+	}
+	return CardDue, why
+}
+
+// listedUsable reports whether pms lists the card id unexpired.
+func listedUsable(pms activities.PaymentMethods, id string) bool {
+	for _, m := range pms.Methods {
+		if m.ID == id {
+			return !m.Expired
+		}
+	}
+	return false
 }
 
 // standingReadWithin bounds a read of Stripe before a notice or on a card
@@ -420,7 +462,9 @@ const standingReadWithin = 10 * time.Minute
 // long the read may take.
 func (w *cardExpiry) standing(readCtx workflow.Context, when string) (CardStanding, string, bool) {
 	var pms activities.PaymentMethods
-	err := workflow.ExecuteActivity(readCtx, a.PaymentMethods, activities.CustomerInput{StripeCustomerID: w.in.StripeCustomerID}).Get(readCtx, &pms)
+	err := workflow.ExecuteActivity(readCtx, a.PaymentMethods, activities.CustomerInput{
+		StripeCustomerID: w.in.StripeCustomerID, WithSubscriptions: true,
+	}).Get(readCtx, &pms)
 	st, why := StandingOf(w.in.Card, pms, err)
 	w.record(readCtx, "payment methods "+when, why, string(st), pms.DryRun)
 	return st, why, pms.DryRun
@@ -435,7 +479,7 @@ func (w *cardExpiry) settled(ctx workflow.Context, when string) bool {
 	readCtx := workflow.WithScheduleToCloseTimeout(ctx, standingReadWithin)
 	st, why, dryRun := w.standing(readCtx, when)
 	switch {
-	case st == CardDue, st == CardUnknown && !(dryRun && when == "on the card event"):
+	case st == CardDue, st == CardDefaultCovered, st == CardUnknown && !(dryRun && when == "on the card event"):
 		return false
 	}
 	w.updated, w.why = true, why
@@ -470,6 +514,17 @@ func (w *cardExpiry) atExpiry(ctx workflow.Context) CardExpiryResult {
 		return w.end(ctx, "card updated before it expired: "+why)
 	case CardSpare:
 		return w.end(ctx, "expired; another payment method remains")
+	case CardDefaultCovered:
+		var res activities.NotifyResult
+		err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+			Key: w.id + ":default-covered", Severity: "info", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+			Title: "Default card expired: " + w.in.StripeCustomerID,
+			Text: fmt.Sprintf("%s ending %s expired (%02d/%d) and is still the customer's default, but every subscription charges "+
+				"a card of its own (%s); what is charged to the customer's default, outside a subscription, will fail.",
+				c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why),
+		}).Get(ctx, &res)
+		w.record(ctx, "ops alert (info)", "default card expired; subscriptions covered", outcomeOf(err, "sent"), res.DryRun)
+		return w.end(ctx, "expired; the customer's default, subscriptions charge their own cards, ops told")
 	case CardUnknown:
 		if !dryRun {
 			var res activities.NotifyResult

@@ -58,10 +58,15 @@ func (s *cardStripe) set(pms activities.PaymentMethods) {
 	s.pms = pms
 }
 
-func (s *cardStripe) answer(context.Context, activities.CustomerInput) (activities.PaymentMethods, error) {
+func (s *cardStripe) answer(_ context.Context, in activities.CustomerInput) (activities.PaymentMethods, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pms, s.err
+	pms := s.pms
+	if !in.WithSubscriptions {
+		// As the activity: subscriptions are listed only when asked for.
+		pms.Subscriptions, pms.SubscriptionsRead, pms.SubscriptionsUnread = nil, false, ""
+	}
+	return pms, s.err
 }
 
 // runExpiryStripe runs the watch against st for Stripe.
@@ -414,6 +419,20 @@ func TestStandingOf(t *testing.T) {
 	pm := func(id string, m, y int, expired bool) activities.PaymentMethod {
 		return activities.PaymentMethod{ID: id, ExpMonth: m, ExpYear: y, Expired: expired}
 	}
+	cards := []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false), pm("card_old", 1, 2025, true)}
+	spareDefault := activities.PaymentMethods{DefaultID: "card_new", Methods: cards}
+	dueWithSpare := activities.PaymentMethods{DefaultID: card.ID, Methods: cards}
+	sub := func(id, pm string) activities.SubscriptionPayer {
+		return activities.SubscriptionPayer{ID: id, Status: "active", PaymentMethodID: pm}
+	}
+	withSubs := func(pms activities.PaymentMethods, subs ...activities.SubscriptionPayer) activities.PaymentMethods {
+		pms.Subscriptions, pms.SubscriptionsRead = subs, true
+		return pms
+	}
+	unreadSubs := func(pms activities.PaymentMethods) activities.PaymentMethods {
+		pms.SubscriptionsUnread = "list subscriptions of cus_exp1: stripe rejected the request (403 permission_error)"
+		return pms
+	}
 	dec := workflows.CardInfo{ID: "card_dec", ExpMonth: 12, ExpYear: 2026}
 	for _, tc := range []struct {
 		name string
@@ -433,6 +452,22 @@ func TestStandingOf(t *testing.T) {
 		{"default elsewhere, others expired", card, activities.PaymentMethods{DefaultID: "src_bank", Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_old", 1, 2025, true)}}, nil, workflows.CardDue},
 		{"still default with a spare", card, activities.PaymentMethods{DefaultID: card.ID, Methods: []activities.PaymentMethod{pm(card.ID, 4, 2026, false), pm("card_new", 1, 2030, false)}}, nil, workflows.CardDue},
 		{"stripe refused", card, activities.PaymentMethods{}, mailerRefusal, workflows.CardUnknown},
+		// Subscriptions read: Stripe charges a subscription's own
+		// default_payment_method (or default_source) before the customer's.
+		{"another default, a subscription's own card", card, withSubs(spareDefault, sub("sub_a", card.ID)), nil, workflows.CardDue},
+		{"another default, one of two subscriptions charges it", card, withSubs(spareDefault, sub("sub_a", ""), sub("sub_b", card.ID)), nil, workflows.CardDue},
+		{"another default, subscriptions on the default", card, withSubs(spareDefault, sub("sub_a", "")), nil, workflows.CardSpare},
+		{"another default, subscriptions on other cards", card, withSubs(spareDefault, sub("sub_a", "card_new")), nil, workflows.CardSpare},
+		{"another default, no subscriptions", card, withSubs(spareDefault), nil, workflows.CardSpare},
+		{"default, a subscription falls back to it", card, withSubs(dueWithSpare, sub("sub_a", "")), nil, workflows.CardDue},
+		{"default, every subscription on its own good card", card, withSubs(dueWithSpare, sub("sub_a", "card_new"), sub("sub_b", "card_new")), nil, workflows.CardDefaultCovered},
+		{"default, one subscription falls back", card, withSubs(dueWithSpare, sub("sub_a", "card_new"), sub("sub_b", "")), nil, workflows.CardDue},
+		{"default, a subscription on an expired card", card, withSubs(dueWithSpare, sub("sub_a", "card_old")), nil, workflows.CardDue},
+		{"default, a subscription on a method not listed", card, withSubs(dueWithSpare, sub("sub_a", "ba_bank")), nil, workflows.CardDue},
+		{"default, no subscriptions", card, withSubs(dueWithSpare), nil, workflows.CardDue},
+		{"another default, subscriptions unreadable", card, unreadSubs(spareDefault), nil, workflows.CardDue},
+		{"renewed, subscriptions unreadable", card, unreadSubs(cardRenewed), nil, workflows.CardRenewed},
+		{"removed, subscriptions unreadable", card, unreadSubs(activities.PaymentMethods{DefaultID: "card_new", Methods: []activities.PaymentMethod{pm("card_new", 1, 2030, false)}}), nil, workflows.CardRemoved},
 		{"dry run", card, activities.PaymentMethods{DryRun: true}, nil, workflows.CardUnknown},
 	} {
 		if got, why := workflows.StandingOf(tc.c, tc.pms, tc.err); got != tc.want {
@@ -581,5 +616,61 @@ func TestCardExpiryNoticeHeldUntilTheExpiryIsGivenUp(t *testing.T) {
 	}
 	if !gaveUp || !strings.Contains(run.res.Outcome, "at risk") {
 		t.Errorf("actions %+v outcome %q, want the notice given up at expiry", run.state.Actions, run.res.Outcome)
+	}
+}
+
+// The customer's cards for the subscription tests: the watched card, and
+// a good one that is the customer's default unless a test says otherwise.
+func subsCards(defaultID string, subs ...activities.SubscriptionPayer) activities.PaymentMethods {
+	return activities.PaymentMethods{DefaultID: defaultID, Usable: 2, Methods: []activities.PaymentMethod{
+		{ID: card.ID, Brand: "visa", Last4: "4242", ExpMonth: 4, ExpYear: 2026},
+		{ID: "card_new", Brand: "visa", Last4: "1881", ExpMonth: 9, ExpYear: 2030},
+	}, Subscriptions: subs, SubscriptionsRead: true}
+}
+
+// A card that an active subscription names as its own default payment
+// method is charged for that subscription's invoices, whatever the
+// customer's default: its expiry is told, and ops hear of it at expiry.
+func TestCardExpiryOfASubscriptionsOwnCardIsTold(t *testing.T) {
+	run := runExpiry(t, subsCards("card_new", activities.SubscriptionPayer{ID: "sub_pro", Status: "active", PaymentMethodID: card.ID}), nil)
+	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" {
+		t.Fatalf("notices %s, want the notice and the reminder", noticeTypes(run.notices))
+	}
+	if len(run.alerts) != 1 || !strings.Contains(run.alerts[0].Title, "at risk") {
+		t.Fatalf("alerts %+v, want the at-risk alert", run.alerts)
+	}
+}
+
+// The customer's default expiring while every subscription charges a good
+// card of its own: the customer is told (it is still their default), and
+// at expiry ops get an info alert that says what rides on it, not that
+// the next charge will fail.
+func TestCardExpiryOfADefaultEverySubscriptionBypassesIsLessAtRisk(t *testing.T) {
+	run := runExpiry(t, subsCards(card.ID, activities.SubscriptionPayer{ID: "sub_pro", Status: "active", PaymentMethodID: "card_new"}), nil)
+	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" {
+		t.Fatalf("notices %s, want the notice and the reminder", noticeTypes(run.notices))
+	}
+	if len(run.alerts) != 1 {
+		t.Fatalf("alerts %+v, want one", run.alerts)
+	}
+	al := run.alerts[0]
+	if al.Severity != "info" || strings.Contains(al.Title, "at risk") || !strings.Contains(al.Text, "sub_pro") ||
+		!strings.Contains(al.Text, "outside a subscription") {
+		t.Errorf("alert %+v, want an info alert naming the subscription that charges its own card", al)
+	}
+}
+
+// Fail safe: subscriptions Stripe refuses to list may charge the card, so
+// it is not taken for a spare because another card is the default.
+func TestCardExpirySubscriptionsUnreadableKeepTheWatchTelling(t *testing.T) {
+	pms := subsCards("card_new")
+	pms.SubscriptionsRead = false
+	pms.SubscriptionsUnread = "list subscriptions of cus_exp1: stripe rejected the request (403 permission_error)"
+	run := runExpiry(t, pms, nil)
+	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" || len(run.alerts) != 1 {
+		t.Fatalf("notices %s alerts %+v, want the watch to run its course", noticeTypes(run.notices), run.alerts)
+	}
+	if !strings.Contains(run.alerts[0].Title, "at risk") {
+		t.Errorf("alert %+v", run.alerts[0])
 	}
 }

@@ -572,6 +572,12 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 			data = append(data, s.paymentMethodJSON(c.ID, k))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
+	case parts[1] == "subscriptions" && len(parts) == 2 && r.Method == http.MethodGet:
+		// The dev customers pay by invoice, outside any subscription.
+		if s.customers[r.URL.Query().Get("customer")] == nil {
+			return false
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []any{}, "has_more": false, "url": r.URL.Path})
 	case parts[1] == "customers" && len(parts) == 5 && parts[3] == "sources" && r.Method == http.MethodGet:
 		c := s.customers[parts[2]]
 		if c == nil || c.card(parts[4]) == nil {

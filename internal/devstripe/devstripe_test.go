@@ -213,3 +213,23 @@ func TestUnknownObjectsGoUpstream(t *testing.T) {
 		t.Fatalf("upstream saw %v", st.upstream)
 	}
 }
+
+// A customer the dev Stripe knows has no subscriptions: the card-expiry
+// watch reads its cards and subscriptions here, not from the upstream's
+// fixtures, which describe another customer.
+func TestKnownCustomerHasNoSubscriptions(t *testing.T) {
+	st := newStack(t)
+	st.dev.Observe(attachedEvent("cus_4", "card_4"))
+	pms, err := st.acts.PaymentMethods(context.Background(), activities.CustomerInput{StripeCustomerID: "cus_4", WithSubscriptions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pms.SubscriptionsRead || len(pms.Subscriptions) != 0 || len(pms.Methods) != 1 {
+		t.Fatalf("payment methods %+v, want the card and no subscriptions", pms)
+	}
+	for _, u := range st.upstreamSaw() {
+		if strings.Contains(u, "/v1/subscriptions") {
+			t.Errorf("upstream saw %s, want the dev Stripe to answer for its own customer", u)
+		}
+	}
+}
