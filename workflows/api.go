@@ -463,10 +463,13 @@ type CardUpdatedSignal struct {
 }
 
 // PaymentMethodRemovedSignal says no usable way to pay is left.
+// PaymentMethodID is the payment method (or legacy card) the customer
+// removed; signals sent before it was carried lack it.
 type PaymentMethodRemovedSignal struct {
-	EventID string    `json:"event_id"`
-	Created time.Time `json:"created"`
-	Source  string    `json:"source"`
+	EventID         string    `json:"event_id"`
+	Created         time.Time `json:"created"`
+	Source          string    `json:"source"`
+	PaymentMethodID string    `json:"payment_method_id,omitempty"`
 }
 
 // OperatorRequest is the input of retry_now, waive, pause and resume.
@@ -553,6 +556,14 @@ type Intent struct {
 	// default), until Stripe is asked again.
 	Charge      *ChargeTarget `json:"charge,omitempty"`
 	CardUpdates []string      `json:"card_updates,omitempty"`
+}
+
+// UnusableMethod is a payment method Stripe will not charge, why, and
+// since when.
+type UnusableMethod struct {
+	PaymentMethod string    `json:"payment_method"`
+	Why           string    `json:"why"`
+	At            time.Time `json:"at"`
 }
 
 // ChargeTarget is a payment method a confirm would charge, and the key of
@@ -682,6 +693,11 @@ type RecoveryState struct {
 	// AutoUpdated are payment methods Stripe updated in place (the card's
 	// network sent new details) since the last card-update round.
 	AutoUpdated []string `json:"auto_updated,omitempty"`
+	// Unusable are payment methods Stripe will not charge: the customer
+	// removed them, or Stripe refused them in a confirm. None is what a
+	// confirm would charge (retry_now, the status) until a card event
+	// names it again or Stripe answers a confirm with it.
+	Unusable []UnusableMethod `json:"unusable_payment_methods,omitempty"`
 	// HeldRetryAt is when a card held by the network rules may be tried.
 	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
 	LateMoney       []string  `json:"late_money,omitempty"`

@@ -70,8 +70,13 @@ func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest,
 		}
 		if r.cards() {
 			var byCharge, byLastCard error
-			if held, all := heldOutlooks(chargeOutlooks(&r.s, now, r.freshData())); all {
-				byCharge = errors.New("held by the card-network rules: " + strings.Join(held, "; "))
+			outs := chargeOutlooks(&r.s, now, r.freshData())
+			if held, all := heldOutlooks(outs); all {
+				msg := "held by the card-network rules: " + strings.Join(held, "; ")
+				if gone := goneNote(&r.s); gone != "" {
+					msg += "; " + gone
+				}
+				byCharge = errors.New(msg)
 			}
 			if held, any := lastCardHolds(&r.s, now); !any {
 				byLastCard = errors.New("held by the card-network rules: " + strings.Join(held, "; "))
@@ -139,15 +144,40 @@ func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
 
 func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 	r.s.RetryNow = true
+	if r.round != "" && r.cards() && r.v.known(retryNowJoinsRoundChange, 1) != workflow.DefaultVersion {
+		// The round under way is the retry asked (retryNowTakenByRound).
+		r.record(ctx, "operator: retry now", req.Operator, "during the "+r.round+": taken by it", false)
+		return OperatorResult{Accepted: true, Message: r.roundUnderWay()}, nil
+	}
 	r.record(ctx, "operator: retry now", req.Operator, "retry at once", false)
 	msg := "retrying every open payment now"
 	if r.cards() {
 		msg = retryNowAnswer(chargeOutlooks(&r.s, workflow.Now(ctx), r.freshData()))
+		if gone := goneNote(&r.s); gone != "" {
+			msg += "; " + gone
+		}
 	}
 	if r.s.NoPaymentMethod {
 		msg += "; the customer had no usable payment method when last seen: Stripe is asked again, and nothing is charged unless one was added since"
 	}
 	return OperatorResult{Accepted: true, Message: msg}, nil
+}
+
+// roundUnderWay answers a retry_now taken while a retry round runs: the
+// round, and the confirm under way in it, are the retry asked.
+func (r *recovery) roundUnderWay() string {
+	msg := "a " + r.round + " is under way and is the retry asked"
+	if r.charging != "" {
+		msg = "a charge is under way: " + r.charging + ", in a " + r.round + "; it is the retry asked"
+	}
+	msg += "; once the round ends, another runs at once only if something is still owed and a card event during it changed what would be charged, and it charges only what that event changed, not the card just tried as it was"
+	if gone := goneNote(&r.s); gone != "" {
+		msg += "; " + gone
+	}
+	if r.s.NoPaymentMethod {
+		msg += "; the customer had no usable payment method when last seen"
+	}
+	return msg
 }
 
 // lastCardHolds is how retry_now was judged before
@@ -209,6 +239,21 @@ func retryNowAnswer(outs []chargeOutlook) string {
 		parts = append(parts, "held back: "+strings.Join(held, "; "))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// goneNote says which payment methods Stripe will not charge (removed by
+// the customer, refused at a confirm), none of which a retry round
+// charges, and that what Stripe charges instead is asked at the charge;
+// "" when there are none.
+func goneNote(s *RecoveryState) string {
+	var gone []string
+	for _, u := range s.Unusable {
+		gone = append(gone, u.PaymentMethod+" ("+u.Why+")")
+	}
+	if len(gone) == 0 {
+		return ""
+	}
+	return "not charged with what Stripe will not charge: " + strings.Join(gone, "; ") + "; what Stripe would charge now is asked at the charge"
 }
 
 func (r *recovery) extendGrace(ctx workflow.Context, req ExtendGraceRequest) (OperatorResult, error) {

@@ -308,8 +308,58 @@ func chargeCheck(s *RecoveryState, key, pm string, now time.Time, fresh bool) (o
 // chargeTargets lists what a confirm of the intent may charge now, as far
 // as the state knows before Stripe is asked: what Stripe last said (else
 // the card last tried), and every payment method a card event named
-// since, with its card where the state knows it.
+// since, with its card where the state knows it; none that Stripe will
+// not charge (unusableWhy). When every one named is such, what Stripe
+// names at the charge is unknown: the one target is the empty one.
 func chargeTargets(s *RecoveryState, in *Intent) []ChargeTarget {
+	var targets []ChargeTarget
+	for _, t := range namedTargets(s, in) {
+		if unusableWhy(s, t.PaymentMethod) == "" {
+			targets = append(targets, t)
+		}
+	}
+	if len(targets) == 0 {
+		targets = []ChargeTarget{{}}
+	}
+	return targets
+}
+
+// unusableWhy says why Stripe will not charge the payment method pm; ""
+// when nothing in the state says so.
+func unusableWhy(s *RecoveryState, pm string) string {
+	if pm == "" {
+		return ""
+	}
+	for _, u := range s.Unusable {
+		if u.PaymentMethod == pm {
+			return u.Why
+		}
+	}
+	return ""
+}
+
+// maxUnusable bounds the unusable payment methods a life remembers.
+const maxUnusable = 50
+
+// withUnusable records pm as a payment method Stripe will not charge, and
+// why, keeping the newest maxUnusable.
+func withUnusable(list []UnusableMethod, pm, why string, at time.Time) []UnusableMethod {
+	list = withoutUnusable(list, pm)
+	list = append(list, UnusableMethod{PaymentMethod: pm, Why: why, At: at})
+	if n := len(list); n > maxUnusable {
+		list = slices.Clone(list[n-maxUnusable:])
+	}
+	return list
+}
+
+// withoutUnusable forgets that Stripe would not charge pm.
+func withoutUnusable(list []UnusableMethod, pm string) []UnusableMethod {
+	return slices.DeleteFunc(list, func(u UnusableMethod) bool { return u.PaymentMethod == pm })
+}
+
+// namedTargets is chargeTargets with the payment methods Stripe will not
+// charge among them.
+func namedTargets(s *RecoveryState, in *Intent) []ChargeTarget {
 	base := ChargeTarget{PaymentMethod: in.PaymentMethodID, Card: in.CardKey}
 	if in.Charge != nil {
 		base = *in.Charge

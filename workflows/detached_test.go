@@ -50,8 +50,8 @@ func TestPaymentMethodDetached(t *testing.T) {
 			t.Fatalf("signals %+v, want the running recovery told, and none started", run.signals)
 		}
 		var sig workflows.PaymentMethodRemovedSignal
-		if err := json.Unmarshal(removed.Signal, &sig); err != nil || sig.EventID != ev.ID || sig.Source != workflows.EventPaymentMethodDetached {
-			t.Errorf("signal %s (%v), want event %s from %s", removed.Signal, err, ev.ID, workflows.EventPaymentMethodDetached)
+		if err := json.Unmarshal(removed.Signal, &sig); err != nil || sig.EventID != ev.ID || sig.Source != workflows.EventPaymentMethodDetached || sig.PaymentMethodID != "pm_gone" {
+			t.Errorf("signal %s (%v), want event %s from %s, naming pm_gone", removed.Signal, err, ev.ID, workflows.EventPaymentMethodDetached)
 		}
 		if !strings.Contains(run.res.Outcome, "no payment method left") || !strings.Contains(run.res.Outcome, "waits for a card") {
 			t.Errorf("outcome %q", run.res.Outcome)

@@ -515,7 +515,7 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "", err
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentMethodRemoved,
-		PaymentMethodRemovedSignal{EventID: ev.ID, Created: ev.Created, Source: ev.Type}, nil)
+		PaymentMethodRemovedSignal{EventID: ev.ID, Created: ev.Created, Source: ev.Type, PaymentMethodID: ev.ObjectID}, nil)
 	if err != nil {
 		return "", err
 	}

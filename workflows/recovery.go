@@ -45,7 +45,12 @@ type recovery struct {
 	pending []PaymentFailedSignal
 	// busy names the control-plane action under way, if any, so that
 	// operator controls answer knowing it cannot be stopped.
-	busy     string
+	busy string
+	// round is why the retry round under way runs ("" when none does),
+	// and charging names the confirm under way in it, if any, so that a
+	// retry_now answers knowing it.
+	round    string
+	charging string
 	channels []workflow.ReceiveChannel
 	failed   workflow.ReceiveChannel
 	paid     workflow.ReceiveChannel
@@ -516,6 +521,9 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 		return
 	}
 	r.s.NoPaymentMethod = false
+	if c.PaymentMethodID != "" {
+		r.s.Unusable = withoutUnusable(r.s.Unusable, c.PaymentMethodID)
+	}
 	if c.Created.After(r.s.LastCardEventAt) {
 		r.s.LastCardEventAt = c.Created
 	}
@@ -567,6 +575,10 @@ const staleRemovalChange = "stale-removal-ignored"
 func (r *recovery) onPaymentMethodRemoved(ctx workflow.Context, m PaymentMethodRemovedSignal) {
 	if !r.remember(m.EventID) {
 		return
+	}
+	if m.PaymentMethodID != "" && r.cards() && r.version(ctx, unusableMethodsChange, 1) == 1 {
+		// Whatever else the removal means, Stripe charges it no more.
+		r.markUnusable(ctx, m.PaymentMethodID, "removed by the customer ("+m.Source+")")
 	}
 	if RemovalOvertaken(m.Created, r.s.LastCardEventAt) && r.version(ctx, staleRemovalChange, 1) == 1 {
 		// Stripe is asked at the card update's charge, and answers

@@ -88,7 +88,61 @@ const (
 	// Before, the refusal alerted as a rejected retry and the charge
 	// waited for the next round.
 	refusedMethodChange = "refused-method-decides-again"
+	// unusableMethodsChange keeps the payment methods Stripe will not
+	// charge (removed by the customer, refused at a confirm) out of what
+	// retry_now and the status present as charged. Before, a stopped card
+	// the customer removed still held retry_now, and a card Stripe refused
+	// was named as what a confirm charges.
+	unusableMethodsChange = "unusable-methods-not-charged"
+	// retryNowJoinsRoundChange takes a retry_now accepted while a retry
+	// round ran (a confirm under way, say) as that round: another runs at
+	// once only if a card event during it changed what would be charged,
+	// and then as a card update's round, which never charges again the
+	// card that was just tried. A retry_now sent as a signal during the
+	// round is applied at its end, as taken in it. Before, such a
+	// retry_now ran a whole round more right after the first, on the
+	// card just declined.
+	retryNowJoinsRoundChange = "retry-now-joins-the-round"
 )
+
+// retryNowTakenByRound, right after a retry round, applies the controls
+// sent as signals while it ran, and settles a retry_now accepted during
+// it: the round was the retry asked. Another round runs at once only
+// while something is owed and a card event applied during the round asks
+// for one (CardRetryAt); it is that card event's round, debounced no
+// longer, so it charges only what changed.
+func (r *recovery) retryNowTakenByRound(ctx workflow.Context, why string) {
+	if !r.cards() || r.version(ctx, retryNowJoinsRoundChange, 1) == workflow.DefaultVersion {
+		return
+	}
+	r.round = why
+	r.drain(ctx) // what came in during the round's last waits
+	r.round = ""
+	if !r.s.RetryNow {
+		return
+	}
+	r.s.RetryNow = false
+	outcome := "taken by the " + why + " under way; nothing charged again: no card event changed what would be charged"
+	switch {
+	case unsettledCount(&r.s) == 0:
+		outcome = "taken by the " + why + " under way; nothing is owed any more"
+	case !r.s.CardRetryAt.IsZero():
+		r.s.CardRetryAt = workflow.Now(ctx)
+		outcome = "taken by the " + why + " under way; a card event came during it: " + whyCardUpdate + " at once"
+	}
+	r.record(ctx, "operator: retry now", "", outcome, false)
+}
+
+// markUnusable records that Stripe will not charge the payment method pm,
+// and why: no intent names it as what a confirm charges any more.
+func (r *recovery) markUnusable(ctx workflow.Context, pm, why string) {
+	r.s.Unusable = withUnusable(r.s.Unusable, pm, why, workflow.Now(ctx))
+	for _, in := range r.s.Intents {
+		if unsettled(in) && in.Charge != nil && in.Charge.PaymentMethod == pm {
+			in.Charge = &ChargeTarget{} // Stripe names what it charges now
+		}
+	}
+}
 
 // safe reports whether this life follows the money rules.
 func (r *recovery) safe() bool { return r.s.Rules >= 1 }
@@ -607,6 +661,8 @@ func (r *recovery) alertLateMoney(ctx workflow.Context) {
 // payment method Stripe refused is decided once more, at the end of the
 // round.
 func (r *recovery) retryRound(ctx workflow.Context, why string) error {
+	r.round = why
+	defer func() { r.round = "" }()
 	r.s.RetryRounds++
 	declined := 0
 	var lastDecline *activities.DeclineVerdict
@@ -679,10 +735,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts), o.PaymentMethod}, ":")
 		var res activities.RetryResult
 		r.busy = takeCharge
+		r.charging = fmt.Sprintf("%s with %s (attempt %d)", in.ID, o.PaymentMethod, in.Attempts)
 		err = workflow.ExecuteActivity(chargeCtx(ctx), a.RetryPayment, activities.RetryInput{
 			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
 		}).Get(ctx, &res)
-		r.busy = ""
+		r.busy, r.charging = "", ""
 		if err != nil || confirmed(res.Outcome) {
 			r.countAttempt(ctx, res, err)
 		}
@@ -691,6 +748,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			// Not a decline, nothing charged: the customer removed or
 			// replaced the card since the owed check read it.
 			r.record(ctx, why, detail, "not charged: stripe refused the payment method: "+errText(err), false)
+			if r.cards() && r.version(ctx, unusableMethodsChange, 1) == 1 {
+				r.markUnusable(ctx, o.PaymentMethod, "refused by Stripe at the confirm of "+in.ID)
+			}
 			if !decidedAgain[id] {
 				decidedAgain[id] = true
 				ids = append(ids, id) // decided again on what Stripe says now
@@ -716,6 +776,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			continue
 		}
 		if r.cards() && confirmed(res.Outcome) {
+			// Stripe took the payment method: whatever was said of it
+			// before no longer holds.
+			r.s.Unusable = withoutUnusable(r.s.Unusable, o.PaymentMethod)
 			c := r.cardRecord(ck, o.PaymentMethod)
 			c.Attempts = append(c.Attempts, workflow.Now(ctx))
 			in.CardKey, in.PaymentMethodID = ck, o.PaymentMethod
@@ -1204,6 +1267,8 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			r.record(ctx, why, "", "skipped: no usable payment method", false)
 		} else if err := r.retryRound(ctx, why); err != nil {
 			return err
+		} else {
+			r.retryNowTakenByRound(ctx, why)
 		}
 		if why == whyCardUpdate {
 			r.s.AutoUpdated = nil

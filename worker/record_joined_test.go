@@ -1,0 +1,134 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"dunning/activities"
+	"dunning/internal/testenv"
+	"dunning/worker"
+	"dunning/workflows"
+)
+
+// TestRecordRetryNowDuringAConfirmHistory records, as TestRecordHistories
+// does (set DUNNING_RECORD_HISTORIES), recovery-cus_sig_retrynow_joined:
+// an operator's retry_now accepted while the scheduled retry's confirm is
+// under way, taken as that confirm (retry-now-joins-the-round); then the
+// customer removes the card, and retry_now is answered knowing it
+// (unusable-methods-not-charged). Stripe answers through two stand-ins, as
+// it does: the owed check names pm_1 on card fp_1, and the confirm takes
+// three seconds to decline it for insufficient funds; everything else is
+// dry. recovery-cus_sig_retrynow_joined_before was recorded by this
+// recorder on the code before both changes (its removal signal names no
+// payment method, and no answer was checked): there the retry_now ran a
+// round more, and the card was confirmed again at once.
+func TestRecordRetryNowDuringAConfirmHistory(t *testing.T) {
+	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
+	if dir == "" {
+		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
+	}
+	tmp := testenv.StartTemporal(t)
+	const q = "dunning-joined"
+	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
+	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
+	worker.RegisterWorkflows(w)
+	w.RegisterActivity(acts)
+	var removed atomic.Bool // the customer removed pm_1: Stripe names nothing
+	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
+	over.Name = "IntentOwed"
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
+		if !in.SkipCharge && !removed.Load() {
+			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
+		}
+		return o, nil
+	}, over)
+	over.Name = "RetryPayment"
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+		time.Sleep(3 * time.Second)
+		d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
+		return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
+	}, over)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+	cus := "cus_joined"
+	id := workflows.RecoveryWorkflowID(cus)
+	now := time.Now()
+	f := workflows.PaymentFailedSignal{EventID: "evt_joined_failed", Created: now, Intent: workflows.PaymentIntentInfo{
+		ID: "pi_joined", Amount: 4900, Currency: "usd", InvoiceID: "in_joined", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
+		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
+	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
+		RetrySchedule: []time.Duration{3 * time.Second, time.Hour}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
+		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
+	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
+		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
+		t.Fatal(err)
+	}
+	retryNow := func(want string) {
+		t.Helper()
+		h, err := tmp.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ControlRetryNow,
+			Args: []any{workflows.OperatorRequest{Operator: "ops"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.OperatorResult
+		if err := h.Get(ctx, &res); err != nil || !strings.Contains(res.Message, want) {
+			t.Fatalf("retry_now: %+v %v; want %q", res, err, want)
+		}
+	}
+	// The scheduled retry's confirm runs from about 3s to 6s.
+	time.Sleep(4500 * time.Millisecond)
+	retryNow("a charge is under way: pi_joined with pm_1")
+	time.Sleep(4 * time.Second)
+	removed.Store(true)
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{
+		EventID: "evt_joined_removed", Created: time.Now(), Source: "payment_method.detached", PaymentMethodID: "pm_1"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	retryNow("pm_1 (removed by the customer (payment_method.detached))")
+	time.Sleep(2 * time.Second)
+	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s workflows.RecoveryState
+	if err := v.Get(&s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Cards) != 1 || len(s.Cards[0].Attempts) != 2 {
+		t.Fatalf("cards %+v; want fp_1 tried twice, by the failure and one confirm: the retry_now during the confirm was that confirm", s.Cards)
+	}
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.RecoveryResult
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stage %s", res.Stage)
+	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
+		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recovery-cus_sig_retrynow_joined.json"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
