@@ -46,11 +46,18 @@ func (r *recovery) offboardAmberflo(ctx workflow.Context) (summary, waivedBy str
 	reason := blockOffboard(&r.s, unchecked)
 	if req := r.s.Waive; req != nil {
 		r.forgive(ctx, *req, true)
-		r.s.Waive, r.s.WaivedReason = nil, req.Reason
-		waivedBy = "operator " + firstNonEmpty(req.Operator, "(unnamed)") + " (" + req.Reason + ")"
-		r.record(ctx, "operator: waive", req.Operator, "forgiven after the deprovisioning; the customer is not moved to OFFBOARDED", false)
-		if r.s.PastDueNoticeSent && anyWaived(&r.s) {
-			r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
+		r.s.Waive = nil
+		if anyWaived(&r.s) {
+			r.s.WaivedReason = req.Reason
+			waivedBy = "operator " + firstNonEmpty(req.Operator, "(unnamed)") + " (" + req.Reason + ")"
+			r.record(ctx, "operator: waive", req.Operator, "forgiven after the deprovisioning; the customer is not moved to OFFBOARDED", false)
+			if r.s.PastDueNoticeSent {
+				r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
+			}
+		} else {
+			// Paid before the waiver could forgive it: money after the
+			// end, which the late-money alert tells.
+			r.record(ctx, "operator: waive", req.Operator, "nothing left to forgive: paid", false)
 		}
 	}
 
