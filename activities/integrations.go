@@ -162,6 +162,63 @@ func (a *Activities) DeactivateCustomer(ctx context.Context, in AmberfloInput) (
 	return DeactivateResult{Changed: changed, Offboarded: moved, AlreadyOffboarded: !moved}, nil
 }
 
+// DisableResult says what the deactivation step of deprovisioning did to
+// the Amberflo customer: Changed, it was enabled and is now disabled
+// (false: it already was).
+type DisableResult struct {
+	Changed bool `json:"changed"`
+	DryRun  bool `json:"dry_run,omitempty"`
+}
+
+// DisableCustomer disables the customer in Amberflo (read, modify, write:
+// Amberflo's PUT replaces the whole record), and nothing else: unlike
+// DeactivateCustomer it leaves the lifecycle stage alone, so that the
+// workflow can decide the move to OFFBOARDED, which Amberflo never takes
+// back, on the state after this step however long it took. Disabling is
+// reversible (enabled:true). Already disabled is success. A refusal is a
+// non-retryable ErrAmberfloRejected; no answer is retried.
+func (a *Activities) DisableCustomer(ctx context.Context, in AmberfloInput) (DisableResult, error) {
+	if a.Amberflo == nil {
+		a.logger(ctx).Info("dry run: amberflo not configured; customer not deactivated", "customer", in.CustomerID)
+		return DisableResult{DryRun: true}, nil
+	}
+	_, changed, err := a.Amberflo.DeactivateCustomer(ctx, in.CustomerID)
+	if err != nil {
+		return DisableResult{}, classify(err, ErrAmberfloRejected)
+	}
+	return DisableResult{Changed: changed}, nil
+}
+
+// OffboardResult says what the last step of deprovisioning did to the
+// Amberflo customer's lifecycle stage: Moved to OFFBOARDED now (false: it
+// was there already).
+type OffboardResult struct {
+	Moved  bool `json:"moved"`
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// OffboardCustomer moves the customer's lifecycle stage to OFFBOARDED,
+// which Amberflo never moves back; the workflow asks for it only once it
+// has found, after the deactivation, that the money is still owed.
+// Already OFFBOARDED is success. A refusal is a non-retryable
+// ErrAmberfloOffboardRejected whose message says the stage was not moved;
+// no answer is retried.
+func (a *Activities) OffboardCustomer(ctx context.Context, in AmberfloInput) (OffboardResult, error) {
+	if a.Amberflo == nil {
+		a.logger(ctx).Info("dry run: amberflo not configured; customer not moved to OFFBOARDED", "customer", in.CustomerID)
+		return OffboardResult{DryRun: true}, nil
+	}
+	moved, err := a.Amberflo.SetLifecycleStage(ctx, in.CustomerID, amberflo.StageOffboarded)
+	if err != nil {
+		if !httpx.IsPermanent(err) {
+			return OffboardResult{}, err
+		}
+		return OffboardResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("customer %q not moved to OFFBOARDED: %v", in.CustomerID, err), ErrAmberfloOffboardRejected, err)
+	}
+	return OffboardResult{Moved: moved}, nil
+}
+
 // ControlPlaneInput asks the product's control plane for one action.
 type ControlPlaneInput struct {
 	Action           string    `json:"action"` // suspend, resume, deprovision

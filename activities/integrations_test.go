@@ -979,3 +979,160 @@ func TestIntegrationDryRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestDisableCustomer: the deactivation step alone. It replaces the whole
+// record with only enabled changed, and leaves the lifecycle stage where
+// it was: the move to OFFBOARDED is decided later, on fresh state.
+func TestDisableCustomer(t *testing.T) {
+	f := newAmberfloCustomers(t)
+	f.records[accountID] = json.RawMessage(amberfloRecord)
+	acts := amberfloActivities(t, f.URL)
+
+	got, err := acts.DisableCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+	if err != nil || got != (activities.DisableResult{Changed: true}) {
+		t.Fatalf("DisableCustomer = %+v, %v; want changed", got, err)
+	}
+	var reqs []string
+	for _, r := range f.seen.list() {
+		wantAmberfloKey(t, r)
+		reqs = append(reqs, r.String())
+	}
+	if want := []string{"GET /customers/" + accountID, "PUT /customers"}; !slices.Equal(reqs, want) {
+		t.Fatalf("requests = %q, want %q (no stage move)", reqs, want)
+	}
+	var want map[string]any
+	if err := json.Unmarshal([]byte(amberfloRecord), &want); err != nil {
+		t.Fatal(err)
+	}
+	want["enabled"] = false // and lifecycleStage still ACTIVE
+	var stored map[string]any
+	if err := json.Unmarshal(f.records[accountID], &stored); err != nil || !reflect.DeepEqual(stored, want) {
+		t.Errorf("stored record = %v (%v), want %v", stored, err, want)
+	}
+
+	// Again (Temporal's retry after a lost answer): already disabled,
+	// nothing written.
+	got, err = acts.DisableCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+	if err != nil || got != (activities.DisableResult{}) {
+		t.Errorf("DisableCustomer again = %+v, %v; want already inactive", got, err)
+	}
+	if puts := f.seen.to(http.MethodPut, "/customers"); len(puts) != 1 {
+		t.Errorf("PUT /customers requests = %d after disabling twice, want 1", len(puts))
+	}
+}
+
+func TestDisableCustomerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		method    string
+		status    int
+		retryable bool
+	}{
+		{http.MethodGet, http.StatusForbidden, false},
+		{http.MethodGet, http.StatusServiceUnavailable, true},
+		{http.MethodPut, http.StatusBadRequest, false},
+		{http.MethodPut, http.StatusTooManyRequests, true},
+	} {
+		t.Run(tc.method+" "+strconv.Itoa(tc.status), func(t *testing.T) {
+			f := newAmberfloCustomers(t)
+			f.records[accountID] = json.RawMessage(amberfloRecord)
+			f.fail[tc.method] = tc.status
+			got, err := amberfloActivities(t, f.URL).DisableCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if got != (activities.DisableResult{}) {
+				t.Errorf("result = %+v with the error, want none", got)
+			}
+			if tc.retryable {
+				wantRetryable(t, err)
+			} else {
+				wantNonRetryable(t, err, activities.ErrAmberfloRejected)
+			}
+			if f.seen.to(http.MethodPut, "/customers/stage") != nil {
+				t.Errorf("the stage was written by the deactivation step")
+			}
+		})
+	}
+	t.Run("no such customer", func(t *testing.T) {
+		f := newAmberfloCustomers(t) // answers {} for every customer, as Amberflo does
+		_, err := amberfloActivities(t, f.URL).DisableCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+		wantNonRetryable(t, err, activities.ErrAmberfloRejected)
+	})
+}
+
+// TestOffboardCustomer: the stage move alone, forward only, whatever the
+// record's enabled; already OFFBOARDED is success without a write, and
+// the record's other fields are Amberflo's to keep (PUT /customers/stage
+// carries the ID and the stage only).
+func TestOffboardCustomer(t *testing.T) {
+	for _, tc := range []struct {
+		stage     string // as JSON; "" leaves the field out
+		want      activities.OffboardResult
+		wantWrite bool
+	}{
+		{`"ACTIVE"`, activities.OffboardResult{Moved: true}, true},
+		{`"TRAIL"`, activities.OffboardResult{Moved: true}, true},
+		{``, activities.OffboardResult{Moved: true}, true},
+		{`"OFFBOARDED"`, activities.OffboardResult{}, false},
+	} {
+		t.Run(tc.stage, func(t *testing.T) {
+			rec := `{"customerId":"` + accountID + `","customerName":"Acme","enabled":false`
+			if tc.stage != "" {
+				rec += `,"lifecycleStage":` + tc.stage
+			}
+			f := newAmberfloCustomers(t)
+			f.records[accountID] = json.RawMessage(rec + "}")
+			got, err := amberfloActivities(t, f.URL).OffboardCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if err != nil || got != tc.want {
+				t.Fatalf("OffboardCustomer = %+v, %v; want %+v", got, err, tc.want)
+			}
+			puts := f.seen.to(http.MethodPut, "/customers/stage")
+			if (len(puts) == 1) != tc.wantWrite || f.seen.to(http.MethodPut, "/customers") != nil {
+				t.Fatalf("PUT /customers/stage %d, PUT /customers %d; want the stage written %v, the record never", len(puts), len(f.seen.to(http.MethodPut, "/customers")), tc.wantWrite)
+			}
+			if tc.wantWrite {
+				if body := jsonBody(t, puts[0]); !reflect.DeepEqual(body, map[string]any{"customerId": accountID, "lifecycleStage": "OFFBOARDED"}) {
+					t.Errorf("PUT /customers/stage body = %v, want the customer and OFFBOARDED", body)
+				}
+			}
+			var stored struct {
+				Enabled *bool  `json:"enabled"`
+				Stage   string `json:"lifecycleStage"`
+			}
+			if err := json.Unmarshal(f.records[accountID], &stored); err != nil || stored.Stage != "OFFBOARDED" || stored.Enabled == nil || *stored.Enabled {
+				t.Errorf("stored record %s, want OFFBOARDED and still disabled", f.records[accountID])
+			}
+		})
+	}
+}
+
+// TestOffboardCustomerRefusedAndUnanswered: a refusal of the stage is not
+// silent (a non-retryable error of its own type saying the stage was not
+// moved); no answer is retried.
+func TestOffboardCustomerRefusedAndUnanswered(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		retryable bool
+	}{
+		{http.StatusForbidden, false},
+		{http.StatusUnprocessableEntity, false},
+		{http.StatusServiceUnavailable, true},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			f := newAmberfloCustomers(t)
+			f.records[accountID] = json.RawMessage(amberfloRecord)
+			f.fail["PUT /customers/stage"] = tc.status
+			got, err := amberfloActivities(t, f.URL).OffboardCustomer(context.Background(), activities.AmberfloInput{CustomerID: accountID})
+			if got != (activities.OffboardResult{}) {
+				t.Errorf("result = %+v with the error, want none", got)
+			}
+			if tc.retryable {
+				wantRetryable(t, err)
+				return
+			}
+			wantNonRetryable(t, err, activities.ErrAmberfloOffboardRejected)
+			for _, part := range []string{"not moved to OFFBOARDED", "PUT /customers/stage", strconv.Itoa(tc.status)} {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not say %q", err, part)
+				}
+			}
+		})
+	}
+}

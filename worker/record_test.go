@@ -31,7 +31,9 @@ import (
 // source-deleted-refusals, event-failed-alert, paid-while-running;
 // …_dec_… for refused-method-decides-again, the charge target kept for
 // retry_now and the status, the Amberflo offboarding's records, and
-// payment_method.detached routed as a removed card), and keep what it
+// payment_method.detached routed as a removed card; …_off_… for
+// offboard-on-fresh-state, recorded by TestRecordOffboardHistories), and
+// keep what it
 // writes beside the older histories, which must keep replaying too.
 func TestRecordHistories(t *testing.T) {
 	dir := os.Getenv("DUNNING_RECORD_HISTORIES")

@@ -702,6 +702,11 @@ type RecoveryState struct {
 	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
 	LateMoney       []string  `json:"late_money,omitempty"`
 	LateMoneyAlerts int       `json:"late_money_alerts,omitempty"`
+	// AmberfloEnd says what deprovisioning left of the Amberflo customer
+	// (deactivated, OFFBOARDED or not), for the alerts of money that
+	// arrives after it; empty in lives recorded before
+	// offboardOnFreshStateChange.
+	AmberfloEnd string `json:"amberflo_end,omitempty"`
 	// Forgiven are the intents that earlier lives forgave (waived by an
 	// operator, or written off in Stripe): whatever later events say,
 	// this life never charges them, nor takes anything away for them.

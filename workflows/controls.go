@@ -54,7 +54,7 @@ func (r *recovery) validateSignal(ctx workflow.Context, name string, req Operato
 // judgements under the card rules: on what a confirm would charge now,
 // and on the card last tried alone.
 func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest, ext ExtendGraceRequest, judge func(byCharge, byLastCard error) error) error {
-	if r.terminal() {
+	if r.terminal() && !(name == ControlWaive && r.busy == takeAmberflo) {
 		return fmt.Errorf("the recovery has ended (%s)", r.s.Stage)
 	}
 	switch name {
@@ -276,6 +276,14 @@ func (r *recovery) extendGrace(ctx workflow.Context, req ExtendGraceRequest) (Op
 func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 	r.s.Waive = &req
 	r.record(ctx, "operator: waive", req.Operator+" "+req.Reason, "waiving", false)
+	if r.busy == takeAmberflo {
+		msg := "forgiving every open payment; the control plane has deprovisioned the customer already (restore by hand), " +
+			"and the Amberflo customer stays deactivated but is not moved to OFFBOARDED; the recovery ends as deprovisioned"
+		if n := inFlightCount(&r.s); n > 0 {
+			msg += fmt.Sprintf("; %d payment(s) in flight are not forgiven", n)
+		}
+		return OperatorResult{Accepted: true, Message: msg}, nil
+	}
 	msg := "waiving every open payment; the recovery ends as waived"
 	switch {
 	case r.busy == takeSuspend:

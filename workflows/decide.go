@@ -75,7 +75,33 @@ const (
 	takeDeprovision = "deprovision"
 	// takeCharge names a confirm under way, for operators' answers.
 	takeCharge = "charge"
+	// takeAmberflo names the deactivation of the Amberflo customer, and
+	// the re-check after it, under way once the control plane has
+	// deprovisioned: a waiver is still taken then, and stops the move to
+	// OFFBOARDED.
+	takeAmberflo = "amberflo deactivation"
 )
+
+// blockOffboard says why the deprovisioned customer must not be moved to
+// OFFBOARDED in Amberflo (which never moves it back), on the state after
+// every signal and update accepted while it was deactivated and the money
+// asked about again; "" when it may. unchecked says why that re-check has
+// no usable answer ("" when it has one).
+func blockOffboard(s *RecoveryState, unchecked string) string {
+	switch {
+	case s.Waive != nil:
+		return "waived by an operator during the deactivation"
+	case unsettledCount(s) == 0:
+		return "nothing is owed any more (settled during the deactivation)"
+	case unpaidCount(s) == 0:
+		return "every owed payment is in flight"
+	case s.Paused:
+		return "paused: " + s.PausedReason
+	case unchecked != "":
+		return "the re-check after the deactivation has no usable answer: " + unchecked
+	}
+	return ""
+}
 
 // blockTakeAway says why the step that takes something away (suspend or
 // deprovision) must not happen now, on the state as it is after every

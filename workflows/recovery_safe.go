@@ -103,6 +103,14 @@ const (
 	// retry_now ran a whole round more right after the first, on the
 	// card just declined.
 	retryNowJoinsRoundChange = "retry-now-joins-the-round"
+	// offboardOnFreshStateChange parts the Amberflo step of deprovisioning
+	// in two: the customer is deactivated (reversible), then the money is
+	// asked about again and every signal and update accepted meanwhile
+	// applied, and only then is its lifecycle stage moved to OFFBOARDED,
+	// which Amberflo never moves back. A customer who paid, or whose debt
+	// an operator waived, while the deactivation ran (through an Amberflo
+	// outage, say) is never OFFBOARDED. Before, one activity did both.
+	offboardOnFreshStateChange = "offboard-on-fresh-state"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
@@ -650,8 +658,13 @@ func (r *recovery) alertLateMoney(ctx workflow.Context) {
 		what := r.s.LateMoney[0]
 		r.s.LateMoney = r.s.LateMoney[1:]
 		r.s.LateMoneyAlerts++
-		r.alert(ctx, "critical", r.key("late-money", fmt.Sprint(r.s.LateMoneyAlerts)), "Money after the end: "+r.s.StripeCustomerID,
-			what+". dunning took no action; refund or restore by hand.")
+		text := what + ". dunning took no action; refund or restore by hand."
+		if r.s.AmberfloEnd != "" {
+			// What deprovisioning left in Amberflo, so that whoever
+			// restores the account knows what to undo there.
+			text = what + ". " + r.s.AmberfloEnd + ". dunning took no other action; refund or restore by hand."
+		}
+		r.alert(ctx, "critical", r.key("late-money", fmt.Sprint(r.s.LateMoneyAlerts)), "Money after the end: "+r.s.StripeCustomerID, text)
 	}
 }
 
@@ -987,15 +1000,21 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	// hear of the money.
 	r.drain(ctx)
 	amberfloDone := "the Amberflo customer kept (a payment arrived during the deprovisioning)"
-	if unpaidCount(&r.s) == 0 {
+	waivedBy := ""
+	switch {
+	case unpaidCount(&r.s) == 0:
 		r.record(ctx, "amberflo deactivate", r.s.CustomerID, "skipped: paid during the deprovisioning", false)
-	} else {
+	case r.version(ctx, offboardOnFreshStateChange, 1) == 1:
+		amberfloDone, waivedBy = r.offboardAmberflo(ctx)
+	default:
 		amberfloDone = r.deactivateAmberflo(ctx)
 	}
 	r.noticeSafe(ctx, "account_deprovisioned", r.key("deprovisioned", "notice"), "", nil, nil, "")
 	amount, currency := r.owed()
 	unpaid := money(amount, currency) + " never paid"
-	if unpaidCount(&r.s) == 0 {
+	if waivedBy != "" {
+		unpaid = "The debt was waived by " + waivedBy + " while the Amberflo customer was being deactivated, after the control plane had taken the resources back"
+	} else if unpaidCount(&r.s) == 0 {
 		unpaid = "Everything owed was paid while the deprovisioning ran, too late to stop it (see the money-after-the-end alert)"
 		var flying []string
 		for _, in := range r.s.Intents {
@@ -1090,30 +1109,8 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 // state (and so survives continue-as-new).
 func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	req := *r.s.Waive
-	operator := "operator " + firstNonEmpty(req.Operator, "(unnamed)")
 	keepInFlight := inFlightCount(&r.s) > 0 && r.version(ctx, waiverKeepsInFlightChange, 1) == 1
-	for _, in := range r.s.Intents {
-		if !unsettled(in) || (keepInFlight && in.State == IntentInFlight) {
-			continue
-		}
-		var res activities.ForgiveResult
-		err := workflow.ExecuteActivity(activityCtx(ctx), a.ForgiveIntent, activities.ForgiveInput{
-			IntentID: in.ID, Reason: req.Reason, Lifecycle: r.s.Lifecycle, IdempotencyKey: r.key("waive", in.ID),
-		}).Get(ctx, &res)
-		switch {
-		case !unsettled(in):
-			// settled by a signal while Stripe was written
-		case err != nil:
-			r.resolve(ctx, in, IntentWaived, operator)
-			r.alert(ctx, "critical", r.key("waive-not-in-stripe", in.ID), "Waiver not written to Stripe: "+r.s.StripeCustomerID,
-				in.ID+": "+errText(err)+". dunning will not charge it, but Stripe's own retries may: mark its invoice uncollectible by hand.")
-		case res.Outcome == activities.ForgivePaid:
-			r.resolve(ctx, in, IntentPaid, "customer (found paid while waiving: "+res.Detail+")")
-		default:
-			r.resolve(ctx, in, IntentWaived, operator)
-			r.record(ctx, "waiver in stripe", in.ID, firstNonEmpty(res.Detail, res.Outcome), res.DryRun)
-		}
-	}
+	r.forgive(ctx, req, keepInFlight)
 	if keepInFlight && inFlightCount(&r.s) > 0 {
 		// The money on its way is not forgiven: the waiver waits for its
 		// outcome, and takes it up again if it fails.
@@ -1147,6 +1144,34 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	}
 	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
 	return r.upsertAttributes(ctx)
+}
+
+// forgive forgives every unsettled intent, in Stripe too, for the waiver
+// req; with keepInFlight, a payment in flight is left out.
+func (r *recovery) forgive(ctx workflow.Context, req OperatorRequest, keepInFlight bool) {
+	operator := "operator " + firstNonEmpty(req.Operator, "(unnamed)")
+	for _, in := range r.s.Intents {
+		if !unsettled(in) || (keepInFlight && in.State == IntentInFlight) {
+			continue
+		}
+		var res activities.ForgiveResult
+		err := workflow.ExecuteActivity(activityCtx(ctx), a.ForgiveIntent, activities.ForgiveInput{
+			IntentID: in.ID, Reason: req.Reason, Lifecycle: r.s.Lifecycle, IdempotencyKey: r.key("waive", in.ID),
+		}).Get(ctx, &res)
+		switch {
+		case !unsettled(in):
+			// settled by a signal while Stripe was written
+		case err != nil:
+			r.resolve(ctx, in, IntentWaived, operator)
+			r.alert(ctx, "critical", r.key("waive-not-in-stripe", in.ID), "Waiver not written to Stripe: "+r.s.StripeCustomerID,
+				in.ID+": "+errText(err)+". dunning will not charge it, but Stripe's own retries may: mark its invoice uncollectible by hand.")
+		case res.Outcome == activities.ForgivePaid:
+			r.resolve(ctx, in, IntentPaid, "customer (found paid while waiving: "+res.Detail+")")
+		default:
+			r.resolve(ctx, in, IntentWaived, operator)
+			r.record(ctx, "waiver in stripe", in.ID, firstNonEmpty(res.Detail, res.Outcome), res.DryRun)
+		}
+	}
 }
 
 // noticeSafe sends a customer notice. A notice the mailer refuses for good

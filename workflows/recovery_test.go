@@ -126,9 +126,18 @@ type world struct {
 	// deactivate, when set, answers DeactivateCustomer (default: the
 	// customer disabled and moved to OFFBOARDED now).
 	deactivate func(activities.AmberfloInput) (activities.DeactivateResult, error)
-	forgiven   []activities.ForgiveInput
-	checks     []string
-	failures   []string
+	// disable and offboard, when set, answer DisableCustomer and
+	// OffboardCustomer (default: disabled now, moved to OFFBOARDED now);
+	// disableDelay is how long the deactivation takes (an Amberflo
+	// outage retried through). offboarded lists the customers moved to
+	// OFFBOARDED, by either activity.
+	disable      func(activities.AmberfloInput) (activities.DisableResult, error)
+	offboard     func(activities.AmberfloInput) (activities.OffboardResult, error)
+	disableDelay time.Duration
+	offboarded   []string
+	forgiven     []activities.ForgiveInput
+	checks       []string
+	failures     []string
 }
 
 func newWorld() *world {
@@ -339,15 +348,42 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			}
 			return activities.AmberfloInvoice{Found: true, URI: "inv-" + in.CustomerID, Amount: 49, PaymentStatus: status, Paid: w.amberfloPaid}, nil
 		})
-	env.OnActivity(acts.DeactivateCustomer, mock.Anything, mock.Anything).Return(
+	// The one activity of lives recorded before the deactivation and the
+	// stage move were two steps: as slow as the deactivation, and it
+	// moves the stage too.
+	env.OnActivity(acts.DeactivateCustomer, mock.Anything, mock.Anything).After(w.disableDelay).Return(
 		func(_ context.Context, in activities.AmberfloInput) (activities.DeactivateResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.deactive = append(w.deactive, in.CustomerID)
+			res, err := activities.DeactivateResult{Changed: true, Offboarded: true}, error(nil)
 			if w.deactivate != nil {
-				return w.deactivate(in)
+				res, err = w.deactivate(in)
 			}
-			return activities.DeactivateResult{Changed: true, Offboarded: true}, nil
+			if err == nil && res.Offboarded {
+				w.offboarded = append(w.offboarded, in.CustomerID)
+			}
+			return res, err
+		})
+	env.OnActivity(acts.DisableCustomer, mock.Anything, mock.Anything).After(w.disableDelay).Return(
+		func(_ context.Context, in activities.AmberfloInput) (activities.DisableResult, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.deactive = append(w.deactive, in.CustomerID)
+			if w.disable != nil {
+				return w.disable(in)
+			}
+			return activities.DisableResult{Changed: true}, nil
+		})
+	env.OnActivity(acts.OffboardCustomer, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AmberfloInput) (activities.OffboardResult, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.offboarded = append(w.offboarded, in.CustomerID)
+			if w.offboard != nil {
+				return w.offboard(in)
+			}
+			return activities.OffboardResult{Moved: true}, nil
 		})
 	env.OnActivity(acts.ControlPlane, mock.Anything, mock.Anything).After(w.controlDelay).Return(
 		func(_ context.Context, in activities.ControlPlaneInput) (activities.ControlPlaneResult, error) {
