@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,5 +84,45 @@ func TestTimeToRecoverRunsToTheLastPayment(t *testing.T) {
 	}}
 	if d := timeToRecover(&s, ff.Add(10*time.Hour)); d != 5*time.Hour {
 		t.Errorf("time to recover %s, want 5h", d)
+	}
+}
+
+func TestCountOnce(t *testing.T) {
+	p := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		name string
+		in   []IntentMoney
+		want []CurrencyMoney
+	}{
+		{"nothing", nil, nil},
+		{"one paid intent, amount unknown: its amount", []IntentMoney{{Invoice: "in_1", Currency: "USD", Amount: 4900, Paid: true}},
+			[]CurrencyMoney{{"usd", 4900, 4900}}},
+		{"open intent", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900}}, []CurrencyMoney{{"usd", 4900, 0}}},
+		{"fully credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(0)}},
+			[]CurrencyMoney{{"usd", 4900, 0}}},
+		{"partly credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(1900)}},
+			[]CurrencyMoney{{"usd", 4900, 1900}}},
+		{"two intents of one invoice, the second paid", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4900)},
+		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		{"two intents of one invoice, both found paid", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
+		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		{"intents without an invoice each count", []IntentMoney{
+			{Currency: "usd", Amount: 100, Paid: true}, {Currency: "usd", Amount: 200},
+		}, []CurrencyMoney{{"usd", 300, 100}}},
+		{"two invoices, two currencies, in order of appearance", []IntentMoney{
+			{Invoice: "in_2", Currency: "eur", Amount: 500},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
+			{Invoice: "in_2", Currency: "EUR", Amount: 500, Paid: true, PaidAmount: p(500)},
+		}, []CurrencyMoney{{"eur", 500, 500}, {"usd", 4900, 4900}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CountOnce(tc.in); !slices.Equal(got, tc.want) {
+				t.Errorf("CountOnce = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -261,6 +261,13 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 		sig.IntentID, sig.InvoiceID = ev.PaymentIntent.ID, ev.PaymentIntent.InvoiceID
 	case ev.Invoice != nil:
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
+		if ev.Type == EventInvoicePaid {
+			paid := ev.Invoice.AmountPaid
+			sig.AmountPaid = &paid
+			if ev.Invoice.PaidOutOfBand {
+				sig.Source += " (out of band)"
+			}
+		}
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil)
 	if err == nil && res.Delivered && version(ctx, paidWhileRunningChange, 1) == 1 {
