@@ -63,7 +63,7 @@ func (r *recovery) countAttempt(ctx workflow.Context, res activities.RetryResult
 // for a recovery the time from the first failure.
 func (r *recovery) countEnded(ctx workflow.Context) {
 	h := workflow.GetMetricsHandler(ctx)
-	o := endOutcome(&r.s)
+	o := endOutcome(&r.s, r.version(ctx, moneyOnceChange, 1) == 1)
 	h.WithTags(map[string]string{TagOutcome: string(o)}).Counter(MetricRecoveriesEnded).Inc(1)
 	if r.version(ctx, moneyOnceChange, 1) == 1 {
 		for _, m := range CountOnce(intentMoney(r.s.Intents)) {
@@ -126,13 +126,20 @@ func lastPaid(s *RecoveryState) *Intent {
 
 // endOutcome is how a life that ended ended. A recovery is by retry when
 // the intent paid last was paid by one of dunning's confirms, by card
-// update when that confirm came of a card update, else by the customer.
-func endOutcome(s *RecoveryState) Outcome {
+// update when that confirm came of a card update, else by the customer
+// (who paid, or whose invoice was marked paid for money taken outside
+// Stripe). With creditForgives, a life whose paid invoices Stripe says
+// were paid without money (credit notes, the credit balance) was
+// forgiven, not recovered: waived, as an invoice written off in Stripe.
+func endOutcome(s *RecoveryState, creditForgives bool) Outcome {
 	switch s.Stage {
 	case StageWaived:
 		return OutcomeWaived
 	case StageDeprovisioned:
 		return OutcomeDeprovisioned
+	}
+	if creditForgives && paidWithoutMoney(s) {
+		return OutcomeWaived
 	}
 	last := lastPaid(s)
 	switch {
@@ -144,6 +151,22 @@ func endOutcome(s *RecoveryState) Outcome {
 		return OutcomeRecoveredByRetry
 	}
 	return OutcomeRecoveredByCustomer
+}
+
+// paidWithoutMoney reports whether intents were paid, and Stripe said of
+// each that no money paid it.
+func paidWithoutMoney(s *RecoveryState) bool {
+	some := false
+	for _, in := range s.Intents {
+		if in.State != IntentPaid {
+			continue
+		}
+		if in.PaidAmount == nil || *in.PaidAmount > 0 {
+			return false
+		}
+		some = true
+	}
+	return some
 }
 
 // timeToRecover runs from the first failure to the last payment (now when
@@ -267,10 +290,10 @@ func intentMoney(ins []*Intent) []IntentMoney {
 const maxMemoIntents = 50
 
 // memoOf is the RecoveryMemo of a life as it stands.
-func memoOf(s *RecoveryState, terminal bool, now time.Time) RecoveryMemo {
+func memoOf(s *RecoveryState, terminal, creditForgives bool, now time.Time) RecoveryMemo {
 	m := RecoveryMemo{Lifecycle: s.Lifecycle, FirstFailureAt: s.FirstFailureAt, Stage: s.Stage}
 	if terminal {
-		m.Outcome, m.EndedAt = endOutcome(s), now
+		m.Outcome, m.EndedAt = endOutcome(s, creditForgives), now
 	}
 	for _, in := range s.Intents {
 		if len(m.Intents) == maxMemoIntents {
@@ -303,7 +326,8 @@ func (r *recovery) upsertMemo(ctx workflow.Context) error {
 	if r.s.FirstFailureAt.IsZero() || r.version(ctx, reportMemoChange, 1) < 1 {
 		return nil
 	}
-	m := memoOf(&r.s, r.terminal(), workflow.Now(ctx))
+	terminal := r.terminal()
+	m := memoOf(&r.s, terminal, terminal && r.version(ctx, moneyOnceChange, 1) == 1, workflow.Now(ctx))
 	if r.memo != nil && sameMemo(*r.memo, m) {
 		return nil
 	}

@@ -16,6 +16,7 @@ func TestEndOutcome(t *testing.T) {
 	paid := func(id, by string, h int) *Intent {
 		return &Intent{ID: id, State: IntentPaid, ResolvedBy: by, ResolvedAt: at(h)}
 	}
+	paidWith := func(in *Intent, amount int64) *Intent { in.PaidAmount = &amount; return in }
 	for _, tc := range []struct {
 		name    string
 		stage   Stage
@@ -37,11 +38,24 @@ func TestEndOutcome(t *testing.T) {
 		{"canceled only, recovered", StageRecovered, []*Intent{{ID: "pi_1", State: IntentCanceled}}, OutcomeRecoveredByCustomer},
 		{"waived", StageWaived, []*Intent{{ID: "pi_1", State: IntentWaived}}, OutcomeWaived},
 		{"deprovisioned, paid late", StageDeprovisioned, []*Intent{paid("pi_1", "invoice.paid", 9)}, OutcomeDeprovisioned},
+		{"paid out of band", StageRecovered, []*Intent{paidWith(paid("pi_1", "invoice.paid (out of band)", 2), 4900)}, OutcomeRecoveredByCustomer},
+		{"fully credited: forgiven, not recovered", StageRecovered, []*Intent{paidWith(paid("pi_1", "invoice.paid", 2), 0)}, OutcomeWaived},
+		{"credited by the owed check", StageRecovered,
+			[]*Intent{paidWith(paid("pi_1", "stripe (invoice in_1 has nothing left to pay, before a charge)", 2), 0)}, OutcomeWaived},
+		{"one credited, one paid: recovered", StageRecovered,
+			[]*Intent{paidWith(paid("pi_1", "invoice.paid", 2), 0), paidWith(paid("pi_2", whyScheduled+"1", 3), 4900)}, OutcomeRecoveredByRetry},
+		{"credited, another paid without a known amount", StageRecovered,
+			[]*Intent{paidWith(paid("pi_1", "invoice.paid", 2), 0), paid("pi_2", "invoice.paid", 3)}, OutcomeRecoveredByCustomer},
+		{"credited, one canceled", StageRecovered,
+			[]*Intent{{ID: "pi_1", State: IntentCanceled}, paidWith(paid("pi_2", "invoice.paid", 3), 0)}, OutcomeWaived},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := RecoveryState{Stage: tc.stage, Intents: tc.intents}
-			if got := endOutcome(&s); got != tc.want {
+			if got := endOutcome(&s, true); got != tc.want {
 				t.Errorf("outcome %s, want %s", got, tc.want)
+			}
+			if got := endOutcome(&s, false); got != tc.want && got != OutcomeRecoveredByCustomer && got != OutcomeRecoveredByRetry {
+				t.Errorf("before money-once: outcome %s", got)
 			}
 		})
 	}

@@ -122,6 +122,9 @@ func TestMetricsCountEachFactOnce(t *testing.T) {
 		}
 		expect(t, "failed", rm.FailedAmount.WithLabelValues("usd"), 4900)
 		expect(t, "recovered", rm.RecoveredAmt.WithLabelValues("usd"), 0)
+		// Forgiven by a credit note, not recovered.
+		expect(t, "ended waived", rm.Ended.WithLabelValues(string(workflows.OutcomeWaived)), 1)
+		expect(t, "ended by customer", rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer)), 0)
 	})
 	t.Run("one invoice, two intents, paid", func(t *testing.T) {
 		rt, rm, _ := meteredRecoveryTest(t)
