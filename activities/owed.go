@@ -207,7 +207,12 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 		paid := func(why string) Owed { o.AmountPaid = stripe.Int64(inv.AmountPaid); return set(OwedPaid, why) }
 		switch {
 		case inv.Status == stripe.InvoiceStatusPaid && inv.PaidOutOfBand:
+			// Money taken elsewhere; an amount_paid of zero says nothing
+			// of how much (the intent's amount stands for it).
 			o.OutOfBand = true
+			if inv.AmountPaid == 0 {
+				return set(OwedPaid, "invoice "+inv.ID+" paid out of band")
+			}
 			return paid("invoice " + inv.ID + " paid out of band")
 		case inv.Status == stripe.InvoiceStatusPaid:
 			return paid("invoice " + inv.ID + " paid")

@@ -1256,4 +1256,9 @@ func TestOwedVerdictAmountPaid(t *testing.T) {
 	if got := activities.OwedVerdict(pi, ""); got.AmountPaid != nil {
 		t.Errorf("an owed verdict says %d was paid", *got.AmountPaid)
 	}
+	// Out of band with amount_paid zero says nothing of how much.
+	pi.Invoice = &stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900}
+	if got := activities.OwedVerdict(pi, ""); got.Verdict != activities.OwedPaid || !got.OutOfBand || got.AmountPaid != nil {
+		t.Errorf("OwedVerdict = %+v, want paid out of band, amount not said", got)
+	}
 }

@@ -265,7 +265,12 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 			paid := ev.Invoice.AmountPaid
 			sig.AmountPaid = &paid
 			if ev.Invoice.PaidOutOfBand {
+				// Money taken elsewhere: a zero amount_paid says nothing
+				// of how much.
 				sig.Source += " (out of band)"
+				if paid == 0 {
+					sig.AmountPaid = nil
+				}
 			}
 		}
 	}
