@@ -68,6 +68,13 @@ type Owed struct {
 	PeriodStart time.Time `json:"period_start,omitzero"`
 	PeriodEnd   time.Time `json:"period_end,omitzero"`
 	PayURL      string    `json:"pay_url,omitempty"`
+	// AmountPaid, for a paid verdict, is the money that paid: the intent's
+	// amount_received, or its invoice's amount_paid (less than due, even
+	// zero, when a credit note or the customer's credit balance paid the
+	// rest). OutOfBand: the invoice was marked paid for money taken
+	// outside Stripe.
+	AmountPaid *int64 `json:"amount_paid,omitempty"`
+	OutOfBand  bool   `json:"out_of_band,omitempty"`
 	// PaymentMethod is what a confirm would charge: the customer's default,
 	// else the payment method that failed, else the subscription's default;
 	// PaymentMethodSource names which. Empty when there is none.
@@ -190,21 +197,31 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 	// Money that arrived decides first, even after a waiver: it was
 	// recovered, not forgiven (as ForgiveIntent answers ForgivePaid).
 	if pi.Status == stripe.PaymentIntentStatusSucceeded {
+		o.AmountPaid = stripe.Int64(pi.AmountReceived)
 		return set(OwedPaid, "intent succeeded")
 	}
 	inv := pi.Invoice
 	if inv != nil {
+		// What paid the invoice is amount_paid: a credit note or the
+		// customer's credit balance pays without money.
+		paid := func(why string) Owed { o.AmountPaid = stripe.Int64(inv.AmountPaid); return set(OwedPaid, why) }
 		switch {
 		case inv.Status == stripe.InvoiceStatusPaid && inv.PaidOutOfBand:
-			return set(OwedPaid, "invoice "+inv.ID+" paid out of band")
+			// Money taken elsewhere; an amount_paid of zero says nothing
+			// of how much (the intent's amount stands for it).
+			o.OutOfBand = true
+			if inv.AmountPaid == 0 {
+				return set(OwedPaid, "invoice "+inv.ID+" paid out of band")
+			}
+			return paid("invoice " + inv.ID + " paid out of band")
 		case inv.Status == stripe.InvoiceStatusPaid:
-			return set(OwedPaid, "invoice "+inv.ID+" paid")
+			return paid("invoice " + inv.ID + " paid")
 		case inv.Status == stripe.InvoiceStatusVoid || inv.Status == stripe.InvoiceStatusUncollectible:
 			// Neither can have been paid by another intent.
 		case otherPaid != "":
-			return set(OwedPaid, "invoice "+inv.ID+" paid by "+otherPaid)
+			return paid("invoice " + inv.ID + " paid by " + otherPaid)
 		case inv.Status == stripe.InvoiceStatusOpen && inv.AmountRemaining == 0 && inv.AmountDue > 0:
-			return set(OwedPaid, "invoice "+inv.ID+" has nothing left to pay")
+			return paid("invoice " + inv.ID + " has nothing left to pay")
 		}
 	}
 	if r := pi.Metadata[WaivedMetadataKey]; r != "" {

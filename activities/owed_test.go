@@ -1215,3 +1215,50 @@ func TestIntentOwedRemovedFailedCard(t *testing.T) {
 		})
 	}
 }
+
+// A paid verdict carries the money that paid: what the intent received,
+// or its invoice's amount_paid, which a credit note or the customer's
+// credit balance leaves short of what was due (even zero).
+func TestOwedVerdictAmountPaid(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		status    stripe.PaymentIntentStatus
+		received  int64
+		invoice   *stripe.Invoice
+		otherPaid string
+		paid      int64
+		outOfBand bool
+	}{
+		{"intent succeeded", "succeeded", 4900, nil, "", 4900, false},
+		{"invoice paid by a charge", "requires_payment_method", 0,
+			&stripe.Invoice{ID: "in_1", Status: "paid", AmountDue: 4900, AmountPaid: 4900}, "", 4900, false},
+		{"invoice paid from the credit balance", "canceled", 0,
+			&stripe.Invoice{ID: "in_1", Status: "paid", AmountDue: 0, AmountPaid: 0, StartingBalance: -4900}, "", 0, false},
+		{"invoice fully credited by a credit note", "requires_payment_method", 0,
+			&stripe.Invoice{ID: "in_1", Status: "paid", AmountDue: 4900, AmountPaid: 0, PostPaymentCreditNotesAmount: 0, PrePaymentCreditNotesAmount: 4900}, "", 0, false},
+		{"open invoice credited down to nothing left", "requires_payment_method", 0,
+			&stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 0, AmountPaid: 1900}, "", 1900, false},
+		{"invoice paid out of band", "canceled", 0,
+			&stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900, AmountPaid: 4900}, "", 4900, true},
+		{"another intent paid the invoice", "requires_payment_method", 0,
+			&stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 4900, AmountPaid: 4900}, "pi_other", 4900, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pi := &stripe.PaymentIntent{ID: intentID, Status: tc.status, AmountReceived: tc.received, Invoice: tc.invoice}
+			got := activities.OwedVerdict(pi, tc.otherPaid)
+			if got.Verdict != activities.OwedPaid || got.AmountPaid == nil || *got.AmountPaid != tc.paid || got.OutOfBand != tc.outOfBand {
+				t.Errorf("OwedVerdict = %+v (amount paid %v), want paid %d, out of band %v", got, got.AmountPaid, tc.paid, tc.outOfBand)
+			}
+		})
+	}
+	pi := &stripe.PaymentIntent{ID: intentID, Status: "requires_payment_method",
+		Invoice: &stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 4900}}
+	if got := activities.OwedVerdict(pi, ""); got.AmountPaid != nil {
+		t.Errorf("an owed verdict says %d was paid", *got.AmountPaid)
+	}
+	// Out of band with amount_paid zero says nothing of how much.
+	pi.Invoice = &stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900}
+	if got := activities.OwedVerdict(pi, ""); got.Verdict != activities.OwedPaid || !got.OutOfBand || got.AmountPaid != nil {
+		t.Errorf("OwedVerdict = %+v, want paid out of band, amount not said", got)
+	}
+}

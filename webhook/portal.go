@@ -82,9 +82,12 @@ const (
 	PortalExpired       = "expired"         // 410
 	PortalRateLimited   = "rate_limited"    // 429
 	PortalNotConfigured = "not_configured"  // 404: no PUBLIC_URL and PORTAL_LINK_SECRET
-	PortalStripeRefused = "stripe_rejected" // 502: Stripe refused the session (4xx)
-	PortalStripeError   = "stripe_error"    // 502: Stripe failed (5xx) or answered without a usable URL
-	PortalStripeDown    = "stripe_unavailable"
+	PortalStripeRefused = "stripe_rejected" // 502: Stripe refused the session (4xx): the portal, the key or the request
+	// PortalCustomerMissing: 410, Stripe has no such customer (deleted, or
+	// of the other mode): no click will ever open a session for the link.
+	PortalCustomerMissing = "customer_missing"
+	PortalStripeError     = "stripe_error" // 502: Stripe failed (5xx) or answered without a usable URL
+	PortalStripeDown      = "stripe_unavailable"
 	// PortalStripeDown: 503, no answer from Stripe in time, or its rate limit.
 	PortalClientGone = "client_gone"
 	// PortalClientGone: the client hung up before the session was opened
@@ -93,7 +96,7 @@ const (
 )
 
 var portalOutcomes = []string{PortalRedirected, PortalReturned, PortalInvalid, PortalExpired, PortalRateLimited,
-	PortalNotConfigured, PortalStripeRefused, PortalStripeError, PortalStripeDown, PortalClientGone}
+	PortalNotConfigured, PortalStripeRefused, PortalCustomerMissing, PortalStripeError, PortalStripeDown, PortalClientGone}
 
 // page is a short answer for a person in a browser.
 type page struct{ title, text string }
@@ -105,7 +108,10 @@ var (
 	pageLimited       = page{"Too many attempts", "Please wait a minute, then follow the link again."}
 	pageUnavailable   = page{"Please try again shortly", "We could not open the payment page just now. Please follow the link again in a few minutes."}
 	pageFailed        = page{"Payment page not available", "We could not open the payment page. Please try again later, or contact support."}
-	pageReturned      = page{"Thank you", "You can close this page. If you updated your payment method, it will be used for your next payment."}
+	// pageRefused answers a refusal that a later click meets again: it
+	// promises nothing of trying again.
+	pageRefused  = page{"Payment page not available", "We could not open the payment page for your account. Please contact support, who can help you update your payment details."}
+	pageReturned = page{"Thank you", "You can close this page. If you updated your payment method, it will be used for your next payment."}
 )
 
 // portalHeaders go on every answer under /portal/: nothing is cached or
@@ -181,11 +187,16 @@ func (h *handler) portal(c *gin.Context) {
 	if err != nil {
 		status, outcome, pg := portalFailure(err)
 		attrs := []any{"customer", link.Customer, "outcome", outcome, "seconds", time.Since(began).Seconds(), "error", err}
-		if outcome == PortalStripeRefused {
+		switch outcome {
+		case PortalStripeRefused:
 			// Stripe will refuse every customer the same way until
 			// someone looks (e.g. no portal configuration saved).
 			h.log.Error("stripe refused a billing portal session", attrs...)
-		} else {
+		case PortalCustomerMissing:
+			// One customer's link, not the portal: Stripe no longer has
+			// the customer it names.
+			h.log.Warn("stripe has no such customer for a billing portal session", attrs...)
+		default:
 			h.log.Warn("no billing portal session", attrs...)
 		}
 		if status == http.StatusServiceUnavailable {
@@ -239,10 +250,19 @@ func portalFailure(err error) (int, string, page) {
 		return http.StatusServiceUnavailable, PortalStripeDown, pageUnavailable
 	case errors.As(err, &se) && se.HTTPStatusCode >= 500:
 		return http.StatusBadGateway, PortalStripeError, pageFailed
+	case errors.As(err, &se) && customerMissing(se):
+		return http.StatusGone, PortalCustomerMissing, pageRefused
 	case errors.As(err, &se) && se.HTTPStatusCode >= 400:
-		return http.StatusBadGateway, PortalStripeRefused, pageFailed
+		return http.StatusBadGateway, PortalStripeRefused, pageRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.As(err, &ne):
 		return http.StatusServiceUnavailable, PortalStripeDown, pageUnavailable
 	}
 	return http.StatusBadGateway, PortalStripeError, pageFailed
+}
+
+// customerMissing reports whether Stripe refused because it has no such
+// customer: code resource_missing on the customer parameter (HTTP 400 or
+// 404, as Stripe answers a missing object named in a request).
+func customerMissing(se *stripe.Error) bool {
+	return se.HTTPStatusCode < 500 && se.Code == stripe.ErrorCodeResourceMissing && se.Param == "customer"
 }

@@ -112,6 +112,24 @@ func stripeError(w http.ResponseWriter, status int, typ, msg string) {
 	fmt.Fprintf(w, `{"error":{"message":%q,"type":%q,"request_log_url":"https://dashboard.stripe.com/test/logs/req_x"}}`, msg, typ)
 }
 
+// stripeMissing writes Stripe's answer to a request naming an object it
+// does not have (a deleted customer, say): code resource_missing on the
+// parameter that named it.
+func stripeMissing(w http.ResponseWriter, status int, param, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{
+  "error": {
+    "code": "resource_missing",
+    "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+    "message": %q,
+    "param": %q,
+    "request_log_url": "https://dashboard.stripe.com/test/logs/req_x?t=1773489600",
+    "type": "invalid_request_error"
+  }
+}`, msg, param)
+}
+
 // clock is a settable clock for the handler.
 type clock struct{ ns atomic.Int64 }
 
@@ -374,48 +392,65 @@ func TestPortalWhenStripeFails(t *testing.T) {
 		status     int
 		outcome    string
 		retryAfter bool
+		// page is what the customer reads; a refusal that the next
+		// click meets again sends them to support, not back.
+		page string
 	}{
 		{"5xx", func(w http.ResponseWriter, _ int) {
 			stripeError(w, http.StatusInternalServerError, "api_error", "An unknown error occurred")
-		}, http.StatusBadGateway, webhook.PortalStripeError, false},
+		}, http.StatusBadGateway, webhook.PortalStripeError, false, "try again later"},
 		{"502 from a proxy, in HTML", func(w http.ResponseWriter, _ int) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusBadGateway)
 			io.WriteString(w, "<html><body>502 Bad Gateway</body></html>")
-		}, http.StatusBadGateway, webhook.PortalStripeError, false},
-		{"customer deleted", func(w http.ResponseWriter, _ int) {
-			stripeError(w, http.StatusBadRequest, "invalid_request_error", "No such customer: '"+portalCustomer+"'")
-		}, http.StatusBadGateway, webhook.PortalStripeRefused, false},
+		}, http.StatusBadGateway, webhook.PortalStripeError, false, "try again later"},
+		{"customer deleted (404)", func(w http.ResponseWriter, _ int) {
+			stripeMissing(w, http.StatusNotFound, "customer", "No such customer: '"+portalCustomer+"'")
+		}, http.StatusGone, webhook.PortalCustomerMissing, false, "contact support"},
+		{"customer deleted (400)", func(w http.ResponseWriter, _ int) {
+			stripeMissing(w, http.StatusBadRequest, "customer", "No such customer: '"+portalCustomer+"'")
+		}, http.StatusGone, webhook.PortalCustomerMissing, false, "contact support"},
+		{"portal configuration deleted", func(w http.ResponseWriter, _ int) {
+			stripeMissing(w, http.StatusBadRequest, "configuration", "No such configuration: 'bpc_1OqGone'")
+		}, http.StatusBadGateway, webhook.PortalStripeRefused, false, "contact support"},
 		{"no portal configuration", func(w http.ResponseWriter, _ int) {
 			stripeError(w, http.StatusBadRequest, "invalid_request_error", "No configuration provided and your test mode default configuration has not been created. Provide a configuration or create your default by saving your customer portal settings in test mode at https://dashboard.stripe.com/test/settings/billing/portal.")
-		}, http.StatusBadGateway, webhook.PortalStripeRefused, false},
+		}, http.StatusBadGateway, webhook.PortalStripeRefused, false, "contact support"},
+		{"key without the permission", func(w http.ResponseWriter, _ int) {
+			stripeError(w, http.StatusForbidden, "invalid_request_error", "The provided key 'rk_test_****' does not have the required permissions for this endpoint on account 'acct_1Oq'.")
+		}, http.StatusBadGateway, webhook.PortalStripeRefused, false, "contact support"},
 		{"rate limited", func(w http.ResponseWriter, _ int) {
 			stripeError(w, http.StatusTooManyRequests, "invalid_request_error", "Request rate limit exceeded.")
-		}, http.StatusServiceUnavailable, webhook.PortalStripeDown, true},
+		}, http.StatusServiceUnavailable, webhook.PortalStripeDown, true, "follow the link again in a few minutes"},
 		{"too slow", func(w http.ResponseWriter, _ int) {
 			time.Sleep(time.Second) // past the portal's timeout
-		}, http.StatusServiceUnavailable, webhook.PortalStripeDown, true},
+		}, http.StatusServiceUnavailable, webhook.PortalStripeDown, true, "follow the link again in a few minutes"},
 		{"session without url", func(w http.ResponseWriter, _ int) {
 			session(w, url.Values{"customer": {portalCustomer}}, nil)
-		}, http.StatusBadGateway, webhook.PortalStripeError, false},
+		}, http.StatusBadGateway, webhook.PortalStripeError, false, "try again later"},
 		{"session url a path", func(w http.ResponseWriter, _ int) {
 			session(w, url.Values{"customer": {portalCustomer}}, "/p/session/test_abc")
-		}, http.StatusBadGateway, webhook.PortalStripeError, false},
+		}, http.StatusBadGateway, webhook.PortalStripeError, false, "try again later"},
 		{"session url not https", func(w http.ResponseWriter, _ int) {
 			session(w, url.Values{"customer": {portalCustomer}}, "javascript:alert(1)")
-		}, http.StatusBadGateway, webhook.PortalStripeError, false},
+		}, http.StatusBadGateway, webhook.PortalStripeError, false, "try again later"},
 		{"not JSON", func(w http.ResponseWriter, _ int) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"url": "https://billing.stripe.com/p/session/x"`)
-		}, http.StatusBadGateway, webhook.PortalStripeError, false},
+		}, http.StatusBadGateway, webhook.PortalStripeError, false, "try again later"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFakeStripe(t, tc.reply)
 			s := portalServer(t, f, newClock(testNow), func(o *webhook.Options) { o.Portal.Timeout = 300 * time.Millisecond })
 			r := follow(t, s, "/portal/"+token(t, portalCustomer, testNow.Add(time.Hour)), "203.0.113.11:1")
-			want := "could not open the payment page"
-			wantPage(t, r, tc.status, want)
+			wantPage(t, r, tc.status, "could not open the payment page")
+			if !strings.Contains(r.raw, tc.page) {
+				t.Errorf("page does not say %q:\n%s", tc.page, r.raw)
+			}
+			if tc.page == "contact support" && strings.Contains(r.raw, "again") {
+				t.Errorf("a refusal every click meets again promises a retry:\n%s", r.raw)
+			}
 			if got := r.header.Get("Retry-After") != ""; got != tc.retryAfter {
 				t.Errorf("Retry-After %q, want one: %v", r.header.Get("Retry-After"), tc.retryAfter)
 			}

@@ -14,6 +14,11 @@ import (
 // follow the money rules. Metrics issue no command and need no version.
 const reportMemoChange = "report-memo"
 
+// moneyOnceChange counts the money of an invoice once, however many of
+// the life's intents pay it, and recovered money as what paid (not what
+// was owed) in the amount metrics.
+const moneyOnceChange = "money-once"
+
 // The facts a recovery counts, each once: the SDK emits nothing while it
 // replays, so a fact counted when it happened is not counted again.
 
@@ -23,9 +28,28 @@ func (r *recovery) countStarted(ctx workflow.Context) {
 }
 
 // countFailed counts the amount of an intent recorded for the first time.
+// An intent for an invoice another intent of the life already owes
+// counts only what it owes beyond it.
 func (r *recovery) countFailed(ctx workflow.Context, in *Intent) {
+	amount := in.Amount
+	if before, ok := owedBefore(&r.s, in); ok && r.version(ctx, moneyOnceChange, 1) == 1 {
+		amount = max(in.Amount-before, 0)
+	}
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{TagCurrency: strings.ToLower(in.Currency)}).
-		Counter(MetricFailedAmount).Inc(in.Amount)
+		Counter(MetricFailedAmount).Inc(amount)
+}
+
+// owedBefore is the largest amount the life's other intents of in's
+// invoice owe, and whether there is any.
+func owedBefore(s *RecoveryState, in *Intent) (int64, bool) {
+	var most int64
+	found := false
+	for _, o := range s.Intents {
+		if o != in && in.InvoiceID != "" && o.InvoiceID == in.InvoiceID && strings.EqualFold(o.Currency, in.Currency) {
+			most, found = max(most, o.Amount), true
+		}
+	}
+	return most, found
 }
 
 // countAttempt counts one confirm dunning made and what Stripe answered.
@@ -39,10 +63,18 @@ func (r *recovery) countAttempt(ctx workflow.Context, res activities.RetryResult
 // for a recovery the time from the first failure.
 func (r *recovery) countEnded(ctx workflow.Context) {
 	h := workflow.GetMetricsHandler(ctx)
-	o := endOutcome(&r.s)
+	o := endOutcome(&r.s, r.version(ctx, moneyOnceChange, 1) == 1)
 	h.WithTags(map[string]string{TagOutcome: string(o)}).Counter(MetricRecoveriesEnded).Inc(1)
-	for _, p := range paidByCurrency(&r.s) {
-		h.WithTags(map[string]string{TagCurrency: p.currency}).Counter(MetricRecoveredAmount).Inc(p.amount)
+	if r.version(ctx, moneyOnceChange, 1) == 1 {
+		for _, m := range CountOnce(intentMoney(r.s.Intents)) {
+			if m.Recovered > 0 {
+				h.WithTags(map[string]string{TagCurrency: m.Currency}).Counter(MetricRecoveredAmount).Inc(m.Recovered)
+			}
+		}
+	} else {
+		for _, p := range paidByCurrency(&r.s) {
+			h.WithTags(map[string]string{TagCurrency: p.currency}).Counter(MetricRecoveredAmount).Inc(p.amount)
+		}
 	}
 	if o.Recovered() {
 		h.Timer(MetricTimeToRecover).Record(timeToRecover(&r.s, workflow.Now(ctx)))
@@ -94,13 +126,20 @@ func lastPaid(s *RecoveryState) *Intent {
 
 // endOutcome is how a life that ended ended. A recovery is by retry when
 // the intent paid last was paid by one of dunning's confirms, by card
-// update when that confirm came of a card update, else by the customer.
-func endOutcome(s *RecoveryState) Outcome {
+// update when that confirm came of a card update, else by the customer
+// (who paid, or whose invoice was marked paid for money taken outside
+// Stripe). With creditForgives, a life whose paid invoices Stripe says
+// were paid without money (credit notes, the credit balance) was
+// forgiven, not recovered: waived, as an invoice written off in Stripe.
+func endOutcome(s *RecoveryState, creditForgives bool) Outcome {
 	switch s.Stage {
 	case StageWaived:
 		return OutcomeWaived
 	case StageDeprovisioned:
 		return OutcomeDeprovisioned
+	}
+	if creditForgives && paidWithoutMoney(s) {
+		return OutcomeWaived
 	}
 	last := lastPaid(s)
 	switch {
@@ -112,6 +151,22 @@ func endOutcome(s *RecoveryState) Outcome {
 		return OutcomeRecoveredByRetry
 	}
 	return OutcomeRecoveredByCustomer
+}
+
+// paidWithoutMoney reports whether intents were paid, and Stripe said of
+// each that no money paid it.
+func paidWithoutMoney(s *RecoveryState) bool {
+	some := false
+	for _, in := range s.Intents {
+		if in.State != IntentPaid {
+			continue
+		}
+		if in.PaidAmount == nil || *in.PaidAmount > 0 {
+			return false
+		}
+		some = true
+	}
+	return some
 }
 
 // timeToRecover runs from the first failure to the last payment (now when
@@ -148,21 +203,104 @@ func paidByCurrency(s *RecoveryState) []currencyAmount {
 	return paid
 }
 
+// IntentMoney is the money of one intent, for CountOnce.
+type IntentMoney struct {
+	// Invoice is the Stripe invoice the intent pays, "" for none.
+	Invoice  string
+	Currency string
+	// Amount is what the intent owed; Paid whether it was paid, and
+	// PaidAmount the money that paid it (nil: Amount stands for it).
+	Amount     int64
+	Paid       bool
+	PaidAmount *int64
+}
+
+// CurrencyMoney is the money of one (lower-case) currency, in minor
+// units: what failed, and what was recovered.
+type CurrencyMoney struct {
+	Currency  string
+	Failed    int64
+	Recovered int64
+}
+
+// CountOnce sums what failed and what was recovered, per currency in
+// the order the currencies first appear. The intents of one invoice (a
+// failed intent, then a new one after the first was canceled) owe its
+// money once: the largest amount among them counts, and the largest
+// paid. What was recovered is the money that paid, not what was owed:
+// an invoice a credit note or credit balance paid recovers what
+// amount_paid says, maybe nothing.
+func CountOnce(ms []IntentMoney) []CurrencyMoney {
+	type key struct{ currency, invoice string }
+	type most struct{ failed, recovered int64 }
+	var out []CurrencyMoney
+	at := func(c string) *CurrencyMoney {
+		i := slices.IndexFunc(out, func(m CurrencyMoney) bool { return m.Currency == c })
+		if i < 0 {
+			out = append(out, CurrencyMoney{Currency: c})
+			i = len(out) - 1
+		}
+		return &out[i]
+	}
+	invoices := map[key]*most{}
+	var order []key
+	for _, m := range ms {
+		c := strings.ToLower(m.Currency)
+		cm := at(c)
+		var paid int64
+		if m.Paid {
+			paid = m.Amount
+			if m.PaidAmount != nil {
+				paid = max(*m.PaidAmount, 0)
+			}
+		}
+		if m.Invoice == "" {
+			cm.Failed += m.Amount
+			cm.Recovered += paid
+			continue
+		}
+		k := key{c, m.Invoice}
+		inv := invoices[k]
+		if inv == nil {
+			inv = &most{}
+			invoices[k] = inv
+			order = append(order, k)
+		}
+		inv.failed, inv.recovered = max(inv.failed, m.Amount), max(inv.recovered, paid)
+	}
+	for _, k := range order {
+		cm := at(k.currency)
+		cm.Failed += invoices[k].failed
+		cm.Recovered += invoices[k].recovered
+	}
+	return out
+}
+
+// intentMoney is the money of a life's intents, for CountOnce.
+func intentMoney(ins []*Intent) []IntentMoney {
+	out := make([]IntentMoney, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, IntentMoney{Invoice: in.InvoiceID, Currency: in.Currency, Amount: in.Amount,
+			Paid: in.State == IntentPaid, PaidAmount: in.PaidAmount})
+	}
+	return out
+}
+
 // maxMemoIntents bounds the intents a memo lists.
 const maxMemoIntents = 50
 
 // memoOf is the RecoveryMemo of a life as it stands.
-func memoOf(s *RecoveryState, terminal bool, now time.Time) RecoveryMemo {
+func memoOf(s *RecoveryState, terminal, creditForgives bool, now time.Time) RecoveryMemo {
 	m := RecoveryMemo{Lifecycle: s.Lifecycle, FirstFailureAt: s.FirstFailureAt, Stage: s.Stage}
 	if terminal {
-		m.Outcome, m.EndedAt = endOutcome(s), now
+		m.Outcome, m.EndedAt = endOutcome(s, creditForgives), now
 	}
 	for _, in := range s.Intents {
 		if len(m.Intents) == maxMemoIntents {
 			break
 		}
 		mi := MemoIntent{ID: in.ID, Amount: in.Amount, Currency: strings.ToLower(in.Currency), State: in.State,
-			DeclineCode: in.LastDecline, ResolvedAt: in.ResolvedAt}
+			DeclineCode: in.LastDecline, ResolvedAt: in.ResolvedAt, Invoice: in.InvoiceID, PaidAmount: in.PaidAmount}
 		if in.Decline != nil {
 			mi.DeclineClass = string(in.Decline.Class)
 		}
@@ -173,7 +311,13 @@ func memoOf(s *RecoveryState, terminal bool, now time.Time) RecoveryMemo {
 
 func sameMemo(a, b RecoveryMemo) bool {
 	return a.Lifecycle == b.Lifecycle && a.FirstFailureAt.Equal(b.FirstFailureAt) && a.Stage == b.Stage &&
-		a.Outcome == b.Outcome && a.EndedAt.Equal(b.EndedAt) && slices.Equal(a.Intents, b.Intents)
+		a.Outcome == b.Outcome && a.EndedAt.Equal(b.EndedAt) && slices.EqualFunc(a.Intents, b.Intents, sameMemoIntent)
+}
+
+func sameMemoIntent(a, b MemoIntent) bool {
+	pa, pb := a.PaidAmount, b.PaidAmount
+	a.PaidAmount, b.PaidAmount = nil, nil
+	return a == b && (pa == nil) == (pb == nil) && (pa == nil || *pa == *pb)
 }
 
 // upsertMemo keeps the life's RecoveryMemo current, upserting only what
@@ -182,7 +326,8 @@ func (r *recovery) upsertMemo(ctx workflow.Context) error {
 	if r.s.FirstFailureAt.IsZero() || r.version(ctx, reportMemoChange, 1) < 1 {
 		return nil
 	}
-	m := memoOf(&r.s, r.terminal(), workflow.Now(ctx))
+	terminal := r.terminal()
+	m := memoOf(&r.s, terminal, terminal && r.version(ctx, moneyOnceChange, 1) == 1, workflow.Now(ctx))
 	if r.memo != nil && sameMemo(*r.memo, m) {
 		return nil
 	}

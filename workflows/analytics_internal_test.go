@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ func TestEndOutcome(t *testing.T) {
 	paid := func(id, by string, h int) *Intent {
 		return &Intent{ID: id, State: IntentPaid, ResolvedBy: by, ResolvedAt: at(h)}
 	}
+	paidWith := func(in *Intent, amount int64) *Intent { in.PaidAmount = &amount; return in }
 	for _, tc := range []struct {
 		name    string
 		stage   Stage
@@ -36,11 +38,24 @@ func TestEndOutcome(t *testing.T) {
 		{"canceled only, recovered", StageRecovered, []*Intent{{ID: "pi_1", State: IntentCanceled}}, OutcomeRecoveredByCustomer},
 		{"waived", StageWaived, []*Intent{{ID: "pi_1", State: IntentWaived}}, OutcomeWaived},
 		{"deprovisioned, paid late", StageDeprovisioned, []*Intent{paid("pi_1", "invoice.paid", 9)}, OutcomeDeprovisioned},
+		{"paid out of band", StageRecovered, []*Intent{paidWith(paid("pi_1", "invoice.paid (out of band)", 2), 4900)}, OutcomeRecoveredByCustomer},
+		{"fully credited: forgiven, not recovered", StageRecovered, []*Intent{paidWith(paid("pi_1", "invoice.paid", 2), 0)}, OutcomeWaived},
+		{"credited by the owed check", StageRecovered,
+			[]*Intent{paidWith(paid("pi_1", "stripe (invoice in_1 has nothing left to pay, before a charge)", 2), 0)}, OutcomeWaived},
+		{"one credited, one paid: recovered", StageRecovered,
+			[]*Intent{paidWith(paid("pi_1", "invoice.paid", 2), 0), paidWith(paid("pi_2", whyScheduled+"1", 3), 4900)}, OutcomeRecoveredByRetry},
+		{"credited, another paid without a known amount", StageRecovered,
+			[]*Intent{paidWith(paid("pi_1", "invoice.paid", 2), 0), paid("pi_2", "invoice.paid", 3)}, OutcomeRecoveredByCustomer},
+		{"credited, one canceled", StageRecovered,
+			[]*Intent{{ID: "pi_1", State: IntentCanceled}, paidWith(paid("pi_2", "invoice.paid", 3), 0)}, OutcomeWaived},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := RecoveryState{Stage: tc.stage, Intents: tc.intents}
-			if got := endOutcome(&s); got != tc.want {
+			if got := endOutcome(&s, true); got != tc.want {
 				t.Errorf("outcome %s, want %s", got, tc.want)
+			}
+			if got := endOutcome(&s, false); got != tc.want && got != OutcomeRecoveredByCustomer && got != OutcomeRecoveredByRetry {
+				t.Errorf("before money-once: outcome %s", got)
 			}
 		})
 	}
@@ -83,5 +98,45 @@ func TestTimeToRecoverRunsToTheLastPayment(t *testing.T) {
 	}}
 	if d := timeToRecover(&s, ff.Add(10*time.Hour)); d != 5*time.Hour {
 		t.Errorf("time to recover %s, want 5h", d)
+	}
+}
+
+func TestCountOnce(t *testing.T) {
+	p := func(n int64) *int64 { return &n }
+	for _, tc := range []struct {
+		name string
+		in   []IntentMoney
+		want []CurrencyMoney
+	}{
+		{"nothing", nil, nil},
+		{"one paid intent, amount unknown: its amount", []IntentMoney{{Invoice: "in_1", Currency: "USD", Amount: 4900, Paid: true}},
+			[]CurrencyMoney{{"usd", 4900, 4900}}},
+		{"open intent", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900}}, []CurrencyMoney{{"usd", 4900, 0}}},
+		{"fully credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(0)}},
+			[]CurrencyMoney{{"usd", 4900, 0}}},
+		{"partly credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(1900)}},
+			[]CurrencyMoney{{"usd", 4900, 1900}}},
+		{"two intents of one invoice, the second paid", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4900)},
+		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		{"two intents of one invoice, both found paid", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
+		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		{"intents without an invoice each count", []IntentMoney{
+			{Currency: "usd", Amount: 100, Paid: true}, {Currency: "usd", Amount: 200},
+		}, []CurrencyMoney{{"usd", 300, 100}}},
+		{"two invoices, two currencies, in order of appearance", []IntentMoney{
+			{Invoice: "in_2", Currency: "eur", Amount: 500},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
+			{Invoice: "in_2", Currency: "EUR", Amount: 500, Paid: true, PaidAmount: p(500)},
+		}, []CurrencyMoney{{"eur", 500, 500}, {"usd", 4900, 4900}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CountOnce(tc.in); !slices.Equal(got, tc.want) {
+				t.Errorf("CountOnce = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -215,6 +215,9 @@ type InvoiceInfo struct {
 	AmountPaid      int64  `json:"amount_paid"`
 	Currency        string `json:"currency"`
 	Status          string `json:"status,omitempty"`
+	// PaidOutOfBand: marked paid in Stripe for money taken elsewhere
+	// (amount_paid then counts it, though no charge took it).
+	PaidOutOfBand bool `json:"paid_out_of_band,omitempty"`
 }
 
 // CardInfo describes a card without its number.
@@ -452,6 +455,10 @@ type PaidSignal struct {
 	InvoiceID string    `json:"invoice_id,omitempty"`
 	// Source names what reported it, e.g. the event type.
 	Source string `json:"source"`
+	// AmountPaid is the money the invoice says was paid (amount_paid, in
+	// the invoice's currency), nil when the report does not say: a credit
+	// note or the customer's credit balance pays an invoice without money.
+	AmountPaid *int64 `json:"amount_paid,omitempty"`
 }
 
 // CardUpdatedSignal says the customer added or changed a way to pay.
@@ -524,6 +531,10 @@ type Intent struct {
 	LastEventAt time.Time `json:"last_event_at"`
 	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
 	ResolvedBy  string    `json:"resolved_by,omitempty"`
+	// PaidAmount is the money that paid it, where Stripe said (what its
+	// invoice's amount_paid or its amount_received was when found paid);
+	// nil when unknown, and Amount stands for it.
+	PaidAmount *int64 `json:"paid_amount,omitempty"`
 
 	// Checked is Stripe's last answer on whether the money is still owed
 	// (verdict: why), and when.
@@ -913,4 +924,9 @@ type MemoIntent struct {
 	DeclineCode  string    `json:"decline_code,omitempty"`
 	DeclineClass string    `json:"decline_class,omitempty"`
 	ResolvedAt   time.Time `json:"resolved_at,omitzero"`
+	// Invoice is the Stripe invoice it pays: intents of one invoice owe
+	// (and pay) its money once. PaidAmount is the money that paid it, as
+	// Intent.PaidAmount; nil when unknown (Amount stands for it).
+	Invoice    string `json:"invoice,omitempty"`
+	PaidAmount *int64 `json:"paid_amount,omitempty"`
 }

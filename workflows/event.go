@@ -261,6 +261,18 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 		sig.IntentID, sig.InvoiceID = ev.PaymentIntent.ID, ev.PaymentIntent.InvoiceID
 	case ev.Invoice != nil:
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
+		if ev.Type == EventInvoicePaid {
+			paid := ev.Invoice.AmountPaid
+			sig.AmountPaid = &paid
+			if ev.Invoice.PaidOutOfBand {
+				// Money taken elsewhere: a zero amount_paid says nothing
+				// of how much.
+				sig.Source += " (out of band)"
+				if paid == 0 {
+					sig.AmountPaid = nil
+				}
+			}
+		}
 	}
 	res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaid, sig, nil)
 	if err == nil && res.Delivered && version(ctx, paidWhileRunningChange, 1) == 1 {

@@ -658,3 +658,41 @@ func TestStripeEventWorkflowFirstReadsWithoutAnswerAreLeftOut(t *testing.T) {
 		t.Errorf("owed check tried %d times; want the local tries and the activity's retries", n)
 	}
 }
+
+// invoice.paid tells the recovery what paid the invoice: amount_paid
+// (nothing, for a credit note), and that it was paid out of band.
+func TestInvoicePaidCarriesTheMoneyThatPaid(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		inv       workflows.InvoiceInfo
+		paid      int64 // -1: not said
+		outOfBand bool
+	}{
+		{"charged", workflows.InvoiceInfo{AmountDue: 4900, AmountPaid: 4900}, 4900, false},
+		{"credited in full", workflows.InvoiceInfo{AmountDue: 0, AmountPaid: 0}, 0, false},
+		{"paid out of band", workflows.InvoiceInfo{AmountDue: 4900, AmountPaid: 4900, PaidOutOfBand: true}, 4900, true},
+		{"paid out of band, amount_paid zero", workflows.InvoiceInfo{AmountDue: 4900, AmountPaid: 0, PaidOutOfBand: true}, -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := event(workflows.EventInvoicePaid)
+			ev.ObjectID, ev.ObjectType = "in_1", "invoice"
+			inv := tc.inv
+			inv.ID, inv.PaymentIntentID, inv.Currency, inv.Status = "in_1", "pi_1", "usd", "paid"
+			ev.Invoice = &inv
+			run := runEventIn(t, ev, eventPeers{delivered: true, pms: paymentMethods,
+				ended: activities.EndedRecovery{Found: true, Running: true}, previous: &activities.EndedRecovery{}})
+			if len(run.signals) != 1 || run.signals[0].SignalName != workflows.SignalPaid {
+				t.Fatalf("signals %+v, want the running recovery told", run.signals)
+			}
+			var sig workflows.PaidSignal
+			if err := json.Unmarshal(run.signals[0].Signal, &sig); err != nil {
+				t.Fatal(err)
+			}
+			said := sig.AmountPaid != nil
+			if sig.InvoiceID != "in_1" || said != (tc.paid >= 0) || (said && *sig.AmountPaid != tc.paid) ||
+				strings.Contains(sig.Source, "out of band") != tc.outOfBand {
+				t.Errorf("signal %+v (amount paid %v), want %d paid, out of band %v", sig, sig.AmountPaid, tc.paid, tc.outOfBand)
+			}
+		})
+	}
+}

@@ -107,6 +107,39 @@ func TestMetricsCountEachFactOnce(t *testing.T) {
 		expect(t, "ended by customer", rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer)), 1)
 		expect(t, "recovered", rm.RecoveredAmt.WithLabelValues("usd"), 4900)
 	})
+	t.Run("one invoice, two intents, credited in full", func(t *testing.T) {
+		// A second intent for the invoice of the first; then the invoice
+		// is paid by a credit note: no money arrived.
+		rt, rm, _ := meteredRecoveryTest(t)
+		second := failed("evt_second", "pi_2", t0.Add(10*time.Minute))
+		second.Intent.InvoiceID = "in_pi_1"
+		rt.signal(10*time.Minute, workflows.SignalPaymentFailed, second)
+		nothing := int64(0)
+		rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", Created: t0.Add(30 * time.Minute),
+			InvoiceID: "in_pi_1", Source: "invoice.paid", AmountPaid: &nothing})
+		if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+			t.Fatalf("stage %s", res.Stage)
+		}
+		expect(t, "failed", rm.FailedAmount.WithLabelValues("usd"), 4900)
+		expect(t, "recovered", rm.RecoveredAmt.WithLabelValues("usd"), 0)
+		// Forgiven by a credit note, not recovered.
+		expect(t, "ended waived", rm.Ended.WithLabelValues(string(workflows.OutcomeWaived)), 1)
+		expect(t, "ended by customer", rm.Ended.WithLabelValues(string(workflows.OutcomeRecoveredByCustomer)), 0)
+	})
+	t.Run("one invoice, two intents, paid", func(t *testing.T) {
+		rt, rm, _ := meteredRecoveryTest(t)
+		second := failed("evt_second", "pi_2", t0.Add(10*time.Minute))
+		second.Intent.InvoiceID = "in_pi_1"
+		rt.signal(10*time.Minute, workflows.SignalPaymentFailed, second)
+		paid := int64(4900)
+		rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", Created: t0.Add(30 * time.Minute),
+			InvoiceID: "in_pi_1", Source: "invoice.paid", AmountPaid: &paid})
+		if res := rt.run(input()); res.Stage != workflows.StageRecovered {
+			t.Fatalf("stage %s", res.Stage)
+		}
+		expect(t, "failed", rm.FailedAmount.WithLabelValues("usd"), 4900)
+		expect(t, "recovered", rm.RecoveredAmt.WithLabelValues("usd"), 4900)
+	})
 	t.Run("deprovisioned", func(t *testing.T) {
 		rt, rm, reg := meteredRecoveryTest(t)
 		if res := rt.run(input()); res.Stage != workflows.StageDeprovisioned {

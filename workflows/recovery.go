@@ -500,6 +500,7 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 		}
 		if (p.IntentID != "" && in.ID == p.IntentID) || (p.InvoiceID != "" && in.InvoiceID == p.InvoiceID) {
 			r.resolve(ctx, in, IntentPaid, p.Source)
+			in.PaidAmount = p.AmountPaid
 			matched = true
 		}
 	}

@@ -324,6 +324,7 @@ func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o act
 	switch o.Verdict {
 	case activities.OwedPaid:
 		r.resolve(ctx, in, IntentPaid, by)
+		in.PaidAmount = o.AmountPaid
 	case activities.OwedCanceled:
 		r.resolve(ctx, in, IntentCanceled, by)
 	case activities.OwedForgiven:

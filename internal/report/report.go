@@ -245,20 +245,20 @@ func compute(w Window, memos []workflows.RecoveryMemo, stopped map[string]bool) 
 			outcomes[m.Outcome]++
 		}
 		customer := customerOf(m)
-		for _, in := range m.Intents {
-			c := currencies[in.Currency]
+		for _, mo := range workflows.CountOnce(intentMoney(m.Intents)) {
+			c := currencies[mo.Currency]
 			if c == nil {
-				c = &cur{CurrencyFigures: CurrencyFigures{Currency: in.Currency}, failed: map[string]bool{}, recovered: map[string]bool{}}
-				currencies[in.Currency] = c
+				c = &cur{CurrencyFigures: CurrencyFigures{Currency: mo.Currency}, failed: map[string]bool{}, recovered: map[string]bool{}}
+				currencies[mo.Currency] = c
 			}
 			c.failed[customer] = true
-			c.FailedAmount += in.Amount
-			if in.State == workflows.IntentPaid {
-				c.RecoveredAmount += in.Amount
-			}
+			c.FailedAmount += mo.Failed
+			c.RecoveredAmount += mo.Recovered
 			if recovered {
 				c.recovered[customer] = true
 			}
+		}
+		for _, in := range m.Intents {
 			count(codes, cmp.Or(in.DeclineCode, None), in.State == workflows.IntentPaid)
 			count(classes, cmp.Or(in.DeclineClass, None), in.State == workflows.IntentPaid)
 		}
@@ -279,6 +279,18 @@ func compute(w Window, memos []workflows.RecoveryMemo, stopped map[string]bool) 
 	slices.Sort(times)
 	rep.TimeToRecover = TimeToRecover{Count: len(times), MedianS: percentile(times, 0.5).Seconds(), P90S: percentile(times, 0.9).Seconds()}
 	return rep
+}
+
+// intentMoney is the money of a memo's intents: a memo kept before
+// dunning noted the invoice and the money that paid counts each intent,
+// and its amount as paid, as it always did.
+func intentMoney(ins []workflows.MemoIntent) []workflows.IntentMoney {
+	out := make([]workflows.IntentMoney, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, workflows.IntentMoney{Invoice: in.Invoice, Currency: in.Currency, Amount: in.Amount,
+			Paid: in.State == workflows.IntentPaid, PaidAmount: in.PaidAmount})
+	}
+	return out
 }
 
 // timeToRecover runs from the first failure to the last payment, or to

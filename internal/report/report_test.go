@@ -271,3 +271,45 @@ func TestDays(t *testing.T) {
 		}
 	}
 }
+
+// Recovered money is the money that paid, and an invoice's money counts
+// once however many intents tried to collect it; a memo kept before
+// dunning noted either reads as it always did.
+func TestComputeCountsWhatPaidEachInvoiceOnce(t *testing.T) {
+	const paid, canceled = workflows.IntentPaid, workflows.IntentCanceled
+	amount := func(n int64) *int64 { return &n }
+	run := func(life string, d int, o workflows.Outcome, in ...workflows.MemoIntent) report.Run {
+		return report.Run{StartedAt: day(d), Status: enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+			Memo: &workflows.RecoveryMemo{Lifecycle: life, FirstFailureAt: day(d), Outcome: o, Intents: in}}
+	}
+	runs := []report.Run{
+		// A: the invoice was credited in full; nothing was paid.
+		run("recovery-cus_a@1", 2, workflows.OutcomeRecoveredByCustomer,
+			workflows.MemoIntent{ID: "pi_a1", Invoice: "in_a", Amount: 4900, Currency: "usd", State: paid, ResolvedAt: day(3), PaidAmount: amount(0)}),
+		// B: a first intent canceled, a second for the same invoice paid.
+		run("recovery-cus_b@2", 2, workflows.OutcomeRecoveredByRetry,
+			workflows.MemoIntent{ID: "pi_b1", Invoice: "in_b", Amount: 3000, Currency: "usd", State: canceled, ResolvedAt: day(3)},
+			workflows.MemoIntent{ID: "pi_b2", Invoice: "in_b", Amount: 3000, Currency: "usd", State: paid, ResolvedAt: day(4), PaidAmount: amount(3000)}),
+		// C: half credited, half paid.
+		run("recovery-cus_c@3", 2, workflows.OutcomeRecoveredByCustomer,
+			workflows.MemoIntent{ID: "pi_c1", Invoice: "in_c", Amount: 2000, Currency: "usd", State: paid, ResolvedAt: day(3), PaidAmount: amount(1000)}),
+		// D: an old memo, without invoice or money paid.
+		run("recovery-cus_d@4", 2, workflows.OutcomeRecoveredByRetry,
+			workflows.MemoIntent{ID: "pi_d1", Amount: 100, Currency: "usd", State: paid, ResolvedAt: day(3)}),
+	}
+	w := report.Window{Since: day(1), Until: day(10)}
+	got := report.Build(w, runs).Currencies
+	want := []report.CurrencyFigures{{Currency: "usd", FailedCustomers: 4, FailedAmount: 4900 + 3000 + 2000 + 100,
+		RecoveredCustomers: 4, RecoveredAmount: 0 + 3000 + 1000 + 100, RecoveryRate: 4100.0 / 10000}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("currencies\n got %+v\nwant %+v", got, want)
+	}
+	var out bytes.Buffer
+	if err := report.Write(&out, report.Build(w, runs), report.FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	var back report.Report
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil || !reflect.DeepEqual(back.Currencies, want) {
+		t.Errorf("json report currencies %+v (%v), want %+v", back.Currencies, err, want)
+	}
+}

@@ -162,6 +162,7 @@ type object struct {
 	PaymentIntent ref   `json:"payment_intent"`
 	AmountDue     int64 `json:"amount_due"`
 	AmountPaid    int64 `json:"amount_paid"`
+	PaidOutOfBand bool  `json:"paid_out_of_band"`
 
 	// card, source, payment_method
 	Brand    string `json:"brand"`
@@ -300,7 +301,7 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 	case "invoice":
 		ev.Invoice = &workflows.InvoiceInfo{
 			ID: o.ID, PaymentIntentID: string(o.PaymentIntent), AmountDue: o.AmountDue,
-			AmountPaid: o.AmountPaid, Currency: o.Currency, Status: o.Status,
+			AmountPaid: o.AmountPaid, Currency: o.Currency, Status: o.Status, PaidOutOfBand: o.PaidOutOfBand,
 		}
 	case "card":
 		ev.Card = &workflows.CardInfo{ID: o.ID, Brand: o.Brand, Last4: o.Last4, ExpMonth: o.ExpMonth, ExpYear: o.ExpYear}

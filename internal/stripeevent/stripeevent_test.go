@@ -265,6 +265,22 @@ func TestParseOtherAPIVersion(t *testing.T) {
 	}
 }
 
+// An invoice marked paid out of band says so; amount_paid is what paid.
+func TestParseInvoicePaidOutOfBand(t *testing.T) {
+	t.Parallel()
+	body := mutate(t, build(t, workflows.EventInvoicePaid, options("in_1OqOutOfBand001")), func(ev map[string]any) {
+		dataObject(ev)["paid_out_of_band"] = true
+		dataObject(ev)["amount_paid"] = 0
+	})
+	ev, err := stripeevent.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Invoice == nil || !ev.Invoice.PaidOutOfBand || ev.Invoice.AmountPaid != 0 {
+		t.Errorf("Invoice = %+v, want paid out of band, nothing paid through Stripe", ev.Invoice)
+	}
+}
+
 func TestParseCustomerShapes(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
