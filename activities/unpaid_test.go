@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -130,5 +131,39 @@ func TestUnpaidPaymentsErrors(t *testing.T) {
 	got, err := (&activities.Activities{}).UnpaidPayments(ctx, activities.UnpaidInput{StripeCustomerID: customerID})
 	if err != nil || !got.DryRun || len(got.Payments) != 0 {
 		t.Errorf("without Stripe: %+v %v, want a dry run that claims nothing", got, err)
+	}
+}
+
+// A list Stripe does not answer is retried; one it refuses is not; either
+// way nothing is claimed.
+func TestUnpaidPaymentsStripeErrors(t *testing.T) {
+	const pathInvoices = "/v1/invoices"
+	for _, tc := range []struct {
+		failAt    string
+		answer    answer
+		retryable bool
+	}{
+		{pathInvoices, stripeDown(http.StatusServiceUnavailable), true},
+		{pathIntents, stripeDown(http.StatusInternalServerError), true},
+		{pathIntents, rateLimited(), true},
+		{pathInvoices, answer{http.StatusBadGateway, "<html>502 Bad Gateway</html>"}, true},
+		{pathInvoices, answer{http.StatusBadRequest, stripeError("invalid_request_error", "parameter_invalid_string", "status", "Invalid status", nil)}, false},
+		{pathIntents, answer{http.StatusForbidden, stripeError("invalid_request_error", "", "", "The provided key does not have access to payment_intents.", nil)}, false},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.failAt, tc.answer.status), func(t *testing.T) {
+			f := newFakeStripe(t)
+			f.on(http.MethodGet, pathInvoices, ok(obj{"object": "list", "url": pathInvoices, "has_more": false, "data": []obj{}}))
+			f.on(http.MethodGet, pathIntents, ok(intentList(otherIntent("pi_other", "requires_payment_method", ""))))
+			f.on(http.MethodGet, tc.failAt, tc.answer)
+			got, err := stripeActivities(t, fakeKey, f.URL, "").UnpaidPayments(context.Background(), activities.UnpaidInput{StripeCustomerID: customerID})
+			if len(got.Payments) != 0 || got.DryRun {
+				t.Errorf("result = %+v with the error, want nothing claimed", got)
+			}
+			if tc.retryable {
+				wantRetryable(t, err)
+			} else {
+				wantNonRetryable(t, err, activities.ErrStripeRejected)
+			}
+		})
 	}
 }

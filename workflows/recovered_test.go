@@ -218,3 +218,46 @@ func TestUnansweredUnpaidReadHoldsTheRecoveredNotice(t *testing.T) {
 		t.Errorf("alerts %v, want ops told once of the held notice", rt.w.alertTitles())
 	}
 }
+
+// pi_2's late event reaches the recovery while Stripe is asked: the
+// failure joins the life as ever, nothing is adopted twice, and the
+// customer is not told "recovered".
+func TestLateFailureDuringTheUnpaidReadJoinsOnce(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.unpaidDelay = time.Minute })
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.w.succeedOnAttempt = 1
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	late := failed("evt_second", "pi_2", t0.Add(5*time.Minute))
+	late.Intent.Amount = 2500
+	rt.signal(30*time.Minute+20*time.Second, workflows.SignalPaymentFailed, late)
+	rt.at(35*time.Minute, func() {
+		s := rt.status()
+		n := 0
+		for _, in := range s.Intents {
+			if in.ID == "pi_2" {
+				n++
+				if !in.AdoptedAt.IsZero() || in.State != workflows.IntentOpen {
+					t.Errorf("pi_2 = %+v, want it open as its event brought it", in)
+				}
+			}
+		}
+		if n != 1 || s.Stage != workflows.StagePastDue {
+			t.Errorf("stage %s with pi_2 %d time(s), want past_due with pi_2 once", s.Stage, n)
+		}
+		if !equal(rt.w.noticeTypes(), []string{"payment_failed"}) {
+			t.Errorf("notices %v, want no payment_recovered while pi_2 is owed", rt.w.noticeTypes())
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(res.Intents) != 2 {
+		t.Fatalf("ended %s with %+v, want recovered with pi_1 and pi_2", res.Stage, res.Intents)
+	}
+	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
+	}
+}
