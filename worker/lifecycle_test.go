@@ -31,6 +31,9 @@ type localStack struct {
 	tmp     *testenv.Temporal
 	cfg     config.Config
 	webhook string
+	// dev is the stack's Stripe, for what Stripe knows before an event
+	// about it is sent.
+	dev *devstripe.Server
 }
 
 func startLocalStack(t *testing.T, env map[string]string) *localStack {
@@ -75,7 +78,7 @@ func startLocalStackWith(t *testing.T, env map[string]string, metrics client.Met
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &localStack{t: t, tmp: tmp, cfg: cfg, webhook: srv.URL + webhook.PathStripe}
+	return &localStack{t: t, tmp: tmp, cfg: cfg, webhook: srv.URL + webhook.PathStripe, dev: dev}
 }
 
 func (s *localStack) send(typ string, o stripefixture.Options) {

@@ -567,6 +567,12 @@ type Intent struct {
 	// default), until Stripe is asked again.
 	Charge      *ChargeTarget `json:"charge,omitempty"`
 	CardUpdates []string      `json:"card_updates,omitempty"`
+	// AdoptedAt is set on an intent found failed and unpaid in Stripe
+	// before its failure event reached the recovery (the life was about
+	// to end as recovered), and AdoptedCharge is the charge of the decline
+	// found then: the event, when it comes, is already applied.
+	AdoptedAt     time.Time `json:"adopted_at,omitzero"`
+	AdoptedCharge string    `json:"adopted_charge,omitempty"`
 }
 
 // UnusableMethod is a payment method Stripe will not charge, why, and
@@ -610,6 +616,10 @@ const (
 	NextWaitCard    = "wait for a new card"
 	NextPaused      = "paused for an operator"
 	NextNone        = "none"
+	// NextConfirmRecovered: everything dunning knows of is settled, and
+	// Stripe is asked again for the customer's other unpaid payments
+	// before the customer hears that the recovery is over.
+	NextConfirmRecovered = "ask stripe for other unpaid payments"
 )
 
 // RecoveryState is the whole state of a recovery, carried across
@@ -722,6 +732,13 @@ type RecoveryState struct {
 	// operator, or written off in Stripe): whatever later events say,
 	// this life never charges them, nor takes anything away for them.
 	Forgiven []string `json:"forgiven,omitempty"`
+	// UnpaidReadAt is when Stripe is asked again for the customer's other
+	// unpaid payments, while the end of a settled life waits for an
+	// answer; UnpaidHeldSince is when it began to wait, and
+	// UnpaidHeldAlerted once ops were told.
+	UnpaidReadAt      time.Time `json:"unpaid_read_at,omitzero"`
+	UnpaidHeldSince   time.Time `json:"unpaid_held_since,omitzero"`
+	UnpaidHeldAlerted bool      `json:"unpaid_held_alerted,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

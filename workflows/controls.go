@@ -91,6 +91,9 @@ func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest,
 		if strings.TrimSpace(req.Reason) == "" {
 			return errors.New("a waiver needs a reason")
 		}
+		if r.safe() && unsettledCount(&r.s) == 0 && r.busy == takeConfirmRecovered {
+			return errors.New("nothing dunning knows of is owed: Stripe is being asked for the customer's other unpaid payments; one it finds keeps the recovery going, and can be waived then")
+		}
 		if r.safe() && unsettledCount(&r.s) == 0 {
 			return errors.New("nothing is owed: every payment is settled, the recovery is ending")
 		}

@@ -71,6 +71,10 @@ type recovery struct {
 	// and endedEvents the events it applied (RecoveryInput.Previous).
 	ended       *RecoveryResult
 	endedEvents []string
+	// paidMeanwhile collects, while Stripe is asked for the customer's
+	// other unpaid payments (non-nil then), the intents and invoices
+	// reported paid that the life did not know.
+	paidMeanwhile []string
 }
 
 // PaymentRecoveryWorkflow is one customer's recovery (ID
@@ -415,6 +419,11 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 			r.countFailed(ctx, r.s.Intents[len(r.s.Intents)-1])
 		}
 		r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", f.Intent.ID, money(f.Intent.Amount, f.Intent.Currency), decline), "recorded", false)
+	case adoptedAlready(in, f):
+		// Found unpaid in Stripe before this event came, and taken up
+		// then, its decline with it.
+		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "already applied: found unpaid in stripe before its event", false)
+		return
 	case in.State == IntentInFlight && r.safe() && !f.Created.Before(in.InFlightSince.Add(-time.Minute)):
 		// The payment that was processing failed after all.
 		in.State, in.InFlightSince, in.InFlightAlerted = IntentOpen, time.Time{}, false
@@ -506,6 +515,13 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 	}
 	if !matched {
 		r.record(ctx, "payment reported", firstNonEmpty(p.IntentID, p.InvoiceID)+" by "+p.Source, "no open intent matches", false)
+		if r.paidMeanwhile != nil {
+			for _, id := range []string{p.IntentID, p.InvoiceID} {
+				if id != "" {
+					r.paidMeanwhile = append(r.paidMeanwhile, id)
+				}
+			}
+		}
 	}
 	if r.safe() && r.s.Stage == StageDeprovisioned && matched {
 		r.s.LateMoney = append(r.s.LateMoney, fmt.Sprintf("%s paid (%s) after deprovisioning", firstNonEmpty(p.IntentID, p.InvoiceID), p.Source))

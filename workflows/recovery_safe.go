@@ -1073,6 +1073,11 @@ func (r *recovery) controlPlaneSafe(ctx workflow.Context, action, reason string)
 }
 
 func (r *recovery) recoverSafe(ctx workflow.Context) error {
+	if r.mustConfirmRecovered() && r.version(ctx, unpaidElsewhereChange, 1) == 1 && !r.confirmRecovered(ctx) {
+		// Something is still owed, or may be: the customer is not told
+		// that it is over.
+		return r.upsertAttributes(ctx)
+	}
 	switch {
 	case r.s.Stage == StageSuspended:
 		ok, err := r.controlPlaneSafe(ctx, "resume", "paid")
@@ -1335,7 +1340,7 @@ func (r *recovery) planSafe() NextAction {
 	case len(r.s.Intents) == 0:
 		return NextAction{Kind: NextWaitPayment}
 	case r.s.Paused:
-		return NextAction{Kind: NextPaused}
+		return NextAction{Kind: NextPaused, At: r.s.UnpaidReadAt}
 	case r.s.Waive != nil && r.s.WaiverWaits:
 		// Nothing is charged or taken away; ops hear of a payment that
 		// stays in flight.
@@ -1359,6 +1364,9 @@ func (r *recovery) planSafe() NextAction {
 	}
 	if _, at := inFlightAlertDue(&r.s, time.Time{}); !at.IsZero() {
 		earliest(NextWaitPayment, at)
+	}
+	if unsettledCount(&r.s) == 0 {
+		earliest(NextConfirmRecovered, r.s.UnpaidReadAt)
 	}
 	if next.Kind == "" {
 		next = NextAction{Kind: NextWaitPayment}

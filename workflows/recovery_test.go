@@ -138,6 +138,15 @@ type world struct {
 	forgiven     []activities.ForgiveInput
 	checks       []string
 	failures     []string
+
+	// unpaid are the customer's failed payments as Stripe lists them
+	// (one paid since, in paidIntents, is not listed); unpaidErr, when
+	// set, answers each list in their place; unpaidDelay is how long a
+	// list takes; unpaidReads counts the lists asked for.
+	unpaid      []activities.UnpaidPayment
+	unpaidErr   func() error
+	unpaidDelay time.Duration
+	unpaidReads int
 }
 
 func newWorld() *world {
@@ -269,6 +278,24 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			}
 			raw, err := json.Marshal(w.previous)
 			return activities.EndedRecovery{Found: true, Result: raw, Status: "Completed"}, err
+		})
+	env.OnActivity(acts.UnpaidPayments, mock.Anything, mock.Anything).After(w.unpaidDelay).Return(
+		func(_ context.Context, in activities.UnpaidInput) (activities.Unpaid, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.unpaidReads++
+			if w.unpaidErr != nil {
+				if err := w.unpaidErr(); err != nil {
+					return activities.Unpaid{}, err
+				}
+			}
+			var out activities.Unpaid
+			for _, p := range w.unpaid {
+				if !w.paidIntents[p.IntentID] {
+					out.Payments = append(out.Payments, p)
+				}
+			}
+			return out, nil
 		})
 	env.OnActivity(acts.ForgiveIntent, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ForgiveInput) (activities.ForgiveResult, error) {

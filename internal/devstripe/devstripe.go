@@ -13,6 +13,7 @@ package devstripe
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -81,6 +82,14 @@ type charge struct {
 type invoice struct {
 	ID     string
 	Status string // open, paid, uncollectible, void
+	// Customer, Amount and Currency are those of the intent that pays it;
+	// Intent is that intent, and Attempts counts the attempts that failed
+	// (attempt_count).
+	Customer, Currency string
+	Amount             int64
+	Intent             string
+	Attempts           int
+	Created            int64
 	// PaidOutOfBand is set when the invoice was paid outside Stripe.
 	PaidOutOfBand bool
 	// PeriodStart and PeriodEnd are the usage period it bills: the
@@ -99,7 +108,7 @@ func BilledMonth(t time.Time) (time.Time, time.Time) {
 
 func newInvoice(id string, created int64) *invoice {
 	start, end := BilledMonth(time.Unix(created, 0))
-	return &invoice{ID: id, Status: "open", PeriodStart: start.Unix(), PeriodEnd: end.Unix()}
+	return &invoice{ID: id, Status: "open", PeriodStart: start.Unix(), PeriodEnd: end.Unix(), Created: created}
 }
 
 // reply is the first answer to a request made with an Idempotency-Key,
@@ -275,6 +284,10 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 		if in.Invoice != "" && s.invoices[in.Invoice] == nil {
 			s.invoices[in.Invoice] = newInvoice(in.Invoice, in.Created)
 		}
+		inv := s.invoices[in.Invoice]
+		if inv != nil && inv.Intent == "" {
+			inv.Customer, inv.Amount, inv.Currency, inv.Intent = in.Customer, in.Amount, in.Currency, in.ID
+		}
 		if ev.Type == workflows.EventPaymentSucceeded {
 			s.settle(in, pi.PaymentMethodID)
 			return
@@ -293,6 +306,21 @@ func (s *Server) Observe(ev workflows.StripeEvent) {
 			k.Declines = true
 			if c.DefaultPM == "" {
 				c.DefaultPM = pm
+			}
+		}
+		if in.Status == "requires_payment_method" {
+			// Stripe keeps the decline as last_payment_error until the
+			// next attempt, and counts the attempt on the invoice.
+			d := pi.Decline
+			if d.Code == "" && d.DeclineCode == "" {
+				d.Code, d.DeclineCode = cmp.Or(pi.FailureCode, "card_declined"), pi.DeclineCode
+			}
+			// The card is left out of it: the dev Stripe's retries fall
+			// back on it, where Stripe's own would find the card
+			// detached since and the customer's default in its place.
+			in.LastError = s.lastPaymentError(nil, d, d.Charge)
+			if inv != nil && inv.Status == "open" {
+				inv.Attempts++
 			}
 		}
 	case workflows.EventInvoicePaid:
@@ -601,11 +629,44 @@ func (s *Server) serveKnown(w http.ResponseWriter, r *http.Request, parts []stri
 		if s.customers[cus] == nil {
 			return false
 		}
-		data := []any{}
+		var ins []*intent
 		for _, in := range s.intents {
 			if in.Customer == cus {
-				data = append(data, s.intentJSON(in, nil))
+				ins = append(ins, in)
 			}
+		}
+		// Newest first, as Stripe lists.
+		slices.SortFunc(ins, func(a, b *intent) int {
+			return cmp.Or(cmp.Compare(b.Created, a.Created), strings.Compare(b.ID, a.ID))
+		})
+		data := []any{}
+		for _, in := range ins {
+			data = append(data, s.intentJSON(in, nil))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
+	case parts[1] == "invoices" && len(parts) == 2 && r.Method == http.MethodGet:
+		q := r.URL.Query()
+		cus, status := q.Get("customer"), q.Get("status")
+		if s.customers[cus] == nil {
+			return false
+		}
+		if status != "" && !slices.Contains([]string{"draft", "open", "paid", "uncollectible", "void"}, status) {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid_string",
+				"Invalid status: must be one of draft, open, paid, uncollectible, or void", nil)
+			return true
+		}
+		var invs []*invoice
+		for _, inv := range s.invoices {
+			if inv.Customer == cus && (status == "" || inv.Status == status) {
+				invs = append(invs, inv)
+			}
+		}
+		slices.SortFunc(invs, func(a, b *invoice) int {
+			return cmp.Or(cmp.Compare(b.Created, a.Created), strings.Compare(b.ID, a.ID))
+		})
+		data := []any{}
+		for _, inv := range invs {
+			data = append(data, invoiceJSON(inv))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "has_more": false, "url": r.URL.Path})
 	case parts[1] == "payment_intents" && len(parts) == 3 && r.Method == http.MethodGet:
@@ -752,6 +813,9 @@ func (s *Server) charge(in *intent, pm string) (int, any) {
 		}
 		ch := s.newCharge(in, k, d)
 		in.LastError = s.lastPaymentError(k, d, ch.ID)
+		if inv := s.invoices[in.Invoice]; inv != nil && inv.Status == "open" {
+			inv.Attempts++
+		}
 		e := maps.Clone(in.LastError)
 		e["payment_intent"] = s.intentJSON(in, nil)
 		e["request_log_url"] = "https://dashboard.stripe.com/test/logs/req_dev"
@@ -1047,8 +1111,20 @@ func metadataJSON(m map[string]string) map[string]any {
 
 func invoiceJSON(inv *invoice) map[string]any {
 	period := map[string]any{"start": inv.PeriodStart, "end": inv.PeriodEnd}
+	remaining := inv.Amount
+	if inv.Status != "open" {
+		remaining = 0
+	}
+	paid := int64(0)
+	if inv.Status == "paid" {
+		paid = inv.Amount
+	}
 	return map[string]any{
 		"id": inv.ID, "object": "invoice", "status": inv.Status, "livemode": false, "paid": inv.Status == "paid",
+		"customer": nilIfEmpty(inv.Customer), "currency": inv.Currency, "created": inv.Created,
+		"amount_due": inv.Amount, "amount_paid": paid, "amount_remaining": remaining,
+		"attempted": inv.Attempts > 0, "attempt_count": inv.Attempts, "collection_method": "charge_automatically",
+		"payment_intent":     nilIfEmpty(inv.Intent),
 		"paid_out_of_band":   inv.PaidOutOfBand,
 		"hosted_invoice_url": "https://invoice.stripe.com/i/dev_" + inv.ID, "metadata": map[string]any{},
 		"customer_email": stripefixture.PersonalEmail, "customer_name": stripefixture.PersonalName,

@@ -1,0 +1,225 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"dunning/activities"
+)
+
+// unpaidElsewhereChange asks Stripe, before a life told of a failure ends
+// as recovered, for the customer's failed payments that no event has
+// brought yet (Stripe does not guarantee the order of its events; a
+// webhook outage or reconciliation can bring one a quarter of an hour
+// late), and takes them into the life. Before, the customer heard "you
+// are all set", ops "every owed payment is settled", and a new life
+// opened seconds later with "payment failed".
+const unpaidElsewhereChange = "unpaid-elsewhere-before-recovered"
+
+// takeConfirmRecovered names the read of the customer's other unpaid
+// payments under way, for operators' answers.
+const takeConfirmRecovered = "check for other unpaid payments"
+
+// unpaidRefusedWait is how long a life waits before asking Stripe again
+// after a refusal (or an answer it cannot take up): a refusal does not
+// pass in a minute, and an operator has been told.
+const unpaidRefusedWait = time.Hour
+
+// endCheck is what Stripe's list of the customer's unpaid payments means
+// for a life whose known payments are all settled.
+type endCheck struct {
+	// End: nothing is unpaid beyond what the life knows; it ends.
+	End bool
+	// Adopt are failed payments the life takes up as if their failure
+	// events had come; Hold, unpaid payments it cannot take up (Stripe
+	// named no intent), which keep the life from ending as recovered.
+	Adopt []activities.UnpaidPayment
+	Hold  []activities.UnpaidPayment
+	// Left says what was found and left out, and why.
+	Left []string
+}
+
+// decideEnd decides, on the state after every signal accepted while
+// Stripe was asked, whether a settled life may end as recovered. paid
+// are the intents and invoices reported paid meanwhile that the life did
+// not know: Stripe's list may predate their payment. A failure that
+// joined meanwhile keeps the life going, with nothing adopted: the loop
+// decides again on it.
+func decideEnd(s *RecoveryState, found activities.Unpaid, paid []string) endCheck {
+	var c endCheck
+	if unsettledCount(s) > 0 {
+		return c
+	}
+	seen := map[string]bool{}
+	for _, p := range found.Payments {
+		name := firstNonEmpty(p.IntentID, p.InvoiceID)
+		var known *Intent
+		for _, in := range s.Intents {
+			if p.InvoiceID != "" && in.InvoiceID == p.InvoiceID && known == nil {
+				known = in
+			}
+		}
+		switch {
+		case seen[name]:
+		case p.IntentID != "" && intentByID(s, p.IntentID) != nil:
+			c.Left = append(c.Left, name+": known to this life ("+string(intentByID(s, p.IntentID).State)+")")
+		case p.IntentID != "" && forgiven(s, p.IntentID):
+			c.Left = append(c.Left, name+": forgiven by an earlier life")
+		case (p.IntentID != "" && slices.Contains(paid, p.IntentID)) || (p.InvoiceID != "" && slices.Contains(paid, p.InvoiceID)):
+			c.Left = append(c.Left, name+": reported paid while Stripe was asked")
+		case known != nil:
+			c.Left = append(c.Left, name+": its invoice "+p.InvoiceID+" is known to this life through "+known.ID+" ("+string(known.State)+")")
+		case p.IntentID == "":
+			c.Hold = append(c.Hold, p)
+		default:
+			c.Adopt = append(c.Adopt, p)
+		}
+		seen[name] = true
+	}
+	c.End = len(c.Adopt) == 0 && len(c.Hold) == 0
+	return c
+}
+
+// adoptedAlready reports whether a failure event describes the decline
+// that the life adopted from Stripe's list: the same charge, or, where a
+// charge is not named on both, an event created no later than the
+// adoption, whose failure the list already showed.
+func adoptedAlready(in *Intent, f PaymentFailedSignal) bool {
+	if in.AdoptedAt.IsZero() {
+		return false
+	}
+	if c := f.Intent.Decline.Charge; c != "" && in.AdoptedCharge != "" && c == in.AdoptedCharge {
+		return true
+	}
+	return !f.Created.After(in.AdoptedAt)
+}
+
+// mustConfirmRecovered reports whether a life about to end as recovered
+// asks Stripe first: one whose customer was told of a failure, and is
+// about to hear that it is over.
+func (r *recovery) mustConfirmRecovered() bool {
+	return r.cards() && r.s.Stage == StagePastDue && r.s.PastDueNoticeSent && !forgivenOnly(&r.s)
+}
+
+// confirmRecovered asks Stripe for the customer's failed, unpaid payments
+// that no event has brought, and takes them up; it reports whether the
+// life may end as recovered now.
+//
+// When Stripe gives no answer, the life waits and asks again rather than
+// end: "recovered" tells the customer that nothing more is owed, which no
+// one knows then, and a wrong "you're all set" followed by "payment
+// failed" costs more trust than a confirmation that comes some minutes
+// late. Waiting costs the customer nothing: the account is not
+// suspended, nothing is charged, and a payment or a failure that comes
+// meanwhile is applied as ever. Ops hear of a wait past the re-check
+// bound (at once of a refusal, which waiting does not mend), so that a
+// Stripe that stays down does not hold the notice unseen.
+func (r *recovery) confirmRecovered(ctx workflow.Context) bool {
+	began := workflow.Now(ctx)
+	r.busy, r.paidMeanwhile = takeConfirmRecovered, []string{}
+	var found activities.Unpaid
+	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.UnpaidPayments, activities.UnpaidInput{StripeCustomerID: r.s.StripeCustomerID}).Get(ctx, &found)
+	r.busy = ""
+	// Decided on what came in while Stripe was asked: a payment of what
+	// the list shows unpaid, a failure that joins, an operator's control.
+	if r.drain(ctx) {
+		r.wake = true
+	}
+	paid := r.paidMeanwhile
+	r.paidMeanwhile = nil
+	if unsettledCount(&r.s) > 0 {
+		r.clearHold()
+		return false
+	}
+	if err != nil {
+		r.record(ctx, "other unpaid payments", r.s.StripeCustomerID, "no answer: "+errText(err), false)
+		r.holdRecovered(ctx, began, isRejected(err), "Stripe could not be asked for the customer's other unpaid payments ("+errText(err)+")")
+		return false
+	}
+	c := decideEnd(&r.s, found, paid)
+	if found.DryRun {
+		r.record(ctx, "other unpaid payments", r.s.StripeCustomerID, "not looked up", true)
+	}
+	for _, left := range c.Left {
+		r.record(ctx, "other unpaid payments", left, "left out", false)
+	}
+	for _, p := range c.Adopt {
+		r.adopt(ctx, p)
+	}
+	if len(c.Hold) > 0 {
+		var names []string
+		for _, p := range c.Hold {
+			names = append(names, p.InvoiceID+" ("+p.Why+")")
+		}
+		r.holdRecovered(ctx, began, true, "Stripe shows unpaid invoices whose payment it does not name: "+strings.Join(names, ", ")+
+			". Settle, void or write them off in Stripe")
+		return false
+	}
+	r.clearHold()
+	if !c.End {
+		r.wake = true
+		return false
+	}
+	r.record(ctx, "other unpaid payments", r.s.StripeCustomerID, "none", false)
+	return true
+}
+
+// adopt takes a failed payment found in Stripe into the life, as its
+// failure event would have: the intent is owed, its decline is applied
+// to its card (classified as the event's would be, and counted as an
+// attempt), and it waits for the life's next retry: nothing is charged
+// at once on a card that just declined.
+func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
+	now := workflow.Now(ctx)
+	failed := now
+	if p.Created > 0 {
+		failed = time.Unix(p.Created, 0).UTC()
+	}
+	decline := firstNonEmpty(p.Decline.DeclineCode, p.Decline.Code)
+	in := &Intent{
+		ID: p.IntentID, Amount: p.Amount, Currency: p.Currency, InvoiceID: p.InvoiceID, PaymentMethodID: p.PaymentMethodID,
+		State: IntentOpen, FailedAt: failed, LastDecline: decline, LastEventAt: failed,
+		AdoptedAt: now, AdoptedCharge: p.Decline.Charge,
+	}
+	r.s.Intents = append(r.s.Intents, in)
+	r.countFailed(ctx, in)
+	r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", p.IntentID, money(p.Amount, p.Currency), firstNonEmpty(decline, p.Status)),
+		"found unpaid in stripe before its event: "+p.Why, false)
+	if p.Decline != (activities.Decline{}) {
+		r.cardDeclined(ctx, in, p.Decline, firstNonEmpty(p.Decline.PaymentMethod, p.PaymentMethodID), now, true)
+	}
+	if p.Status == "requires_action" {
+		in.NeedsAction = true
+	}
+}
+
+// holdRecovered keeps a settled life from ending as recovered until
+// Stripe is asked again, and tells ops once (at once when waiting will
+// not mend it).
+func (r *recovery) holdRecovered(ctx workflow.Context, began time.Time, refused bool, why string) {
+	now := workflow.Now(ctx)
+	if r.s.UnpaidHeldSince.IsZero() {
+		r.s.UnpaidHeldSince = began
+	}
+	wait := min(time.Minute, recheckAlertAfter(&r.s))
+	if refused {
+		wait = unpaidRefusedWait
+	}
+	r.s.UnpaidReadAt = now.Add(wait)
+	r.record(ctx, "decision", "recovered", "held: "+why, false)
+	if r.s.UnpaidHeldAlerted || !(refused || now.Sub(r.s.UnpaidHeldSince) >= recheckAlertAfter(&r.s)) {
+		return
+	}
+	r.s.UnpaidHeldAlerted = true
+	r.alert(ctx, "critical", r.key("recovered-held", fmt.Sprint(r.s.UnpaidHeldSince.Unix())), "Recovery not confirmed: "+r.s.StripeCustomerID,
+		fmt.Sprintf("Every payment dunning knows of is settled, but %s, since %s. The customer is not told that the recovery is over until Stripe answers; dunning asks again at %s.",
+			why, r.s.UnpaidHeldSince.UTC().Format(time.RFC3339), r.s.UnpaidReadAt.UTC().Format(time.RFC3339)))
+}
+
+func (r *recovery) clearHold() {
+	r.s.UnpaidReadAt, r.s.UnpaidHeldSince, r.s.UnpaidHeldAlerted = time.Time{}, time.Time{}, false
+}

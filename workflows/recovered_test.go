@@ -1,0 +1,263 @@
+package workflows_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"dunning/activities"
+	"dunning/workflows"
+)
+
+// secondFailure is pi_2 as Stripe lists it: declined on the customer's
+// card 5 minutes after pi_1, its failure event not delivered yet.
+func secondFailure() activities.UnpaidPayment {
+	return activities.UnpaidPayment{IntentID: "pi_2", InvoiceID: "in_pi_2", Amount: 2500, Currency: "usd", Status: "requires_payment_method",
+		Created: t0.Add(5 * time.Minute).Unix(), Why: "intent requires_payment_method after a decline (insufficient_funds)",
+		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", Charge: "ch_2", PaymentMethod: "pm_1",
+			Fingerprint: "fp_pm_1", IntentStatus: "requires_payment_method"}}
+}
+
+func (w *world) alertTitles() []string {
+	var out []string
+	for _, a := range w.alerts {
+		out = append(out, a.Title)
+	}
+	return out
+}
+
+func countPrefix(all []string, prefix string) int {
+	n := 0
+	for _, s := range all {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func intentOf(s workflows.RecoveryState, id string) *workflows.Intent {
+	for _, in := range s.Intents {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+// pi_1 fails and is paid; pi_2 failed 5 minutes after it, but its event
+// comes 15 minutes after the payment. The customer is not told that the
+// recovery is over, pi_2 is taken into the life (no charge at once on the
+// card that just declined), its late event is recognised as applied and
+// opens nothing, and the life ends once pi_2 is paid too, with one
+// "recovered".
+func TestDelayedSecondFailureKeepsTheLifeGoing(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.w.succeedOnAttempt = 1
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	var lifecycle string
+	rt.at(31*time.Minute, func() {
+		s := rt.status()
+		lifecycle = s.Lifecycle
+		if s.Stage != workflows.StagePastDue {
+			t.Errorf("stage %s after pi_1 was paid, want past_due: pi_2 is unpaid", s.Stage)
+		}
+		in := intentOf(s, "pi_2")
+		if in == nil || in.State != workflows.IntentOpen || in.AdoptedAt.IsZero() || in.Amount != 2500 {
+			t.Fatalf("pi_2 = %+v, want it open, found in Stripe", in)
+		}
+		if in.Decline == nil || in.Decline.Class != activities.DeclineSoft {
+			t.Errorf("pi_2 decline = %+v, want it classified (soft) as the event's would be", in.Decline)
+		}
+		if want := []string{"payment_failed"}; !equal(rt.w.noticeTypes(), want) {
+			t.Errorf("notices %v, want %v: the customer must not hear \"recovered\"", rt.w.noticeTypes(), want)
+		}
+		if n := countPrefix(rt.w.alertTitles(), "Recovered"); n != 0 {
+			t.Errorf("alerts %v: ops told of a recovery with pi_2 unpaid", rt.w.alertTitles())
+		}
+	})
+	// Stripe's event for pi_2, a quarter of an hour late.
+	late := failed("evt_second", "pi_2", t0.Add(5*time.Minute))
+	late.Intent.Amount, late.Intent.PaymentMethodID = 2500, "pm_1"
+	late.Intent.Decline = secondFailure().Decline
+	rt.signal(45*time.Minute, workflows.SignalPaymentFailed, late)
+	rt.at(50*time.Minute, func() {
+		s := rt.status()
+		if s.Lifecycle != lifecycle {
+			t.Errorf("life %q became %q: the late event opened a new one", lifecycle, s.Lifecycle)
+		}
+		if !equal(rt.w.noticeTypes(), []string{"payment_failed"}) {
+			t.Errorf("notices %v after the late event, want only the first payment_failed", rt.w.noticeTypes())
+		}
+		for _, c := range s.Cards {
+			if c.Key == "fp_pm_1" && len(c.Attempts) != 1 {
+				t.Errorf("card fp_pm_1 attempts %v, want the one decline counted once", c.Attempts)
+			}
+		}
+		if len(rt.w.retries) != 0 {
+			t.Errorf("retries %v before the scheduled one: the card that just declined was charged at once", rt.w.retries)
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered", res.Stage)
+	}
+	if len(rt.w.retries) != 1 || rt.w.retries[0].IntentID != "pi_2" {
+		t.Errorf("retries %v, want pi_2 charged once, at the scheduled retry", rt.w.retries)
+	}
+	states := map[string]workflows.IntentState{}
+	for _, in := range res.Intents {
+		states[in.ID] = in.State
+	}
+	if len(states) != 2 || states["pi_1"] != workflows.IntentPaid || states["pi_2"] != workflows.IntentPaid {
+		t.Errorf("intents %v, want pi_1 and pi_2 paid in one life", states)
+	}
+	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
+	}
+	if n := countPrefix(rt.w.alertTitles(), "Recovered"); n != 1 {
+		t.Errorf("alerts %v, want one Recovered", rt.w.alertTitles())
+	}
+	if rt.w.unpaidReads != 2 {
+		t.Errorf("%d reads of the other unpaid payments, want one at each end asked for", rt.w.unpaidReads)
+	}
+}
+
+// The payment of pi_2 reaches the recovery while Stripe's list, taken
+// before it, still shows pi_2 unpaid: it is not taken up, and the life
+// ends recovered.
+func TestPaymentDuringTheUnpaidReadIsApplied(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.unpaidDelay = time.Minute })
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.signal(30*time.Minute+20*time.Second, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_2", Created: t0.Add(30 * time.Minute), InvoiceID: "in_pi_2", Source: "invoice.paid"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(res.Intents) != 1 {
+		t.Fatalf("ended %s with %+v, want recovered with pi_1 alone", res.Stage, res.Intents)
+	}
+	if rt.w.unpaidReads != 1 {
+		t.Errorf("%d reads of the other unpaid payments, want 1", rt.w.unpaidReads)
+	}
+	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
+	}
+	if len(rt.w.retries) != 0 {
+		t.Errorf("retries %v, want none", rt.w.retries)
+	}
+}
+
+// An operator's waiver sent while Stripe is asked is refused with an
+// answer that holds: the recovery may yet go on.
+func TestWaiveDuringTheUnpaidReadIsAnsweredTruly(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.unpaidDelay = time.Minute })
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	var refusal error
+	rt.update(30*time.Minute+20*time.Second, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"},
+		func(r workflows.OperatorResult, err error) {
+			if err == nil {
+				t.Errorf("waiver accepted (%+v) while Stripe was asked, with nothing known to forgive", r)
+			}
+			refusal = err
+		})
+	rt.at(32*time.Minute, func() {
+		if s := rt.status(); intentOf(s, "pi_2") == nil || s.Stage != workflows.StagePastDue {
+			t.Errorf("stage %s, intents %+v: want pi_2 taken up", s.Stage, s.Intents)
+		}
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_2"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_2", Created: t0.Add(32 * time.Minute), IntentID: "pi_2", Source: "payment_intent.succeeded"})
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered", res.Stage)
+	}
+	if refusal == nil || !strings.Contains(refusal.Error(), "Stripe is being asked") {
+		t.Errorf("waiver answered %v, want it refused saying Stripe is being asked", refusal)
+	}
+}
+
+// Stripe does not answer the list: the customer is not told "recovered"
+// until it does; ops hear of the wait once it passes the re-check bound.
+func TestUnansweredUnpaidReadHoldsTheRecoveredNotice(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(30*time.Minute + 90*time.Minute)) {
+			return errors.New("stripe answered 503")
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.at(100*time.Minute, func() {
+		if !equal(rt.w.noticeTypes(), []string{"payment_failed"}) {
+			t.Errorf("notices %v while Stripe could not be asked, want no payment_recovered", rt.w.noticeTypes())
+		}
+		if s := rt.status(); s.Next.Kind != workflows.NextConfirmRecovered {
+			t.Errorf("next %+v, want %s", s.Next, workflows.NextConfirmRecovered)
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered once Stripe answered", res.Stage)
+	}
+	if d := rt.env.Now().Sub(t0); d < 120*time.Minute || d > 125*time.Minute {
+		t.Errorf("ended at +%s, want soon after Stripe answered again (+2h)", d)
+	}
+	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
+	}
+	if n := countPrefix(rt.w.alertTitles(), "Recovery not confirmed"); n != 1 {
+		t.Errorf("alerts %v, want ops told once of the held notice", rt.w.alertTitles())
+	}
+}
+
+// pi_2's late event reaches the recovery while Stripe is asked: the
+// failure joins the life as ever, nothing is adopted twice, and the
+// customer is not told "recovered".
+func TestLateFailureDuringTheUnpaidReadJoinsOnce(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.unpaidDelay = time.Minute })
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.w.succeedOnAttempt = 1
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	late := failed("evt_second", "pi_2", t0.Add(5*time.Minute))
+	late.Intent.Amount = 2500
+	rt.signal(30*time.Minute+20*time.Second, workflows.SignalPaymentFailed, late)
+	rt.at(35*time.Minute, func() {
+		s := rt.status()
+		n := 0
+		for _, in := range s.Intents {
+			if in.ID == "pi_2" {
+				n++
+				if !in.AdoptedAt.IsZero() || in.State != workflows.IntentOpen {
+					t.Errorf("pi_2 = %+v, want it open as its event brought it", in)
+				}
+			}
+		}
+		if n != 1 || s.Stage != workflows.StagePastDue {
+			t.Errorf("stage %s with pi_2 %d time(s), want past_due with pi_2 once", s.Stage, n)
+		}
+		if !equal(rt.w.noticeTypes(), []string{"payment_failed"}) {
+			t.Errorf("notices %v, want no payment_recovered while pi_2 is owed", rt.w.noticeTypes())
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered || len(res.Intents) != 2 {
+		t.Fatalf("ended %s with %+v, want recovered with pi_1 and pi_2", res.Stage, res.Intents)
+	}
+	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
+	}
+}
