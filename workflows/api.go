@@ -739,6 +739,9 @@ type RecoveryState struct {
 	UnpaidReadAt      time.Time `json:"unpaid_read_at,omitzero"`
 	UnpaidHeldSince   time.Time `json:"unpaid_held_since,omitzero"`
 	UnpaidHeldAlerted bool      `json:"unpaid_held_alerted,omitempty"`
+	// OlderUnpaidTold: ops were told of failed payments Stripe shows
+	// unpaid that are older than this life (told once a life).
+	OlderUnpaidTold bool `json:"older_unpaid_told,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

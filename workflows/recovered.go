@@ -39,6 +39,12 @@ type endCheck struct {
 	// named no intent), which keep the life from ending as recovered.
 	Adopt []activities.UnpaidPayment
 	Hold  []activities.UnpaidPayment
+	// Older are failed payments created too long before this life began
+	// for their events to be merely late: a life before this one left
+	// them unpaid (deprovisioned), or their events never reached dunning,
+	// or they are not dunning's to collect (a checkout abandoned after a
+	// decline). They are neither charged nor held for; ops are told.
+	Older []activities.UnpaidPayment
 	// Left says what was found and left out, and why.
 	Left []string
 }
@@ -73,6 +79,8 @@ func decideEnd(s *RecoveryState, found activities.Unpaid, paid []string) endChec
 			c.Left = append(c.Left, name+": reported paid while Stripe was asked")
 		case known != nil:
 			c.Left = append(c.Left, name+": its invoice "+p.InvoiceID+" is known to this life through "+known.ID+" ("+string(known.State)+")")
+		case !lateForThisLife(s, p):
+			c.Older = append(c.Older, p)
 		case p.IntentID == "":
 			c.Hold = append(c.Hold, p)
 		default:
@@ -82,6 +90,22 @@ func decideEnd(s *RecoveryState, found activities.Unpaid, paid []string) endChec
 	}
 	c.End = len(c.Adopt) == 0 && len(c.Hold) == 0
 	return c
+}
+
+// lateEventWindow is how much older than its life a failed payment may be
+// and still be taken for one whose event is late: Stripe retries a
+// delivery for up to three days.
+const lateEventWindow = 72 * time.Hour
+
+// lateForThisLife reports whether a failed payment Stripe lists was
+// created recently enough that its failure event may simply not have
+// come yet: no earlier than lateEventWindow before the life's first
+// failure. One of unknown age is not.
+func lateForThisLife(s *RecoveryState, p activities.UnpaidPayment) bool {
+	if p.Created <= 0 {
+		return false
+	}
+	return !time.Unix(p.Created, 0).Before(s.FirstFailureAt.Add(-lateEventWindow))
 }
 
 // adoptedAlready reports whether a failure event describes the decline
@@ -150,6 +174,9 @@ func (r *recovery) confirmRecovered(ctx workflow.Context) bool {
 	for _, p := range c.Adopt {
 		r.adopt(ctx, p)
 	}
+	if len(c.Older) > 0 {
+		r.tellOlderUnpaid(ctx, c.Older)
+	}
 	if len(c.Hold) > 0 {
 		var names []string
 		for _, p := range c.Hold {
@@ -195,6 +222,33 @@ func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
 	if p.Status == "requires_action" {
 		in.NeedsAction = true
 	}
+}
+
+// tellOlderUnpaid records the failed payments Stripe still shows unpaid
+// that are older than this life, and tells ops once per life: dunning
+// does not charge them (a debt left by an earlier life, or one that was
+// never dunning's), and the customer hears that this recovery is over.
+// A later end of the same life records them again without a second
+// alert, whose text could differ under the same key.
+func (r *recovery) tellOlderUnpaid(ctx workflow.Context, older []activities.UnpaidPayment) {
+	var names []string
+	for _, p := range older {
+		name := firstNonEmpty(p.IntentID, p.InvoiceID)
+		created := "of unknown date"
+		if p.Created > 0 {
+			created = "created " + time.Unix(p.Created, 0).UTC().Format(time.RFC3339)
+		}
+		r.record(ctx, "other unpaid payments", name+" "+money(p.Amount, p.Currency), "older than this life ("+created+"): not charged by dunning", false)
+		names = append(names, fmt.Sprintf("%s %s (%s; %s)", name, money(p.Amount, p.Currency), created, p.Why))
+	}
+	if r.s.OlderUnpaidTold {
+		return
+	}
+	r.s.OlderUnpaidTold = true
+	r.alert(ctx, "warning", r.key("recovered", "older-unpaid"), "Older unpaid payments: "+r.s.StripeCustomerID,
+		fmt.Sprintf("Every payment of this recovery is settled, but Stripe still shows failed, unpaid payments older than it (begun %s): %s. "+
+			"dunning does not charge them: a payment whose failure event was missed, or a debt an earlier recovery left unpaid. Collect, void or write them off in Stripe.",
+			r.s.FirstFailureAt.UTC().Format(time.RFC3339), strings.Join(names, ", ")))
 }
 
 // holdRecovered keeps a settled life from ending as recovered until

@@ -13,9 +13,15 @@ func TestDecideEnd(t *testing.T) {
 	waived := &Intent{ID: "pi_w", InvoiceID: "in_w", State: IntentWaived}
 	open := &Intent{ID: "pi_open", State: IntentOpen}
 	flying := &Intent{ID: "pi_fly", State: IntentInFlight}
-	failed := func(id, invoice string) activities.UnpaidPayment {
-		return activities.UnpaidPayment{IntentID: id, InvoiceID: invoice, Amount: 4900, Currency: "usd", Status: "requires_payment_method", Why: "declined"}
+	began := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	failedAt := func(id, invoice string, created time.Time) activities.UnpaidPayment {
+		p := activities.UnpaidPayment{IntentID: id, InvoiceID: invoice, Amount: 4900, Currency: "usd", Status: "requires_payment_method", Why: "declined"}
+		if !created.IsZero() {
+			p.Created = created.Unix()
+		}
+		return p
 	}
+	failed := func(id, invoice string) activities.UnpaidPayment { return failedAt(id, invoice, began.Add(time.Hour)) }
 	tests := []struct {
 		name     string
 		intents  []*Intent
@@ -25,6 +31,7 @@ func TestDecideEnd(t *testing.T) {
 		wantEnd  bool
 		adopt    []string
 		hold     []string
+		older    []string
 		left     string // a fragment of what was left out
 	}{
 		{name: "nothing else unpaid", intents: []*Intent{paid}, wantEnd: true},
@@ -45,18 +52,34 @@ func TestDecideEnd(t *testing.T) {
 		{name: "another intent of an invoice the life knows", intents: []*Intent{paid}, found: []activities.UnpaidPayment{failed("pi_1b", "in_1")},
 			wantEnd: true, left: "its invoice in_1 is known to this life through pi_1"},
 		{name: "an open invoice naming no intent holds the end", intents: []*Intent{paid},
-			found: []activities.UnpaidPayment{{InvoiceID: "in_9", Amount: 100, Currency: "usd", Why: "invoice in_9 open after 1 failed attempt(s)"}}, hold: []string{"in_9"}},
+			found: []activities.UnpaidPayment{{InvoiceID: "in_9", Amount: 100, Currency: "usd", Created: began.Unix(), Why: "invoice in_9 open after 1 failed attempt(s)"}}, hold: []string{"in_9"}},
+		{name: "a failure just inside the late-event window is adopted", intents: []*Intent{paid},
+			found: []activities.UnpaidPayment{failedAt("pi_2", "in_2", began.Add(-lateEventWindow))}, adopt: []string{"pi_2"}},
+		{name: "a failure older than the window is not charged, and does not hold the end", intents: []*Intent{paid},
+			found: []activities.UnpaidPayment{failedAt("pi_old", "in_old", began.Add(-lateEventWindow-time.Second))}, wantEnd: true, older: []string{"pi_old"}},
+		{name: "a failure of unknown age is not charged", intents: []*Intent{paid},
+			found: []activities.UnpaidPayment{failedAt("pi_x", "", time.Time{})}, wantEnd: true, older: []string{"pi_x"}},
+		{name: "an old open invoice naming no intent is told, not held for", intents: []*Intent{paid},
+			found: []activities.UnpaidPayment{{InvoiceID: "in_8", Amount: 100, Currency: "usd", Created: began.Add(-30 * 24 * time.Hour).Unix()}}, wantEnd: true, older: []string{"in_8"}},
+		{name: "a recent failure is adopted beside an old one", intents: []*Intent{paid},
+			found: []activities.UnpaidPayment{failedAt("pi_old", "in_old", began.Add(-10*24*time.Hour)), failed("pi_2", "in_2")}, adopt: []string{"pi_2"}, older: []string{"pi_old"}},
 		{name: "a failure joined while Stripe was asked", intents: []*Intent{paid, open}, found: []activities.UnpaidPayment{failed("pi_2", "in_2")}},
 		{name: "a payment in flight is not settled", intents: []*Intent{paid, flying}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &RecoveryState{Intents: tt.intents, Forgiven: tt.forgiven}
+			s := &RecoveryState{Intents: tt.intents, Forgiven: tt.forgiven, FirstFailureAt: began}
 			got := decideEnd(s, activities.Unpaid{Payments: tt.found}, tt.paid)
 			if got.End != tt.wantEnd {
 				t.Errorf("End = %v, want %v (%+v)", got.End, tt.wantEnd, got)
 			}
-			var adopt, hold []string
+			var adopt, hold, older []string
+			for _, p := range got.Older {
+				older = append(older, firstNonEmpty(p.IntentID, p.InvoiceID))
+			}
+			if strings.Join(older, ",") != strings.Join(tt.older, ",") {
+				t.Errorf("older %v, want %v", older, tt.older)
+			}
 			for _, p := range got.Adopt {
 				adopt = append(adopt, p.IntentID)
 			}

@@ -261,3 +261,45 @@ func TestLateFailureDuringTheUnpaidReadJoinsOnce(t *testing.T) {
 		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
 	}
 }
+
+// Stripe still lists a failed payment from weeks before this life (a
+// debt an earlier recovery left when it deprovisioned, or a checkout the
+// customer abandoned after a decline). It is not this life's late event:
+// dunning neither charges it nor holds the end for it. The customer hears
+// that this recovery is over, and ops are told of the older payment once.
+func TestOlderUnpaidPaymentIsToldNotCharged(t *testing.T) {
+	rt := newRecoveryTest(t)
+	old := secondFailure()
+	old.IntentID, old.InvoiceID, old.Decline.Charge = "pi_old", "in_old", "ch_old"
+	old.Created = t0.Add(-40 * 24 * time.Hour).Unix()
+	rt.w.unpaid = []activities.UnpaidPayment{old}
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered: an older payment does not hold this life", res.Stage)
+	}
+	if intentOf(rt.status(), "pi_old") != nil {
+		t.Errorf("pi_old taken into the life; it is older than the life's late-event window")
+	}
+	for _, r := range rt.w.retries {
+		if r.IntentID == "pi_old" {
+			t.Errorf("pi_old charged: %+v", r)
+		}
+	}
+	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
+	}
+	if n := countPrefix(rt.w.alertTitles(), "Older unpaid payments"); n != 1 {
+		t.Fatalf("alerts %v, want ops told once of the older unpaid payment", rt.w.alertTitles())
+	}
+	for _, a := range rt.w.alerts {
+		if strings.HasPrefix(a.Title, "Older unpaid payments") && !strings.Contains(a.Text, "pi_old") {
+			t.Errorf("alert %q does not name pi_old", a.Text)
+		}
+	}
+}
