@@ -496,7 +496,7 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 	if !r.remember(p.EventID) {
 		return
 	}
-	matched := false
+	matched, resolved := false, false
 	for _, in := range r.s.Intents {
 		if r.safe() && (in.State == IntentWaived || in.State == IntentCanceled) &&
 			((p.IntentID != "" && in.ID == p.IntentID) || (p.InvoiceID != "" && in.InvoiceID == p.InvoiceID)) {
@@ -510,7 +510,7 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 		if (p.IntentID != "" && in.ID == p.IntentID) || (p.InvoiceID != "" && in.InvoiceID == p.InvoiceID) {
 			r.resolve(ctx, in, IntentPaid, p.Source)
 			in.PaidAmount = p.AmountPaid
-			matched = true
+			matched, resolved = true, true
 		}
 	}
 	if !matched {
@@ -524,6 +524,11 @@ func (r *recovery) onPaid(ctx workflow.Context, p PaidSignal) {
 		}
 	}
 	if r.safe() && r.s.Stage == StageDeprovisioned && matched {
+		if !resolved && r.version(ctx, lateMoneyOnceChange, 1) == 1 {
+			// Only forgiven or canceled intents matched, and each is told
+			// above already: one payment, one alert.
+			return
+		}
 		r.s.LateMoney = append(r.s.LateMoney, fmt.Sprintf("%s paid (%s) after deprovisioning", firstNonEmpty(p.IntentID, p.InvoiceID), p.Source))
 	}
 }

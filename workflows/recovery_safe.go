@@ -111,6 +111,12 @@ const (
 	// an operator waived, while the deactivation ran (through an Amberflo
 	// outage, say) is never OFFBOARDED. Before, one activity did both.
 	offboardOnFreshStateChange = "offboard-on-fresh-state"
+	// lateMoneyOnceChange tells ops once of a payment, after
+	// deprovisioning, of an intent that was forgiven (waived while the
+	// Amberflo customer was deactivated, say) or canceled: it is money
+	// after the end as a forgiven intent paid. Before, the same payment
+	// was told twice, also as paid after deprovisioning.
+	lateMoneyOnceChange = "late-money-once"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls

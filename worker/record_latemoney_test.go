@@ -1,0 +1,109 @@
+package worker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"dunning/e2e"
+	"dunning/internal/stripefixture"
+	"dunning/internal/testenv"
+	"dunning/webhook"
+	"dunning/worker"
+	"dunning/workflows"
+)
+
+// TestRecordLateMoneyOnceHistory records, against the e2e stand-ins,
+// recovery-cus_off_waived_paid: the debt is waived while the Amberflo
+// deactivation is held, and the customer's payment of it comes while the
+// customer is told of the waiver. The payment reaches ops once
+// (late-money-once). Set DUNNING_RECORD_HISTORIES as for
+// TestRecordHistories.
+func TestRecordLateMoneyOnceHistory(t *testing.T) {
+	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
+	if dir == "" {
+		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tmp := testenv.StartTemporal(t)
+	peers := e2e.NewPeers("control-secret-for-the-late-money-record-0123456789", "notice-secret-for-the-late-money-record-0123456789")
+	t.Cleanup(peers.Close)
+	env := peers.Env("http://127.0.0.1:1")
+	env["DUNNING_RETRY_SCHEDULE"], env["DUNNING_GRACE_PERIOD"], env["DUNNING_DEPROVISION_AFTER"] = "1s", "2s", "2s"
+	cfg := tmp.Config(t, env)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, tmp.Client, cfg, log) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h, err := webhook.NewHandler(tmp.Client, webhook.Options{
+		Secrets: []string{e2e.WebhookSecret}, Tolerance: 5 * time.Minute, MaxBody: 512 << 10, StartTimeout: 5 * time.Second,
+		TaskQueue: cfg.TemporalTaskQueue, Logger: log, Observe: peers.Stripe.Observe,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	send := func(typ string, o stripefixture.Options) {
+		t.Helper()
+		body, err := stripefixture.Event(typ, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := stripefixture.Request(srv.URL+webhook.PathStripe, body, e2e.WebhookSecret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook answered %d to %s", resp.StatusCode, typ)
+		}
+	}
+	customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+	id := workflows.RecoveryWorkflowID(customer)
+	hold := peers.Amberflo.HoldNext(e2e.MethodPath(http.MethodPut, "/customers"))
+	send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent})
+	select {
+	case <-hold.Arrived():
+	case <-time.After(90 * time.Second):
+		t.Fatalf("%s: the Amberflo deactivation never came", customer)
+	}
+	if err := tmp.Client.SignalWorkflow(context.Background(), id, "", workflows.ControlWaive,
+		workflows.OperatorRequest{Reason: "recorded", Operator: "test"}); err != nil {
+		t.Fatalf("waive %s: %v", customer, err)
+	}
+	time.Sleep(time.Second) // taken by the workflow while the request is held
+	told := peers.Notices.HoldNext(e2e.MethodPath(http.MethodPost))
+	hold.Release()
+	select {
+	case <-told.Arrived():
+	case <-time.After(90 * time.Second):
+		t.Fatalf("%s: the waiver notice never came", customer)
+	}
+	peers.Stripe.SetIntentStatus(intent, "succeeded")
+	send(workflows.EventPaymentSucceeded, stripefixture.Options{Customer: customer, ObjectID: intent})
+	time.Sleep(2 * time.Second) // the payment reaches the workflow while the notice is held
+	told.Release()
+	res := recoveryResult(t, tmp, id, 2*time.Minute)
+	if res.Stage != workflows.StageDeprovisioned || len(res.Forgiven) != 1 {
+		t.Fatalf("stage %s, forgiven %v; want deprovisioned with the intent forgiven", res.Stage, res.Forgiven)
+	}
+	n := len(peers.Alerts.Requests(func(r e2e.Request) bool { return strings.Contains(string(r.Body), "Money after the end") }))
+	if n != 1 {
+		t.Fatalf("%d money-after-the-end alerts for one payment, want 1", n)
+	}
+	recordHistory(t, tmp, dir, "recovery-cus_off_waived_paid", id)
+	if p := peers.Problems(); len(p) > 0 {
+		t.Errorf("stand-ins found requests wrong: %q", p)
+	}
+}
