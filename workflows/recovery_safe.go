@@ -117,6 +117,13 @@ const (
 	// after the end as a forgiven intent paid. Before, the same payment
 	// was told twice, also as paid after deprovisioning.
 	lateMoneyOnceChange = "late-money-once"
+	// autoUpdateOutlivesRoundChange keeps the automatic updates of a card
+	// that came during a card update's round, after its last read (while
+	// its last confirm ran), for the card round they ask for. Since
+	// retryNowJoinsRoundChange applies them right after the round, before
+	// the round's own updates are forgotten, they were forgotten with them,
+	// and the card was taken for the one just tried, unchanged.
+	autoUpdateOutlivesRoundChange = "auto-update-outlives-the-round"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
@@ -1290,6 +1297,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		}
 	}
 	if retryDue || scheduled || held {
+		var autoUpdatedAfter []string
 		why := whyScheduled + fmt.Sprint(r.s.RetriesDone)
 		switch {
 		case r.s.RetryNow:
@@ -1305,10 +1313,17 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		} else if err := r.retryRound(ctx, why); err != nil {
 			return err
 		} else {
+			seen := slices.Clone(r.s.AutoUpdated)
 			r.retryNowTakenByRound(ctx, why)
+			autoUpdatedAfter = slices.DeleteFunc(slices.Clone(r.s.AutoUpdated), func(pm string) bool { return slices.Contains(seen, pm) })
 		}
 		if why == whyCardUpdate {
 			r.s.AutoUpdated = nil
+			if len(autoUpdatedAfter) > 0 && r.version(ctx, autoUpdateOutlivesRoundChange, 1) == 1 {
+				// Updated by the network after the round last read it (during
+				// its last confirm): new details, for the next card round.
+				r.s.AutoUpdated = autoUpdatedAfter
+			}
 		}
 		if r.s.Waive != nil || r.s.Paused {
 			return nil // the loop comes back to it at once

@@ -1,0 +1,98 @@
+package worker_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"dunning/activities"
+	"dunning/internal/testenv"
+	"dunning/worker"
+	"dunning/workflows"
+)
+
+// TestRecordAutoUpdateDuringACardRoundHistory records, as
+// TestRecordHistories does (set DUNNING_RECORD_HISTORIES),
+// recovery-cus_autoupd_round: the customer makes pm_2 the default, and
+// while the card update's confirm of pm_2 is under way (it takes three
+// seconds, and declines) the network updates pm_2 in place. The automatic
+// update survives the round (auto-update-outlives-the-round): pm_2 is
+// confirmed again at once, with its new details, and pays. Stripe answers
+// through two stand-ins; everything else is dry.
+func TestRecordAutoUpdateDuringACardRoundHistory(t *testing.T) {
+	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
+	if dir == "" {
+		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
+	}
+	tmp := testenv.StartTemporal(t)
+	const q = "dunning-autoupd"
+	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
+	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
+	worker.RegisterWorkflows(w)
+	w.RegisterActivity(acts)
+	var newDefault atomic.Bool // pm_2 is the customer's default
+	var confirms atomic.Int32
+	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
+	over.Name = "IntentOwed"
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
+		if !in.SkipCharge {
+			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
+			if newDefault.Load() {
+				o.PaymentMethod, o.Fingerprint = "pm_2", "fp_2"
+			}
+		}
+		return o, nil
+	}, over)
+	over.Name = "RetryPayment"
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+		if confirms.Add(1) == 1 {
+			time.Sleep(3 * time.Second)
+			d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_2"}
+			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
+		}
+		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
+	}, over)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+	cus := "cus_autoupd"
+	id := workflows.RecoveryWorkflowID(cus)
+	now := time.Now()
+	f := workflows.PaymentFailedSignal{EventID: "evt_autoupd_failed", Created: now, Intent: workflows.PaymentIntentInfo{
+		ID: "pi_autoupd", Amount: 4900, Currency: "usd", InvoiceID: "in_autoupd", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
+		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
+	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
+		RetrySchedule: []time.Duration{time.Hour}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
+		CardUpdateDebounce: time.Second, MaxGraceExtension: 48 * time.Hour}}
+	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
+		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	newDefault.Store(true)
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_autoupd_default", Created: time.Now(), Source: "customer.updated", PaymentMethodID: "pm_2"}); err != nil {
+		t.Fatal(err)
+	}
+	// The card round confirms pm_2 from about 1s to 4s after it.
+	time.Sleep(2500 * time.Millisecond)
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_autoupd_auto", Created: time.Now(), Source: workflows.EventPaymentMethodAutoUpd, PaymentMethodID: "pm_2"}); err != nil {
+		t.Fatal(err)
+	}
+	res := recoveryResult(t, tmp, id, time.Minute)
+	if res.Stage != workflows.StageRecovered || confirms.Load() != 2 {
+		t.Fatalf("stage %s after %d confirms; want recovered by pm_2 confirmed again after its automatic update", res.Stage, confirms.Load())
+	}
+	recordHistory(t, tmp, dir, "recovery-cus_autoupd_round", id)
+}
