@@ -281,7 +281,7 @@ func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (Oper
 	r.record(ctx, "operator: waive", req.Operator+" "+req.Reason, "waiving", false)
 	if r.busy == takeAmberflo {
 		msg := "forgiving every open payment; the control plane has deprovisioned the customer already (restore by hand), " +
-			"and the Amberflo customer stays deactivated but is not moved to OFFBOARDED; the recovery ends as deprovisioned"
+			"and the Amberflo customer is not moved to OFFBOARDED (the deactivation under way is not undone: if the account is restored, enable it again in Amberflo); the recovery ends as deprovisioned"
 		if n := inFlightCount(&r.s); n > 0 {
 			msg += fmt.Sprintf("; %d payment(s) in flight are not forgiven", n)
 		}
