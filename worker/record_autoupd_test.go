@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,4 +96,82 @@ func TestRecordAutoUpdateDuringACardRoundHistory(t *testing.T) {
 		t.Fatalf("stage %s after %d confirms; want recovered by pm_2 confirmed again after its automatic update", res.Stage, confirms.Load())
 	}
 	recordHistory(t, tmp, dir, "recovery-cus_autoupd_round", id)
+}
+
+// TestRecordRetryNowDuringAnUnchangedCardRoundHistory records, as
+// TestRecordHistories does (set DUNNING_RECORD_HISTORIES),
+// recovery-cus_retrynow_unchanged: the customer adds pm_9 without making
+// it the default, and an operator's retry_now comes while the card
+// update's round asks Stripe (two seconds). That round charges nothing,
+// what it would charge (pm_1) having not changed, so the retry asked runs
+// after it (retry-now-after-an-unchanged-card-round) and pays.
+func TestRecordRetryNowDuringAnUnchangedCardRoundHistory(t *testing.T) {
+	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
+	if dir == "" {
+		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
+	}
+	tmp := testenv.StartTemporal(t)
+	const q = "dunning-unchanged"
+	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
+	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
+	worker.RegisterWorkflows(w)
+	w.RegisterActivity(acts)
+	var slow atomic.Bool // Stripe answers the owed check in two seconds
+	var confirms atomic.Int32
+	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
+	over.Name = "IntentOwed"
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		if slow.Load() {
+			time.Sleep(2 * time.Second)
+		}
+		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
+		if !in.SkipCharge {
+			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
+		}
+		return o, nil
+	}, over)
+	over.Name = "RetryPayment"
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+		confirms.Add(1)
+		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
+	}, over)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+	cus := "cus_retrynow_unchanged"
+	id := workflows.RecoveryWorkflowID(cus)
+	f := workflows.PaymentFailedSignal{EventID: "evt_unchanged_failed", Created: time.Now(), Intent: workflows.PaymentIntentInfo{
+		ID: "pi_unchanged", Amount: 4900, Currency: "usd", InvoiceID: "in_unchanged", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
+		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
+	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
+		RetrySchedule: []time.Duration{time.Hour}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
+		CardUpdateDebounce: time.Second, MaxGraceExtension: 48 * time.Hour}}
+	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
+		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	slow.Store(true)
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_unchanged_added", Created: time.Now(), Source: workflows.EventPaymentMethodAttached, PaymentMethodID: "pm_9"}); err != nil {
+		t.Fatal(err)
+	}
+	// The card round asks Stripe from about 1s to 3s after it.
+	time.Sleep(2 * time.Second)
+	h, err := tmp.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ControlRetryNow,
+		Args: []any{workflows.OperatorRequest{Operator: "ops"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer workflows.OperatorResult
+	if err := h.Get(ctx, &answer); err != nil || !strings.Contains(answer.Message, "the retry asked runs after it") {
+		t.Fatalf("retry_now: %+v %v; want it taken by the card round, the retry running after it if it charges nothing", answer, err)
+	}
+	res := recoveryResult(t, tmp, id, time.Minute)
+	if res.Stage != workflows.StageRecovered || confirms.Load() != 1 {
+		t.Fatalf("stage %s after %d confirms; want recovered by the retry asked", res.Stage, confirms.Load())
+	}
+	recordHistory(t, tmp, dir, "recovery-cus_retrynow_unchanged", id)
 }

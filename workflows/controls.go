@@ -174,6 +174,9 @@ func (r *recovery) roundUnderWay() string {
 		msg = "a charge is under way: " + r.charging + ", in a " + r.round + "; it is the retry asked"
 	}
 	msg += "; once the round ends, another runs at once only if something is still owed and a card event during it changed what would be charged, and it charges only what that event changed, not the card just tried as it was"
+	if r.round == whyCardUpdate {
+		msg += "; if this card update's round charges nothing, because what it would charge has not changed, the retry asked runs after it"
+	}
 	if gone := goneNote(&r.s); gone != "" {
 		msg += "; " + gone
 	}

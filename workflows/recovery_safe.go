@@ -124,6 +124,13 @@ const (
 	// the round's own updates are forgotten, they were forgotten with them,
 	// and the card was taken for the one just tried, unchanged.
 	autoUpdateOutlivesRoundChange = "auto-update-outlives-the-round"
+	// retryNowAfterUnchangedRoundChange runs the retry an operator asked
+	// during a card update's round when that round charged nothing,
+	// because what it would charge had not changed (a card added but not
+	// made the default, say). Before, retry-now-joins-the-round took the
+	// retry_now for that round all the same: the operator was told the
+	// round was the retry asked, and nothing was retried.
+	retryNowAfterUnchangedRoundChange = "retry-now-after-an-unchanged-card-round"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
@@ -147,6 +154,12 @@ func (r *recovery) retryNowTakenByRound(ctx workflow.Context, why string) {
 	switch {
 	case unsettledCount(&r.s) == 0:
 		outcome = "taken by the " + why + " under way; nothing is owed any more"
+	case why == whyCardUpdate && r.roundConfirms == 0 && r.roundUnchanged > 0 &&
+		r.version(ctx, retryNowAfterUnchangedRoundChange, 1) == 1:
+		// The card round charged nothing: what it would charge had not
+		// changed. That is no retry; the one asked runs now.
+		r.s.RetryNow, r.wake = true, true
+		outcome = "the " + why + " under way charged nothing (what would be charged had not changed); the retry asked runs now"
 	case !r.s.CardRetryAt.IsZero():
 		r.s.CardRetryAt = workflow.Now(ctx)
 		outcome = "taken by the " + why + " under way; a card event came during it: " + whyCardUpdate + " at once"
@@ -691,6 +704,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 	r.round = why
 	defer func() { r.round = "" }()
 	r.s.RetryRounds++
+	r.roundConfirms, r.roundUnchanged = 0, 0
 	declined := 0
 	var lastDecline *activities.DeclineVerdict
 	ids := retryable(&r.s)
@@ -747,6 +761,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			if why == whyCardUpdate && o.PaymentMethod == in.PaymentMethodID && !slices.Contains(r.s.AutoUpdated, o.PaymentMethod) {
 				// An address edit, or a card added but not made the default.
 				r.record(ctx, why, id, "not charged: what would be charged has not changed ("+o.PaymentMethod+")", false)
+				r.roundUnchanged++
 				continue
 			}
 			// A life recorded before freshDataChange holds the card
@@ -759,6 +774,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			}
 		}
 		in.Attempts++
+		r.roundConfirms++
 		key := strings.Join([]string{RetryIdempotencyPrefix, r.s.Lifecycle, in.ID, fmt.Sprint(in.Attempts), o.PaymentMethod}, ":")
 		var res activities.RetryResult
 		r.busy = takeCharge
