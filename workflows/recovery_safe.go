@@ -1025,6 +1025,7 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 		return err
 	}
 	r.s.Stage = StageDeprovisioned
+	began := workflow.Now(ctx)
 	// Deactivation is decided on what arrived during the deprovisioning:
 	// a customer who paid meanwhile keeps the Amberflo account, and ops
 	// hear of the money.
@@ -1046,6 +1047,16 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 		unpaid = "The debt was waived by " + waivedBy + " while the Amberflo customer was being deactivated, after the control plane had taken the resources back"
 	} else if unpaidCount(&r.s) == 0 {
 		unpaid = "Everything owed was paid while the deprovisioning ran, too late to stop it (see the money-after-the-end alert)"
+		if paid, gone := settledSince(&r.s, began); len(gone) > 0 {
+			// Written off or canceled in Stripe, not paid: no money came
+			// for these, and no money-after-the-end alert tells them.
+			unpaid = "What was owed was written off or canceled in Stripe while the deprovisioning ran, too late to stop it, and no money came for it: " +
+				strings.Join(gone, ", ")
+			if paid > 0 {
+				unpaid = "What was owed was settled while the deprovisioning ran, too late to stop it: paid in part (see the money-after-the-end alert), " +
+					"and written off or canceled in Stripe without money: " + strings.Join(gone, ", ")
+			}
+		}
 		var flying []string
 		for _, in := range r.s.Intents {
 			if in.State == IntentInFlight {
@@ -1179,6 +1190,24 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	}
 	r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID, "Reason: "+req.Reason)
 	return r.upsertAttributes(ctx)
+}
+
+// settledSince counts the intents paid since the instant since, and names
+// those written off or canceled (in Stripe, not by a waiver carried out
+// here) since then.
+func settledSince(s *RecoveryState, since time.Time) (paid int, gone []string) {
+	for _, in := range s.Intents {
+		if in.ResolvedAt.Before(since) {
+			continue
+		}
+		switch {
+		case in.State == IntentPaid:
+			paid++
+		case in.State == IntentCanceled, in.State == IntentWaived && !strings.HasPrefix(in.ResolvedBy, "operator "):
+			gone = append(gone, in.ID+" "+money(in.Amount, in.Currency)+" ("+string(in.State)+" by "+in.ResolvedBy+")")
+		}
+	}
+	return paid, gone
 }
 
 // forgive forgives every unsettled intent, in Stripe too, for the waiver
