@@ -45,8 +45,21 @@ func (r *recovery) offboardAmberflo(ctx workflow.Context) (summary, waivedBy str
 	r.busy = ""
 	reason := blockOffboard(&r.s, unchecked)
 	if req := r.s.Waive; req != nil {
+		var open []*Intent
+		for _, in := range r.s.Intents {
+			if unsettled(in) {
+				open = append(open, in)
+			}
+		}
 		r.forgive(ctx, *req, true)
 		r.s.Waive = nil
+		for _, in := range open {
+			if in.State == IntentPaid && r.version(ctx, waiverFindsLateMoneyChange, 1) == 1 {
+				// Found paid by the waiver, after the control plane took
+				// the resources back: money after the end, for ops.
+				r.s.LateMoney = append(r.s.LateMoney, in.ID+" "+money(in.Amount, in.Currency)+" found paid ("+in.ResolvedBy+") after deprovisioning")
+			}
+		}
 		if anyWaived(&r.s) {
 			r.s.WaivedReason = req.Reason
 			waivedBy = "operator " + firstNonEmpty(req.Operator, "(unnamed)") + " (" + req.Reason + ")"
@@ -58,6 +71,11 @@ func (r *recovery) offboardAmberflo(ctx workflow.Context) (summary, waivedBy str
 			// Paid before the waiver could forgive it: money after the
 			// end, which the late-money alert tells.
 			r.record(ctx, "operator: waive", req.Operator, "nothing left to forgive: paid", false)
+			if again := blockOffboard(&r.s, unchecked); again != "" {
+				// Not moved for what the money says, not for a waiver that
+				// forgave nothing.
+				reason = again
+			}
 		}
 	}
 

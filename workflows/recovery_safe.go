@@ -131,6 +131,12 @@ const (
 	// retry_now for that round all the same: the operator was told the
 	// round was the retry asked, and nothing was retried.
 	retryNowAfterUnchangedRoundChange = "retry-now-after-an-unchanged-card-round"
+	// waiverFindsLateMoneyChange tells ops of an intent that a waiver
+	// taken during the Amberflo deactivation found paid in Stripe: money
+	// after the end. Before, it was resolved as paid and told to no one,
+	// while the deprovisioning alert pointed to a money-after-the-end
+	// alert that never came.
+	waiverFindsLateMoneyChange = "waiver-finds-late-money"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
