@@ -26,6 +26,9 @@ type cardExpiry struct {
 	why     string
 	updates workflow.ReceiveChannel
 	repeats workflow.ReceiveChannel
+	// untold are the notices given up at the expiry before ops heard
+	// that they were held, for the alerts at expiry to tell.
+	untold []string
 }
 
 // CardExpiryWorkflow watches one expiring card (ID card-expiry-<card>): a
@@ -316,6 +319,9 @@ func (w *cardExpiry) sendWatched(ctx workflow.Context, in activities.NoticeInput
 			sel.AddFuture(expired, func(workflow.Future) {
 				gaveUp = true
 				cancelNotice()
+				if !told {
+					w.untold = append(w.untold, in.Type)
+				}
 				w.record(ctx, "customer notice "+in.Type, step, "given up: the card has expired", false)
 			})
 		}
@@ -520,8 +526,8 @@ func (w *cardExpiry) atExpiry(ctx workflow.Context) CardExpiryResult {
 			Key: w.id + ":default-covered", Severity: "info", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
 			Title: "Default card expired: " + w.in.StripeCustomerID,
 			Text: fmt.Sprintf("%s ending %s expired (%02d/%d) and is still the customer's default, but every subscription charges "+
-				"a card of its own (%s); what is charged to the customer's default, outside a subscription, will fail.",
-				c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why),
+				"a card of its own (%s); what is charged to the customer's default, outside a subscription, will fail.%s",
+				c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why, w.untoldNote()),
 		}).Get(ctx, &res)
 		w.record(ctx, "ops alert (info)", "default card expired; subscriptions covered", outcomeOf(err, "sent"), res.DryRun)
 		return w.end(ctx, "expired; the customer's default, subscriptions charge their own cards, ops told")
@@ -532,7 +538,7 @@ func (w *cardExpiry) atExpiry(ctx workflow.Context) CardExpiryResult {
 				Key: w.id + ":at-risk-unknown", Severity: "critical", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
 				Title: "Cannot tell whether " + w.in.StripeCustomerID + " can still pay: card expired",
 				Text: fmt.Sprintf("%s ending %s expired (%02d/%d), and Stripe could not be read to tell whether the customer can "+
-					"still pay another way (%s). Check the customer in the Stripe Dashboard.", c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why),
+					"still pay another way (%s). Check the customer in the Stripe Dashboard.%s", c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why, w.untoldNote()),
 			}).Get(ctx, &res)
 			w.record(ctx, "ops alert (critical)", "account may be at risk; stripe not read", outcomeOf(err, "sent"), res.DryRun)
 			return w.end(ctx, "expired; stripe not read, ops alerted")
@@ -542,9 +548,20 @@ func (w *cardExpiry) atExpiry(ctx workflow.Context) CardExpiryResult {
 	err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
 		Key: w.id + ":at-risk", Severity: "warning", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
 		Title: "Account at risk: " + w.in.StripeCustomerID + "'s card expired",
-		Text: fmt.Sprintf("%s ending %s expired (%02d/%d) and is still the customer's default or only way to pay; the next charge will fail.",
-			c.Brand, c.Last4, c.ExpMonth, c.ExpYear),
+		Text: fmt.Sprintf("%s ending %s expired (%02d/%d) and is still the customer's default or only way to pay; the next charge will fail.%s",
+			c.Brand, c.Last4, c.ExpMonth, c.ExpYear, w.untoldNote()),
 	}).Get(ctx, &res)
 	w.record(ctx, "ops alert (warning)", "account at risk", outcomeOf(err, "sent"), res.DryRun)
 	return w.end(ctx, "expired; account at risk, ops alerted")
+}
+
+// untoldNote tells, for an alert at expiry, which notices never reached
+// the customer (given up at the expiry, the mailer not taking them);
+// "" when every one did or ops heard of it already.
+func (w *cardExpiry) untoldNote() string {
+	if len(w.untold) == 0 {
+		return ""
+	}
+	return " The customer was never told: the " + strings.Join(w.untold, " and ") +
+		" notice was not delivered (the mailer did not take it before the expiry); tell the customer by hand."
 }
