@@ -111,13 +111,16 @@ func lateForThisLife(s *RecoveryState, p activities.UnpaidPayment) bool {
 // adoptedAlready reports whether a failure event describes the decline
 // that the life adopted from Stripe's list: the same charge, or, where a
 // charge is not named on both, an event created no later than the
-// adoption, whose failure the list already showed.
+// adoption, whose failure the list already showed. An event naming
+// another charge is another decline (an earlier attempt on the intent,
+// whose event is later still, say), however old: it is applied as any
+// late event is, so that its card is counted and held.
 func adoptedAlready(in *Intent, f PaymentFailedSignal) bool {
 	if in.AdoptedAt.IsZero() {
 		return false
 	}
-	if c := f.Intent.Decline.Charge; c != "" && in.AdoptedCharge != "" && c == in.AdoptedCharge {
-		return true
+	if c := f.Intent.Decline.Charge; c != "" && in.AdoptedCharge != "" {
+		return c == in.AdoptedCharge
 	}
 	return !f.Created.After(in.AdoptedAt)
 }

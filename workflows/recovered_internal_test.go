@@ -113,6 +113,7 @@ func TestAdoptedAlready(t *testing.T) {
 		{"the adopted decline's event, late", adopted, event("ch_2", at.Add(-25*time.Minute)), true},
 		{"the same charge, its event stamped after the read", adopted, event("ch_2", at.Add(time.Second)), true},
 		{"a new decline after the adoption", adopted, event("ch_3", at.Add(time.Hour)), false},
+		{"an earlier decline of another charge, its event later still", adopted, event("ch_1", at.Add(-20*time.Minute)), false},
 		{"an event naming no charge, from before the read", adopted, event("", at.Add(-time.Minute)), true},
 		{"an event naming no charge, after the read", adopted, event("", at.Add(time.Minute)), false},
 		{"adopted without a charge, the event older", noCharge, event("ch_2", at.Add(-time.Minute)), true},

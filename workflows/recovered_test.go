@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -302,4 +303,47 @@ func TestOlderUnpaidPaymentIsToldNotCharged(t *testing.T) {
 			t.Errorf("alert %q does not name pi_old", a.Text)
 		}
 	}
+}
+
+// pi_2 was declined twice before its events came: first on a card the
+// bank said was stolen (ch_1, on pm_9), then by Stripe's own retry on
+// the customer's card (ch_2, on pm_1), which is what Stripe's list shows
+// when the life adopts pi_2. The late event of ch_1, created before the
+// adoption, is a decline the life never saw: the stolen card is stopped
+// and its attempt counted, not dropped as the adopted decline.
+func TestEarlierDeclineOfAnAdoptedIntentIsApplied(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	first := failed("evt_second_first", "pi_2", t0.Add(3*time.Minute))
+	first.Intent.Amount, first.Intent.PaymentMethodID, first.Intent.DeclineCode = 2500, "pm_9", "stolen_card"
+	first.Intent.Decline = activities.Decline{Code: "card_declined", DeclineCode: "stolen_card", Charge: "ch_1", PaymentMethod: "pm_9",
+		Fingerprint: "fp_pm_9", IntentStatus: "requires_payment_method"}
+	rt.signal(45*time.Minute, workflows.SignalPaymentFailed, first)
+	rt.at(50*time.Minute, func() {
+		s := rt.status()
+		if in := intentOf(s, "pi_2"); in == nil || in.AdoptedAt.IsZero() {
+			t.Fatalf("pi_2 = %+v, want it adopted from Stripe's list", in)
+		}
+		var stolen *workflows.CardRecord
+		for _, c := range s.Cards {
+			if c.Key == "fp_pm_9" {
+				stolen = c
+			}
+		}
+		if stolen == nil || !stolen.Stopped || len(stolen.Attempts) != 1 {
+			t.Errorf("card fp_pm_9 = %+v, want it stopped with its one attempt counted: the stolen-card decline was dropped as the adopted one", stolen)
+		}
+		if !slices.Contains(s.AppliedEvents, "evt_second_first") {
+			t.Errorf("applied events %v, want evt_second_first remembered", s.AppliedEvents)
+		}
+	})
+	rt.at(55*time.Minute, func() { rt.env.CancelWorkflow() })
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
 }
