@@ -220,11 +220,25 @@ func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
 	r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", p.IntentID, money(p.Amount, p.Currency), firstNonEmpty(decline, p.Status)),
 		"found unpaid in stripe before its event: "+p.Why, false)
 	if p.Decline != (activities.Decline{}) {
-		r.cardDeclined(ctx, in, p.Decline, firstNonEmpty(p.Decline.PaymentMethod, p.PaymentMethodID), now, true)
+		pm := firstNonEmpty(p.Decline.PaymentMethod, p.PaymentMethodID)
+		r.cardDeclined(ctx, in, p.Decline, pm, adoptedAttemptAt(card(&r.s, firstNonEmpty(p.Decline.Fingerprint, pm)), now), true)
 	}
 	if p.Status == "requires_action" {
 		in.NeedsAction = true
 	}
+}
+
+// adoptedAttemptAt is when an adopted decline counts as an attempt on its
+// card c (nil when the life knows none): now, or the first instant after
+// it that the card has no attempt at. cardDeclined takes an attempt at an
+// instant already counted for the same one, and two payments adopted
+// from one list on one card are two attempts.
+func adoptedAttemptAt(c *CardRecord, now time.Time) time.Time {
+	at := now
+	for c != nil && slices.ContainsFunc(c.Attempts, at.Equal) {
+		at = at.Add(time.Nanosecond)
+	}
+	return at
 }
 
 // tellOlderUnpaid records the failed payments Stripe still shows unpaid

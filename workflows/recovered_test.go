@@ -347,3 +347,40 @@ func TestEarlierDeclineOfAnAdoptedIntentIsApplied(t *testing.T) {
 	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
 	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
 }
+
+// pi_2 and pi_3 both declined on the customer's card before their events
+// came, and the life adopts both from one list of Stripe's: two attempts
+// on that card, not one.
+func TestTwoAdoptedDeclinesOnOneCardCountTwice(t *testing.T) {
+	rt := newRecoveryTest(t)
+	third := secondFailure()
+	third.IntentID, third.InvoiceID, third.Created = "pi_3", "in_pi_3", t0.Add(7*time.Minute).Unix()
+	third.Decline.Charge = "ch_3"
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure(), third}
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	rt.at(35*time.Minute, func() {
+		s := rt.status()
+		for _, id := range []string{"pi_2", "pi_3"} {
+			if in := intentOf(s, id); in == nil || in.AdoptedAt.IsZero() {
+				t.Fatalf("%s = %+v, want it adopted from Stripe's list", id, in)
+			}
+		}
+		var attempts []time.Time
+		for _, c := range s.Cards {
+			if c.Key == "fp_pm_1" {
+				attempts = c.Attempts
+			}
+		}
+		if len(attempts) != 2 {
+			t.Errorf("card fp_pm_1 attempts %v, want the two adopted declines counted", attempts)
+		}
+	})
+	rt.at(40*time.Minute, func() { rt.env.CancelWorkflow() })
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+}
