@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -383,4 +385,48 @@ func TestTwoAdoptedDeclinesOnOneCardCountTwice(t *testing.T) {
 	rt.at(40*time.Minute, func() { rt.env.CancelWorkflow() })
 	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
 	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+}
+
+// Stripe refuses the list when pi_1 is paid (ops are told at once that
+// the notice is held, and it is asked again in an hour); pi_2 fails
+// meanwhile and joins the life, so that hold is over; when pi_2 is paid,
+// Stripe still refuses: that is a new hold, and ops hear of it too,
+// dated from its own start.
+func TestANewHoldAfterAFailureJoinedIsToldAgain(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(7 * time.Hour)) {
+			return temporal.NewNonRetryableApplicationError("403 this key may not list invoices", activities.ErrStripeRejected, nil)
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.signal(50*time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(50*time.Minute)))
+	rt.at(51*time.Minute, func() {
+		if n := countPrefix(rt.w.alertTitles(), "Recovery not confirmed"); n != 1 {
+			t.Errorf("alerts %v, want ops told of the first hold", rt.w.alertTitles())
+		}
+	})
+	rt.at(5*time.Hour, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_2"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_2", Created: t0.Add(5 * time.Hour), IntentID: "pi_2", Source: "payment_intent.succeeded"})
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered once Stripe answered", res.Stage)
+	}
+	var held []string
+	for _, a := range rt.w.alerts {
+		if strings.HasPrefix(a.Title, "Recovery not confirmed") {
+			held = append(held, a.Text)
+		}
+	}
+	if len(held) != 2 {
+		t.Fatalf("held alerts %q, want one for each hold", held)
+	}
+	if since := t0.Add(5 * time.Hour).UTC().Format(time.RFC3339); !strings.Contains(held[1], "since "+since) {
+		t.Errorf("second held alert %q, want it dated from the second hold (%s)", held[1], since)
+	}
 }
