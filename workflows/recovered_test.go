@@ -430,3 +430,38 @@ func TestANewHoldAfterAFailureJoinedIsToldAgain(t *testing.T) {
 		t.Errorf("second held alert %q, want it dated from the second hold (%s)", held[1], since)
 	}
 }
+
+// While the end as recovered is held (Stripe refused the list, and is
+// asked again in an hour), an operator's waiver and grace extension are
+// refused with an answer that holds: the recovery is not ending.
+func TestControlsDuringAHeldEndAreAnsweredTruly(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(2 * time.Hour)) {
+			return temporal.NewNonRetryableApplicationError("403 this key may not list invoices", activities.ErrStripeRejected, nil)
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	var refusals []error
+	answer := func(r workflows.OperatorResult, err error) {
+		if err == nil {
+			t.Errorf("control accepted (%+v) with nothing known to be owed", r)
+		}
+		refusals = append(refusals, err)
+	}
+	rt.update(45*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}, answer)
+	rt.update(46*time.Minute, workflows.ControlExtendGrace, workflows.ExtendGraceRequest{By: "24h", Reason: "asked"}, answer)
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered once Stripe answered", res.Stage)
+	}
+	if len(refusals) != 2 {
+		t.Fatalf("answers %v, want two refusals", refusals)
+	}
+	for _, err := range refusals {
+		if err == nil || strings.Contains(err.Error(), "is ending") || !strings.Contains(err.Error(), "held") {
+			t.Errorf("answered %v while the end was held for Stripe, want it said held, not ending", err)
+		}
+	}
+}
