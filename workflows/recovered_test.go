@@ -465,3 +465,40 @@ func TestControlsDuringAHeldEndAreAnsweredTruly(t *testing.T) {
 		}
 	}
 }
+
+// Stripe refuses the list for six hours after pi_1 is paid, while every
+// scheduled retry of the life falls due with nothing owed; pi_2, declined
+// at +5h, is then adopted. The missed retries are not made up in a burst
+// on the card that just declined: one retry, an interval later.
+func TestAdoptionAfterALongHoldDoesNotBurstRetries(t *testing.T) {
+	rt := newRecoveryTest(t)
+	second := secondFailure()
+	second.Created = t0.Add(5 * time.Hour).Unix()
+	rt.w.unpaid = []activities.UnpaidPayment{second}
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(6 * time.Hour)) {
+			return temporal.NewNonRetryableApplicationError("403 this key may not list invoices", activities.ErrStripeRejected, nil)
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.at(6*time.Hour+31*time.Minute, func() {
+		if in := intentOf(rt.status(), "pi_2"); in == nil || in.AdoptedAt.IsZero() {
+			t.Fatalf("pi_2 = %+v, want it adopted at +6h30m", in)
+		}
+		if len(rt.w.retries) != 0 {
+			t.Errorf("%d confirms at the adoption, want none on the card that just declined", len(rt.w.retries))
+		}
+	})
+	rt.at(8*time.Hour, func() {
+		if len(rt.w.retries) != 1 {
+			t.Errorf("%d confirms by +8h, want the missed scheduled retries made up as one", len(rt.w.retries))
+		}
+		if n := countPrefix(rt.w.noticeTypes(), "payment_retry_failed"); n > 1 {
+			t.Errorf("notices %v, want at most one payment_retry_failed", rt.w.noticeTypes())
+		}
+		rt.env.CancelWorkflow()
+	})
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+}
