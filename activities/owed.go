@@ -108,13 +108,18 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 	if err != nil {
 		return Owed{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
 	}
-	otherPaid := ""
+	otherPaid, otherReceived := "", int64(0)
 	if inv := pi.Invoice; inv != nil && inv.ID != "" && pi.Status != stripe.PaymentIntentStatusSucceeded {
-		if otherPaid, err = a.otherSucceededIntent(ctx, in.StripeCustomerID, inv.ID, pi.ID); err != nil {
+		if otherPaid, otherReceived, err = a.otherSucceededIntent(ctx, in.StripeCustomerID, inv.ID, pi.ID); err != nil {
 			return Owed{}, err
 		}
 	}
 	out := OwedVerdict(pi, otherPaid)
+	if out.Verdict == OwedPaid && otherPaid != "" && out.AmountPaid == nil && otherReceived > 0 {
+		// The invoice has not caught up with the intent that paid it:
+		// the money is what that intent received.
+		out.AmountPaid = stripe.Int64(otherReceived)
+	}
 	if inv := pi.Invoice; inv != nil {
 		out.InvoiceID, out.PayURL = inv.ID, inv.HostedInvoiceURL
 		out.PeriodStart, out.PeriodEnd = InvoicePeriod(inv)
@@ -171,7 +176,7 @@ func (a *Activities) fingerprint(ctx context.Context, customer, pm string, pi *s
 
 // otherSucceededIntent returns the ID of another succeeded intent of the
 // customer that pays the same invoice, or "".
-func (a *Activities) otherSucceededIntent(ctx context.Context, customer, invoiceID, intentID string) (string, error) {
+func (a *Activities) otherSucceededIntent(ctx context.Context, customer, invoiceID, intentID string) (string, int64, error) {
 	lp := &stripe.PaymentIntentListParams{Customer: stripe.String(customer)}
 	lp.Context = ctx
 	lp.Limit = stripe.Int64(100)
@@ -179,13 +184,13 @@ func (a *Activities) otherSucceededIntent(ctx context.Context, customer, invoice
 	for n := 0; it.Next() && n < 300; n++ {
 		o := it.PaymentIntent()
 		if o.ID != intentID && o.Status == stripe.PaymentIntentStatusSucceeded && o.Invoice != nil && o.Invoice.ID == invoiceID {
-			return o.ID, nil
+			return o.ID, o.AmountReceived, nil
 		}
 	}
 	if err := it.Err(); err != nil {
-		return "", classifyStripe(fmt.Sprintf("list payment intents of %s", customer), err)
+		return "", 0, classifyStripe(fmt.Sprintf("list payment intents of %s", customer), err)
 	}
-	return "", nil
+	return "", 0, nil
 }
 
 // OwedVerdict decides from the intent (with its invoice expanded, when it
@@ -219,6 +224,12 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 		case inv.Status == stripe.InvoiceStatusVoid || inv.Status == stripe.InvoiceStatusUncollectible:
 			// Neither can have been paid by another intent.
 		case otherPaid != "":
+			// Stripe may not have marked the invoice paid yet: an
+			// amount_paid of zero then says nothing of the money (the
+			// other intent's, which IntentOwed reads, stands for it).
+			if inv.AmountPaid == 0 {
+				return set(OwedPaid, "invoice "+inv.ID+" paid by "+otherPaid)
+			}
 			return paid("invoice " + inv.ID + " paid by " + otherPaid)
 		case inv.Status == stripe.InvoiceStatusOpen && inv.AmountRemaining == 0 && inv.AmountDue > 0:
 			return paid("invoice " + inv.ID + " has nothing left to pay")

@@ -400,6 +400,12 @@ func TestIntentOwedAnotherSucceededIntentPaysTheInvoice(t *testing.T) {
 	if got.Verdict != activities.OwedPaid || !strings.Contains(got.Why, "pi_paid") || got.PaymentMethod != "" {
 		t.Errorf("IntentOwed = %+v, want paid by pi_paid and nothing to charge", got)
 	}
+	// The invoice still says amount_paid 0: the money that paid is what
+	// pi_paid received, not nothing (which would count the life as
+	// forgiven, with no money recovered).
+	if got.AmountPaid == nil || *got.AmountPaid != 4900 {
+		t.Errorf("IntentOwed amount paid %v, want 4900, what pi_paid received", got.AmountPaid)
+	}
 	lists := f.seen.to(http.MethodGet, pathIntents)
 	if len(lists) != 2 || lists[1].Query.Get("starting_after") != "pi_a" {
 		t.Errorf("list requests = %v, want a second page after pi_a", lists)
@@ -1240,8 +1246,8 @@ func TestOwedVerdictAmountPaid(t *testing.T) {
 			&stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 0, AmountPaid: 1900}, "", 1900, false},
 		{"invoice paid out of band", "canceled", 0,
 			&stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900, AmountPaid: 4900}, "", 4900, true},
-		{"another intent paid the invoice", "requires_payment_method", 0,
-			&stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 4900, AmountPaid: 4900}, "pi_other", 4900, false},
+		{"another intent paid the invoice, which says so", "requires_payment_method", 0,
+			&stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 0, AmountPaid: 4900}, "pi_other", 4900, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pi := &stripe.PaymentIntent{ID: intentID, Status: tc.status, AmountReceived: tc.received, Invoice: tc.invoice}
@@ -1255,6 +1261,12 @@ func TestOwedVerdictAmountPaid(t *testing.T) {
 		Invoice: &stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 4900}}
 	if got := activities.OwedVerdict(pi, ""); got.AmountPaid != nil {
 		t.Errorf("an owed verdict says %d was paid", *got.AmountPaid)
+	}
+	// An invoice Stripe has not yet marked paid by the other intent says
+	// nothing of the money.
+	pi.Invoice = &stripe.Invoice{ID: "in_1", Status: "open", AmountDue: 4900, AmountRemaining: 4900}
+	if got := activities.OwedVerdict(pi, "pi_other"); got.Verdict != activities.OwedPaid || got.AmountPaid != nil {
+		t.Errorf("OwedVerdict = %+v, want paid, amount not said by the lagging invoice", got)
 	}
 	// Out of band with amount_paid zero says nothing of how much.
 	pi.Invoice = &stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900}

@@ -95,7 +95,7 @@ func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest,
 			return errors.New("nothing dunning knows of is owed: Stripe is being asked for the customer's other unpaid payments; one it finds keeps the recovery going, and can be waived then")
 		}
 		if r.safe() && unsettledCount(&r.s) == 0 {
-			return errors.New("nothing is owed: every payment is settled, the recovery is ending")
+			return r.nothingOwed()
 		}
 		if r.busy == takeDeprovision {
 			return errors.New("deprovisioning is under way and cannot be undone by a waiver")
@@ -113,6 +113,17 @@ func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest,
 		return nil
 	}
 	return fmt.Errorf("unknown control %q", name)
+}
+
+// nothingOwed refuses a control that needs something owed, saying why
+// the recovery has not ended: it ends at once, or its end as recovered
+// is held until Stripe lists the customer's other unpaid payments.
+func (r *recovery) nothingOwed() error {
+	if !r.s.UnpaidHeldSince.IsZero() {
+		return fmt.Errorf("nothing dunning knows of is owed, but the end as recovered is held since %s: Stripe has not listed the customer's other unpaid payments, or lists one it names no payment for; it is asked again at %s. A payment it finds then keeps the recovery going and can be waived; one without a payment is settled, voided or written off in Stripe",
+			r.s.UnpaidHeldSince.UTC().Format(time.RFC3339), r.s.UnpaidReadAt.UTC().Format(time.RFC3339))
+	}
+	return errors.New("nothing is owed: every payment is settled, the recovery is ending")
 }
 
 func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
@@ -134,7 +145,7 @@ func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
 		return 0, fmt.Errorf("nothing to extend in stage %s", r.s.Stage)
 	}
 	if r.safe() && unsettledCount(&r.s) == 0 {
-		return 0, errors.New("nothing is owed: every payment is settled, the recovery is ending")
+		return 0, r.nothingOwed()
 	}
 	switch r.busy {
 	case takeSuspend:

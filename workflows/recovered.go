@@ -111,13 +111,16 @@ func lateForThisLife(s *RecoveryState, p activities.UnpaidPayment) bool {
 // adoptedAlready reports whether a failure event describes the decline
 // that the life adopted from Stripe's list: the same charge, or, where a
 // charge is not named on both, an event created no later than the
-// adoption, whose failure the list already showed.
+// adoption, whose failure the list already showed. An event naming
+// another charge is another decline (an earlier attempt on the intent,
+// whose event is later still, say), however old: it is applied as any
+// late event is, so that its card is counted and held.
 func adoptedAlready(in *Intent, f PaymentFailedSignal) bool {
 	if in.AdoptedAt.IsZero() {
 		return false
 	}
-	if c := f.Intent.Decline.Charge; c != "" && in.AdoptedCharge != "" && c == in.AdoptedCharge {
-		return true
+	if c := f.Intent.Decline.Charge; c != "" && in.AdoptedCharge != "" {
+		return c == in.AdoptedCharge
 	}
 	return !f.Created.After(in.AdoptedAt)
 }
@@ -217,11 +220,53 @@ func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
 	r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", p.IntentID, money(p.Amount, p.Currency), firstNonEmpty(decline, p.Status)),
 		"found unpaid in stripe before its event: "+p.Why, false)
 	if p.Decline != (activities.Decline{}) {
-		r.cardDeclined(ctx, in, p.Decline, firstNonEmpty(p.Decline.PaymentMethod, p.PaymentMethodID), now, true)
+		pm := firstNonEmpty(p.Decline.PaymentMethod, p.PaymentMethodID)
+		r.cardDeclined(ctx, in, p.Decline, pm, adoptedAttemptAt(card(&r.s, firstNonEmpty(p.Decline.Fingerprint, pm)), now), true)
 	}
 	if p.Status == "requires_action" {
 		in.NeedsAction = true
 	}
+	if done, at := retryAfterAdoption(&r.s, now); !at.Equal(r.s.RetryAt) {
+		r.record(ctx, "retry schedule", p.IntentID, "retries that fell due with nothing owed are not made up at once: the next at "+
+			at.UTC().Format(time.RFC3339), false)
+		r.s.RetriesDone, r.s.RetryAt = done, at
+	}
+}
+
+// retryAfterAdoption is the life's scheduled retry once a payment is
+// adopted at now: as it was, unless it fell due while nothing was owed
+// (the end held for Stripe, or paused). Those retries are not made up
+// in a burst on the card that just declined: the next is the first of
+// the schedule still ahead, or, when every one has passed, one more, as
+// long after now as the schedule waits after a first failure. It
+// returns the retries counted done and the time.
+func retryAfterAdoption(s *RecoveryState, now time.Time) (int, time.Time) {
+	sched := s.Settings.RetrySchedule
+	done, at := s.RetriesDone, s.RetryAt
+	if at.IsZero() || at.After(now) || len(sched) == 0 {
+		return done, at
+	}
+	for !at.After(now) {
+		done++
+		if done >= len(sched) {
+			return len(sched) - 1, now.Add(sched[0])
+		}
+		at = s.FirstFailureAt.Add(sched[done] + s.PausedTotal)
+	}
+	return done, at
+}
+
+// adoptedAttemptAt is when an adopted decline counts as an attempt on its
+// card c (nil when the life knows none): now, or the first instant after
+// it that the card has no attempt at. cardDeclined takes an attempt at an
+// instant already counted for the same one, and two payments adopted
+// from one list on one card are two attempts.
+func adoptedAttemptAt(c *CardRecord, now time.Time) time.Time {
+	at := now
+	for c != nil && slices.ContainsFunc(c.Attempts, at.Equal) {
+		at = at.Add(time.Nanosecond)
+	}
+	return at
 }
 
 // tellOlderUnpaid records the failed payments Stripe still shows unpaid

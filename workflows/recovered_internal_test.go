@@ -113,6 +113,7 @@ func TestAdoptedAlready(t *testing.T) {
 		{"the adopted decline's event, late", adopted, event("ch_2", at.Add(-25*time.Minute)), true},
 		{"the same charge, its event stamped after the read", adopted, event("ch_2", at.Add(time.Second)), true},
 		{"a new decline after the adoption", adopted, event("ch_3", at.Add(time.Hour)), false},
+		{"an earlier decline of another charge, its event later still", adopted, event("ch_1", at.Add(-20*time.Minute)), false},
 		{"an event naming no charge, from before the read", adopted, event("", at.Add(-time.Minute)), true},
 		{"an event naming no charge, after the read", adopted, event("", at.Add(time.Minute)), false},
 		{"adopted without a charge, the event older", noCharge, event("ch_2", at.Add(-time.Minute)), true},
@@ -121,6 +122,33 @@ func TestAdoptedAlready(t *testing.T) {
 	for _, tt := range tests {
 		if got := adoptedAlready(tt.in, tt.f); got != tt.want {
 			t.Errorf("%s: adoptedAlready = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRetryAfterAdoption(t *testing.T) {
+	first := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	sched := []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}
+	state := func(done int, at time.Time) *RecoveryState {
+		return &RecoveryState{FirstFailureAt: first, RetriesDone: done, RetryAt: at, Settings: RecoverySettings{RetrySchedule: sched}}
+	}
+	tests := []struct {
+		name     string
+		s        *RecoveryState
+		now      time.Time
+		wantDone int
+		wantAt   time.Time
+	}{
+		{"the next retry is ahead", state(0, first.Add(time.Hour)), first.Add(30 * time.Minute), 0, first.Add(time.Hour)},
+		{"the schedule is spent", state(3, time.Time{}), first.Add(5 * time.Hour), 3, time.Time{}},
+		{"one fell due: the next of the schedule", state(0, first.Add(time.Hour)), first.Add(90 * time.Minute), 1, first.Add(2 * time.Hour)},
+		{"due this instant: not at once", state(1, first.Add(2*time.Hour)), first.Add(2 * time.Hour), 2, first.Add(3 * time.Hour)},
+		{"every one fell due: one more, an interval on", state(0, first.Add(time.Hour)), first.Add(6 * time.Hour), 2, first.Add(7 * time.Hour)},
+	}
+	for _, tt := range tests {
+		done, at := retryAfterAdoption(tt.s, tt.now)
+		if done != tt.wantDone || !at.Equal(tt.wantAt) {
+			t.Errorf("%s: retryAfterAdoption = %d, %s; want %d, %s", tt.name, done, at, tt.wantDone, tt.wantAt)
 		}
 	}
 }

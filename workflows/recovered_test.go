@@ -2,9 +2,12 @@ package workflows_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"dunning/activities"
 	"dunning/workflows"
@@ -302,4 +305,200 @@ func TestOlderUnpaidPaymentIsToldNotCharged(t *testing.T) {
 			t.Errorf("alert %q does not name pi_old", a.Text)
 		}
 	}
+}
+
+// pi_2 was declined twice before its events came: first on a card the
+// bank said was stolen (ch_1, on pm_9), then by Stripe's own retry on
+// the customer's card (ch_2, on pm_1), which is what Stripe's list shows
+// when the life adopts pi_2. The late event of ch_1, created before the
+// adoption, is a decline the life never saw: the stolen card is stopped
+// and its attempt counted, not dropped as the adopted decline.
+func TestEarlierDeclineOfAnAdoptedIntentIsApplied(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	first := failed("evt_second_first", "pi_2", t0.Add(3*time.Minute))
+	first.Intent.Amount, first.Intent.PaymentMethodID, first.Intent.DeclineCode = 2500, "pm_9", "stolen_card"
+	first.Intent.Decline = activities.Decline{Code: "card_declined", DeclineCode: "stolen_card", Charge: "ch_1", PaymentMethod: "pm_9",
+		Fingerprint: "fp_pm_9", IntentStatus: "requires_payment_method"}
+	rt.signal(45*time.Minute, workflows.SignalPaymentFailed, first)
+	rt.at(50*time.Minute, func() {
+		s := rt.status()
+		if in := intentOf(s, "pi_2"); in == nil || in.AdoptedAt.IsZero() {
+			t.Fatalf("pi_2 = %+v, want it adopted from Stripe's list", in)
+		}
+		var stolen *workflows.CardRecord
+		for _, c := range s.Cards {
+			if c.Key == "fp_pm_9" {
+				stolen = c
+			}
+		}
+		if stolen == nil || !stolen.Stopped || len(stolen.Attempts) != 1 {
+			t.Errorf("card fp_pm_9 = %+v, want it stopped with its one attempt counted: the stolen-card decline was dropped as the adopted one", stolen)
+		}
+		if !slices.Contains(s.AppliedEvents, "evt_second_first") {
+			t.Errorf("applied events %v, want evt_second_first remembered", s.AppliedEvents)
+		}
+	})
+	rt.at(55*time.Minute, func() { rt.env.CancelWorkflow() })
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+}
+
+// pi_2 and pi_3 both declined on the customer's card before their events
+// came, and the life adopts both from one list of Stripe's: two attempts
+// on that card, not one.
+func TestTwoAdoptedDeclinesOnOneCardCountTwice(t *testing.T) {
+	rt := newRecoveryTest(t)
+	third := secondFailure()
+	third.IntentID, third.InvoiceID, third.Created = "pi_3", "in_pi_3", t0.Add(7*time.Minute).Unix()
+	third.Decline.Charge = "ch_3"
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure(), third}
+	rt.at(30*time.Minute, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_1"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	})
+	rt.at(35*time.Minute, func() {
+		s := rt.status()
+		for _, id := range []string{"pi_2", "pi_3"} {
+			if in := intentOf(s, id); in == nil || in.AdoptedAt.IsZero() {
+				t.Fatalf("%s = %+v, want it adopted from Stripe's list", id, in)
+			}
+		}
+		var attempts []time.Time
+		for _, c := range s.Cards {
+			if c.Key == "fp_pm_1" {
+				attempts = c.Attempts
+			}
+		}
+		if len(attempts) != 2 {
+			t.Errorf("card fp_pm_1 attempts %v, want the two adopted declines counted", attempts)
+		}
+	})
+	rt.at(40*time.Minute, func() { rt.env.CancelWorkflow() })
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+}
+
+// Stripe refuses the list when pi_1 is paid (ops are told at once that
+// the notice is held, and it is asked again in an hour); pi_2 fails
+// meanwhile and joins the life, so that hold is over; when pi_2 is paid,
+// Stripe still refuses: that is a new hold, and ops hear of it too,
+// dated from its own start.
+func TestANewHoldAfterAFailureJoinedIsToldAgain(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(7 * time.Hour)) {
+			return temporal.NewNonRetryableApplicationError("403 this key may not list invoices", activities.ErrStripeRejected, nil)
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.signal(50*time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(50*time.Minute)))
+	rt.at(51*time.Minute, func() {
+		if n := countPrefix(rt.w.alertTitles(), "Recovery not confirmed"); n != 1 {
+			t.Errorf("alerts %v, want ops told of the first hold", rt.w.alertTitles())
+		}
+	})
+	rt.at(5*time.Hour, func() {
+		rt.w.mu.Lock()
+		rt.w.paidIntents["pi_2"] = true
+		rt.w.mu.Unlock()
+		rt.env.SignalWorkflow(workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_2", Created: t0.Add(5 * time.Hour), IntentID: "pi_2", Source: "payment_intent.succeeded"})
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered once Stripe answered", res.Stage)
+	}
+	var held []string
+	for _, a := range rt.w.alerts {
+		if strings.HasPrefix(a.Title, "Recovery not confirmed") {
+			held = append(held, a.Text)
+		}
+	}
+	if len(held) != 2 {
+		t.Fatalf("held alerts %q, want one for each hold", held)
+	}
+	if since := t0.Add(5 * time.Hour).UTC().Format(time.RFC3339); !strings.Contains(held[1], "since "+since) {
+		t.Errorf("second held alert %q, want it dated from the second hold (%s)", held[1], since)
+	}
+}
+
+// While the end as recovered is held (Stripe refused the list, and is
+// asked again in an hour), an operator's waiver and grace extension are
+// refused with an answer that holds: the recovery is not ending.
+func TestControlsDuringAHeldEndAreAnsweredTruly(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(2 * time.Hour)) {
+			return temporal.NewNonRetryableApplicationError("403 this key may not list invoices", activities.ErrStripeRejected, nil)
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	var refusals []error
+	answer := func(r workflows.OperatorResult, err error) {
+		if err == nil {
+			t.Errorf("control accepted (%+v) with nothing known to be owed", r)
+		}
+		refusals = append(refusals, err)
+	}
+	rt.update(45*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}, answer)
+	rt.update(46*time.Minute, workflows.ControlExtendGrace, workflows.ExtendGraceRequest{By: "24h", Reason: "asked"}, answer)
+	res := rt.run(input())
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered once Stripe answered", res.Stage)
+	}
+	if len(refusals) != 2 {
+		t.Fatalf("answers %v, want two refusals", refusals)
+	}
+	for _, err := range refusals {
+		if err == nil || strings.Contains(err.Error(), "is ending") || !strings.Contains(err.Error(), "held") {
+			t.Errorf("answered %v while the end was held for Stripe, want it said held, not ending", err)
+		}
+	}
+}
+
+// Stripe refuses the list for six hours after pi_1 is paid, while every
+// scheduled retry of the life falls due with nothing owed; pi_2, declined
+// at +5h, is then adopted. The missed retries are not made up in a burst
+// on the card that just declined: one retry, an interval later.
+func TestAdoptionAfterALongHoldDoesNotBurstRetries(t *testing.T) {
+	rt := newRecoveryTest(t)
+	second := secondFailure()
+	second.Created = t0.Add(5 * time.Hour).Unix()
+	rt.w.unpaid = []activities.UnpaidPayment{second}
+	rt.w.unpaidErr = func() error {
+		if rt.w.now().Before(t0.Add(6 * time.Hour)) {
+			return temporal.NewNonRetryableApplicationError("403 this key may not list invoices", activities.ErrStripeRejected, nil)
+		}
+		return nil
+	}
+	rt.signal(30*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_1", Created: t0.Add(30 * time.Minute), IntentID: "pi_1", Source: "payment_intent.succeeded"})
+	rt.at(6*time.Hour+31*time.Minute, func() {
+		if in := intentOf(rt.status(), "pi_2"); in == nil || in.AdoptedAt.IsZero() {
+			t.Fatalf("pi_2 = %+v, want it adopted at +6h30m", in)
+		}
+		if len(rt.w.retries) != 0 {
+			t.Errorf("%d confirms at the adoption, want none on the card that just declined", len(rt.w.retries))
+		}
+	})
+	rt.at(8*time.Hour, func() {
+		if len(rt.w.retries) != 1 {
+			t.Errorf("%d confirms by +8h, want the missed scheduled retries made up as one", len(rt.w.retries))
+		}
+		if n := countPrefix(rt.w.noticeTypes(), "payment_retry_failed"); n > 1 {
+			t.Errorf("notices %v, want at most one payment_retry_failed", rt.w.noticeTypes())
+		}
+		rt.env.CancelWorkflow()
+	})
+	rt.signal(0, workflows.SignalPaymentFailed, failed("evt_first", "pi_1", t0))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
 }

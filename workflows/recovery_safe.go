@@ -1282,8 +1282,12 @@ func (r *recovery) result() RecoveryResult {
 // waited on a check belongs to this life, and must not be left for the
 // next one by ending this one as recovered. Whatever the signals changed
 // wakes the loop at once.
+//
+// A payment owed again ends any hold of the end as recovered: the next
+// hold is its own, dated and told anew.
 func (r *recovery) settled(ctx workflow.Context) bool {
 	if unsettledCount(&r.s) > 0 {
+		r.clearHold()
 		return false
 	}
 	if r.version(ctx, settleOnFreshStateChange, 1) == workflow.DefaultVersion {
@@ -1292,7 +1296,11 @@ func (r *recovery) settled(ctx workflow.Context) bool {
 	if r.drain(ctx) {
 		r.wake = true
 	}
-	return unsettledCount(&r.s) == 0
+	if unsettledCount(&r.s) > 0 {
+		r.clearHold()
+		return false
+	}
+	return true
 }
 
 // waivePending reports whether a waiver is to be carried out by the next
