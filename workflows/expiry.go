@@ -523,13 +523,13 @@ func (w *cardExpiry) atExpiry(ctx workflow.Context) CardExpiryResult {
 	case CardDefaultCovered:
 		var res activities.NotifyResult
 		err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
-			Key: w.id + ":default-covered", Severity: "info", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+			Key: w.id + ":default-covered", Severity: "warning", CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
 			Title: "Default card expired: " + w.in.StripeCustomerID,
 			Text: fmt.Sprintf("%s ending %s expired (%02d/%d) and is still the customer's default, but every subscription charges "+
-				"a card of its own (%s); what is charged to the customer's default, outside a subscription, will fail.%s",
+				"a card of its own (%s); what is charged to the customer's default, outside a subscription (usage invoices among it), will fail.%s",
 				c.Brand, c.Last4, c.ExpMonth, c.ExpYear, why, w.untoldNote()),
 		}).Get(ctx, &res)
-		w.record(ctx, "ops alert (info)", "default card expired; subscriptions covered", outcomeOf(err, "sent"), res.DryRun)
+		w.record(ctx, "ops alert (warning)", "default card expired; subscriptions covered", outcomeOf(err, "sent"), res.DryRun)
 		return w.end(ctx, "expired; the customer's default, subscriptions charge their own cards, ops told")
 	case CardUnknown:
 		if !dryRun {

@@ -643,8 +643,9 @@ func TestCardExpiryOfASubscriptionsOwnCardIsTold(t *testing.T) {
 
 // The customer's default expiring while every subscription charges a good
 // card of its own: the customer is told (it is still their default), and
-// at expiry ops get an info alert that says what rides on it, not that
-// the next charge will fail.
+// at expiry ops get a warning that says what rides on it (invoices
+// outside a subscription, usage invoices among them), not that the
+// account is at risk.
 func TestCardExpiryOfADefaultEverySubscriptionBypassesIsLessAtRisk(t *testing.T) {
 	run := runExpiry(t, subsCards(card.ID, activities.SubscriptionPayer{ID: "sub_pro", Status: "active", PaymentMethodID: "card_new"}), nil)
 	if noticeTypes(run.notices) != "card_expiring,card_expiring_reminder" {
@@ -654,9 +655,9 @@ func TestCardExpiryOfADefaultEverySubscriptionBypassesIsLessAtRisk(t *testing.T)
 		t.Fatalf("alerts %+v, want one", run.alerts)
 	}
 	al := run.alerts[0]
-	if al.Severity != "info" || strings.Contains(al.Title, "at risk") || !strings.Contains(al.Text, "sub_pro") ||
+	if al.Severity != "warning" || strings.Contains(al.Title, "at risk") || !strings.Contains(al.Text, "sub_pro") ||
 		!strings.Contains(al.Text, "outside a subscription") {
-		t.Errorf("alert %+v, want an info alert naming the subscription that charges its own card", al)
+		t.Errorf("alert %+v, want a warning naming the subscription that charges its own card", al)
 	}
 }
 
