@@ -78,6 +78,9 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 		return w.end(ctx, "nothing to tell: "+w.why), nil
 	}
 	w.notice(ctx, "card_expiring", "notice")
+	if w.updated {
+		return w.end(ctx, "card updated during the notice: "+w.why), nil
+	}
 	if !w.s.ReminderAt.IsZero() && workflow.Now(ctx).Before(w.s.ReminderAt) {
 		w.plan(ctx, "reminder", w.s.ReminderAt)
 		if w.waitUntil(ctx, w.s.ReminderAt) {
@@ -88,6 +91,9 @@ func CardExpiryWorkflow(ctx workflow.Context, in CardExpiryInput) (CardExpiryRes
 		}
 		w.s.Stage = CardReminded
 		w.notice(ctx, "card_expiring_reminder", "reminder")
+		if w.updated {
+			return w.end(ctx, "card updated during the reminder: "+w.why), nil
+		}
 	}
 	w.plan(ctx, "check at expiry", expires)
 	if w.waitUntil(ctx, expires) {
@@ -249,6 +255,12 @@ func (w *cardExpiry) notice(ctx workflow.Context, typ, step string) {
 	} else {
 		err = workflow.ExecuteActivity(ctx, a.Notice, in).Get(ctx, &res)
 	}
+	if w.updated {
+		// Cancelled for a card event on which Stripe showed the card no
+		// longer matters: the notice is not sent.
+		w.record(ctx, "customer notice "+typ, c.Brand+" ending "+c.Last4, "not sent: "+w.why, false)
+		return
+	}
 	w.record(ctx, "customer notice "+typ, c.Brand+" ending "+c.Last4, outcomeOf(err, "sent"), res.DryRun)
 	// Only a permanent refusal or the watch's cancellation comes back: the
 	// activity retries everything else.
@@ -278,56 +290,125 @@ const expiryNoticeOverdueChange = "expiry-notice-overdue"
 // before ops hear of it.
 const noticeOverdueAfter = time.Hour
 
+// expiryNoticeCardEventChange has a card event that comes while a notice
+// is held (the mailer down, the activity retrying) cancel the notice and
+// ask Stripe about the card: the watch ends without the notice when the
+// card no longer matters, and sends it again, under the same key and with
+// the same input, when it still does. The notice waits for its
+// cancellation, so that one the mailer took just before is recorded as
+// sent. Watches recorded before it left card events unread until the
+// notice was done, and told a customer who had just replaced the card
+// that it expires soon.
+const expiryNoticeCardEventChange = "expiry-notice-card-event"
+
 // sendWatched sends the notice in, telling ops once if it is still not
 // delivered after noticeOverdueAfter, and cancelling it if the card
-// expires first. It returns the notice's error: a cancellation when it
-// was given up.
+// expires first or (from expiryNoticeCardEventChange on) a card event
+// comes on which Stripe shows the card no longer matters; w.updated is
+// then set. It returns the notice's error: a cancellation when it was
+// given up.
 func (w *cardExpiry) sendWatched(ctx workflow.Context, in activities.NoticeInput, step string, res *activities.NotifyResult) error {
 	c := w.in.Card
-	noticeCtx, cancelNotice := workflow.WithCancel(ctx)
-	defer cancelNotice()
+	heed := version(ctx, expiryNoticeCardEventChange, 1) == 1
+	activityCtx := ctx
+	if heed {
+		opts := workflow.GetActivityOptions(ctx)
+		opts.WaitForCancellation = true
+		activityCtx = workflow.WithActivityOptions(ctx, opts)
+	}
+	// The notice is scheduled before the timers, as it was before
+	// expiry-notice-card-event.
+	noticeCtx, cancelNotice := workflow.WithCancel(activityCtx)
+	sent := workflow.ExecuteActivity(noticeCtx, a.Notice, in)
 	timerCtx, cancelTimers := workflow.WithCancel(ctx)
 	defer cancelTimers()
-	sent := workflow.ExecuteActivity(noticeCtx, a.Notice, in)
 	started := workflow.Now(ctx)
 	overdue := workflow.NewTimer(timerCtx, noticeOverdueAfter)
 	var expired workflow.Future
 	if d := w.s.ExpiresAt.Sub(started); d > 0 {
 		expired = workflow.NewTimer(timerCtx, d)
 	}
-	done, told, gaveUp := false, false, false
-	for !done {
-		sel := workflow.NewSelector(ctx)
-		sel.AddFuture(sent, func(workflow.Future) { done = true })
+	told, gaveUp := false, false
+	giveUp := func() {
+		gaveUp = true
 		if !told {
-			sel.AddFuture(overdue, func(workflow.Future) {
-				told = true
-				var alerted activities.NotifyResult
-				err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
-					Key: w.id + ":overdue:" + strings.TrimPrefix(in.Key, w.id+":"), Severity: "critical",
-					CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
-					Title: "Customer notice not delivered yet: " + w.in.StripeCustomerID,
-					Text: fmt.Sprintf("The %s notice for %s ending %s (expires %02d/%d) has not reached the mailer since %s; "+
-						"dunning keeps trying until the card expires. Check the mailer, or tell the customer by hand.",
-						in.Type, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, started.UTC().Format(time.RFC3339)),
-				}).Get(ctx, &alerted)
-				w.record(ctx, "ops alert (critical)", "customer notice "+in.Type+" not delivered after "+noticeOverdueAfter.String(),
-					outcomeOf(err, "sent"), alerted.DryRun)
-			})
+			w.untold = append(w.untold, in.Type)
 		}
-		if expired != nil && !gaveUp {
-			sel.AddFuture(expired, func(workflow.Future) {
-				gaveUp = true
-				cancelNotice()
-				if !told {
-					w.untold = append(w.untold, in.Type)
-				}
-				w.record(ctx, "customer notice "+in.Type, step, "given up: the card has expired", false)
-			})
-		}
-		sel.Select(ctx)
+		w.record(ctx, "customer notice "+in.Type, step, "given up: the card has expired", false)
 	}
-	return sent.Get(ctx, res)
+	for {
+		done, interrupted := false, false
+		for !done {
+			sel := workflow.NewSelector(ctx)
+			sel.AddFuture(sent, func(workflow.Future) { done = true })
+			if !told {
+				sel.AddFuture(overdue, func(workflow.Future) {
+					told = true
+					var alerted activities.NotifyResult
+					err := workflow.ExecuteActivity(ctx, a.Alert, activities.AlertInput{
+						Key: w.id + ":overdue:" + strings.TrimPrefix(in.Key, w.id+":"), Severity: "critical",
+						CustomerID: w.s.CustomerID, StripeCustomerID: w.in.StripeCustomerID, WorkflowID: w.id,
+						Title: "Customer notice not delivered yet: " + w.in.StripeCustomerID,
+						Text: fmt.Sprintf("The %s notice for %s ending %s (expires %02d/%d) has not reached the mailer since %s; "+
+							"dunning keeps trying until the card expires. Check the mailer, or tell the customer by hand.",
+							in.Type, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, started.UTC().Format(time.RFC3339)),
+					}).Get(ctx, &alerted)
+					w.record(ctx, "ops alert (critical)", "customer notice "+in.Type+" not delivered after "+noticeOverdueAfter.String(),
+						outcomeOf(err, "sent"), alerted.DryRun)
+				})
+			}
+			if expired != nil && !gaveUp {
+				sel.AddFuture(expired, func(workflow.Future) {
+					cancelNotice()
+					giveUp()
+				})
+			}
+			if heed {
+				sel.AddReceive(w.updates, func(ch workflow.ReceiveChannel, _ bool) {
+					var s CardUpdatedSignal
+					ch.Receive(ctx, &s)
+					w.onUpdated(ctx, s)
+				})
+				sel.AddReceive(w.repeats, func(ch workflow.ReceiveChannel, _ bool) {
+					var s CardExpiringSignal
+					ch.Receive(ctx, &s)
+					w.onExpiring(ctx, s)
+				})
+			}
+			sel.Select(ctx)
+			if !done && !interrupted && !gaveUp && w.recheck {
+				// "Expires soon" may no longer be true: nothing more
+				// goes to the mailer until Stripe has said.
+				interrupted = true
+				cancelNotice()
+				w.record(ctx, "customer notice "+in.Type, step, "held back: a card event came; checking Stripe", false)
+			}
+		}
+		err := sent.Get(ctx, res)
+		cancelNotice()
+		if gaveUp && err == nil && len(w.untold) > 0 && w.untold[len(w.untold)-1] == in.Type {
+			// The mailer took it before the cancellation reached it: the
+			// customer was told after all.
+			w.untold = w.untold[:len(w.untold)-1]
+		}
+		if !interrupted || gaveUp || !temporal.IsCanceledError(err) {
+			// Sent (the mailer took it before the cancellation reached
+			// it), refused, or given up; a card event still to check is
+			// checked by the wait that follows.
+			return err
+		}
+		w.recheck = false
+		if w.settled(ctx, "on the card event") {
+			return err
+		}
+		if expired != nil && expired.IsReady() {
+			giveUp()
+			return err
+		}
+		w.record(ctx, "customer notice "+in.Type, step, "sending again: the card still matters", false)
+		noticeCtx, cancelNotice = workflow.WithCancel(activityCtx)
+		sent = workflow.ExecuteActivity(noticeCtx, a.Notice, in)
+	}
 }
 
 // expiryLateEventChange has a watch whose expiring event arrives after the
