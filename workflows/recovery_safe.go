@@ -144,6 +144,12 @@ const (
 	// workers down, a round that ran long) fell due at once, and the card
 	// was confirmed once per missed retry, back to back.
 	retriesNotInBurstChange = "retries-not-in-burst"
+	// olderFailureKeepsLatestChange applies a failure event older than the
+	// newest applied to its intent only to its own card (its attempt
+	// counted, a stop held): the intent keeps its newer decline and
+	// payment method. Before, the older decline replaced them, and the
+	// next retry charged the card it named.
+	olderFailureKeepsLatestChange = "older-failure-keeps-latest-decline"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
