@@ -92,6 +92,9 @@ type world struct {
 	// noticeErrs answer the next notices, one each, before the mailer
 	// takes any.
 	noticeErrs []error
+	// noticeDelay is how long the mailer takes to take the first notice
+	// of a type (an outage its retries ride through).
+	noticeDelay map[string]time.Duration
 	// readsMeet, when set, holds each of the first failure's reads
 	// (customer, previous life, owed check) until it returns.
 	readsMeet func()
@@ -424,21 +427,24 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.controls = append(w.controls, in)
 			return activities.ControlPlaneResult{}, nil
 		})
-	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if w.rejectNotice[in.Type] {
-				return activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)
-			}
-			if len(w.noticeErrs) > 0 {
-				err := w.noticeErrs[0]
-				w.noticeErrs = w.noticeErrs[1:]
-				return activities.NotifyResult{}, err
-			}
-			w.notices = append(w.notices, in)
-			return activities.NotifyResult{}, nil
-		})
+	notice := func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.rejectNotice[in.Type] {
+			return activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("mailer answered 422", activities.ErrNotifyRejected, nil)
+		}
+		if len(w.noticeErrs) > 0 {
+			err := w.noticeErrs[0]
+			w.noticeErrs = w.noticeErrs[1:]
+			return activities.NotifyResult{}, err
+		}
+		w.notices = append(w.notices, in)
+		return activities.NotifyResult{}, nil
+	}
+	for typ, d := range w.noticeDelay {
+		env.OnActivity(acts.Notice, mock.Anything, mock.MatchedBy(func(in activities.NoticeInput) bool { return in.Type == typ })).After(d).Return(notice).Once()
+	}
+	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(notice)
 	alert := func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
