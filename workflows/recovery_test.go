@@ -90,8 +90,9 @@ type world struct {
 	// forgiveErr, when set, is Stripe's answer to every ForgiveIntent.
 	forgiveErr error
 	// noticeErrs answer the next notices, one each, before the mailer
-	// takes any.
-	noticeErrs []error
+	// takes any; noticeDelay is how long the mailer takes to answer.
+	noticeErrs  []error
+	noticeDelay time.Duration
 	// readsMeet, when set, holds each of the first failure's reads
 	// (customer, previous life, owed check) until it returns.
 	readsMeet func()
@@ -424,7 +425,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			w.controls = append(w.controls, in)
 			return activities.ControlPlaneResult{}, nil
 		})
-	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(
+	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).After(w.noticeDelay).Return(
 		func(_ context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
