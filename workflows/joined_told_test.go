@@ -158,3 +158,34 @@ func TestWaiverDuringAJoinedFailuresNoticeIsCarriedOutAtOnce(t *testing.T) {
 		t.Errorf("notices %v; want the last to say the debt is waived", types)
 	}
 }
+
+// The first payment was in flight (a bank debit) when it failed, and its
+// failure comes 8 hours into a 10-hour grace: the customer's first
+// notice goes out then, and the suspension comes no sooner than half the
+// grace period after it, not 2 hours later.
+func TestFirstFailureToldLateInTheGraceIsNotSuspendedSoonAfter(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.intentStatus["pi_1"] = "processing" })
+	rt.at(8*time.Hour-time.Minute, func() { rt.w.set(func() { rt.w.intentStatus["pi_1"] = "requires_payment_method" }) })
+	rt.signal(8*time.Hour, workflows.SignalPaymentFailed, failed("evt_debit_failed", "pi_1", t0.Add(8*time.Hour)))
+	rt.at(8*time.Hour+time.Minute, func() {
+		if types := rt.w.noticeTypes(); len(types) == 0 || types[0] != "payment_failed" || rt.w.notices[0].CreatedAt.Before(t0.Add(8*time.Hour)) {
+			t.Fatalf("notices %v; want the first, payment_failed, once the debit failed", types)
+		}
+		n := rt.w.notices[0]
+		if want := n.CreatedAt.Add(5 * time.Hour); n.Deadline == nil || !n.Deadline.Equal(want) {
+			t.Errorf("first notice at %v with deadline %v; want %v", n.CreatedAt, n.Deadline, want)
+		}
+	})
+	rt.at(12*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			t.Errorf("4 hours after the first notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.at(13*time.Hour+10*time.Minute, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended {
+			t.Errorf("5 hours after the first notice: stage %s, want suspended", s.Stage)
+		}
+	})
+	rt.update(13*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.run(input())
+}

@@ -609,6 +609,7 @@ func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 		return
 	}
 	r.s.PastDueNoticeSent = true
+	r.toldLate(ctx, opening)
 	amount, currency := r.owed()
 	next, deadline := r.s.RetryAt, r.s.SuspendAt
 	reason := ""
@@ -654,6 +655,30 @@ func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 	}
 	r.noticeSafe(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline, r.payURL())
 	r.alert(ctx, "warning", r.key("past_due", "alert"), title, text)
+}
+
+// toldLate gives the first notice of a life, when it goes out late in
+// the grace period (the first failure was in flight until then, say),
+// the same notice lead as a joined failure's: the suspension moves to no
+// sooner than the lead after it. A notice sent early enough moves
+// nothing and asks no version.
+func (r *recovery) toldLate(ctx workflow.Context, opening time.Time) {
+	now := opening
+	if now.IsZero() {
+		now = workflow.Now(ctx)
+	}
+	if !r.safe() || r.s.Stage != StagePastDue || r.s.SuspendAt.IsZero() || !now.Add(leadAfterNotice(r.s.Settings)).After(r.s.SuspendAt) ||
+		r.version(ctx, joinedFailureToldChange, 1) != 1 {
+		return
+	}
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			in.ToldAt = now
+		}
+	}
+	at := suspendAtAfterNotice(&r.s)
+	r.record(ctx, "suspension moved", "", "to "+at.UTC().Format(time.RFC3339)+": the customer is told of the failure only now", false)
+	r.s.SuspendAt = at
 }
 
 // markJoined marks a failure that joins a life whose customer was told
