@@ -573,6 +573,14 @@ type Intent struct {
 	// found then: the event, when it comes, is already applied.
 	AdoptedAt     time.Time `json:"adopted_at,omitzero"`
 	AdoptedCharge string    `json:"adopted_charge,omitempty"`
+	// Untold is set on a failure that joined the life after the customer
+	// was told of the first (its own event, or found in Stripe): nothing
+	// is taken away while the customer has not been told of it. ToldAt is
+	// when they were, by a payment_failed notice of its own; no suspension
+	// comes sooner than the notice lead after it (see
+	// suspendAtAfterNotice).
+	Untold bool      `json:"failure_untold,omitempty"`
+	ToldAt time.Time `json:"failure_told_at,omitzero"`
 }
 
 // UnusableMethod is a payment method Stripe will not charge, why, and

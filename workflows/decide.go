@@ -120,6 +120,8 @@ func blockTakeAway(s *RecoveryState, step string, now time.Time) string {
 		return "every owed payment is in flight"
 	case !s.RecheckAt.IsZero() && now.Before(s.RecheckAt):
 		return "the last re-check got no answer; trying again at " + s.RecheckAt.UTC().Format(time.RFC3339)
+	case len(untold(s)) > 0:
+		return "the customer is not yet told of " + strings.Join(untold(s), ", ")
 	}
 	switch step {
 	case takeSuspend:
@@ -138,6 +140,53 @@ func blockTakeAway(s *RecoveryState, step string, now time.Time) string {
 		}
 	}
 	return ""
+}
+
+// untold are the unpaid intents that joined the life after the customer
+// was told of its failures, and of which they are not told yet.
+func untold(s *RecoveryState) []string {
+	var ids []string
+	for _, in := range s.Intents {
+		if in.State == IntentOpen && in.Untold {
+			ids = append(ids, in.ID)
+		}
+	}
+	return ids
+}
+
+// noticeLead is the least time between telling the customer of a failed
+// payment and suspending them for it: three days, so that a notice read
+// late (sent on a Friday evening, say) still leaves working days to pay
+// or change the card, and the default schedule (24h, 72h, 120h) retries
+// at least once in between. Under a grace period shorter than twice that,
+// it is half the grace period: a payment that joins is given at least
+// half the time the first failure was, never more than all of it.
+const noticeLead = 72 * time.Hour
+
+// leadAfterNotice is noticeLead under the life's grace period.
+func leadAfterNotice(set RecoverySettings) time.Duration {
+	return min(noticeLead, set.GracePeriod/2)
+}
+
+// suspendAtAfterNotice is when a life in past_due may suspend, given when
+// the customer was told of each unpaid payment: its suspension time, or
+// later, no sooner than the notice lead (at most the grace period) after
+// the newest notice of a payment still unpaid. Zero stays zero.
+func suspendAtAfterNotice(s *RecoveryState) time.Time {
+	at := s.SuspendAt
+	if at.IsZero() {
+		return at
+	}
+	lead := leadAfterNotice(s.Settings)
+	for _, in := range s.Intents {
+		if in.State != IntentOpen || in.ToldAt.IsZero() {
+			continue
+		}
+		if earliest := in.ToldAt.Add(lead); earliest.After(at) {
+			at = earliest
+		}
+	}
+	return at
 }
 
 // blockCharge says why an intent must not be confirmed now; "" when it

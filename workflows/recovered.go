@@ -217,6 +217,7 @@ func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
 	}
 	r.s.Intents = append(r.s.Intents, in)
 	r.countFailed(ctx, in)
+	r.markJoined(ctx, in)
 	r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", p.IntentID, money(p.Amount, p.Currency), firstNonEmpty(decline, p.Status)),
 		"found unpaid in stripe before its event: "+p.Why, false)
 	if p.Decline != (activities.Decline{}) {

@@ -79,8 +79,10 @@ func TestDelayedSecondFailureKeepsTheLifeGoing(t *testing.T) {
 		if in.Decline == nil || in.Decline.Class != activities.DeclineSoft {
 			t.Errorf("pi_2 decline = %+v, want it classified (soft) as the event's would be", in.Decline)
 		}
-		if want := []string{"payment_failed"}; !equal(rt.w.noticeTypes(), want) {
-			t.Errorf("notices %v, want %v: the customer must not hear \"recovered\"", rt.w.noticeTypes(), want)
+		if want := []string{"payment_failed", "payment_failed"}; !equal(rt.w.noticeTypes(), want) {
+			t.Errorf("notices %v, want %v: told of pi_2, not \"recovered\"", rt.w.noticeTypes(), want)
+		} else if n := rt.w.notices[1]; n.AmountDue != 2500 || !strings.HasSuffix(n.Key, ":past_due:pi_2:notice") {
+			t.Errorf("second notice %+v, want pi_2's own, for its 25.00", n)
 		}
 		if n := countPrefix(rt.w.alertTitles(), "Recovered"); n != 0 {
 			t.Errorf("alerts %v: ops told of a recovery with pi_2 unpaid", rt.w.alertTitles())
@@ -96,8 +98,8 @@ func TestDelayedSecondFailureKeepsTheLifeGoing(t *testing.T) {
 		if s.Lifecycle != lifecycle {
 			t.Errorf("life %q became %q: the late event opened a new one", lifecycle, s.Lifecycle)
 		}
-		if !equal(rt.w.noticeTypes(), []string{"payment_failed"}) {
-			t.Errorf("notices %v after the late event, want only the first payment_failed", rt.w.noticeTypes())
+		if !equal(rt.w.noticeTypes(), []string{"payment_failed", "payment_failed"}) {
+			t.Errorf("notices %v after the late event, want pi_1's and pi_2's payment_failed only", rt.w.noticeTypes())
 		}
 		for _, c := range s.Cards {
 			if c.Key == "fp_pm_1" && len(c.Attempts) != 1 {
@@ -122,7 +124,7 @@ func TestDelayedSecondFailureKeepsTheLifeGoing(t *testing.T) {
 	if len(states) != 2 || states["pi_1"] != workflows.IntentPaid || states["pi_2"] != workflows.IntentPaid {
 		t.Errorf("intents %v, want pi_1 and pi_2 paid in one life", states)
 	}
-	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+	if want := []string{"payment_failed", "payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
 		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
 	}
 	if n := countPrefix(rt.w.alertTitles(), "Recovered"); n != 1 {
@@ -252,15 +254,15 @@ func TestLateFailureDuringTheUnpaidReadJoinsOnce(t *testing.T) {
 		if n != 1 || s.Stage != workflows.StagePastDue {
 			t.Errorf("stage %s with pi_2 %d time(s), want past_due with pi_2 once", s.Stage, n)
 		}
-		if !equal(rt.w.noticeTypes(), []string{"payment_failed"}) {
-			t.Errorf("notices %v, want no payment_recovered while pi_2 is owed", rt.w.noticeTypes())
+		if !equal(rt.w.noticeTypes(), []string{"payment_failed", "payment_failed"}) {
+			t.Errorf("notices %v, want pi_1's and pi_2's payment_failed, no payment_recovered while pi_2 is owed", rt.w.noticeTypes())
 		}
 	})
 	res := rt.run(input())
 	if res.Stage != workflows.StageRecovered || len(res.Intents) != 2 {
 		t.Fatalf("ended %s with %+v, want recovered with pi_1 and pi_2", res.Stage, res.Intents)
 	}
-	if want := []string{"payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
+	if want := []string{"payment_failed", "payment_failed", "payment_recovered"}; !equal(rt.w.noticeTypes(), want) {
 		t.Errorf("notices %v, want %v", rt.w.noticeTypes(), want)
 	}
 }

@@ -424,6 +424,7 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		if r.safe() {
 			r.countFailed(ctx, r.s.Intents[len(r.s.Intents)-1])
 		}
+		r.markJoined(ctx, r.s.Intents[len(r.s.Intents)-1])
 		r.record(ctx, "payment failed", fmt.Sprintf("%s %s (%s)", f.Intent.ID, money(f.Intent.Amount, f.Intent.Currency), decline), "recorded", false)
 	case adoptedAlready(in, f):
 		// Found unpaid in Stripe before this event came, and taken up

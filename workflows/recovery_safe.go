@@ -150,6 +150,15 @@ const (
 	// payment method. Before, the older decline replaced them, and the
 	// next retry charged the card it named.
 	olderFailureKeepsLatestChange = "older-failure-keeps-latest-decline"
+	// joinedFailureToldChange tells the customer of a failed payment that
+	// joins a life after they were told of the first (its own event, or a
+	// payment found unpaid in Stripe as the life was about to end), by a
+	// payment_failed notice of its own, and moves the suspension to no
+	// sooner than the notice lead after it; nothing is taken away while
+	// such a failure is untold. Before, the customer heard only of the
+	// first failure, and could be suspended at once, on its deadline, for
+	// a payment they never heard had failed.
+	joinedFailureToldChange = "joined-failure-told"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
@@ -613,6 +622,7 @@ func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 		return
 	}
 	r.s.PastDueNoticeSent = true
+	r.toldLate(ctx, opening)
 	amount, currency := r.owed()
 	next, deadline := r.s.RetryAt, r.s.SuspendAt
 	reason := ""
@@ -658,6 +668,92 @@ func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 	}
 	r.noticeSafe(ctx, "payment_failed", r.key("past_due", "notice"), reason, &next, &deadline, r.payURL())
 	r.alert(ctx, "warning", r.key("past_due", "alert"), title, text)
+}
+
+// toldLate gives the first notice of a life, when it goes out late in
+// the grace period (the first failure was in flight until then, say),
+// the same notice lead as a joined failure's: the suspension moves to no
+// sooner than the lead after it. A notice sent early enough moves
+// nothing and asks no version.
+func (r *recovery) toldLate(ctx workflow.Context, opening time.Time) {
+	now := opening
+	if now.IsZero() {
+		now = workflow.Now(ctx)
+	}
+	if !r.safe() || r.s.Stage != StagePastDue || r.s.SuspendAt.IsZero() || !now.Add(leadAfterNotice(r.s.Settings)).After(r.s.SuspendAt) ||
+		r.version(ctx, joinedFailureToldChange, 1) != 1 {
+		return
+	}
+	for _, in := range r.s.Intents {
+		if in.State == IntentOpen {
+			in.ToldAt = now
+		}
+	}
+	at := suspendAtAfterNotice(&r.s)
+	r.record(ctx, "suspension moved", "", "to "+at.UTC().Format(time.RFC3339)+": the customer is told of the failure only now", false)
+	r.s.SuspendAt = at
+}
+
+// markJoined marks a failure that joins a life whose customer was told
+// of its failures already: the customer is told of it too, before
+// anything is taken away (tellJoined).
+func (r *recovery) markJoined(ctx workflow.Context, in *Intent) {
+	if r.safe() && r.s.PastDueNoticeSent && in.State == IntentOpen && r.version(ctx, joinedFailureToldChange, 1) == 1 {
+		in.Untold = true
+	}
+}
+
+// tellJoined tells the customer, once per intent, of each failed payment
+// that joined the life after they were told of the first, and moves the
+// suspension to no sooner than the notice lead after it. A joined payment
+// settled before it was told is not told; one in flight is told if it
+// fails. It reports whether anything came in while a notice was sent:
+// the step then ends, and the loop decides again on fresh state (a
+// payment, a waiver or a pause during the notice).
+func (r *recovery) tellJoined(ctx workflow.Context) bool {
+	applied := false
+	for i := 0; i < len(r.s.Intents); i++ {
+		in := r.s.Intents[i]
+		if !in.Untold || in.State == IntentInFlight {
+			continue
+		}
+		in.Untold = false
+		if in.State != IntentOpen || r.s.Waive != nil {
+			continue
+		}
+		now := workflow.Now(ctx)
+		in.ToldAt = now
+		deadline := r.s.DeprovisionAt
+		if r.s.Stage == StagePastDue {
+			if at := suspendAtAfterNotice(&r.s); !at.Equal(r.s.SuspendAt) {
+				r.record(ctx, "suspension moved", in.ID, "to "+at.UTC().Format(time.RFC3339)+
+					": the customer is told of this payment only now", false)
+				r.s.SuspendAt = at
+			}
+			deadline = r.s.SuspendAt
+		}
+		reason := ""
+		if in.Decline != nil {
+			reason = activities.DeclineNoticeReason(*in.Decline) + " "
+		}
+		total, currency := r.owed()
+		reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		next := r.s.RetryAt
+		notice := r.noticeInput(ctx, "payment_failed", r.key("past_due", in.ID, "notice"), reason, &next, &deadline)
+		// The notice names the payment it is about, and where to pay it.
+		notice.AmountDue, notice.Currency = in.Amount, in.Currency
+		notice.PayURL = firstNonEmpty(in.PayURL, r.payURL())
+		if err := r.sendNotice(ctx, notice); err != nil {
+			r.noticeUndelivered(ctx, notice.Type, notice.Key, err)
+		}
+		// Decided again on what came in while the mailer answered: a
+		// payment (a signal), a waiver or a pause (an update, taken at
+		// once).
+		if r.drain(ctx) || r.waivePending() || r.s.Paused {
+			r.wake, applied = true, true
+		}
+	}
+	return applied
 }
 
 // payURL is the page where the customer pays the first open intent's
@@ -966,6 +1062,9 @@ func (r *recovery) unanswered(ctx workflow.Context, why, intentID string, began 
 func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 	now := workflow.Now(ctx)
 	if reason := blockTakeAway(&r.s, step, now); reason != "" {
+		if len(untold(&r.s)) > 0 {
+			r.wake = true // told first, at once
+		}
 		return nil
 	}
 	ok, err := r.recheckBeforeTakeAway(ctx, step)
@@ -976,6 +1075,11 @@ func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 	r.drain(ctx)
 	if reason := blockTakeAway(&r.s, step, workflow.Now(ctx)); reason != "" {
 		r.record(ctx, "decision", step, "called off: "+reason, false)
+		if len(untold(&r.s)) > 0 {
+			// A failure that came in while the peers were asked: the
+			// customer is told of it at once, and the deadline moves.
+			r.wake = true
+		}
 		if unsettledCount(&r.s) == 0 && r.s.Waive == nil && !r.s.Paused {
 			if r.version(ctx, takeAwayOnCheckedStateChange, 1) == 1 {
 				return r.recoverSafe(ctx)
@@ -1355,6 +1459,9 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 		return r.recoverSafe(ctx)
 	}
 	r.tellPastDue(ctx)
+	if r.tellJoined(ctx) {
+		return nil // the loop decides again, at once, on what came in meanwhile
+	}
 	r.askToAuthenticate(ctx)
 	r.alertInFlight(ctx)
 	now := workflow.Now(ctx)

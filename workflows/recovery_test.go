@@ -95,6 +95,8 @@ type world struct {
 	// noticeDelay is how long the mailer takes to take the first notice
 	// of a type (an outage its retries ride through).
 	noticeDelay map[string]time.Duration
+	// noticeDelayAll is how long the mailer takes to answer every notice.
+	noticeDelayAll time.Duration
 	// readsMeet, when set, holds each of the first failure's reads
 	// (customer, previous life, owed check) until it returns.
 	readsMeet func()
@@ -444,7 +446,7 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 	for typ, d := range w.noticeDelay {
 		env.OnActivity(acts.Notice, mock.Anything, mock.MatchedBy(func(in activities.NoticeInput) bool { return in.Type == typ })).After(d).Return(notice).Once()
 	}
-	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).Return(notice)
+	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).After(w.noticeDelayAll).Return(notice)
 	alert := func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()

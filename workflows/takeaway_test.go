@@ -29,16 +29,26 @@ func TestAFailureThatJoinsDuringTheRecheckIsAskedAboutBeforeTheSuspension(t *tes
 	}
 }
 
-// The same, with the late failure really owed: it is asked about, then
-// the customer is suspended for it, once.
+// The same, with the late failure really owed: the customer is told of
+// it (the deadline moves to half the grace period after the notice), it
+// is asked about, then the customer is suspended for it, once.
 func TestAFailureThatJoinsDuringTheRecheckAndIsOwedIsSuspendedFor(t *testing.T) {
 	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
 	rt.at(10*time.Hour-time.Minute, func() { rt.w.set(func() { rt.w.paidIntents["pi_1"] = true }) })
 	rt.signal(10*time.Hour+5*time.Minute, workflows.SignalPaymentFailed, failed("evt_late_pi2", "pi_2", t0.Add(9*time.Hour)))
 	rt.at(11*time.Hour, func() {
 		s := rt.status()
+		if s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			t.Errorf("at +11h stage %s, control plane %v; want past_due: the customer was just told of pi_2", s.Stage, rt.w.controlActions())
+		}
+		if n := rt.w.notices; len(n) == 0 || n[len(n)-1].Type != "payment_failed" || !strings.HasSuffix(n[len(n)-1].Key, ":past_due:pi_2:notice") {
+			t.Errorf("notices %v, want the last pi_2's payment_failed", rt.w.noticeTypes())
+		}
+	})
+	rt.at(16*time.Hour, func() {
+		s := rt.status()
 		if s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
-			t.Errorf("at +11h stage %s, control plane %v; want suspended once, for pi_2", s.Stage, rt.w.controlActions())
+			t.Errorf("at +16h stage %s, control plane %v; want suspended once, for pi_2", s.Stage, rt.w.controlActions())
 		}
 		asked := 0
 		for _, c := range rt.w.checks {
@@ -50,7 +60,7 @@ func TestAFailureThatJoinsDuringTheRecheckAndIsOwedIsSuspendedFor(t *testing.T) 
 			t.Errorf("pi_2 never asked about before the suspension (checks %v)", rt.w.checks)
 		}
 	})
-	rt.update(11*time.Hour+time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.update(16*time.Hour+time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
 	rt.run(input())
 }
 
@@ -97,12 +107,14 @@ func TestAControlCallAfterARefusedOneHasItsOwnKey(t *testing.T) {
 	rt.w.rejectControl["suspend"] = 1
 	rt.signal(11*time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(11*time.Hour)))
 	rt.update(12*time.Hour, workflows.ControlResume, workflows.OperatorRequest{Operator: "ops"}, mustAccept(t, "resume"))
-	rt.at(13*time.Hour, func() {
+	// pi_2, joined while paused, is told of at the resume: the second
+	// suspension comes half the grace period (5h) after.
+	rt.at(18*time.Hour, func() {
 		if got := rt.w.controlTries; len(got) != 2 || got[0].Action != "suspend" || got[1].Action != "suspend" {
 			t.Errorf("control plane tries %+v, want the refused suspension and the second", got)
 		}
 	})
-	rt.update(14*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.update(19*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
 	rt.run(input())
 	byKey := map[string]activities.ControlPlaneInput{}
 	for _, c := range rt.w.controlTries {
