@@ -2,8 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,11 +9,8 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
-	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -28,16 +23,9 @@ import (
 // confirmed again at once, with its new details, and pays. Stripe answers
 // through two stand-ins; everything else is dry.
 func TestRecordAutoUpdateDuringACardRoundHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-autoupd"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	var newDefault atomic.Bool // pm_2 is the customer's default
 	var confirms atomic.Int32
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
@@ -106,16 +94,9 @@ func TestRecordAutoUpdateDuringACardRoundHistory(t *testing.T) {
 // what it would charge (pm_1) having not changed, so the retry asked runs
 // after it (retry-now-after-an-unchanged-card-round) and pays.
 func TestRecordRetryNowDuringAnUnchangedCardRoundHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-unchanged"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	var slow atomic.Bool // Stripe answers the owed check in two seconds
 	var confirms atomic.Int32
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}

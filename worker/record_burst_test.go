@@ -2,19 +2,14 @@ package worker_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
-	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -25,16 +20,9 @@ import (
 // once (retries-not-in-burst): the next confirm comes a retry interval
 // (2s) after the round, and pays.
 func TestRecordRetriesAfterALongRoundHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-burst"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	var mu sync.Mutex
 	var starts, ends []time.Time
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}

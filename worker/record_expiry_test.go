@@ -22,10 +22,7 @@ import (
 // expiry-fresh-state, which took the events at their word; the replay test
 // keeps them so that the watches running at an upgrade go on as recorded.
 func TestRecordExpiryHistories(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
+	dir := recordDir(t)
 	prefix := os.Getenv("DUNNING_RECORD_PREFIX")
 	if prefix == "" {
 		prefix = "card-expiry-fresh"
@@ -69,10 +66,7 @@ func TestRecordExpiryHistories(t *testing.T) {
 // sent; one whose mailer takes the notice while the cancellation is on
 // its way, so that the notice is recorded as sent, as it was.
 func TestRecordExpiryNoticeCardEventHistories(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
+	dir := recordDir(t)
 	prefix := os.Getenv("DUNNING_RECORD_PREFIX")
 	if prefix == "" {
 		prefix = "card-expiry-held"

@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +12,9 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
 	"dunning/internal/testenv"
-	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -34,16 +31,9 @@ import (
 // payment method, and no answer was checked): there the retry_now ran a
 // round more, and the card was confirmed again at once.
 func TestRecordRetryNowDuringAConfirmHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-joined"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	var removed atomic.Bool // the customer removed pm_1: Stripe names nothing
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
 	over.Name = "IntentOwed"

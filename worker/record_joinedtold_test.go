@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +11,9 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
 	"dunning/internal/testenv"
-	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -29,16 +26,9 @@ import (
 // answers through a stand-in (owed, no card named); everything else is
 // dry.
 func TestRecordJoinedFailureToldHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-joined-told"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"}
 	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
 		return activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}, nil
@@ -111,16 +101,9 @@ func TestRecordJoinedFailureToldHistory(t *testing.T) {
 // notice goes out then, and the suspension moves to half the grace period
 // after it (joined-failure-told); then an operator waives.
 func TestRecordFirstFailureToldLateHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-told-late"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	var failedDebit atomic.Bool
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"}
 	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +25,7 @@ import (
 // (late-money-once); and recovery-cus_off_waiver_found_paid (below). Set
 // DUNNING_RECORD_HISTORIES as for TestRecordHistories.
 func TestRecordLateMoneyOnceHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
+	dir := recordDir(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tmp := testenv.StartTemporal(t)
 	peers := e2e.NewPeers("control-secret-for-the-late-money-record-0123456789", "notice-secret-for-the-late-money-record-0123456789")

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -27,10 +26,7 @@ import (
 // operator's waiver then: forgiven, never OFFBOARDED). Set
 // DUNNING_RECORD_HISTORIES as for TestRecordHistories.
 func TestRecordOffboardHistories(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
+	dir := recordDir(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tmp := testenv.StartTemporal(t)
 	peers := e2e.NewPeers("control-secret-for-the-offboard-record-0123456789", "notice-secret-for-the-offboard-record-0123456789")

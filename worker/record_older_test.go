@@ -2,19 +2,14 @@ package worker_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
-	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -26,16 +21,9 @@ import (
 // intent keeps the stop on pm_stop, so the scheduled retry charges
 // nothing (the customer has no default). The customer then pays.
 func TestRecordOlderFailureAfterAStopHistory(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
-	tmp := testenv.StartTemporal(t)
+	dir := recordDir(t)
 	const q = "dunning-older"
-	acts := &activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()}
-	w := sdkworker.New(tmp.Client, q, sdkworker.Options{})
-	worker.RegisterWorkflows(w)
-	w.RegisterActivity(acts)
+	tmp, w := dryRecorder(t, q)
 	// The customer has no default: a retry charges the card that failed.
 	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
 	over.Name = "IntentOwed"

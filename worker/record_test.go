@@ -36,10 +36,7 @@ import (
 // keep what it
 // writes beside the older histories, which must keep replaying too.
 func TestRecordHistories(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
+	dir := recordDir(t)
 	s := startLocalStack(t, map[string]string{
 		"DUNNING_RETRY_SCHEDULE": "1s,2s", "DUNNING_GRACE_PERIOD": "4s", "DUNNING_DEPROVISION_AFTER": "3s",
 		"DUNNING_CARD_UPDATE_DEBOUNCE": "1s",

@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -17,10 +16,7 @@ import (
 // the life takes pi_b up, its late event is already applied, and the life
 // ends recovered once pi_b is paid.
 func TestRecordUnpaidHistories(t *testing.T) {
-	dir := os.Getenv("DUNNING_RECORD_HISTORIES")
-	if dir == "" {
-		t.Skip("set DUNNING_RECORD_HISTORIES to a folder to record histories into")
-	}
+	dir := recordDir(t)
 	s := startLocalStack(t, map[string]string{
 		"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "2h", "DUNNING_DEPROVISION_AFTER": "2h",
 		"DUNNING_CARD_UPDATE_DEBOUNCE": "1s",
