@@ -2,18 +2,12 @@ package worker_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"dunning/e2e"
 	"dunning/internal/stripefixture"
-	"dunning/internal/testenv"
-	"dunning/webhook"
-	"dunning/worker"
 	"dunning/workflows"
 )
 
@@ -27,45 +21,7 @@ import (
 // DUNNING_RECORD_HISTORIES as for TestRecordHistories.
 func TestRecordOffboardHistories(t *testing.T) {
 	dir := recordDir(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tmp := testenv.StartTemporal(t)
-	peers := e2e.NewPeers("control-secret-for-the-offboard-record-0123456789", "notice-secret-for-the-offboard-record-0123456789")
-	t.Cleanup(peers.Close)
-	env := peers.Env("http://127.0.0.1:1")
-	env["DUNNING_RETRY_SCHEDULE"], env["DUNNING_GRACE_PERIOD"], env["DUNNING_DEPROVISION_AFTER"] = "1s", "2s", "2s"
-	cfg := tmp.Config(t, env)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, tmp.Client, cfg, log) }()
-	t.Cleanup(func() { cancel(); <-done })
-	h, err := webhook.NewHandler(tmp.Client, webhook.Options{
-		Secrets: []string{e2e.WebhookSecret}, Tolerance: 5 * time.Minute, MaxBody: 512 << 10, StartTimeout: 5 * time.Second,
-		TaskQueue: cfg.TemporalTaskQueue, Logger: log, Observe: peers.Stripe.Observe,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	send := func(typ string, o stripefixture.Options) {
-		t.Helper()
-		body, err := stripefixture.Event(typ, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := stripefixture.Request(srv.URL+webhook.PathStripe, body, e2e.WebhookSecret, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("webhook answered %d to %s", resp.StatusCode, typ)
-		}
-	}
+	tmp, peers, send := deprovisionRecorder(t, "offboard")
 	// held deprovisions a new customer with the Amberflo deactivation
 	// held until during has run, and returns the life's result.
 	held := func(during func(customer, intent string)) (string, workflows.RecoveryResult) {
