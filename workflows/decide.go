@@ -759,28 +759,3 @@ func mergeCards(into, from []*CardRecord) []*CardRecord {
 func RemovalOvertaken(removed, lastCard time.Time) bool {
 	return !removed.IsZero() && !lastCard.IsZero() && !removed.After(lastCard)
 }
-
-// nextScheduledRetry is the life's next scheduled retry as it stands at
-// now: as it was while it is still ahead. Retries of the schedule whose
-// time passed without a round (the retry round ran long, the workers
-// were down, the life was held or waited on something) are not made up
-// in a burst, one round after another on the same card: the next is the
-// first of the schedule still ahead of now, or, when every one has
-// passed, one more, as long after now as the schedule waits after a
-// first failure. It returns the retries counted done and the time; a
-// spent schedule (no retry due) stays spent.
-func nextScheduledRetry(s *RecoveryState, now time.Time) (int, time.Time) {
-	sched := s.Settings.RetrySchedule
-	done, at := s.RetriesDone, s.RetryAt
-	if at.IsZero() || at.After(now) || len(sched) == 0 {
-		return done, at
-	}
-	for !at.After(now) {
-		done++
-		if done >= len(sched) {
-			return len(sched) - 1, now.Add(sched[0])
-		}
-		at = s.FirstFailureAt.Add(sched[done] + s.PausedTotal)
-	}
-	return done, at
-}

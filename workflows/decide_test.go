@@ -331,38 +331,3 @@ func TestShowCardHolds(t *testing.T) {
 		})
 	}
 }
-
-func TestNextScheduledRetry(t *testing.T) {
-	first := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	sched := []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}
-	state := func(done int, at time.Time) *RecoveryState {
-		return &RecoveryState{FirstFailureAt: first, RetriesDone: done, RetryAt: at, Settings: RecoverySettings{RetrySchedule: sched}}
-	}
-	paused := state(1, first.Add(2*time.Hour+5*time.Hour))
-	paused.PausedTotal = 5 * time.Hour
-	tests := []struct {
-		name     string
-		s        *RecoveryState
-		now      time.Time
-		wantDone int
-		wantAt   time.Time
-	}{
-		{"the next retry is ahead", state(0, first.Add(time.Hour)), first.Add(30 * time.Minute), 0, first.Add(time.Hour)},
-		{"the schedule is spent", state(3, time.Time{}), first.Add(5 * time.Hour), 3, time.Time{}},
-		{"no schedule", &RecoveryState{FirstFailureAt: first, RetryAt: first.Add(time.Hour)}, first.Add(5 * time.Hour), 0, first.Add(time.Hour)},
-		{"one fell due: the next of the schedule", state(0, first.Add(time.Hour)), first.Add(90 * time.Minute), 1, first.Add(2 * time.Hour)},
-		{"due this instant: not at once", state(1, first.Add(2*time.Hour)), first.Add(2 * time.Hour), 2, first.Add(3 * time.Hour)},
-		{"every one fell due: one more, an interval on", state(0, first.Add(time.Hour)), first.Add(6 * time.Hour), 2, first.Add(7 * time.Hour)},
-		{"after the first round, ahead: kept", state(1, first.Add(2*time.Hour)), first.Add(time.Hour + 10*time.Minute), 1, first.Add(2 * time.Hour)},
-		{"after a round that ran past the second: the third", state(1, first.Add(2*time.Hour)), first.Add(150 * time.Minute), 2, first.Add(3 * time.Hour)},
-		{"after a round woken a day late: one more, an interval on", state(1, first.Add(2*time.Hour)), first.Add(25 * time.Hour), 2, first.Add(26 * time.Hour)},
-		{"after the last but one, the last passed: one more", state(2, first.Add(3*time.Hour)), first.Add(4 * time.Hour), 2, first.Add(5 * time.Hour)},
-		{"a pause moves the schedule", paused, first.Add(7*time.Hour + 30*time.Minute), 2, first.Add(8 * time.Hour)},
-	}
-	for _, tt := range tests {
-		done, at := nextScheduledRetry(tt.s, tt.now)
-		if done != tt.wantDone || !at.Equal(tt.wantAt) {
-			t.Errorf("%s: nextScheduledRetry = %d, %s; want %d, %s", tt.name, done, at, tt.wantDone, tt.wantAt)
-		}
-	}
-}

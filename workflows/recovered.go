@@ -227,13 +227,34 @@ func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
 	if p.Status == "requires_action" {
 		in.NeedsAction = true
 	}
-	// Retries that fell due while nothing was owed (the end held for
-	// Stripe, or paused) are not made up on the card that just declined.
-	if done, at := nextScheduledRetry(&r.s, now); !at.Equal(r.s.RetryAt) {
+	if done, at := retryAfterAdoption(&r.s, now); !at.Equal(r.s.RetryAt) {
 		r.record(ctx, "retry schedule", p.IntentID, "retries that fell due with nothing owed are not made up at once: the next at "+
 			at.UTC().Format(time.RFC3339), false)
 		r.s.RetriesDone, r.s.RetryAt = done, at
 	}
+}
+
+// retryAfterAdoption is the life's scheduled retry once a payment is
+// adopted at now: as it was, unless it fell due while nothing was owed
+// (the end held for Stripe, or paused). Those retries are not made up
+// in a burst on the card that just declined: the next is the first of
+// the schedule still ahead, or, when every one has passed, one more, as
+// long after now as the schedule waits after a first failure. It
+// returns the retries counted done and the time.
+func retryAfterAdoption(s *RecoveryState, now time.Time) (int, time.Time) {
+	sched := s.Settings.RetrySchedule
+	done, at := s.RetriesDone, s.RetryAt
+	if at.IsZero() || at.After(now) || len(sched) == 0 {
+		return done, at
+	}
+	for !at.After(now) {
+		done++
+		if done >= len(sched) {
+			return len(sched) - 1, now.Add(sched[0])
+		}
+		at = s.FirstFailureAt.Add(sched[done] + s.PausedTotal)
+	}
+	return done, at
 }
 
 // adoptedAttemptAt is when an adopted decline counts as an attempt on its

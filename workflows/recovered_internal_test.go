@@ -125,3 +125,30 @@ func TestAdoptedAlready(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfterAdoption(t *testing.T) {
+	first := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	sched := []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}
+	state := func(done int, at time.Time) *RecoveryState {
+		return &RecoveryState{FirstFailureAt: first, RetriesDone: done, RetryAt: at, Settings: RecoverySettings{RetrySchedule: sched}}
+	}
+	tests := []struct {
+		name     string
+		s        *RecoveryState
+		now      time.Time
+		wantDone int
+		wantAt   time.Time
+	}{
+		{"the next retry is ahead", state(0, first.Add(time.Hour)), first.Add(30 * time.Minute), 0, first.Add(time.Hour)},
+		{"the schedule is spent", state(3, time.Time{}), first.Add(5 * time.Hour), 3, time.Time{}},
+		{"one fell due: the next of the schedule", state(0, first.Add(time.Hour)), first.Add(90 * time.Minute), 1, first.Add(2 * time.Hour)},
+		{"due this instant: not at once", state(1, first.Add(2*time.Hour)), first.Add(2 * time.Hour), 2, first.Add(3 * time.Hour)},
+		{"every one fell due: one more, an interval on", state(0, first.Add(time.Hour)), first.Add(6 * time.Hour), 2, first.Add(7 * time.Hour)},
+	}
+	for _, tt := range tests {
+		done, at := retryAfterAdoption(tt.s, tt.now)
+		if done != tt.wantDone || !at.Equal(tt.wantAt) {
+			t.Errorf("%s: retryAfterAdoption = %d, %s; want %d, %s", tt.name, done, at, tt.wantDone, tt.wantAt)
+		}
+	}
+}

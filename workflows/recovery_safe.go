@@ -137,19 +137,6 @@ const (
 	// while the deprovisioning alert pointed to a money-after-the-end
 	// alert that never came.
 	waiverFindsLateMoneyChange = "waiver-finds-late-money"
-	// retriesNotInBurstChange moves the next scheduled retry, after a
-	// round, to the first of the schedule still ahead (or one interval on
-	// when all have passed): see nextScheduledRetry. Before, each retry
-	// whose time passed while the life did not run its rounds (the
-	// workers down, a round that ran long) fell due at once, and the card
-	// was confirmed once per missed retry, back to back.
-	retriesNotInBurstChange = "retries-not-in-burst"
-	// olderFailureKeepsLatestChange applies a failure event older than the
-	// newest applied to its intent only to its own card (its attempt
-	// counted, a stop held): the intent keeps its newer decline and
-	// payment method. Before, the older decline replaced them, and the
-	// next retry charged the card it named.
-	olderFailureKeepsLatestChange = "older-failure-keeps-latest-decline"
 	// joinedFailureToldChange tells the customer of a failed payment that
 	// joins a life after they were told of the first (its own event, or a
 	// payment found unpaid in Stripe as the life was about to end), by a
@@ -1496,7 +1483,6 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			r.retryNowTakenByRound(ctx, why)
 			autoUpdatedAfter = slices.DeleteFunc(slices.Clone(r.s.AutoUpdated), func(pm string) bool { return slices.Contains(seen, pm) })
 		}
-		r.retryAfterRound(ctx)
 		if why == whyCardUpdate {
 			r.s.AutoUpdated = nil
 			if len(autoUpdatedAfter) > 0 && r.version(ctx, autoUpdateOutlivesRoundChange, 1) == 1 {
@@ -1576,18 +1562,4 @@ func (r *recovery) planSafe() NextAction {
 		next.Kind = NextWaitCard
 	}
 	return next
-}
-
-// retryAfterRound moves the next scheduled retry past the retries that
-// fell due before the round ended (or before the life woke for it): they
-// are not made up one round after another on the same card.
-func (r *recovery) retryAfterRound(ctx workflow.Context) {
-	now := workflow.Now(ctx)
-	done, at := nextScheduledRetry(&r.s, now)
-	if at.Equal(r.s.RetryAt) || r.version(ctx, retriesNotInBurstChange, 1) != 1 {
-		return
-	}
-	r.record(ctx, "retry schedule", r.s.StripeCustomerID, "retries that fell due before the round ended are not made up at once: the next at "+
-		at.UTC().Format(time.RFC3339), false)
-	r.s.RetriesDone, r.s.RetryAt = done, at
 }
