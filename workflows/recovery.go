@@ -406,6 +406,7 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	}
 	decline := firstNonEmpty(f.Intent.DeclineCode, f.Intent.FailureCode)
 	in := r.intent(f.Intent.ID)
+	older := false // a decline before the newest applied to the intent
 	switch {
 	case in == nil && forgiven(&r.s, f.Intent.ID):
 		// Stripe's own retry of a debt an earlier life forgave, say.
@@ -436,6 +437,7 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		in.LastEventAt, in.LastDecline = f.Created, decline
 		r.record(ctx, "payment in flight failed", fmt.Sprintf("%s (%s)", f.Intent.ID, decline), "owed again", false)
 	case in.State != IntentOpen || f.Created.Before(in.LastEventAt):
+		older = in.State == IntentOpen
 		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: older than what is known", false)
 	default:
 		in.LastEventAt, in.LastDecline = f.Created, decline
@@ -446,7 +448,15 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		// attempt on the card like any of dunning's; dunning's own were
 		// counted when made.
 		if in := r.intent(f.Intent.ID); in != nil && in.State == IntentOpen {
-			r.cardDeclined(ctx, in, f.Intent.Decline, firstNonEmpty(f.Intent.Decline.PaymentMethod, f.Intent.PaymentMethodID), f.Created, true)
+			pm := firstNonEmpty(f.Intent.Decline.PaymentMethod, f.Intent.PaymentMethodID)
+			if older && r.version(ctx, olderFailureKeepsLatestChange, 1) == 1 {
+				// Stripe does not order its events: the intent keeps the
+				// newer decline and card; the older one was still an
+				// attempt on its own card.
+				r.olderDecline(f.Intent.Decline, pm, f.Created)
+			} else {
+				r.cardDeclined(ctx, in, f.Intent.Decline, pm, f.Created, true)
+			}
 		}
 	}
 	if opensWithReads {
@@ -495,6 +505,29 @@ func (r *recovery) cardDeclined(ctx workflow.Context, in *Intent, d activities.D
 	in.Charge = nil // the card just tried is what a confirm charges
 	if v.Class == activities.DeclineAuthentication {
 		in.NeedsAction = true
+	}
+}
+
+// olderDecline applies to its card a decline older than the newest one
+// applied to its intent, made with the payment method pm at at: the
+// attempt is counted (once: an attempt at an instant already counted is
+// the same one) and a stop holds the card for good, but the intent's
+// decline and payment method stay the newer ones, and so do the card's
+// payment method and, short of a stop, its class and reason.
+func (r *recovery) olderDecline(d activities.Decline, pm string, at time.Time) {
+	key := firstNonEmpty(d.Fingerprint, pm)
+	if key == "" {
+		return
+	}
+	c := card(&r.s, key)
+	if c == nil {
+		c = r.cardRecord(key, pm)
+	}
+	if !slices.ContainsFunc(c.Attempts, at.Equal) {
+		c.Attempts = append(c.Attempts, at)
+	}
+	if v := activities.ClassifyDecline(d); v.Class == activities.DeclineStop {
+		applyDecline(c, v, pm, at)
 	}
 }
 

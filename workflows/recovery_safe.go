@@ -146,6 +146,12 @@ const (
 	// first failure, and could be suspended at once, on its deadline, for
 	// a payment they never heard had failed.
 	joinedFailureToldChange = "joined-failure-told"
+	// olderFailureKeepsLatestChange applies a failure event older than the
+	// newest applied to its intent only to its own card (its attempt
+	// counted, a stop held): the intent keeps its newer decline and
+	// payment method. Before, the older decline replaced them, and the
+	// next retry charged the card it named.
+	olderFailureKeepsLatestChange = "older-failure-keeps-latest-decline"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
