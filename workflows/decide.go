@@ -759,3 +759,50 @@ func mergeCards(into, from []*CardRecord) []*CardRecord {
 func RemovalOvertaken(removed, lastCard time.Time) bool {
 	return !removed.IsZero() && !lastCard.IsZero() && !removed.After(lastCard)
 }
+
+// retryAfterMissed is the life's scheduled retry at now, once the one it
+// waits for (RetryAt) has passed: the retries counted done and when the
+// next is due. Times of the schedule pass without their retry when a
+// round runs long, or the life wakes late (the workers down, a hold, a
+// pause); they are never made up one round after another on the same
+// card:
+//
+//   - one or more missed, and no card declined in the round just ended
+//     (or something changed since: a card event asks a round of its own):
+//     exactly one retry, at once, for all of them; the schedule goes on
+//     from its next time still ahead;
+//   - a card declined in the round just ended, and nothing changed: not
+//     at once. The next is the schedule's next time still ahead, if it
+//     comes by the deadline (the next take-away: the suspension while
+//     past due); else one retry is still owed before the deadline, a
+//     first interval of the schedule after now, or at the deadline if
+//     that comes sooner (at once if it has passed). A customer is never
+//     taken away from with a retry owed because dunning was late.
+//
+// A retry still ahead, a spent schedule or no schedule stays as it is.
+func retryAfterMissed(s *RecoveryState, now, deadline time.Time, justDeclined bool) (int, time.Time) {
+	sched := s.Settings.RetrySchedule
+	done, at := s.RetriesDone, s.RetryAt
+	if at.IsZero() || at.After(now) || done >= len(sched) {
+		return done, at
+	}
+	timeOf := func(i int) time.Time { return s.FirstFailureAt.Add(sched[i] + s.PausedTotal) }
+	last := done // the last retry of the schedule due at now
+	for last+1 < len(sched) && !timeOf(last+1).After(now) {
+		last++
+	}
+	if !justDeclined {
+		if last == done {
+			return done, at
+		}
+		return last, timeOf(last)
+	}
+	if last+1 < len(sched) && (deadline.IsZero() || !timeOf(last+1).After(deadline)) {
+		return last + 1, timeOf(last + 1)
+	}
+	owed := now.Add(sched[0])
+	if !deadline.IsZero() && deadline.Before(owed) {
+		owed = deadline
+	}
+	return last, owed
+}

@@ -331,3 +331,55 @@ func TestShowCardHolds(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryAfterMissed(t *testing.T) {
+	first := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	h := func(n float64) time.Time { return first.Add(time.Duration(n * float64(time.Hour))) }
+	sched := []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}
+	state := func(done int, at time.Time) *RecoveryState {
+		return &RecoveryState{FirstFailureAt: first, RetriesDone: done, RetryAt: at, Settings: RecoverySettings{RetrySchedule: sched}}
+	}
+	paused := state(1, h(2+5))
+	paused.PausedTotal = 5 * time.Hour
+	deadline := h(10)
+	tests := []struct {
+		name     string
+		s        *RecoveryState
+		now      time.Time
+		deadline time.Time
+		declined bool
+		wantDone int
+		wantAt   time.Time
+	}{
+		// Nothing missed.
+		{"missed none: the next is ahead", state(0, h(1)), h(0.5), deadline, false, 0, h(1)},
+		{"missed none, just declined: ahead, kept", state(1, h(2)), h(1.2), deadline, true, 1, h(2)},
+		{"the schedule is spent", state(3, time.Time{}), h(5), deadline, true, 3, time.Time{}},
+		{"no schedule", &RecoveryState{FirstFailureAt: first, RetryAt: h(1)}, h(5), deadline, false, 0, h(1)},
+		// Woken late, or a round that declined nothing: one, at once.
+		{"missed one: it runs at once", state(0, h(1)), h(1.5), deadline, false, 0, h(1)},
+		{"due this instant: it runs", state(1, h(2)), h(2), deadline, false, 1, h(2)},
+		{"missed two: one runs, the third is next", state(0, h(1)), h(2.5), deadline, false, 1, h(2)},
+		{"missed all three: one runs, the schedule is then spent", state(0, h(1)), h(6), deadline, false, 2, h(3)},
+		{"missed all, past the deadline: one runs before the suspension", state(0, h(1)), h(12), deadline, false, 2, h(3)},
+		{"a pause moves the schedule: missed one", paused, h(7.5), deadline, false, 1, h(7)},
+		{"a pause moves the schedule: missed two", paused, h(8.5), deadline, false, 2, h(8)},
+		// The card declined in the round just ended, nothing changed.
+		{"just declined, missed one: the next of the schedule", state(1, h(2)), h(2.5), deadline, true, 2, h(3)},
+		{"just declined, due this instant: not at once", state(1, h(2)), h(2), deadline, true, 2, h(3)},
+		{"just declined, missed the last: one still owed, an interval on", state(2, h(3)), h(4), deadline, true, 2, h(5)},
+		{"just declined, missed all: one still owed, an interval on", state(0, h(1)), h(6), deadline, true, 2, h(7)},
+		{"just declined, missed all, the deadline near: owed at the deadline", state(1, h(2)), h(9.5), deadline, true, 2, deadline},
+		{"just declined, the deadline passed during the round: owed at once", state(1, h(2)), h(10.5), deadline, true, 2, deadline},
+		{"just declined, the next ahead is past the deadline: owed before it", state(0, h(1)), h(1.5), h(1.8), true, 0, h(1.8)},
+		{"just declined, the next ahead is at the deadline: it", state(0, h(1)), h(1.5), h(2), true, 1, h(2)},
+		{"just declined, no deadline: an interval on", state(2, h(3)), h(4), time.Time{}, true, 2, h(5)},
+		{"just declined, a pause moves the schedule", paused, h(7.5), deadline, true, 2, h(8)},
+	}
+	for _, tt := range tests {
+		done, at := retryAfterMissed(tt.s, tt.now, tt.deadline, tt.declined)
+		if done != tt.wantDone || !at.Equal(tt.wantAt) {
+			t.Errorf("%s: retryAfterMissed = %d, %s; want %d, %s", tt.name, done, at, tt.wantDone, tt.wantAt)
+		}
+	}
+}

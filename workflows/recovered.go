@@ -227,7 +227,19 @@ func (r *recovery) adopt(ctx workflow.Context, p activities.UnpaidPayment) {
 	if p.Status == "requires_action" {
 		in.NeedsAction = true
 	}
-	if done, at := retryAfterAdoption(&r.s, now); !at.Equal(r.s.RetryAt) {
+	done, at := retryAfterAdoption(&r.s, now)
+	deadline := r.takeAwayAt()
+	if lead := now.Add(leadAfterNotice(r.s.Settings)); in.Untold && r.s.Stage == StagePastDue && !deadline.IsZero() && lead.After(deadline) {
+		// The customer is told of it next, and the suspension moves to
+		// no sooner than the notice lead after (tellJoined).
+		deadline = lead
+	}
+	if d, t := retryAfterMissed(&r.s, now, deadline, true); (d != done || !t.Equal(at)) && r.version(ctx, oneRetryForMissedChange, 1) == 1 {
+		// Put off past the suspension, the retries the end held over
+		// would never be made: one is still owed before it.
+		done, at = d, t
+	}
+	if !at.Equal(r.s.RetryAt) {
 		r.record(ctx, "retry schedule", p.IntentID, "retries that fell due with nothing owed are not made up at once: the next at "+
 			at.UTC().Format(time.RFC3339), false)
 		r.s.RetriesDone, r.s.RetryAt = done, at

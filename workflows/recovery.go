@@ -51,10 +51,11 @@ type recovery struct {
 	// retry_now answers knowing it.
 	round    string
 	charging string
-	// roundConfirms and roundUnchanged count, in the last retry round,
-	// the confirms sent and the intents a card update's round left
-	// because what it would charge had not changed.
-	roundConfirms, roundUnchanged int
+	// roundConfirms, roundUnchanged and roundDeclined count, in the last
+	// retry round, the confirms sent, the intents a card update's round
+	// left because what it would charge had not changed, and the confirms
+	// declined.
+	roundConfirms, roundUnchanged, roundDeclined int
 
 	channels []workflow.ReceiveChannel
 	failed   workflow.ReceiveChannel

@@ -152,6 +152,16 @@ const (
 	// payment method. Before, the older decline replaced them, and the
 	// next retry charged the card it named.
 	olderFailureKeepsLatestChange = "older-failure-keeps-latest-decline"
+	// oneRetryForMissedChange runs one retry for all the scheduled retries
+	// whose time passed without their round (a round that ran long, a
+	// life woken late), and none at once on a card that declined in the
+	// round just ended unless something changed; a retry so put off is
+	// still made before the suspension (retryAfterMissed). The adoption
+	// of a found payment keeps a retry owed before the suspension too.
+	// Before, each missed retry fell due at once, and the card was
+	// confirmed once per missed retry, back to back, each with a
+	// payment_retry_failed notice.
+	oneRetryForMissedChange = "one-retry-for-missed"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
@@ -812,8 +822,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 	r.round = why
 	defer func() { r.round = "" }()
 	r.s.RetryRounds++
-	r.roundConfirms, r.roundUnchanged = 0, 0
+	r.roundConfirms, r.roundUnchanged, r.roundDeclined = 0, 0, 0
 	declined := 0
+	defer func() { r.roundDeclined = declined }()
 	var lastDecline *activities.DeclineVerdict
 	ids := retryable(&r.s)
 	decidedAgain := map[string]bool{}
@@ -1462,6 +1473,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	held := !r.s.HeldRetryAt.IsZero() && !now.Before(r.s.HeldRetryAt)
 	scheduled := !r.s.RetryAt.IsZero() && !now.Before(r.s.RetryAt)
 	if scheduled {
+		r.missedRetries(ctx, now, false)
 		r.s.RetriesDone++
 		r.s.RetryAt = time.Time{}
 		if r.s.RetriesDone < len(r.s.Settings.RetrySchedule) {
@@ -1488,6 +1500,10 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			seen := slices.Clone(r.s.AutoUpdated)
 			r.retryNowTakenByRound(ctx, why)
 			autoUpdatedAfter = slices.DeleteFunc(slices.Clone(r.s.AutoUpdated), func(pm string) bool { return slices.Contains(seen, pm) })
+			// Decided on what came in during the round: a card event asks
+			// a round of its own, on what changed.
+			changed := !r.s.CardRetryAt.IsZero() || len(autoUpdatedAfter) > 0
+			r.missedRetries(ctx, workflow.Now(ctx), r.roundDeclined > 0 && !changed)
 		}
 		if why == whyCardUpdate {
 			r.s.AutoUpdated = nil
@@ -1568,4 +1584,35 @@ func (r *recovery) planSafe() NextAction {
 		next.Kind = NextWaitCard
 	}
 	return next
+}
+
+// missedRetries applies retryAfterMissed at now: justDeclined says that a
+// card declined in the round just ended and nothing changed since. A
+// retry whose time has not passed is left as it is.
+func (r *recovery) missedRetries(ctx workflow.Context, now time.Time, justDeclined bool) {
+	done, at := retryAfterMissed(&r.s, now, r.takeAwayAt(), justDeclined)
+	if (done == r.s.RetriesDone && at.Equal(r.s.RetryAt)) || r.version(ctx, oneRetryForMissedChange, 1) != 1 {
+		return
+	}
+	outcome := fmt.Sprintf("the missed retries are made once, at once (retry %d of the schedule)", done+1)
+	switch {
+	case justDeclined && done < len(r.s.Settings.RetrySchedule) && at.Equal(r.s.FirstFailureAt.Add(r.s.Settings.RetrySchedule[done]+r.s.PausedTotal)):
+		outcome = "not made up on the card that just declined: the next at " + at.UTC().Format(time.RFC3339)
+	case justDeclined:
+		outcome = "not made up on the card that just declined: one retry still owed before the deadline, at " + at.UTC().Format(time.RFC3339)
+	}
+	r.record(ctx, "retry schedule", fmt.Sprintf("%d of %d done; due %s", r.s.RetriesDone, len(r.s.Settings.RetrySchedule), r.s.RetryAt.UTC().Format(time.RFC3339)), outcome, false)
+	r.s.RetriesDone, r.s.RetryAt = done, at
+}
+
+// takeAwayAt is the deadline of the next take-away: the suspension while
+// past due, the deprovisioning once suspended.
+func (r *recovery) takeAwayAt() time.Time {
+	switch r.s.Stage {
+	case StagePastDue:
+		return r.s.SuspendAt
+	case StageSuspended:
+		return r.s.DeprovisionAt
+	}
+	return time.Time{}
 }

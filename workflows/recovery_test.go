@@ -92,8 +92,11 @@ type world struct {
 	// noticeErrs answer the next notices, one each, before the mailer
 	// takes any.
 	noticeErrs []error
-	// noticeDelayAll is how long the mailer takes to answer every notice.
+	// noticeDelayAll is how long the mailer takes to answer every notice;
+	// noticeDelay how long it takes to take the first notice of a type
+	// (an outage its retries ride through).
 	noticeDelayAll time.Duration
+	noticeDelay    map[string]time.Duration
 	// readsMeet, when set, holds each of the first failure's reads
 	// (customer, previous life, owed check) until it returns.
 	readsMeet func()
@@ -439,6 +442,9 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 		}
 		w.notices = append(w.notices, in)
 		return activities.NotifyResult{}, nil
+	}
+	for typ, d := range w.noticeDelay {
+		env.OnActivity(acts.Notice, mock.Anything, mock.MatchedBy(func(in activities.NoticeInput) bool { return in.Type == typ })).After(d).Return(notice).Once()
 	}
 	env.OnActivity(acts.Notice, mock.Anything, mock.Anything).After(w.noticeDelayAll).Return(notice)
 	alert := func(_ context.Context, in activities.AlertInput) (activities.NotifyResult, error) {
