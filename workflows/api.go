@@ -750,6 +750,10 @@ type RecoveryState struct {
 	// OlderUnpaidTold: ops were told of failed payments Stripe shows
 	// unpaid that are older than this life (told once a life).
 	OlderUnpaidTold bool `json:"older_unpaid_told,omitempty"`
+	// Reopened counts the times this life gave a suspended customer's
+	// resources back and went on past due (reopenDue): each later
+	// suspension and resume has keys of its own.
+	Reopened int `json:"reopened,omitempty"`
 }
 
 // AmberfloInvoice is what recovery keeps of an Amberflo invoice.

@@ -189,6 +189,48 @@ func suspendAtAfterNotice(s *RecoveryState) time.Time {
 	return at
 }
 
+// deprovisionAtAfterNotice is when a suspended life may deprovision,
+// given when the customer was told of each unpaid payment: its
+// deprovisioning time, or later, no sooner than the notice lead after the
+// newest notice of a payment still unpaid (one that joined while the
+// customer was suspended). Zero stays zero.
+func deprovisionAtAfterNotice(s *RecoveryState) time.Time {
+	at := s.DeprovisionAt
+	if at.IsZero() {
+		return at
+	}
+	lead := leadAfterNotice(s.Settings)
+	for _, in := range s.Intents {
+		if in.State != IntentOpen || in.ToldAt.IsZero() {
+			continue
+		}
+		if earliest := in.ToldAt.Add(lead); earliest.After(at) {
+			at = earliest
+		}
+	}
+	return at
+}
+
+// reopenDue reports whether a suspended life gives the resources back and
+// goes on past due: every payment the customer was told of is settled, and
+// what is still unsettled (if anything) joined the life after that and has
+// not been told (found unpaid in Stripe as the life was about to end, or
+// its event came meanwhile). The paid debt no longer holds the account;
+// the new failure is told, and given its own lead before any suspension,
+// as a failure that joins a past-due life is. Not while paused (nothing
+// automatic) nor with a waiver to carry out (it resumes by itself).
+func reopenDue(s *RecoveryState) bool {
+	if s.Stage != StageSuspended || s.Paused || s.Waive != nil {
+		return false
+	}
+	for _, in := range s.Intents {
+		if unsettled(in) && !in.Untold {
+			return false
+		}
+	}
+	return true
+}
+
 // blockCharge says why an intent must not be confirmed now; "" when it
 // may. Asked before the owed check and again right before the confirm.
 func blockCharge(s *RecoveryState, in *Intent) string {

@@ -20,6 +20,23 @@ import (
 // opened seconds later with "payment failed".
 const unpaidElsewhereChange = "unpaid-elsewhere-before-recovered"
 
+// unpaidBeforeResumeChange asks Stripe the same before a suspended
+// customer who paid is resumed and the life ends: before, the customer was
+// resumed and heard "recovered" without it, and a failure whose event came
+// late opened a new life right after. What Stripe finds is dealt with as
+// a failure that joins a past-due life (reopen): the account is given
+// back all the same, for the debt it was suspended for is paid; the life
+// goes on past due; the customer is told of the new failure by a notice
+// of its own, and is not suspended for it before the notice lead after
+// that notice. When Stripe gives no answer the account is given back too
+// (fail safe: no answer takes nothing away, and keeps nothing away from a
+// customer who paid what they were told of), and the end as recovered is
+// held until Stripe answers, as a past-due life's is. It also gives the
+// account back, without asking Stripe, when a suspended customer has paid
+// every payment they were told of and only a failure not yet told is
+// left.
+const unpaidBeforeResumeChange = "unpaid-elsewhere-before-resumed"
+
 // takeConfirmRecovered names the read of the customer's other unpaid
 // payments under way, for operators' answers.
 const takeConfirmRecovered = "check for other unpaid payments"
@@ -130,6 +147,60 @@ func adoptedAlready(in *Intent, f PaymentFailedSignal) bool {
 // about to hear that it is over.
 func (r *recovery) mustConfirmRecovered() bool {
 	return r.cards() && r.s.Stage == StagePastDue && r.s.PastDueNoticeSent && !forgivenOnly(&r.s)
+}
+
+// mustConfirmResumed reports whether a suspended life about to resume
+// the customer and end as recovered asks Stripe first.
+func (r *recovery) mustConfirmResumed() bool {
+	return r.cards() && r.s.Stage == StageSuspended && !forgivenOnly(&r.s)
+}
+
+// reopen gives a suspended customer's resources back and takes the life
+// on past due (reopenDue says when): the failures not yet told are told
+// by the step that follows at once, each by a payment_failed notice of its
+// own that moves the suspension to no sooner than the notice lead after
+// it (tellJoined). Ops hear why the account came back without the
+// recovery's end.
+func (r *recovery) reopen(ctx workflow.Context) error {
+	ok, err := r.controlPlaneSafe(ctx, "resume", "paid what the suspension was for")
+	if err != nil || !ok {
+		return err // paused for an operator
+	}
+	key := r.stageKey("resumed", "notice")
+	alertKey := r.key("reopened", fmt.Sprint(r.s.Reopened), "alert")
+	r.s.Reopened++
+	r.s.Stage, r.s.DeprovisionAt = StagePastDue, time.Time{}
+	var left []string
+	for _, in := range r.s.Intents {
+		if unsettled(in) {
+			left = append(left, fmt.Sprintf("%s %s", in.ID, money(in.Amount, in.Currency)))
+		}
+	}
+	why := "Stripe shows further failed payments: " + strings.Join(left, ", ") +
+		". The customer is told of each by a notice of its own and is not suspended for it before " +
+		leadAfterNotice(r.s.Settings).String() + " after that notice."
+	reason := "The payment your account was suspended for is settled. A further payment failed; you will hear of it separately."
+	if len(left) == 0 {
+		why = "Stripe could not be asked for the customer's other unpaid payments; the recovery ends as recovered once it answers."
+		reason = "The payment your account was suspended for is settled."
+	}
+	r.record(ctx, "decision", "resume", "the account is given back; the life goes on past due: "+why, false)
+	r.noticeSafe(ctx, "account_resumed", key, reason, nil, nil, "")
+	r.alert(ctx, "warning", alertKey, "Resumed, still past due: "+r.s.StripeCustomerID,
+		"The customer paid what the suspension was for and the account is given back. "+why)
+	r.wake = true
+	return r.upsertAttributes(ctx)
+}
+
+// stageKey is the key of a suspension's or resume's notice or alert:
+// the life's first of each keeps the key it always had; those after the
+// life reopened (reopen) take the count, so that one key never carries
+// two notices.
+func (r *recovery) stageKey(stage, kind string) string {
+	if r.s.Reopened == 0 {
+		return r.key(stage, kind)
+	}
+	return r.key(stage, fmt.Sprint(r.s.Reopened), kind)
 }
 
 // confirmRecovered asks Stripe for the customer's failed, unpaid payments

@@ -162,6 +162,12 @@ const (
 	// confirmed once per missed retry, back to back, each with a
 	// payment_retry_failed notice.
 	oneRetryForMissedChange = "one-retry-for-missed"
+	// joinedMovesDeprovisioningChange moves the deprovisioning of a
+	// suspended customer told of a failure that joined the life to no
+	// sooner than the notice lead after that notice, as
+	// joinedFailureToldChange moves the suspension. Before, the notice
+	// named the old deadline, which could be an hour after it.
+	joinedMovesDeprovisioningChange = "joined-failure-moves-deprovisioning"
 )
 
 // retryNowTakenByRound, right after a retry round, applies the controls
@@ -727,13 +733,21 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 		now := workflow.Now(ctx)
 		in.ToldAt = now
 		deadline := r.s.DeprovisionAt
-		if r.s.Stage == StagePastDue {
+		switch {
+		case r.s.Stage == StagePastDue:
 			if at := suspendAtAfterNotice(&r.s); !at.Equal(r.s.SuspendAt) {
 				r.record(ctx, "suspension moved", in.ID, "to "+at.UTC().Format(time.RFC3339)+
 					": the customer is told of this payment only now", false)
 				r.s.SuspendAt = at
 			}
 			deadline = r.s.SuspendAt
+		case r.s.Stage == StageSuspended && r.version(ctx, joinedMovesDeprovisioningChange, 1) == 1:
+			if at := deprovisionAtAfterNotice(&r.s); !at.Equal(r.s.DeprovisionAt) {
+				r.record(ctx, "deprovisioning moved", in.ID, "to "+at.UTC().Format(time.RFC3339)+
+					": the customer is told of this payment only now", false)
+				r.s.DeprovisionAt = at
+			}
+			deadline = r.s.DeprovisionAt
 		}
 		reason := ""
 		if in.Decline != nil {
@@ -1139,9 +1153,9 @@ func (r *recovery) suspendSafe(ctx workflow.Context) error {
 	r.s.Stage, r.s.SuspendedAt = StageSuspended, now
 	r.s.DeprovisionAt = now.Add(r.s.Settings.DeprovisionAfter)
 	deadline := r.s.DeprovisionAt
-	r.noticeSafe(ctx, "account_suspended", r.key("suspended", "notice"), "", nil, &deadline, r.payURL())
+	r.noticeSafe(ctx, "account_suspended", r.stageKey("suspended", "notice"), "", nil, &deadline, r.payURL())
 	amount, currency := r.owed()
-	r.alert(ctx, "warning", r.key("suspended", "alert"), "Suspended: "+r.s.StripeCustomerID,
+	r.alert(ctx, "warning", r.stageKey("suspended", "alert"), "Suspended: "+r.s.StripeCustomerID,
 		fmt.Sprintf("%s unpaid after the grace period. Deprovisioning at %s unless paid.", money(amount, currency), deadline.UTC().Format(time.RFC3339)))
 	return r.upsertAttributes(ctx)
 }
@@ -1245,13 +1259,27 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 		// that it is over.
 		return r.upsertAttributes(ctx)
 	}
+	if r.mustConfirmResumed() && r.version(ctx, unpaidBeforeResumeChange, 1) == 1 {
+		ended := r.confirmRecovered(ctx)
+		switch {
+		case !ended && reopenDue(&r.s):
+			// Paid what the suspension was for: the account comes back,
+			// and what Stripe found (or could not say) is dealt with past
+			// due.
+			return r.reopen(ctx)
+		case !ended, r.s.Paused:
+			// Paused while Stripe was asked: the operator's resume gives
+			// the account back. Or something told is owed again.
+			return r.upsertAttributes(ctx)
+		}
+	}
 	switch {
 	case r.s.Stage == StageSuspended:
 		ok, err := r.controlPlaneSafe(ctx, "resume", "paid")
 		if err != nil || !ok {
 			return err
 		}
-		r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
+		r.noticeSafe(ctx, "account_resumed", r.stageKey("resumed", "notice"), "", nil, nil, "")
 	case r.s.PastDueNoticeSent && forgivenOnly(&r.s):
 		// Told of a failure, the customer hears that the debt is gone,
 		// not that a payment came in.
@@ -1310,7 +1338,7 @@ func (r *recovery) waiveSafe(ctx workflow.Context) error {
 	if r.version(ctx, waiverNoticeChange, 1) == 1 {
 		switch {
 		case resumed:
-			r.noticeSafe(ctx, "account_resumed", r.key("resumed", "notice"), "", nil, nil, "")
+			r.noticeSafe(ctx, "account_resumed", r.stageKey("resumed", "notice"), "", nil, nil, "")
 		case r.s.PastDueNoticeSent:
 			r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
 		}
@@ -1461,6 +1489,11 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	}
 	if r.settled(ctx) {
 		return r.recoverSafe(ctx)
+	}
+	if r.cards() && reopenDue(&r.s) && r.version(ctx, unpaidBeforeResumeChange, 1) == 1 {
+		// Suspended for payments now settled, with only failures the
+		// customer has not heard of left: the account comes back first.
+		return r.reopen(ctx)
 	}
 	r.tellPastDue(ctx)
 	if r.tellJoined(ctx) {
