@@ -13,6 +13,12 @@ import (
 func stageEffects(from, to workflows.Stage) (notice, alert, action string) {
 	switch to {
 	case workflows.StagePastDue:
+		if from == workflows.StageSuspended {
+			// The life reopened: the customer paid what the suspension was
+			// for and is given back the account, while a failure found
+			// meanwhile keeps it going (unpaid-elsewhere-before-resumed).
+			return "account_resumed", "reopened", "resume"
+		}
 		return "payment_failed", "past_due", ""
 	case workflows.StageSuspended:
 		return "account_suspended", "suspended", "suspend"
@@ -35,7 +41,7 @@ func stageEffects(from, to workflows.Stage) (notice, alert, action string) {
 // The notices and alerts that changes of stage bring.
 var (
 	stageNotices = []string{"payment_failed", "account_suspended", "account_deprovisioned", "account_resumed", "payment_recovered", "payment_waived"}
-	stageAlerts  = []string{"past_due", "suspended", "deprovisioned", "recovered", "waived"}
+	stageAlerts  = []string{"past_due", "suspended", "deprovisioned", "recovered", "waived", "reopened"}
 )
 
 // expectations are what the stages a customer's recovery went through
@@ -55,7 +61,7 @@ func expectations(stages []workflows.Stage, gotNotice, gotAlert map[string]int) 
 	lives := 0
 	from := workflows.Stage("")
 	for i, to := range stages {
-		if to == workflows.StagePastDue {
+		if to == workflows.StagePastDue && from != workflows.StageSuspended {
 			lives++
 			if i+1 < len(stages) && (stages[i+1] == workflows.StageRecovered || stages[i+1] == workflows.StageWaived) {
 				short = append(short, stages[i+1])

@@ -65,6 +65,16 @@ func TestExpectations(t *testing.T) {
 			map[string]int{"payment_failed": 2}, nil,
 			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice payment_recovered": 1, "alert recovered": 1},
 			nil, true},
+		{"reopened: paid while another failure was found, suspended again, resumed", []workflows.Stage{pd, su, pd, su, re},
+			map[string]int{"payment_failed": 1}, map[string]int{"past_due": 1},
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 2, "alert suspended": 2,
+				"notice account_resumed": 2, "alert reopened": 1, "alert recovered": 1},
+			map[string]int{"suspend": 2, "resume": 2}, false},
+		{"reopened while Stripe could not be asked, then recovered", []workflows.Stage{pd, su, pd, re},
+			map[string]int{"payment_failed": 1}, map[string]int{"past_due": 1},
+			map[string]int{"notice payment_failed": 1, "alert past_due": 1, "notice account_suspended": 1, "alert suspended": 1,
+				"notice account_resumed": 1, "alert reopened": 1, "notice payment_recovered": 1, "alert recovered": 1},
+			map[string]int{"suspend": 1, "resume": 1}, false},
 		{"no recovery", nil, nil, nil, nil, nil, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
