@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -353,6 +354,46 @@ func TestResumeAfterAPauseDuringTheCheckGivesTheAccountBack(t *testing.T) {
 	rt.update(resumed+2*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "end of test"}, mustAccept(t, "waive"))
 	if res := rt.run(input()); res.Stage != workflows.StageWaived {
 		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+	rt.w.keysUnique(t)
+}
+
+// An operator's waiver and retry_now sent while Stripe is asked, for a
+// suspended customer who paid, are refused with answers that hold (Stripe
+// may yet find a payment); once pi_2 is found, the waiver is taken and
+// forgives it.
+func TestControlsWhileTheSuspendedCustomerIsCheckedAreAnsweredTruly(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.unpaidDelay = time.Minute })
+	rt.w.unpaid = []activities.UnpaidPayment{secondFailure()}
+	paid := 12 * time.Hour
+	rt.payPI1(paid)
+	var refusals []error
+	refused := func(r workflows.OperatorResult, err error) {
+		if err == nil {
+			t.Errorf("accepted %+v while Stripe was asked, with nothing known to be owed", r)
+		}
+		refusals = append(refusals, err)
+	}
+	rt.update(paid+20*time.Second, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}, refused)
+	rt.update(paid+30*time.Second, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}, refused)
+	rt.at(paid+5*time.Minute, func() {
+		if s := rt.status(); s.Stage != workflows.StagePastDue || intentOf(s, "pi_2") == nil {
+			t.Errorf("stage %s, intents %+v; want the life reopened for pi_2", s.Stage, s.Intents)
+		}
+	})
+	rt.update(paid+10*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}, mustAccept(t, "waive"))
+	res := rt.run(input())
+	if res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s, want waived", res.Stage)
+	}
+	if len(refusals) != 2 || !strings.Contains(refusals[0].Error(), "Stripe is being asked") {
+		t.Errorf("answers %v, want the waiver refused saying Stripe is being asked, and retry_now refused", refusals)
+	}
+	if want := []string{"suspend", "resume"}; !equal(rt.w.controlActions(), want) {
+		t.Errorf("control plane %v, want %v", rt.w.controlActions(), want)
+	}
+	if want := []string{"payment_failed", "account_suspended", "account_resumed", "payment_failed", "payment_waived"}; !equal(rt.w.stageNoticeTypes(), want) {
+		t.Errorf("notices %v, want %v", rt.w.stageNoticeTypes(), want)
 	}
 	rt.w.keysUnique(t)
 }
