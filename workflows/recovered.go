@@ -22,8 +22,8 @@ const unpaidElsewhereChange = "unpaid-elsewhere-before-recovered"
 
 // unpaidBeforeResumeChange asks Stripe the same before a suspended
 // customer who paid is resumed and the life ends: before, the customer was
-// resumed and heard "recovered" without it, and a failure whose event came
-// late opened a new life right after. What Stripe finds is dealt with as
+// resumed, and ops told "Recovered", without it, and a failure whose event
+// came late opened a new life right after. What Stripe finds is dealt with as
 // a failure that joins a past-due life (reopen): the account is given
 // back all the same, for the debt it was suspended for is paid; the life
 // goes on past due; the customer is told of the new failure by a notice
@@ -181,7 +181,8 @@ func (r *recovery) reopen(ctx workflow.Context) error {
 		leadAfterNotice(r.s.Settings).String() + " after that notice."
 	reason := "The payment your account was suspended for is settled. A further payment failed; you will hear of it separately."
 	if len(left) == 0 {
-		why = "Stripe could not be asked for the customer's other unpaid payments; the recovery ends as recovered once it answers."
+		why = "Stripe has not confirmed that nothing else is unpaid (no answer, or an open invoice whose payment it does not name: see the Recovery not confirmed alert); " +
+			"the recovery ends as recovered once it does."
 		reason = "The payment your account was suspended for is settled."
 	}
 	r.record(ctx, "decision", "resume", "the account is given back; the life goes on past due: "+why, false)
