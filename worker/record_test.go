@@ -32,7 +32,10 @@ import (
 // …_dec_… for refused-method-decides-again, the charge target kept for
 // retry_now and the status, the Amberflo offboarding's records, and
 // payment_method.detached routed as a removed card; …_off_… for
-// offboard-on-fresh-state, recorded by TestRecordOffboardHistories), and
+// offboard-on-fresh-state, recorded by TestRecordOffboardHistories;
+// …_susp_… for unpaid-elsewhere-before-resumed and
+// joined-failure-moves-deprovisioning, recorded by
+// TestRecordSuspendedPaidHistory and TestRecordJoinedWhileSuspendedHistory), and
 // keep what it
 // writes beside the older histories, which must keep replaying too.
 func TestRecordHistories(t *testing.T) {
