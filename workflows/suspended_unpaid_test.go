@@ -397,3 +397,46 @@ func TestControlsWhileTheSuspendedCustomerIsCheckedAreAnsweredTruly(t *testing.T
 	}
 	rt.w.keysUnique(t)
 }
+
+// pi_2's failure comes while Stripe and Amberflo are asked again before
+// the deprovisioning: it is called off, the customer is told of pi_2, and
+// is not deprovisioned before half the grace period after that notice.
+func TestFailureDuringTheDeprovisioningRecheckIsToldAndGivenItsLead(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.checkDelay = time.Minute })
+	deprovAt := suspendedAt + settings.DeprovisionAfter
+	second := failed("evt_second", "pi_2", t0.Add(deprovAt))
+	second.Intent.Amount = 2500
+	var told time.Time
+	rt.at(deprovAt-time.Minute, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended {
+			t.Fatalf("stage %s before the deprovisioning, want suspended", s.Stage)
+		}
+	})
+	rt.at(deprovAt+30*time.Second, func() {
+		if !equal(rt.w.controlActions(), []string{"suspend"}) {
+			t.Fatalf("control plane %v, want the re-check before the deprovisioning under way", rt.w.controlActions())
+		}
+		rt.env.SignalWorkflow(workflows.SignalPaymentFailed, second)
+	})
+	rt.at(deprovAt+time.Hour, func() {
+		notes := rt.w.noticesFor("pi_2")
+		if len(notes) != 1 {
+			t.Fatalf("notices %v, want pi_2 told", rt.w.noticeTypes())
+		}
+		told = notes[0].CreatedAt
+		if s := rt.status(); s.Stage != workflows.StageSuspended || !s.DeprovisionAt.Equal(told.Add(joinedLead)) {
+			t.Errorf("an hour after pi_2's notice: stage %s, deprovision_at %v; want suspended until %v", s.Stage, s.DeprovisionAt, told.Add(joinedLead))
+		}
+	})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Fatalf("stage %s, want deprovisioned", res.Stage)
+	}
+	notes := rt.w.noticesFor("pi_2")
+	if len(notes) != 1 {
+		t.Fatalf("notices %v, want pi_2 told", rt.w.noticeTypes())
+	}
+	if now, want := rt.env.Now(), notes[0].CreatedAt.Add(joinedLead); now.Before(want) {
+		t.Errorf("deprovisioned at %v, %s after pi_2's notice; want no sooner than %v", now, now.Sub(notes[0].CreatedAt), want)
+	}
+}
