@@ -110,28 +110,39 @@ func TestCountOnce(t *testing.T) {
 	}{
 		{"nothing", nil, nil},
 		{"one paid intent, amount unknown: its amount", []IntentMoney{{Invoice: "in_1", Currency: "USD", Amount: 4900, Paid: true}},
-			[]CurrencyMoney{{"usd", 4900, 4900}}},
-		{"open intent", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900}}, []CurrencyMoney{{"usd", 4900, 0}}},
+			[]CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
+		{"open intent", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900}}, []CurrencyMoney{{"usd", 4900, 0, 0, 0}}},
 		{"fully credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(0)}},
-			[]CurrencyMoney{{"usd", 4900, 0}}},
+			[]CurrencyMoney{{"usd", 4900, 0, 4900, 0}}},
 		{"partly credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(1900)}},
-			[]CurrencyMoney{{"usd", 4900, 1900}}},
+			[]CurrencyMoney{{"usd", 4900, 1900, 3000, 0}}},
 		{"two intents of one invoice, the second paid", []IntentMoney{
 			{Invoice: "in_1", Currency: "usd", Amount: 4900},
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4900)},
-		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		}, []CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
 		{"two intents of one invoice, both found paid", []IntentMoney{
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
-		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		}, []CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
 		{"intents without an invoice each count", []IntentMoney{
 			{Currency: "usd", Amount: 100, Paid: true}, {Currency: "usd", Amount: 200},
-		}, []CurrencyMoney{{"usd", 300, 100}}},
+		}, []CurrencyMoney{{"usd", 300, 100, 0, 0}}},
 		{"two invoices, two currencies, in order of appearance", []IntentMoney{
 			{Invoice: "in_2", Currency: "eur", Amount: 500},
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
 			{Invoice: "in_2", Currency: "EUR", Amount: 500, Paid: true, PaidAmount: p(500)},
-		}, []CurrencyMoney{{"eur", 500, 500}, {"usd", 4900, 4900}}},
+		}, []CurrencyMoney{{"eur", 500, 500, 0, 0}, {"usd", 4900, 4900, 0, 0}}},
+		{"settled for a sum nobody reported: unknown, not recovered", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidUnknown: true},
+		}, []CurrencyMoney{{"usd", 4900, 0, 0, 4900}}},
+		{"refunded in part after it paid: what was kept", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4000)},
+		}, []CurrencyMoney{{"usd", 4900, 4000, 900, 0}}},
+		{"one intent of an invoice known, another unknown: the known one", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidUnknown: true},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4900)},
+		}, []CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := CountOnce(tc.in); !slices.Equal(got, tc.want) {

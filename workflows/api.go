@@ -533,8 +533,14 @@ type Intent struct {
 	ResolvedBy  string    `json:"resolved_by,omitempty"`
 	// PaidAmount is the money that paid it, where Stripe said (what its
 	// invoice's amount_paid or its amount_received was when found paid);
-	// nil when unknown, and Amount stands for it.
-	PaidAmount *int64 `json:"paid_amount,omitempty"`
+	// nil when unknown, and Amount stands for it. It is the money kept:
+	// what a refund or a credit note gave back after the payment is not
+	// in it, and what a credit note took off the debt before it never
+	// was. PaidAmountUnknown: found settled where nobody said for how
+	// much (Amberflo without a readable amount); then no amount stands
+	// for it, and the figures count it apart.
+	PaidAmount        *int64 `json:"paid_amount,omitempty"`
+	PaidAmountUnknown bool   `json:"paid_amount_unknown,omitempty"`
 
 	// Checked is Stripe's last answer on whether the money is still owed
 	// (verdict: why), and when.
@@ -954,7 +960,9 @@ type MemoIntent struct {
 	ResolvedAt   time.Time `json:"resolved_at,omitzero"`
 	// Invoice is the Stripe invoice it pays: intents of one invoice owe
 	// (and pay) its money once. PaidAmount is the money that paid it, as
-	// Intent.PaidAmount; nil when unknown (Amount stands for it).
-	Invoice    string `json:"invoice,omitempty"`
-	PaidAmount *int64 `json:"paid_amount,omitempty"`
+	// Intent.PaidAmount; nil when unknown (Amount stands for it), unless
+	// PaidAmountUnknown says that nobody knows it.
+	Invoice           string `json:"invoice,omitempty"`
+	PaidAmount        *int64 `json:"paid_amount,omitempty"`
+	PaidAmountUnknown bool   `json:"paid_amount_unknown,omitempty"`
 }
