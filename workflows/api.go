@@ -189,8 +189,11 @@ type StripeEvent struct {
 
 // PaymentIntentInfo is the part of a PaymentIntent that recovery needs.
 type PaymentIntentInfo struct {
-	ID              string `json:"id"`
-	Amount          int64  `json:"amount"`
+	ID     string `json:"id"`
+	Amount int64  `json:"amount"`
+	// AmountReceived is the money the intent took (amount_received):
+	// for a succeeded intent, what paid it.
+	AmountReceived  int64  `json:"amount_received,omitempty"`
 	Currency        string `json:"currency"`
 	Status          string `json:"status,omitempty"`
 	InvoiceID       string `json:"invoice_id,omitempty"`
@@ -456,8 +459,10 @@ type PaidSignal struct {
 	// Source names what reported it, e.g. the event type.
 	Source string `json:"source"`
 	// AmountPaid is the money the invoice says was paid (amount_paid, in
-	// the invoice's currency), nil when the report does not say: a credit
-	// note or the customer's credit balance pays an invoice without money.
+	// the invoice's currency), or that the intent took (amount_received,
+	// less than what failed when a credit note lowered it), nil when the
+	// report does not say: a credit note or the customer's credit balance
+	// pays an invoice without money.
 	AmountPaid *int64 `json:"amount_paid,omitempty"`
 }
 
