@@ -188,3 +188,22 @@ func TestAmberfloSettledCountsWhatAmberfloSays(t *testing.T) {
 		})
 	}
 }
+
+// Credited away before anyone was told of the failure: the customer hears
+// nothing, ops hear of the waiver, and the stage says waived.
+func TestADebtCreditedBeforeItWasToldIsWaivedQuietly(t *testing.T) {
+	rt, rm, _ := meteredRecoveryTest(t, func(w *world) {
+		w.credits["in_pi_1"] = 4900
+		w.invoiceState["in_pi_1"] = "paid"
+	})
+	if res := rt.run(input()); res.Stage != workflows.StageWaived {
+		t.Errorf("stage %s, want waived", res.Stage)
+	}
+	if len(rt.w.notices) != 0 {
+		t.Errorf("notices %v, want none: the customer was never told of the failure", rt.w.noticeTypes())
+	}
+	if n := rt.w.alertsWith("info", "Waived:"); n != 1 {
+		t.Errorf("%d Waived alerts, want 1", n)
+	}
+	expect(t, "ended waived", rm.Ended.WithLabelValues(string(workflows.OutcomeWaived)), 1)
+}

@@ -1244,8 +1244,8 @@ func (r *recovery) controlPlaneSafe(ctx workflow.Context, action, reason string)
 	return true, nil
 }
 
-// creditedReason is why a life Stripe settled without money was waived.
-const creditedReason = "settled in Stripe by credit (credit notes or the credit balance), no money paid"
+// creditedReason is why a life settled without money was waived.
+const creditedReason = "settled without money (a credit note, the credit balance or a refund in Stripe, or an Amberflo invoice of nothing)"
 
 func (r *recovery) recoverSafe(ctx workflow.Context) error {
 	if r.mustConfirmRecovered() && r.version(ctx, unpaidElsewhereChange, 1) == 1 && !r.confirmRecovered(ctx) {
@@ -1256,7 +1256,6 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 	// Paid, every intent, and no money in any payment: a debt credited
 	// away, which the customer is not told they paid.
 	credited := !forgivenOnly(&r.s) && paidWithoutMoney(&r.s) && r.version(ctx, creditedLifeWaivedChange, 1) == 1
-	told := r.s.Stage == StageSuspended
 	switch {
 	case r.s.Stage == StageSuspended:
 		ok, err := r.controlPlaneSafe(ctx, "resume", "paid")
@@ -1284,12 +1283,10 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 		// Settled in Stripe without money: forgiven, not recovered.
 		r.s.Stage = StageWaived
 		r.s.WaivedReason = firstNonEmpty(r.s.WaivedReason, creditedReason)
-		if r.s.PastDueNoticeSent || told {
-			r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID,
-				"Reason: "+creditedReason+". Nothing was recovered.")
-		} else {
-			r.record(ctx, "waived", "", creditedReason+", before anyone was told of a failure", false)
-		}
+		// Told or not, ops hear of a debt that ended without money, as of
+		// every waiver.
+		r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID,
+			"Reason: "+creditedReason+". Nothing was recovered.")
 		return r.upsertAttributes(ctx)
 	}
 	if r.s.PastDueNoticeSent {
