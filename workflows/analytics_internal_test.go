@@ -151,3 +151,38 @@ func TestCountOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestAmberfloPaid(t *testing.T) {
+	settled := func(amount float64, known bool) activities.AmberfloInvoice {
+		return activities.AmberfloInvoice{Found: true, Amount: amount, AmountKnown: known, PaymentStatus: "SETTLED", Paid: true}
+	}
+	for _, tc := range []struct {
+		name     string
+		inv      activities.AmberfloInvoice
+		owed     int64
+		currency string
+		paid     int64 // -1: unknown
+	}{
+		{"settled for less than the intent", settled(30.5, true), 4900, "usd", 3050},
+		{"settled for what the intent owed", settled(49, true), 4900, "USD", 4900},
+		{"settled for more: no more than the intent owed", settled(120, true), 4900, "usd", 4900},
+		{"a fraction of a cent rounds", settled(30.505, true), 4900, "usd", 3051},
+		{"settled for nothing", settled(0, true), 4900, "usd", 0},
+		{"a zero-decimal currency", settled(4900, true), 5000, "jpy", 4900},
+		{"a three-decimal currency", settled(1.25, true), 5000, "kwd", 1250},
+		{"no total", settled(0, false), 4900, "usd", -1},
+		{"a negative total", settled(-5, true), 4900, "usd", -1},
+		{"NOT_NEEDED: no payment was needed", activities.AmberfloInvoice{Found: true, Amount: 49, AmountKnown: true, PaymentStatus: "NOT_NEEDED", Paid: true}, 4900, "usd", -1},
+		{"settled in lower case", activities.AmberfloInvoice{Found: true, Amount: 10, AmountKnown: true, PaymentStatus: "settled", Paid: true}, 4900, "usd", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			paid, unknown := AmberfloPaid(tc.inv, tc.owed, tc.currency)
+			switch {
+			case tc.paid < 0 && (!unknown || paid != nil):
+				t.Errorf("AmberfloPaid = %v, %v; want unknown", paid, unknown)
+			case tc.paid >= 0 && (unknown || paid == nil || *paid != tc.paid):
+				t.Errorf("AmberfloPaid = %v, %v; want %d", paid, unknown, tc.paid)
+			}
+		})
+	}
+}
