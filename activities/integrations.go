@@ -26,9 +26,13 @@ type AmberfloInput struct {
 
 // AmberfloInvoice is the latest Amberflo invoice of a customer.
 type AmberfloInvoice struct {
-	Found         bool    `json:"found"`
-	URI           string  `json:"uri,omitempty"`
+	Found bool   `json:"found"`
+	URI   string `json:"uri,omitempty"`
+	// Amount is the invoice's total (totalBill.totalPrice), in major
+	// units of the plan's currency, when AmountKnown: Amberflo gave a
+	// number. Otherwise nobody knows it, and Amount zero says nothing.
 	Amount        float64 `json:"amount"`
+	AmountKnown   bool    `json:"amount_known,omitempty"`
 	PaymentStatus string  `json:"payment_status,omitempty"`
 	Paid          bool    `json:"paid"`
 	DryRun        bool    `json:"dry_run,omitempty"`
@@ -67,7 +71,7 @@ func (a *Activities) LatestInvoice(ctx context.Context, in AmberfloInput) (Amber
 // what names the invoice in the error.
 func invoiceAnswer(inv amberflo.Invoice, what string) (AmberfloInvoice, error) {
 	status := inv.PaymentStatus.Normal()
-	res := AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice, PaymentStatus: string(status)}
+	res := AmberfloInvoice{Found: true, URI: inv.URI, Amount: inv.TotalPrice, AmountKnown: inv.TotalKnown, PaymentStatus: string(status)}
 	switch inv.State() {
 	case amberflo.StatePaid:
 		res.Paid = true

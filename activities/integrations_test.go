@@ -272,7 +272,7 @@ func invoiceJSON(status string) string {
 func TestLatestInvoice(t *testing.T) {
 	found := func(status string, paid bool) activities.AmberfloInvoice {
 		return activities.AmberfloInvoice{Found: true, URI: "payments/billing/invoices/acct-42/2025-06",
-			Amount: 49, PaymentStatus: status, Paid: paid}
+			Amount: 49, AmountKnown: true, PaymentStatus: status, Paid: paid}
 	}
 	for _, tc := range []struct {
 		name   string

@@ -80,7 +80,7 @@ func TestInvoiceForPeriod(t *testing.T) {
 	}, ",") + "]"
 	found := func(month, status string, amount float64, paid bool) activities.AmberfloInvoice {
 		return activities.AmberfloInvoice{Found: true, URI: "payments/billing/invoices/acct-42/" + month,
-			Amount: amount, PaymentStatus: status, Paid: paid}
+			Amount: amount, AmountKnown: true, PaymentStatus: status, Paid: paid}
 	}
 	for _, tc := range []struct {
 		name       string
@@ -243,7 +243,7 @@ func TestAmberfloPaymentStatusAnswers(t *testing.T) {
 					}
 					status := strings.ToUpper(strings.Trim(strings.TrimPrefix(tc.member, `"paymentStatus": `), `"`))
 					wantInv := activities.AmberfloInvoice{Found: true, URI: "payments/billing/invoices/acct-42/2025-05",
-						Amount: 49, PaymentStatus: status, Paid: tc.want.result == "paid"}
+						Amount: 49, AmountKnown: true, PaymentStatus: status, Paid: tc.want.result == "paid"}
 					if got != wantInv {
 						t.Errorf("%s = %+v, want %+v", name, got, wantInv)
 					}

@@ -104,6 +104,10 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 	params.Context = ctx
 	params.AddExpand("invoice")
 	params.AddExpand("invoice.subscription")
+	// The charges say what was refunded of a payment: money given back
+	// was not recovered.
+	params.AddExpand("invoice.charge")
+	params.AddExpand("latest_charge")
 	pi, err := a.Stripe.PaymentIntents.Get(in.IntentID, params)
 	if err != nil {
 		return Owed{}, classifyStripe(fmt.Sprintf("read payment intent %s", in.IntentID), err)
@@ -202,14 +206,17 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 	// Money that arrived decides first, even after a waiver: it was
 	// recovered, not forgiven (as ForgiveIntent answers ForgivePaid).
 	if pi.Status == stripe.PaymentIntentStatusSucceeded {
-		o.AmountPaid = stripe.Int64(pi.AmountReceived)
+		o.AmountPaid = stripe.Int64(Kept(pi.AmountReceived, pi))
 		return set(OwedPaid, "intent succeeded")
 	}
 	inv := pi.Invoice
 	if inv != nil {
 		// What paid the invoice is amount_paid: a credit note or the
 		// customer's credit balance pays without money.
-		paid := func(why string) Owed { o.AmountPaid = stripe.Int64(inv.AmountPaid); return set(OwedPaid, why) }
+		paid := func(why string) Owed {
+			o.AmountPaid = stripe.Int64(Kept(inv.AmountPaid, pi))
+			return set(OwedPaid, why)
+		}
 		switch {
 		case inv.Status == stripe.InvoiceStatusPaid && inv.PaidOutOfBand:
 			// Money taken elsewhere; an amount_paid of zero says nothing
@@ -258,6 +265,30 @@ func OwedVerdict(pi *stripe.PaymentIntent, otherPaid string) Owed {
 		return set(OwedInFlight, "authorized, awaiting capture")
 	}
 	return set(OwedYes, "intent "+string(pi.Status))
+}
+
+// Kept is the money kept of paid, what paid the intent or its invoice:
+// what a refund or a post-payment credit note gave back is not kept.
+// Stripe says it in the invoice's post_payment_credit_notes_amount (a
+// credit note on a paid invoice: refunded, credited to the balance or
+// out of band) and in the amount_refunded of the charges that paid (the
+// invoice's charge, the intent's latest charge when it succeeded), where
+// they are expanded. A refund made for a credit note shows in both, so
+// the largest stands for what was given back, not their sum. A credit
+// note on an open invoice (pre_payment_credit_notes_amount) took the
+// money off the debt before it was paid: amount_paid never held it.
+func Kept(paid int64, pi *stripe.PaymentIntent) int64 {
+	var back int64
+	if inv := pi.Invoice; inv != nil {
+		back = max(back, inv.PostPaymentCreditNotesAmount)
+		if inv.Charge != nil {
+			back = max(back, inv.Charge.AmountRefunded)
+		}
+	}
+	if pi.Status == stripe.PaymentIntentStatusSucceeded && pi.LatestCharge != nil {
+		back = max(back, pi.LatestCharge.AmountRefunded)
+	}
+	return max(paid-back, 0)
 }
 
 // ActionFor settles an action_required verdict on what a confirm would

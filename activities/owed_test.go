@@ -373,7 +373,7 @@ func TestIntentOwedReadsIntentInvoiceAndTheCustomersIntents(t *testing.T) {
 		t.Fatalf("requests = %v, want %v", paths(all), want)
 	}
 	// stripe-go sends expand as an indexed array; Stripe reads both forms.
-	wantQuery := url.Values{"expand[0]": {"invoice"}, "expand[1]": {"invoice.subscription"}}
+	wantQuery := url.Values{"expand[0]": {"invoice"}, "expand[1]": {"invoice.subscription"}, "expand[2]": {"invoice.charge"}, "expand[3]": {"latest_charge"}}
 	if !reflect.DeepEqual(all[0].Query, wantQuery) {
 		t.Errorf("GET %s query = %v, want %v", pathIntent, all[0].Query, wantQuery)
 	}
@@ -835,7 +835,7 @@ func TestRetryPaymentChargesTheChosenPaymentMethod(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second try: %v", err)
 	}
-	if want := (activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: chosen}); got != want {
+	if want := (activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: chosen, AmountReceived: 4900}); got != want {
 		t.Errorf("RetryPayment = %+v, want %+v", got, want)
 	}
 	conf := f.seen.to(http.MethodPost, pathConfirm)
@@ -1272,5 +1272,84 @@ func TestOwedVerdictAmountPaid(t *testing.T) {
 	pi.Invoice = &stripe.Invoice{ID: "in_1", Status: "paid", PaidOutOfBand: true, AmountDue: 4900}
 	if got := activities.OwedVerdict(pi, ""); got.Verdict != activities.OwedPaid || !got.OutOfBand || got.AmountPaid != nil {
 		t.Errorf("OwedVerdict = %+v, want paid out of band, amount not said", got)
+	}
+}
+
+// paidCharge is the charge that paid the invoice, as expand[]=…charge
+// returns it, with what was refunded of it since.
+func paidCharge(refunded int) obj {
+	return obj{"id": "ch_3OdunningPaid", "object": "charge", "amount": 4900, "amount_captured": 4900,
+		"amount_refunded": refunded, "refunded": refunded == 4900, "captured": true, "currency": "usd",
+		"customer": customerID, "paid": true, "payment_intent": intentID, "status": "succeeded", "outcome": obj{"type": "authorized"}}
+}
+
+// What paid and was given back since is not money kept: a refund of
+// the charge, a credit note on the paid invoice (refunded, or credited
+// to the balance), each counted once when they are one and the same.
+// A credit note on the open invoice took the money off before it was
+// paid: amount_paid never held it.
+func TestIntentOwedKeepsWhatWasNotGivenBack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pi   func() obj
+		kept int64
+	}{
+		{"the intent succeeded, nothing given back", func() obj {
+			pi := withInvoice(intent("succeeded"), invoiceObj("paid", nil))
+			pi["latest_charge"] = paidCharge(0)
+			pi["invoice"].(obj)["charge"] = paidCharge(0)
+			return pi
+		}, 4900},
+		{"the intent succeeded, 900 refunded", func() obj {
+			pi := withInvoice(intent("succeeded"), invoiceObj("paid", nil))
+			pi["latest_charge"] = paidCharge(900)
+			pi["invoice"].(obj)["charge"] = paidCharge(900)
+			return pi
+		}, 4000},
+		{"a credit note of 1500 on the paid invoice, refunded", func() obj {
+			inv := invoiceObj("paid", nil)
+			inv["post_payment_credit_notes_amount"] = 1500
+			inv["charge"] = paidCharge(1500)
+			pi := withInvoice(intent("succeeded"), inv)
+			pi["latest_charge"] = paidCharge(1500)
+			return pi
+		}, 3400},
+		{"a credit note of 1500 on the paid invoice, credited to the balance", func() obj {
+			inv := invoiceObj("paid", nil)
+			inv["post_payment_credit_notes_amount"] = 1500
+			inv["charge"] = paidCharge(0)
+			return withInvoice(afterDecline(intent("requires_payment_method")), inv)
+		}, 3400},
+		{"the whole payment refunded", func() obj {
+			pi := withInvoice(intent("succeeded"), invoiceObj("paid", nil))
+			pi["latest_charge"] = paidCharge(4900)
+			return pi
+		}, 0},
+		{"a credit note of 1900 on the open invoice, the rest paid", func() obj {
+			inv := invoiceObj("paid", nil)
+			inv["pre_payment_credit_notes_amount"], inv["amount_due"], inv["amount_paid"] = 1900, 3000, 3000
+			inv["charge"] = paidCharge(0)
+			return withInvoice(afterDecline(intent("requires_payment_method")), inv)
+		}, 3000},
+		{"charges not expanded: nothing known to be given back", func() obj {
+			pi := withInvoice(intent("succeeded"), invoiceObj("paid", nil))
+			pi["latest_charge"] = "ch_3OdunningPaid"
+			pi["invoice"].(obj)["charge"] = "ch_3OdunningPaid"
+			return pi
+		}, 4900},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeStripe(t)
+			f.on(http.MethodGet, pathIntent, ok(tc.pi()))
+			f.on(http.MethodGet, pathIntents, ok(intentList()))
+			acts := stripeActivities(t, fakeKey, f.URL, "")
+			got, err := acts.IntentOwed(context.Background(), owedInput())
+			if err != nil {
+				t.Fatalf("IntentOwed: %v", err)
+			}
+			if got.Verdict != activities.OwedPaid || got.AmountPaid == nil || *got.AmountPaid != tc.kept {
+				t.Errorf("IntentOwed = %+v (amount paid %v), want paid, %d kept", got, got.AmountPaid, tc.kept)
+			}
+		})
 	}
 }

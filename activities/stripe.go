@@ -155,6 +155,12 @@ type RetryResult struct {
 	// not know the advice codes, and completed from the failed charge.
 	// Zero unless the outcome is declined or requires_action after a 402.
 	Decline Decline `json:"decline,omitzero"`
+	// AmountReceived, for a confirm that succeeded, is the money it took
+	// (the intent's amount_received): less than what failed when a
+	// credit note took part of the debt off the invoice meanwhile, and
+	// Stripe lowered the intent's amount with it. Zero when not said (a
+	// confirm that succeeded took money).
+	AmountReceived int64 `json:"amount_received,omitempty"`
 }
 
 // RetryPayment confirms an open intent off-session with the customer's
@@ -227,6 +233,7 @@ func (a *Activities) RetryPayment(ctx context.Context, in RetryInput) (RetryResu
 	switch confirmed.Status {
 	case stripe.PaymentIntentStatusSucceeded:
 		r.Outcome = RetrySucceeded
+		r.AmountReceived = confirmed.AmountReceived
 	case stripe.PaymentIntentStatusProcessing:
 		r.Outcome = RetryProcessing
 	case stripe.PaymentIntentStatusRequiresAction:

@@ -492,7 +492,7 @@ func TestRetryPaymentConfirmsWithDefaultPaymentMethod(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RetryPayment: %v", err)
 	}
-	want := activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: defaultPM}
+	want := activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: defaultPM, AmountReceived: 4900}
 	if got != want {
 		t.Errorf("RetryPayment = %+v, want %+v", got, want)
 	}
@@ -730,7 +730,7 @@ func TestRetryPaymentConfirmOutcomes(t *testing.T) {
 		confirmed obj
 		want      activities.RetryResult
 	}{
-		{intent("succeeded"), activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: defaultPM}},
+		{intent("succeeded"), activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: defaultPM, AmountReceived: 4900}},
 		{intent("processing"), activities.RetryResult{Outcome: activities.RetryProcessing, Status: "processing", PaymentMethod: defaultPM}},
 		{intent("requires_action"), activities.RetryResult{Outcome: activities.RetryRequiresAction, Status: "requires_action", PaymentMethod: defaultPM}},
 		{declinedIntent("do_not_honor", "Your card was declined."), declined("do_not_honor", "Your card was declined.",
@@ -1085,5 +1085,20 @@ func TestChargeDeclineReadsWhatTheEventOnlyNamed(t *testing.T) {
 	full.OutcomeReason = "issuer_declined"
 	if got, err := stripeActivities(t, fakeKey, f.URL, "").ChargeDecline(context.Background(), full); err != nil || got != full {
 		t.Errorf("ChargeDecline of a read decline = %+v, %v; want it as it was, no request", got, err)
+	}
+}
+
+// A confirm after a credit note lowered the intent takes what the intent
+// asks now, and says so: what failed is not what was received.
+func TestRetryPaymentSaysWhatItReceived(t *testing.T) {
+	confirmed := intent("succeeded")
+	confirmed["amount"], confirmed["amount_received"] = 3000, 3000
+	_, acts := retryFake(t, ok(confirmed))
+	got, err := acts.RetryPayment(context.Background(), retryInput())
+	if err != nil {
+		t.Fatalf("RetryPayment: %v", err)
+	}
+	if got.Outcome != activities.RetrySucceeded || got.AmountReceived != 3000 {
+		t.Errorf("RetryPayment = %+v, want succeeded, 3000 received", got)
 	}
 }

@@ -336,6 +336,7 @@ func TestLatestInvoice(t *testing.T) {
 				CustomerID:    "acme",
 				URI:           "payments/billing/invoices/acme/2025-06",
 				TotalPrice:    123.45,
+				TotalKnown:    true,
 				PaymentStatus: tc.status,
 				PlanName:      "Usage Pro",
 				Start:         time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),

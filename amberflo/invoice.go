@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -73,10 +74,14 @@ func (s PaymentStatus) Paid() bool { return s.State() == StatePaid }
 
 // Invoice is the part of an Amberflo invoice that dunning reads.
 type Invoice struct {
-	CustomerID    string
-	URI           string          // invoiceUri
-	Key           json.RawMessage // invoiceKey, as Amberflo sent it
-	TotalPrice    float64         // totalBill.totalPrice, in the plan's currency
+	CustomerID string
+	URI        string          // invoiceUri
+	Key        json.RawMessage // invoiceKey, as Amberflo sent it
+	TotalPrice float64         // totalBill.totalPrice, in the plan's currency
+	// TotalKnown: totalBill.totalPrice was a number (or a string holding
+	// one). Missing, null or anything else leaves the total unknown,
+	// and TotalPrice zero says nothing.
+	TotalKnown    bool
 	PaymentStatus PaymentStatus
 	PlanName      string
 	Start, End    time.Time // billing period; zero when absent
@@ -90,15 +95,16 @@ func (inv Invoice) State() PaymentState { return inv.PaymentStatus.State() }
 
 // invoiceJSON is the wire form of Invoice. Fields not listed are ignored.
 type invoiceJSON struct {
-	URI       string          `json:"invoiceUri"`
-	Key       json.RawMessage `json:"invoiceKey"`
-	TotalBill *struct {
-		TotalPrice float64 `json:"totalPrice"`
-	} `json:"totalBill"`
-	PaymentStatus PaymentStatus `json:"paymentStatus"`
-	PlanName      string        `json:"planName"`
-	Start         int64         `json:"invoiceStartTimeInSeconds"`
-	End           int64         `json:"invoiceEndTimeInSeconds"`
+	URI string          `json:"invoiceUri"`
+	Key json.RawMessage `json:"invoiceKey"`
+	// TotalBill is read apart (see total): its amounts come as numbers,
+	// or as strings, or not at all, and none of that makes the invoice's
+	// payment status unreadable.
+	TotalBill     json.RawMessage `json:"totalBill"`
+	PaymentStatus PaymentStatus   `json:"paymentStatus"`
+	PlanName      string          `json:"planName"`
+	Start         int64           `json:"invoiceStartTimeInSeconds"`
+	End           int64           `json:"invoiceEndTimeInSeconds"`
 }
 
 // LatestInvoice returns the customer's latest invoice for the configured
@@ -156,10 +162,34 @@ func (w *invoiceJSON) invoice(customerID string) Invoice {
 	if !isNull(w.Key) {
 		inv.Key = w.Key
 	}
-	if w.TotalBill != nil {
-		inv.TotalPrice = w.TotalBill.TotalPrice
-	}
+	inv.TotalPrice, inv.TotalKnown = total(w.TotalBill)
 	return inv
+}
+
+// total reads totalBill.totalPrice: a JSON number, or a string holding a
+// finite decimal number. Anything else (no totalBill, null, an object
+// without totalPrice, a word) is an unknown total, reported as such.
+func total(bill json.RawMessage) (float64, bool) {
+	var b struct {
+		TotalPrice json.RawMessage `json:"totalPrice"`
+	}
+	if isNull(bill) || json.Unmarshal(bill, &b) != nil || isNull(b.TotalPrice) {
+		return 0, false
+	}
+	raw := b.TotalPrice
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		raw = json.RawMessage(strings.TrimSpace(str))
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return 0, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
 }
 
 func unixSeconds(s int64) time.Time {

@@ -56,11 +56,11 @@ func TestInvoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Invoice{
-		{CustomerID: "acme", URI: "payments/billing/invoices/acme/2025-06", TotalPrice: 12.5, PaymentStatus: PaymentPending,
+		{CustomerID: "acme", URI: "payments/billing/invoices/acme/2025-06", TotalPrice: 12.5, TotalKnown: true, PaymentStatus: PaymentPending,
 			PlanName: "Usage Pro", Start: jun1, End: jul1},
-		{CustomerID: "acme", URI: "payments/billing/invoices/acme/2025-05", TotalPrice: 49, PaymentStatus: PaymentSettled,
+		{CustomerID: "acme", URI: "payments/billing/invoices/acme/2025-05", TotalPrice: 49, TotalKnown: true, PaymentStatus: PaymentSettled,
 			PlanName: "Usage Pro", Start: may1, End: jun1},
-		{CustomerID: "acme", URI: "payments/billing/invoices/acme/2025-04", PaymentStatus: PaymentNotNeeded,
+		{CustomerID: "acme", URI: "payments/billing/invoices/acme/2025-04", TotalKnown: true, PaymentStatus: PaymentNotNeeded,
 			PlanName: "Usage Pro", Start: apr1, End: may1},
 		{CustomerID: "acme", URI: "payments/billing/invoices/acme/draft", PaymentStatus: PaymentUnknown},
 	}
@@ -309,6 +309,59 @@ func TestInvoicePaymentStatusAsSent(t *testing.T) {
 			for what, inv := range map[string]Invoice{"latest": latest, "list": list[0]} {
 				if inv.PaymentStatus != tc.status || inv.State() != tc.want {
 					t.Errorf("%s: status %q, state %q; want %q, %q", what, inv.PaymentStatus, inv.State(), tc.status, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// The invoice's total comes as Amberflo sends it: a number, a string
+// holding one, or nothing usable. None of these makes the invoice (its
+// payment status) unreadable; a total that is not a number is unknown,
+// never zero.
+func TestInvoiceTotalAsSent(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bill  string // the raw totalBill member, or "" for none
+		total float64
+		known bool
+	}{
+		{"a number", `"totalBill": {"itemsPrice": 45, "fixedPrice": 4, "totalPrice": 49.5, "totalDiscount": 0}`, 49.5, true},
+		{"an integer", `"totalBill": {"totalPrice": 49}`, 49, true},
+		{"zero", `"totalBill": {"totalPrice": 0}`, 0, true},
+		{"a string", `"totalBill": {"totalPrice": "49.50"}`, 49.5, true},
+		{"a string with spaces", `"totalBill": {"totalPrice": " 12 "}`, 12, true},
+		{"an empty string", `"totalBill": {"totalPrice": ""}`, 0, false},
+		{"a word", `"totalBill": {"totalPrice": "pending"}`, 0, false},
+		{"null", `"totalBill": {"totalPrice": null}`, 0, false},
+		{"no totalPrice", `"totalBill": {"itemsPrice": 49}`, 0, false},
+		{"a null totalBill", `"totalBill": null`, 0, false},
+		{"a totalBill that is a number", `"totalBill": 49`, 0, false},
+		{"no totalBill", ``, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"invoiceUri": "payments/billing/invoices/acme/2025-05", "paymentStatus": "SETTLED",
+				"invoiceStartTimeInSeconds": 1746057600, "invoiceEndTimeInSeconds": 1748736000`
+			if tc.bill != "" {
+				body += ", " + tc.bill
+			}
+			body += "}"
+			f := newFake(t)
+			f.invoices["acme"] = body
+			f.all["acme"] = "[" + body + "]"
+			c := f.client(Config{})
+
+			latest, err := c.LatestInvoice(context.Background(), "acme")
+			if err != nil {
+				t.Fatalf("LatestInvoice: %v", err)
+			}
+			list, err := c.Invoices(context.Background(), "acme")
+			if err != nil || len(list) != 1 {
+				t.Fatalf("Invoices = %+v, %v; want the one invoice", list, err)
+			}
+			for what, inv := range map[string]Invoice{"latest": latest, "list": list[0]} {
+				if inv.TotalPrice != tc.total || inv.TotalKnown != tc.known || inv.State() != StatePaid {
+					t.Errorf("%s: total %v (known %v), state %q; want %v (known %v), paid", what, inv.TotalPrice, inv.TotalKnown, inv.State(), tc.total, tc.known)
 				}
 			}
 		})

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"dunning/activities"
+	"dunning/amberflo"
 )
 
 // reportMemoChange adds the RecoveryMemo upsert (a command) to lives that
@@ -209,30 +211,41 @@ type IntentMoney struct {
 	Invoice  string
 	Currency string
 	// Amount is what the intent owed; Paid whether it was paid, and
-	// PaidAmount the money that paid it (nil: Amount stands for it).
-	Amount     int64
-	Paid       bool
-	PaidAmount *int64
+	// PaidAmount the money kept of what paid it (nil: Amount stands for
+	// it, unless PaidUnknown says that nobody knows it).
+	Amount      int64
+	Paid        bool
+	PaidAmount  *int64
+	PaidUnknown bool
 }
 
 // CurrencyMoney is the money of one (lower-case) currency, in minor
-// units: what failed, and what was recovered.
+// units: what failed, and of it what was recovered (money kept), what
+// was credited (settled without money kept: credit notes, the credit
+// balance, refunds), and what was settled for a sum nobody reported
+// (Unknown).
 type CurrencyMoney struct {
 	Currency  string
 	Failed    int64
 	Recovered int64
+	Credited  int64
+	Unknown   int64
 }
 
-// CountOnce sums what failed and what was recovered, per currency in
-// the order the currencies first appear. The intents of one invoice (a
-// failed intent, then a new one after the first was canceled) owe its
-// money once: the largest amount among them counts, and the largest
-// paid. What was recovered is the money that paid, not what was owed:
-// an invoice a credit note or credit balance paid recovers what
-// amount_paid says, maybe nothing.
+// CountOnce sums the money per currency, in the order the currencies
+// first appear. The intents of one invoice (a failed intent, then a new
+// one after the first was canceled) owe its money once: the largest
+// amount among them counts, and the largest paid. What was recovered is
+// the money kept, not what was owed: an invoice a credit note or credit
+// balance paid, or whose payment was refunded, recovers only what was
+// kept, maybe nothing, and the rest of it was credited. A debt settled
+// for a sum nobody reported is neither: it counts as unknown.
 func CountOnce(ms []IntentMoney) []CurrencyMoney {
 	type key struct{ currency, invoice string }
-	type most struct{ failed, recovered int64 }
+	type debt struct {
+		failed, recovered int64
+		paid, paidUnknown bool
+	}
 	var out []CurrencyMoney
 	at := func(c string) *CurrencyMoney {
 		i := slices.IndexFunc(out, func(m CurrencyMoney) bool { return m.Currency == c })
@@ -242,36 +255,49 @@ func CountOnce(ms []IntentMoney) []CurrencyMoney {
 		}
 		return &out[i]
 	}
-	invoices := map[key]*most{}
+	add := func(cm *CurrencyMoney, d debt) {
+		cm.Failed += d.failed
+		switch {
+		case d.paid:
+			cm.Recovered += d.recovered
+			cm.Credited += max(d.failed-d.recovered, 0)
+		case d.paidUnknown:
+			cm.Unknown += d.failed
+		}
+	}
+	invoices := map[key]*debt{}
 	var order []key
 	for _, m := range ms {
 		c := strings.ToLower(m.Currency)
 		cm := at(c)
-		var paid int64
-		if m.Paid {
-			paid = m.Amount
-			if m.PaidAmount != nil {
-				paid = max(*m.PaidAmount, 0)
-			}
+		d := debt{failed: m.Amount}
+		switch {
+		case m.Paid && m.PaidAmount != nil:
+			d.paid, d.recovered = true, max(*m.PaidAmount, 0)
+		case m.Paid && m.PaidUnknown:
+			d.paidUnknown = true
+		case m.Paid:
+			d.paid, d.recovered = true, m.Amount
 		}
 		if m.Invoice == "" {
-			cm.Failed += m.Amount
-			cm.Recovered += paid
+			add(cm, d)
 			continue
 		}
 		k := key{c, m.Invoice}
 		inv := invoices[k]
 		if inv == nil {
-			inv = &most{}
+			inv = &debt{}
 			invoices[k] = inv
 			order = append(order, k)
 		}
-		inv.failed, inv.recovered = max(inv.failed, m.Amount), max(inv.recovered, paid)
+		inv.failed = max(inv.failed, d.failed)
+		if d.paid {
+			inv.paid, inv.recovered = true, max(inv.recovered, d.recovered)
+		}
+		inv.paidUnknown = inv.paidUnknown || d.paidUnknown
 	}
 	for _, k := range order {
-		cm := at(k.currency)
-		cm.Failed += invoices[k].failed
-		cm.Recovered += invoices[k].recovered
+		add(at(k.currency), *invoices[k])
 	}
 	return out
 }
@@ -281,10 +307,52 @@ func intentMoney(ins []*Intent) []IntentMoney {
 	out := make([]IntentMoney, 0, len(ins))
 	for _, in := range ins {
 		out = append(out, IntentMoney{Invoice: in.InvoiceID, Currency: in.Currency, Amount: in.Amount,
-			Paid: in.State == IntentPaid, PaidAmount: in.PaidAmount})
+			Paid: in.State == IntentPaid, PaidAmount: in.PaidAmount, PaidUnknown: in.PaidAmountUnknown})
 	}
 	return out
 }
+
+// AmberfloPaid is the money kept of an intent that Amberflo found
+// settled, as Intent.PaidAmount and PaidAmountUnknown: the Amberflo
+// invoice's total in minor units of the intent's currency, and no more
+// than the intent owed (the Amberflo invoice may bill more than this
+// one payment), when Amberflo said SETTLED with a readable total.
+// Otherwise nobody said how much: NOT_NEEDED (no payment was needed),
+// no total, a total that is not a sum of money. That is reported as
+// unknown, never guessed from what the intent owed.
+func AmberfloPaid(inv activities.AmberfloInvoice, owed int64, currency string) (*int64, bool) {
+	if amberflo.PaymentStatus(inv.PaymentStatus).Normal() != amberflo.PaymentSettled || !inv.AmountKnown {
+		return nil, true
+	}
+	minor, ok := minorUnits(inv.Amount, currency)
+	if !ok {
+		return nil, true
+	}
+	paid := min(minor, owed)
+	return &paid, false
+}
+
+// minorUnits converts an amount in major units of currency (49.5 USD)
+// to minor units (4950), rounded to the nearest; false for an amount
+// that is negative, not finite, or too large to be money.
+func minorUnits(major float64, currency string) (int64, bool) {
+	c := strings.ToUpper(currency)
+	scale := 100.0
+	switch {
+	case zeroDecimal[c]:
+		scale = 1
+	case threeDecimal[c]:
+		scale = 1000
+	}
+	v := math.Round(major * scale)
+	if math.IsNaN(v) || v < 0 || v > 1e15 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+// threeDecimal are the currencies whose minor unit is a thousandth.
+var threeDecimal = map[string]bool{"BHD": true, "JOD": true, "KWD": true, "OMR": true, "TND": true}
 
 // maxMemoIntents bounds the intents a memo lists.
 const maxMemoIntents = 50
@@ -300,7 +368,8 @@ func memoOf(s *RecoveryState, terminal, creditForgives bool, now time.Time) Reco
 			break
 		}
 		mi := MemoIntent{ID: in.ID, Amount: in.Amount, Currency: strings.ToLower(in.Currency), State: in.State,
-			DeclineCode: in.LastDecline, ResolvedAt: in.ResolvedAt, Invoice: in.InvoiceID, PaidAmount: in.PaidAmount}
+			DeclineCode: in.LastDecline, ResolvedAt: in.ResolvedAt, Invoice: in.InvoiceID, PaidAmount: in.PaidAmount,
+			PaidAmountUnknown: in.PaidAmountUnknown}
 		if in.Decline != nil {
 			mi.DeclineClass = string(in.Decline.Class)
 		}

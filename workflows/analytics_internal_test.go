@@ -110,32 +110,78 @@ func TestCountOnce(t *testing.T) {
 	}{
 		{"nothing", nil, nil},
 		{"one paid intent, amount unknown: its amount", []IntentMoney{{Invoice: "in_1", Currency: "USD", Amount: 4900, Paid: true}},
-			[]CurrencyMoney{{"usd", 4900, 4900}}},
-		{"open intent", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900}}, []CurrencyMoney{{"usd", 4900, 0}}},
+			[]CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
+		{"open intent", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900}}, []CurrencyMoney{{"usd", 4900, 0, 0, 0}}},
 		{"fully credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(0)}},
-			[]CurrencyMoney{{"usd", 4900, 0}}},
+			[]CurrencyMoney{{"usd", 4900, 0, 4900, 0}}},
 		{"partly credited", []IntentMoney{{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(1900)}},
-			[]CurrencyMoney{{"usd", 4900, 1900}}},
+			[]CurrencyMoney{{"usd", 4900, 1900, 3000, 0}}},
 		{"two intents of one invoice, the second paid", []IntentMoney{
 			{Invoice: "in_1", Currency: "usd", Amount: 4900},
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4900)},
-		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		}, []CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
 		{"two intents of one invoice, both found paid", []IntentMoney{
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
-		}, []CurrencyMoney{{"usd", 4900, 4900}}},
+		}, []CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
 		{"intents without an invoice each count", []IntentMoney{
 			{Currency: "usd", Amount: 100, Paid: true}, {Currency: "usd", Amount: 200},
-		}, []CurrencyMoney{{"usd", 300, 100}}},
+		}, []CurrencyMoney{{"usd", 300, 100, 0, 0}}},
 		{"two invoices, two currencies, in order of appearance", []IntentMoney{
 			{Invoice: "in_2", Currency: "eur", Amount: 500},
 			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true},
 			{Invoice: "in_2", Currency: "EUR", Amount: 500, Paid: true, PaidAmount: p(500)},
-		}, []CurrencyMoney{{"eur", 500, 500}, {"usd", 4900, 4900}}},
+		}, []CurrencyMoney{{"eur", 500, 500, 0, 0}, {"usd", 4900, 4900, 0, 0}}},
+		{"settled for a sum nobody reported: unknown, not recovered", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidUnknown: true},
+		}, []CurrencyMoney{{"usd", 4900, 0, 0, 4900}}},
+		{"refunded in part after it paid: what was kept", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4000)},
+		}, []CurrencyMoney{{"usd", 4900, 4000, 900, 0}}},
+		{"one intent of an invoice known, another unknown: the known one", []IntentMoney{
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidUnknown: true},
+			{Invoice: "in_1", Currency: "usd", Amount: 4900, Paid: true, PaidAmount: p(4900)},
+		}, []CurrencyMoney{{"usd", 4900, 4900, 0, 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := CountOnce(tc.in); !slices.Equal(got, tc.want) {
 				t.Errorf("CountOnce = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAmberfloPaid(t *testing.T) {
+	settled := func(amount float64, known bool) activities.AmberfloInvoice {
+		return activities.AmberfloInvoice{Found: true, Amount: amount, AmountKnown: known, PaymentStatus: "SETTLED", Paid: true}
+	}
+	for _, tc := range []struct {
+		name     string
+		inv      activities.AmberfloInvoice
+		owed     int64
+		currency string
+		paid     int64 // -1: unknown
+	}{
+		{"settled for less than the intent", settled(30.5, true), 4900, "usd", 3050},
+		{"settled for what the intent owed", settled(49, true), 4900, "USD", 4900},
+		{"settled for more: no more than the intent owed", settled(120, true), 4900, "usd", 4900},
+		{"a fraction of a cent rounds", settled(30.505, true), 4900, "usd", 3051},
+		{"settled for nothing", settled(0, true), 4900, "usd", 0},
+		{"a zero-decimal currency", settled(4900, true), 5000, "jpy", 4900},
+		{"a three-decimal currency", settled(1.25, true), 5000, "kwd", 1250},
+		{"no total", settled(0, false), 4900, "usd", -1},
+		{"a negative total", settled(-5, true), 4900, "usd", -1},
+		{"NOT_NEEDED: no payment was needed", activities.AmberfloInvoice{Found: true, Amount: 49, AmountKnown: true, PaymentStatus: "NOT_NEEDED", Paid: true}, 4900, "usd", -1},
+		{"settled in lower case", activities.AmberfloInvoice{Found: true, Amount: 10, AmountKnown: true, PaymentStatus: "settled", Paid: true}, 4900, "usd", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			paid, unknown := AmberfloPaid(tc.inv, tc.owed, tc.currency)
+			switch {
+			case tc.paid < 0 && (!unknown || paid != nil):
+				t.Errorf("AmberfloPaid = %v, %v; want unknown", paid, unknown)
+			case tc.paid >= 0 && (unknown || paid == nil || *paid != tc.paid):
+				t.Errorf("AmberfloPaid = %v, %v; want %d", paid, unknown, tc.paid)
 			}
 		})
 	}

@@ -189,8 +189,11 @@ type StripeEvent struct {
 
 // PaymentIntentInfo is the part of a PaymentIntent that recovery needs.
 type PaymentIntentInfo struct {
-	ID              string `json:"id"`
-	Amount          int64  `json:"amount"`
+	ID     string `json:"id"`
+	Amount int64  `json:"amount"`
+	// AmountReceived is the money the intent took (amount_received):
+	// for a succeeded intent, what paid it.
+	AmountReceived  int64  `json:"amount_received,omitempty"`
 	Currency        string `json:"currency"`
 	Status          string `json:"status,omitempty"`
 	InvoiceID       string `json:"invoice_id,omitempty"`
@@ -456,8 +459,10 @@ type PaidSignal struct {
 	// Source names what reported it, e.g. the event type.
 	Source string `json:"source"`
 	// AmountPaid is the money the invoice says was paid (amount_paid, in
-	// the invoice's currency), nil when the report does not say: a credit
-	// note or the customer's credit balance pays an invoice without money.
+	// the invoice's currency), or that the intent took (amount_received,
+	// less than what failed when a credit note lowered it), nil when the
+	// report does not say: a credit note or the customer's credit balance
+	// pays an invoice without money.
 	AmountPaid *int64 `json:"amount_paid,omitempty"`
 }
 
@@ -533,8 +538,14 @@ type Intent struct {
 	ResolvedBy  string    `json:"resolved_by,omitempty"`
 	// PaidAmount is the money that paid it, where Stripe said (what its
 	// invoice's amount_paid or its amount_received was when found paid);
-	// nil when unknown, and Amount stands for it.
-	PaidAmount *int64 `json:"paid_amount,omitempty"`
+	// nil when unknown, and Amount stands for it. It is the money kept:
+	// what a refund or a credit note gave back after the payment is not
+	// in it, and what a credit note took off the debt before it never
+	// was. PaidAmountUnknown: found settled where nobody said for how
+	// much (Amberflo without a readable amount); then no amount stands
+	// for it, and the figures count it apart.
+	PaidAmount        *int64 `json:"paid_amount,omitempty"`
+	PaidAmountUnknown bool   `json:"paid_amount_unknown,omitempty"`
 
 	// Checked is Stripe's last answer on whether the money is still owed
 	// (verdict: why), and when.
@@ -958,7 +969,9 @@ type MemoIntent struct {
 	ResolvedAt   time.Time `json:"resolved_at,omitzero"`
 	// Invoice is the Stripe invoice it pays: intents of one invoice owe
 	// (and pay) its money once. PaidAmount is the money that paid it, as
-	// Intent.PaidAmount; nil when unknown (Amount stands for it).
-	Invoice    string `json:"invoice,omitempty"`
-	PaidAmount *int64 `json:"paid_amount,omitempty"`
+	// Intent.PaidAmount; nil when unknown (Amount stands for it), unless
+	// PaidAmountUnknown says that nobody knows it.
+	Invoice           string `json:"invoice,omitempty"`
+	PaidAmount        *int64 `json:"paid_amount,omitempty"`
+	PaidAmountUnknown bool   `json:"paid_amount_unknown,omitempty"`
 }

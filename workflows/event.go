@@ -259,6 +259,12 @@ func routePaid(ctx workflow.Context, ev StripeEvent) (string, error) {
 	switch {
 	case ev.PaymentIntent != nil:
 		sig.IntentID, sig.InvoiceID = ev.PaymentIntent.ID, ev.PaymentIntent.InvoiceID
+		if ev.Type == EventPaymentSucceeded && ev.PaymentIntent.AmountReceived > 0 {
+			// What the intent took, which a credit note may have lowered
+			// below what failed.
+			received := ev.PaymentIntent.AmountReceived
+			sig.AmountPaid = &received
+		}
 	case ev.Invoice != nil:
 		sig.IntentID, sig.InvoiceID = ev.Invoice.PaymentIntentID, ev.Invoice.ID
 		if ev.Type == EventInvoicePaid {

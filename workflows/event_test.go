@@ -696,3 +696,38 @@ func TestInvoicePaidCarriesTheMoneyThatPaid(t *testing.T) {
 		})
 	}
 }
+
+// payment_intent.succeeded tells the recovery what the intent took: a
+// credit note may have lowered it below what failed, and the invoice.paid
+// that follows finds the intent paid already.
+func TestPaymentSucceededCarriesWhatTheIntentTook(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		received int64
+		paid     int64 // -1: not said
+	}{
+		{"all of it", 4900, 4900},
+		{"lowered by a credit note", 3000, 3000},
+		{"an event without amount_received", 0, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := event(workflows.EventPaymentSucceeded)
+			ev.ObjectID, ev.ObjectType = "pi_1", "payment_intent"
+			ev.PaymentIntent = &workflows.PaymentIntentInfo{ID: "pi_1", Amount: tc.received, AmountReceived: tc.received,
+				Currency: "usd", Status: "succeeded", InvoiceID: "in_1"}
+			run := runEventIn(t, ev, eventPeers{delivered: true, pms: paymentMethods,
+				ended: activities.EndedRecovery{Found: true, Running: true}, previous: &activities.EndedRecovery{}})
+			if len(run.signals) != 1 || run.signals[0].SignalName != workflows.SignalPaid {
+				t.Fatalf("signals %+v, want the running recovery told", run.signals)
+			}
+			var sig workflows.PaidSignal
+			if err := json.Unmarshal(run.signals[0].Signal, &sig); err != nil {
+				t.Fatal(err)
+			}
+			said := sig.AmountPaid != nil
+			if sig.IntentID != "pi_1" || said != (tc.paid >= 0) || (said && *sig.AmountPaid != tc.paid) {
+				t.Errorf("signal %+v (amount paid %v), want %d paid", sig, sig.AmountPaid, tc.paid)
+			}
+		})
+	}
+}

@@ -137,6 +137,19 @@ const (
 	// while the deprovisioning alert pointed to a money-after-the-end
 	// alert that never came.
 	waiverFindsLateMoneyChange = "waiver-finds-late-money"
+	// moneyKeptChange keeps the money that paid an intent where dunning
+	// learns it: what a confirm that succeeded took (amount_received,
+	// less than what failed when a credit note lowered the debt), and
+	// what Amberflo says settled the invoice, or that nobody said how
+	// much. Before, the amount that failed stood for both.
+	moneyKeptChange = "money-kept"
+	// creditedLifeWaivedChange ends a life that Stripe settled without
+	// money (credit notes, the credit balance) as waived: its stage is
+	// waived, the customer told of the failure hears payment_waived, and
+	// ops a waiver. Before, the stage was recovered and the customer
+	// heard payment_recovered for money never paid, while its outcome
+	// said waived.
+	creditedLifeWaivedChange = "credited-life-waived"
 	// joinedFailureToldChange tells the customer of a failed payment that
 	// joins a life after they were told of the first (its own event, or a
 	// payment found unpaid in Stripe as the life was about to end), by a
@@ -440,6 +453,12 @@ func (r *recovery) checkAmberflo(ctx workflow.Context, in *Intent, why string) (
 		r.record(ctx, "amberflo re-check ("+why+")", in.ID+" period "+period, inv.PaymentStatus, false)
 		if inv.Paid && unsettled(in) {
 			r.resolve(ctx, in, IntentPaid, "amberflo invoice "+inv.PaymentStatus+" ("+why+")")
+			if r.version(ctx, moneyKeptChange, 1) == 1 {
+				in.PaidAmount, in.PaidAmountUnknown = AmberfloPaid(inv, in.Amount, in.Currency)
+				if in.PaidAmountUnknown {
+					r.record(ctx, "amberflo settled", in.ID, "for an amount Amberflo did not say: counted apart, not as recovered", false)
+				}
+			}
 			return true, nil
 		}
 	}
@@ -965,6 +984,9 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		switch res.Outcome {
 		case activities.RetrySucceeded:
 			r.resolve(ctx, in, IntentPaid, why)
+			if res.AmountReceived > 0 && r.version(ctx, moneyKeptChange, 1) == 1 {
+				in.PaidAmount = &res.AmountReceived
+			}
 		case activities.RetryAlreadyPaid:
 			r.resolve(ctx, in, IntentPaid, "customer (found paid at "+why+")")
 		case activities.RetryCanceled:
@@ -1253,6 +1275,9 @@ func (r *recovery) controlPlaneSafe(ctx workflow.Context, action, reason string)
 	return true, nil
 }
 
+// creditedReason is why a life settled without money was waived.
+const creditedReason = "settled without money (a credit note, the credit balance or a refund in Stripe, or an Amberflo invoice of nothing)"
+
 func (r *recovery) recoverSafe(ctx workflow.Context) error {
 	if r.mustConfirmRecovered() && r.version(ctx, unpaidElsewhereChange, 1) == 1 && !r.confirmRecovered(ctx) {
 		// Something is still owed, or may be: the customer is not told
@@ -1273,6 +1298,9 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 			return r.upsertAttributes(ctx)
 		}
 	}
+	// Paid, every intent, and no money in any payment: a debt credited
+	// away, which the customer is not told they paid.
+	credited := !forgivenOnly(&r.s) && paidWithoutMoney(&r.s) && r.version(ctx, creditedLifeWaivedChange, 1) == 1
 	switch {
 	case r.s.Stage == StageSuspended:
 		ok, err := r.controlPlaneSafe(ctx, "resume", "paid")
@@ -1280,7 +1308,7 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 			return err
 		}
 		r.noticeSafe(ctx, "account_resumed", r.stageKey("resumed", "notice"), "", nil, nil, "")
-	case r.s.PastDueNoticeSent && forgivenOnly(&r.s):
+	case r.s.PastDueNoticeSent && (forgivenOnly(&r.s) || credited):
 		// Told of a failure, the customer hears that the debt is gone,
 		// not that a payment came in.
 		r.noticeSafe(ctx, "payment_waived", r.key("waived", "notice"), "", nil, nil, "")
@@ -1294,6 +1322,16 @@ func (r *recovery) recoverSafe(ctx workflow.Context) error {
 		r.s.Stage = StageWaived
 		r.s.WaivedReason = firstNonEmpty(r.s.WaivedReason, "forgiven before this recovery")
 		r.record(ctx, "waived", "", "every intent was already forgiven or canceled", false)
+		return r.upsertAttributes(ctx)
+	}
+	if credited {
+		// Settled in Stripe without money: forgiven, not recovered.
+		r.s.Stage = StageWaived
+		r.s.WaivedReason = firstNonEmpty(r.s.WaivedReason, creditedReason)
+		// Told or not, ops hear of a debt that ended without money, as of
+		// every waiver.
+		r.alert(ctx, "info", r.key("waived", "alert"), "Waived: "+r.s.StripeCustomerID,
+			"Reason: "+creditedReason+". Nothing was recovered.")
 		return r.upsertAttributes(ctx)
 	}
 	if r.s.PastDueNoticeSent {

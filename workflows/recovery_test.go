@@ -152,12 +152,18 @@ type world struct {
 	unpaidErr   func() error
 	unpaidDelay time.Duration
 	unpaidReads int
+
+	// credits are the credit notes issued on an open invoice, by invoice
+	// (every intent owes 4900); refunded what was refunded of the charge
+	// that paid an intent, by intent.
+	credits  map[string]int64
+	refunded map[string]int64
 }
 
 func newWorld() *world {
 	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{}, intentPM: map[string]string{},
 		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
-		periods: map[string]time.Time{}, declines: map[string]activities.Decline{}, chargeOutcomes: map[string]string{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
+		periods: map[string]time.Time{}, credits: map[string]int64{}, refunded: map[string]int64{}, declines: map[string]activities.Decline{}, chargeOutcomes: map[string]string{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
 }
 
 // period is the usage period the intent's invoice bills.
@@ -189,8 +195,20 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 		status = "succeeded"
 	}
 	invID := "in_" + in.IntentID
-	pi := &stripe.PaymentIntent{ID: in.IntentID, Status: stripe.PaymentIntentStatus(status),
-		Invoice: &stripe.Invoice{ID: invID, Status: stripe.InvoiceStatus(firstOf(w.invoiceState[invID], "open"))}}
+	// Amounts as Stripe keeps them: a credit note on the open invoice
+	// lowers what is due and the intent's amount with it; a paid invoice
+	// paid what was due; a refund shows on the charge that paid.
+	due := max(4900-w.credits[invID], 0)
+	pi := &stripe.PaymentIntent{ID: in.IntentID, Status: stripe.PaymentIntentStatus(status), Amount: due,
+		Invoice: &stripe.Invoice{ID: invID, Status: stripe.InvoiceStatus(firstOf(w.invoiceState[invID], "open")),
+			Total: 4900, AmountDue: due, AmountRemaining: due, PrePaymentCreditNotesAmount: w.credits[invID]}}
+	if pi.Status == stripe.PaymentIntentStatusSucceeded {
+		pi.AmountReceived = due
+		pi.LatestCharge = &stripe.Charge{ID: "ch_" + in.IntentID, Amount: due, AmountRefunded: w.refunded[in.IntentID]}
+	}
+	if pi.Status == stripe.PaymentIntentStatusSucceeded || pi.Invoice.Status == stripe.InvoiceStatusPaid {
+		pi.Invoice.Status, pi.Invoice.AmountPaid, pi.Invoice.AmountRemaining = stripe.InvoiceStatusPaid, due, 0
+	}
 	if w.invoiceState[invID] == "uncollectible" {
 		pi.Metadata = map[string]string{activities.WaivedMetadataKey: "waived"}
 	}
@@ -355,7 +373,10 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 			}
 			if w.succeedOnAttempt > 0 && w.attempts[in.IntentID] == w.succeedOnAttempt {
 				w.paidIntents[in.IntentID] = true
-				return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded"}, nil
+				// Stripe took what the intent asks now: less after a credit
+				// note on its invoice.
+				received := max(4900-w.credits["in_"+in.IntentID], 0)
+				return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", AmountReceived: received}, nil
 			}
 			d, ok := w.declines[pm]
 			if !ok {

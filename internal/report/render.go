@@ -82,10 +82,11 @@ func writeText(w io.Writer, rep Report) error {
 		p("Time to recover\tmedian %s\tp90 %s", Days(seconds(rep.TimeToRecover.MedianS)), Days(seconds(rep.TimeToRecover.P90S)))
 	}
 	p("")
-	p("Currency\tFailed customers\tFailed\tRecovered customers\tRecovered\tRate by amount")
+	p("Currency\tFailed customers\tFailed\tRecovered customers\tRecovered\tRate by amount\tCredited\tSettled, amount unknown")
 	for _, c := range rep.Currencies {
-		p("%s\t%d\t%s\t%d\t%s\t%s", strings.ToUpper(c.Currency), c.FailedCustomers, workflows.FormatMoney(c.FailedAmount, c.Currency),
-			c.RecoveredCustomers, workflows.FormatMoney(c.RecoveredAmount, c.Currency), pct(c.RecoveryRate))
+		p("%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s", strings.ToUpper(c.Currency), c.FailedCustomers, workflows.FormatMoney(c.FailedAmount, c.Currency),
+			c.RecoveredCustomers, workflows.FormatMoney(c.RecoveredAmount, c.Currency), pct(c.RecoveryRate),
+			workflows.FormatMoney(c.CreditedAmount, c.Currency), workflows.FormatMoney(c.UnknownAmount, c.Currency))
 	}
 	p("")
 	p("Outcome\tRecoveries")
@@ -134,6 +135,8 @@ func writeCSV(w io.Writer, rep Report) error {
 		row("currency", "recovered_customers", c.Currency, c.RecoveredCustomers)
 		row("currency", "recovered_amount", c.Currency, c.RecoveredAmount)
 		row("currency", "recovery_rate", c.Currency, c.RecoveryRate)
+		row("currency", "credited_amount", c.Currency, c.CreditedAmount)
+		row("currency", "settled_unknown_amount", c.Currency, c.UnknownAmount)
 	}
 	for _, o := range rep.Outcomes {
 		row("outcome", o.Name, "", o.Count)

@@ -79,7 +79,13 @@ type CurrencyFigures struct {
 	FailedCustomers    int    `json:"failed_customers"`
 	FailedAmount       int64  `json:"failed_amount"`
 	RecoveredCustomers int    `json:"recovered_customers"`
-	RecoveredAmount    int64  `json:"recovered_amount"`
+	// RecoveredAmount is the money kept of what failed. Of the rest,
+	// CreditedAmount was settled without money kept (credit notes, the
+	// credit balance, refunds) and UnknownAmount was found settled for a
+	// sum nobody reported; neither is recovered money.
+	RecoveredAmount int64 `json:"recovered_amount"`
+	CreditedAmount  int64 `json:"credited_amount"`
+	UnknownAmount   int64 `json:"settled_unknown_amount"`
 	// RecoveryRate is RecoveredAmount / FailedAmount.
 	RecoveryRate float64 `json:"recovery_rate"`
 }
@@ -254,6 +260,8 @@ func compute(w Window, memos []workflows.RecoveryMemo, stopped map[string]bool) 
 			c.failed[customer] = true
 			c.FailedAmount += mo.Failed
 			c.RecoveredAmount += mo.Recovered
+			c.CreditedAmount += mo.Credited
+			c.UnknownAmount += mo.Unknown
 			if recovered {
 				c.recovered[customer] = true
 			}
@@ -288,7 +296,7 @@ func intentMoney(ins []workflows.MemoIntent) []workflows.IntentMoney {
 	out := make([]workflows.IntentMoney, 0, len(ins))
 	for _, in := range ins {
 		out = append(out, workflows.IntentMoney{Invoice: in.Invoice, Currency: in.Currency, Amount: in.Amount,
-			Paid: in.State == workflows.IntentPaid, PaidAmount: in.PaidAmount})
+			Paid: in.State == workflows.IntentPaid, PaidAmount: in.PaidAmount, PaidUnknown: in.PaidAmountUnknown})
 	}
 	return out
 }

@@ -296,11 +296,17 @@ func TestComputeCountsWhatPaidEachInvoiceOnce(t *testing.T) {
 		// D: an old memo, without invoice or money paid.
 		run("recovery-cus_d@4", 2, workflows.OutcomeRecoveredByRetry,
 			workflows.MemoIntent{ID: "pi_d1", Amount: 100, Currency: "usd", State: paid, ResolvedAt: day(3)}),
+		// E: found settled in Amberflo, which did not say for how much.
+		run("recovery-cus_e@5", 2, workflows.OutcomeRecoveredByCustomer,
+			workflows.MemoIntent{ID: "pi_e1", Invoice: "in_e", Amount: 700, Currency: "usd", State: paid, ResolvedAt: day(3), PaidAmountUnknown: true}),
 	}
 	w := report.Window{Since: day(1), Until: day(10)}
 	got := report.Build(w, runs).Currencies
-	want := []report.CurrencyFigures{{Currency: "usd", FailedCustomers: 4, FailedAmount: 4900 + 3000 + 2000 + 100,
-		RecoveredCustomers: 4, RecoveredAmount: 0 + 3000 + 1000 + 100, RecoveryRate: 4100.0 / 10000}}
+	// What was credited (A's 4900, C's 1000) and what was settled for an
+	// unknown sum (E's 700) is not recovered money, and is said apart.
+	want := []report.CurrencyFigures{{Currency: "usd", FailedCustomers: 5, FailedAmount: 4900 + 3000 + 2000 + 100 + 700,
+		RecoveredCustomers: 5, RecoveredAmount: 0 + 3000 + 1000 + 100, CreditedAmount: 4900 + 1000, UnknownAmount: 700,
+		RecoveryRate: 4100.0 / 10700}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("currencies\n got %+v\nwant %+v", got, want)
 	}

@@ -143,6 +143,7 @@ type object struct {
 
 	// payment_intent
 	Amount           int64             `json:"amount"`
+	AmountReceived   int64             `json:"amount_received"`
 	Currency         string            `json:"currency"`
 	Status           string            `json:"status"`
 	Invoice          ref               `json:"invoice"`
@@ -272,7 +273,7 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 	switch o.Object {
 	case "payment_intent":
 		pi := &workflows.PaymentIntentInfo{
-			ID: o.ID, Amount: o.Amount, Currency: o.Currency, Status: o.Status,
+			ID: o.ID, Amount: o.Amount, AmountReceived: o.AmountReceived, Currency: o.Currency, Status: o.Status,
 			InvoiceID: string(o.Invoice), PaymentMethodID: string(o.PaymentMethod),
 		}
 		if e := o.LastPaymentError; e != nil {

@@ -281,6 +281,23 @@ func TestParseInvoicePaidOutOfBand(t *testing.T) {
 	}
 }
 
+// A succeeded intent says what it took: amount_received, which a credit
+// note on its invoice may have lowered below what failed.
+func TestParsePaymentSucceededAmountReceived(t *testing.T) {
+	t.Parallel()
+	body := mutate(t, build(t, workflows.EventPaymentSucceeded, options("pi_1OqReceived0001")), func(ev map[string]any) {
+		dataObject(ev)["amount"] = 3000
+		dataObject(ev)["amount_received"] = 3000
+	})
+	ev, err := stripeevent.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.PaymentIntent == nil || ev.PaymentIntent.AmountReceived != 3000 {
+		t.Errorf("PaymentIntent = %+v, want 3000 received", ev.PaymentIntent)
+	}
+}
+
 func TestParseCustomerShapes(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
