@@ -213,3 +213,40 @@ func TestRetryNowAfterARemovalStripeStillNames(t *testing.T) {
 		t.Errorf("status: a usable payment method; want none")
 	}
 }
+
+// The customer removes both cards at once, and Stripe's list lags: each
+// removal's route still lists the other card, so each says a usable
+// method remains. Both removals reach the recovery; the scheduled retry,
+// with Stripe's read still naming pm_2 as the default, charges neither,
+// and the customer and ops are told, once, that nothing usable is left.
+func TestTwoRemovalsWhileStripesListLags(t *testing.T) {
+	rt := newRecoveryTest(t)
+	rt.at(20*time.Minute, func() {
+		rt.w.set(func() { rt.w.defaultPM, rt.w.detached["pm_1"], rt.w.detached["pm_2"] = "pm_2", true, true })
+	})
+	rt.signal(21*time.Minute, workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{EventID: "evt_detached_1",
+		Created: t0.Add(20 * time.Minute), Source: workflows.EventPaymentMethodDetached, PaymentMethodID: "pm_1", UsableLeft: true})
+	rt.signal(21*time.Minute, workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{EventID: "evt_detached_2",
+		Created: t0.Add(20 * time.Minute), Source: workflows.EventPaymentMethodDetached, PaymentMethodID: "pm_2", UsableLeft: true})
+	var s workflows.RecoveryState
+	rt.at(2*time.Hour, func() { s = rt.status() })
+	res := rt.runFrom(input(), firstOnPM1())
+	if pms := rt.w.confirmedWith(); len(pms) != 0 {
+		t.Errorf("confirms with %v; want neither removed card confirmed", pms)
+	}
+	if rt.w.alertsWith("critical", "Stripe") != 0 {
+		t.Errorf("alerts %+v; want no refusal", rt.w.alerts)
+	}
+	if n := rt.w.alertsWith("warning", "No way to pay left"); n != 1 {
+		t.Errorf("%d no-way-to-pay alerts (%+v); want one", n, rt.w.alerts)
+	}
+	if n := strings.Count(strings.Join(rt.w.noticeTypes(), ","), "payment_method_missing"); n != 1 {
+		t.Errorf("notices %v; want one payment_method_missing", rt.w.noticeTypes())
+	}
+	if !s.NoPaymentMethod || len(s.Unusable) != 2 {
+		t.Errorf("status at +2h: waiting for a card %v, unusable %+v; want both removed, waiting for a card", s.NoPaymentMethod, s.Unusable)
+	}
+	if res.Stage != workflows.StageDeprovisioned {
+		t.Errorf("stage %s, want deprovisioned: nothing was ever paid", res.Stage)
+	}
+}
