@@ -597,6 +597,10 @@ type UnusableMethod struct {
 	Why           string    `json:"why"`
 	At            time.Time `json:"at"`
 	Created       time.Time `json:"created,omitzero"`
+	// Told: the customer and ops were told that nothing usable is left
+	// since it was removed (by the removal's route, or at a charge that
+	// found only removed payment methods named).
+	Told bool `json:"told,omitempty"`
 }
 
 // ChargeTarget is a payment method a confirm would charge, and the key of

@@ -423,13 +423,15 @@ func withUnusable(list []UnusableMethod, pm, why string, at, created time.Time) 
 	if created.IsZero() {
 		created = at
 	}
+	told := false
 	for _, u := range list {
 		if u.PaymentMethod == pm && u.Created.After(created) {
 			created = u.Created // the newest word about pm stands
 		}
+		told = told || (u.PaymentMethod == pm && u.Told)
 	}
 	list = withoutUnusable(list, pm)
-	list = append(list, UnusableMethod{PaymentMethod: pm, Why: why, At: at, Created: created})
+	list = append(list, UnusableMethod{PaymentMethod: pm, Why: why, At: at, Created: created, Told: told})
 	if n := len(list); n > maxUnusable {
 		list = slices.Clone(list[n-maxUnusable:])
 	}
@@ -462,6 +464,26 @@ func CardEventOutdated(list []UnusableMethod, pm string, created time.Time) *Unu
 		return nil
 	}
 	return nil
+}
+
+// removedUntold lists the payment methods of pms that the customer removed and
+// that nobody was told left nothing usable; markTold marks them told.
+func removedUntold(list []UnusableMethod, pms []string) []string {
+	var out []string
+	for _, u := range list {
+		if slices.Contains(pms, u.PaymentMethod) && !u.Told {
+			out = append(out, u.PaymentMethod)
+		}
+	}
+	return out
+}
+
+func markTold(list []UnusableMethod, pms []string) {
+	for i := range list {
+		if slices.Contains(pms, list[i].PaymentMethod) {
+			list[i].Told = true
+		}
+	}
 }
 
 // withoutUnusable forgets that Stripe would not charge pm.

@@ -650,6 +650,10 @@ func (r *recovery) onPaymentMethodRemoved(ctx workflow.Context, m PaymentMethodR
 	if m.PaymentMethodID != "" && r.cards() && r.version(ctx, unusableMethodsChange, 1) == 1 {
 		// Whatever else the removal means, Stripe charges it no more.
 		r.markUnusable(ctx, m.PaymentMethodID, removedWhy+" ("+m.Source+")", m.Created)
+		if !m.UsableLeft {
+			// The removal's route told the customer and ops.
+			markTold(r.s.Unusable, []string{m.PaymentMethodID})
+		}
 	}
 	if m.UsableLeft && r.version(ctx, removalWithMethodLeftChange, 1) == 1 {
 		// Stripe listed another usable way to pay: retries go on, and

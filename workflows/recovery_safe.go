@@ -203,8 +203,9 @@ func removedMethods(s *RecoveryState) []string {
 
 // tellNoMethodLeft tells the customer and ops that nothing usable is left
 // to charge: Stripe named only payment methods the customer removed
-// (passed), after the removal was routed as leaving a usable one, so that
-// neither has been told yet. Once per removed set: the keys name it.
+// (passed), whose removals were routed as leaving a usable one, so that
+// neither has been told yet. Once per removed payment method: the keys
+// name them.
 func (r *recovery) tellNoMethodLeft(ctx workflow.Context, id string, passed []string) {
 	which := strings.Join(passed, ",")
 	deadline := r.s.SuspendAt
@@ -939,11 +940,11 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			continue
 		}
 		if o.PaymentMethod == "" {
-			knew := r.s.NoPaymentMethod
 			r.s.NoPaymentMethod = true
 			r.record(ctx, why, id, "no usable payment method", false)
-			if len(passed) > 0 && !knew && r.version(ctx, removedNeverChargedChange, 1) == 1 {
-				r.tellNoMethodLeft(ctx, id, passed)
+			if fresh := removedUntold(r.s.Unusable, passed); len(fresh) > 0 && r.version(ctx, removedNeverChargedChange, 1) == 1 {
+				markTold(r.s.Unusable, fresh)
+				r.tellNoMethodLeft(ctx, id, fresh)
 			}
 			continue
 		}

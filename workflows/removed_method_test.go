@@ -189,7 +189,8 @@ func TestRemovalWithAMethodLeftIsNeverCharged(t *testing.T) {
 // The customer removed pm_1 and nothing usable was left: the customer and
 // ops were told by the removal's route. Stripe's read of the customer
 // lags the detach and still names pm_1 as the default when an operator
-// asks for a retry: pm_1 is not confirmed (Stripe refuses it, and the
+// asks for a retry, and when a customer.updated created before the
+// removal arrives late: pm_1 is not confirmed (Stripe refuses it, and the
 // refusal reached ops as a rejected retry), and nobody is told twice.
 func TestRetryNowAfterARemovalStripeStillNames(t *testing.T) {
 	rt := newRecoveryTest(t)
@@ -197,8 +198,10 @@ func TestRetryNowAfterARemovalStripeStillNames(t *testing.T) {
 	rt.signal(21*time.Minute, workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{EventID: "evt_detached",
 		Created: t0.Add(20 * time.Minute), Source: workflows.EventPaymentMethodDetached, PaymentMethodID: "pm_1"})
 	rt.update(30*time.Minute, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}, mustAccept(t, "retry_now"))
+	rt.signal(35*time.Minute, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{EventID: "evt_default_late",
+		Created: t0.Add(10 * time.Minute), Source: workflows.EventCustomerUpdated})
 	var s workflows.RecoveryState
-	rt.at(40*time.Minute, func() { s = rt.status() })
+	rt.at(50*time.Minute, func() { s = rt.status() })
 	rt.runFrom(input(), firstOnPM1())
 	if pms := rt.w.confirmedWith(); len(pms) != 0 {
 		t.Errorf("confirms with %v; want none: pm_1 was removed and nothing else is named", pms)
