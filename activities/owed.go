@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,10 @@ type OwedInput struct {
 	// its card), for a check before a suspension, which charges nothing:
 	// a read that only a charge needs must not hold a suspension.
 	SkipCharge bool `json:"skip_charge,omitempty"`
+	// Removed are payment methods the customer removed: never chosen to
+	// charge, whatever Stripe still names (its reads may lag a removal, and
+	// a subscription's default may name one).
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Owed is where an intent stands in Stripe now, and what a confirm would
@@ -85,7 +90,10 @@ type Owed struct {
 	// limits hold before a charge. Empty when Stripe gives none (not a
 	// card, or a payment method Stripe no longer has).
 	Fingerprint string `json:"fingerprint,omitempty"`
-	DryRun      bool   `json:"dry_run,omitempty"`
+	// Passed are the removed payment methods (OwedInput.Removed) that
+	// Stripe still named as what a confirm would charge, passed over.
+	Passed []string `json:"passed,omitempty"`
+	DryRun bool     `json:"dry_run,omitempty"`
 }
 
 // IntentOwed asks Stripe whether an intent's money is still owed: the
@@ -133,7 +141,8 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 		if err != nil {
 			return Owed{}, err
 		}
-		out.PaymentMethod, out.PaymentMethodSource = ChargeMethod(profile.DefaultPaymentMethod, failedMethod(pi, in.FailedPaymentMethod), subscriptionMethod(pi.Invoice))
+		out.PaymentMethod, out.PaymentMethodSource, out.Passed = ChargeMethodExcept(in.Removed,
+			profile.DefaultPaymentMethod, failedMethod(pi, in.FailedPaymentMethod), subscriptionMethod(pi.Invoice))
 		if out = ActionFor(out, actionMethod(pi)); out.Verdict != OwedYes {
 			return out, nil
 		}
@@ -150,7 +159,13 @@ func (a *Activities) IntentOwed(ctx context.Context, in OwedInput) (Owed, error)
 				return out, nil
 			}
 			a.logger(ctx).Info("the card that failed is no longer the customer's", "payment_method", out.PaymentMethod)
-			out.PaymentMethod, out.PaymentMethodSource = ChargeMethod("", "", subscriptionMethod(pi.Invoice))
+			var more []string
+			out.PaymentMethod, out.PaymentMethodSource, more = ChargeMethodExcept(in.Removed, "", "", subscriptionMethod(pi.Invoice))
+			for _, pm := range more {
+				if !slices.Contains(out.Passed, pm) {
+					out.Passed = append(out.Passed, pm)
+				}
+			}
 		}
 		if out.Fingerprint, err = a.fingerprint(ctx, in.StripeCustomerID, out.PaymentMethod, pi); err != nil {
 			return Owed{}, err
@@ -377,6 +392,23 @@ func ChargeMethod(customerDefault, failed, subscription string) (string, string)
 		return subscription, "subscription default"
 	}
 	return "", ""
+}
+
+// ChargeMethodExcept is ChargeMethod passing over the payment methods the
+// customer removed: it also returns those it passed over.
+func ChargeMethodExcept(removed []string, customerDefault, failed, subscription string) (string, string, []string) {
+	var passed []string
+	skip := func(pm string) string {
+		if pm == "" || !slices.Contains(removed, pm) {
+			return pm
+		}
+		if !slices.Contains(passed, pm) {
+			passed = append(passed, pm)
+		}
+		return ""
+	}
+	pm, source := ChargeMethod(skip(customerDefault), skip(failed), skip(subscription))
+	return pm, source, passed
 }
 
 func failedMethod(pi *stripe.PaymentIntent, reported string) string {

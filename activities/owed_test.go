@@ -1353,3 +1353,52 @@ func TestIntentOwedKeepsWhatWasNotGivenBack(t *testing.T) {
 		})
 	}
 }
+
+// The customer removed payment methods that Stripe's reads still name a
+// moment after the detach: as the customer's default, as the card that
+// failed, as the subscription's default. None is chosen to charge; the
+// next one named is, and those passed over are said. With only removed
+// ones named, nothing is charged.
+func TestIntentOwedPassesOverRemovedMethods(t *testing.T) {
+	withSub := func() obj {
+		return afterDecline(withInvoice(intent("requires_payment_method"), invoiceObj("open", subscriptionObj(subPM))))
+	}
+	for _, tc := range []struct {
+		name    string
+		cus     obj
+		removed []string
+		want    string
+		source  string
+		passed  []string
+	}{
+		{"the default removed: the card that failed", customer(defaultPM, "", nil), []string{defaultPM},
+			failedPM, "the payment method that failed", []string{defaultPM}},
+		{"the default and the failed card removed: the subscription's", customer(defaultPM, "", nil), []string{defaultPM, failedPM},
+			subPM, "subscription default", []string{defaultPM, failedPM}},
+		{"every one named removed", customer(defaultPM, "", nil), []string{defaultPM, failedPM, subPM},
+			"", "", []string{defaultPM, failedPM, subPM}},
+		{"another one removed: the default", customer(defaultPM, "", nil), []string{"pm_1OdunningGone"},
+			defaultPM, "customer default", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, acts := owedStripe(t, withSub(), tc.cus)
+			in := owedInput()
+			in.Removed = tc.removed
+			got, err := acts.IntentOwed(context.Background(), in)
+			if err != nil {
+				t.Fatalf("IntentOwed: %v", err)
+			}
+			if got.Verdict != activities.OwedYes || got.PaymentMethod != tc.want || got.PaymentMethodSource != tc.source ||
+				!reflect.DeepEqual(got.Passed, tc.passed) {
+				t.Errorf("IntentOwed = %+v, want %q from %q, %v passed over", got, tc.want, tc.source, tc.passed)
+			}
+			for _, r := range f.seen.list() {
+				for _, pm := range tc.removed {
+					if strings.HasSuffix(r.Path, "/"+pm) {
+						t.Errorf("read %s: a removed payment method is not read", r.String())
+					}
+				}
+			}
+		})
+	}
+}

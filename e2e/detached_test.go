@@ -49,3 +49,52 @@ func TestDetachedLastCardLeavesNoWayToPay(t *testing.T) {
 		return err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == detached.ID
 	})
 }
+
+// The customer adds a second card, then removes the one that failed: a
+// usable card is left, so nobody is told, but the running recovery hears
+// of the removal (Stripe's detach event names no customer on the payment
+// method; the route reads it from previous_attributes). It records the
+// removed card as one it will not charge, retry_now says so, and the retry
+// charges the card that is left, never the removed one.
+func TestDetachedWithAnotherCardLeft(t *testing.T) {
+	s := Start(t, Options{Env: map[string]string{
+		"DUNNING_RETRY_SCHEDULE": "1h,2h", "DUNNING_GRACE_PERIOD": "3h", "DUNNING_CARD_UPDATE_DEBOUNCE": "1h",
+	}})
+	customer, intent := stripefixture.NewID("cus"), stripefixture.NewID("pi")
+	failed := s.Send(workflows.EventPaymentFailed, stripefixture.Options{Customer: customer, ObjectID: intent})
+	s.WaitStage(customer, workflows.StagePastDue, 20*time.Second)
+	s.Eventually("past-due notice", 20*time.Second, func() bool { return s.Notices.Kinds(customer)["payment_failed"] == 1 })
+	removed, left := failed.Parsed.PaymentIntent.PaymentMethodID, stripefixture.NewID("pm")
+	// The new card becomes the default; its round waits out the debounce.
+	s.Send(workflows.EventPaymentMethodAttached, stripefixture.Options{Customer: customer, ObjectID: left})
+
+	detached := s.Send(workflows.EventPaymentMethodDetached, stripefixture.Options{Customer: customer, ObjectID: removed, APIVersion: "2025-03-31.basil"})
+	if !strings.Contains(string(detached.Body), `"customer":null`) {
+		t.Fatalf("the detached payment method still names its customer: %s", detached.Body)
+	}
+	res := s.EventResult(detached.ID, 30*time.Second)
+	if res.CustomerID != customer || !strings.Contains(res.Outcome, "a usable payment method remains") || !strings.Contains(res.Outcome, "not to charge "+removed) {
+		t.Fatalf("event result %+v, want the running recovery of %s told not to charge %s", res, customer, removed)
+	}
+	s.Eventually("the removed card recorded", 20*time.Second, func() bool {
+		st := s.Status(customer)
+		return len(st.Unusable) == 1 && st.Unusable[0].PaymentMethod == removed && !st.NoPaymentMethod
+	})
+	out := s.operator(customer, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "e2e"})
+	if !out.Accepted || !strings.Contains(out.Message, removed+" (removed by the customer") {
+		t.Fatalf("retry_now: %+v, want accepted, naming %s as removed", out, removed)
+	}
+	if r := s.Recovery(customer, 30*time.Second); r.Stage != workflows.StageRecovered {
+		t.Fatalf("recovery ended %s (%s), want recovered by %s", r.Stage, r.Summary, left)
+	}
+	for _, c := range s.Stripe.Confirms(intent) {
+		if strings.Contains(string(c.Body), removed) {
+			t.Errorf("confirm with the removed card: %s", c)
+		}
+	}
+	s.Check(customer, Expect{
+		Notices: map[string]int{"payment_failed": 1, "payment_recovered": 1},
+		Alerts:  map[string]int{"past_due": 1, "recovered": 1},
+		Charges: map[string]int{intent: 1},
+	})
+}

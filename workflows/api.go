@@ -255,8 +255,8 @@ const (
 	SignalPaid = "paid"
 	// SignalCardUpdated says the customer's way to pay changed (CardUpdatedSignal).
 	SignalCardUpdated = "card_updated"
-	// SignalPaymentMethodRemoved says the customer has no usable way to
-	// pay left (PaymentMethodRemovedSignal).
+	// SignalPaymentMethodRemoved says the customer removed a way to pay,
+	// and whether a usable one is left (PaymentMethodRemovedSignal).
 	SignalPaymentMethodRemoved = "payment_method_removed"
 )
 
@@ -474,14 +474,17 @@ type CardUpdatedSignal struct {
 	Source          string    `json:"source"`
 }
 
-// PaymentMethodRemovedSignal says no usable way to pay is left.
+// PaymentMethodRemovedSignal says the customer removed a way to pay, and
+// that no usable one is left unless UsableLeft says Stripe listed one.
 // PaymentMethodID is the payment method (or legacy card) the customer
-// removed; signals sent before it was carried lack it.
+// removed; signals sent before it was carried lack it. Signals sent before
+// UsableLeft was carried were sent only when nothing usable was left.
 type PaymentMethodRemovedSignal struct {
 	EventID         string    `json:"event_id"`
 	Created         time.Time `json:"created"`
 	Source          string    `json:"source"`
 	PaymentMethodID string    `json:"payment_method_id,omitempty"`
+	UsableLeft      bool      `json:"usable_left,omitempty"`
 }
 
 // OperatorRequest is the input of retry_now, waive, pause and resume.
@@ -595,11 +598,20 @@ type Intent struct {
 }
 
 // UnusableMethod is a payment method Stripe will not charge, why, and
-// since when.
+// since when: At is when the recovery learnt it, Created when Stripe said
+// it (the removal event's created, the refusal's answer). A card event
+// about the payment method created no later than that is older news and
+// does not make it usable again. Entries recorded before Created was kept
+// have it zero: At stands for it.
 type UnusableMethod struct {
 	PaymentMethod string    `json:"payment_method"`
 	Why           string    `json:"why"`
 	At            time.Time `json:"at"`
+	Created       time.Time `json:"created,omitzero"`
+	// Told: the customer and ops were told that nothing usable is left
+	// since it was removed (by the removal's route, or at a charge that
+	// found only removed payment methods named).
+	Told bool `json:"told,omitempty"`
 }
 
 // ChargeTarget is a payment method a confirm would charge, and the key of

@@ -459,14 +459,73 @@ func unusableWhy(s *RecoveryState, pm string) string {
 const maxUnusable = 50
 
 // withUnusable records pm as a payment method Stripe will not charge, and
-// why, keeping the newest maxUnusable.
-func withUnusable(list []UnusableMethod, pm, why string, at time.Time) []UnusableMethod {
+// why, keeping the newest maxUnusable. created is when Stripe said so
+// (zero: at).
+func withUnusable(list []UnusableMethod, pm, why string, at, created time.Time) []UnusableMethod {
+	if created.IsZero() {
+		created = at
+	}
+	told := false
+	for _, u := range list {
+		if u.PaymentMethod == pm && u.Created.After(created) {
+			created = u.Created // the newest word about pm stands
+		}
+		told = told || (u.PaymentMethod == pm && u.Told)
+	}
 	list = withoutUnusable(list, pm)
-	list = append(list, UnusableMethod{PaymentMethod: pm, Why: why, At: at})
+	list = append(list, UnusableMethod{PaymentMethod: pm, Why: why, At: at, Created: created, Told: told})
 	if n := len(list); n > maxUnusable {
 		list = slices.Clone(list[n-maxUnusable:])
 	}
 	return list
+}
+
+// CardEventOutdated reports whether a card event about the payment method
+// pm, created at created, is older than what the state says Stripe will
+// not charge pm for: the removal (or refusal) was said at the same second
+// or later, and the newest word about pm stands. Stripe never lets a
+// detached payment method be attached again, so no genuine card event
+// about it comes after its removal; one delivered late says nothing new.
+// An event without its time cannot be ordered and does not overrule
+// either. Returns the entry that stands, or nil.
+func CardEventOutdated(list []UnusableMethod, pm string, created time.Time) *UnusableMethod {
+	if pm == "" {
+		return nil
+	}
+	for i, u := range list {
+		if u.PaymentMethod != pm {
+			continue
+		}
+		since := u.Created
+		if since.IsZero() {
+			since = u.At
+		}
+		if created.IsZero() || !created.After(since) {
+			return &list[i]
+		}
+		return nil
+	}
+	return nil
+}
+
+// removedUntold lists the payment methods of pms that the customer removed and
+// that nobody was told left nothing usable; markTold marks them told.
+func removedUntold(list []UnusableMethod, pms []string) []string {
+	var out []string
+	for _, u := range list {
+		if slices.Contains(pms, u.PaymentMethod) && !u.Told {
+			out = append(out, u.PaymentMethod)
+		}
+	}
+	return out
+}
+
+func markTold(list []UnusableMethod, pms []string) {
+	for i := range list {
+		if slices.Contains(pms, list[i].PaymentMethod) {
+			list[i].Told = true
+		}
+	}
 }
 
 // withoutUnusable forgets that Stripe would not charge pm.

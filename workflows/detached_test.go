@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -57,22 +60,58 @@ func TestPaymentMethodDetached(t *testing.T) {
 			t.Errorf("outcome %q", run.res.Outcome)
 		}
 	})
+	// Another usable method left: nobody is told, but the running
+	// recovery hears which one was removed, so that it never charges it
+	// (Stripe's reads may still name it a moment after the detach).
+	pms := activities.PaymentMethods{DefaultID: "pm_other", Usable: 2, Methods: []activities.PaymentMethod{
+		{ID: "pm_gone", Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: 2030},
+		{ID: "pm_other", Brand: "mastercard", Last4: "4444", ExpMonth: 9, ExpYear: 2031},
+	}}
+	removals := func(run eventRun) []workflows.PaymentMethodRemovedSignal {
+		var out []workflows.PaymentMethodRemovedSignal
+		for _, s := range run.signals {
+			if s.SignalName != workflows.SignalPaymentMethodRemoved {
+				continue
+			}
+			var sig workflows.PaymentMethodRemovedSignal
+			if err := json.Unmarshal(s.Signal, &sig); err != nil || s.WorkflowID != workflows.RecoveryWorkflowID(ev.CustomerID) || s.Start != nil {
+				t.Errorf("removal signal %+v (%v), want one to the running recovery of %s", s, err, ev.CustomerID)
+			}
+			out = append(out, sig)
+		}
+		return out
+	}
 	t.Run("another method left", func(t *testing.T) {
-		pms := activities.PaymentMethods{DefaultID: "pm_other", Usable: 2, Methods: []activities.PaymentMethod{
-			{ID: "pm_gone", Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: 2030},
-			{ID: "pm_other", Brand: "mastercard", Last4: "4444", ExpMonth: 9, ExpYear: 2031},
-		}}
 		run := runEventWith(t, ev, true, pms)
 		if run.lookups != 1 || len(run.notices) != 0 || len(run.alerts) != 0 {
 			t.Fatalf("lookups %d notices %+v alerts %+v, want Stripe asked and no one told", run.lookups, run.notices, run.alerts)
 		}
-		for _, s := range run.signals {
-			if s.SignalName == workflows.SignalPaymentMethodRemoved {
-				t.Errorf("signal %+v, want the recovery left alone", s)
-			}
+		got := removals(run)
+		if len(got) != 1 || got[0].PaymentMethodID != "pm_gone" || !got[0].UsableLeft || got[0].EventID != ev.ID || !got[0].Created.Equal(ev.Created) {
+			t.Fatalf("removal signals %+v, want one naming pm_gone, with a usable method left, from %s", got, ev.ID)
 		}
-		if run.res.Route != workflows.RouteSourceDeleted || !strings.Contains(run.res.Outcome, "a usable payment method remains") {
-			t.Errorf("result %+v, want the record that a usable method remains", run.res)
+		if run.res.Route != workflows.RouteSourceDeleted || !strings.Contains(run.res.Outcome, "a usable payment method remains") ||
+			!strings.Contains(run.res.Outcome, "not to charge pm_gone") {
+			t.Errorf("result %+v, want the record that a usable method remains and the recovery was told", run.res)
+		}
+	})
+	t.Run("another method left, no recovery running", func(t *testing.T) {
+		run := runEventWith(t, ev, false, pms)
+		if len(removals(run)) != 1 || len(run.notices) != 0 || len(run.alerts) != 0 ||
+			!strings.Contains(run.res.Outcome, "a usable payment method remains: nothing to do") {
+			t.Errorf("signals %+v notices %+v alerts %+v result %+v, want one plain signal, no one told, nothing to do",
+				run.signals, run.notices, run.alerts, run.res)
+		}
+	})
+	t.Run("another method left, an event workflow recorded before", func(t *testing.T) {
+		run, err := runEventEnded(t, ev, eventPeers{delivered: true, pms: pms}, func(env *testsuite.TestWorkflowEnvironment) {
+			env.OnGetVersion("removal-reaches-recovery", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := removals(run); len(got) != 0 || !strings.Contains(run.res.Outcome, "a usable payment method remains: nothing to do") {
+			t.Errorf("removal signals %+v, result %+v; want the recorded workflow to leave the recovery alone", got, run.res)
 		}
 	})
 }

@@ -484,6 +484,12 @@ func routeCardExpiring(ctx workflow.Context, ev StripeEvent) (string, error) {
 // before it failed on either.
 const sourceDeletedRefusalsChange = "source-deleted-refusals"
 
+// removalReachesRecoveryChange tells a running recovery of a removed
+// payment method while a usable one remains (UsableLeft), so that it never
+// charges the removed one. Event workflows recorded before it told the
+// recovery only when nothing usable was left.
+const removalReachesRecoveryChange = "removal-reaches-recovery"
+
 func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 	if ev.CustomerID == "" {
 		return "no customer: nothing to do", nil
@@ -507,6 +513,19 @@ func routeSourceDeleted(ctx workflow.Context, ev StripeEvent) (string, error) {
 		return "stripe not configured: cannot tell whether a payment method remains", nil
 	}
 	if usable(pms, ev.ObjectID) {
+		if ev.ObjectID == "" || version(ctx, removalReachesRecoveryChange, 1) == workflow.DefaultVersion {
+			return "a usable payment method remains: nothing to do", nil
+		}
+		// Nobody needs telling, but a running recovery must never charge
+		// the removed one again (Stripe's reads may lag the removal).
+		res, err := signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentMethodRemoved,
+			PaymentMethodRemovedSignal{EventID: ev.ID, Created: ev.Created, Source: ev.Type, PaymentMethodID: ev.ObjectID, UsableLeft: true}, nil)
+		if err != nil {
+			return "", err
+		}
+		if res.Delivered {
+			return "a usable payment method remains: running recovery told not to charge " + ev.ObjectID, nil
+		}
 		return "a usable payment method remains: nothing to do", nil
 	}
 	var r activities.NotifyResult

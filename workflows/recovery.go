@@ -582,6 +582,15 @@ func (r *recovery) onCardUpdated(ctx workflow.Context, c CardUpdatedSignal) {
 	if !r.remember(c.EventID) {
 		return
 	}
+	if u := CardEventOutdated(r.s.Unusable, c.PaymentMethodID, c.Created); u != nil && r.cards() &&
+		r.version(ctx, lateCardEventChange, 1) == 1 {
+		// Stripe said since that it will not charge this payment method
+		// (removed, refused): the event is older news about it and
+		// changes nothing that would be charged.
+		r.record(ctx, "card updated", c.PaymentMethodID+" ("+c.Source+")",
+			"ignored: created before Stripe said it will not charge it ("+u.Why+")", false)
+		return
+	}
 	r.s.NoPaymentMethod = false
 	if c.PaymentMethodID != "" {
 		r.s.Unusable = withoutUnusable(r.s.Unusable, c.PaymentMethodID)
@@ -640,7 +649,18 @@ func (r *recovery) onPaymentMethodRemoved(ctx workflow.Context, m PaymentMethodR
 	}
 	if m.PaymentMethodID != "" && r.cards() && r.version(ctx, unusableMethodsChange, 1) == 1 {
 		// Whatever else the removal means, Stripe charges it no more.
-		r.markUnusable(ctx, m.PaymentMethodID, "removed by the customer ("+m.Source+")")
+		r.markUnusable(ctx, m.PaymentMethodID, removedWhy+" ("+m.Source+")", m.Created)
+		if !m.UsableLeft {
+			// The removal's route told the customer and ops.
+			markTold(r.s.Unusable, []string{m.PaymentMethodID})
+		}
+	}
+	if m.UsableLeft && r.version(ctx, removalWithMethodLeftChange, 1) == 1 {
+		// Stripe listed another usable way to pay: retries go on, and
+		// what they charge is asked at each charge, never the removed one.
+		r.record(ctx, "payment method removed", firstNonEmpty(m.PaymentMethodID, m.Source),
+			"another usable payment method remains; the removed one is not charged", false)
+		return
 	}
 	if RemovalOvertaken(m.Created, r.s.LastCardEventAt) && r.version(ctx, staleRemovalChange, 1) == 1 {
 		// Stripe is asked at the card update's charge, and answers

@@ -181,7 +181,62 @@ const (
 	// joinedFailureToldChange moves the suspension. Before, the notice
 	// named the old deadline, which could be an hour after it.
 	joinedMovesDeprovisioningChange = "joined-failure-moves-deprovisioning"
+	// lateCardEventChange ignores a card event about a payment method
+	// that Stripe said since it will not charge (removed by the customer,
+	// refused at a confirm): Stripe delivers events out of order, and
+	// the newest word about a payment method, by the events' created,
+	// stands. Before, an attach or update created before a removal but
+	// delivered after it took the removed method back off the unusable
+	// list, and retry_now and the status named it as what is charged.
+	lateCardEventChange = "card-event-older-than-removal"
+	// removalWithMethodLeftChange takes the removal of a payment method
+	// while another usable one remains (the event workflow tells it from
+	// removalReachesRecoveryChange on): the removed one is recorded as
+	// one Stripe will not charge, and retries go on. Before, such a
+	// removal never reached the recovery.
+	removalWithMethodLeftChange = "removal-with-method-left"
+	// removedNeverChargedChange keeps the payment methods the customer
+	// removed out of what the owed check may choose to charge, and never
+	// confirms with one: when Stripe names only removed ones (its reads
+	// lag a removal, or a subscription's default still names one), the
+	// customer and ops are told that nothing usable is left. Before, the
+	// removed card was confirmed, and Stripe's refusal reached ops as a
+	// rejected retry.
+	removedNeverChargedChange = "removed-method-never-charged"
 )
+
+// removedWhy begins the reason of a payment method the customer removed.
+const removedWhy = "removed by the customer"
+
+// removedMethods lists the payment methods the customer removed, as the
+// recovery knows them: never charged again.
+func removedMethods(s *RecoveryState) []string {
+	var out []string
+	for _, u := range s.Unusable {
+		if strings.HasPrefix(u.Why, removedWhy) {
+			out = append(out, u.PaymentMethod)
+		}
+	}
+	return out
+}
+
+// tellNoMethodLeft tells the customer and ops that nothing usable is left
+// to charge: Stripe named only payment methods the customer removed
+// (passed), whose removals were routed as leaving a usable one, so that
+// neither has been told yet. Once per removed payment method: the keys
+// name them.
+func (r *recovery) tellNoMethodLeft(ctx workflow.Context, id string, passed []string) {
+	which := strings.Join(passed, ",")
+	deadline := r.s.SuspendAt
+	if r.s.Stage == StageSuspended {
+		deadline = r.s.DeprovisionAt
+	}
+	r.noticeSafe(ctx, "payment_method_missing", r.key("no-method", which, "notice"),
+		"the payment method on file was removed and no other can be charged", nil, &deadline, r.payURL())
+	r.alert(ctx, "warning", r.key("no-method", which, "alert"), "No way to pay left: "+r.s.StripeCustomerID,
+		fmt.Sprintf("Stripe names only %s, which the customer removed, as what would pay %s; nothing was charged. "+
+			"The customer was asked for a new payment method; retries wait for one.", which, id))
+}
 
 // retryNowTakenByRound, right after a retry round, applies the controls
 // sent as signals while it ran, and settles a retry_now accepted during
@@ -218,9 +273,10 @@ func (r *recovery) retryNowTakenByRound(ctx workflow.Context, why string) {
 }
 
 // markUnusable records that Stripe will not charge the payment method pm,
-// and why: no intent names it as what a confirm charges any more.
-func (r *recovery) markUnusable(ctx workflow.Context, pm, why string) {
-	r.s.Unusable = withUnusable(r.s.Unusable, pm, why, workflow.Now(ctx))
+// and why, as Stripe said it at created (zero: now): no intent names it as
+// what a confirm charges any more.
+func (r *recovery) markUnusable(ctx workflow.Context, pm, why string, created time.Time) {
+	r.s.Unusable = withUnusable(r.s.Unusable, pm, why, workflow.Now(ctx), created)
 	for _, in := range r.s.Intents {
 		if unsettled(in) && in.Charge != nil && in.Charge.PaymentMethod == pm {
 			in.Charge = &ChargeTarget{} // Stripe names what it charges now
@@ -366,7 +422,12 @@ func methodRefused(err error) bool {
 // when Stripe gave none.
 func (r *recovery) checkOwed(ctx workflow.Context, in *Intent, why string) (activities.Owed, error) {
 	var o activities.Owed
-	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.IntentOwed, r.owedInput(in, why)).Get(ctx, &o)
+	oi := r.owedInput(in, why)
+	if removed := removedMethods(&r.s); len(removed) > 0 && !oi.SkipCharge && r.cards() &&
+		r.version(ctx, removedNeverChargedChange, 1) == 1 {
+		oi.Removed = removed
+	}
+	err := workflow.ExecuteActivity(r.recheckCtx(ctx), a.IntentOwed, oi).Get(ctx, &o)
 	return r.applyOwed(ctx, in, why, o, err)
 }
 
@@ -879,6 +940,14 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		if o.Verdict != activities.OwedYes {
 			continue
 		}
+		passed := o.Passed
+		if r.cards() && slices.Contains(removedMethods(&r.s), o.PaymentMethod) &&
+			r.version(ctx, removedNeverChargedChange, 1) == 1 {
+			// Stripe named a payment method the customer removed (an
+			// activity that did not pass over it): it is not charged.
+			passed = append(passed, o.PaymentMethod)
+			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "", "", ""
+		}
 		if r.cards() && o.PaymentMethod != "" && !o.DryRun {
 			// What a confirm charges now, for retry_now and the status; a
 			// card event applied from here on makes it uncertain again.
@@ -906,6 +975,10 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		if o.PaymentMethod == "" {
 			r.s.NoPaymentMethod = true
 			r.record(ctx, why, id, "no usable payment method", false)
+			if fresh := removedUntold(r.s.Unusable, passed); len(fresh) > 0 && r.version(ctx, removedNeverChargedChange, 1) == 1 {
+				markTold(r.s.Unusable, fresh)
+				r.tellNoMethodLeft(ctx, id, fresh)
+			}
 			continue
 		}
 		ck := cardKey(o)
@@ -944,7 +1017,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			// replaced the card since the owed check read it.
 			r.record(ctx, why, detail, "not charged: stripe refused the payment method: "+errText(err), false)
 			if r.cards() && r.version(ctx, unusableMethodsChange, 1) == 1 {
-				r.markUnusable(ctx, o.PaymentMethod, "refused by Stripe at the confirm of "+in.ID)
+				r.markUnusable(ctx, o.PaymentMethod, "refused by Stripe at the confirm of "+in.ID, time.Time{})
 			}
 			if !decidedAgain[id] {
 				decidedAgain[id] = true

@@ -59,7 +59,12 @@ type world struct {
 	intentPM     map[string]string
 	invoiceState map[string]string
 	defaultPM    string
-	owedErr      func(intentID string) error
+	// detached are payment methods the customer removed: the owed check
+	// passes over the card that failed once it is detached (as IntentOwed
+	// reads it), and Stripe refuses a confirm with one (as the dev Stripe
+	// does: 400 invalid_request_error on payment_method).
+	detached map[string]bool
+	owedErr  func(intentID string) error
 	// stripeDry: no Stripe key, as the activities answer then.
 	stripeDry bool
 	// checkDelay is how long Stripe and Amberflo take to answer a check.
@@ -110,7 +115,10 @@ type world struct {
 	now          func() time.Time
 	retryTimes   []time.Time
 
-	retries   []activities.RetryInput
+	retries []activities.RetryInput
+	// refused are the confirms Stripe refused for a detached payment
+	// method: nothing charged.
+	refused   []activities.RetryInput
 	keyParams map[string]string
 	attempts  map[string]int
 	// chargeOutcomes are the outcome.reason of charges by ID, as a read
@@ -162,7 +170,7 @@ type world struct {
 
 func newWorld() *world {
 	return &world{paidIntents: map[string]bool{}, rejectControl: map[string]int{}, intentStatus: map[string]string{}, intentPM: map[string]string{},
-		invoiceState: map[string]string{}, defaultPM: "pm_1", amberfloByPeriod: map[time.Time]string{},
+		invoiceState: map[string]string{}, defaultPM: "pm_1", detached: map[string]bool{}, amberfloByPeriod: map[time.Time]string{},
 		periods: map[string]time.Time{}, credits: map[string]int64{}, refunded: map[string]int64{}, declines: map[string]activities.Decline{}, chargeOutcomes: map[string]string{}, rejectNotice: map[string]bool{}, keyParams: map[string]string{}, attempts: map[string]int{}}
 }
 
@@ -217,7 +225,12 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	o.PeriodStart, o.PeriodEnd = w.period(in.IntentID)
 	o.PayURL = "https://invoice.stripe.com/i/" + invID
 	if (o.Verdict == activities.OwedYes || o.Verdict == activities.OwedActionRequired) && !in.SkipCharge {
-		o.PaymentMethod, o.PaymentMethodSource = activities.ChargeMethod(w.defaultPM, firstOf(w.intentPM[in.IntentID], in.FailedPaymentMethod), "")
+		failed := firstOf(w.intentPM[in.IntentID], in.FailedPaymentMethod)
+		o.PaymentMethod, o.PaymentMethodSource, o.Passed = activities.ChargeMethodExcept(in.Removed, w.defaultPM, failed, "")
+		if o.PaymentMethodSource == "the payment method that failed" && w.detached[o.PaymentMethod] && o.Verdict == activities.OwedYes {
+			// The read of the card that failed finds it no longer theirs.
+			o.PaymentMethod, o.PaymentMethodSource = "", ""
+		}
 		o = activities.ActionFor(o, w.intentPM[in.IntentID])
 		if o.PaymentMethod != "" {
 			o.Fingerprint = w.fingerprint(o.PaymentMethod)
@@ -363,6 +376,13 @@ func (w *world) install(env *testsuite.TestWorkflowEnvironment) {
 				if res, err, ok := w.retryHook(in); ok {
 					return res, err
 				}
+			}
+			if w.detached[pm] {
+				w.refused = append(w.refused, in)
+				return activities.RetryResult{}, temporal.NewNonRetryableApplicationError(
+					"confirm payment intent "+in.IntentID+": stripe rejected the request (400 invalid_request_error): The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared with a connected account without Customer attachment, or was detached from a Customer. It may not be used again.",
+					activities.ErrStripeRejected, nil,
+					activities.StripeRefusal{Status: 400, Type: "invalid_request_error", Param: "payment_method"})
 			}
 			w.retries = append(w.retries, in)
 			if w.paidIntents[in.IntentID] {
