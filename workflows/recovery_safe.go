@@ -203,6 +203,23 @@ const (
 	// removed card was confirmed, and Stripe's refusal reached ops as a
 	// rejected retry.
 	removedNeverChargedChange = "removed-method-never-charged"
+	// inFlightFailureToldChange tells the customer of a payment that was
+	// in flight (processing: a bank debit, say) when the life's first
+	// payment_failed notice went out, and that fails afterwards, by a
+	// payment_failed notice of its own, as a failure that joins a told
+	// life is told (joined-failure-told): the first notice told of the
+	// money owed then, not of it. Before, its failure (its event, a
+	// re-check that found it failed, or an event that came while the
+	// first notice was at the mailer) made it owed again silently, and
+	// the customer could be suspended on the first failure's deadline
+	// for a payment they never heard had failed.
+	inFlightFailureToldChange = "in-flight-failure-told"
+	// untoldAfterRoundChange tells at once, not at the next wake, of a
+	// failure that came in while a retry round ran (a payment that was in
+	// flight failed, or another joined): the signals the round's end
+	// applied woke nothing, and the customer heard of it only at the next
+	// retry or deadline.
+	untoldAfterRoundChange = "untold-after-round"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -712,6 +729,7 @@ func (r *recovery) tellPastDueAt(ctx workflow.Context, opening time.Time) {
 	}
 	r.s.PastDueNoticeSent = true
 	r.toldLate(ctx, opening)
+	r.markInFlightUntold(ctx)
 	amount, currency := r.owed()
 	next, deadline := r.s.RetryAt, r.s.SuspendAt
 	reason := ""
@@ -781,6 +799,28 @@ func (r *recovery) toldLate(ctx workflow.Context, opening time.Time) {
 	at := suspendAtAfterNotice(&r.s)
 	r.record(ctx, "suspension moved", "", "to "+at.UTC().Format(time.RFC3339)+": the customer is told of the failure only now", false)
 	r.s.SuspendAt = at
+}
+
+// markInFlightUntold marks the payments in flight as the life's first
+// notice goes out: it tells of the money owed now, not of them. One that
+// fails afterwards is told by a notice of its own before anything is
+// taken away for it, and the suspension moves to no sooner than the
+// notice lead after that (tellJoined); one that succeeds, or is
+// otherwise settled, is told nothing. A payment that failed before this
+// notice is owed in it, and is not marked. Asked only while a payment is
+// in flight, so most lives record no marker.
+func (r *recovery) markInFlightUntold(ctx workflow.Context) {
+	if !r.safe() || inFlightCount(&r.s) == 0 || r.version(ctx, inFlightFailureToldChange, 1) != 1 {
+		return
+	}
+	var ids []string
+	for _, in := range r.s.Intents {
+		if in.State == IntentInFlight {
+			in.Untold = true
+			ids = append(ids, in.ID)
+		}
+	}
+	r.record(ctx, "payment in flight", strings.Join(ids, ", "), "not in the first notice: told by its own if it fails", false)
 }
 
 // markJoined marks a failure that joins a life whose customer was told
@@ -1664,6 +1704,12 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			return r.recoverSafe(ctx)
 		}
 		r.askToAuthenticate(ctx)
+		if len(untold(&r.s)) > 0 && r.version(ctx, untoldAfterRoundChange, 1) == 1 {
+			// A failure applied as the round ended: told at once, and
+			// nothing is taken away before.
+			r.wake = true
+			return nil
+		}
 	}
 	switch {
 	case r.s.Stage == StagePastDue && !r.s.SuspendAt.IsZero() && !now.Before(r.s.SuspendAt):
