@@ -1,0 +1,124 @@
+package worker_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+
+	"dunning/activities"
+	"dunning/internal/testenv"
+	"dunning/workflows"
+)
+
+// TestRecordInFlightFailureToldHistory records, as TestRecordHistories
+// does (set DUNNING_RECORD_HISTORIES), recovery-cus_inflight_told: the
+// first payment is in flight (a bank debit) when the life opens; a second
+// fails a second later and the life's first notice goes out for it alone
+// (in-flight-failure-told marks the debit). The debit fails while the
+// retry round charges the second payment (3 seconds at Stripe); once the
+// round is over the customer is told of the debit by a notice of its own
+// at once (untold-after-round), and the suspension moves to half the
+// 20-second grace period after that notice; then an operator waives.
+// Stripe's owed check and confirm answer through stand-ins; everything
+// else is dry.
+//
+// Two histories beside it were recorded by this scenario on the code
+// before those changes, and pin their gates: recovery-cus_inflight_untold
+// (the same, waived at 23 seconds: the debit's failure told no one, and
+// the customer was suspended at 20 seconds) and
+// recovery-cus_joined_in_round (the card payment first, and another
+// payment's failure during the round, told no sooner than the next
+// wake).
+func TestRecordInFlightFailureToldHistory(t *testing.T) {
+	dir := recordDir(t)
+	const q = "dunning-inflight-told"
+	tmp, w := dryRecorder(t, q)
+	var debitFailed atomic.Bool
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		if in.IntentID == "pi_debit" && !debitFailed.Load() {
+			return activities.Owed{Verdict: activities.OwedInFlight, Status: "processing", Why: "intent processing"}, nil
+		}
+		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
+		if !in.SkipCharge {
+			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_card", "customer default", "fp_card"
+		}
+		return o, nil
+	}, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"})
+	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+		time.Sleep(3 * time.Second)
+		return activities.RetryResult{Outcome: activities.RetryDeclined, PaymentMethod: in.PaymentMethodID, DeclineCode: "insufficient_funds",
+			Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_card"}}, nil
+	}, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "RetryPayment"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ctx := context.Background()
+	cus := "cus_inflight_told"
+	id := workflows.RecoveryWorkflowID(cus)
+	failure := func(event, intent string, amount int64) workflows.PaymentFailedSignal {
+		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
+			ID: intent, Amount: amount, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds"}}
+	}
+	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
+		RetrySchedule: []time.Duration{10 * time.Second}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
+		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
+	started := time.Now()
+	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_debit_first", "pi_debit", 4900),
+		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_card_failed", "pi_card", 2500)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(started.Add(11 * time.Second)))
+	debitFailed.Store(true)
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_debit_failed", "pi_debit", 4900)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(started.Add(16 * time.Second)))
+	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s workflows.RecoveryState
+	if err := v.Get(&s); err != nil {
+		t.Fatal(err)
+	}
+	var told time.Time
+	for _, in := range s.Intents {
+		if in.ID == "pi_debit" {
+			told = in.ToldAt
+		}
+	}
+	if told.IsZero() || !s.SuspendAt.After(started.Add(20*time.Second)) || s.Stage != workflows.StagePastDue || s.RetryRounds != 1 {
+		t.Fatalf("pi_debit told at %v, suspend_at %v, stage %s, %d rounds; want it told after the round and the suspension moved past the grace period",
+			told, s.SuspendAt, s.Stage, s.RetryRounds)
+	}
+	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.RecoveryResult
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stage %s", res.Stage)
+	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
+		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recovery-cus_inflight_told.json"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
