@@ -208,3 +208,59 @@ func TestFailureJoiningDuringARetryRoundIsToldAtOnce(t *testing.T) {
 	rt.update(time.Hour+40*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
 	rt.run(input())
 }
+
+// A failure that joins a told life while Stripe has the payment in flight
+// (its event said failed, but a bank debit has begun since): Stripe is
+// asked before its notice, and it is not told as failed. If the debit
+// succeeds the customer hears nothing of it; if it fails, they are told
+// then, and the suspension moves to half the grace period after that.
+func TestFailureJoiningWhileItsPaymentIsInFlightIsToldOnlyIfItFails(t *testing.T) {
+	joins := func(t *testing.T) *recoveryTest {
+		rt := newRecoveryTest(t, func(w *world) { w.intentStatus["pi_2"] = "processing" })
+		rt.signal(2*time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(2*time.Hour)))
+		rt.at(2*time.Hour+time.Minute, func() {
+			if in := intentOf(rt.status(), "pi_2"); in == nil || in.State != workflows.IntentInFlight || len(rt.w.noticesFor("pi_2")) != 0 {
+				t.Errorf("pi_2 %+v, its notices %v; want it in flight and not told as failed", in, rt.w.noticesFor("pi_2"))
+			}
+		})
+		return rt
+	}
+	t.Run("succeeds", func(t *testing.T) {
+		rt := joins(t)
+		rt.at(5*time.Hour-time.Second, func() { rt.w.set(func() { rt.w.paidIntents["pi_2"] = true; delete(rt.w.intentStatus, "pi_2") }) })
+		rt.signal(5*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_debit_paid", IntentID: "pi_2", Created: t0.Add(5 * time.Hour), Source: "payment_intent.succeeded"})
+		rt.update(6*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+		rt.run(input())
+		if n := len(rt.w.noticesFor("pi_2")); n != 0 {
+			t.Errorf("%d notices of pi_2, want none: its payment succeeded", n)
+		}
+	})
+	t.Run("fails", func(t *testing.T) {
+		rt := joins(t)
+		rt.at(8*time.Hour-time.Second, func() { rt.w.set(func() { rt.w.intentStatus["pi_2"] = "requires_payment_method" }) })
+		rt.signal(8*time.Hour, workflows.SignalPaymentFailed, failed("evt_debit_failed", "pi_2", t0.Add(8*time.Hour)))
+		want := t0.Add(13 * time.Hour)
+		rt.at(8*time.Hour+time.Minute, func() {
+			told := rt.w.noticesFor("pi_2")
+			if len(told) != 1 || told[0].Type != "payment_failed" || told[0].CreatedAt.Before(t0.Add(8*time.Hour)) {
+				t.Fatalf("pi_2's notices %+v; want one payment_failed, once its debit failed", told)
+			}
+			if told[0].PayURL != "https://invoice.stripe.com/i/in_pi_2" {
+				t.Errorf("pi_2's notice pays at %q; want its own invoice's page, as Stripe gave it", told[0].PayURL)
+			}
+			if s := rt.status(); !s.SuspendAt.Equal(want) {
+				t.Errorf("suspend_at %v, want %v", s.SuspendAt, want)
+			}
+		})
+		rt.at(12*time.Hour, func() {
+			if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+				t.Errorf("4 hours after pi_2's notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
+			}
+		})
+		rt.update(12*time.Hour+time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+		rt.run(input())
+		if n := len(rt.w.noticesFor("pi_2")); n != 1 {
+			t.Errorf("%d notices of pi_2, want 1", n)
+		}
+	})
+}

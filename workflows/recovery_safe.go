@@ -220,6 +220,14 @@ const (
 	// applied woke nothing, and the customer heard of it only at the next
 	// retry or deadline.
 	untoldAfterRoundChange = "untold-after-round"
+	// joinedNoticeRecheckChange asks Stripe about a failed payment that
+	// joined a told life before its own payment_failed notice, as the
+	// first failure is asked before the first notice: one found in flight
+	// (its event said failed, but a bank debit has begun since) is told
+	// only if it fails, one found settled is not told. Before, the event
+	// alone decided, and a payment that then succeeded had been told as
+	// failed.
+	joinedNoticeRecheckChange = "joined-notice-rechecked"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -834,9 +842,9 @@ func (r *recovery) markJoined(ctx workflow.Context, in *Intent) {
 
 // tellJoined tells the customer, once per intent, of each failed payment
 // that joined the life after they were told of the first, and moves the
-// suspension to no sooner than the notice lead after it. A joined payment
-// settled before it was told is not told; one in flight is told if it
-// fails. It reports whether anything came in while a notice was sent:
+// suspension to no sooner than the notice lead after it. Stripe is asked
+// first (joined-notice-rechecked). A joined payment settled before it was
+// told is not told; one in flight is told if it fails. It reports whether anything came in while a notice was sent:
 // the step then ends, and the loop decides again on fresh state (a
 // payment, a waiver or a pause during the notice).
 func (r *recovery) tellJoined(ctx workflow.Context) bool {
@@ -845,6 +853,25 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 		in := r.s.Intents[i]
 		if !in.Untold || in.State == IntentInFlight {
 			continue
+		}
+		if in.State == IntentOpen && r.s.Waive == nil && r.version(ctx, joinedNoticeRecheckChange, 1) == 1 {
+			// Told on fresh state: no answer tells it as the event said.
+			_, _ = r.checkOwed(ctx, in, "before its notice")
+			if r.drain(ctx) || r.waivePending() || r.s.Paused {
+				r.wake, applied = true, true
+			}
+			switch {
+			case in.State == IntentInFlight:
+				r.wake, applied = true, true
+				continue // told if it fails
+			case in.State != IntentOpen:
+				// Settled: nothing to tell, and perhaps nothing owed.
+				in.Untold = false
+				r.wake, applied = true, true
+				continue
+			case r.waivePending() || r.s.Paused:
+				return applied // the loop decides first; told later, if still owed
+			}
 		}
 		in.Untold = false
 		if in.State != IntentOpen || r.s.Waive != nil {
