@@ -264,3 +264,36 @@ func TestFailureJoiningWhileItsPaymentIsInFlightIsToldOnlyIfItFails(t *testing.T
 		}
 	})
 }
+
+// pi_1 was in flight at the first notice; the customer is suspended for
+// pi_2 and pays it. The account comes back, and neither the customer nor
+// ops are told that pi_1 failed: it is still in flight. When its debit
+// fails, the customer is told of it by a notice of its own.
+func TestPaymentInFlightWhenASuspendedCustomerPaysIsNotToldAsFailed(t *testing.T) {
+	rt := inFlightThenSecond(t)
+	rt.at(12*time.Hour-time.Second, func() { rt.w.set(func() { rt.w.paidIntents["pi_2"] = true }) })
+	rt.signal(12*time.Hour, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid_2", IntentID: "pi_2", Created: t0.Add(12 * time.Hour), Source: "payment_intent.succeeded"})
+	rt.at(12*time.Hour+30*time.Minute, func() {
+		for _, n := range rt.w.notices {
+			if n.Type == "account_resumed" && strings.Contains(n.Reason, "failed") {
+				t.Errorf("resume notice %q; want nothing said of a failure: pi_1 is in flight", n.Reason)
+			}
+		}
+		for _, a := range rt.w.alerts {
+			if strings.Contains(a.Text, "failed payments: pi_1") {
+				t.Errorf("alert %q names pi_1 a failed payment; it is in flight", a.Text)
+			}
+		}
+		if len(rt.w.noticesFor("pi_1")) != 0 {
+			t.Errorf("pi_1 told as failed while in flight")
+		}
+	})
+	rt.debitFails(14*time.Hour, true)
+	rt.at(14*time.Hour+time.Minute, func() {
+		if told := rt.w.noticesFor("pi_1"); len(told) != 1 || told[0].Type != "payment_failed" {
+			t.Errorf("pi_1's notices %+v; want one payment_failed once its debit failed", told)
+		}
+	})
+	rt.update(14*time.Hour+2*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.run(input())
+}

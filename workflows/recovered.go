@@ -170,17 +170,30 @@ func (r *recovery) reopen(ctx workflow.Context) error {
 	alertKey := r.key("reopened", fmt.Sprint(r.s.Reopened), "alert")
 	r.s.Reopened++
 	r.s.Stage, r.s.DeprovisionAt = StagePastDue, time.Time{}
-	var left []string
+	var left, inFlight []string
 	for _, in := range r.s.Intents {
-		if unsettled(in) {
+		switch {
+		case in.State == IntentInFlight:
+			// Not a failure: told only if it fails.
+			inFlight = append(inFlight, fmt.Sprintf("%s %s", in.ID, money(in.Amount, in.Currency)))
+		case unsettled(in):
 			left = append(left, fmt.Sprintf("%s %s", in.ID, money(in.Amount, in.Currency)))
 		}
 	}
+	lead := leadAfterNotice(r.s.Settings).String()
 	why := "Stripe shows further failed payments: " + strings.Join(left, ", ") +
-		". The customer is told of each by a notice of its own and is not suspended for it before " +
-		leadAfterNotice(r.s.Settings).String() + " after that notice."
+		". The customer is told of each by a notice of its own and is not suspended for it before " + lead + " after that notice."
 	reason := "The payment your account was suspended for is settled. A further payment failed; you will hear of it separately."
-	if len(left) == 0 {
+	if len(inFlight) > 0 {
+		still := "Still in flight, never told as failed: " + strings.Join(inFlight, ", ") +
+			"; the customer is told of each only if it fails, and is not suspended for it before " + lead + " after that notice."
+		if len(left) == 0 {
+			why, reason = still, "The payment your account was suspended for is settled."
+		} else {
+			why += " " + still
+		}
+	}
+	if len(left) == 0 && len(inFlight) == 0 {
 		why = "Stripe has not confirmed that nothing else is unpaid (no answer, or an open invoice whose payment it does not name: see the Recovery not confirmed alert); " +
 			"the recovery ends as recovered once it does."
 		reason = "The payment your account was suspended for is settled."
