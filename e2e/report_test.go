@@ -213,6 +213,16 @@ func TestRecoveryFiguresOnTheRealBinaries(t *testing.T) {
 	if err != nil || declined.Get("payment_method") == "" {
 		t.Fatalf("the declined retry names no card: %v %q", err, s.Stripe.Confirms(retry.intents[0])[0].Body)
 	}
+	// The operator, as in the UI, sees the decline in the recovery's
+	// status before asking again.
+	s.Eventually("the declined retry in the status", 30*time.Second, func() bool {
+		for _, a := range s.Status(retry.customer).Actions {
+			if strings.HasPrefix(a.Kind, "retry asked by an operator") && strings.HasPrefix(a.Outcome, activities.RetryDeclined) {
+				return true
+			}
+		}
+		return false
+	})
 	s.Stripe.Approve(declined.Get("payment_method"))
 	if out := s.operator(retry.customer, workflows.ControlRetryNow, operator); !out.Accepted {
 		t.Fatalf("retry now after the funds came: %+v", out)
@@ -401,6 +411,8 @@ func checkCSV(t *testing.T, raw []byte, rep report.Report) {
 		want["currency/recovered_customers/"+c.Currency] = float64(c.RecoveredCustomers)
 		want["currency/recovered_amount/"+c.Currency] = float64(c.RecoveredAmount)
 		want["currency/recovery_rate/"+c.Currency] = c.RecoveryRate
+		want["currency/credited_amount/"+c.Currency] = float64(c.CreditedAmount)
+		want["currency/settled_unknown_amount/"+c.Currency] = float64(c.UnknownAmount)
 	}
 	for _, d := range rep.DeclineCodes {
 		want["decline_code_intents/"+d.Name+"/"] = float64(d.Intents)

@@ -159,9 +159,14 @@ func (r *recovery) extension(req ExtendGraceRequest) (time.Duration, error) {
 func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 	r.s.RetryNow = true
 	if r.round != "" && r.cards() && r.v.known(retryNowJoinsRoundChange, 1) != workflow.DefaultVersion {
-		// The round under way is the retry asked (retryNowTakenByRound).
+		// The round under way is the retry asked (retryNowTakenByRound),
+		// unless it was asked after the round's charges.
+		after := r.asUpdate && r.charging == "" && r.v.known(retryNowAfterChargesChange, 1) != workflow.DefaultVersion
+		if after && r.retryNowSeen == nil {
+			r.retryNowSeen = &retryNowSeen{confirms: r.roundConfirms}
+		}
 		r.record(ctx, "operator: retry now", req.Operator, "during the "+r.round+": taken by it", false)
-		return OperatorResult{Accepted: true, Message: r.roundUnderWay()}, nil
+		return OperatorResult{Accepted: true, Message: r.roundUnderWay(after)}, nil
 	}
 	r.record(ctx, "operator: retry now", req.Operator, "retry at once", false)
 	msg := "retrying every open payment now"
@@ -179,10 +184,14 @@ func (r *recovery) retryNow(ctx workflow.Context, req OperatorRequest) (Operator
 
 // roundUnderWay answers a retry_now taken while a retry round runs: the
 // round, and the confirm under way in it, are the retry asked.
-func (r *recovery) roundUnderWay() string {
+func (r *recovery) roundUnderWay(after bool) string {
 	msg := "a " + r.round + " is under way and is the retry asked"
 	if r.charging != "" {
 		msg = "a charge is under way: " + r.charging + ", in a " + r.round + "; it is the retry asked"
+	}
+	if after {
+		msg = "a " + r.round + " is under way, with no charge under way now: a charge it begins from now on is the retry asked, " +
+			"and if it begins none, the retry asked runs once it ends, while something is still owed"
 	}
 	msg += "; once the round ends, another runs at once only if something is still owed and a card event during it changed what would be charged, and it charges only what that event changed, not the card just tried as it was"
 	if r.round == whyCardUpdate {
@@ -359,6 +368,8 @@ func (r *recovery) registerControls(ctx workflow.Context) error {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 				r.wake = true
+				r.asUpdate = true
+				defer func() { r.asUpdate = false }()
 				return handle(ctx, req)
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req OperatorRequest) error {

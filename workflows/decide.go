@@ -907,3 +907,16 @@ func retryAfterMissed(s *RecoveryState, now, deadline time.Time, justDeclined bo
 	}
 	return last, owed
 }
+
+// retryNowSeen is what a retry_now update accepted during a retry round,
+// with no confirm under way, found: the confirms the round had begun.
+type retryNowSeen struct{ confirms int }
+
+// retryNowAfterCharges reports whether a retry_now accepted during a
+// round (seen; nil: none so accepted, or one taken while a confirm was
+// under way) still asks for a retry once the round has begun confirms in
+// all: true when the round began no confirm after it was asked. A charge
+// begun after the retry asked is that retry; one done before it is not.
+func retryNowAfterCharges(seen *retryNowSeen, confirms int) bool {
+	return seen != nil && confirms == seen.confirms
+}

@@ -383,3 +383,22 @@ func TestRetryAfterMissed(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryNowAfterCharges(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		seen     *retryNowSeen
+		confirms int
+		want     bool
+	}{
+		{"no retry_now asked after the round's charges", nil, 1, false},
+		{"asked before the round's first confirm, which then began", &retryNowSeen{confirms: 0}, 1, false},
+		{"asked before the round's first confirm, and none began", &retryNowSeen{confirms: 0}, 0, true},
+		{"asked after the round's confirm was declined", &retryNowSeen{confirms: 1}, 1, true},
+		{"asked between two intents' confirms", &retryNowSeen{confirms: 1}, 2, false},
+	} {
+		if got := retryNowAfterCharges(tc.seen, tc.confirms); got != tc.want {
+			t.Errorf("%s: retryNowAfterCharges = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -56,6 +56,13 @@ type recovery struct {
 	// left because what it would charge had not changed, and the confirms
 	// declined.
 	roundConfirms, roundUnchanged, roundDeclined int
+	// retryNowSeen is what a retry_now update accepted during the round
+	// found: the round's confirms begun by then, and whether one was under
+	// way (retryNowAfterChargesChange). asUpdate is set while an update,
+	// not a signal, is handled: an update is handled as it arrives, a
+	// signal only where the workflow next drains.
+	retryNowSeen *retryNowSeen
+	asUpdate     bool
 
 	channels []workflow.ReceiveChannel
 	failed   workflow.ReceiveChannel

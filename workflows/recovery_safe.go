@@ -131,6 +131,14 @@ const (
 	// retry_now for that round all the same: the operator was told the
 	// round was the retry asked, and nothing was retried.
 	retryNowAfterUnchangedRoundChange = "retry-now-after-an-unchanged-card-round"
+	// retryNowAfterChargesChange runs, once the round ends, a retry_now
+	// an operator sent during a retry round after its confirms were done
+	// (the round telling the customer of a decline, say) when no confirm
+	// began after it: the operator asked for a charge after the round's
+	// own, likely on hearing the funds are there. Before, the round took
+	// it all the same; nothing was charged, and the customer could be
+	// suspended at the deadline with the retry asked never made.
+	retryNowAfterChargesChange = "retry-now-after-the-rounds-charges"
 	// waiverFindsLateMoneyChange tells ops of an intent that a waiver
 	// taken during the Amberflo deactivation found paid in Stripe: money
 	// after the end. Before, it was resolved as paid and told to no one,
@@ -290,6 +298,11 @@ func (r *recovery) retryNowTakenByRound(ctx workflow.Context, why string) {
 		// changed. That is no retry; the one asked runs now.
 		r.s.RetryNow, r.wake = true, true
 		outcome = "the " + why + " under way charged nothing (what would be charged had not changed); the retry asked runs now"
+	case retryNowAfterCharges(r.retryNowSeen, r.roundConfirms) && r.version(ctx, retryNowAfterChargesChange, 1) == 1:
+		// Asked once the round's confirms were done, and none began after:
+		// the round was not the retry asked.
+		r.s.RetryNow, r.wake = true, true
+		outcome = "asked after the " + why + "'s charges, and it began none after: the retry asked runs now"
 	case !r.s.CardRetryAt.IsZero():
 		r.s.CardRetryAt = workflow.Now(ctx)
 		outcome = "taken by the " + why + " under way; a card event came during it: " + whyCardUpdate + " at once"
@@ -984,6 +997,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 	defer func() { r.round = "" }()
 	r.s.RetryRounds++
 	r.roundConfirms, r.roundUnchanged, r.roundDeclined = 0, 0, 0
+	r.retryNowSeen = nil
 	declined := 0
 	defer func() { r.roundDeclined = declined }()
 	var lastDecline *activities.DeclineVerdict
