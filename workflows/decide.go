@@ -908,6 +908,44 @@ func retryAfterMissed(s *RecoveryState, now, deadline time.Time, justDeclined bo
 	return last, owed
 }
 
+// joinedRetryMargin is how long before the take-away deadline a joined
+// payment's own retry comes at the latest (retryForJoined): time for its
+// decline to be told, or its success to end the life, before anything
+// is taken away.
+const joinedRetryMargin = time.Hour
+
+// retryForJoined is the life's next retry once the customer is told, at
+// now, of a failed payment that joined the life, given the take-away
+// deadline it could cause (zero: none): the retries counted done and
+// when the next is due. A retry still ahead (or due) covers it, for a
+// round tries every open payment: nothing changes. Once the schedule is
+// spent, the payment is given one retry of its own: a first interval of
+// the schedule after now, or joinedRetryMargin before the deadline if
+// that comes sooner (halfway to a deadline nearer than the margin). It
+// is never at once, on the card that just declined it: with no time left
+// before the deadline, none. No schedule, no retry.
+func retryForJoined(s *RecoveryState, now, deadline time.Time) (int, time.Time) {
+	sched := s.Settings.RetrySchedule
+	done, at := s.RetriesDone, s.RetryAt
+	if len(sched) == 0 || !at.IsZero() || done < len(sched) {
+		return done, at
+	}
+	next := now.Add(sched[0])
+	if !deadline.IsZero() {
+		latest := deadline.Add(-joinedRetryMargin)
+		if !latest.After(now) {
+			latest = now.Add(deadline.Sub(now) / 2)
+		}
+		if latest.Before(next) {
+			next = latest
+		}
+	}
+	if !next.After(now) {
+		return done, at
+	}
+	return len(sched) - 1, next
+}
+
 // retryNowSeen is what a retry_now update accepted during a retry round,
 // with no confirm under way, found: the confirms the round had begun.
 type retryNowSeen struct{ confirms int }

@@ -402,3 +402,47 @@ func TestRetryNowAfterCharges(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryForJoined(t *testing.T) {
+	first := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	h := func(n float64) time.Time { return first.Add(time.Duration(n * float64(time.Hour))) }
+	sched := []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour}
+	state := func(done int, at time.Time) *RecoveryState {
+		return &RecoveryState{FirstFailureAt: first, RetriesDone: done, RetryAt: at, Settings: RecoverySettings{RetrySchedule: sched}}
+	}
+	spent := state(3, time.Time{})
+	daily := state(1, time.Time{})
+	daily.Settings.RetrySchedule = []time.Duration{24 * time.Hour}
+	tests := []struct {
+		name     string
+		s        *RecoveryState
+		now      time.Time
+		deadline time.Time
+		wantDone int
+		wantAt   time.Time
+	}{
+		// A retry of the schedule still to come covers it.
+		{"the next of the schedule is ahead", state(1, h(2)), h(1.5), h(10), 1, h(2)},
+		{"the next of the schedule is due now", state(1, h(2)), h(2), h(10), 1, h(2)},
+		{"a retry owed before the deadline is ahead", state(2, h(4)), h(3.5), h(10), 2, h(4)},
+		{"no schedule: no retry", &RecoveryState{FirstFailureAt: first}, h(5), h(10), 0, time.Time{}},
+		// The schedule is spent: one of its own.
+		{"spent: a first interval after now", spent, h(5), h(10), 2, h(6)},
+		{"spent, no deadline: a first interval after now", spent, h(5), time.Time{}, 2, h(6)},
+		{"spent, the deadline sooner than the interval: shortly before it", spent, h(5), h(5.5), 2, h(5.25)},
+		{"spent, the interval ends at the margin: the interval", spent, h(5), h(7), 2, h(6)},
+		{"spent, the interval ends inside the margin: the margin before the deadline", spent, h(5), h(6.5), 2, h(5.5)},
+		{"spent, the deadline now: none, never at once", spent, h(5), h(5), 3, time.Time{}},
+		{"spent, the deadline passed: none", spent, h(5), h(4), 3, time.Time{}},
+		{"spent, a long interval, the deadline three days on: an hour before it", daily, h(48), h(48 + 72), 0, h(48 + 24)},
+		{"spent, a long interval, the deadline five hours on: an hour before it", daily, h(48), h(53), 0, h(52)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done, at := retryForJoined(tt.s, tt.now, tt.deadline)
+			if done != tt.wantDone || !at.Equal(tt.wantAt) {
+				t.Errorf("retryForJoined = %d, %s; want %d, %s", done, at, tt.wantDone, tt.wantAt)
+			}
+		})
+	}
+}

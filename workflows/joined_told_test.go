@@ -58,8 +58,13 @@ func TestSecondFailureLateInTheGraceIsToldAndNotSuspendedTheNextDay(t *testing.T
 			t.Errorf("pi_2's notice deadline %v, want %v: three days after it", n.Deadline, want)
 		}
 		s := rt.status()
-		if want := t0.Add(9 * day); !s.SuspendAt.Equal(want) || s.Next.Kind != workflows.NextSuspend || !s.Next.At.Equal(want) {
-			t.Errorf("status suspend_at %v, next %+v; want the suspension at %v", s.SuspendAt, s.Next, want)
+		if want := t0.Add(9 * day); !s.SuspendAt.Equal(want) {
+			t.Errorf("status suspend_at %v; want the suspension at %v", s.SuspendAt, want)
+		}
+		// The schedule is spent: pi_2 gets a retry of its own first, a
+		// day (the schedule's first interval) after it joined.
+		if want := t0.Add(7 * day); s.Next.Kind != workflows.NextRetry || !s.Next.At.Equal(want) {
+			t.Errorf("status next %+v; want pi_2's own retry at %v", s.Next, want)
 		}
 	})
 	rt.at(8*day, func() {

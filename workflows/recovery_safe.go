@@ -236,6 +236,13 @@ const (
 	// alone decided, and a payment that then succeeded had been told as
 	// failed.
 	joinedNoticeRecheckChange = "joined-notice-rechecked"
+	// lateFailureRetryChange gives a failed payment that joins a life
+	// after its retry schedule is spent (its own event, one adopted from
+	// Stripe's list, one that was in flight, one left as a suspended
+	// customer paid) one retry of its own before the take-away it could
+	// cause (retryForJoined), set as the customer is told of it. Before,
+	// it was told and taken away for without dunning ever retrying it.
+	lateFailureRetryChange = "late-failure-gets-a-retry"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -908,6 +915,14 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 				r.s.DeprovisionAt = at
 			}
 			deadline = r.s.DeprovisionAt
+		}
+		if done, at := retryForJoined(&r.s, now, deadline); (done != r.s.RetriesDone || !at.Equal(r.s.RetryAt)) &&
+			r.version(ctx, lateFailureRetryChange, 1) == 1 {
+			// The schedule is spent: this payment gets one retry of its
+			// own before the take-away, named in its notice.
+			r.record(ctx, "retry schedule", in.ID, "joined after the schedule was spent: one retry of its own at "+
+				at.UTC().Format(time.RFC3339)+", before the "+deadline.UTC().Format(time.RFC3339)+" deadline", false)
+			r.s.RetriesDone, r.s.RetryAt = done, at
 		}
 		reason := ""
 		if in.Decline != nil {

@@ -299,8 +299,13 @@ func TestFailureJoiningWhileSuspendedMovesTheDeprovisioning(t *testing.T) {
 			t.Errorf("pi_2's deadline %v, want %v: the lead after its notice", notes[0].Deadline, want)
 		}
 		s := rt.status()
-		if !s.DeprovisionAt.Equal(want) || s.Next.Kind != workflows.NextDeprovision || !s.Next.At.Equal(want) {
-			t.Errorf("deprovision_at %v, next %+v; want the deprovisioning at %v", s.DeprovisionAt, s.Next, want)
+		if !s.DeprovisionAt.Equal(want) {
+			t.Errorf("deprovision_at %v; want the deprovisioning at %v", s.DeprovisionAt, want)
+		}
+		// The schedule is spent: pi_2 gets a retry of its own first, an
+		// interval of the schedule after it joined.
+		if retry := t0.Add(joined + time.Hour); s.Next.Kind != workflows.NextRetry || !s.Next.At.Equal(retry) {
+			t.Errorf("next %+v; want pi_2's own retry at %v", s.Next, retry)
 		}
 	})
 	rt.at(deprovAt+time.Hour, func() {
