@@ -159,3 +159,32 @@ func TestPaymentInFlightThatFailsAfterTheScheduleIsRetriedBeforeTheSuspension(t 
 	rt.update(13*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
 	rt.run(input())
 }
+
+// The schedule waits five hours, and a second payment fails at +9h, its
+// one retry made: the interval would bring its own retry at +14h, the
+// very deadline (half the grace period after its notice). It is retried
+// shortly before it instead, at +13h, and the customer suspended at +14h
+// only after that retry declined.
+func TestFailureJoiningAfterTheScheduleIsRetriedBeforeASoonerDeadline(t *testing.T) {
+	rt := newRecoveryTest(t)
+	in := input()
+	in.Settings.RetrySchedule = []time.Duration{5 * time.Hour}
+	joined := 9 * time.Hour
+	rt.signal(joined, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(joined)))
+	rt.at(joined+time.Minute, func() {
+		if s := rt.status(); !s.SuspendAt.Equal(t0.Add(14*time.Hour)) || !s.RetryAt.Equal(t0.Add(13*time.Hour)) {
+			t.Errorf("suspend_at %s, next retry %s; want the retry at +13h, an hour before the suspension at +14h", s.SuspendAt, s.RetryAt)
+		}
+	})
+	rt.at(14*time.Hour+10*time.Minute, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended {
+			t.Errorf("stage %s, want suspended", s.Stage)
+		}
+		got := confirmsOf(rt.w, "pi_2")
+		if len(got) != 1 || !slices.ContainsFunc(rt.w.retryTimes, t0.Add(13*time.Hour).Equal) {
+			t.Errorf("pi_2 confirmed %d times (declines at %v), want once, at +13h", len(got), rt.w.retryTimes)
+		}
+	})
+	rt.update(14*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.run(in)
+}
