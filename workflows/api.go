@@ -595,6 +595,11 @@ type Intent struct {
 	// suspendAtAfterNotice).
 	Untold bool      `json:"failure_untold,omitempty"`
 	ToldAt time.Time `json:"failure_told_at,omitzero"`
+	// FailedAgain counts the failures of this payment the customer was
+	// told of again: each after they had been told it failed and it went
+	// in flight since (failed-again-told). Each is told by a notice of its
+	// own, keyed by this count.
+	FailedAgain int `json:"failed_again,omitempty"`
 }
 
 // UnusableMethod is a payment method Stripe will not charge, why, and
