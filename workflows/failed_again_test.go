@@ -86,8 +86,9 @@ func TestToldPaymentThatFailsAgainAfterProcessingIsToldAndGivenTheLead(t *testin
 						rt.w.lifeNotices(), len(told), rt.w.noticeTypes())
 				}
 				again := told[0]
-				if !strings.Contains(again.Key, ":again:1:") || again.AmountDue != 4900 || !strings.Contains(again.Reason, "pi_1") {
-					t.Errorf("notice of the failure again %+v; want a key of its own, naming pi_1 and its 49.00", again)
+				if !strings.Contains(again.Key, ":again:1:") || again.AmountDue != 4900 || !strings.Contains(again.Reason, "pi_1") ||
+					!strings.Contains(again.Reason, "was processing, failed") {
+					t.Errorf("notice of the failure again %+v; want a key of its own, naming pi_1 and its 49.00, as the payment made that failed", again)
 				}
 				toldAt = again.CreatedAt
 				want := toldAt.Add(5 * time.Hour)

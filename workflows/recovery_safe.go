@@ -953,7 +953,13 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			reason = activities.DeclineNoticeReason(*in.Decline) + " "
 		}
 		total, currency := r.owed()
-		reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		if in.FailedAgain > 0 {
+			// The customer paid it, they believe: the payment they made
+			// failed, the same debt is owed still.
+			reason += fmt.Sprintf("Your payment of %s (%s), which was processing, failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		} else {
+			reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		}
 		next := r.s.RetryAt
 		notice := r.noticeInput(ctx, "payment_failed", r.noticeKey(in), reason, &next, &deadline)
 		// The notice names the payment it is about, and where to pay it.
