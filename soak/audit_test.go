@@ -363,8 +363,9 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 		gotNotice, gotAlert := st.peers.Notices.Kinds(cm.ID), st.peers.Alerts.Kinds(cm.ID)
 		// A failure that joins a life after its customer was told of the
 		// first is told by a payment_failed notice of its own, keyed by
-		// its intent (joined-failure-told); the stages imply the life's
-		// one notice, so those are counted apart.
+		// its intent (joined-failure-told), and so is a told payment that
+		// fails again after it was in flight (failed-again-told); the
+		// stages imply the life's one notice, so those are counted apart.
 		gotNotice["payment_failed"] -= joinedFailureNotices(st.peers.Notices.Messages(cm.ID))
 		want, wantAction, problem := expectations(v.stages, gotNotice, gotAlert)
 		if problem != "" {
@@ -503,7 +504,9 @@ func runsOf(ctx context.Context, c client.Client, id, latest string) ([]string, 
 }
 
 // joinedFailureNotices counts the payment_failed notices keyed by an
-// intent ("<life>:past_due:<intent>:notice"), not by the life
+// intent ("<life>:past_due:<intent>:notice", or
+// "<life>:past_due:<intent>:again:<n>:notice" for a told payment that
+// failed again after it was in flight), not by the life
 // ("<life>:past_due:notice").
 func joinedFailureNotices(msgs []e2e.Message) int {
 	n := 0

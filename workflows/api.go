@@ -588,13 +588,19 @@ type Intent struct {
 	AdoptedAt     time.Time `json:"adopted_at,omitzero"`
 	AdoptedCharge string    `json:"adopted_charge,omitempty"`
 	// Untold is set on a failure that joined the life after the customer
-	// was told of the first (its own event, or found in Stripe): nothing
+	// was told of the first (its own event, or found in Stripe), and on a
+	// told payment that failed again after it was in flight: nothing
 	// is taken away while the customer has not been told of it. ToldAt is
 	// when they were, by a payment_failed notice of its own; no suspension
 	// comes sooner than the notice lead after it (see
 	// suspendAtAfterNotice).
 	Untold bool      `json:"failure_untold,omitempty"`
 	ToldAt time.Time `json:"failure_told_at,omitzero"`
+	// FailedAgain counts the failures of this payment the customer was
+	// told of again: each after they had been told it failed and it went
+	// in flight since (failed-again-told). Each is told by a notice of its
+	// own, keyed by this count.
+	FailedAgain int `json:"failed_again,omitempty"`
 }
 
 // UnusableMethod is a payment method Stripe will not charge, why, and

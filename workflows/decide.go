@@ -224,7 +224,9 @@ func reopenDue(s *RecoveryState) bool {
 		return false
 	}
 	for _, in := range s.Intents {
-		if unsettled(in) && !in.Untold {
+		if unsettled(in) && (!in.Untold || in.FailedAgain > 0) {
+			// A payment told before, failed again, is what the
+			// suspension was for: not a new failure.
 			return false
 		}
 	}

@@ -444,6 +444,7 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 		in.State, in.InFlightSince, in.InFlightAlerted = IntentOpen, time.Time{}, false
 		in.LastEventAt, in.LastDecline = f.Created, decline
 		r.record(ctx, "payment in flight failed", fmt.Sprintf("%s (%s)", f.Intent.ID, decline), "owed again", false)
+		r.markFailedAgain(ctx, in)
 	case in.State != IntentOpen || f.Created.Before(in.LastEventAt):
 		older = in.State == IntentOpen
 		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: older than what is known", false)

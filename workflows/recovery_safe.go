@@ -243,6 +243,15 @@ const (
 	// cause (retryForJoined), set as the customer is told of it. Before,
 	// it was told and taken away for without dunning ever retrying it.
 	lateFailureRetryChange = "late-failure-gets-a-retry"
+	// failedAgainToldChange tells the customer again of a payment they
+	// were told had failed (in the life's first notice, or in one of its
+	// own) that went in flight since (they paid the open invoice by bank
+	// debit, say) and failed again: a payment_failed notice of its own,
+	// keyed by the count of such failures, before anything is taken away
+	// for it, and no take-away sooner than the notice lead after it.
+	// Before, it was owed again silently, and the customer who believed
+	// they had paid could be suspended at once on the old deadline.
+	failedAgainToldChange = "failed-again-told"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -518,8 +527,12 @@ func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o act
 		in.NeedsAction = true
 		r.record(ctx, "stripe re-check ("+why+")", in.ID, o.Verdict+": "+o.Why, o.DryRun)
 	default:
+		wasInFlight := in.State == IntentInFlight
 		in.State = IntentOpen
 		r.record(ctx, "stripe re-check ("+why+")", in.ID, o.Verdict+": "+o.Why, o.DryRun)
+		if wasInFlight {
+			r.markFailedAgain(ctx, in)
+		}
 	}
 	return o, nil
 }
@@ -851,6 +864,32 @@ func (r *recovery) markInFlightUntold(ctx workflow.Context) {
 	r.record(ctx, "payment in flight", strings.Join(ids, ", "), "not in the first notice: told by its own if it fails", false)
 }
 
+// markFailedAgain marks a payment that was in flight and is found failed
+// again (its event, or Stripe's answer to a re-check) when the customer
+// was told of its failure already: they are told of this failure too, by
+// a notice of its own (tellJoined), before anything is taken away for
+// it. A payment in flight that was never told (markInFlightUntold) is
+// still untold, and told as such; one that fails before the life's first
+// notice is owed in it.
+func (r *recovery) markFailedAgain(ctx workflow.Context, in *Intent) {
+	if !r.safe() || !r.s.PastDueNoticeSent || in.Untold || in.State != IntentOpen ||
+		r.version(ctx, failedAgainToldChange, 1) != 1 {
+		return
+	}
+	in.FailedAgain++
+	in.Untold = true
+	r.record(ctx, "payment failed again", in.ID, "the customer was told of its failure before it went in flight: told again by a notice of its own", false)
+}
+
+// noticeKey is the key of the notice of a payment's own failure: one per
+// failure the customer is told of.
+func (r *recovery) noticeKey(in *Intent) string {
+	if in.FailedAgain > 0 {
+		return r.key("past_due", in.ID, "again", fmt.Sprint(in.FailedAgain), "notice")
+	}
+	return r.key("past_due", in.ID, "notice")
+}
+
 // markJoined marks a failure that joins a life whose customer was told
 // of its failures already: the customer is told of it too, before
 // anything is taken away (tellJoined).
@@ -929,9 +968,15 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			reason = activities.DeclineNoticeReason(*in.Decline) + " "
 		}
 		total, currency := r.owed()
-		reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		if in.FailedAgain > 0 {
+			// The customer paid it, they believe: the payment they made
+			// failed, the same debt is owed still.
+			reason += fmt.Sprintf("Your payment of %s (%s), which was processing, failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		} else {
+			reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
+		}
 		next := r.s.RetryAt
-		notice := r.noticeInput(ctx, "payment_failed", r.key("past_due", in.ID, "notice"), reason, &next, &deadline)
+		notice := r.noticeInput(ctx, "payment_failed", r.noticeKey(in), reason, &next, &deadline)
 		// The notice names the payment it is about, and where to pay it.
 		notice.AmountDue, notice.Currency = in.Amount, in.Currency
 		notice.PayURL = firstNonEmpty(in.PayURL, r.payURL())

@@ -53,6 +53,8 @@ func TestReopenDue(t *testing.T) {
 		{"an untold failure in flight: reopened", StageSuspended, false, false, []*Intent{paid, {ID: "pi_2", State: IntentInFlight, Untold: true}}, true},
 		{"the debt suspended for still owed: kept", StageSuspended, false, false, []*Intent{{ID: "pi_1", State: IntentOpen}, {ID: "pi_2", State: IntentOpen, Untold: true}}, false},
 		{"the debt suspended for in flight: kept", StageSuspended, false, false, []*Intent{{ID: "pi_1", State: IntentInFlight}}, false},
+		{"the debt suspended for failed again after flight, not yet told: kept", StageSuspended, false, false, []*Intent{paid, {ID: "pi_2", State: IntentOpen, Untold: true, FailedAgain: 1}}, false},
+		{"the debt suspended for failed again, found in flight before its notice: kept", StageSuspended, false, false, []*Intent{paid, {ID: "pi_2", State: IntentInFlight, Untold: true, FailedAgain: 1}}, false},
 		{"a joined failure told while suspended: kept", StageSuspended, false, false, []*Intent{paid, {ID: "pi_2", State: IntentOpen, ToldAt: day0}}, false},
 		{"paused: waits for the operator", StageSuspended, true, false, []*Intent{paid, {ID: "pi_2", State: IntentOpen, Untold: true}}, false},
 		{"a waiver to carry out resumes by itself", StageSuspended, false, true, []*Intent{paid, {ID: "pi_2", State: IntentOpen, Untold: true}}, false},
