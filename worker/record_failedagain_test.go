@@ -3,8 +3,6 @@ package worker_test
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
 	"dunning/workflows"
 )
 
@@ -112,26 +109,10 @@ func TestRecordFailedAgainToldHistory(t *testing.T) {
 	} else if again != 1 || !moved {
 		t.Fatalf("notices %v, suspend_at %v; want one notice of the failure again and the suspension moved past the grace period", keys, s.SuspendAt)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	var res workflows.RecoveryResult
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stage %s, notices %v", res.Stage, keys)
-	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
-		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "recovery-cus_failed_again.json"
+	t.Logf("notices %v", keys)
+	name := "recovery-cus_failed_again"
 	if before {
-		name = "recovery-cus_failed_again_before.json"
+		name = "recovery-cus_failed_again_before"
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waiveAndRecord(t, tmp, dir, name, id)
 }

@@ -2,9 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +10,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
 	"dunning/workflows"
 )
 
@@ -125,22 +121,5 @@ func TestRecordInFlightFailureToldHistory(t *testing.T) {
 		t.Fatalf("pi_debit told at %v, suspend_at %v, stage %s, %d rounds; want it told after the round and the suspension moved past the grace period",
 			told, s.SuspendAt, s.Stage, s.RetryRounds)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	var res workflows.RecoveryResult
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stage %s", res.Stage)
-	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
-		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "recovery-cus_inflight_told.json"), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waiveAndRecord(t, tmp, dir, "recovery-cus_inflight_told", id)
 }

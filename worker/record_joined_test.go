@@ -2,9 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +11,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
 	"dunning/workflows"
 )
 
@@ -103,22 +99,5 @@ func TestRecordRetryNowDuringAConfirmHistory(t *testing.T) {
 	if len(s.Cards) != 1 || len(s.Cards[0].Attempts) != 2 {
 		t.Fatalf("cards %+v; want fp_1 tried twice, by the failure and one confirm: the retry_now during the confirm was that confirm", s.Cards)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	var res workflows.RecoveryResult
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stage %s", res.Stage)
-	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
-		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "recovery-cus_sig_retrynow_joined.json"), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waiveAndRecord(t, tmp, dir, "recovery-cus_sig_retrynow_joined", id)
 }

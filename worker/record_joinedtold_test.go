@@ -2,9 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +10,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
-	"dunning/internal/testenv"
 	"dunning/workflows"
 )
 
@@ -74,24 +70,7 @@ func TestRecordJoinedFailureToldHistory(t *testing.T) {
 	if told.IsZero() || !s.SuspendAt.After(started.Add(20*time.Second)) || s.Stage != workflows.StagePastDue {
 		t.Fatalf("pi_told_2 told at %v, suspend_at %v, stage %s; want it told and the suspension moved past the grace period", told, s.SuspendAt, s.Stage)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	var res workflows.RecoveryResult
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stage %s", res.Stage)
-	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
-		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "recovery-cus_joined_told.json"), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waiveAndRecord(t, tmp, dir, "recovery-cus_joined_told", id)
 }
 
 // TestRecordFirstFailureToldLateHistory records, as TestRecordHistories
@@ -148,22 +127,5 @@ func TestRecordFirstFailureToldLateHistory(t *testing.T) {
 	if !s.PastDueNoticeSent || !s.SuspendAt.After(started.Add(20*time.Second)) || s.Stage != workflows.StagePastDue {
 		t.Fatalf("told %v, suspend_at %v, stage %s; want told and the suspension moved past the grace period", s.PastDueNoticeSent, s.SuspendAt, s.Stage)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	var res workflows.RecoveryResult
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stage %s", res.Stage)
-	out, err := exec.Command(testenv.Tool(t, "TEMPORAL_CLI", "temporal"), "workflow", "show", "--workflow-id", id, "--output", "json",
-		"--address", tmp.Address, "--namespace", tmp.Namespace).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "recovery-cus_told_late.json"), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	waiveAndRecord(t, tmp, dir, "recovery-cus_told_late", id)
 }

@@ -117,6 +117,21 @@ func recordHistory(t *testing.T, tmp *testenv.Temporal, dir, name, workflowID st
 	}
 }
 
+// waiveAndRecord ends a recorded life with an operator's waiver, once
+// what the recorder wants in its history has happened, waits for it to
+// close, and writes its history to dir/name.json.
+func waiveAndRecord(t *testing.T, tmp *testenv.Temporal, dir, name, id string) workflows.RecoveryResult {
+	t.Helper()
+	if err := tmp.Client.SignalWorkflow(context.Background(), id, "", workflows.ControlWaive,
+		workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	res := recoveryResult(t, tmp, id, time.Minute)
+	t.Logf("stage %s", res.Stage)
+	recordHistory(t, tmp, dir, name, id)
+	return res
+}
+
 func waitClosed(t *testing.T, s *localStack, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
