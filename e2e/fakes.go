@@ -507,6 +507,14 @@ func (s *Stripe) SetIntentStatus(intentID, status string) {
 	}
 }
 
+// Process starts a bank debit of an observed intent that failed: it is
+// processing until an event says it succeeded or failed.
+func (s *Stripe) Process(intentID string) {
+	if !s.dev.Process(intentID) {
+		s.problem("Process: intent %s was never observed, or is not confirmable", intentID)
+	}
+}
+
 // SetDecline makes a card decline as the bank would say (a zero Decline:
 // the default, insufficient funds).
 func (s *Stripe) SetDecline(cardID string, d activities.Decline) { s.dev.SetDecline(cardID, d) }
@@ -1012,6 +1020,10 @@ type Message struct {
 	Deliveries int
 	// UpdateURL and PayURL are a notice's links.
 	UpdateURL, PayURL string
+	// Created is when dunning decided a notice (its created_at), and
+	// Deadline the date it tells the customer to act by; zero when the
+	// notice gives none.
+	Created, Deadline time.Time
 }
 
 // inbox is what the alert and notice receivers share: messages by key.
@@ -1195,6 +1207,8 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 		CustomerID       string `json:"customer_id"`
 		UpdateURL        string `json:"update_payment_method_url"`
 		PayURL           string `json:"pay_url"`
+		CreatedAt        string `json:"created_at"`
+		Deadline         string `json:"deadline"`
 		Card             *struct {
 			Last4 string `json:"last4"`
 		} `json:"card"`
@@ -1209,7 +1223,22 @@ func (n *Notices) serveNotice(w http.ResponseWriter, r *http.Request, body []byt
 		n.problem("notice %s carries more of a card than its last 4 digits", key)
 	}
 	h.customer, h.kind = b.StripeCustomerID, b.Type
-	h.replayed = n.deliver(Message{Key: key, Kind: b.Type, Customer: b.StripeCustomerID, UpdateURL: b.UpdateURL, PayURL: b.PayURL})
+	m := Message{Key: key, Kind: b.Type, Customer: b.StripeCustomerID, UpdateURL: b.UpdateURL, PayURL: b.PayURL}
+	for _, f := range []struct {
+		name, v string
+		to      *time.Time
+	}{{"created_at", b.CreatedAt, &m.Created}, {"deadline", b.Deadline, &m.Deadline}} {
+		if f.v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, f.v)
+		if err != nil {
+			n.problem("notice %s: %s %q is not RFC 3339", key, f.name, f.v)
+			continue
+		}
+		*f.to = t
+	}
+	h.replayed = n.deliver(m)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "queued", "id": key})
 	return h
 }

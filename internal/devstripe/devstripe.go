@@ -446,6 +446,26 @@ func (s *Server) SetIntentStatus(id, status string) bool {
 	return true
 }
 
+// Process starts a payment of a known intent that settles later, as the
+// customer does who pays the open invoice by bank debit (ACH, SEPA) from
+// its hosted page: Stripe confirms the intent, which goes processing and
+// stays so for days, with last_payment_error cleared (Stripe clears it
+// when the intent is updated) and its invoice still open. Stripe then
+// sends payment_intent.processing, and in the end
+// payment_intent.succeeded or payment_intent.payment_failed, which
+// Observe applies as ever. False when the intent is not known or not in a
+// status Stripe confirms from (succeeded, canceled, already processing).
+func (s *Server) Process(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.intents[id]
+	if in == nil || !slices.Contains(confirmable, in.Status) {
+		return false
+	}
+	in.Status, in.LastError = "processing", nil
+	return true
+}
+
 // ServeHTTP answers for the objects it knows and passes the rest on. A
 // POST with an Idempotency-Key goes through Stripe's idempotency layer
 // first (idempotent).

@@ -21,6 +21,11 @@ import (
 // other versions are built with Options.APIVersion.
 const APIVersion = "2023-10-16"
 
+// EventPaymentProcessing is the event Stripe sends when a payment that
+// settles later (a bank debit) starts: dunning does not subscribe to it,
+// but Stripe lists it with the others (GET /v1/events).
+const EventPaymentProcessing = "payment_intent.processing"
+
 // Options shape an event. Zero values get realistic defaults.
 type Options struct {
 	ID         string    // evt_… ; random when empty
@@ -203,7 +208,7 @@ func metadataObject(m map[string]string) obj {
 
 func dataObject(eventType string, o *Options) (object obj, previous obj) {
 	switch eventType {
-	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded:
+	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded, EventPaymentProcessing:
 		id := pick(o.ObjectID, "pi")
 		pi := obj{
 			"id": id, "object": "payment_intent", "amount": o.Amount, "amount_received": 0,
@@ -223,6 +228,12 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 				"doc_url":        "https://stripe.com/docs/error-codes/card-declined",
 				"payment_method": paymentMethodObject(pm, o),
 			}
+		} else if eventType == EventPaymentProcessing {
+			// A bank debit under way: no error (cleared by the confirm),
+			// nothing received yet.
+			pi["status"] = "processing"
+			pi["payment_method"] = NewID("pm")
+			pi["payment_method_types"] = []string{"card", "us_bank_account"}
 		} else {
 			pi["amount_received"] = o.Amount
 			pi["payment_method"] = NewID("pm")
