@@ -41,10 +41,15 @@ const (
 	vAlert            = "alert"              // a stage change without exactly one ops alert
 	vPeerProblem      = "peer_problem"       // a request the real peer would have rejected
 	vProcessExit      = "process_exit"       // a dunning process exited without being killed
+	vNoticeLead       = "notice_lead"        // a payment's own notice with a short lead, or a take-away before its deadline
+	vTakenInFlight    = "taken_in_flight"    // suspend or deprovision after dunning read the owed payment processing
+	vToldAgain        = "told_again"         // a told payment that failed again after processing, not told once
+	vReopen           = "reopen"             // a reopened life whose other payment was not told once
 )
 
 var violationKinds = []string{vLostEvent, vUndelivered, vWrongStage, vRecoveredOwing, vUndrained, vControlRepeated, vControlMissing,
-	vActionAfterPaid, vKeyReused, vConfirmAfterPaid, vChargedTwice, vNotice, vAlert, vPeerProblem, vProcessExit}
+	vActionAfterPaid, vKeyReused, vConfirmAfterPaid, vChargedTwice, vNotice, vAlert, vPeerProblem, vProcessExit,
+	vNoticeLead, vTakenInFlight, vToldAgain, vReopen}
 
 // audit is the findings: every violation with what shows it.
 type audit struct {
@@ -55,6 +60,10 @@ type audit struct {
 	// lateCards counts the new cards told of only after deprovisioning
 	// fell due (the customer then ends deprovisioned).
 	lateCards int
+	// paths counts the stories that reached the path they are for (a
+	// debit seen in flight, a failure again told, a life reopened), and
+	// those the timing kept from it.
+	paths map[string]int
 }
 
 func (a *audit) add(kind, format string, args ...any) {
@@ -219,7 +228,7 @@ func clean(r e2e.Request) bool { return r.Fault == "" && r.Status == http.Status
 
 // runAudit checks what the peers saw against the model.
 func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
-	a := &audit{found: map[string][]string{}, final: map[string]int{}}
+	a := &audit{found: map[string][]string{}, final: map[string]int{}, paths: map[string]int{}}
 	c := st.client()
 
 	// Every delivery answered 200 has its event workflow.
@@ -411,6 +420,8 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 				a.add(vControlMissing, "%s (%s): %s applied %d times, stages %v imply %d", cm.ID, cm.Script, k, gotAction[k], v.stages, wantAction[k])
 			}
 		}
+
+		auditStory(a, tr, st, cm, v, readsOf, settledAt)
 
 		// Nothing taken away once dunning could see the customer paid
 		// (or forgiven).

@@ -2,6 +2,7 @@ package soak
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"dunning/e2e"
@@ -106,4 +107,67 @@ func lastReadBetween(reads []e2e.Request, after, before time.Time) (e2e.Request,
 		}
 	}
 	return found, ok
+}
+
+// noticeIntent reads the payment a payment_failed notice of its own is
+// about from its key ("<life>:past_due:<intent>:notice", or
+// "<life>:past_due:<intent>:again:<n>:notice" for a told payment that
+// failed again after it was in flight); ok is false for the life's own
+// notice ("<life>:past_due:notice") and any other key.
+func noticeIntent(key string) (intent string, again, ok bool) {
+	_, rest, found := strings.Cut(key, ":past_due:")
+	if !found {
+		return "", false, false
+	}
+	parts := strings.Split(rest, ":")
+	switch {
+	case len(parts) == 2 && parts[1] == "notice" && parts[0] != "":
+		return parts[0], false, true
+	case len(parts) == 4 && parts[1] == "again" && parts[3] == "notice" && parts[0] != "":
+		return parts[0], true, true
+	}
+	return "", false, false
+}
+
+// takeAway is a suspension or deprovisioning request seen by the control
+// plane.
+type takeAway struct {
+	Kind string
+	At   time.Time
+	Key  string
+}
+
+// leadProblems checks the payment_failed notices of one payment's own
+// against the take-aways: each tells a deadline no sooner than lead after
+// it was decided (a second of rounding allowed: the notice carries whole
+// seconds), and nothing is taken away before that deadline while the
+// payment is unpaid (settled: when it was paid or forgiven, zero if
+// never).
+func leadProblems(msgs []e2e.Message, takes []takeAway, settled map[string]time.Time, lead time.Duration) []string {
+	var out []string
+	for _, m := range msgs {
+		intent, _, ok := noticeIntent(m.Key)
+		if m.Kind != "payment_failed" || !ok {
+			continue
+		}
+		if m.Deadline.IsZero() || m.Created.IsZero() {
+			out = append(out, fmt.Sprintf("notice %s tells no deadline", m.Key))
+			continue
+		}
+		if got := m.Deadline.Sub(m.Created); got < lead-time.Second {
+			out = append(out, fmt.Sprintf("notice %s, decided %s, tells the deadline %s: %s, want at least %s",
+				m.Key, m.Created.Format(time.TimeOnly), m.Deadline.Format(time.TimeOnly), got, lead))
+		}
+		for _, t := range takes {
+			if !t.At.After(m.Created) || !t.At.Before(m.Deadline) {
+				continue
+			}
+			if p := settled[intent]; !p.IsZero() && p.Before(t.At) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s at %s (key %s), before the deadline %s that notice %s (decided %s) told, %s unpaid",
+				t.Kind, t.At.Format("15:04:05.000"), t.Key, m.Deadline.Format(time.TimeOnly), m.Key, m.Created.Format(time.TimeOnly), intent))
+		}
+	}
+	return out
 }

@@ -135,3 +135,54 @@ func nonZero(m map[string]int) map[string]int {
 	}
 	return out
 }
+
+func TestNoticeIntent(t *testing.T) {
+	for _, c := range []struct {
+		key, intent string
+		again, ok   bool
+	}{
+		{"life-1:past_due:notice", "", false, false},
+		{"life-1:past_due:pi_2:notice", "pi_2", false, true},
+		{"life-1:past_due:pi_1:again:1:notice", "pi_1", true, true},
+		{"life-1:past_due:alert", "", false, false},
+		{"life-1:suspended:notice", "", false, false},
+		{"life-1:past_due:pi_1:again:1:alert", "", false, false},
+	} {
+		intent, again, ok := noticeIntent(c.key)
+		if intent != c.intent || again != c.again || ok != c.ok {
+			t.Errorf("noticeIntent(%q) = %q, %v, %v; want %q, %v, %v", c.key, intent, again, ok, c.intent, c.again, c.ok)
+		}
+	}
+}
+
+func TestLeadProblems(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)
+	lead := 15 * time.Second
+	told := func(key string, created, deadline time.Duration) e2e.Message {
+		return e2e.Message{Key: key, Kind: "payment_failed", Created: t0.Add(created), Deadline: t0.Add(deadline)}
+	}
+	suspend := func(at time.Duration) takeAway { return takeAway{Kind: "suspend", At: t0.Add(at), Key: "k"} }
+	for _, c := range []struct {
+		name    string
+		msgs    []e2e.Message
+		takes   []takeAway
+		settled map[string]time.Time
+		want    int
+	}{
+		{"taken after the deadline", []e2e.Message{told("l:past_due:pi_2:notice", 0, 15*time.Second)}, []takeAway{suspend(16 * time.Second)}, nil, 0},
+		{"taken before the deadline", []e2e.Message{told("l:past_due:pi_2:notice", 0, 15*time.Second)}, []takeAway{suspend(10 * time.Second)}, nil, 1},
+		{"taken before it, paid first", []e2e.Message{told("l:past_due:pi_2:notice", 0, 15*time.Second)}, []takeAway{suspend(10 * time.Second)},
+			map[string]time.Time{"pi_2": t0.Add(5 * time.Second)}, 0},
+		{"paid only after", []e2e.Message{told("l:past_due:pi_2:notice", 0, 15*time.Second)}, []takeAway{suspend(10 * time.Second)},
+			map[string]time.Time{"pi_2": t0.Add(11 * time.Second)}, 1},
+		{"taken before the notice", []e2e.Message{told("l:past_due:pi_1:again:1:notice", 20*time.Second, 35*time.Second)}, []takeAway{suspend(10 * time.Second)}, nil, 0},
+		{"short lead", []e2e.Message{told("l:past_due:pi_1:again:1:notice", 20*time.Second, 30*time.Second)}, nil, nil, 1},
+		{"rounded lead", []e2e.Message{told("l:past_due:pi_1:again:1:notice", 20*time.Second, 34500*time.Millisecond)}, nil, nil, 0},
+		{"no deadline", []e2e.Message{{Key: "l:past_due:pi_2:notice", Kind: "payment_failed", Created: t0}}, nil, nil, 1},
+		{"the life's notice", []e2e.Message{told("l:past_due:notice", 0, 5*time.Second)}, []takeAway{suspend(time.Second)}, nil, 0},
+	} {
+		if got := leadProblems(c.msgs, c.takes, c.settled, lead); len(got) != c.want {
+			t.Errorf("%s: %d problems %v, want %d", c.name, len(got), got, c.want)
+		}
+	}
+}

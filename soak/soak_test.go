@@ -164,7 +164,7 @@ func summary(set settings, took time.Duration, tr *traffic, snd *sender, fl *fau
 	if a.total() > 0 {
 		result = "FAIL"
 	}
-	return fmt.Sprintf("soak %s: %s of traffic in %s, seed %d | customers %d | events %d, deliveries %d (200 %d, refused %d, unanswered %d), duplicates %d | faults %s, restarts %d | final stage %s (late cards %d) | violations %s",
+	return fmt.Sprintf("soak %s: %s of traffic in %s, seed %d | customers %d | events %d, deliveries %d (200 %d, refused %d, unanswered %d), duplicates %d | faults %s, restarts %d | final stage %s (late cards %d) | paths %s | violations %s",
 		result, set.Duration, took.Round(time.Second), set.Seed, len(tr.customers()), events, deliveries, ok, refused, unanswered, dups,
-		faults, restarts, counts(a.final, []string{"recovered", "deprovisioned", "waived", "none"}), a.lateCards, counts(violations, violationKinds))
+		faults, restarts, counts(a.final, []string{"recovered", "deprovisioned", "waived", "none"}), a.lateCards, counts(a.paths, storyPaths), counts(violations, violationKinds))
 }

@@ -141,20 +141,37 @@ func (l *lockedRand) intN(n int) int {
 type script string
 
 const (
-	neverPays    script = "never pays"     // deprovisioned
-	pays         script = "pays"           // by the intent or the invoice, maybe while suspended
-	newCard      script = "new card"       // dunning's retry charges it
-	twoInvoices  script = "two invoices"   // pays one, maybe the other
-	cardsOnly    script = "expiring cards" // no failed payment at all: no recovery
-	waived       script = "waived"         // an operator forgives the debt
-	scriptWeight        = 12
+	neverPays   script = "never pays"     // deprovisioned
+	pays        script = "pays"           // by the intent or the invoice, maybe while suspended
+	newCard     script = "new card"       // dunning's retry charges it
+	twoInvoices script = "two invoices"   // pays one, maybe the other
+	cardsOnly   script = "expiring cards" // no failed payment at all: no recovery
+	waived      script = "waived"         // an operator forgives the debt
+	// debitPays pays by bank debit: processing for a while, then paid.
+	debitPays script = "debit pays"
+	// debitFailsAgain is told its payment failed, pays it by bank debit,
+	// and the debit fails: told again, maybe paid by card in the end.
+	debitFailsAgain script = "debit fails again"
+	// reopens is suspended, and pays what the suspension was for while a
+	// second payment, whose event Stripe delivers late, is unpaid.
+	reopens script = "reopens"
 )
+
+// scriptWeight is the sum of the scripts' weights in pickScript.
+const scriptWeight = 15
 
 // pickScript draws a story: 3 never pay, 3 pay, 3 get a new card, 1 has
 // two failed invoices, 1 only has cards expiring and removed, 1 is
-// forgiven by an operator.
+// forgiven by an operator, 1 pays by bank debit, 1 sees a bank debit
+// fail, 1 reopens a suspended life.
 func pickScript(r *lockedRand) script {
 	switch n := r.intN(scriptWeight); {
+	case n == 14:
+		return reopens
+	case n == 13:
+		return debitFailsAgain
+	case n == 12:
+		return debitPays
 	case n == 11:
 		return waived
 	case n < 3:
@@ -176,6 +193,10 @@ type intentModel struct {
 	// PaidAt is when the customer paid it at Stripe (an event happened);
 	// zero while unpaid that way.
 	PaidAt time.Time
+	// DebitAt is when a bank debit of it started (Stripe shows it
+	// processing), and DebitFailedAt when that debit failed; zero if
+	// none did.
+	DebitAt, DebitFailedAt time.Time
 }
 
 type customerModel struct {
@@ -286,6 +307,26 @@ func (tr *traffic) newCustomer() {
 			}
 		}
 	}
+	// debit starts a bank debit of in: Stripe confirms it, shows it
+	// processing and sends payment_intent.processing, which dunning does
+	// not subscribe to (it is listed, not delivered).
+	debit := func(in *intentModel) func() {
+		return func() {
+			c.mu.Lock()
+			in.DebitAt = time.Now()
+			c.mu.Unlock()
+			tr.st.peers.Stripe.Process(in.ID)
+			tr.happenUndelivered(c, stripefixture.EventPaymentProcessing, stripefixture.Options{ObjectID: in.ID, Invoice: in.Invoice, Amount: in.Amount})
+		}
+	}
+	debitFails := func(in *intentModel) func() {
+		return func() {
+			c.mu.Lock()
+			in.DebitFailedAt = time.Now()
+			c.mu.Unlock()
+			fail(in)()
+		}
+	}
 	cardEvent := func(typ string) func() {
 		return func() { tr.happen(c, typ, stripefixture.Options{}) }
 	}
@@ -363,6 +404,49 @@ func (tr *traffic) newCustomer() {
 		in := newIntent()
 		add(0, fail(in))
 		add(tr.r.between(5*time.Second, late), func() { tr.waive(c) })
+	case debitPays:
+		// Paid by bank debit before or after the suspension; while it
+		// processes nothing may be taken away, and once it succeeds the
+		// customer is recovered.
+		c.Expect = workflows.StageRecovered
+		in := newIntent()
+		add(0, fail(in))
+		start := tr.r.between(4*time.Second, late)
+		add(start, debit(in))
+		add(start+tr.r.between(5*time.Second, 30*time.Second), pay(in))
+	case debitFailsAgain:
+		// Told of the failure at once, the customer pays by bank debit
+		// across the retries at 10s and 20s; the debit fails. They are
+		// told again, given the notice lead, and maybe pay by card.
+		c.Expect = workflows.StageDeprovisioned
+		in := newIntent()
+		add(0, fail(in))
+		start := tr.r.between(4*time.Second, 8*time.Second)
+		failAt := tr.r.between(12*time.Second, 24*time.Second)
+		add(start, debit(in))
+		add(failAt, debitFails(in))
+		if tr.r.chance(0.5) {
+			c.Expect = workflows.StageRecovered
+			add(failAt+tr.r.between(20*time.Second, 45*time.Second), pay(in))
+		}
+	case reopens:
+		// Suspended for the first payment at the grace period; the second
+		// fails about then, but Stripe delivers its event only after the
+		// first is paid, well into the suspension.
+		c.Expect = workflows.StageDeprovisioned
+		first, second := newIntent(), newIntent()
+		add(0, fail(first))
+		release := make(chan struct{})
+		add(tr.r.between(g-10*time.Second, g+5*time.Second), func() {
+			tr.happenHeld(c, workflows.EventPaymentFailed, stripefixture.Options{ObjectID: second.ID, Invoice: second.Invoice, Amount: second.Amount}, release)
+		})
+		paid := tr.r.between(g+12*time.Second, g+20*time.Second)
+		add(paid, pay(first))
+		add(paid+tr.r.between(3*time.Second, 10*time.Second), func() { close(release) })
+		if tr.r.chance(0.5) {
+			c.Expect = workflows.StageRecovered
+			add(paid+tr.r.between(8*time.Second, 35*time.Second), pay(second))
+		}
 	case cardsOnly:
 		add(0, cardEvent(workflows.EventSourceExpiring))
 		add(tr.r.between(time.Second, 10*time.Second), cardEvent(removed()))
@@ -425,6 +509,28 @@ func (tr *traffic) waiveOnce(c *customerModel) (workflows.OperatorResult, error)
 
 // happen makes an event happen at Stripe now and hands it to the sender.
 func (tr *traffic) happen(c *customerModel, typ string, o stripefixture.Options) *event {
+	return tr.happenHeld(c, typ, o, nil)
+}
+
+// happenUndelivered makes an event of a type dunning's endpoint does not
+// subscribe to happen at Stripe: its state changes and GET /v1/events
+// lists it, but nothing is delivered.
+func (tr *traffic) happenUndelivered(c *customerModel, typ string, o stripefixture.Options) {
+	o.Customer = c.ID
+	o.ID = stripefixture.NewID("evt")
+	o.Created = time.Now()
+	body, err := stripefixture.Event(typ, o)
+	if err != nil {
+		tr.errorf("build %s for %s: %v", typ, c.ID, err)
+		return
+	}
+	tr.st.peers.Stripe.Happened(body)
+}
+
+// happenHeld makes an event happen at Stripe now; Stripe delivers it only
+// once release is closed (nil: at once), as it does an event it is slow
+// to send: order is not guaranteed.
+func (tr *traffic) happenHeld(c *customerModel, typ string, o stripefixture.Options, release <-chan struct{}) *event {
 	o.Customer = c.ID
 	o.ID = stripefixture.NewID("evt")
 	o.Created = time.Now()
@@ -441,7 +547,7 @@ func (tr *traffic) happen(c *customerModel, typ string, o stripefixture.Options)
 	tr.st.peers.Stripe.Observe(ev)
 	tr.st.peers.Stripe.Happened(body)
 	e := &event{ID: ev.ID, Type: typ, Customer: c.ID, Body: body, Created: o.Created}
-	tr.snd.send(e)
+	tr.snd.send(e, release)
 	return e
 }
 
@@ -500,7 +606,8 @@ func newSender(st *stack, r *lockedRand) *sender {
 		hc: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}}
 }
 
-func (s *sender) send(e *event) {
+// send delivers e once release is closed (nil: now).
+func (s *sender) send(e *event, release <-chan struct{}) {
 	s.mu.Lock()
 	s.events = append(s.events, e)
 	dup := s.r.chance(0.15)
@@ -509,17 +616,25 @@ func (s *sender) send(e *event) {
 	}
 	s.mu.Unlock()
 	s.wg.Add(1)
-	go s.deliver(e, s.r.between(0, 2500*time.Millisecond))
+	go s.deliver(e, release, s.r.between(0, 2500*time.Millisecond))
 	if dup {
 		s.wg.Add(1)
-		go s.deliver(e, s.r.between(500*time.Millisecond, 15*time.Second))
+		go s.deliver(e, release, s.r.between(500*time.Millisecond, 15*time.Second))
 	}
 }
 
-// deliver posts e after delay, and again with back-off (1s doubling to
-// maxBackoff, Stripe's hours shortened to seconds) until answered 200.
-func (s *sender) deliver(e *event, delay time.Duration) {
+// deliver posts e after release and delay, and again with back-off (1s
+// doubling to maxBackoff, Stripe's hours shortened to seconds) until
+// answered 200.
+func (s *sender) deliver(e *event, release <-chan struct{}, delay time.Duration) {
 	defer s.wg.Done()
+	if release != nil {
+		select {
+		case <-release:
+		case <-s.stop:
+			return
+		}
+	}
 	backoff := time.Second
 	for {
 		select {
