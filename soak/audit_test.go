@@ -86,6 +86,9 @@ type recoveryView struct {
 	// stages are the values RecoveryStage took, in order, over every run.
 	stages []workflows.Stage
 	runs   []runView
+	// paidSignalled is when the recovery was first signalled that an
+	// intent was paid, by intent.
+	paidSignalled map[string]time.Time
 }
 
 // runView is one run of the recovery (a life, or part of one when it
@@ -114,7 +117,7 @@ func keyword(p *commonpb.Payload) string {
 }
 
 func readRecovery(ctx context.Context, c client.Client, customer string) (recoveryView, error) {
-	var v recoveryView
+	v := recoveryView{paidSignalled: map[string]time.Time{}}
 	id := workflows.RecoveryWorkflowID(customer)
 	desc, err := c.DescribeWorkflow(ctx, id, "")
 	var nf *serviceerror.NotFound
@@ -173,6 +176,14 @@ func readRecovery(ctx context.Context, c client.Client, customer string) (recove
 					var f workflows.PaymentFailedSignal
 					if err := converter.GetDefaultDataConverter().FromPayload(a.GetInput().GetPayloads()[0], &f); err == nil {
 						failed = append(failed, signalled{ev.GetEventId(), f.Intent.ID})
+					}
+				}
+				if a.GetSignalName() == workflows.SignalPaid && len(a.GetInput().GetPayloads()) == 1 {
+					var p workflows.PaidSignal
+					if err := converter.GetDefaultDataConverter().FromPayload(a.GetInput().GetPayloads()[0], &p); err == nil && p.IntentID != "" {
+						if at, seen := v.paidSignalled[p.IntentID]; !seen || ev.GetEventTime().AsTime().Before(at) {
+							v.paidSignalled[p.IntentID] = ev.GetEventTime().AsTime()
+						}
 					}
 				}
 			case ev.GetWorkflowExecutionContinuedAsNewEventAttributes() != nil:

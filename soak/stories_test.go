@@ -3,6 +3,7 @@
 package soak
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -131,6 +132,19 @@ func auditStory(a *audit, tr *traffic, st *stack, cm *customerModel, v recoveryV
 			}
 		}
 		if !reopened {
+			// The recovery had the payment of what the suspension was
+			// for while the customer was suspended, and decided to tell
+			// the second payment only after that: on that state it
+			// reopens (the account given back, the second payment told
+			// past due with its lead), whatever came first.
+			first := intents[0]
+			paidSig, ok := v.paidSignalled[first.ID]
+			suspendedThen := slices.ContainsFunc(takes, func(t takeAway) bool { return t.Kind == "suspend" && t.At.Before(paidSig) })
+			if ok && suspendedThen && len(told) > 0 && told[0].Created.After(paidSig) {
+				a.add(vReopen, "%s (%s): suspended, signalled %s paid at %s, then told %s (notice decided %s, deadline %s) without giving the account back; stages %v",
+					cm.ID, cm.Script, first.ID, paidSig.Format("15:04:05.000"), second.ID, told[0].Created.Format(time.TimeOnly),
+					told[0].Deadline.Format(time.TimeOnly), v.stages)
+			}
 			a.paths[pathNotReopened]++
 			tr.logf("%s (%s): not reopened; stages %v, notices %v", cm.ID, cm.Script, v.stages, keys(msgs))
 			if len(told) > 1 {

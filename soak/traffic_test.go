@@ -415,19 +415,27 @@ func (tr *traffic) newCustomer() {
 		add(start, debit(in))
 		add(start+tr.r.between(5*time.Second, 30*time.Second), pay(in))
 	case debitFailsAgain:
-		// Told of the failure at once, the customer pays by bank debit
-		// across the retries at 10s and 20s; the debit fails. They are
-		// told again, given the notice lead, and maybe pay by card.
+		// Told of the failure at once, the customer pays by bank debit,
+		// and the debit fails: across the retries at 10s and 20s, or
+		// while suspended, across the re-check before deprovisioning
+		// (which finds it processing). They are told again, given the
+		// notice lead, and maybe pay by card in it.
 		c.Expect = workflows.StageDeprovisioned
 		in := newIntent()
 		add(0, fail(in))
 		start := tr.r.between(4*time.Second, 8*time.Second)
 		failAt := tr.r.between(12*time.Second, 24*time.Second)
+		payAt := failAt + tr.r.between(20*time.Second, 45*time.Second)
+		if tr.r.chance(0.5) {
+			start = tr.r.between(g+d-12*time.Second, g+d-6*time.Second)
+			failAt = start + tr.r.between(12*time.Second, 20*time.Second)
+			payAt = failAt + tr.r.between(4*time.Second, 10*time.Second)
+		}
 		add(start, debit(in))
 		add(failAt, debitFails(in))
 		if tr.r.chance(0.5) {
 			c.Expect = workflows.StageRecovered
-			add(failAt+tr.r.between(20*time.Second, 45*time.Second), pay(in))
+			add(payAt, pay(in))
 		}
 	case reopens:
 		// Suspended for the first payment at the grace period; the second
