@@ -374,6 +374,10 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 				a.lateCards++
 			}
 		}
+		if expect == workflows.StageRecovered && v.final == workflows.StageDeprovisioned && unseenDebitTakenFirst(st, cm, readsOf) {
+			expect = workflows.StageDeprovisioned
+			a.paths[pathAgainUnseenLate]++
+		}
 		if v.running {
 			a.add(vUndrained, "%s (%s): recovery still running in stage %s", cm.ID, cm.Script, v.final)
 		} else if v.final != expect {

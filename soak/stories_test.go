@@ -19,11 +19,41 @@ const (
 	pathDebitUnseen   = "debit_unseen"         // no read while it processed
 	pathToldAgain     = "failed_again_told"
 	pathAgainUntested = "failed_again_untested" // not told before the debit, or not seen in flight
-	pathReopened      = "reopened"
-	pathNotReopened   = "not_reopened" // not suspended when the first payment was paid
+	// pathAgainUnseenLate: not seen in flight, and deprovisioned before
+	// the customer paid by card (the final stage then is deprovisioned).
+	pathAgainUnseenLate = "failed_again_unseen_deprovisioned"
+	pathReopened        = "reopened"
+	pathNotReopened     = "not_reopened" // not suspended when the first payment was paid
 )
 
-var storyPaths = []string{pathDebitSeen, pathDebitUnseen, pathToldAgain, pathAgainUntested, pathReopened, pathNotReopened}
+var storyPaths = []string{pathDebitSeen, pathDebitUnseen, pathToldAgain, pathAgainUntested, pathAgainUnseenLate, pathReopened, pathNotReopened}
+
+// unseenDebitTakenFirst reports whether a debit-fails-again customer's
+// debit failed without dunning having read it processing, and the
+// customer was deprovisioned before paying by card: dunning took the
+// failure for the one it had told (no notice, no lead; see
+// docs/reliability.md), so the payment came too late, as a late card
+// does.
+func unseenDebitTakenFirst(st *stack, cm *customerModel, readsOf map[string][]e2e.Request) bool {
+	if cm.Script != debitFailsAgain {
+		return false
+	}
+	cm.mu.Lock()
+	in := *cm.Intents[0]
+	cm.mu.Unlock()
+	if in.DebitAt.IsZero() || in.DebitFailedAt.IsZero() || in.PaidAt.IsZero() {
+		return false
+	}
+	if _, seen := lastReadBetween(readsOf[in.ID], in.DebitAt, in.DebitFailedAt); seen {
+		return false
+	}
+	for _, r := range st.peers.Control.Requests(func(r e2e.Request) bool { return r.Customer == cm.ID }) {
+		if r.Kind == "deprovision" && r.At.Before(in.PaidAt) {
+			return true
+		}
+	}
+	return false
+}
 
 // auditStory checks the rules that every customer's notices of a
 // payment of its own must keep (the deadline they tell, and no take-away

@@ -423,19 +423,41 @@ func (tr *traffic) newCustomer() {
 		c.Expect = workflows.StageDeprovisioned
 		in := newIntent()
 		add(0, fail(in))
-		start := tr.r.between(4*time.Second, 8*time.Second)
-		failAt := tr.r.between(12*time.Second, 24*time.Second)
-		payAt := failAt + tr.r.between(20*time.Second, 45*time.Second)
-		if tr.r.chance(0.5) {
-			start = tr.r.between(g+d-12*time.Second, g+d-6*time.Second)
-			failAt = start + tr.r.between(12*time.Second, 20*time.Second)
-			payAt = failAt + tr.r.between(4*time.Second, 10*time.Second)
-		}
-		add(start, debit(in))
-		add(failAt, debitFails(in))
-		if tr.r.chance(0.5) {
+		pays := tr.r.chance(0.5)
+		if pays {
 			c.Expect = workflows.StageRecovered
-			add(payAt, pay(in))
+		}
+		if tr.r.chance(0.5) {
+			// While suspended: the debit starts 6 to 12 s before the
+			// deprovisioning falls due (counted from the suspension as
+			// the control plane saw it) and fails 2 to 10 s after.
+			lead, last := tr.r.between(6*time.Second, 12*time.Second), tr.r.between(12*time.Second, 20*time.Second)
+			payIn := tr.r.between(4*time.Second, 10*time.Second)
+			add(g, func() {
+				suspended := tr.suspendedAt(c, 2*time.Minute)
+				if suspended.IsZero() {
+					// Not suspended in time: no debit; the story ends as drawn.
+					if pays {
+						pay(in)()
+					}
+					return
+				}
+				time.Sleep(time.Until(suspended.Add(d - lead)))
+				debit(in)()
+				time.Sleep(last)
+				debitFails(in)()
+				if pays {
+					time.Sleep(payIn)
+					pay(in)()
+				}
+			})
+			break
+		}
+		failAt := tr.r.between(12*time.Second, 24*time.Second)
+		add(tr.r.between(4*time.Second, 8*time.Second), debit(in))
+		add(failAt, debitFails(in))
+		if pays {
+			add(failAt+tr.r.between(20*time.Second, 45*time.Second), pay(in))
 		}
 	case reopens:
 		// Suspended for the first payment at the grace period; the second
@@ -470,6 +492,19 @@ func (tr *traffic) newCustomer() {
 			s.do()
 		}
 	}()
+}
+
+// suspendedAt waits, at most within, for the control plane to apply the
+// customer's suspension, and says when it did; zero if it did not.
+func (tr *traffic) suspendedAt(c *customerModel, within time.Duration) time.Time {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, ap := range tr.st.peers.Control.Applied(c.ID) {
+			if ap.Action == "suspend" {
+				return ap.At
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // waive asks for the waiver as an operator does, with the waive update,
