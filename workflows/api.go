@@ -757,7 +757,11 @@ type RecoveryState struct {
 	// names it again or Stripe answers a confirm with it.
 	Unusable []UnusableMethod `json:"unusable_payment_methods,omitempty"`
 	// HeldRetryAt is when a card held by the network rules may be tried.
-	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
+	HeldRetryAt time.Time `json:"held_retry_at,omitzero"`
+	// JoinedRetryAt is when a payment that joined the life is retried in
+	// a round of its own, outside the schedule, whose next comes after
+	// the take-away it could cause (retryForJoined). Any round covers it.
+	JoinedRetryAt   time.Time `json:"joined_retry_at,omitzero"`
 	LateMoney       []string  `json:"late_money,omitempty"`
 	LateMoneyAlerts int       `json:"late_money_alerts,omitempty"`
 	// AmberfloEnd says what deprovisioning left of the Amberflo customer

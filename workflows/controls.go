@@ -342,7 +342,7 @@ func (r *recovery) pause(ctx workflow.Context, req OperatorRequest) (OperatorRes
 func (r *recovery) resume(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 	// The clock stops while paused: every deadline moves by the pause.
 	d := workflow.Now(ctx).Sub(r.s.PausedAt)
-	for _, t := range []*time.Time{&r.s.RetryAt, &r.s.SuspendAt, &r.s.DeprovisionAt} {
+	for _, t := range []*time.Time{&r.s.RetryAt, &r.s.JoinedRetryAt, &r.s.SuspendAt, &r.s.DeprovisionAt} {
 		if !t.IsZero() {
 			*t = t.Add(d)
 		}

@@ -252,6 +252,14 @@ const (
 	// Before, it was owed again silently, and the customer who believed
 	// they had paid could be suspended at once on the old deadline.
 	failedAgainToldChange = "failed-again-told"
+	// joinedRetryBeforeDeadlineChange gives a failed payment that joins a
+	// life whose next scheduled retry comes after the take-away it could
+	// cause (a schedule longer than the grace period, a deadline set by
+	// the notice lead) a round of its own before it, outside the schedule
+	// (retryForJoined, JoinedRetryAt). Before, any retry still ahead was
+	// taken as covering it, and the customer could be suspended without
+	// that payment ever retried.
+	joinedRetryBeforeDeadlineChange = "joined-retry-before-deadline"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -356,6 +364,9 @@ const (
 	whyCardUpdate = "retry after card update"
 	whyOperator   = "retry asked by an operator"
 	whyHeld       = "retry held for the card network"
+	// whyJoined is the round of its own a joined payment is owed before
+	// the take-away it could cause (JoinedRetryAt).
+	whyJoined = "retry of a joined payment before its deadline"
 	// whyCharge is the owed check right before a confirm.
 	whyCharge = "before a charge"
 	// whyScheduled, with the retry's number, is a scheduled round.
@@ -955,13 +966,22 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			}
 			deadline = r.s.DeprovisionAt
 		}
-		if done, at := retryForJoined(&r.s, now, deadline); (done != r.s.RetriesDone || !at.Equal(r.s.RetryAt)) &&
-			r.version(ctx, lateFailureRetryChange, 1) == 1 {
+		done, at, own := retryForJoined(&r.s, now, deadline)
+		if (done != r.s.RetriesDone || !at.Equal(r.s.RetryAt)) && r.version(ctx, lateFailureRetryChange, 1) == 1 {
 			// The schedule is spent: this payment gets one retry of its
 			// own before the take-away, named in its notice.
 			r.record(ctx, "retry schedule", in.ID, "joined after the schedule was spent: one retry of its own at "+
 				at.UTC().Format(time.RFC3339)+", before the "+deadline.UTC().Format(time.RFC3339)+" deadline", false)
 			r.s.RetriesDone, r.s.RetryAt = done, at
+		}
+		if !own.Equal(r.s.JoinedRetryAt) && r.version(ctx, joinedRetryBeforeDeadlineChange, 1) == 1 {
+			// The schedule's next comes after the take-away: a round of
+			// its own before it, named in its notice; the schedule goes
+			// on as it was.
+			r.record(ctx, "retry schedule", in.ID, "the schedule's next retry, at "+r.s.RetryAt.UTC().Format(time.RFC3339)+
+				", comes after the "+deadline.UTC().Format(time.RFC3339)+" deadline: a retry of its own at "+
+				own.UTC().Format(time.RFC3339)+", outside the schedule", false)
+			r.s.JoinedRetryAt = own
 		}
 		reason := ""
 		if in.Decline != nil {
@@ -976,6 +996,9 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
 		}
 		next := r.s.RetryAt
+		if !r.s.JoinedRetryAt.IsZero() && (next.IsZero() || r.s.JoinedRetryAt.Before(next)) {
+			next = r.s.JoinedRetryAt
+		}
 		notice := r.noticeInput(ctx, "payment_failed", r.noticeKey(in), reason, &next, &deadline)
 		// The notice names the payment it is about, and where to pay it.
 		notice.AmountDue, notice.Currency = in.Amount, in.Currency
@@ -1757,6 +1780,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	retryDue := r.s.RetryNow || (!r.s.CardRetryAt.IsZero() && !now.Before(r.s.CardRetryAt))
 	held := !r.s.HeldRetryAt.IsZero() && !now.Before(r.s.HeldRetryAt)
 	scheduled := !r.s.RetryAt.IsZero() && !now.Before(r.s.RetryAt)
+	joined := !r.s.JoinedRetryAt.IsZero() && !now.Before(r.s.JoinedRetryAt)
 	if scheduled {
 		r.missedRetries(ctx, now, false)
 		r.s.RetriesDone++
@@ -1765,7 +1789,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			r.s.RetryAt = r.s.FirstFailureAt.Add(r.s.Settings.RetrySchedule[r.s.RetriesDone] + r.s.PausedTotal)
 		}
 	}
-	if retryDue || scheduled || held {
+	if retryDue || scheduled || held || joined {
 		var autoUpdatedAfter []string
 		why := whyScheduled + fmt.Sprint(r.s.RetriesDone)
 		switch {
@@ -1775,8 +1799,12 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			why = whyCardUpdate
 		case held && !scheduled:
 			why = whyHeld
+		case joined && !scheduled:
+			why = whyJoined
 		}
-		r.s.RetryNow, r.s.CardRetryAt, r.s.HeldRetryAt = false, time.Time{}, time.Time{}
+		// A round tries every open payment: it is the one a joined
+		// payment was owed.
+		r.s.RetryNow, r.s.CardRetryAt, r.s.HeldRetryAt, r.s.JoinedRetryAt = false, time.Time{}, time.Time{}, time.Time{}
 		if r.s.NoPaymentMethod && !retryDue {
 			r.record(ctx, why, "", "skipped: no usable payment method", false)
 		} else if err := r.retryRound(ctx, why); err != nil {
@@ -1852,6 +1880,7 @@ func (r *recovery) planSafe() NextAction {
 	canCharge := len(retryable(&r.s)) > 0
 	if !r.s.NoPaymentMethod && canCharge {
 		earliest(NextRetry, r.s.RetryAt)
+		earliest(NextRetry, r.s.JoinedRetryAt)
 	}
 	earliest(NextRetry, r.s.CardRetryAt)
 	earliest(NextRetry, r.s.HeldRetryAt)
