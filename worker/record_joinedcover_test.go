@@ -4,11 +4,9 @@ import (
 	"context"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -31,31 +29,8 @@ func TestRecordJoinedRetryCoverHistory(t *testing.T) {
 	before := os.Getenv("DUNNING_RECORD_BEFORE") != ""
 	const q = "dunning-joined-cover"
 	tmp, w := dryRecorder(t, q)
-	var mu sync.Mutex
-	var confirms []string
-	var confirmedAt []time.Time
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		mu.Lock()
-		confirms = append(confirms, in.IntentID)
-		confirmedAt = append(confirmedAt, time.Now())
-		n := len(confirms)
-		mu.Unlock()
-		if n == 1 {
-			d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
-			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
-		}
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+	owedStandIn(w, "pm_1", "fp_1", nil)
+	confirm := newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"}, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,18 +65,18 @@ func TestRecordJoinedRetryCoverHistory(t *testing.T) {
 		if err := v.Get(&s); err != nil {
 			t.Fatal(err)
 		}
-		mu.Lock()
-		n := len(confirms)
-		mu.Unlock()
-		if s.Stage != workflows.StageSuspended || n != 1 {
-			t.Fatalf("stage %s after %d confirms; want the code before the change: suspended, the second payment never retried", s.Stage, n)
+		if n := confirm.count(); s.Stage != workflows.StageSuspended || n != 1 {
+			t.Fatalf("stage %s after %d confirms; want the code before the change: suspended, the second payment never retried", s.Stage, confirm.count())
 		}
 		waiveAndRecord(t, tmp, dir, "recovery-cus_joined_cover_before", id)
 		return
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
-	mu.Lock()
-	defer mu.Unlock()
+	var confirms []string
+	var confirmedAt []time.Time
+	for _, c := range confirm.asked() {
+		confirms, confirmedAt = append(confirms, c.in.IntentID), append(confirmedAt, c.start)
+	}
 	t.Logf("stage %s, confirms %v at %v", res.Stage, confirms, confirmedAt)
 	if res.Stage != workflows.StageRecovered || len(confirms) != 3 || !slices.Contains(confirms[1:], "pi_cover_2") ||
 		!confirmedAt[2].Before(started.Add(20*time.Second)) {
