@@ -86,3 +86,30 @@ func TestOwnDeclineOrderedByStripesClock(t *testing.T) {
 	rt.signal(0, workflows.SignalPaymentFailed, declinedWith("evt_first", t0, "pm_a", soft))
 	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
 }
+
+// The first retry (+1h) on pm_a is answered that the bank wants the
+// customer to authenticate (402 authentication_required): a decline by
+// dunning too. Stripe's attempt on pm_b at +30m, whose event comes at
+// +1h30m, is older: the intent keeps pm_a and the authentication it
+// waits for.
+func TestOlderEventKeepsDunningsOwnAuthenticationDecline(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.defaultPM = "" })
+	rt.w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+		d := activities.Decline{Code: "authentication_required", DeclineCode: "authentication_required",
+			PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_" + in.PaymentMethodID, IntentStatus: "requires_payment_method"}
+		rt.w.retries = append(rt.w.retries, in)
+		return activities.RetryResult{Outcome: activities.RetryRequiresAction, Status: "requires_payment_method",
+			PaymentMethod: in.PaymentMethodID, DeclineCode: d.DeclineCode, Decline: d}, nil, true
+	}
+	soft := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}
+	rt.signal(90*time.Minute, workflows.SignalPaymentFailed, declinedWith("evt_late", t0.Add(30*time.Minute), "pm_b", soft))
+	rt.at(100*time.Minute, func() {
+		in := intentOf(rt.status(), "pi_1")
+		if in == nil || in.PaymentMethodID != "pm_a" || in.Decline == nil || in.Decline.Class != activities.DeclineAuthentication || !in.NeedsAction {
+			t.Errorf("pi_1 = %+v, want it to keep dunning's newer authentication decline on pm_a", in)
+		}
+		rt.env.CancelWorkflow()
+	})
+	rt.signal(0, workflows.SignalPaymentFailed, declinedWith("evt_first", t0, "pm_a", soft))
+	rt.env.ExecuteWorkflow(workflows.PaymentRecoveryWorkflow, input())
+}
