@@ -535,7 +535,10 @@ type Intent struct {
 	Attempts    int       `json:"attempts"`
 	FailedAt    time.Time `json:"failed_at"`
 	LastDecline string    `json:"last_decline,omitempty"`
-	// LastEventAt is the created time of the newest event applied to it.
+	// LastEventAt is the created time of the newest event applied to it,
+	// or of dunning's own newest declined confirm where later (its
+	// charge's created, else when it was sent; own-decline-orders-events):
+	// a failure event created before it is older news.
 	LastEventAt time.Time `json:"last_event_at"`
 	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
 	ResolvedBy  string    `json:"resolved_by,omitempty"`

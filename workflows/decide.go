@@ -996,3 +996,23 @@ type retryNowSeen struct{ confirms int }
 func retryNowAfterCharges(seen *retryNowSeen, confirms int) bool {
 	return seen != nil && confirms == seen.confirms
 }
+
+// ownDeclineOrder is the intent's ordering time (LastEventAt) after a
+// confirm by dunning declined. Failure events are ordered by their
+// created, Stripe's clock, so the decline's own time by that clock
+// (declinedAt: its charge's created) stands for it where the activity
+// read it; else sent, when the workflow sent the confirm, by its own
+// clock: the decline came no sooner, and a skew between the two clocks
+// can only misorder an event created within it of the confirm. The
+// ordering time never goes back: a newer event applied while the confirm
+// ran stays the newest.
+func ownDeclineOrder(last, declinedAt, sent time.Time) time.Time {
+	at := declinedAt
+	if at.IsZero() {
+		at = sent
+	}
+	if at.After(last) {
+		return at
+	}
+	return last
+}

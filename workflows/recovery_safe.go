@@ -260,6 +260,18 @@ const (
 	// taken as covering it, and the customer could be suspended without
 	// that payment ever retried.
 	joinedRetryBeforeDeadlineChange = "joined-retry-before-deadline"
+
+	// ownDeclineOrdersChange makes a confirm by dunning that declined (a
+	// scheduled retry, retry_now, a card update's retry) move its
+	// intent's ordering time, as a failure event does: to the decline's
+	// time by Stripe's clock where the activity read it, else to when
+	// the confirm was sent (ownDeclineOrder). A failure event created
+	// before it is then older news, applied only to its own card
+	// (older-failure-keeps-latest-decline). Before, only events moved
+	// it, and a late event older than dunning's own decline replaced
+	// the intent's decline and payment method: a stop decline gave way
+	// to an older soft one, and the next retry charged the older card.
+	ownDeclineOrdersChange = "own-decline-orders-events"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -1168,6 +1180,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		var res activities.RetryResult
 		r.busy = takeCharge
 		r.charging = fmt.Sprintf("%s with %s (attempt %d)", in.ID, o.PaymentMethod, in.Attempts)
+		sent := workflow.Now(ctx)
 		err = workflow.ExecuteActivity(chargeCtx(ctx), a.RetryPayment, activities.RetryInput{
 			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
 		}).Get(ctx, &res)
@@ -1235,6 +1248,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			if r.cards() {
 				r.cardDeclined(ctx, in, res.Decline, o.PaymentMethod, workflow.Now(ctx), false)
 			}
+			r.ownDeclineOrders(ctx, in, res.Decline, sent)
 			r.record(ctx, why, detail, "the bank asks the customer to authenticate", false)
 		case activities.RetryNoPaymentMethod:
 			r.s.NoPaymentMethod = true
@@ -1243,6 +1257,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.record(ctx, why, detail, "not charged", true)
 		default:
 			in.LastDecline = firstNonEmpty(res.DeclineCode, res.Outcome)
+			r.ownDeclineOrders(ctx, in, res.Decline, sent)
 			outcome := res.Outcome + " " + res.DeclineCode
 			if r.cards() {
 				// The attempt was counted above; its key is the card charged.
@@ -1268,6 +1283,15 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		r.noticeSafe(ctx, "payment_retry_failed", r.key("retry", fmt.Sprint(r.s.RetryRounds), "notice"), reason, &next, &deadline, r.payURL())
 	}
 	return nil
+}
+
+// ownDeclineOrders moves the intent's ordering time to the decline of
+// dunning's own confirm, sent at sent (ownDeclineOrdersChange), so that
+// a failure event Stripe created before it does not replace it.
+func (r *recovery) ownDeclineOrders(ctx workflow.Context, in *Intent, d activities.Decline, sent time.Time) {
+	if r.version(ctx, ownDeclineOrdersChange, 1) == 1 {
+		in.LastEventAt = ownDeclineOrder(in.LastEventAt, d.Created, sent)
+	}
 }
 
 // recheckBeforeTakeAway asks Stripe about every unsettled intent and
