@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -33,19 +32,12 @@ func TestRecordOwnDeclineOrderHistory(t *testing.T) {
 	const q = "dunning-own-decline"
 	tmp, w := dryRecorder(t, q)
 	// The customer has no default: a retry charges the card that failed.
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge && in.FailedPaymentMethod != "" {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = in.FailedPaymentMethod, "failed payment method", "fp_"+in.FailedPaymentMethod
-		}
-		return o, nil
-	}, over)
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		return owedAnswer(in, in.FailedPaymentMethod, "failed payment method", "fp_"+in.FailedPaymentMethod), nil
+	})
 	var mu sync.Mutex
 	var confirmed []string
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+	standIn(w, "RetryPayment", func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
 		mu.Lock()
 		confirmed = append(confirmed, in.PaymentMethodID)
 		mu.Unlock()
@@ -58,7 +50,7 @@ func TestRecordOwnDeclineOrderHistory(t *testing.T) {
 		}
 		return activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
 			PaymentMethod: in.PaymentMethodID, DeclineCode: d.DeclineCode, Message: "Your card was declined.", Decline: d}, nil
-	}, over)
+	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
