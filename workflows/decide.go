@@ -224,9 +224,10 @@ func reopenDue(s *RecoveryState) bool {
 		return false
 	}
 	for _, in := range s.Intents {
-		if unsettled(in) && (!in.Untold || in.FailedAgain > 0) {
-			// A payment told before, failed again, is what the
-			// suspension was for: not a new failure.
+		if unsettled(in) && (!in.Untold || in.FailedAgain > 0 || in.ActionAgain > 0) {
+			// A payment told before, failed again or needing the
+			// customer's action again, is what the suspension was for:
+			// not a new failure.
 			return false
 		}
 	}

@@ -272,6 +272,16 @@ const (
 	// the intent's decline and payment method: a stop decline gave way
 	// to an older soft one, and the next retry charged the older card.
 	ownDeclineOrdersChange = "own-decline-orders-events"
+	// actionAfterInFlightChange asks the customer again to act on a
+	// payment they were told had failed, that went in flight since and
+	// came back needing their action (the bank asks for 3-D Secure): its
+	// payment_intent.requires_action event, or Stripe's answer to any
+	// re-check. A payment_action_required notice of its own, keyed by the
+	// count of such returns, before anything is taken away, and no
+	// take-away sooner than the notice lead after it. Before, the customer
+	// was asked only if they never had been for that intent, and the old
+	// deadline, passed while it was processing, stood.
+	actionAfterInFlightChange = "action-after-inflight-told"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -546,9 +556,13 @@ func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o act
 	case activities.OwedInFlight:
 		r.markInFlight(ctx, in, o.Why)
 	case activities.OwedActionRequired:
+		wasInFlight := in.State == IntentInFlight
 		in.State = IntentOpen
 		in.NeedsAction = true
 		r.record(ctx, "stripe re-check ("+why+")", in.ID, o.Verdict+": "+o.Why, o.DryRun)
+		if wasInFlight {
+			r.markActionAgain(ctx, in)
+		}
 	default:
 		wasInFlight := in.State == IntentInFlight
 		in.State = IntentOpen
@@ -895,13 +909,56 @@ func (r *recovery) markInFlightUntold(ctx workflow.Context) {
 // still untold, and told as such; one that fails before the life's first
 // notice is owed in it.
 func (r *recovery) markFailedAgain(ctx workflow.Context, in *Intent) {
-	if !r.safe() || !r.s.PastDueNoticeSent || in.Untold || in.State != IntentOpen ||
+	// A request to act not yet sent (action-after-inflight-told) gives
+	// way to the failure that came since: that is what is told.
+	if !r.safe() || !r.s.PastDueNoticeSent || (in.Untold && !in.AskUntold) || in.State != IntentOpen ||
 		r.version(ctx, failedAgainToldChange, 1) != 1 {
 		return
 	}
+	if in.AskUntold {
+		// The customer authenticated it (it went in flight since) and
+		// the payment failed: the bank's request is no longer what holds
+		// the retries; a decline that asks again says so itself.
+		in.NeedsAction = false
+	}
 	in.FailedAgain++
-	in.Untold = true
+	in.Untold, in.AskUntold = true, false
 	r.record(ctx, "payment failed again", in.ID, "the customer was told of its failure before it went in flight: told again by a notice of its own", false)
+}
+
+// markActionAgain marks a payment that was in flight and is found
+// needing the customer's action (its event, or Stripe's answer to a
+// re-check) when the customer was told of its failure already: they are
+// asked to act by a notice of its own (tellJoined), before anything is
+// taken away for it, whether or not they were asked before.
+func (r *recovery) markActionAgain(ctx workflow.Context, in *Intent) {
+	if !r.safe() || !r.s.PastDueNoticeSent || in.Untold || in.State != IntentOpen ||
+		r.version(ctx, actionAfterInFlightChange, 1) != 1 {
+		return
+	}
+	in.ActionAgain++
+	in.Untold, in.AskUntold = true, true
+	r.record(ctx, "payment needs action again", in.ID, "the customer was told of its failure before it went in flight: asked to act by a notice of its own", false)
+}
+
+// onActionRequired applies a payment_intent.requires_action event: a
+// payment that was processing needs the customer's action now. It is
+// owed again, no off-session retry can pay it, and a customer told of
+// it before is asked to act (markActionAgain). Of any other intent the
+// event is only recorded: the next re-check decides on what Stripe says.
+func (r *recovery) onActionRequired(ctx workflow.Context, a ActionRequiredSignal) {
+	if !r.remember(a.EventID) {
+		return
+	}
+	in := r.intent(a.IntentID)
+	if r.terminal() || in == nil || in.State != IntentInFlight || a.Created.Before(in.InFlightSince.Add(-time.Minute)) {
+		r.record(ctx, "payment needs action", a.IntentID+" (event "+a.EventID+")", "recorded: not a payment in flight here", false)
+		return
+	}
+	in.State, in.InFlightSince, in.InFlightAlerted = IntentOpen, time.Time{}, false
+	in.LastEventAt, in.NeedsAction = a.Created, true
+	r.record(ctx, "payment in flight needs action", a.IntentID+" (event "+a.EventID+")", "owed again: the bank asks the customer to authenticate", false)
+	r.markActionAgain(ctx, in)
 }
 
 // noticeKey is the key of the notice of a payment's own failure: one per
@@ -978,6 +1035,15 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			}
 			deadline = r.s.DeprovisionAt
 		}
+		if in.AskUntold {
+			// Only the customer can pay it now: asked to act, and no
+			// retry of its own.
+			r.askAgain(ctx, in, deadline)
+			if r.drain(ctx) || r.waivePending() || r.s.Paused {
+				r.wake, applied = true, true
+			}
+			continue
+		}
 		done, at, own := retryForJoined(&r.s, now, deadline)
 		if (done != r.s.RetriesDone || !at.Equal(r.s.RetryAt)) && r.version(ctx, lateFailureRetryChange, 1) == 1 {
 			// The schedule is spent: this payment gets one retry of its
@@ -1026,6 +1092,24 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 		}
 	}
 	return applied
+}
+
+// askAgain asks the customer to act on a payment they made, which was
+// processing and now needs their bank's authentication
+// (action-after-inflight-told): a payment_action_required notice of its
+// own, one per such return, naming the deadline the notice moved. It
+// stands for the one askToAuthenticate sends when none was.
+func (r *recovery) askAgain(ctx workflow.Context, in *Intent, deadline time.Time) {
+	in.AskUntold, in.ActionNoticeSent = false, true
+	total, currency := r.owed()
+	reason := fmt.Sprintf("Your payment of %s (%s), which was processing, needs you to confirm it with your bank; %s is owed in all.",
+		money(in.Amount, in.Currency), in.ID, money(total, currency))
+	notice := r.noticeInput(ctx, "payment_action_required", r.key("action", in.ID, "again", fmt.Sprint(in.ActionAgain), "notice"), reason, nil, &deadline)
+	notice.AmountDue, notice.Currency = in.Amount, in.Currency
+	notice.PayURL = firstNonEmpty(in.PayURL, r.payURL())
+	if err := r.sendNotice(ctx, notice); err != nil {
+		r.noticeUndelivered(ctx, notice.Type, notice.Key, err)
+	}
 }
 
 // payURL is the page where the customer pays the first open intent's
