@@ -28,6 +28,11 @@ func TestBasilInvoicePaidMeetsIntentWithoutInvoice(t *testing.T) {
 	if ended := rt.env.Now().Sub(t0); ended != paidAt {
 		t.Errorf("recovered at +%s, want at the invoice.paid (+%s): the payment did not meet its intent", ended, paidAt)
 	}
+	// The life's result names the invoice too: an invoice.paid after its
+	// end is told by it (LateMoney), whatever the event's version.
+	if len(res.Intents) != 1 || res.Intents[0].InvoiceID != "in_pi_1" {
+		t.Errorf("result intents %+v, want pi_1 with its invoice in_pi_1", res.Intents)
+	}
 	if len(rt.w.retries) != 1 {
 		t.Errorf("%d retries, want only the one before the payment", len(rt.w.retries))
 	}
