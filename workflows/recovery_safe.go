@@ -527,6 +527,12 @@ func (r *recovery) owedInput(in *Intent, why string) activities.OwedInput {
 	}
 }
 
+// invoiceFromStripeChange records on an intent that its event gave
+// without an invoice (API versions from 2025-03-31.basil) the invoice
+// Stripe's read names, so that a later invoice.paid, which names no intent
+// in those versions, meets it. Runs before it left the intent without one.
+const invoiceFromStripeChange = "invoice-from-stripe"
+
 // applyOwed applies Stripe's answer on an intent (or its lack, err).
 func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o activities.Owed, err error) (activities.Owed, error) {
 	if err != nil {
@@ -540,6 +546,12 @@ func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o act
 	}
 	if o.PayURL != "" {
 		in.PayURL = o.PayURL
+	}
+	if in.InvoiceID == "" && o.InvoiceID != "" && r.version(ctx, invoiceFromStripeChange, 1) == 1 {
+		// An event of API version 2025-03-31.basil or later names no
+		// invoice on the intent (nor an intent on the invoice): Stripe's
+		// read links them, so that the invoice's own events find it.
+		in.InvoiceID = o.InvoiceID
 	}
 	if !unsettled(in) {
 		return o, nil // resolved by a signal meanwhile
