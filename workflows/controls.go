@@ -105,6 +105,14 @@ func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest,
 		if r.s.Paused {
 			return errors.New("already paused")
 		}
+		if r.busy == takeDeprovision {
+			// Nothing stops it now: the Amberflo customer is deactivated
+			// right after, and the life ends as deprovisioned. A pause
+			// sent as a signal meanwhile is applied once the life has
+			// ended, and refused as such.
+			return errors.New("deprovisioning is under way and cannot be stopped: the Amberflo customer is deactivated next, " +
+				"and moved to OFFBOARDED unless the debt is paid or waived meanwhile; the recovery ends as deprovisioned")
+		}
 		return nil
 	case ControlResume:
 		if !r.s.Paused {
