@@ -69,3 +69,63 @@ func TestControlsDuringTheDeprovisioningRecheckCallItOff(t *testing.T) {
 		})
 	}
 }
+
+// A retry_now accepted while the re-check before a take-away runs is
+// made before the take-away, as it is when asked a moment earlier: the
+// operator was told the payments are retried now. The retry succeeds,
+// and the customer is never suspended (or deprovisioned).
+func TestRetryNowDuringTheRecheckRunsBeforeTheTakeAway(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		at    time.Duration
+		want  []string
+		stage workflows.Stage
+	}{
+		// The suspension's re-check runs from +10h to +10h20m.
+		{"suspension", 10*time.Hour + 5*time.Minute, nil, workflows.StageRecovered},
+		// Suspended at +10h20m; the deprovisioning's re-check runs from
+		// +30h20m to +30h40m.
+		{"deprovisioning", 30*time.Hour + 25*time.Minute, []string{"suspend", "resume"}, workflows.StageRecovered},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+			// The three scheduled retries decline; the operator's succeeds.
+			rt.w.succeedOnAttempt = 4
+			rt.update(c.at, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}, func(r workflows.OperatorResult, err error) {
+				if err != nil || !strings.Contains(r.Message, "retrying") {
+					t.Errorf("retry_now: %+v %v; want accepted, retrying now", r, err)
+				}
+			})
+			res := rt.run(input())
+			if res.Stage != c.stage || !equal(rt.w.controlActions(), c.want) {
+				t.Fatalf("stage %s, control plane %v; want %s with %v: the retry asked is made before anything is taken away",
+					res.Stage, rt.w.controlActions(), c.stage, c.want)
+			}
+			if len(rt.w.retries) != 4 {
+				t.Errorf("%d confirms, want 4 (three scheduled, the operator's)", len(rt.w.retries))
+			}
+		})
+	}
+}
+
+// A retry_now asked during the re-check that declines again leaves the
+// take-away to be decided again after it: the customer is suspended then,
+// on a re-check of its own, once.
+func TestRetryNowDuringTheRecheckThatDeclinesStillSuspends(t *testing.T) {
+	rt := newRecoveryTest(t, slowChecks(10*time.Minute))
+	rt.update(10*time.Hour+5*time.Minute, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}, mustAccept(t, "retry_now"))
+	rt.at(12*time.Hour, func() {
+		s := rt.status()
+		if s.Stage != workflows.StageSuspended || len(rt.w.retries) != 4 || !equal(rt.w.controlActions(), []string{"suspend"}) {
+			t.Errorf("at +12h stage %s, %d confirms, control plane %v; want suspended once, after the operator's retry",
+				s.Stage, len(rt.w.retries), rt.w.controlActions())
+		}
+		if len(rt.w.retryTimes) == 4 && len(rt.w.controls) == 1 && rt.w.controls[0].RequestedAt.Before(rt.w.retryTimes[3]) {
+			t.Errorf("suspended at %s, before the operator's retry at %s", rt.w.controls[0].RequestedAt, rt.w.retryTimes[3])
+		}
+	})
+	rt.update(13*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end the test"}, mustAccept(t, "waive"))
+	if res := rt.run(input()); res.Stage != workflows.StageWaived {
+		t.Fatalf("stage %s", res.Stage)
+	}
+}

@@ -260,6 +260,14 @@ const (
 	// taken as covering it, and the customer could be suspended without
 	// that payment ever retried.
 	joinedRetryBeforeDeadlineChange = "joined-retry-before-deadline"
+	// retryNowBeforeTakeAwayChange runs a retry_now accepted while the
+	// re-check before a take-away ran before the take-away, as it runs
+	// when asked a moment earlier: the take-away is deferred, the retry
+	// round asked runs at once, and the take-away is decided again after
+	// it, on a re-check of its own. Before, the customer was suspended (or
+	// deprovisioned) first, on the state from before the retry the
+	// operator was told was being made.
+	retryNowBeforeTakeAwayChange = "retry-now-before-take-away"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -1363,6 +1371,13 @@ func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 			}
 			return r.recover(ctx)
 		}
+		return nil
+	}
+	if r.s.RetryNow && r.version(ctx, retryNowBeforeTakeAwayChange, 1) == 1 {
+		// An operator asked for a retry while the peers were asked, and was
+		// told it is made now: it is, before anything is taken away.
+		r.record(ctx, "decision", step, "deferred: the retry an operator asked meanwhile runs first", false)
+		r.wake = true
 		return nil
 	}
 	if unasked := newlyOpen(&r.s, checked); len(unasked) > 0 && r.version(ctx, takeAwayOnCheckedStateChange, 1) == 1 {
