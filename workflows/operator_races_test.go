@@ -129,3 +129,30 @@ func TestRetryNowDuringTheRecheckThatDeclinesStillSuspends(t *testing.T) {
 		t.Fatalf("stage %s", res.Stage)
 	}
 }
+
+// A waiver sent as a signal (the UI's Send Signal) while the control
+// plane deprovisions is applied once that call returns, before the
+// Amberflo step begins: it is carried out as one sent a moment later,
+// during the deactivation. The debt is forgiven (in Stripe too) and the
+// customer is never moved to OFFBOARDED, which Amberflo never undoes.
+// Before, it was refused as coming after the end, and the customer was
+// OFFBOARDED with the debt standing for every later life.
+func TestWaiverSignalledWhileDeprovisioningIsCarriedOut(t *testing.T) {
+	// Suspended at +10h10m; deprovisioning from +30h10m to +30h20m.
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	rt.signal(30*time.Hour+15*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops@example.com", Reason: "goodwill"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned || len(rt.w.offboarded) != 0 {
+		t.Fatalf("stage %s, offboarded %v; want deprovisioned and never OFFBOARDED", res.Stage, rt.w.offboarded)
+	}
+	if len(rt.w.forgiven) != 1 || rt.w.forgiven[0].IntentID != "pi_1" || !equal(res.Forgiven, []string{"pi_1"}) {
+		t.Fatalf("forgiven in Stripe %+v, result forgives %v; want pi_1", rt.w.forgiven, res.Forgiven)
+	}
+	if s := rt.status(); s.Waive != nil {
+		t.Errorf("waiver %+v left asked for after the life ended", s.Waive)
+	}
+	dep := alertTitled(rt.w.alerts, "Deprovisioned: ")
+	if dep == nil || !strings.Contains(dep.Text, "waived by operator ops@example.com") {
+		t.Errorf("deprovisioning alert %+v, want it to say the debt was waived", dep)
+	}
+}

@@ -268,6 +268,13 @@ const (
 	// deprovisioned) first, on the state from before the retry the
 	// operator was told was being made.
 	retryNowBeforeTakeAwayChange = "retry-now-before-take-away"
+	// waiverSignalledWhileDeprovisioningChange takes a waiver sent as a
+	// signal while the control plane deprovisioned, applied once that
+	// call returns, as one sent during the Amberflo deactivation that
+	// follows: the debt is forgiven and the customer never moved to
+	// OFFBOARDED. Before, it was refused as coming after the end, and the
+	// customer was OFFBOARDED with the debt standing.
+	waiverSignalledWhileDeprovisioningChange = "waiver-signalled-while-deprovisioning"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -1443,8 +1450,20 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	began := workflow.Now(ctx)
 	// Deactivation is decided on what arrived during the deprovisioning:
 	// a customer who paid meanwhile keeps the Amberflo account, and ops
-	// hear of the money.
+	// hear of the money. A waiver signalled meanwhile is taken as one
+	// sent during the Amberflo step, which carries it out.
+	if r.controls[ControlWaive].Len() > 0 && r.v.known(offboardOnFreshStateChange, 1) != workflow.DefaultVersion &&
+		r.version(ctx, waiverSignalledWhileDeprovisioningChange, 1) == 1 {
+		r.busy = takeAmberflo
+	}
 	r.drain(ctx)
+	r.busy = ""
+	if r.s.Waive != nil && unpaidCount(&r.s) == 0 {
+		// Paid (or on its way) during the deprovisioning: no Amberflo step
+		// carries the waiver out, and nothing unpaid is left to forgive.
+		r.record(ctx, "operator: waive", r.s.Waive.Operator, "nothing left to forgive: paid during the deprovisioning", false)
+		r.s.Waive = nil
+	}
 	amberfloDone := "the Amberflo customer kept (a payment arrived during the deprovisioning)"
 	waivedBy := ""
 	switch {
