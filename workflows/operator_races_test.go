@@ -156,3 +156,42 @@ func TestWaiverSignalledWhileDeprovisioningIsCarriedOut(t *testing.T) {
 		t.Errorf("deprovisioning alert %+v, want it to say the debt was waived", dep)
 	}
 }
+
+// A pause accepted while a retry round waits on Stripe (the owed check
+// before a charge, or a confirm) stops the round there: the confirm under
+// way completes, as answered, and nothing more is charged nor taken away
+// while paused, the suspension deadline passing included.
+func TestPauseDuringTheChargePathStopsTheRound(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		opt      func(*world)
+		confirms int
+		says     string
+	}{
+		// The first retry (+1h) checks pi_1 until +1h10m.
+		{"owed check", slowChecks(10 * time.Minute), 0, "paused"},
+		// The first retry confirms pi_1 from +1h to +1h10m.
+		{"confirm", func(w *world) { w.chargeDelay = 10 * time.Minute }, 1, "charge already under way completes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := newRecoveryTest(t, c.opt)
+			rt.signal(5*time.Minute, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(5*time.Minute)))
+			rt.update(time.Hour+5*time.Minute, workflows.ControlPause, workflows.OperatorRequest{Reason: "customer on the phone"}, func(r workflows.OperatorResult, err error) {
+				if err != nil || !strings.Contains(r.Message, c.says) {
+					t.Errorf("pause: %+v %v; want accepted, saying %q", r, err, c.says)
+				}
+			})
+			rt.at(15*time.Hour, func() {
+				s := rt.status()
+				if s.Stage != workflows.StagePastDue || !s.Paused || len(rt.w.retries) != c.confirms || len(rt.w.controls) != 0 {
+					t.Errorf("at +15h stage %s paused %v, %d confirms, control plane %v; want past due, paused, %d confirm(s), nothing taken away",
+						s.Stage, s.Paused, len(rt.w.retries), rt.w.controlActions(), c.confirms)
+				}
+			})
+			rt.update(16*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end the test"}, mustAccept(t, "waive"))
+			if res := rt.run(input()); res.Stage != workflows.StageWaived || len(rt.w.retries) != c.confirms {
+				t.Fatalf("stage %s after %d confirms; want waived after %d", res.Stage, len(rt.w.retries), c.confirms)
+			}
+		})
+	}
+}
