@@ -195,3 +195,57 @@ func TestPauseDuringTheChargePathStopsTheRound(t *testing.T) {
 		})
 	}
 }
+
+// A waiver asked as an update while the control plane deprovisions is
+// accepted, and its answer says what then happens: the resources are
+// taken back all the same, the debt is forgiven, and the Amberflo
+// customer is deactivated but never moved to OFFBOARDED. Before, it was
+// refused, and the customer was OFFBOARDED with the debt standing, while
+// a waiver asked a moment later, during the deactivation, forgave it.
+func TestWaiverAskedWhileDeprovisioningIsCarriedOutAsAnswered(t *testing.T) {
+	// Suspended at +10h10m; deprovisioning from +30h10m to +30h20m.
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	var answer workflows.OperatorResult
+	rt.update(30*time.Hour+15*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops@example.com", Reason: "goodwill"},
+		func(r workflows.OperatorResult, err error) {
+			if err != nil || !r.Accepted {
+				t.Errorf("waiver during the deprovisioning: %+v %v, want accepted", r, err)
+			}
+			answer = r
+		})
+	res := rt.run(input())
+	if !strings.Contains(answer.Message, "not moved to OFFBOARDED") || !strings.Contains(answer.Message, "ends as deprovisioned") {
+		t.Errorf("waiver answer %q, want it to say the customer is not moved to OFFBOARDED and the recovery ends as deprovisioned", answer.Message)
+	}
+	if res.Stage != workflows.StageDeprovisioned || len(rt.w.offboarded) != 0 || !equal(rt.w.controlActions(), []string{"suspend", "deprovision"}) {
+		t.Fatalf("stage %s, control plane %v, offboarded %v; want deprovisioned and never OFFBOARDED", res.Stage, rt.w.controlActions(), rt.w.offboarded)
+	}
+	if len(rt.w.forgiven) != 1 || !equal(res.Forgiven, []string{"pi_1"}) {
+		t.Fatalf("forgiven in Stripe %+v, result forgives %v; want pi_1", rt.w.forgiven, res.Forgiven)
+	}
+	if s := rt.status(); s.Waive != nil {
+		t.Errorf("waiver %+v left asked for after the life ended", s.Waive)
+	}
+	if !strings.Contains(strings.Join(rt.w.noticeTypes(), ","), "payment_waived") {
+		t.Errorf("notices %v, want the customer told of the waiver", rt.w.noticeTypes())
+	}
+}
+
+// A waiver asked while the control plane deprovisions a customer who
+// pays meanwhile forgives nothing and is not left asked for.
+func TestWaiverAskedWhileDeprovisioningAPayingCustomerForgivesNothing(t *testing.T) {
+	rt := newRecoveryTest(t, func(w *world) { w.controlDelay = 10 * time.Minute })
+	rt.update(30*time.Hour+12*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}, mustAccept(t, "waive"))
+	rt.at(30*time.Hour+14*time.Minute, func() { rt.w.set(func() { rt.w.paidIntents["pi_1"] = true }) })
+	rt.signal(30*time.Hour+14*time.Minute, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_paid", IntentID: "pi_1", Created: t0.Add(30*time.Hour + 14*time.Minute), Source: "payment_intent.succeeded"})
+	res := rt.run(input())
+	if res.Stage != workflows.StageDeprovisioned || len(rt.w.forgiven) != 0 || len(rt.w.deactive) != 0 || len(rt.w.offboarded) != 0 {
+		t.Fatalf("stage %s, forgiven %v, deactivated %v, offboarded %v; want deprovisioned, nothing forgiven, Amberflo kept", res.Stage, rt.w.forgiven, rt.w.deactive, rt.w.offboarded)
+	}
+	if s := rt.status(); s.Waive != nil {
+		t.Errorf("waiver %+v left asked for after the life ended", s.Waive)
+	}
+	if rt.w.alertsWith("critical", "Money after the end") != 1 {
+		t.Errorf("alerts %+v, want one money-after-the-end alert", rt.w.alerts)
+	}
+}
