@@ -26,9 +26,24 @@ import (
 // code before the change, with DUNNING_RECORD_BEFORE=1: there the waiver
 // was refused as coming after the end, and nothing was forgiven.
 func TestRecordWaiverSignalledWhileDeprovisioningHistory(t *testing.T) {
+	recordWaiverWhileDeprovisioning(t, "cus_waive_deprov", os.Getenv("DUNNING_RECORD_BEFORE") != "", false)
+}
+
+// TestRecordWaiverAskedWhileDeprovisioningHistory records, as
+// TestRecordWaiverSignalledWhileDeprovisioningHistory does,
+// recovery-cus_waive_deprov_upd: the waiver is asked as an update while
+// the control plane deprovisions, accepted, and carried out in the
+// Amberflo step. Before, it was refused, which left no trace in the
+// history: recovery-cus_waive_deprov_before stands for that code.
+func TestRecordWaiverAskedWhileDeprovisioningHistory(t *testing.T) {
+	recordWaiverWhileDeprovisioning(t, "cus_waive_deprov_upd", false, true)
+}
+
+// recordWaiverWhileDeprovisioning records the life of cus, whose waiver
+// comes while the control plane deprovisions: as an update, or a signal.
+func recordWaiverWhileDeprovisioning(t *testing.T, cus string, before, asUpdate bool) {
 	dir := recordDir(t)
-	before := os.Getenv("DUNNING_RECORD_BEFORE") != ""
-	const q = "dunning-waive-deprov"
+	q := "dunning-" + strings.ReplaceAll(cus, "_", "-")
 	tmp, w := dryRecorder(t, q)
 	owedStandIn(w, "pm_1", "fp_1", nil)
 	newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"})
@@ -48,7 +63,6 @@ func TestRecordWaiverSignalledWhileDeprovisioningHistory(t *testing.T) {
 	}
 	defer w.Stop()
 	ctx := context.Background()
-	cus := "cus_waive_deprov"
 	id := workflows.RecoveryWorkflowID(cus)
 	f := workflows.PaymentFailedSignal{EventID: "evt_waive_deprov_failed", Created: time.Now(), Intent: workflows.PaymentIntentInfo{
 		ID: "pi_waive_deprov", Amount: 4900, Currency: "usd", InvoiceID: "in_waive_deprov", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
@@ -71,7 +85,18 @@ func TestRecordWaiverSignalledWhileDeprovisioningHistory(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond) // the deprovisioning is under way
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}); err != nil {
+	req := workflows.OperatorRequest{Operator: "ops", Reason: "goodwill"}
+	if asUpdate {
+		h, err := tmp.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ControlWaive,
+			Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer workflows.OperatorResult
+		if err := h.Get(ctx, &answer); err != nil || !strings.Contains(answer.Message, "not moved to OFFBOARDED") {
+			t.Fatalf("waive: %+v %v; want accepted, saying the customer is not OFFBOARDED", answer, err)
+		}
+	} else if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, req); err != nil {
 		t.Fatal(err)
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
@@ -79,7 +104,7 @@ func TestRecordWaiverSignalledWhileDeprovisioningHistory(t *testing.T) {
 	got := strings.Join(controls, ",")
 	mu.Unlock()
 	t.Logf("stage %s, control plane [%s], forgiven %v", res.Stage, got, res.Forgiven)
-	name := "recovery-cus_waive_deprov"
+	name := "recovery-" + cus
 	want := []string{"pi_waive_deprov"}
 	if before {
 		name, want = name+"_before", nil
