@@ -282,6 +282,21 @@ const (
 	// was asked only if they never had been for that intent, and the old
 	// deadline, passed while it was processing, stood.
 	actionAfterInFlightChange = "action-after-inflight-told"
+	// retryNowBeforeTakeAwayChange runs a retry_now accepted while the
+	// re-check before a take-away ran before the take-away, as it runs
+	// when asked a moment earlier: the take-away is deferred, the retry
+	// round asked runs at once, and the take-away is decided again after
+	// it, on a re-check of its own. Before, the customer was suspended (or
+	// deprovisioned) first, on the state from before the retry the
+	// operator was told was being made.
+	retryNowBeforeTakeAwayChange = "retry-now-before-take-away"
+	// waiverSignalledWhileDeprovisioningChange takes a waiver sent as a
+	// signal while the control plane deprovisioned, applied once that
+	// call returns, as one sent during the Amberflo deactivation that
+	// follows: the debt is forgiven and the customer never moved to
+	// OFFBOARDED. Before, it was refused as coming after the end, and the
+	// customer was OFFBOARDED with the debt standing.
+	waiverSignalledWhileDeprovisioningChange = "waiver-signalled-while-deprovisioning"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -1485,6 +1500,13 @@ func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 		}
 		return nil
 	}
+	if r.s.RetryNow && r.version(ctx, retryNowBeforeTakeAwayChange, 1) == 1 {
+		// An operator asked for a retry while the peers were asked, and was
+		// told it is made now: it is, before anything is taken away.
+		r.record(ctx, "decision", step, "deferred: the retry an operator asked meanwhile runs first", false)
+		r.wake = true
+		return nil
+	}
 	if unasked := newlyOpen(&r.s, checked); len(unasked) > 0 && r.version(ctx, takeAwayOnCheckedStateChange, 1) == 1 {
 		// A failure that came in while the peers were asked is owed only
 		// as far as the event says: the loop comes back at once and asks
@@ -1548,8 +1570,20 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	began := workflow.Now(ctx)
 	// Deactivation is decided on what arrived during the deprovisioning:
 	// a customer who paid meanwhile keeps the Amberflo account, and ops
-	// hear of the money.
+	// hear of the money. A waiver signalled meanwhile is taken as one
+	// sent during the Amberflo step, which carries it out.
+	if r.controls[ControlWaive].Len() > 0 && r.v.known(offboardOnFreshStateChange, 1) != workflow.DefaultVersion &&
+		r.version(ctx, waiverSignalledWhileDeprovisioningChange, 1) == 1 {
+		r.busy = takeAmberflo
+	}
 	r.drain(ctx)
+	r.busy = ""
+	if r.s.Waive != nil && unpaidCount(&r.s) == 0 {
+		// Paid (or on its way) during the deprovisioning: no Amberflo step
+		// carries the waiver out, and nothing unpaid is left to forgive.
+		r.record(ctx, "operator: waive", r.s.Waive.Operator, "nothing left to forgive: paid during the deprovisioning", false)
+		r.s.Waive = nil
+	}
 	amberfloDone := "the Amberflo customer kept (a payment arrived during the deprovisioning)"
 	waivedBy := ""
 	switch {
