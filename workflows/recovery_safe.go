@@ -297,6 +297,16 @@ const (
 	// OFFBOARDED. Before, it was refused as coming after the end, and the
 	// customer was OFFBOARDED with the debt standing.
 	waiverSignalledWhileDeprovisioningChange = "waiver-signalled-while-deprovisioning"
+	// reopenAfterJoinedCheckChange decides again, after Stripe is asked
+	// about a failed payment that joined a suspended life and before it is
+	// told, whether the life reopens: when a payment of what the
+	// suspension was for came in meanwhile, the loop gives the account
+	// back first (reopenDue), and the new failure is told past due, with
+	// the notice lead before any suspension for it. Before, it was told as
+	// a failure of the suspended life, with the deprovisioning as its
+	// deadline; told, it held the reopen off for good, and the customer
+	// was deprovisioned though the suspension's debt was paid.
+	reopenAfterJoinedCheckChange = "reopen-after-joined-check"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -1037,6 +1047,12 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 				continue
 			case r.waivePending() || r.s.Paused:
 				return applied // the loop decides first; told later, if still owed
+			case r.reopenFirst(ctx):
+				// Paid what the suspension was for while Stripe was
+				// asked: the account comes back first, and this payment
+				// is told past due.
+				r.wake = true
+				return true
 			}
 		}
 		in.Untold = false
@@ -1119,6 +1135,17 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 		}
 	}
 	return applied
+}
+
+// reopenFirst reports whether a suspended life reopens before a joined
+// failure is told (reopen-after-joined-check): what came in while Stripe
+// was asked about it settled every payment the customer was told of.
+// Asked only then, so that a life where it changes nothing records no
+// marker.
+func (r *recovery) reopenFirst(ctx workflow.Context) bool {
+	return r.cards() && reopenDue(&r.s) &&
+		r.version(ctx, reopenAfterJoinedCheckChange, 1) == 1 &&
+		r.version(ctx, unpaidBeforeResumeChange, 1) == 1
 }
 
 // askAgain asks the customer to act on a payment they made, which was
