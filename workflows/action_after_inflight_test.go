@@ -54,20 +54,12 @@ func TestToldPaymentThatNeedsActionAfterProcessingIsAskedAndGivenTheLead(t *test
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t)
-			if !tc.event {
-				rt.signal(time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Hour)))
-			}
-			rt.debitStarts(90 * time.Minute)
+			rt.debitAfterTold(!tc.event)
 			rt.debitNeedsAction(tc.at, tc.event)
 			if tc.event {
 				// The same event, delivered again.
 				rt.signal(tc.at+time.Minute, workflows.SignalActionRequired, workflows.ActionRequiredSignal{EventID: "evt_debit_action", Created: t0.Add(tc.at), IntentID: "pi_1"})
 			}
-			rt.at(3*time.Hour, func() {
-				if s := rt.status(); s.Intents[0].State != workflows.IntentInFlight {
-					t.Errorf("at +3h pi_1 is %s, want in flight", s.Intents[0].State)
-				}
-			})
 			rt.at(10*time.Hour+time.Minute, func() {
 				s := rt.status()
 				if s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
@@ -90,17 +82,7 @@ func TestToldPaymentThatNeedsActionAfterProcessingIsAskedAndGivenTheLead(t *test
 					t.Errorf("pi_1 %s, needs action %v; want open, waiting for the customer", in.State, in.NeedsAction)
 				}
 			})
-			rt.at(14*time.Hour, func() {
-				if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
-					t.Errorf("before the lead after the notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.at(15*time.Hour+10*time.Minute, func() {
-				if s := rt.status(); s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
-					t.Errorf("after the lead: stage %s, control plane %v; want suspended once", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.update(15*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.leadAfterNotice()
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived at +15h20m", res.Stage)
 			}
@@ -140,7 +122,7 @@ func TestPaymentAskedBeforeThatNeedsActionAfterProcessingIsAskedAgain(t *testing
 			t.Errorf("notice deadline %v, stage %s; want the deprovisioning %v, suspended", asked[1].Deadline, s.Stage, s.DeprovisionAt)
 		}
 	})
-	rt.update(13*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(13 * time.Hour)
 	if res := rt.run(input()); res.Stage != workflows.StageWaived {
 		t.Errorf("the life ended %s, want waived at +13h", res.Stage)
 	}
@@ -190,7 +172,7 @@ func TestSuspendedPaymentThatNeedsActionAfterProcessingIsAskedBeforeDeprovisioni
 					t.Errorf("deprovision_at %v, notice key %q, deadline %v; want %v and a key of its own", s.DeprovisionAt, asked[0].Key, asked[0].Deadline, want)
 				}
 			})
-			rt.update(31*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.waive(31 * time.Hour)
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived at +31h", res.Stage)
 			}
@@ -232,7 +214,7 @@ func TestPaymentNeedingActionDuringANoticeOrTheSuspensionsRecheckIsAskedFirst(t 
 					t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1's customer is asked", s.Stage, rt.w.controlActions())
 				}
 			})
-			rt.update(10*time.Hour+50*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.waive(10*time.Hour + 50*time.Minute)
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived", res.Stage)
 			}
@@ -264,7 +246,7 @@ func TestPaymentNeedingActionThenFailingBeforeItsNoticeIsToldAsFailed(t *testing
 			t.Errorf("suspend_at %v, stage %s; want %v, past_due", s.SuspendAt, s.Stage, want)
 		}
 	})
-	rt.update(13*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(13 * time.Hour)
 	if res := rt.run(input()); res.Stage != workflows.StageWaived {
 		t.Errorf("the life ended %s, want waived", res.Stage)
 	}

@@ -29,6 +29,46 @@ func (rt *recoveryTest) debitStarts(d time.Duration) {
 	rt.at(d, func() { rt.w.set(func() { rt.w.intentStatus["pi_1"] = "processing" }) })
 }
 
+// debitAfterTold opens the life the told-payment tests share: pi_1 fails
+// at 0 and is told in the life's first notice; with keepRecheck pi_2 fails
+// at +1h and stays owed, so the re-check before the suspension is made.
+// At +90m the customer pays pi_1 by bank debit: the retry at +2h finds it
+// processing, and it is in flight at +3h.
+func (rt *recoveryTest) debitAfterTold(keepRecheck bool) {
+	if keepRecheck {
+		rt.signal(time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Hour)))
+	}
+	rt.debitStarts(90 * time.Minute)
+	rt.at(3*time.Hour, func() {
+		if s := rt.status(); s.Intents[0].State != workflows.IntentInFlight {
+			rt.t.Errorf("at +3h pi_1 is %s, want in flight", s.Intents[0].State)
+		}
+	})
+}
+
+// leadAfterNotice checks that a life whose suspension moved to half the
+// grace period after a notice at about +10h is past due until then
+// (+14h) and suspended once after it (+15h10m); an operator waives at
+// +15h20m.
+func (rt *recoveryTest) leadAfterNotice() {
+	rt.at(14*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			rt.t.Errorf("before the lead after the notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.at(15*time.Hour+10*time.Minute, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
+			rt.t.Errorf("after the lead: stage %s, control plane %v; want suspended once", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.waive(15*time.Hour + 20*time.Minute)
+}
+
+// waive has an operator waive the life at d.
+func (rt *recoveryTest) waive(d time.Duration) {
+	rt.update(d, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(rt.t, "waive"))
+}
+
 // debitFailsAgain makes pi_1's debit fail at d: Stripe shows it unpaid
 // from then on, and a new payment_failed event comes at d when event is
 // set.
@@ -60,20 +100,12 @@ func TestToldPaymentThatFailsAgainAfterProcessingIsToldAndGivenTheLead(t *testin
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t)
-			if !tc.event {
-				rt.signal(time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Hour)))
-			}
-			rt.debitStarts(90 * time.Minute)
+			rt.debitAfterTold(!tc.event)
 			rt.debitFailsAgain(tc.failAt, tc.event)
 			if tc.event {
 				// The same event, delivered again.
 				rt.signal(tc.failAt+time.Minute, workflows.SignalPaymentFailed, failed("evt_debit_failed_again", "pi_1", t0.Add(tc.failAt)))
 			}
-			rt.at(3*time.Hour, func() {
-				if s := rt.status(); s.Intents[0].State != workflows.IntentInFlight {
-					t.Errorf("at +3h pi_1 is %s, want in flight", s.Intents[0].State)
-				}
-			})
 			var toldAt time.Time
 			rt.at(10*time.Hour+time.Minute, func() {
 				s := rt.status()
@@ -96,17 +128,7 @@ func TestToldPaymentThatFailsAgainAfterProcessingIsToldAndGivenTheLead(t *testin
 					t.Errorf("suspend_at %v, notice deadline %v; want %v, half the grace period after the notice", s.SuspendAt, again.Deadline, want)
 				}
 			})
-			rt.at(14*time.Hour, func() {
-				if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
-					t.Errorf("before the lead after the notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.at(15*time.Hour+10*time.Minute, func() {
-				if s := rt.status(); s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
-					t.Errorf("after the lead: stage %s, control plane %v; want suspended once", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.update(15*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.leadAfterNotice()
 			rt.run(input())
 			if n := len(rt.w.failedNotices("pi_1")); n != 1 || rt.w.lifeNotices() != 1 {
 				t.Errorf("%d payment_failed notices of pi_1's own, %d life notices; want 1 (one per failure told), 1", n, rt.w.lifeNotices())
@@ -164,7 +186,7 @@ func TestPaymentToldByItsOwnNoticeThatFailsAgainWhileSuspendedIsToldAgain(t *tes
 			t.Errorf("before the lead after pi_1's notice: stage %s, control plane %v; want suspended, nothing else", s.Stage, rt.w.controlActions())
 		}
 	})
-	rt.update(32*time.Hour+time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(32*time.Hour + time.Minute)
 	rt.run(input())
 }
 
@@ -186,7 +208,7 @@ func TestToldPaymentFailingAgainDuringARetryRoundIsToldOnce(t *testing.T) {
 			t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
 		}
 	})
-	rt.update(3*time.Hour+30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(3*time.Hour + 30*time.Minute)
 	rt.run(input())
 	if n := len(rt.w.failedNotices("pi_1")); n != 1 {
 		t.Errorf("%d notices of pi_1's own, want 1", n)
@@ -226,7 +248,7 @@ func TestToldPaymentFailingAgainDuringANoticeOrTheSuspensionsRecheckIsToldFirst(
 					t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1 is told", s.Stage, rt.w.controlActions())
 				}
 			})
-			rt.update(10*time.Hour+50*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.waive(10*time.Hour + 50*time.Minute)
 			rt.run(input())
 			if n := len(rt.w.failedNotices("pi_1")); n != 1 {
 				t.Errorf("%d notices of pi_1's own, want 1", n)

@@ -56,7 +56,7 @@ func TestFailureJoiningBeforeALateScheduledRetryIsRetriedBeforeTheSuspension(t *
 			t.Errorf("schedule %d done, pi_2 confirmed at %v; want the schedule's last retry made at +20h, once", s.RetriesDone, rt.w.retryTimes)
 		}
 	})
-	rt.update(20*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(20*time.Hour + 20*time.Minute)
 	rt.run(longScheduleInput())
 }
 

@@ -71,7 +71,7 @@ func TestFailureJoiningAfterTheScheduleIsRetriedBeforeTheSuspension(t *testing.T
 			t.Errorf("%d confirms of pi_2 before the suspension, want 1", n)
 		}
 	})
-	rt.update(10*day+2*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(10*day + 2*time.Hour)
 	rt.run(tenDayInput())
 }
 
@@ -135,7 +135,7 @@ func TestPaymentFoundAsASuspendedCustomerPaysIsRetriedBeforeTheNextSuspension(t 
 			t.Errorf("pi_2 confirmed %d times (declines at %v), want once, an hour after it was taken up", len(got), rt.w.retryTimes)
 		}
 	})
-	rt.update(paid+joinedLead+2*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(paid + joinedLead + 2*time.Hour)
 	rt.run(input())
 }
 
@@ -156,7 +156,7 @@ func TestPaymentInFlightThatFailsAfterTheScheduleIsRetriedBeforeTheSuspension(t 
 			t.Errorf("%d confirms of pi_1 after its debit failed (declines at %v), want one at +9h", got, rt.w.retryTimes)
 		}
 	})
-	rt.update(13*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(13*time.Hour + 20*time.Minute)
 	rt.run(input())
 }
 
@@ -185,6 +185,6 @@ func TestFailureJoiningAfterTheScheduleIsRetriedBeforeASoonerDeadline(t *testing
 			t.Errorf("pi_2 confirmed %d times (declines at %v), want once, at +13h", len(got), rt.w.retryTimes)
 		}
 	})
-	rt.update(14*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(14*time.Hour + 20*time.Minute)
 	rt.run(in)
 }
