@@ -186,35 +186,18 @@ func TestSuspendedPaymentThatNeedsActionAfterProcessingIsAskedBeforeDeprovisioni
 // its own, before anything is taken away, and no suspension comes sooner
 // than the lead after it.
 func TestPaymentNeedingActionDuringANoticeOrTheSuspensionsRecheckIsAskedFirst(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		opt    func(*world)
-		second time.Duration // when pi_2 fails and joins
-		at     time.Duration
-		after  time.Duration // the notice is sent no sooner than this
-	}{
-		{"during pi_2's notice", func(w *world) { w.noticeDelayAll = 10 * time.Minute }, 2*time.Hour + 30*time.Minute, 2*time.Hour + 35*time.Minute, 2*time.Hour + 40*time.Minute},
-		{"during the re-check before the suspension", func(w *world) { w.checkDelay = 5 * time.Minute }, time.Hour, 10*time.Hour + 2*time.Minute, 10*time.Hour + 2*time.Minute},
-	} {
+	for _, tc := range turnRaces {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t, tc.opt)
-			rt.signal(tc.second, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(tc.second)))
+			rt.joins(tc.second)
 			rt.debitStarts(90 * time.Minute)
 			rt.debitNeedsAction(tc.at, true)
+			rt.toldOnceFirst(tc.at, tc.after, func() []activities.NoticeInput { return rt.w.actionNotices("pi_1") })
 			rt.at(10*time.Hour+40*time.Minute, func() {
-				s := rt.status()
-				asked := rt.w.actionNotices("pi_1")
-				if len(asked) != 1 || asked[0].CreatedAt.Before(t0.Add(tc.after)) || !strings.HasSuffix(asked[0].Key, ":action:pi_1:again:1:notice") {
-					t.Fatalf("pi_1's action notices %+v; want one of its own for the payment made, once what ran returned", asked)
-				}
-				if want := asked[0].CreatedAt.Add(5 * time.Hour); s.SuspendAt.Before(want) {
-					t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
-				}
-				if tc.at > 10*time.Hour && (s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0) {
-					t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1's customer is asked", s.Stage, rt.w.controlActions())
+				if asked := rt.w.actionNotices("pi_1"); len(asked) != 1 || !strings.HasSuffix(asked[0].Key, ":action:pi_1:again:1:notice") {
+					t.Errorf("pi_1's action notices %+v; want one of its own for the payment made", asked)
 				}
 			})
-			rt.waive(10*time.Hour + 50*time.Minute)
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived", res.Stage)
 			}

@@ -64,6 +64,43 @@ func (rt *recoveryTest) leadAfterNotice() {
 	rt.waive(15*time.Hour + 20*time.Minute)
 }
 
+// turnRaces are the moments a turn of pi_1's debit (at) can race what
+// runs: pi_2's notice at the mailer, or the re-check before the
+// suspension asking Stripe. pi_2 fails and joins at second, and the
+// notice of pi_1's turn can be sent no sooner than after.
+var turnRaces = []struct {
+	name   string
+	opt    func(*world)
+	second time.Duration
+	at     time.Duration
+	after  time.Duration
+}{
+	{"during pi_2's notice", func(w *world) { w.noticeDelayAll = 10 * time.Minute }, 2*time.Hour + 30*time.Minute, 2*time.Hour + 35*time.Minute, 2*time.Hour + 40*time.Minute},
+	{"during the re-check before the suspension", func(w *world) { w.checkDelay = 5 * time.Minute }, time.Hour, 10*time.Hour + 2*time.Minute, 10*time.Hour + 2*time.Minute},
+}
+
+// toldOnceFirst checks, at +10h40m of a turnRaces life whose debit turned
+// at at, that notices (pi_1's notices of the turn) hold one notice, sent
+// no sooner than after; that no suspension comes sooner than the lead
+// after it; and, for a turn after the deadline's re-check began, that
+// nothing was taken before it. An operator waives at +10h50m.
+func (rt *recoveryTest) toldOnceFirst(at, after time.Duration, notices func() []activities.NoticeInput) {
+	rt.at(10*time.Hour+40*time.Minute, func() {
+		s := rt.status()
+		told := notices()
+		if len(told) != 1 || told[0].CreatedAt.Before(t0.Add(after)) {
+			rt.t.Fatalf("pi_1's notices of the turn %+v; want one of its own, once what ran returned", told)
+		}
+		if want := told[0].CreatedAt.Add(5 * time.Hour); s.SuspendAt.Before(want) {
+			rt.t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
+		}
+		if at > 10*time.Hour && (s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0) {
+			rt.t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1's customer hears of it", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.waive(10*time.Hour + 50*time.Minute)
+}
+
 // waive has an operator waive the life at d.
 func (rt *recoveryTest) waive(d time.Duration) {
 	rt.update(d, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(rt.t, "waive"))
@@ -220,35 +257,13 @@ func TestToldPaymentFailingAgainDuringARetryRoundIsToldOnce(t *testing.T) {
 // suspension asks Stripe. Either way the customer is told of it once, by
 // a notice of its own, before anything is taken away for it.
 func TestToldPaymentFailingAgainDuringANoticeOrTheSuspensionsRecheckIsToldFirst(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		opt    func(*world)
-		second time.Duration // when pi_2 fails and joins
-		failAt time.Duration
-		after  time.Duration // the notice is sent no sooner than this
-	}{
-		{"during pi_2's notice", func(w *world) { w.noticeDelayAll = 10 * time.Minute }, 2*time.Hour + 30*time.Minute, 2*time.Hour + 35*time.Minute, 2*time.Hour + 40*time.Minute},
-		{"during the re-check before the suspension", func(w *world) { w.checkDelay = 5 * time.Minute }, time.Hour, 10*time.Hour + 2*time.Minute, 10*time.Hour + 2*time.Minute},
-	} {
+	for _, tc := range turnRaces {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t, tc.opt)
-			rt.signal(tc.second, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(tc.second)))
+			rt.joins(tc.second)
 			rt.debitStarts(90 * time.Minute)
-			rt.debitFailsAgain(tc.failAt, true)
-			rt.at(10*time.Hour+40*time.Minute, func() {
-				s := rt.status()
-				told := rt.w.failedNotices("pi_1")
-				if len(told) != 1 || told[0].CreatedAt.Before(t0.Add(tc.after)) {
-					t.Fatalf("pi_1's own notices %+v; want one payment_failed, once what ran returned", told)
-				}
-				if want := told[0].CreatedAt.Add(5 * time.Hour); s.SuspendAt.Before(want) {
-					t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
-				}
-				if tc.failAt > 10*time.Hour && (s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0) {
-					t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1 is told", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.waive(10*time.Hour + 50*time.Minute)
+			rt.debitFailsAgain(tc.at, true)
+			rt.toldOnceFirst(tc.at, tc.after, func() []activities.NoticeInput { return rt.w.failedNotices("pi_1") })
 			rt.run(input())
 			if n := len(rt.w.failedNotices("pi_1")); n != 1 {
 				t.Errorf("%d notices of pi_1's own, want 1", n)
