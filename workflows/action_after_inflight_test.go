@@ -12,15 +12,7 @@ import (
 // actionNotices are the payment_action_required notices about intent, in
 // the order sent.
 func (w *world) actionNotices(intent string) []activities.NoticeInput {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []activities.NoticeInput
-	for _, n := range w.notices {
-		if n.Type == "payment_action_required" && strings.Contains(n.Key, ":"+intent+":") {
-			out = append(out, n)
-		}
-	}
-	return out
+	return w.intentNotices("payment_action_required", intent)
 }
 
 // debitNeedsAction makes the bank ask the customer to authenticate pi_1,

@@ -9,18 +9,23 @@ import (
 	"dunning/workflows"
 )
 
-// failedNotices are the payment_failed notices of intent's own (a key
-// naming it, not the life's), in the order sent.
-func (w *world) failedNotices(intent string) []activities.NoticeInput {
+// intentNotices are the notices of type typ of intent's own (a key naming
+// it, not the life's), in the order sent.
+func (w *world) intentNotices(typ, intent string) []activities.NoticeInput {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []activities.NoticeInput
 	for _, n := range w.notices {
-		if n.Type == "payment_failed" && strings.Contains(n.Key, ":"+intent+":") {
+		if n.Type == typ && strings.Contains(n.Key, ":"+intent+":") {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// failedNotices are the payment_failed notices of intent's own.
+func (w *world) failedNotices(intent string) []activities.NoticeInput {
+	return w.intentNotices("payment_failed", intent)
 }
 
 // debitStarts makes pi_1 processing from d on: the customer pays the
