@@ -34,16 +34,7 @@ func (rt *recoveryTest) debitNeedsAction(d time.Duration, event bool) {
 // payment_action_required notice of its own, and is not suspended before
 // half the grace period after it; an event that arrives twice asks once.
 func TestToldPaymentThatNeedsActionAfterProcessingIsAskedAndGivenTheLead(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		at    time.Duration
-		event bool
-	}{
-		{"its event", 9 * time.Hour, true},
-		// pi_2 keeps the deadline's re-check: with all owed in flight
-		// nothing is suspended, and nothing asks.
-		{"found by the re-check before the suspension", 10*time.Hour - time.Minute, false},
-	} {
+	for _, tc := range debitTurns {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t)
 			rt.debitAfterTold(!tc.event)

@@ -51,6 +51,20 @@ func (rt *recoveryTest) debitAfterTold(keepRecheck bool) {
 	})
 }
 
+// debitTurns are the two ways a turn of pi_1's debit (at) reaches the
+// life: its event, or only Stripe's answer to the re-check before the
+// suspension.
+var debitTurns = []struct {
+	name  string
+	at    time.Duration
+	event bool
+}{
+	{"its event", 9 * time.Hour, true},
+	// pi_2 keeps the deadline's re-check: with all owed in flight
+	// nothing is suspended, and nothing asks.
+	{"found by the re-check before the suspension", 10*time.Hour - time.Minute, false},
+}
+
 // leadAfterNotice checks that a life whose suspension moved to half the
 // grace period after a notice at about +10h is past due until then
 // (+14h) and suspended once after it (+15h10m); an operator waives at
@@ -130,23 +144,14 @@ func (rt *recoveryTest) debitFailsAgain(d time.Duration, event bool) {
 // it; one that arrives twice is told once. A debit that succeeds is told
 // nothing.
 func TestToldPaymentThatFailsAgainAfterProcessingIsToldAndGivenTheLead(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		failAt time.Duration
-		event  bool
-	}{
-		{"its event", 9 * time.Hour, true},
-		// pi_2 keeps the deadline's re-check: with all owed in flight
-		// nothing is suspended, and nothing asks.
-		{"found by the re-check before the suspension", 10*time.Hour - time.Minute, false},
-	} {
+	for _, tc := range debitTurns {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t)
 			rt.debitAfterTold(!tc.event)
-			rt.debitFailsAgain(tc.failAt, tc.event)
+			rt.debitFailsAgain(tc.at, tc.event)
 			if tc.event {
 				// The same event, delivered again.
-				rt.signal(tc.failAt+time.Minute, workflows.SignalPaymentFailed, failed("evt_debit_failed_again", "pi_1", t0.Add(tc.failAt)))
+				rt.signal(tc.at+time.Minute, workflows.SignalPaymentFailed, failed("evt_debit_failed_again", "pi_1", t0.Add(tc.at)))
 			}
 			var toldAt time.Time
 			rt.at(10*time.Hour+time.Minute, func() {
