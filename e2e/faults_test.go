@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,13 @@ func countWorkflows(t *testing.T, s *Stack, query string) int64 {
 }
 
 // The same 100 events, each delivered 10 times at once: every delivery is
-// answered 200, exactly one per event starts its workflow, and each
-// customer's recovery applies its event once (one notice, one alert).
+// answered 200 in the end, no event starts its workflow twice, and each
+// customer's recovery applies its event once (one notice, one alert). A
+// delivery answered 503 (Temporal did not answer the start in time, as
+// on a loaded machine) is delivered again, as Stripe does; its start may
+// have been recorded all the same, and the next delivery then finds it a
+// duplicate, so only without a 503 must every event be answered
+// "started" exactly once.
 func TestSameEventsDeliveredTenTimesConcurrently(t *testing.T) {
 	s := Start(t, Options{Env: map[string]string{"DUNNING_RETRY_SCHEDULE": "1h", "DUNNING_GRACE_PERIOD": "2h"}})
 	const events, copies = 100, 10
@@ -46,6 +52,7 @@ func TestSameEventsDeliveredTenTimesConcurrently(t *testing.T) {
 		err     error
 	}
 	answers := make(chan answer, events*copies)
+	var resent atomic.Int64
 	sem := make(chan struct{}, 100)
 	var wg sync.WaitGroup
 	for i, ev := range evs {
@@ -54,6 +61,11 @@ func TestSameEventsDeliveredTenTimesConcurrently(t *testing.T) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				status, outcome, err := s.Post(ev)
+				for try := 1; err == nil && status == http.StatusServiceUnavailable && try < 10; try++ {
+					resent.Add(1)
+					time.Sleep(time.Second)
+					status, outcome, err = s.Post(ev)
+				}
 				answers <- answer{i, status, outcome, err}
 			})
 		}
@@ -71,12 +83,17 @@ func TestSameEventsDeliveredTenTimesConcurrently(t *testing.T) {
 			started[a.event]++
 		}
 	}
-	if outcomes["started"] != events || outcomes["duplicate"] != events*(copies-1) {
+	if n := resent.Load(); n > 0 {
+		t.Logf("%d deliveries answered 503 and delivered again; answers in the end: %v", n, outcomes)
+		if outcomes["started"]+outcomes["duplicate"] != events*copies {
+			t.Errorf("answers: %v, want every delivery started or duplicate", outcomes)
+		}
+	} else if outcomes["started"] != events || outcomes["duplicate"] != events*(copies-1) {
 		t.Errorf("answers: %v, want %d started and %d duplicate", outcomes, events, events*(copies-1))
 	}
 	for i, n := range started {
-		if n != 1 {
-			t.Errorf("event %s started %d times", evs[i].ID, n)
+		if n > 1 || (n == 0 && resent.Load() == 0) {
+			t.Errorf("event %s answered started %d times", evs[i].ID, n)
 		}
 	}
 

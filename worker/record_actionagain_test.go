@@ -2,14 +2,9 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
 	"dunning/workflows"
@@ -33,7 +28,7 @@ import (
 // first request.
 func TestRecordActionAfterInFlightHistory(t *testing.T) {
 	dir := recordDir(t)
-	before := os.Getenv("DUNNING_RECORD_BEFORE") != ""
+	before := recordingBefore()
 	const q = "dunning-action-again"
 	tmp, w := dryRecorder(t, q)
 	var debit atomic.Int32 // 0 failed, 1 processing, 2 requires_action
@@ -51,57 +46,17 @@ func TestRecordActionAfterInFlightHistory(t *testing.T) {
 		}
 		return o, nil
 	})
-	var mu sync.Mutex
-	var keys []string
-	standIn(w, "Notice", func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		keys = append(keys, in.Type+" "+in.Key)
-		return activities.NotifyResult{DryRun: true}, nil
-	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_action_again"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := func(event, intent string) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: intent, Amount: 4900, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds"}}
-	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{6 * time.Second}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	started := time.Now()
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_debit_first", "pi_debit"),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_other_first", "pi_other")); err != nil {
-		t.Fatal(err)
-	}
+	notices := newNoticeLog(w)
+	id, started := startLife(t, tmp, w, q, "cus_action_again", lifeSettings(20*time.Second, time.Hour, 6*time.Second),
+		failedEvent("evt_debit_first", "pi_debit", 4900))
+	signal(t, tmp, id, workflows.SignalPaymentFailed, failedEvent("evt_other_first", "pi_other", 4900))
 	time.Sleep(3 * time.Second)
 	debit.Store(1)
 	time.Sleep(time.Until(started.Add(14 * time.Second)))
 	debit.Store(2)
 	time.Sleep(time.Until(started.Add(24 * time.Second)))
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	again := 0
-	for _, k := range keys {
-		if strings.HasPrefix(k, "payment_action_required ") && strings.Contains(k, ":pi_debit:again:") {
-			again++
-		}
-	}
-	mu.Unlock()
+	s := lifeStatus(t, tmp, id)
+	again := notices.count("payment_action_required", ":pi_debit:again:")
 	if s.RetryRounds != 1 {
 		t.Fatalf("%d rounds; want one", s.RetryRounds)
 	}
@@ -111,9 +66,9 @@ func TestRecordActionAfterInFlightHistory(t *testing.T) {
 			t.Fatalf("%d requests to act again, suspend_at %v, stage %s; want the code before the change: none, not moved, suspended", again, s.SuspendAt, s.Stage)
 		}
 	} else if again != 1 || !moved || s.Stage != workflows.StagePastDue {
-		t.Fatalf("notices %v, suspend_at %v, stage %s; want one request to act again, the suspension moved past the grace period, past_due", keys, s.SuspendAt, s.Stage)
+		t.Fatalf("notices %v, suspend_at %v, stage %s; want one request to act again, the suspension moved past the grace period, past_due", notices.sent(), s.SuspendAt, s.Stage)
 	}
-	t.Logf("notices %v", keys)
+	t.Logf("notices %v", notices.sent())
 	name := "recovery-cus_action_again"
 	if before {
 		name = "recovery-cus_action_again_before"

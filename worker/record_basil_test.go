@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -26,27 +24,13 @@ func TestRecordBasilInvoicePaidHistory(t *testing.T) {
 		o.InvoiceID = "in_basil"
 		return o, nil
 	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_basil_invoice"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := workflows.PaymentFailedSignal{EventID: "evt_basil_failed", Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-		ID: "pi_basil", Amount: 4900, Currency: "usd", DeclineCode: "insufficient_funds"}}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{time.Hour}, GracePeriod: 2 * time.Hour, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure,
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	// A basil event names no invoice on the intent: the owed read does.
+	failure := failedEvent("evt_basil_failed", "pi_basil", 4900)
+	failure.Intent.InvoiceID = ""
+	id, _ := startLife(t, tmp, w, q, "cus_basil_invoice", lifeSettings(2*time.Hour, time.Hour, time.Hour), failure)
 	time.Sleep(3 * time.Second)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_basil_paid",
-		Created: time.Now(), InvoiceID: "in_basil", Source: workflows.EventInvoicePaid}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_basil_paid",
+		Created: time.Now(), InvoiceID: "in_basil", Source: workflows.EventInvoicePaid})
 	res := recoveryResult(t, tmp, id, time.Minute)
 	if res.Stage != workflows.StageRecovered {
 		t.Fatalf("stage %s, want recovered by the invoice.paid", res.Stage)

@@ -2,14 +2,9 @@ package worker_test
 
 import (
 	"context"
-	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
 	"dunning/workflows"
@@ -32,7 +27,7 @@ import (
 // 20 seconds.
 func TestRecordFailedAgainToldHistory(t *testing.T) {
 	dir := recordDir(t)
-	before := os.Getenv("DUNNING_RECORD_BEFORE") != ""
+	before := recordingBefore()
 	const q = "dunning-failed-again"
 	tmp, w := dryRecorder(t, q)
 	var debit atomic.Int32 // 0 failed, 1 processing, 2 failed again
@@ -42,57 +37,17 @@ func TestRecordFailedAgainToldHistory(t *testing.T) {
 		}
 		return owedAnswer(in, "pm_card", "customer default", "fp_card"), nil
 	})
-	var mu sync.Mutex
-	var keys []string
-	standIn(w, "Notice", func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		keys = append(keys, in.Type+" "+in.Key)
-		return activities.NotifyResult{DryRun: true}, nil
-	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_failed_again"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := func(event string) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: "pi_debit", Amount: 4900, Currency: "usd", InvoiceID: "in_pi_debit", DeclineCode: "insufficient_funds"}}
-	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{6 * time.Second}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	started := time.Now()
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_debit_first"),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	notices := newNoticeLog(w)
+	id, started := startLife(t, tmp, w, q, "cus_failed_again", lifeSettings(20*time.Second, time.Hour, 6*time.Second),
+		failedEvent("evt_debit_first", "pi_debit", 4900))
 	time.Sleep(3 * time.Second)
 	debit.Store(1)
 	time.Sleep(time.Until(started.Add(14 * time.Second)))
 	debit.Store(2)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_debit_failed_again")); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, failedEvent("evt_debit_failed_again", "pi_debit", 4900))
 	time.Sleep(time.Until(started.Add(17 * time.Second)))
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	again := 0
-	for _, k := range keys {
-		if strings.HasPrefix(k, "payment_failed ") && strings.Contains(k, ":pi_debit:again:") {
-			again++
-		}
-	}
-	mu.Unlock()
+	s := lifeStatus(t, tmp, id)
+	again := notices.count("payment_failed", ":pi_debit:again:")
 	if s.Stage != workflows.StagePastDue || s.RetryRounds != 1 {
 		t.Fatalf("stage %s, %d rounds; want past_due after one round", s.Stage, s.RetryRounds)
 	}
@@ -102,9 +57,9 @@ func TestRecordFailedAgainToldHistory(t *testing.T) {
 			t.Fatalf("%d notices of the failure again, suspend_at %v; want the code before the change: none, not moved", again, s.SuspendAt)
 		}
 	} else if again != 1 || !moved {
-		t.Fatalf("notices %v, suspend_at %v; want one notice of the failure again and the suspension moved past the grace period", keys, s.SuspendAt)
+		t.Fatalf("notices %v, suspend_at %v; want one notice of the failure again and the suspension moved past the grace period", notices.sent(), s.SuspendAt)
 	}
-	t.Logf("notices %v", keys)
+	t.Logf("notices %v", notices.sent())
 	name := "recovery-cus_failed_again"
 	if before {
 		name = "recovery-cus_failed_again_before"

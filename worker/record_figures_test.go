@@ -62,20 +62,6 @@ func owedWithPeriod(in activities.OwedInput) activities.Owed {
 	return o
 }
 
-// lifeStatus reads the life's state, after its end too.
-func lifeStatus(t *testing.T, tmp *testenv.Temporal, id string) workflows.RecoveryState {
-	t.Helper()
-	v, err := tmp.Client.QueryWorkflow(context.Background(), id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestRecordMoneyKeptHistories records, as TestRecordHistories does (set
 // DUNNING_RECORD_HISTORIES), the paths of money-kept and
 // credited-life-waived:

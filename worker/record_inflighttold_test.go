@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -46,58 +44,26 @@ func TestRecordInFlightFailureToldHistory(t *testing.T) {
 		return owedAnswer(in, "pm_card", "customer default", "fp_card"), nil
 	})
 	// The debit fails while the round's confirm is at Stripe.
-	var debitEvent func() error
+	cus := "cus_inflight_told"
+	id := workflows.RecoveryWorkflowID(cus)
 	confirm := newConfirmStandIn(w, confirmAnswer{took: 3 * time.Second, declineOn: "fp_card"})
 	confirm.onAsk = func(in activities.RetryInput) error {
 		if in.IntentID == "pi_card" && !debitFailed.Swap(true) {
-			return debitEvent()
+			return tmp.Client.SignalWorkflow(context.Background(), id, "", workflows.SignalPaymentFailed, failedEvent("evt_debit_failed", "pi_debit", 4900))
 		}
 		return nil
 	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_inflight_told"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := func(event, intent string, amount int64) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: intent, Amount: amount, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds"}}
-	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{10 * time.Second}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	debitEvent = func() error {
-		return tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_debit_failed", "pi_debit", 4900))
-	}
-	started := time.Now()
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_debit_first", "pi_debit", 4900),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	_, started := startLife(t, tmp, w, q, cus, lifeSettings(20*time.Second, time.Hour, 10*time.Second),
+		failedEvent("evt_debit_first", "pi_debit", 4900))
 	time.Sleep(time.Second)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_card_failed", "pi_card", 2500)); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, failedEvent("evt_card_failed", "pi_card", 2500))
 	time.Sleep(time.Until(started.Add(6 * time.Second)))
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_late_failed", "pi_late", 1200)); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, failedEvent("evt_late_failed", "pi_late", 1200))
 	time.Sleep(time.Until(started.Add(8 * time.Second)))
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late_paid", Created: time.Now(),
-		IntentID: "pi_late", Source: "payment_intent.succeeded"}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaid, workflows.PaidSignal{EventID: "evt_late_paid", Created: time.Now(),
+		IntentID: "pi_late", Source: "payment_intent.succeeded"})
 	time.Sleep(time.Until(started.Add(17 * time.Second)))
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	var told time.Time
 	for _, in := range s.Intents {
 		switch in.ID {

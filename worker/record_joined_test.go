@@ -9,7 +9,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"dunning/activities"
 	"dunning/workflows"
 )
 
@@ -32,24 +31,12 @@ func TestRecordRetryNowDuringAConfirmHistory(t *testing.T) {
 	var removed atomic.Bool // the customer removed pm_1: Stripe names nothing
 	owedStandIn(w, "pm_1", "fp_1", &removed)
 	newConfirmStandIn(w, confirmAnswer{took: 3 * time.Second, declineOn: "fp_1"})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	f := failedEvent("evt_joined_failed", "pi_joined", 4900)
+	f.Intent.InvoiceID = "in_joined"
+	settings := lifeSettings(10*time.Hour, time.Hour, 3*time.Second, time.Hour)
+	settings.DeprovisionAfter = 10 * time.Hour
+	id, _ := startLife(t, tmp, w, q, "cus_joined", settings, declinedOn(f, "pm_1", "fp_1"))
 	ctx := context.Background()
-	cus := "cus_joined"
-	id := workflows.RecoveryWorkflowID(cus)
-	now := time.Now()
-	f := workflows.PaymentFailedSignal{EventID: "evt_joined_failed", Created: now, Intent: workflows.PaymentIntentInfo{
-		ID: "pi_joined", Amount: 4900, Currency: "usd", InvoiceID: "in_joined", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
-		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{3 * time.Second, time.Hour}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
 	retryNow := func(want string) {
 		t.Helper()
 		h, err := tmp.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ControlRetryNow,
@@ -67,21 +54,12 @@ func TestRecordRetryNowDuringAConfirmHistory(t *testing.T) {
 	retryNow("a charge is under way: pi_joined with pm_1")
 	time.Sleep(4 * time.Second)
 	removed.Store(true)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{
-		EventID: "evt_joined_removed", Created: time.Now(), Source: "payment_method.detached", PaymentMethodID: "pm_1"}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentMethodRemoved, workflows.PaymentMethodRemovedSignal{
+		EventID: "evt_joined_removed", Created: time.Now(), Source: "payment_method.detached", PaymentMethodID: "pm_1"})
 	time.Sleep(time.Second)
 	retryNow("pm_1 (removed by the customer (payment_method.detached))")
 	time.Sleep(2 * time.Second)
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	if len(s.Cards) != 1 || len(s.Cards[0].Attempts) != 2 {
 		t.Fatalf("cards %+v; want fp_1 tried twice, by the failure and one confirm: the retry_now during the confirm was that confirm", s.Cards)
 	}

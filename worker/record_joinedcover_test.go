@@ -1,15 +1,10 @@
 package worker_test
 
 import (
-	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
-	"dunning/activities"
 	"dunning/workflows"
 )
 
@@ -26,47 +21,19 @@ import (
 // suspended at +20s without it retried, and an operator waived the life.
 func TestRecordJoinedRetryCoverHistory(t *testing.T) {
 	dir := recordDir(t)
-	before := os.Getenv("DUNNING_RECORD_BEFORE") != ""
+	before := recordingBefore()
 	const q = "dunning-joined-cover"
 	tmp, w := dryRecorder(t, q)
 	owedStandIn(w, "pm_1", "fp_1", nil)
 	confirm := newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"}, pays)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_joined_cover"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := func(event, intent string) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: intent, Amount: 4900, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
-			Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
-	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{2 * time.Second, 40 * time.Second}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Second, MaxGraceExtension: 48 * time.Hour}}
-	started := time.Now()
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_cover_first", "pi_cover_1"),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	id, started := startLife(t, tmp, w, q, "cus_joined_cover", lifeSettings(20*time.Second, time.Second, 2*time.Second, 40*time.Second),
+		declinedOn(failedEvent("evt_cover_first", "pi_cover_1", 4900), "pm_1", "fp_1"))
 	time.Sleep(time.Until(started.Add(5 * time.Second)))
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_cover_second", "pi_cover_2")); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, declinedOn(failedEvent("evt_cover_second", "pi_cover_2", 4900), "pm_1", "fp_1"))
 	if before {
 		time.Sleep(time.Until(started.Add(23 * time.Second)))
-		v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s workflows.RecoveryState
-		if err := v.Get(&s); err != nil {
-			t.Fatal(err)
-		}
-		if n := confirm.count(); s.Stage != workflows.StageSuspended || n != 1 {
-			t.Fatalf("stage %s after %d confirms; want the code before the change: suspended, the second payment never retried", s.Stage, confirm.count())
+		if s, n := lifeStatus(t, tmp, id), confirm.count(); s.Stage != workflows.StageSuspended || n != 1 {
+			t.Fatalf("stage %s after %d confirms; want the code before the change: suspended, the second payment never retried", s.Stage, n)
 		}
 		waiveAndRecord(t, tmp, dir, "recovery-cus_joined_cover_before", id)
 		return

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -25,38 +23,12 @@ func TestRecordJoinedFailureToldHistory(t *testing.T) {
 	const q = "dunning-joined-told"
 	tmp, w := dryRecorder(t, q)
 	owedStandIn(w, "", "", nil)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_joined_told"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := func(event, intent string, amount int64) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: intent, Amount: amount, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds"}}
-	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{time.Hour}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	started := time.Now()
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_told_first", "pi_told_1", 4900),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	id, started := startLife(t, tmp, w, q, "cus_joined_told", lifeSettings(20*time.Second, time.Hour, time.Hour),
+		failedEvent("evt_told_first", "pi_told_1", 4900))
 	time.Sleep(12 * time.Second)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_told_second", "pi_told_2", 2500)); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, failedEvent("evt_told_second", "pi_told_2", 2500))
 	time.Sleep(2 * time.Second)
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	var told time.Time
 	for _, in := range s.Intents {
 		if in.ID == "pi_told_2" {
@@ -86,39 +58,17 @@ func TestRecordFirstFailureToldLateHistory(t *testing.T) {
 		}
 		return owedAnswer(in, "", "", ""), nil
 	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_told_late"
-	id := workflows.RecoveryWorkflowID(cus)
 	failure := func(event string) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: "pi_told_late", Amount: 4900, Currency: "usd", InvoiceID: "in_told_late", DeclineCode: "insufficient_funds"}}
+		f := failedEvent(event, "pi_told_late", 4900)
+		f.Intent.InvoiceID = "in_told_late"
+		return f
 	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{time.Hour}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	started := time.Now()
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_late_first"),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	id, started := startLife(t, tmp, w, q, "cus_told_late", lifeSettings(20*time.Second, time.Hour, time.Hour), failure("evt_late_first"))
 	time.Sleep(14 * time.Second)
 	failedDebit.Store(true)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_late_debit_failed")); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, failure("evt_late_debit_failed"))
 	time.Sleep(2 * time.Second)
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	if !s.PastDueNoticeSent || !s.SuspendAt.After(started.Add(20*time.Second)) || s.Stage != workflows.StagePastDue {
 		t.Fatalf("told %v, suspend_at %v, stage %s; want told and the suspension moved past the grace period", s.PastDueNoticeSent, s.SuspendAt, s.Stage)
 	}

@@ -6,9 +6,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 
-	"dunning/activities"
 	"dunning/workflows"
 )
 
@@ -28,36 +26,15 @@ func TestRecordLateFailureRetryHistory(t *testing.T) {
 	tmp, w := dryRecorder(t, q)
 	owedStandIn(w, "pm_1", "fp_1", nil)
 	stripeConfirm := newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"}, pays)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_late_failure"
-	id := workflows.RecoveryWorkflowID(cus)
-	failure := func(event, intent string) workflows.PaymentFailedSignal {
-		return workflows.PaymentFailedSignal{EventID: event, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-			ID: intent, Amount: 4900, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
-			Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
-	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{2 * time.Second}, GracePeriod: 20 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Second, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, failure("evt_late_first", "pi_late_1"),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	id, _ := startLife(t, tmp, w, q, "cus_late_failure", lifeSettings(20*time.Second, time.Second, 2*time.Second),
+		declinedOn(failedEvent("evt_late_first", "pi_late_1", 4900), "pm_1", "fp_1"))
 	time.Sleep(5 * time.Second)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, failure("evt_late_second", "pi_late_2")); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, declinedOn(failedEvent("evt_late_second", "pi_late_2", 4900), "pm_1", "fp_1"))
 	time.Sleep(18 * time.Second)
-	if d, err := tmp.Client.DescribeWorkflow(ctx, id, ""); err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if d, err := tmp.Client.DescribeWorkflow(context.Background(), id, ""); err == nil && d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// Never retried (the code before the change), and suspended: an
 		// operator ends it.
-		if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"}); err != nil {
-			t.Fatal(err)
-		}
+		signal(t, tmp, id, workflows.ControlWaive, workflows.OperatorRequest{Operator: "ops", Reason: "test"})
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
 	var confirms []string

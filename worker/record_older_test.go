@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"dunning/activities"
 	"dunning/workflows"
 )
@@ -27,13 +25,6 @@ func TestRecordOlderFailureAfterAStopHistory(t *testing.T) {
 		return owedAnswer(in, in.FailedPaymentMethod, "failed payment method", "fp_"+in.FailedPaymentMethod), nil
 	})
 	confirms := newConfirmStandIn(w, pays)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_older_decline"
-	id := workflows.RecoveryWorkflowID(cus)
 	t0 := time.Now()
 	event := func(eventID string, created time.Time, pm string, d activities.Decline) workflows.PaymentFailedSignal {
 		d.PaymentMethod, d.Fingerprint = pm, "fp_"+pm
@@ -42,31 +33,18 @@ func TestRecordOlderFailureAfterAStopHistory(t *testing.T) {
 	}
 	soft := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds"}
 	stop := activities.Decline{Code: "card_declined", DeclineCode: "do_not_honor", AdviceCode: "do_not_try_again"}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{4 * time.Second}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
-		CardUpdateDebounce: time.Second, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, event("evt_older_first", t0, "pm_old", soft),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	settings := lifeSettings(10*time.Hour, time.Second, 4*time.Second)
+	settings.DeprovisionAfter = 10 * time.Hour
+	id, _ := startLife(t, tmp, w, q, "cus_older_decline", settings, event("evt_older_first", t0, "pm_old", soft))
 	time.Sleep(time.Second)
 	for _, f := range []workflows.PaymentFailedSignal{
 		event("evt_older_stop", t0.Add(2*time.Second), "pm_stop", stop),
 		event("evt_older_soft", t0.Add(time.Second), "pm_old", soft),
 	} {
-		if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, f); err != nil {
-			t.Fatal(err)
-		}
+		signal(t, tmp, id, workflows.SignalPaymentFailed, f)
 		time.Sleep(500 * time.Millisecond)
 	}
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	if len(s.Intents) != 1 || s.Intents[0].PaymentMethodID != "pm_stop" || s.Intents[0].Decline == nil || s.Intents[0].Decline.Class != activities.DeclineStop {
 		t.Fatalf("intents %+v; want pi_older to keep the stop on pm_stop", s.Intents)
 	}
@@ -76,10 +54,8 @@ func TestRecordOlderFailureAfterAStopHistory(t *testing.T) {
 	if calls := confirms.asked(); len(calls) != 0 {
 		t.Fatalf("confirmed %+v at the retry; want nothing charged", calls)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaid, workflows.PaidSignal{
-		EventID: "evt_older_paid", Created: time.Now(), IntentID: "pi_older", Source: "payment_intent.succeeded"}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaid, workflows.PaidSignal{
+		EventID: "evt_older_paid", Created: time.Now(), IntentID: "pi_older", Source: "payment_intent.succeeded"})
 	res := recoveryResult(t, tmp, id, time.Minute)
 	if res.Stage != workflows.StageRecovered {
 		t.Fatalf("stage %s; want recovered", res.Stage)

@@ -2,13 +2,10 @@ package worker_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
 	"dunning/workflows"
@@ -28,7 +25,7 @@ import (
 // confirmed pm_b.
 func TestRecordOwnDeclineOrderHistory(t *testing.T) {
 	dir := recordDir(t)
-	before := os.Getenv("DUNNING_RECORD_BEFORE") != ""
+	before := recordingBefore()
 	const q = "dunning-own-decline"
 	tmp, w := dryRecorder(t, q)
 	// The customer has no default: a retry charges the card that failed.
@@ -51,40 +48,20 @@ func TestRecordOwnDeclineOrderHistory(t *testing.T) {
 		return activities.RetryResult{Outcome: activities.RetryDeclined, Status: "requires_payment_method",
 			PaymentMethod: in.PaymentMethodID, DeclineCode: d.DeclineCode, Message: "Your card was declined.", Decline: d}, nil
 	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_own_decline"
-	id := workflows.RecoveryWorkflowID(cus)
 	t0 := time.Now()
 	event := func(eventID string, created time.Time, pm string) workflows.PaymentFailedSignal {
 		d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: pm, Fingerprint: "fp_" + pm}
 		return workflows.PaymentFailedSignal{EventID: eventID, Created: created, Intent: workflows.PaymentIntentInfo{
 			ID: "pi_own", Amount: 4900, Currency: "usd", InvoiceID: "in_own", DeclineCode: d.DeclineCode, PaymentMethodID: pm, Decline: d}}
 	}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{3 * time.Second, 8 * time.Second}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
-		CardUpdateDebounce: time.Second, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, event("evt_own_first", t0, "pm_a"),
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	settings := lifeSettings(10*time.Hour, time.Second, 3*time.Second, 8*time.Second)
+	settings.DeprovisionAfter = 10 * time.Hour
+	id, _ := startLife(t, tmp, w, q, "cus_own_decline", settings, event("evt_own_first", t0, "pm_a"))
 	// The first retry's decline (+3s), then Stripe's older event.
 	time.Sleep(time.Until(t0.Add(5 * time.Second)))
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentFailed, event("evt_own_late", t0.Add(time.Second), "pm_b")); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaymentFailed, event("evt_own_late", t0.Add(time.Second), "pm_b"))
 	time.Sleep(time.Second)
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	want := "pm_a"
 	if before {
 		want = "pm_b"
@@ -104,10 +81,8 @@ func TestRecordOwnDeclineOrderHistory(t *testing.T) {
 	if !slices.Equal(got, wantConfirms) {
 		t.Fatalf("confirmed %v; want %v", got, wantConfirms)
 	}
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaid, workflows.PaidSignal{
-		EventID: "evt_own_paid", Created: time.Now(), IntentID: "pi_own", Source: "payment_intent.succeeded"}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalPaid, workflows.PaidSignal{
+		EventID: "evt_own_paid", Created: time.Now(), IntentID: "pi_own", Source: "payment_intent.succeeded"})
 	res := recoveryResult(t, tmp, id, time.Minute)
 	if res.Stage != workflows.StageRecovered {
 		t.Fatalf("stage %s; want recovered", res.Stage)

@@ -1,14 +1,10 @@
 package worker_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
-	"dunning/activities"
 	"dunning/workflows"
 )
 
@@ -24,42 +20,18 @@ func TestRecordRetryNowSignalHistory(t *testing.T) {
 	dir := recordDir(t)
 	const q = "dunning-sig"
 	tmp, w := dryRecorder(t, q)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	ctx := context.Background()
-	cus := "cus_sigretry"
-	id := workflows.RecoveryWorkflowID(cus)
-	now := time.Now()
-	f := workflows.PaymentFailedSignal{EventID: "evt_sig_failed", Created: now, Intent: workflows.PaymentIntentInfo{
-		ID: "pi_sig", Amount: 4900, Currency: "usd", InvoiceID: "in_sig", DeclineCode: "stolen_card", PaymentMethodID: "pm_1",
-		Decline: activities.Decline{Code: "card_declined", DeclineCode: "stolen_card", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{time.Hour}, GracePeriod: 10 * time.Hour, DeprovisionAfter: 10 * time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	f := failedEvent("evt_sig_failed", "pi_sig", 4900)
+	f.Intent.InvoiceID, f.Intent.DeclineCode = "in_sig", "stolen_card"
+	settings := lifeSettings(10*time.Hour, time.Hour, time.Hour)
+	settings.DeprovisionAfter = 10 * time.Hour
+	id, _ := startLife(t, tmp, w, q, "cus_sigretry", settings, declinedOn(f, "pm_1", "fp_1"))
 	time.Sleep(3 * time.Second)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
-		EventID: "evt_sig_card", Created: time.Now(), PaymentMethodID: "pm_2", Source: "payment_method.attached"}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.SignalCardUpdated, workflows.CardUpdatedSignal{
+		EventID: "evt_sig_card", Created: time.Now(), PaymentMethodID: "pm_2", Source: "payment_method.attached"})
 	time.Sleep(2 * time.Second)
-	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"}); err != nil {
-		t.Fatal(err)
-	}
+	signal(t, tmp, id, workflows.ControlRetryNow, workflows.OperatorRequest{Operator: "ops"})
 	time.Sleep(2 * time.Second)
-	v, err := tmp.Client.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s workflows.RecoveryState
-	if err := v.Get(&s); err != nil {
-		t.Fatal(err)
-	}
+	s := lifeStatus(t, tmp, id)
 	outcome := ""
 	for _, a := range s.Actions {
 		if a.Kind == "operator: "+workflows.ControlRetryNow || a.Kind == "operator: retry now" {

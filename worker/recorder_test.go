@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
@@ -21,6 +23,7 @@ import (
 	"dunning/internal/testenv"
 	"dunning/webhook"
 	"dunning/worker"
+	"dunning/workflows"
 )
 
 // recordDir is the folder DUNNING_RECORD_HISTORIES names for the
@@ -45,6 +48,117 @@ func dryRecorder(t *testing.T, q string) (*testenv.Temporal, sdkworker.Worker) {
 	worker.RegisterWorkflows(w)
 	w.RegisterActivity(&activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()})
 	return tmp, w
+}
+
+// recordingBefore says whether DUNNING_RECORD_BEFORE asks a recorder for
+// the history of the code before its change.
+func recordingBefore() bool {
+	return os.Getenv("DUNNING_RECORD_BEFORE") != ""
+}
+
+// lifeSettings are a recorded life's settings: retries at retries, a grace
+// period of grace, card updates debounced by debounce, and deprovisioning
+// an hour after a suspension.
+func lifeSettings(grace, debounce time.Duration, retries ...time.Duration) workflows.RecoverySettings {
+	return workflows.RecoverySettings{RetrySchedule: retries, GracePeriod: grace, DeprovisionAfter: time.Hour,
+		CardUpdateDebounce: debounce, MaxGraceExtension: 48 * time.Hour}
+}
+
+// failedEvent is Stripe's payment_failed event evt, created now, for
+// intent (amount cents, on invoice in_<intent>) declined for insufficient
+// funds.
+func failedEvent(evt, intent string, amount int64) workflows.PaymentFailedSignal {
+	return workflows.PaymentFailedSignal{EventID: evt, Created: time.Now(), Intent: workflows.PaymentIntentInfo{
+		ID: intent, Amount: amount, Currency: "usd", InvoiceID: "in_" + intent, DeclineCode: "insufficient_funds"}}
+}
+
+// declinedOn is the failure f as Stripe reports a card's decline: on
+// payment method pm, of card fp.
+func declinedOn(f workflows.PaymentFailedSignal, pm, fp string) workflows.PaymentFailedSignal {
+	f.Intent.PaymentMethodID = pm
+	f.Intent.Decline = activities.Decline{Code: "card_declined", DeclineCode: f.Intent.DeclineCode, PaymentMethod: pm, Fingerprint: fp}
+	return f
+}
+
+// startLife starts w (stopped when the test ends) and opens customer
+// cus's recovery life on task queue q, with settings, by its first
+// failure, as the webhook does: signal with start. It returns the life's
+// workflow ID and the moment it was asked to open.
+func startLife(t *testing.T, tmp *testenv.Temporal, w sdkworker.Worker, q, cus string,
+	settings workflows.RecoverySettings, first workflows.PaymentFailedSignal) (string, time.Time) {
+	t.Helper()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	id := workflows.RecoveryWorkflowID(cus)
+	started := time.Now()
+	if _, err := tmp.Client.SignalWithStartWorkflow(context.Background(), id, workflows.SignalPaymentFailed, first,
+		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName,
+		workflows.RecoveryInput{StripeCustomerID: cus, Settings: settings}); err != nil {
+		t.Fatal(err)
+	}
+	return id, started
+}
+
+// signal sends the life id the signal name, carrying arg.
+func signal(t *testing.T, tmp *testenv.Temporal, id, name string, arg any) {
+	t.Helper()
+	if err := tmp.Client.SignalWorkflow(context.Background(), id, "", name, arg); err != nil {
+		t.Fatalf("signal %s: %v", name, err)
+	}
+}
+
+// lifeStatus reads the life's state, after its end too.
+func lifeStatus(t *testing.T, tmp *testenv.Temporal, id string) workflows.RecoveryState {
+	t.Helper()
+	v, err := tmp.Client.QueryWorkflow(context.Background(), id, "", workflows.StatusQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s workflows.RecoveryState
+	if err := v.Get(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// noticeLog is a stand-in for the notices (Notice) that sends nothing
+// and keeps each notice's type and key.
+type noticeLog struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+// newNoticeLog registers on w a notice stand-in keeping what it is asked.
+func newNoticeLog(w sdkworker.Worker) *noticeLog {
+	n := &noticeLog{}
+	standIn(w, "Notice", func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.keys = append(n.keys, in.Type+" "+in.Key)
+		return activities.NotifyResult{DryRun: true}, nil
+	})
+	return n
+}
+
+// sent returns "type key" of every notice asked so far.
+func (n *noticeLog) sent() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.keys...)
+}
+
+// count is how many notices of type typ asked so far have a key that
+// contains part.
+func (n *noticeLog) count(typ, part string) int {
+	c := 0
+	for _, k := range n.sent() {
+		if strings.HasPrefix(k, typ+" ") && strings.Contains(k, part) {
+			c++
+		}
+	}
+	return c
 }
 
 // standIn registers fn on w as the activity name, in place of the dry

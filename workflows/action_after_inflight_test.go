@@ -12,15 +12,7 @@ import (
 // actionNotices are the payment_action_required notices about intent, in
 // the order sent.
 func (w *world) actionNotices(intent string) []activities.NoticeInput {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []activities.NoticeInput
-	for _, n := range w.notices {
-		if n.Type == "payment_action_required" && strings.Contains(n.Key, ":"+intent+":") {
-			out = append(out, n)
-		}
-	}
-	return out
+	return w.intentNotices("payment_action_required", intent)
 }
 
 // debitNeedsAction makes the bank ask the customer to authenticate pi_1,
@@ -42,32 +34,15 @@ func (rt *recoveryTest) debitNeedsAction(d time.Duration, event bool) {
 // payment_action_required notice of its own, and is not suspended before
 // half the grace period after it; an event that arrives twice asks once.
 func TestToldPaymentThatNeedsActionAfterProcessingIsAskedAndGivenTheLead(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		at    time.Duration
-		event bool
-	}{
-		{"its event", 9 * time.Hour, true},
-		// pi_2 keeps the deadline's re-check: with all owed in flight
-		// nothing is suspended, and nothing asks.
-		{"found by the re-check before the suspension", 10*time.Hour - time.Minute, false},
-	} {
+	for _, tc := range debitTurns {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t)
-			if !tc.event {
-				rt.signal(time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Hour)))
-			}
-			rt.debitStarts(90 * time.Minute)
+			rt.debitAfterTold(!tc.event)
 			rt.debitNeedsAction(tc.at, tc.event)
 			if tc.event {
 				// The same event, delivered again.
 				rt.signal(tc.at+time.Minute, workflows.SignalActionRequired, workflows.ActionRequiredSignal{EventID: "evt_debit_action", Created: t0.Add(tc.at), IntentID: "pi_1"})
 			}
-			rt.at(3*time.Hour, func() {
-				if s := rt.status(); s.Intents[0].State != workflows.IntentInFlight {
-					t.Errorf("at +3h pi_1 is %s, want in flight", s.Intents[0].State)
-				}
-			})
 			rt.at(10*time.Hour+time.Minute, func() {
 				s := rt.status()
 				if s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
@@ -90,17 +65,7 @@ func TestToldPaymentThatNeedsActionAfterProcessingIsAskedAndGivenTheLead(t *test
 					t.Errorf("pi_1 %s, needs action %v; want open, waiting for the customer", in.State, in.NeedsAction)
 				}
 			})
-			rt.at(14*time.Hour, func() {
-				if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
-					t.Errorf("before the lead after the notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.at(15*time.Hour+10*time.Minute, func() {
-				if s := rt.status(); s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
-					t.Errorf("after the lead: stage %s, control plane %v; want suspended once", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.update(15*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.leadAfterNotice()
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived at +15h20m", res.Stage)
 			}
@@ -140,7 +105,7 @@ func TestPaymentAskedBeforeThatNeedsActionAfterProcessingIsAskedAgain(t *testing
 			t.Errorf("notice deadline %v, stage %s; want the deprovisioning %v, suspended", asked[1].Deadline, s.Stage, s.DeprovisionAt)
 		}
 	})
-	rt.update(13*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(13 * time.Hour)
 	if res := rt.run(input()); res.Stage != workflows.StageWaived {
 		t.Errorf("the life ended %s, want waived at +13h", res.Stage)
 	}
@@ -190,7 +155,7 @@ func TestSuspendedPaymentThatNeedsActionAfterProcessingIsAskedBeforeDeprovisioni
 					t.Errorf("deprovision_at %v, notice key %q, deadline %v; want %v and a key of its own", s.DeprovisionAt, asked[0].Key, asked[0].Deadline, want)
 				}
 			})
-			rt.update(31*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.waive(31 * time.Hour)
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived at +31h", res.Stage)
 			}
@@ -204,35 +169,18 @@ func TestSuspendedPaymentThatNeedsActionAfterProcessingIsAskedBeforeDeprovisioni
 // its own, before anything is taken away, and no suspension comes sooner
 // than the lead after it.
 func TestPaymentNeedingActionDuringANoticeOrTheSuspensionsRecheckIsAskedFirst(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		opt    func(*world)
-		second time.Duration // when pi_2 fails and joins
-		at     time.Duration
-		after  time.Duration // the notice is sent no sooner than this
-	}{
-		{"during pi_2's notice", func(w *world) { w.noticeDelayAll = 10 * time.Minute }, 2*time.Hour + 30*time.Minute, 2*time.Hour + 35*time.Minute, 2*time.Hour + 40*time.Minute},
-		{"during the re-check before the suspension", func(w *world) { w.checkDelay = 5 * time.Minute }, time.Hour, 10*time.Hour + 2*time.Minute, 10*time.Hour + 2*time.Minute},
-	} {
+	for _, tc := range turnRaces {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t, tc.opt)
-			rt.signal(tc.second, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(tc.second)))
+			rt.joins(tc.second)
 			rt.debitStarts(90 * time.Minute)
 			rt.debitNeedsAction(tc.at, true)
+			rt.toldOnceFirst(tc.at, tc.after, func() []activities.NoticeInput { return rt.w.actionNotices("pi_1") })
 			rt.at(10*time.Hour+40*time.Minute, func() {
-				s := rt.status()
-				asked := rt.w.actionNotices("pi_1")
-				if len(asked) != 1 || asked[0].CreatedAt.Before(t0.Add(tc.after)) || !strings.HasSuffix(asked[0].Key, ":action:pi_1:again:1:notice") {
-					t.Fatalf("pi_1's action notices %+v; want one of its own for the payment made, once what ran returned", asked)
-				}
-				if want := asked[0].CreatedAt.Add(5 * time.Hour); s.SuspendAt.Before(want) {
-					t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
-				}
-				if tc.at > 10*time.Hour && (s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0) {
-					t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1's customer is asked", s.Stage, rt.w.controlActions())
+				if asked := rt.w.actionNotices("pi_1"); len(asked) != 1 || !strings.HasSuffix(asked[0].Key, ":action:pi_1:again:1:notice") {
+					t.Errorf("pi_1's action notices %+v; want one of its own for the payment made", asked)
 				}
 			})
-			rt.update(10*time.Hour+50*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
 			if res := rt.run(input()); res.Stage != workflows.StageWaived {
 				t.Errorf("the life ended %s, want waived", res.Stage)
 			}
@@ -264,7 +212,7 @@ func TestPaymentNeedingActionThenFailingBeforeItsNoticeIsToldAsFailed(t *testing
 			t.Errorf("suspend_at %v, stage %s; want %v, past_due", s.SuspendAt, s.Stage, want)
 		}
 	})
-	rt.update(13*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(13 * time.Hour)
 	if res := rt.run(input()); res.Stage != workflows.StageWaived {
 		t.Errorf("the life ended %s, want waived", res.Stage)
 	}

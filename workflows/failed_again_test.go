@@ -9,24 +9,120 @@ import (
 	"dunning/workflows"
 )
 
-// failedNotices are the payment_failed notices of intent's own (a key
-// naming it, not the life's), in the order sent.
-func (w *world) failedNotices(intent string) []activities.NoticeInput {
+// intentNotices are the notices of type typ of intent's own (a key naming
+// it, not the life's), in the order sent.
+func (w *world) intentNotices(typ, intent string) []activities.NoticeInput {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []activities.NoticeInput
 	for _, n := range w.notices {
-		if n.Type == "payment_failed" && strings.Contains(n.Key, ":"+intent+":") {
+		if n.Type == typ && strings.Contains(n.Key, ":"+intent+":") {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
+// failedNotices are the payment_failed notices of intent's own.
+func (w *world) failedNotices(intent string) []activities.NoticeInput {
+	return w.intentNotices("payment_failed", intent)
+}
+
 // debitStarts makes pi_1 processing from d on: the customer pays the
 // open invoice by bank debit, and Stripe re-uses the intent.
 func (rt *recoveryTest) debitStarts(d time.Duration) {
 	rt.at(d, func() { rt.w.set(func() { rt.w.intentStatus["pi_1"] = "processing" }) })
+}
+
+// debitAfterTold opens the life the told-payment tests share: pi_1 fails
+// at 0 and is told in the life's first notice; with keepRecheck pi_2 fails
+// at +1h and stays owed, so the re-check before the suspension is made.
+// At +90m the customer pays pi_1 by bank debit: the retry at +2h finds it
+// processing, and it is in flight at +3h.
+func (rt *recoveryTest) debitAfterTold(keepRecheck bool) {
+	if keepRecheck {
+		rt.signal(time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Hour)))
+	}
+	rt.debitStarts(90 * time.Minute)
+	rt.at(3*time.Hour, func() {
+		if s := rt.status(); s.Intents[0].State != workflows.IntentInFlight {
+			rt.t.Errorf("at +3h pi_1 is %s, want in flight", s.Intents[0].State)
+		}
+	})
+}
+
+// debitTurns are the two ways a turn of pi_1's debit (at) reaches the
+// life: its event, or only Stripe's answer to the re-check before the
+// suspension.
+var debitTurns = []struct {
+	name  string
+	at    time.Duration
+	event bool
+}{
+	{"its event", 9 * time.Hour, true},
+	// pi_2 keeps the deadline's re-check: with all owed in flight
+	// nothing is suspended, and nothing asks.
+	{"found by the re-check before the suspension", 10*time.Hour - time.Minute, false},
+}
+
+// leadAfterNotice checks that a life whose suspension moved to half the
+// grace period after a notice at about +10h is past due until then
+// (+14h) and suspended once after it (+15h10m); an operator waives at
+// +15h20m.
+func (rt *recoveryTest) leadAfterNotice() {
+	rt.at(14*time.Hour, func() {
+		if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
+			rt.t.Errorf("before the lead after the notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.at(15*time.Hour+10*time.Minute, func() {
+		if s := rt.status(); s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
+			rt.t.Errorf("after the lead: stage %s, control plane %v; want suspended once", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.waive(15*time.Hour + 20*time.Minute)
+}
+
+// turnRaces are the moments a turn of pi_1's debit (at) can race what
+// runs: pi_2's notice at the mailer, or the re-check before the
+// suspension asking Stripe. pi_2 fails and joins at second, and the
+// notice of pi_1's turn can be sent no sooner than after.
+var turnRaces = []struct {
+	name   string
+	opt    func(*world)
+	second time.Duration
+	at     time.Duration
+	after  time.Duration
+}{
+	{"during pi_2's notice", func(w *world) { w.noticeDelayAll = 10 * time.Minute }, 2*time.Hour + 30*time.Minute, 2*time.Hour + 35*time.Minute, 2*time.Hour + 40*time.Minute},
+	{"during the re-check before the suspension", func(w *world) { w.checkDelay = 5 * time.Minute }, time.Hour, 10*time.Hour + 2*time.Minute, 10*time.Hour + 2*time.Minute},
+}
+
+// toldOnceFirst checks, at +10h40m of a turnRaces life whose debit turned
+// at at, that notices (pi_1's notices of the turn) hold one notice, sent
+// no sooner than after; that no suspension comes sooner than the lead
+// after it; and, for a turn after the deadline's re-check began, that
+// nothing was taken before it. An operator waives at +10h50m.
+func (rt *recoveryTest) toldOnceFirst(at, after time.Duration, notices func() []activities.NoticeInput) {
+	rt.at(10*time.Hour+40*time.Minute, func() {
+		s := rt.status()
+		told := notices()
+		if len(told) != 1 || told[0].CreatedAt.Before(t0.Add(after)) {
+			rt.t.Fatalf("pi_1's notices of the turn %+v; want one of its own, once what ran returned", told)
+		}
+		if want := told[0].CreatedAt.Add(5 * time.Hour); s.SuspendAt.Before(want) {
+			rt.t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
+		}
+		if at > 10*time.Hour && (s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0) {
+			rt.t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1's customer hears of it", s.Stage, rt.w.controlActions())
+		}
+	})
+	rt.waive(10*time.Hour + 50*time.Minute)
+}
+
+// waive has an operator waive the life at d.
+func (rt *recoveryTest) waive(d time.Duration) {
+	rt.update(d, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(rt.t, "waive"))
 }
 
 // debitFailsAgain makes pi_1's debit fail at d: Stripe shows it unpaid
@@ -48,32 +144,15 @@ func (rt *recoveryTest) debitFailsAgain(d time.Duration, event bool) {
 // it; one that arrives twice is told once. A debit that succeeds is told
 // nothing.
 func TestToldPaymentThatFailsAgainAfterProcessingIsToldAndGivenTheLead(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		failAt time.Duration
-		event  bool
-	}{
-		{"its event", 9 * time.Hour, true},
-		// pi_2 keeps the deadline's re-check: with all owed in flight
-		// nothing is suspended, and nothing asks.
-		{"found by the re-check before the suspension", 10*time.Hour - time.Minute, false},
-	} {
+	for _, tc := range debitTurns {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t)
-			if !tc.event {
-				rt.signal(time.Hour, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(time.Hour)))
-			}
-			rt.debitStarts(90 * time.Minute)
-			rt.debitFailsAgain(tc.failAt, tc.event)
+			rt.debitAfterTold(!tc.event)
+			rt.debitFailsAgain(tc.at, tc.event)
 			if tc.event {
 				// The same event, delivered again.
-				rt.signal(tc.failAt+time.Minute, workflows.SignalPaymentFailed, failed("evt_debit_failed_again", "pi_1", t0.Add(tc.failAt)))
+				rt.signal(tc.at+time.Minute, workflows.SignalPaymentFailed, failed("evt_debit_failed_again", "pi_1", t0.Add(tc.at)))
 			}
-			rt.at(3*time.Hour, func() {
-				if s := rt.status(); s.Intents[0].State != workflows.IntentInFlight {
-					t.Errorf("at +3h pi_1 is %s, want in flight", s.Intents[0].State)
-				}
-			})
 			var toldAt time.Time
 			rt.at(10*time.Hour+time.Minute, func() {
 				s := rt.status()
@@ -96,17 +175,7 @@ func TestToldPaymentThatFailsAgainAfterProcessingIsToldAndGivenTheLead(t *testin
 					t.Errorf("suspend_at %v, notice deadline %v; want %v, half the grace period after the notice", s.SuspendAt, again.Deadline, want)
 				}
 			})
-			rt.at(14*time.Hour, func() {
-				if s := rt.status(); s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0 {
-					t.Errorf("before the lead after the notice: stage %s, control plane %v; want past_due", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.at(15*time.Hour+10*time.Minute, func() {
-				if s := rt.status(); s.Stage != workflows.StageSuspended || !equal(rt.w.controlActions(), []string{"suspend"}) {
-					t.Errorf("after the lead: stage %s, control plane %v; want suspended once", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.update(15*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.leadAfterNotice()
 			rt.run(input())
 			if n := len(rt.w.failedNotices("pi_1")); n != 1 || rt.w.lifeNotices() != 1 {
 				t.Errorf("%d payment_failed notices of pi_1's own, %d life notices; want 1 (one per failure told), 1", n, rt.w.lifeNotices())
@@ -164,7 +233,7 @@ func TestPaymentToldByItsOwnNoticeThatFailsAgainWhileSuspendedIsToldAgain(t *tes
 			t.Errorf("before the lead after pi_1's notice: stage %s, control plane %v; want suspended, nothing else", s.Stage, rt.w.controlActions())
 		}
 	})
-	rt.update(32*time.Hour+time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(32*time.Hour + time.Minute)
 	rt.run(input())
 }
 
@@ -186,7 +255,7 @@ func TestToldPaymentFailingAgainDuringARetryRoundIsToldOnce(t *testing.T) {
 			t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
 		}
 	})
-	rt.update(3*time.Hour+30*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(3*time.Hour + 30*time.Minute)
 	rt.run(input())
 	if n := len(rt.w.failedNotices("pi_1")); n != 1 {
 		t.Errorf("%d notices of pi_1's own, want 1", n)
@@ -198,35 +267,13 @@ func TestToldPaymentFailingAgainDuringARetryRoundIsToldOnce(t *testing.T) {
 // suspension asks Stripe. Either way the customer is told of it once, by
 // a notice of its own, before anything is taken away for it.
 func TestToldPaymentFailingAgainDuringANoticeOrTheSuspensionsRecheckIsToldFirst(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		opt    func(*world)
-		second time.Duration // when pi_2 fails and joins
-		failAt time.Duration
-		after  time.Duration // the notice is sent no sooner than this
-	}{
-		{"during pi_2's notice", func(w *world) { w.noticeDelayAll = 10 * time.Minute }, 2*time.Hour + 30*time.Minute, 2*time.Hour + 35*time.Minute, 2*time.Hour + 40*time.Minute},
-		{"during the re-check before the suspension", func(w *world) { w.checkDelay = 5 * time.Minute }, time.Hour, 10*time.Hour + 2*time.Minute, 10*time.Hour + 2*time.Minute},
-	} {
+	for _, tc := range turnRaces {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newRecoveryTest(t, tc.opt)
-			rt.signal(tc.second, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(tc.second)))
+			rt.joins(tc.second)
 			rt.debitStarts(90 * time.Minute)
-			rt.debitFailsAgain(tc.failAt, true)
-			rt.at(10*time.Hour+40*time.Minute, func() {
-				s := rt.status()
-				told := rt.w.failedNotices("pi_1")
-				if len(told) != 1 || told[0].CreatedAt.Before(t0.Add(tc.after)) {
-					t.Fatalf("pi_1's own notices %+v; want one payment_failed, once what ran returned", told)
-				}
-				if want := told[0].CreatedAt.Add(5 * time.Hour); s.SuspendAt.Before(want) {
-					t.Errorf("suspend_at %v, want no sooner than %v", s.SuspendAt, want)
-				}
-				if tc.failAt > 10*time.Hour && (s.Stage != workflows.StagePastDue || len(rt.w.controls) != 0) {
-					t.Errorf("stage %s, control plane %v; want past_due, nothing taken before pi_1 is told", s.Stage, rt.w.controlActions())
-				}
-			})
-			rt.update(10*time.Hour+50*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+			rt.debitFailsAgain(tc.at, true)
+			rt.toldOnceFirst(tc.at, tc.after, func() []activities.NoticeInput { return rt.w.failedNotices("pi_1") })
 			rt.run(input())
 			if n := len(rt.w.failedNotices("pi_1")); n != 1 {
 				t.Errorf("%d notices of pi_1's own, want 1", n)

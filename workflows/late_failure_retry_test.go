@@ -32,6 +32,60 @@ func confirmsOf(w *world, intent string) []int {
 	return idx
 }
 
+// joins makes pi_2 fail, and join the life, at d.
+func (rt *recoveryTest) joins(d time.Duration) {
+	rt.signal(d, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(d)))
+}
+
+// toldOfItsRetry checks, half an hour after pi_2 joined at joined, that it
+// was not confirmed at once on the card that just declined it, and that
+// its one notice names its retry, an interval (1h) after it joined.
+func (rt *recoveryTest) toldOfItsRetry(joined time.Duration) {
+	rt.at(joined+30*time.Minute, func() {
+		if n := len(confirmsOf(rt.w, "pi_2")); n != 0 {
+			rt.t.Errorf("%d confirms of pi_2 half an hour after it joined, want none on the card that just declined it", n)
+		}
+		told := rt.w.noticesFor("pi_2")
+		if len(told) != 1 || told[0].NextActionAt == nil || !told[0].NextActionAt.Equal(t0.Add(joined+time.Hour)) {
+			rt.t.Errorf("pi_2's notices %+v; want one naming its retry at %s", told, t0.Add(joined+time.Hour))
+		}
+	})
+}
+
+// recoveredByOwnRetry runs in, in which pi_2 joins at joined and the card
+// is funded from then on (every confirm pays), and checks that pi_2's own
+// retry, an interval (1h) after it joined, takes every payment owed: the
+// customer is recovered soon after it, never suspended.
+func recoveredByOwnRetry(t *testing.T, in workflows.RecoveryInput, joined time.Duration) {
+	t.Helper()
+	rt := newRecoveryTest(t, func(w *world) {
+		w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
+			if w.now().Before(t0.Add(joined)) {
+				return activities.RetryResult{}, nil, false
+			}
+			w.retries = append(w.retries, in)
+			w.retryTimes = append(w.retryTimes, w.now())
+			w.paidIntents[in.IntentID] = true
+			return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", AmountReceived: 4900}, nil, true
+		}
+	})
+	rt.joins(joined)
+	res := rt.run(in)
+	if res.Stage != workflows.StageRecovered {
+		t.Fatalf("stage %s, want recovered by pi_2's own retry", res.Stage)
+	}
+	if len(rt.w.controls) != 0 || slices.Contains(rt.w.noticeTypes(), "account_suspended") {
+		t.Errorf("control plane %v, notices %v; want nothing taken away", rt.w.controlActions(), rt.w.noticeTypes())
+	}
+	got := confirmsOf(rt.w, "pi_2")
+	if len(got) != 1 || !rt.w.retryTimes[got[0]].Equal(t0.Add(joined+time.Hour)) {
+		t.Errorf("pi_2 confirmed %d times at %v, want once, an hour after it joined", len(got), rt.w.retryTimes)
+	}
+	if end := rt.env.Now(); end.After(t0.Add(joined + 2*time.Hour)) {
+		t.Errorf("the life ended at +%s, want soon after pi_2's retry", end.Sub(t0))
+	}
+}
+
 // A second payment fails on day 2 of a ten-day grace whose one retry was
 // made at +1h. Told of it, the customer is not taken away from without
 // dunning ever retrying it: it is confirmed once, an interval of the
@@ -41,16 +95,8 @@ func confirmsOf(w *world, intent string) []int {
 func TestFailureJoiningAfterTheScheduleIsRetriedBeforeTheSuspension(t *testing.T) {
 	rt := newRecoveryTest(t)
 	joined := 2 * day
-	rt.signal(joined, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(joined)))
-	rt.at(joined+30*time.Minute, func() {
-		if n := len(confirmsOf(rt.w, "pi_2")); n != 0 {
-			t.Errorf("%d confirms of pi_2 half an hour after it joined, want none on the card that just declined it", n)
-		}
-		told := rt.w.noticesFor("pi_2")
-		if len(told) != 1 || told[0].NextActionAt == nil || !told[0].NextActionAt.Equal(t0.Add(joined+time.Hour)) {
-			t.Errorf("pi_2's notices %+v; want one naming its retry at %s", told, t0.Add(joined+time.Hour))
-		}
-	})
+	rt.joins(joined)
+	rt.toldOfItsRetry(joined)
 	rt.at(joined+2*time.Hour, func() {
 		got := confirmsOf(rt.w, "pi_2")
 		if len(got) != 1 {
@@ -71,7 +117,7 @@ func TestFailureJoiningAfterTheScheduleIsRetriedBeforeTheSuspension(t *testing.T
 			t.Errorf("%d confirms of pi_2 before the suspension, want 1", n)
 		}
 	})
-	rt.update(10*day+2*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(10*day + 2*time.Hour)
 	rt.run(tenDayInput())
 }
 
@@ -79,36 +125,7 @@ func TestFailureJoiningAfterTheScheduleIsRetriedBeforeTheSuspension(t *testing.T
 // joined late takes every payment owed, and the customer is recovered,
 // never suspended.
 func TestFailureJoiningAfterTheScheduleIsRecoveredByItsRetry(t *testing.T) {
-	joined := 2 * day
-	rt := newRecoveryTest(t, func(w *world) {
-		w.retryHook = func(in activities.RetryInput) (activities.RetryResult, error, bool) {
-			if w.now().Before(t0.Add(joined)) {
-				return activities.RetryResult{}, nil, false
-			}
-			w.retries = append(w.retries, in)
-			w.retryTimes = append(w.retryTimes, w.now())
-			w.paidIntents[in.IntentID] = true
-			return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", AmountReceived: 4900}, nil, true
-		}
-	})
-	rt.signal(joined, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(joined)))
-	res := rt.run(tenDayInput())
-	if res.Stage != workflows.StageRecovered {
-		t.Fatalf("stage %s, want recovered by pi_2's own retry", res.Stage)
-	}
-	if len(rt.w.controls) != 0 {
-		t.Errorf("control plane %v, want nothing taken away", rt.w.controlActions())
-	}
-	got := confirmsOf(rt.w, "pi_2")
-	if len(got) != 1 || !rt.w.retryTimes[got[0]].Equal(t0.Add(joined+time.Hour)) {
-		t.Errorf("pi_2 confirmed %d times at %v, want once, an hour after it joined", len(got), rt.w.retryTimes)
-	}
-	if end := rt.env.Now(); end.After(t0.Add(joined + 2*time.Hour)) {
-		t.Errorf("the life ended at +%s, want soon after pi_2's retry", end.Sub(t0))
-	}
-	if slices.Contains(rt.w.noticeTypes(), "account_suspended") {
-		t.Errorf("notices %v, want no suspension", rt.w.noticeTypes())
-	}
+	recoveredByOwnRetry(t, tenDayInput(), 2*day)
 }
 
 // A suspended customer pays pi_1 at +12h, after every retry of the
@@ -135,7 +152,7 @@ func TestPaymentFoundAsASuspendedCustomerPaysIsRetriedBeforeTheNextSuspension(t 
 			t.Errorf("pi_2 confirmed %d times (declines at %v), want once, an hour after it was taken up", len(got), rt.w.retryTimes)
 		}
 	})
-	rt.update(paid+joinedLead+2*time.Hour, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(paid + joinedLead + 2*time.Hour)
 	rt.run(input())
 }
 
@@ -156,7 +173,7 @@ func TestPaymentInFlightThatFailsAfterTheScheduleIsRetriedBeforeTheSuspension(t 
 			t.Errorf("%d confirms of pi_1 after its debit failed (declines at %v), want one at +9h", got, rt.w.retryTimes)
 		}
 	})
-	rt.update(13*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(13*time.Hour + 20*time.Minute)
 	rt.run(input())
 }
 
@@ -170,7 +187,7 @@ func TestFailureJoiningAfterTheScheduleIsRetriedBeforeASoonerDeadline(t *testing
 	in := input()
 	in.Settings.RetrySchedule = []time.Duration{5 * time.Hour}
 	joined := 9 * time.Hour
-	rt.signal(joined, workflows.SignalPaymentFailed, failed("evt_second", "pi_2", t0.Add(joined)))
+	rt.joins(joined)
 	rt.at(joined+time.Minute, func() {
 		if s := rt.status(); !s.SuspendAt.Equal(t0.Add(14*time.Hour)) || !s.RetryAt.Equal(t0.Add(13*time.Hour)) {
 			t.Errorf("suspend_at %s, next retry %s; want the retry at +13h, an hour before the suspension at +14h", s.SuspendAt, s.RetryAt)
@@ -185,6 +202,6 @@ func TestFailureJoiningAfterTheScheduleIsRetriedBeforeASoonerDeadline(t *testing
 			t.Errorf("pi_2 confirmed %d times (declines at %v), want once, at +13h", len(got), rt.w.retryTimes)
 		}
 	})
-	rt.update(14*time.Hour+20*time.Minute, workflows.ControlWaive, workflows.OperatorRequest{Reason: "end of test", Operator: "ops"}, mustAccept(t, "waive"))
+	rt.waive(14*time.Hour + 20*time.Minute)
 	rt.run(in)
 }
