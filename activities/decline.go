@@ -42,6 +42,9 @@ type Decline struct {
 	// IntentStatus is the intent's status after the decline, where known:
 	// requires_action means the bank wants the customer to authenticate.
 	IntentStatus string `json:"intent_status,omitempty"`
+	// Created is when the charge that failed was made, by Stripe's clock
+	// (the charge's created), where the charge was read; zero otherwise.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // DeclineClass is what a decline means for the next attempt on that card.
@@ -387,6 +390,9 @@ func (d Decline) withCharge(c chargeJSON) Decline {
 		fill(&d.NetworkDeclineCode, o.NetworkDeclineCode)
 	}
 	fill(&d.PaymentMethod, c.PaymentMethod)
+	if d.Created.IsZero() && c.Created > 0 {
+		d.Created = time.Unix(c.Created, 0).UTC()
+	}
 	if pd := c.PaymentMethodDetails; pd != nil && pd.Card != nil {
 		fill(&d.Fingerprint, pd.Card.Fingerprint)
 	}
@@ -396,6 +402,7 @@ func (d Decline) withCharge(c chargeJSON) Decline {
 // chargeJSON is what a decline needs of a Charge.
 type chargeJSON struct {
 	ID      string `json:"id"`
+	Created int64  `json:"created"`
 	Outcome *struct {
 		Reason             string `json:"reason"`
 		AdviceCode         string `json:"advice_code"`

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -625,6 +626,20 @@ func TestRetryPaymentDeclineIsAResult(t *testing.T) {
 		want: declined("insufficient_funds", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
 			DeclineCode: "insufficient_funds", AdviceCode: "try_again_later", NetworkAdviceCode: "25", NetworkDeclineCode: "51",
 			OutcomeReason: "insufficient_funds", Fingerprint: fp, Charge: declinedCharge}),
+	}, {
+		// The charge says when it failed, by Stripe's clock: the workflow
+		// orders the events it receives after it by that time.
+		name: "the charge's created is when the decline was made",
+		body: cardErrorBody(nil),
+		charge: &answer{http.StatusOK, func() obj {
+			c := chargeObj("issuer_declined", "insufficient_funds", nil)
+			c["created"] = 1772442061
+			return c
+		}()},
+		want: declined("insufficient_funds", "Your card has insufficient funds.", activities.Decline{Code: "card_declined",
+			DeclineCode: "insufficient_funds", AdviceCode: "try_again_later", NetworkDeclineCode: "51",
+			OutcomeReason: "insufficient_funds", Fingerprint: fp, Charge: declinedCharge,
+			Created: time.Date(2026, 3, 2, 9, 1, 1, 0, time.UTC)}),
 	}, {
 		// Stripe itself blocked the charge: the issuer had asked never to
 		// retry this card. Only the charge says so.

@@ -270,6 +270,35 @@ func TestPaymentStatusState(t *testing.T) {
 	}
 }
 
+// sentInvoice has Amberflo send customer acme's invoice of May 2025,
+// with the raw JSON members given ("" ones left out), as its latest
+// invoice and as the only one in its list, and returns what the client
+// reads each way ("latest", "list").
+func sentInvoice(t *testing.T, members ...string) map[string]Invoice {
+	t.Helper()
+	body := `{"invoiceUri": "payments/billing/invoices/acme/2025-05",
+		"invoiceStartTimeInSeconds": 1746057600, "invoiceEndTimeInSeconds": 1748736000`
+	for _, m := range members {
+		if m != "" {
+			body += ", " + m
+		}
+	}
+	body += "}"
+	f := newFake(t)
+	f.invoices["acme"] = body
+	f.all["acme"] = "[" + body + "]"
+	c := f.client(Config{})
+	latest, err := c.LatestInvoice(context.Background(), "acme")
+	if err != nil {
+		t.Fatalf("LatestInvoice: %v", err)
+	}
+	list, err := c.Invoices(context.Background(), "acme")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("Invoices = %+v, %v; want the one invoice", list, err)
+	}
+	return map[string]Invoice{"latest": latest, "list": list[0]}
+}
+
 // The client hands the status on as Amberflo sent it; a missing or null
 // paymentStatus reads as unreadable, in the latest invoice and in the
 // list alike.
@@ -287,26 +316,7 @@ func TestInvoicePaymentStatusAsSent(t *testing.T) {
 		{"not documented", `"paymentStatus": "PARTIALLY_SETTLED"`, "PARTIALLY_SETTLED", StateUnreadable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body := `{"invoiceUri": "payments/billing/invoices/acme/2025-05", "totalBill": {"totalPrice": 49},
-				"invoiceStartTimeInSeconds": 1746057600, "invoiceEndTimeInSeconds": 1748736000`
-			if tc.member != "" {
-				body += ", " + tc.member
-			}
-			body += "}"
-			f := newFake(t)
-			f.invoices["acme"] = body
-			f.all["acme"] = "[" + body + "]"
-			c := f.client(Config{})
-
-			latest, err := c.LatestInvoice(context.Background(), "acme")
-			if err != nil {
-				t.Fatalf("LatestInvoice: %v", err)
-			}
-			list, err := c.Invoices(context.Background(), "acme")
-			if err != nil || len(list) != 1 {
-				t.Fatalf("Invoices = %+v, %v; want the one invoice", list, err)
-			}
-			for what, inv := range map[string]Invoice{"latest": latest, "list": list[0]} {
+			for what, inv := range sentInvoice(t, `"totalBill": {"totalPrice": 49}`, tc.member) {
 				if inv.PaymentStatus != tc.status || inv.State() != tc.want {
 					t.Errorf("%s: status %q, state %q; want %q, %q", what, inv.PaymentStatus, inv.State(), tc.status, tc.want)
 				}
@@ -340,26 +350,7 @@ func TestInvoiceTotalAsSent(t *testing.T) {
 		{"no totalBill", ``, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body := `{"invoiceUri": "payments/billing/invoices/acme/2025-05", "paymentStatus": "SETTLED",
-				"invoiceStartTimeInSeconds": 1746057600, "invoiceEndTimeInSeconds": 1748736000`
-			if tc.bill != "" {
-				body += ", " + tc.bill
-			}
-			body += "}"
-			f := newFake(t)
-			f.invoices["acme"] = body
-			f.all["acme"] = "[" + body + "]"
-			c := f.client(Config{})
-
-			latest, err := c.LatestInvoice(context.Background(), "acme")
-			if err != nil {
-				t.Fatalf("LatestInvoice: %v", err)
-			}
-			list, err := c.Invoices(context.Background(), "acme")
-			if err != nil || len(list) != 1 {
-				t.Fatalf("Invoices = %+v, %v; want the one invoice", list, err)
-			}
-			for what, inv := range map[string]Invoice{"latest": latest, "list": list[0]} {
+			for what, inv := range sentInvoice(t, `"paymentStatus": "SETTLED"`, tc.bill) {
 				if inv.TotalPrice != tc.total || inv.TotalKnown != tc.known || inv.State() != StatePaid {
 					t.Errorf("%s: total %v (known %v), state %q; want %v (known %v), paid", what, inv.TotalPrice, inv.TotalKnown, inv.State(), tc.total, tc.known)
 				}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -27,28 +26,13 @@ func TestRecordAutoUpdateDuringACardRoundHistory(t *testing.T) {
 	const q = "dunning-autoupd"
 	tmp, w := dryRecorder(t, q)
 	var newDefault atomic.Bool // pm_2 is the customer's default
-	var confirms atomic.Int32
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-			if newDefault.Load() {
-				o.PaymentMethod, o.Fingerprint = "pm_2", "fp_2"
-			}
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		if newDefault.Load() {
+			return owedAnswer(in, "pm_2", "customer default", "fp_2"), nil
 		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		if confirms.Add(1) == 1 {
-			time.Sleep(3 * time.Second)
-			d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_2"}
-			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
-		}
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+		return owedAnswer(in, "pm_1", "customer default", "fp_1"), nil
+	})
+	confirms := newConfirmStandIn(w, confirmAnswer{took: 3 * time.Second, declineOn: "fp_2"}, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +64,8 @@ func TestRecordAutoUpdateDuringACardRoundHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
-	if res.Stage != workflows.StageRecovered || confirms.Load() != 2 {
-		t.Fatalf("stage %s after %d confirms; want recovered by pm_2 confirmed again after its automatic update", res.Stage, confirms.Load())
+	if res.Stage != workflows.StageRecovered || confirms.count() != 2 {
+		t.Fatalf("stage %s after %d confirms; want recovered by pm_2 confirmed again after its automatic update", res.Stage, confirms.count())
 	}
 	recordHistory(t, tmp, dir, "recovery-cus_autoupd_round", id)
 }
@@ -98,24 +82,13 @@ func TestRecordRetryNowDuringAnUnchangedCardRoundHistory(t *testing.T) {
 	const q = "dunning-unchanged"
 	tmp, w := dryRecorder(t, q)
 	var slow atomic.Bool // Stripe answers the owed check in two seconds
-	var confirms atomic.Int32
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
 		if slow.Load() {
 			time.Sleep(2 * time.Second)
 		}
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		confirms.Add(1)
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+		return owedAnswer(in, "pm_1", "customer default", "fp_1"), nil
+	})
+	confirms := newConfirmStandIn(w, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +124,8 @@ func TestRecordRetryNowDuringAnUnchangedCardRoundHistory(t *testing.T) {
 		t.Fatalf("retry_now: %+v %v; want it taken by the card round, the retry running after it if it charges nothing", answer, err)
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
-	if res.Stage != workflows.StageRecovered || confirms.Load() != 1 {
-		t.Fatalf("stage %s after %d confirms; want recovered by the retry asked", res.Stage, confirms.Load())
+	if res.Stage != workflows.StageRecovered || confirms.count() != 1 {
+		t.Fatalf("stage %s after %d confirms; want recovered by the retry asked", res.Stage, confirms.count())
 	}
 	recordHistory(t, tmp, dir, "recovery-cus_retrynow_unchanged", id)
 }

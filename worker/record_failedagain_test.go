@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -37,24 +36,20 @@ func TestRecordFailedAgainToldHistory(t *testing.T) {
 	const q = "dunning-failed-again"
 	tmp, w := dryRecorder(t, q)
 	var debit atomic.Int32 // 0 failed, 1 processing, 2 failed again
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
 		if debit.Load() == 1 {
-			return activities.Owed{Verdict: activities.OwedInFlight, Status: "processing", Why: "intent processing"}, nil
+			return inFlight, nil
 		}
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_card", "customer default", "fp_card"
-		}
-		return o, nil
-	}, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"})
+		return owedAnswer(in, "pm_card", "customer default", "fp_card"), nil
+	})
 	var mu sync.Mutex
 	var keys []string
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
+	standIn(w, "Notice", func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		keys = append(keys, in.Type+" "+in.Key)
 		return activities.NotifyResult{DryRun: true}, nil
-	}, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "Notice"})
+	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -24,22 +23,18 @@ func figuresLife(t *testing.T, q, cus string, grace time.Duration,
 ) (*testenv.Temporal, string) {
 	t.Helper()
 	tmp, w := dryRecorder(t, q)
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
 	if owed != nil {
-		over.Name = "IntentOwed"
-		w.RegisterActivityWithOptions(func(_ context.Context, in activities.OwedInput) (activities.Owed, error) { return owed(in), nil }, over)
+		standIn(w, "IntentOwed", func(_ context.Context, in activities.OwedInput) (activities.Owed, error) { return owed(in), nil })
 	}
 	if retry != nil {
-		over.Name = "RetryPayment"
-		w.RegisterActivityWithOptions(func(_ context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+		standIn(w, "RetryPayment", func(_ context.Context, in activities.RetryInput) (activities.RetryResult, error) {
 			return retry(in), nil
-		}, over)
+		})
 	}
 	if amberflo != nil {
-		over.Name = "InvoiceForPeriod"
-		w.RegisterActivityWithOptions(func(_ context.Context, in activities.AmberfloPeriodInput) (activities.AmberfloInvoice, error) {
+		standIn(w, "InvoiceForPeriod", func(_ context.Context, in activities.AmberfloPeriodInput) (activities.AmberfloInvoice, error) {
 			return amberflo(in), nil
-		}, over)
+		})
 	}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -62,11 +57,8 @@ func figuresLife(t *testing.T, q, cus string, grace time.Duration,
 // owedWithPeriod answers that the intent is owed, with the period its
 // invoice bills, and pm_1 to charge.
 func owedWithPeriod(in activities.OwedInput) activities.Owed {
-	o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method",
-		InvoiceID: "in_x", PeriodStart: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
-	if !in.SkipCharge {
-		o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-	}
+	o := owedAnswer(in, "pm_1", "customer default", "fp_1")
+	o.InvoiceID, o.PeriodStart, o.PeriodEnd = "in_x", time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	return o
 }
 
@@ -99,7 +91,9 @@ func TestRecordMoneyKeptHistories(t *testing.T) {
 	t.Run("retry", func(t *testing.T) {
 		tmp, id := figuresLife(t, "dunning-figures-retry", "cus_figures_retry", 10*time.Hour, owedWithPeriod,
 			func(in activities.RetryInput) activities.RetryResult {
-				return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID, AmountReceived: 3000}
+				r := retryPaid(in)
+				r.AmountReceived = 3000
+				return r
 			}, nil)
 		res := recoveryResult(t, tmp, id, time.Minute)
 		s := lifeStatus(t, tmp, id)
@@ -110,10 +104,7 @@ func TestRecordMoneyKeptHistories(t *testing.T) {
 	})
 	t.Run("amberflo", func(t *testing.T) {
 		tmp, id := figuresLife(t, "dunning-figures-amberflo", "cus_figures_amberflo", 3*time.Second, owedWithPeriod,
-			func(in activities.RetryInput) activities.RetryResult {
-				d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
-				return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}
-			},
+			func(in activities.RetryInput) activities.RetryResult { return retryDeclined(in, "fp_1") },
 			func(in activities.AmberfloPeriodInput) activities.AmberfloInvoice {
 				return activities.AmberfloInvoice{Found: true, URI: "payments/billing/invoices/x/2026-10", Amount: 30.5, AmountKnown: true,
 					PaymentStatus: "SETTLED", Paid: true}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -40,28 +39,21 @@ func TestRecordInFlightFailureToldHistory(t *testing.T) {
 	const q = "dunning-inflight-told"
 	tmp, w := dryRecorder(t, q)
 	var debitFailed atomic.Bool
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
 		if (in.IntentID == "pi_debit" && !debitFailed.Load()) || in.IntentID == "pi_late" {
-			return activities.Owed{Verdict: activities.OwedInFlight, Status: "processing", Why: "intent processing"}, nil
+			return inFlight, nil
 		}
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_card", "customer default", "fp_card"
-		}
-		return o, nil
-	}, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"})
+		return owedAnswer(in, "pm_card", "customer default", "fp_card"), nil
+	})
 	// The debit fails while the round's confirm is at Stripe.
 	var debitEvent func() error
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+	confirm := newConfirmStandIn(w, confirmAnswer{took: 3 * time.Second, declineOn: "fp_card"})
+	confirm.onAsk = func(in activities.RetryInput) error {
 		if in.IntentID == "pi_card" && !debitFailed.Swap(true) {
-			if err := debitEvent(); err != nil {
-				return activities.RetryResult{}, err
-			}
+			return debitEvent()
 		}
-		time.Sleep(3 * time.Second)
-		return activities.RetryResult{Outcome: activities.RetryDeclined, PaymentMethod: in.PaymentMethodID, DeclineCode: "insufficient_funds",
-			Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_card"}}, nil
-	}, activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "RetryPayment"})
+		return nil
+	}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

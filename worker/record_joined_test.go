@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -31,21 +30,8 @@ func TestRecordRetryNowDuringAConfirmHistory(t *testing.T) {
 	const q = "dunning-joined"
 	tmp, w := dryRecorder(t, q)
 	var removed atomic.Bool // the customer removed pm_1: Stripe names nothing
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge && !removed.Load() {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		time.Sleep(3 * time.Second)
-		d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
-		return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
-	}, over)
+	owedStandIn(w, "pm_1", "fp_1", &removed)
+	newConfirmStandIn(w, confirmAnswer{took: 3 * time.Second, declineOn: "fp_1"})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -25,10 +24,7 @@ func TestRecordJoinedFailureToldHistory(t *testing.T) {
 	dir := recordDir(t)
 	const q = "dunning-joined-told"
 	tmp, w := dryRecorder(t, q)
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"}
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		return activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}, nil
-	}, over)
+	owedStandIn(w, "", "", nil)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,13 +80,12 @@ func TestRecordFirstFailureToldLateHistory(t *testing.T) {
 	const q = "dunning-told-late"
 	tmp, w := dryRecorder(t, q)
 	var failedDebit atomic.Bool
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true, Name: "IntentOwed"}
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
 		if !failedDebit.Load() {
-			return activities.Owed{Verdict: activities.OwedInFlight, Status: "processing", Why: "intent processing"}, nil
+			return inFlight, nil
 		}
-		return activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}, nil
-	}, over)
+		return owedAnswer(in, "", "", ""), nil
+	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

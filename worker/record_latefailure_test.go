@@ -2,12 +2,10 @@ package worker_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -28,29 +26,8 @@ func TestRecordLateFailureRetryHistory(t *testing.T) {
 	dir := recordDir(t)
 	const q = "dunning-late-failure"
 	tmp, w := dryRecorder(t, q)
-	var mu sync.Mutex
-	var confirms []string
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		mu.Lock()
-		confirms = append(confirms, in.IntentID)
-		n := len(confirms)
-		mu.Unlock()
-		if n == 1 {
-			d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
-			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
-		}
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+	owedStandIn(w, "pm_1", "fp_1", nil)
+	stripeConfirm := newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"}, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +60,10 @@ func TestRecordLateFailureRetryHistory(t *testing.T) {
 		}
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
-	mu.Lock()
-	defer mu.Unlock()
+	var confirms []string
+	for _, c := range stripeConfirm.asked() {
+		confirms = append(confirms, c.in.IntentID)
+	}
 	t.Logf("stage %s, confirms %v", res.Stage, confirms)
 	if res.Stage != workflows.StageRecovered || len(confirms) != 3 || confirms[1] == confirms[2] {
 		t.Fatalf("stage %s after confirms %v; want recovered by the second payment's own retry, which confirms both", res.Stage, confirms)

@@ -2,11 +2,9 @@ package worker_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -28,31 +26,8 @@ func TestRecordRetriesMissedByALongRoundHistory(t *testing.T) {
 	dir := recordDir(t)
 	const q = "dunning-missed"
 	tmp, w := dryRecorder(t, q)
-	var mu sync.Mutex
-	var starts, ends []time.Time
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		mu.Lock()
-		starts = append(starts, time.Now())
-		n := len(starts)
-		mu.Unlock()
-		defer func() { mu.Lock(); ends = append(ends, time.Now()); mu.Unlock() }()
-		if n == 1 {
-			time.Sleep(4 * time.Second)
-			d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
-			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
-		}
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+	owedStandIn(w, "pm_1", "fp_1", nil)
+	confirms := newConfirmStandIn(w, confirmAnswer{took: 4 * time.Second, declineOn: "fp_1"}, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +45,11 @@ func TestRecordRetriesMissedByALongRoundHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
-	mu.Lock()
-	defer mu.Unlock()
-	if res.Stage != workflows.StageRecovered || len(starts) != 2 {
-		t.Fatalf("stage %s after %d confirms; want recovered by the second", res.Stage, len(starts))
+	calls := confirms.asked()
+	if res.Stage != workflows.StageRecovered || len(calls) != 2 {
+		t.Fatalf("stage %s after %d confirms; want recovered by the second", res.Stage, len(calls))
 	}
-	if gap := starts[1].Sub(ends[0]); gap < 1500*time.Millisecond {
+	if gap := calls[1].start.Sub(calls[0].end); gap < 1500*time.Millisecond {
 		t.Fatalf("second confirm %s after the first ended; want a retry interval (2s), not at once", gap)
 	}
 	recordHistory(t, tmp, dir, "recovery-cus_missed_round", id)

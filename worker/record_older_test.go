@@ -2,11 +2,9 @@ package worker_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -25,24 +23,10 @@ func TestRecordOlderFailureAfterAStopHistory(t *testing.T) {
 	const q = "dunning-older"
 	tmp, w := dryRecorder(t, q)
 	// The customer has no default: a retry charges the card that failed.
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge && in.FailedPaymentMethod != "" {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = in.FailedPaymentMethod, "failed payment method", "fp_"+in.FailedPaymentMethod
-		}
-		return o, nil
-	}, over)
-	var mu sync.Mutex
-	var confirmed []string
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		mu.Lock()
-		confirmed = append(confirmed, in.PaymentMethodID)
-		mu.Unlock()
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		return owedAnswer(in, in.FailedPaymentMethod, "failed payment method", "fp_"+in.FailedPaymentMethod), nil
+	})
+	confirms := newConfirmStandIn(w, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +73,9 @@ func TestRecordOlderFailureAfterAStopHistory(t *testing.T) {
 	// The scheduled retry (+4s) charges neither the stopped card nor the
 	// older one.
 	time.Sleep(time.Until(t0.Add(6 * time.Second)))
-	mu.Lock()
-	if len(confirmed) != 0 {
-		t.Fatalf("confirmed %v at the retry; want nothing charged", confirmed)
+	if calls := confirms.asked(); len(calls) != 0 {
+		t.Fatalf("confirmed %+v at the retry; want nothing charged", calls)
 	}
-	mu.Unlock()
 	if err := tmp.Client.SignalWorkflow(ctx, id, "", workflows.SignalPaid, workflows.PaidSignal{
 		EventID: "evt_older_paid", Created: time.Now(), IntentID: "pi_older", Source: "payment_intent.succeeded"}); err != nil {
 		t.Fatal(err)

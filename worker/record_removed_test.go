@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -33,32 +32,21 @@ func TestRecordRemovedMethodHistories(t *testing.T) {
 	tmp, w := dryRecorder(t, q)
 	var defaultPM atomic.Value
 	defaultPM.Store("pm_1")
-	var removedConfirmed atomic.Bool
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "PaymentMethods"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.CustomerInput) (activities.PaymentMethods, error) {
+	standIn(w, "PaymentMethods", func(ctx context.Context, in activities.CustomerInput) (activities.PaymentMethods, error) {
 		return activities.PaymentMethods{DefaultID: "pm_other", Usable: 1, Methods: []activities.PaymentMethod{
 			{ID: "pm_other", Brand: "mastercard", Last4: "4444", ExpMonth: 9, ExpYear: 2031},
 		}}, nil
-	}, over)
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Passed = activities.ChargeMethodExcept(in.Removed, defaultPM.Load().(string), in.FailedPaymentMethod, "")
-			if o.PaymentMethod != "" {
-				o.Fingerprint = "fp_" + o.PaymentMethod
-			}
+	})
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		if in.SkipCharge {
+			return owedAnswer(in, "", "", ""), nil
 		}
+		pm, source, passed := activities.ChargeMethodExcept(in.Removed, defaultPM.Load().(string), in.FailedPaymentMethod, "")
+		o := owedAnswer(in, pm, source, "fp_"+pm)
+		o.Passed = passed
 		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		if in.PaymentMethodID == "pm_1" {
-			removedConfirmed.Store(true)
-		}
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
+	})
+	confirms := newConfirmStandIn(w, pays)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +102,12 @@ func TestRecordRemovedMethodHistories(t *testing.T) {
 	if err := tmp.Client.GetWorkflow(wctx, id, "").Get(wctx, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Stage != workflows.StageRecovered || removedConfirmed.Load() {
-		t.Fatalf("stage %s, pm_1 confirmed %v; want recovered by pm_2, pm_1 never confirmed", res.Stage, removedConfirmed.Load())
+	removedConfirmed := false
+	for _, c := range confirms.asked() {
+		removedConfirmed = removedConfirmed || c.in.PaymentMethodID == "pm_1"
+	}
+	if res.Stage != workflows.StageRecovered || removedConfirmed {
+		t.Fatalf("stage %s, pm_1 confirmed %v; want recovered by pm_2, pm_1 never confirmed", res.Stage, removedConfirmed)
 	}
 	t.Logf("recovery: %s", res.Summary)
 	recordHistory(t, tmp, dir, "recovery-cus_removed_left", id)

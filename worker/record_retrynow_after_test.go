@@ -3,11 +3,9 @@ package worker_test
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -25,31 +23,14 @@ func TestRecordRetryNowAfterTheRoundsChargeHistory(t *testing.T) {
 	dir := recordDir(t)
 	const q = "dunning-retrynow-after"
 	tmp, w := dryRecorder(t, q)
-	var confirms atomic.Int32
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
-		if !in.SkipCharge {
-			o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = "pm_1", "customer default", "fp_1"
-		}
-		return o, nil
-	}, over)
-	over.Name = "RetryPayment"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
-		if confirms.Add(1) == 1 {
-			d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: "fp_1"}
-			return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}, nil
-		}
-		return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}, nil
-	}, over)
-	over.Name = "Notice"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
+	owedStandIn(w, "pm_1", "fp_1", nil)
+	confirms := newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"}, pays)
+	standIn(w, "Notice", func(ctx context.Context, in activities.NoticeInput) (activities.NotifyResult, error) {
 		if in.Type == "payment_retry_failed" {
 			time.Sleep(3 * time.Second)
 		}
 		return activities.NotifyResult{}, nil
-	}, over)
+	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +50,7 @@ func TestRecordRetryNowAfterTheRoundsChargeHistory(t *testing.T) {
 	}
 	// The retry at 2s is declined; its notice is taken from about 2s to 5s.
 	deadline := time.Now().Add(30 * time.Second)
-	for confirms.Load() == 0 && time.Now().Before(deadline) {
+	for confirms.count() == 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
@@ -83,8 +64,8 @@ func TestRecordRetryNowAfterTheRoundsChargeHistory(t *testing.T) {
 		t.Fatalf("retry_now: %+v %v; want it asked after the round's charge", answer, err)
 	}
 	res := recoveryResult(t, tmp, id, time.Minute)
-	if res.Stage != workflows.StageRecovered || confirms.Load() != 2 {
-		t.Fatalf("stage %s after %d confirms; want recovered by the retry asked", res.Stage, confirms.Load())
+	if res.Stage != workflows.StageRecovered || confirms.count() != 2 {
+		t.Fatalf("stage %s after %d confirms; want recovered by the retry asked", res.Stage, confirms.count())
 	}
 	recordHistory(t, tmp, dir, "recovery-cus_retrynow_after", id)
 }

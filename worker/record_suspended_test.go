@@ -7,7 +7,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"dunning/activities"
@@ -22,15 +21,10 @@ import (
 func suspendedRecorder(t *testing.T, q string, unpaid func() []activities.UnpaidPayment) *testenv.Temporal {
 	t.Helper()
 	tmp, w := dryRecorder(t, q)
-	over := activity.RegisterOptions{DisableAlreadyRegisteredCheck: true}
-	over.Name = "IntentOwed"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
-		return activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}, nil
-	}, over)
-	over.Name = "UnpaidPayments"
-	w.RegisterActivityWithOptions(func(ctx context.Context, in activities.UnpaidInput) (activities.Unpaid, error) {
+	owedStandIn(w, "", "", nil)
+	standIn(w, "UnpaidPayments", func(ctx context.Context, in activities.UnpaidInput) (activities.Unpaid, error) {
 		return activities.Unpaid{Payments: unpaid()}, nil
-	}, over)
+	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"dunning/activities"
@@ -42,6 +45,120 @@ func dryRecorder(t *testing.T, q string) (*testenv.Temporal, sdkworker.Worker) {
 	worker.RegisterWorkflows(w)
 	w.RegisterActivity(&activities.Activities{Temporal: tmp.Client, TaskQueue: q, Log: slog.Default()})
 	return tmp, w
+}
+
+// standIn registers fn on w as the activity name, in place of the dry
+// one dryRecorder registered.
+func standIn(w sdkworker.Worker, name string, fn any) {
+	w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name, DisableAlreadyRegisteredCheck: true})
+}
+
+// owedAnswer is Stripe's owed check on an intent that a decline left
+// requiring a payment method: owed and, to a retry asking what it would
+// charge (not SkipCharge), pm (from source, on card fp). An empty pm
+// names nothing.
+func owedAnswer(in activities.OwedInput, pm, source, fp string) activities.Owed {
+	o := activities.Owed{Verdict: activities.OwedYes, Status: "requires_payment_method", Why: "intent requires_payment_method"}
+	if !in.SkipCharge && pm != "" {
+		o.PaymentMethod, o.PaymentMethodSource, o.Fingerprint = pm, source, fp
+	}
+	return o
+}
+
+// inFlight is Stripe's owed check on an intent it has processing (a bank
+// debit under way).
+var inFlight = activities.Owed{Verdict: activities.OwedInFlight, Status: "processing", Why: "intent processing"}
+
+// owedStandIn answers Stripe's owed check on w with owedAnswer, naming pm,
+// the customer's default, on card fp (an empty pm: the customer has none),
+// except while removed is set (nil: never), once the customer removed it.
+func owedStandIn(w sdkworker.Worker, pm, fp string, removed *atomic.Bool) {
+	standIn(w, "IntentOwed", func(ctx context.Context, in activities.OwedInput) (activities.Owed, error) {
+		if removed != nil && removed.Load() {
+			return owedAnswer(in, "", "", ""), nil
+		}
+		return owedAnswer(in, pm, "customer default", fp), nil
+	})
+}
+
+// retryPaid is Stripe's confirm that pays.
+func retryPaid(in activities.RetryInput) activities.RetryResult {
+	return activities.RetryResult{Outcome: activities.RetrySucceeded, Status: "succeeded", PaymentMethod: in.PaymentMethodID}
+}
+
+// retryDeclined is Stripe's confirm declined for insufficient funds, on
+// card fp.
+func retryDeclined(in activities.RetryInput, fp string) activities.RetryResult {
+	d := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: in.PaymentMethodID, Fingerprint: fp}
+	return activities.RetryResult{Outcome: activities.RetryDeclined, DeclineCode: d.DeclineCode, PaymentMethod: in.PaymentMethodID, Decline: d}
+}
+
+// confirmAnswer is how the confirm stand-in answers one confirm: it takes
+// took, then declines on card declineOn, or pays if declineOn is empty.
+type confirmAnswer struct {
+	took      time.Duration
+	declineOn string
+}
+
+// pays answers a confirm at once, paid.
+var pays = confirmAnswer{}
+
+// confirmCall is one confirm the stand-in was asked: what, and when it
+// began and ended.
+type confirmCall struct {
+	in         activities.RetryInput
+	start, end time.Time
+}
+
+// confirmStandIn is Stripe's confirm of a retry's charge (RetryPayment):
+// the n-th confirm is answered by answers[n-1], the last answer also
+// every confirm after it. Each confirm first calls onAsk, if set before
+// the worker starts (an error fails the confirm), and is kept in calls.
+type confirmStandIn struct {
+	answers []confirmAnswer
+	onAsk   func(activities.RetryInput) error
+	mu      sync.Mutex
+	calls   []confirmCall
+}
+
+// newConfirmStandIn registers on w a confirm stand-in answering answers.
+func newConfirmStandIn(w sdkworker.Worker, answers ...confirmAnswer) *confirmStandIn {
+	c := &confirmStandIn{answers: answers}
+	standIn(w, "RetryPayment", c.confirm)
+	return c
+}
+
+func (c *confirmStandIn) confirm(ctx context.Context, in activities.RetryInput) (activities.RetryResult, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, confirmCall{in: in, start: time.Now()})
+	n := len(c.calls)
+	c.mu.Unlock()
+	defer func() { c.mu.Lock(); c.calls[n-1].end = time.Now(); c.mu.Unlock() }()
+	if c.onAsk != nil {
+		if err := c.onAsk(in); err != nil {
+			return activities.RetryResult{}, err
+		}
+	}
+	a := c.answers[min(n, len(c.answers))-1]
+	time.Sleep(a.took)
+	if a.declineOn != "" {
+		return retryDeclined(in, a.declineOn), nil
+	}
+	return retryPaid(in), nil
+}
+
+// asked returns the confirms asked so far.
+func (c *confirmStandIn) asked() []confirmCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]confirmCall(nil), c.calls...)
+}
+
+// count is how many confirms were asked so far.
+func (c *confirmStandIn) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.calls)
 }
 
 // deprovisionRecorder starts a Temporal dev server, dunning's worker (its

@@ -112,7 +112,7 @@ func declineClass(d activities.Decline) string {
 // isRetry reports whether a resolution's why names a retry round of
 // dunning's: paid by dunning's own confirm.
 func isRetry(why string) bool {
-	return why == whyCardUpdate || why == whyOperator || why == whyHeld || strings.HasPrefix(why, whyScheduled)
+	return why == whyCardUpdate || why == whyOperator || why == whyHeld || why == whyJoined || strings.HasPrefix(why, whyScheduled)
 }
 
 // lastPaid is the intent paid last, or nil.

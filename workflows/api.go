@@ -89,6 +89,9 @@ const (
 	EventPaymentMethodAutoUpd  = "payment_method.automatically_updated"
 	EventPaymentMethodDetached = "payment_method.detached"
 	EventCustomerUpdated       = "customer.updated"
+	// EventPaymentRequiresAction: the bank asks the customer to
+	// authenticate a payment (3-D Secure), one that was processing, say.
+	EventPaymentRequiresAction = "payment_intent.requires_action"
 )
 
 // Route says which part of dunning an event type goes to.
@@ -109,6 +112,9 @@ const (
 	// RouteCardUpdated tells the customer's running workflows that the way
 	// to pay changed.
 	RouteCardUpdated Route = "card_updated"
+	// RouteActionRequired tells the customer's running recovery that the
+	// bank asks the customer to authenticate a payment; it starts none.
+	RouteActionRequired Route = "action_required"
 )
 
 var routes = map[string]Route{
@@ -123,6 +129,7 @@ var routes = map[string]Route{
 	EventPaymentMethodAutoUpd:  RouteCardUpdated,
 	EventPaymentMethodDetached: RouteSourceDeleted,
 	EventCustomerUpdated:       RouteCardUpdated,
+	EventPaymentRequiresAction: RouteActionRequired,
 }
 
 // RouteOf returns the route of a Stripe event type and whether dunning
@@ -258,6 +265,9 @@ const (
 	// SignalPaymentMethodRemoved says the customer removed a way to pay,
 	// and whether a usable one is left (PaymentMethodRemovedSignal).
 	SignalPaymentMethodRemoved = "payment_method_removed"
+	// SignalActionRequired says the bank asks the customer to
+	// authenticate a payment (ActionRequiredSignal).
+	SignalActionRequired = "action_required"
 )
 
 // Operator controls, each both an update (validated, answered; for the CLI)
@@ -450,6 +460,14 @@ type FirstReads struct {
 	OwedErr     string                     `json:"owed_error,omitempty"`
 }
 
+// ActionRequiredSignal says the bank asks the customer to authenticate
+// a payment intent (payment_intent.requires_action).
+type ActionRequiredSignal struct {
+	EventID  string    `json:"event_id"`
+	Created  time.Time `json:"created"`
+	IntentID string    `json:"intent_id"`
+}
+
 // PaidSignal says an intent, or the intent behind an invoice, is paid.
 type PaidSignal struct {
 	EventID   string    `json:"event_id"`
@@ -535,7 +553,10 @@ type Intent struct {
 	Attempts    int       `json:"attempts"`
 	FailedAt    time.Time `json:"failed_at"`
 	LastDecline string    `json:"last_decline,omitempty"`
-	// LastEventAt is the created time of the newest event applied to it.
+	// LastEventAt is the created time of the newest event applied to it,
+	// or of dunning's own newest declined confirm where later (its
+	// charge's created, else when it was sent; own-decline-orders-events):
+	// a failure event created before it is older news.
 	LastEventAt time.Time `json:"last_event_at"`
 	ResolvedAt  time.Time `json:"resolved_at,omitzero"`
 	ResolvedBy  string    `json:"resolved_by,omitempty"`
@@ -601,6 +622,13 @@ type Intent struct {
 	// in flight since (failed-again-told). Each is told by a notice of its
 	// own, keyed by this count.
 	FailedAgain int `json:"failed_again,omitempty"`
+	// ActionAgain counts the times this payment, told before and in
+	// flight since, came back needing the customer's action
+	// (action-after-inflight-told); AskUntold is set while the latest is
+	// not yet told: it is told by a payment_action_required notice of its
+	// own, keyed by the count, and Untold holds the take-away until then.
+	ActionAgain int  `json:"action_again,omitempty"`
+	AskUntold   bool `json:"action_untold,omitempty"`
 }
 
 // UnusableMethod is a payment method Stripe will not charge, why, and
@@ -757,7 +785,11 @@ type RecoveryState struct {
 	// names it again or Stripe answers a confirm with it.
 	Unusable []UnusableMethod `json:"unusable_payment_methods,omitempty"`
 	// HeldRetryAt is when a card held by the network rules may be tried.
-	HeldRetryAt     time.Time `json:"held_retry_at,omitzero"`
+	HeldRetryAt time.Time `json:"held_retry_at,omitzero"`
+	// JoinedRetryAt is when a payment that joined the life is retried in
+	// a round of its own, outside the schedule, whose next comes after
+	// the take-away it could cause (retryForJoined). Any round covers it.
+	JoinedRetryAt   time.Time `json:"joined_retry_at,omitzero"`
 	LateMoney       []string  `json:"late_money,omitempty"`
 	LateMoneyAlerts int       `json:"late_money_alerts,omitempty"`
 	// AmberfloEnd says what deprovisioning left of the Amberflo customer

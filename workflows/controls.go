@@ -97,13 +97,21 @@ func (r *recovery) validateWith(now time.Time, name string, req OperatorRequest,
 		if r.safe() && unsettledCount(&r.s) == 0 {
 			return r.nothingOwed()
 		}
-		if r.busy == takeDeprovision {
+		if r.busy == takeDeprovision && r.v.known(offboardOnFreshStateChange, 1) == workflow.DefaultVersion {
 			return errors.New("deprovisioning is under way and cannot be undone by a waiver")
 		}
 		return nil
 	case ControlPause:
 		if r.s.Paused {
 			return errors.New("already paused")
+		}
+		if r.busy == takeDeprovision {
+			// Nothing stops it now: the Amberflo customer is deactivated
+			// right after, and the life ends as deprovisioned. A pause
+			// sent as a signal meanwhile is applied once the life has
+			// ended, and refused as such.
+			return errors.New("deprovisioning is under way and cannot be stopped: the Amberflo customer is deactivated next, " +
+				"and moved to OFFBOARDED unless the debt is paid or waived meanwhile; the recovery ends as deprovisioned")
 		}
 		return nil
 	case ControlResume:
@@ -310,6 +318,16 @@ func (r *recovery) requestWaive(ctx workflow.Context, req OperatorRequest) (Oper
 		}
 		return OperatorResult{Accepted: true, Message: msg}, nil
 	}
+	if r.busy == takeDeprovision {
+		// Carried out in the Amberflo step that follows the control
+		// plane's call (offboardAmberflo).
+		msg := "forgiving every open payment; the deprovisioning under way is not stopped: the control plane takes the resources back (restore by hand), " +
+			"and the Amberflo customer is deactivated but not moved to OFFBOARDED; the recovery ends as deprovisioned"
+		if n := inFlightCount(&r.s); n > 0 {
+			msg += fmt.Sprintf("; %d payment(s) in flight are not forgiven", n)
+		}
+		return OperatorResult{Accepted: true, Message: msg}, nil
+	}
 	msg := "waiving every open payment; the recovery ends as waived"
 	switch {
 	case r.busy == takeSuspend:
@@ -342,7 +360,7 @@ func (r *recovery) pause(ctx workflow.Context, req OperatorRequest) (OperatorRes
 func (r *recovery) resume(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
 	// The clock stops while paused: every deadline moves by the pause.
 	d := workflow.Now(ctx).Sub(r.s.PausedAt)
-	for _, t := range []*time.Time{&r.s.RetryAt, &r.s.SuspendAt, &r.s.DeprovisionAt} {
+	for _, t := range []*time.Time{&r.s.RetryAt, &r.s.JoinedRetryAt, &r.s.SuspendAt, &r.s.DeprovisionAt} {
 		if !t.IsZero() {
 			*t = t.Add(d)
 		}

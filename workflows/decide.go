@@ -224,9 +224,10 @@ func reopenDue(s *RecoveryState) bool {
 		return false
 	}
 	for _, in := range s.Intents {
-		if unsettled(in) && (!in.Untold || in.FailedAgain > 0) {
-			// A payment told before, failed again, is what the
-			// suspension was for: not a new failure.
+		if unsettled(in) && (!in.Untold || in.FailedAgain > 0 || in.ActionAgain > 0) {
+			// A payment told before, failed again or needing the
+			// customer's action again, is what the suspension was for:
+			// not a new failure.
 			return false
 		}
 	}
@@ -911,41 +912,77 @@ func retryAfterMissed(s *RecoveryState, now, deadline time.Time, justDeclined bo
 }
 
 // joinedRetryMargin is how long before the take-away deadline a joined
-// payment's own retry comes at the latest (retryForJoined): time for its
+// payment's retry comes at the latest (retryForJoined): time for its
 // decline to be told, or its success to end the life, before anything
 // is taken away.
 const joinedRetryMargin = time.Hour
 
 // retryForJoined is the life's next retry once the customer is told, at
 // now, of a failed payment that joined the life, given the take-away
-// deadline it could cause (zero: none): the retries counted done and
-// when the next is due. A retry still ahead (or due) covers it, for a
-// round tries every open payment: nothing changes. Once the schedule is
-// spent, the payment is given one retry of its own: a first interval of
-// the schedule after now, or joinedRetryMargin before the deadline if
-// that comes sooner (halfway to a deadline nearer than the margin). It
+// deadline it could cause (zero: none): the retries counted done, when
+// the schedule's next is due, and when a round of the payment's own,
+// outside the schedule, is due (zero: none).
+//
+// The latest a retry may come for it is joinedRetryMargin before the
+// deadline (halfway to a deadline nearer than the margin). A retry by
+// then covers it, for a round tries every open payment: the schedule's
+// next, or a round of its own already owed to a payment that joined
+// before. Otherwise it is owed one:
+//
+//   - the schedule is spent: its own retry is the schedule's last again
+//     (done is one less than the schedule's length), a first interval of
+//     the schedule after now, or at the latest if that comes sooner;
+//   - the schedule's next comes after the latest (a schedule longer than
+//     the grace period, a deadline set by the notice lead): a round of
+//     its own at the same time, outside the schedule, which goes on as
+//     it was, neither made sooner nor counted.
+//
+// The interval counts from now, when the customer is told, not from when
+// the payment failed: the deadline moves with the notice (no sooner than
+// the notice lead after it), so a late notice does not cut the time left
+// for a retry, and a payment whose failure is old news (adopted, found as
+// a suspended customer pays) is not retried the moment it is told of. It
 // is never at once, on the card that just declined it: with no time left
 // before the deadline, none. No schedule, no retry.
-func retryForJoined(s *RecoveryState, now, deadline time.Time) (int, time.Time) {
+func retryForJoined(s *RecoveryState, now, deadline time.Time) (int, time.Time, time.Time) {
 	sched := s.Settings.RetrySchedule
-	done, at := s.RetriesDone, s.RetryAt
-	if len(sched) == 0 || !at.IsZero() || done < len(sched) {
-		return done, at
+	done, at, own := s.RetriesDone, s.RetryAt, s.JoinedRetryAt
+	if len(sched) == 0 {
+		return done, at, own
+	}
+	covers := func(t time.Time) bool {
+		return !t.IsZero() && (deadline.IsZero() || !t.After(latestJoinedRetry(now, deadline)))
+	}
+	if covers(at) || covers(own) {
+		return done, at, own
 	}
 	next := now.Add(sched[0])
 	if !deadline.IsZero() {
-		latest := deadline.Add(-joinedRetryMargin)
-		if !latest.After(now) {
-			latest = now.Add(deadline.Sub(now) / 2)
-		}
-		if latest.Before(next) {
+		if latest := latestJoinedRetry(now, deadline); latest.Before(next) {
 			next = latest
 		}
 	}
 	if !next.After(now) {
-		return done, at
+		return done, at, own
 	}
-	return len(sched) - 1, next
+	if at.IsZero() && done >= len(sched) {
+		return len(sched) - 1, next, own
+	}
+	if at.IsZero() {
+		return done, at, own // not spent, nothing ahead: the schedule's own wake sets its next
+	}
+	return done, at, next
+}
+
+// latestJoinedRetry is the latest a joined payment's retry may come
+// before deadline: joinedRetryMargin before it, or halfway to it from now
+// when it is nearer than the margin.
+func latestJoinedRetry(now, deadline time.Time) time.Time {
+	latest := deadline.Add(-joinedRetryMargin)
+	if !latest.After(now) {
+		latest = now.Add(deadline.Sub(now) / 2)
+	}
+	return latest
 }
 
 // retryNowSeen is what a retry_now update accepted during a retry round,
@@ -959,4 +996,24 @@ type retryNowSeen struct{ confirms int }
 // begun after the retry asked is that retry; one done before it is not.
 func retryNowAfterCharges(seen *retryNowSeen, confirms int) bool {
 	return seen != nil && confirms == seen.confirms
+}
+
+// ownDeclineOrder is the intent's ordering time (LastEventAt) after a
+// confirm by dunning declined. Failure events are ordered by their
+// created, Stripe's clock, so the decline's own time by that clock
+// (declinedAt: its charge's created) stands for it where the activity
+// read it; else sent, when the workflow sent the confirm, by its own
+// clock: the decline came no sooner, and a skew between the two clocks
+// can only misorder an event created within it of the confirm. The
+// ordering time never goes back: a newer event applied while the confirm
+// ran stays the newest.
+func ownDeclineOrder(last, declinedAt, sent time.Time) time.Time {
+	at := declinedAt
+	if at.IsZero() {
+		at = sent
+	}
+	if at.After(last) {
+		return at
+	}
+	return last
 }

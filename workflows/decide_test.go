@@ -413,6 +413,18 @@ func TestRetryForJoined(t *testing.T) {
 	spent := state(3, time.Time{})
 	daily := state(1, time.Time{})
 	daily.Settings.RetrySchedule = []time.Duration{24 * time.Hour}
+	// long's last retry, at +30h, comes long after a ten-hour grace.
+	long := func(at, own time.Time) *RecoveryState {
+		s := state(2, at)
+		s.Settings.RetrySchedule = []time.Duration{time.Hour, 2 * time.Hour, 30 * time.Hour}
+		s.JoinedRetryAt = own
+		return s
+	}
+	// slow's first and only retry comes after the deadline.
+	slow := state(0, h(30))
+	slow.Settings.RetrySchedule = []time.Duration{30 * time.Hour}
+	spentOwed := state(3, time.Time{})
+	spentOwed.JoinedRetryAt = h(6)
 	tests := []struct {
 		name     string
 		s        *RecoveryState
@@ -420,28 +432,44 @@ func TestRetryForJoined(t *testing.T) {
 		deadline time.Time
 		wantDone int
 		wantAt   time.Time
+		wantOwn  time.Time
 	}{
-		// A retry of the schedule still to come covers it.
-		{"the next of the schedule is ahead", state(1, h(2)), h(1.5), h(10), 1, h(2)},
-		{"the next of the schedule is due now", state(1, h(2)), h(2), h(10), 1, h(2)},
-		{"a retry owed before the deadline is ahead", state(2, h(4)), h(3.5), h(10), 2, h(4)},
-		{"no schedule: no retry", &RecoveryState{FirstFailureAt: first}, h(5), h(10), 0, time.Time{}},
+		// A retry of the schedule still to come, by the margin before the
+		// deadline, covers it.
+		{"the next of the schedule is ahead", state(1, h(2)), h(1.5), h(10), 1, h(2), time.Time{}},
+		{"the next of the schedule is due now", state(1, h(2)), h(2), h(10), 1, h(2), time.Time{}},
+		{"a retry owed before the deadline is ahead", state(2, h(4)), h(3.5), h(10), 2, h(4), time.Time{}},
+		{"the next of the schedule exactly the margin before the deadline", long(h(9), time.Time{}), h(5), h(10), 2, h(9), time.Time{}},
+		{"no deadline: the next of the schedule covers however late", long(h(30), time.Time{}), h(5), time.Time{}, 2, h(30), time.Time{}},
+		{"no schedule: no retry", &RecoveryState{FirstFailureAt: first}, h(5), h(10), 0, time.Time{}, time.Time{}},
+		// The schedule's next comes after the deadline: a round of its
+		// own before it, the schedule left as it is.
+		{"the next after the deadline: a first interval after now", long(h(30), time.Time{}), h(5), h(10), 2, h(30), h(6)},
+		{"the next inside the margin: a first interval after now", long(h(9.5), time.Time{}), h(5), h(10), 2, h(9.5), h(6)},
+		{"the next after the deadline, the interval ends inside the margin: the margin before it", long(h(30), time.Time{}), h(5), h(6.5), 2, h(30), h(5.5)},
+		{"the next after the deadline, the deadline sooner than the interval: halfway", state(2, h(3)), h(2.5), h(3.2), 2, h(3), h(2.85)},
+		{"the next after the deadline, the deadline now: none, never at once", long(h(30), time.Time{}), h(5), h(5), 2, h(30), time.Time{}},
+		{"the next after the deadline, the deadline passed: none", long(h(30), time.Time{}), h(5), h(4), 2, h(30), time.Time{}},
+		{"none of the schedule made, its first after the deadline", slow, h(5), h(10), 0, h(30), h(9)},
+		{"a round of its own already owed by the margin covers it", long(h(30), h(6)), h(5.5), h(12), 2, h(30), h(6)},
+		{"a round of its own owed past the margin: one sooner", long(h(30), h(8)), h(5), h(7), 2, h(30), h(6)},
+		{"spent, a round of its own already owed by the margin covers it", spentOwed, h(5.5), h(10), 3, time.Time{}, h(6)},
 		// The schedule is spent: one of its own.
-		{"spent: a first interval after now", spent, h(5), h(10), 2, h(6)},
-		{"spent, no deadline: a first interval after now", spent, h(5), time.Time{}, 2, h(6)},
-		{"spent, the deadline sooner than the interval: shortly before it", spent, h(5), h(5.5), 2, h(5.25)},
-		{"spent, the interval ends at the margin: the interval", spent, h(5), h(7), 2, h(6)},
-		{"spent, the interval ends inside the margin: the margin before the deadline", spent, h(5), h(6.5), 2, h(5.5)},
-		{"spent, the deadline now: none, never at once", spent, h(5), h(5), 3, time.Time{}},
-		{"spent, the deadline passed: none", spent, h(5), h(4), 3, time.Time{}},
-		{"spent, a long interval, the deadline three days on: an hour before it", daily, h(48), h(48 + 72), 0, h(48 + 24)},
-		{"spent, a long interval, the deadline five hours on: an hour before it", daily, h(48), h(53), 0, h(52)},
+		{"spent: a first interval after now", spent, h(5), h(10), 2, h(6), time.Time{}},
+		{"spent, no deadline: a first interval after now", spent, h(5), time.Time{}, 2, h(6), time.Time{}},
+		{"spent, the deadline sooner than the interval: shortly before it", spent, h(5), h(5.5), 2, h(5.25), time.Time{}},
+		{"spent, the interval ends at the margin: the interval", spent, h(5), h(7), 2, h(6), time.Time{}},
+		{"spent, the interval ends inside the margin: the margin before the deadline", spent, h(5), h(6.5), 2, h(5.5), time.Time{}},
+		{"spent, the deadline now: none, never at once", spent, h(5), h(5), 3, time.Time{}, time.Time{}},
+		{"spent, the deadline passed: none", spent, h(5), h(4), 3, time.Time{}, time.Time{}},
+		{"spent, a long interval, the deadline three days on: an hour before it", daily, h(48), h(48 + 72), 0, h(48 + 24), time.Time{}},
+		{"spent, a long interval, the deadline five hours on: an hour before it", daily, h(48), h(53), 0, h(52), time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			done, at := retryForJoined(tt.s, tt.now, tt.deadline)
-			if done != tt.wantDone || !at.Equal(tt.wantAt) {
-				t.Errorf("retryForJoined = %d, %s; want %d, %s", done, at, tt.wantDone, tt.wantAt)
+			done, at, own := retryForJoined(tt.s, tt.now, tt.deadline)
+			if done != tt.wantDone || !at.Equal(tt.wantAt) || !own.Equal(tt.wantOwn) {
+				t.Errorf("retryForJoined = %d, %s, own %s; want %d, %s, own %s", done, at, own, tt.wantDone, tt.wantAt, tt.wantOwn)
 			}
 		})
 	}

@@ -57,6 +57,8 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 		res.Outcome, err = routeCardExpiring(ctx, ev)
 	case RouteSourceDeleted:
 		res.Outcome, err = routeSourceDeleted(ctx, ev)
+	case RouteActionRequired:
+		res.Outcome, err = routeActionRequired(ctx, ev)
 	}
 	if err != nil {
 		// The event's workflow ID is now taken by a failed run, so neither
@@ -606,6 +608,22 @@ func usable(pms activities.PaymentMethods, removed string) bool {
 		}
 	}
 	return true // a default that is not a card (a bank account source)
+}
+
+// routeActionRequired tells the customer's running recovery that the bank
+// asks the customer to authenticate a payment: one it knows as in flight
+// needs their action now (action-after-inflight-told). It starts no
+// recovery: a customer authenticating a payment on the page is not a
+// failure.
+func routeActionRequired(ctx workflow.Context, ev StripeEvent) (string, error) {
+	if version(ctx, actionAfterInFlightChange, 1) == workflow.DefaultVersion {
+		return "ignored: type not handled", nil
+	}
+	if ev.CustomerID == "" || ev.PaymentIntent == nil {
+		return "no customer or payment intent: nothing to do", nil
+	}
+	sig := ActionRequiredSignal{EventID: ev.ID, Created: ev.Created, IntentID: ev.PaymentIntent.ID}
+	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalActionRequired, sig, nil))
 }
 
 func delivered(res activities.SignalResult, err error) (string, error) {

@@ -197,6 +197,9 @@ func TestStripeEventWorkflowRoutesHandledTypes(t *testing.T) {
 				workflows.RoutePaymentFailed: workflows.SignalPaymentFailed,
 				workflows.RoutePaid:          workflows.SignalPaid,
 				workflows.RouteCardUpdated:   workflows.SignalCardUpdated,
+				// The bank asks to authenticate: the running recovery is
+				// told, none is started.
+				workflows.RouteActionRequired: workflows.SignalActionRequired,
 			}[route]
 			if wantSignal == "" {
 				return

@@ -69,6 +69,7 @@ type recovery struct {
 	paid     workflow.ReceiveChannel
 	card     workflow.ReceiveChannel
 	removed  workflow.ReceiveChannel
+	action   workflow.ReceiveChannel
 	controls map[string]workflow.ReceiveChannel
 	// memo is the RecoveryMemo this run upserted last.
 	memo *RecoveryMemo
@@ -118,7 +119,8 @@ func (r *recovery) setup(ctx workflow.Context) error {
 	r.paid = workflow.GetSignalChannel(ctx, SignalPaid)
 	r.card = workflow.GetSignalChannel(ctx, SignalCardUpdated)
 	r.removed = workflow.GetSignalChannel(ctx, SignalPaymentMethodRemoved)
-	r.channels = []workflow.ReceiveChannel{r.failed, r.paid, r.card, r.removed}
+	r.action = workflow.GetSignalChannel(ctx, SignalActionRequired)
+	r.channels = []workflow.ReceiveChannel{r.failed, r.paid, r.card, r.removed, r.action}
 	r.controls = map[string]workflow.ReceiveChannel{}
 	for _, name := range []string{ControlRetryNow, ControlExtendGrace, ControlWaive, ControlPause, ControlResume} {
 		ch := workflow.GetSignalChannel(ctx, name)
@@ -318,6 +320,12 @@ func (r *recovery) drain(ctx workflow.Context) bool {
 			progressed = true
 			r.onPaymentMethodRemoved(ctx, m)
 			m = PaymentMethodRemovedSignal{}
+		}
+		var ar ActionRequiredSignal
+		for r.action.ReceiveAsync(&ar) {
+			progressed = true
+			r.onActionRequired(ctx, ar)
+			ar = ActionRequiredSignal{}
 		}
 		if r.drainControls(ctx) {
 			progressed = true

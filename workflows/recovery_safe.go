@@ -252,6 +252,51 @@ const (
 	// Before, it was owed again silently, and the customer who believed
 	// they had paid could be suspended at once on the old deadline.
 	failedAgainToldChange = "failed-again-told"
+	// joinedRetryBeforeDeadlineChange gives a failed payment that joins a
+	// life whose next scheduled retry comes after the take-away it could
+	// cause (a schedule longer than the grace period, a deadline set by
+	// the notice lead) a round of its own before it, outside the schedule
+	// (retryForJoined, JoinedRetryAt). Before, any retry still ahead was
+	// taken as covering it, and the customer could be suspended without
+	// that payment ever retried.
+	joinedRetryBeforeDeadlineChange = "joined-retry-before-deadline"
+
+	// ownDeclineOrdersChange makes a confirm by dunning that declined (a
+	// scheduled retry, retry_now, a card update's retry) move its
+	// intent's ordering time, as a failure event does: to the decline's
+	// time by Stripe's clock where the activity read it, else to when
+	// the confirm was sent (ownDeclineOrder). A failure event created
+	// before it is then older news, applied only to its own card
+	// (older-failure-keeps-latest-decline). Before, only events moved
+	// it, and a late event older than dunning's own decline replaced
+	// the intent's decline and payment method: a stop decline gave way
+	// to an older soft one, and the next retry charged the older card.
+	ownDeclineOrdersChange = "own-decline-orders-events"
+	// actionAfterInFlightChange asks the customer again to act on a
+	// payment they were told had failed, that went in flight since and
+	// came back needing their action (the bank asks for 3-D Secure): its
+	// payment_intent.requires_action event, or Stripe's answer to any
+	// re-check. A payment_action_required notice of its own, keyed by the
+	// count of such returns, before anything is taken away, and no
+	// take-away sooner than the notice lead after it. Before, the customer
+	// was asked only if they never had been for that intent, and the old
+	// deadline, passed while it was processing, stood.
+	actionAfterInFlightChange = "action-after-inflight-told"
+	// retryNowBeforeTakeAwayChange runs a retry_now accepted while the
+	// re-check before a take-away ran before the take-away, as it runs
+	// when asked a moment earlier: the take-away is deferred, the retry
+	// round asked runs at once, and the take-away is decided again after
+	// it, on a re-check of its own. Before, the customer was suspended (or
+	// deprovisioned) first, on the state from before the retry the
+	// operator was told was being made.
+	retryNowBeforeTakeAwayChange = "retry-now-before-take-away"
+	// waiverSignalledWhileDeprovisioningChange takes a waiver sent as a
+	// signal while the control plane deprovisioned, applied once that
+	// call returns, as one sent during the Amberflo deactivation that
+	// follows: the debt is forgiven and the customer never moved to
+	// OFFBOARDED. Before, it was refused as coming after the end, and the
+	// customer was OFFBOARDED with the debt standing.
+	waiverSignalledWhileDeprovisioningChange = "waiver-signalled-while-deprovisioning"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -356,6 +401,9 @@ const (
 	whyCardUpdate = "retry after card update"
 	whyOperator   = "retry asked by an operator"
 	whyHeld       = "retry held for the card network"
+	// whyJoined is the round of its own a joined payment is owed before
+	// the take-away it could cause (JoinedRetryAt).
+	whyJoined = "retry of a joined payment before its deadline"
 	// whyCharge is the owed check right before a confirm.
 	whyCharge = "before a charge"
 	// whyScheduled, with the retry's number, is a scheduled round.
@@ -494,6 +542,12 @@ func (r *recovery) owedInput(in *Intent, why string) activities.OwedInput {
 	}
 }
 
+// invoiceFromStripeChange records on an intent that its event gave
+// without an invoice (API versions from 2025-03-31.basil) the invoice
+// Stripe's read names, so that a later invoice.paid, which names no intent
+// in those versions, meets it. Runs before it left the intent without one.
+const invoiceFromStripeChange = "invoice-from-stripe"
+
 // applyOwed applies Stripe's answer on an intent (or its lack, err).
 func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o activities.Owed, err error) (activities.Owed, error) {
 	if err != nil {
@@ -507,6 +561,12 @@ func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o act
 	}
 	if o.PayURL != "" {
 		in.PayURL = o.PayURL
+	}
+	if in.InvoiceID == "" && o.InvoiceID != "" && r.version(ctx, invoiceFromStripeChange, 1) == 1 {
+		// An event of API version 2025-03-31.basil or later names no
+		// invoice on the intent (nor an intent on the invoice): Stripe's
+		// read links them, so that the invoice's own events find it.
+		in.InvoiceID = o.InvoiceID
 	}
 	if !unsettled(in) {
 		return o, nil // resolved by a signal meanwhile
@@ -523,9 +583,13 @@ func (r *recovery) applyOwed(ctx workflow.Context, in *Intent, why string, o act
 	case activities.OwedInFlight:
 		r.markInFlight(ctx, in, o.Why)
 	case activities.OwedActionRequired:
+		wasInFlight := in.State == IntentInFlight
 		in.State = IntentOpen
 		in.NeedsAction = true
 		r.record(ctx, "stripe re-check ("+why+")", in.ID, o.Verdict+": "+o.Why, o.DryRun)
+		if wasInFlight {
+			r.markActionAgain(ctx, in)
+		}
 	default:
 		wasInFlight := in.State == IntentInFlight
 		in.State = IntentOpen
@@ -872,13 +936,56 @@ func (r *recovery) markInFlightUntold(ctx workflow.Context) {
 // still untold, and told as such; one that fails before the life's first
 // notice is owed in it.
 func (r *recovery) markFailedAgain(ctx workflow.Context, in *Intent) {
-	if !r.safe() || !r.s.PastDueNoticeSent || in.Untold || in.State != IntentOpen ||
+	// A request to act not yet sent (action-after-inflight-told) gives
+	// way to the failure that came since: that is what is told.
+	if !r.safe() || !r.s.PastDueNoticeSent || (in.Untold && !in.AskUntold) || in.State != IntentOpen ||
 		r.version(ctx, failedAgainToldChange, 1) != 1 {
 		return
 	}
+	if in.AskUntold {
+		// The customer authenticated it (it went in flight since) and
+		// the payment failed: the bank's request is no longer what holds
+		// the retries; a decline that asks again says so itself.
+		in.NeedsAction = false
+	}
 	in.FailedAgain++
-	in.Untold = true
+	in.Untold, in.AskUntold = true, false
 	r.record(ctx, "payment failed again", in.ID, "the customer was told of its failure before it went in flight: told again by a notice of its own", false)
+}
+
+// markActionAgain marks a payment that was in flight and is found
+// needing the customer's action (its event, or Stripe's answer to a
+// re-check) when the customer was told of its failure already: they are
+// asked to act by a notice of its own (tellJoined), before anything is
+// taken away for it, whether or not they were asked before.
+func (r *recovery) markActionAgain(ctx workflow.Context, in *Intent) {
+	if !r.safe() || !r.s.PastDueNoticeSent || in.Untold || in.State != IntentOpen ||
+		r.version(ctx, actionAfterInFlightChange, 1) != 1 {
+		return
+	}
+	in.ActionAgain++
+	in.Untold, in.AskUntold = true, true
+	r.record(ctx, "payment needs action again", in.ID, "the customer was told of its failure before it went in flight: asked to act by a notice of its own", false)
+}
+
+// onActionRequired applies a payment_intent.requires_action event: a
+// payment that was processing needs the customer's action now. It is
+// owed again, no off-session retry can pay it, and a customer told of
+// it before is asked to act (markActionAgain). Of any other intent the
+// event is only recorded: the next re-check decides on what Stripe says.
+func (r *recovery) onActionRequired(ctx workflow.Context, a ActionRequiredSignal) {
+	if !r.remember(a.EventID) {
+		return
+	}
+	in := r.intent(a.IntentID)
+	if r.terminal() || in == nil || in.State != IntentInFlight || a.Created.Before(in.InFlightSince.Add(-time.Minute)) {
+		r.record(ctx, "payment needs action", a.IntentID+" (event "+a.EventID+")", "recorded: not a payment in flight here", false)
+		return
+	}
+	in.State, in.InFlightSince, in.InFlightAlerted = IntentOpen, time.Time{}, false
+	in.LastEventAt, in.NeedsAction = a.Created, true
+	r.record(ctx, "payment in flight needs action", a.IntentID+" (event "+a.EventID+")", "owed again: the bank asks the customer to authenticate", false)
+	r.markActionAgain(ctx, in)
 }
 
 // noticeKey is the key of the notice of a payment's own failure: one per
@@ -955,13 +1062,31 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			}
 			deadline = r.s.DeprovisionAt
 		}
-		if done, at := retryForJoined(&r.s, now, deadline); (done != r.s.RetriesDone || !at.Equal(r.s.RetryAt)) &&
-			r.version(ctx, lateFailureRetryChange, 1) == 1 {
+		if in.AskUntold {
+			// Only the customer can pay it now: asked to act, and no
+			// retry of its own.
+			r.askAgain(ctx, in, deadline)
+			if r.drain(ctx) || r.waivePending() || r.s.Paused {
+				r.wake, applied = true, true
+			}
+			continue
+		}
+		done, at, own := retryForJoined(&r.s, now, deadline)
+		if (done != r.s.RetriesDone || !at.Equal(r.s.RetryAt)) && r.version(ctx, lateFailureRetryChange, 1) == 1 {
 			// The schedule is spent: this payment gets one retry of its
 			// own before the take-away, named in its notice.
 			r.record(ctx, "retry schedule", in.ID, "joined after the schedule was spent: one retry of its own at "+
 				at.UTC().Format(time.RFC3339)+", before the "+deadline.UTC().Format(time.RFC3339)+" deadline", false)
 			r.s.RetriesDone, r.s.RetryAt = done, at
+		}
+		if !own.Equal(r.s.JoinedRetryAt) && r.version(ctx, joinedRetryBeforeDeadlineChange, 1) == 1 {
+			// The schedule's next comes after the take-away: a round of
+			// its own before it, named in its notice; the schedule goes
+			// on as it was.
+			r.record(ctx, "retry schedule", in.ID, "the schedule's next retry, at "+r.s.RetryAt.UTC().Format(time.RFC3339)+
+				", comes after the "+deadline.UTC().Format(time.RFC3339)+" deadline: a retry of its own at "+
+				own.UTC().Format(time.RFC3339)+", outside the schedule", false)
+			r.s.JoinedRetryAt = own
 		}
 		reason := ""
 		if in.Decline != nil {
@@ -976,6 +1101,9 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 			reason += fmt.Sprintf("A further payment of %s (%s) failed; %s is owed in all.", money(in.Amount, in.Currency), in.ID, money(total, currency))
 		}
 		next := r.s.RetryAt
+		if !r.s.JoinedRetryAt.IsZero() && (next.IsZero() || r.s.JoinedRetryAt.Before(next)) {
+			next = r.s.JoinedRetryAt
+		}
 		notice := r.noticeInput(ctx, "payment_failed", r.noticeKey(in), reason, &next, &deadline)
 		// The notice names the payment it is about, and where to pay it.
 		notice.AmountDue, notice.Currency = in.Amount, in.Currency
@@ -991,6 +1119,24 @@ func (r *recovery) tellJoined(ctx workflow.Context) bool {
 		}
 	}
 	return applied
+}
+
+// askAgain asks the customer to act on a payment they made, which was
+// processing and now needs their bank's authentication
+// (action-after-inflight-told): a payment_action_required notice of its
+// own, one per such return, naming the deadline the notice moved. It
+// stands for the one askToAuthenticate sends when none was.
+func (r *recovery) askAgain(ctx workflow.Context, in *Intent, deadline time.Time) {
+	in.AskUntold, in.ActionNoticeSent = false, true
+	total, currency := r.owed()
+	reason := fmt.Sprintf("Your payment of %s (%s), which was processing, needs you to confirm it with your bank; %s is owed in all.",
+		money(in.Amount, in.Currency), in.ID, money(total, currency))
+	notice := r.noticeInput(ctx, "payment_action_required", r.key("action", in.ID, "again", fmt.Sprint(in.ActionAgain), "notice"), reason, nil, &deadline)
+	notice.AmountDue, notice.Currency = in.Amount, in.Currency
+	notice.PayURL = firstNonEmpty(in.PayURL, r.payURL())
+	if err := r.sendNotice(ctx, notice); err != nil {
+		r.noticeUndelivered(ctx, notice.Type, notice.Key, err)
+	}
 }
 
 // payURL is the page where the customer pays the first open intent's
@@ -1145,6 +1291,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		var res activities.RetryResult
 		r.busy = takeCharge
 		r.charging = fmt.Sprintf("%s with %s (attempt %d)", in.ID, o.PaymentMethod, in.Attempts)
+		sent := workflow.Now(ctx)
 		err = workflow.ExecuteActivity(chargeCtx(ctx), a.RetryPayment, activities.RetryInput{
 			IntentID: in.ID, StripeCustomerID: r.s.StripeCustomerID, IdempotencyKey: key, PaymentMethodID: o.PaymentMethod,
 		}).Get(ctx, &res)
@@ -1212,6 +1359,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			if r.cards() {
 				r.cardDeclined(ctx, in, res.Decline, o.PaymentMethod, workflow.Now(ctx), false)
 			}
+			r.ownDeclineOrders(ctx, in, res.Decline, sent)
 			r.record(ctx, why, detail, "the bank asks the customer to authenticate", false)
 		case activities.RetryNoPaymentMethod:
 			r.s.NoPaymentMethod = true
@@ -1220,6 +1368,7 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 			r.record(ctx, why, detail, "not charged", true)
 		default:
 			in.LastDecline = firstNonEmpty(res.DeclineCode, res.Outcome)
+			r.ownDeclineOrders(ctx, in, res.Decline, sent)
 			outcome := res.Outcome + " " + res.DeclineCode
 			if r.cards() {
 				// The attempt was counted above; its key is the card charged.
@@ -1245,6 +1394,15 @@ func (r *recovery) retryRound(ctx workflow.Context, why string) error {
 		r.noticeSafe(ctx, "payment_retry_failed", r.key("retry", fmt.Sprint(r.s.RetryRounds), "notice"), reason, &next, &deadline, r.payURL())
 	}
 	return nil
+}
+
+// ownDeclineOrders moves the intent's ordering time to the decline of
+// dunning's own confirm, sent at sent (ownDeclineOrdersChange), so that
+// a failure event Stripe created before it does not replace it.
+func (r *recovery) ownDeclineOrders(ctx workflow.Context, in *Intent, d activities.Decline, sent time.Time) {
+	if r.version(ctx, ownDeclineOrdersChange, 1) == 1 {
+		in.LastEventAt = ownDeclineOrder(in.LastEventAt, d.Created, sent)
+	}
 }
 
 // recheckBeforeTakeAway asks Stripe about every unsettled intent and
@@ -1342,6 +1500,13 @@ func (r *recovery) takeAway(ctx workflow.Context, step string) error {
 		}
 		return nil
 	}
+	if r.s.RetryNow && r.version(ctx, retryNowBeforeTakeAwayChange, 1) == 1 {
+		// An operator asked for a retry while the peers were asked, and was
+		// told it is made now: it is, before anything is taken away.
+		r.record(ctx, "decision", step, "deferred: the retry an operator asked meanwhile runs first", false)
+		r.wake = true
+		return nil
+	}
 	if unasked := newlyOpen(&r.s, checked); len(unasked) > 0 && r.version(ctx, takeAwayOnCheckedStateChange, 1) == 1 {
 		// A failure that came in while the peers were asked is owed only
 		// as far as the event says: the loop comes back at once and asks
@@ -1405,8 +1570,20 @@ func (r *recovery) deprovisionSafe(ctx workflow.Context) error {
 	began := workflow.Now(ctx)
 	// Deactivation is decided on what arrived during the deprovisioning:
 	// a customer who paid meanwhile keeps the Amberflo account, and ops
-	// hear of the money.
+	// hear of the money. A waiver signalled meanwhile is taken as one
+	// sent during the Amberflo step, which carries it out.
+	if r.controls[ControlWaive].Len() > 0 && r.v.known(offboardOnFreshStateChange, 1) != workflow.DefaultVersion &&
+		r.version(ctx, waiverSignalledWhileDeprovisioningChange, 1) == 1 {
+		r.busy = takeAmberflo
+	}
 	r.drain(ctx)
+	r.busy = ""
+	if r.s.Waive != nil && unpaidCount(&r.s) == 0 {
+		// Paid (or on its way) during the deprovisioning: no Amberflo step
+		// carries the waiver out, and nothing unpaid is left to forgive.
+		r.record(ctx, "operator: waive", r.s.Waive.Operator, "nothing left to forgive: paid during the deprovisioning", false)
+		r.s.Waive = nil
+	}
 	amberfloDone := "the Amberflo customer kept (a payment arrived during the deprovisioning)"
 	waivedBy := ""
 	switch {
@@ -1757,6 +1934,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 	retryDue := r.s.RetryNow || (!r.s.CardRetryAt.IsZero() && !now.Before(r.s.CardRetryAt))
 	held := !r.s.HeldRetryAt.IsZero() && !now.Before(r.s.HeldRetryAt)
 	scheduled := !r.s.RetryAt.IsZero() && !now.Before(r.s.RetryAt)
+	joined := !r.s.JoinedRetryAt.IsZero() && !now.Before(r.s.JoinedRetryAt)
 	if scheduled {
 		r.missedRetries(ctx, now, false)
 		r.s.RetriesDone++
@@ -1765,7 +1943,7 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			r.s.RetryAt = r.s.FirstFailureAt.Add(r.s.Settings.RetrySchedule[r.s.RetriesDone] + r.s.PausedTotal)
 		}
 	}
-	if retryDue || scheduled || held {
+	if retryDue || scheduled || held || joined {
 		var autoUpdatedAfter []string
 		why := whyScheduled + fmt.Sprint(r.s.RetriesDone)
 		switch {
@@ -1775,8 +1953,12 @@ func (r *recovery) stepSafe(ctx workflow.Context) error {
 			why = whyCardUpdate
 		case held && !scheduled:
 			why = whyHeld
+		case joined && !scheduled:
+			why = whyJoined
 		}
-		r.s.RetryNow, r.s.CardRetryAt, r.s.HeldRetryAt = false, time.Time{}, time.Time{}
+		// A round tries every open payment: it is the one a joined
+		// payment was owed.
+		r.s.RetryNow, r.s.CardRetryAt, r.s.HeldRetryAt, r.s.JoinedRetryAt = false, time.Time{}, time.Time{}, time.Time{}
 		if r.s.NoPaymentMethod && !retryDue {
 			r.record(ctx, why, "", "skipped: no usable payment method", false)
 		} else if err := r.retryRound(ctx, why); err != nil {
@@ -1852,6 +2034,7 @@ func (r *recovery) planSafe() NextAction {
 	canCharge := len(retryable(&r.s)) > 0
 	if !r.s.NoPaymentMethod && canCharge {
 		earliest(NextRetry, r.s.RetryAt)
+		earliest(NextRetry, r.s.JoinedRetryAt)
 	}
 	earliest(NextRetry, r.s.CardRetryAt)
 	earliest(NextRetry, r.s.HeldRetryAt)

@@ -210,6 +210,12 @@ func (w *world) owed(in activities.OwedInput) (activities.Owed, error) {
 	pi := &stripe.PaymentIntent{ID: in.IntentID, Status: stripe.PaymentIntentStatus(status), Amount: due,
 		Invoice: &stripe.Invoice{ID: invID, Status: stripe.InvoiceStatus(firstOf(w.invoiceState[invID], "open")),
 			Total: 4900, AmountDue: due, AmountRemaining: due, PrePaymentCreditNotesAmount: w.credits[invID]}}
+	if pi.Status == stripe.PaymentIntentStatusRequiresAction {
+		// As Stripe shows an intent the bank wants authenticated: what
+		// to do next, and no last_payment_error (null) when nothing was
+		// declined, as after a debit that asks for 3-D Secure.
+		pi.NextAction = &stripe.PaymentIntentNextAction{Type: stripe.PaymentIntentNextActionTypeUseStripeSDK}
+	}
 	if pi.Status == stripe.PaymentIntentStatusSucceeded {
 		pi.AmountReceived = due
 		pi.LatestCharge = &stripe.Charge{ID: "ch_" + in.IntentID, Amount: due, AmountRefunded: w.refunded[in.IntentID]}

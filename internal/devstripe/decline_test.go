@@ -39,8 +39,8 @@ func TestDefaultDeclineHasTheNewerShape(t *testing.T) {
 			}
 			want := activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", AdviceCode: "try_again_later",
 				NetworkAdviceCode: tc.mac, NetworkDeclineCode: "51", OutcomeReason: "insufficient_funds", PaymentMethod: "pm_card",
-				Fingerprint: st.dev.Fingerprint("pm_card"), Charge: d.Charge, IntentStatus: "requires_payment_method"}
-			if d != want || d.Charge == "" {
+				Fingerprint: st.dev.Fingerprint("pm_card"), Charge: d.Charge, IntentStatus: "requires_payment_method", Created: d.Created}
+			if d != want || d.Charge == "" || d.Created.IsZero() {
 				t.Errorf("Decline =\n %+v\nwant\n %+v", d, want)
 			}
 			if v := activities.ClassifyDecline(d); v.Class != activities.DeclineSoft {
@@ -50,6 +50,10 @@ func TestDefaultDeclineHasTheNewerShape(t *testing.T) {
 			// decline on the intent.
 			if n := len(st.sentTo(t, http.MethodGet, "/v1/charges/"+d.Charge)); n != 1 {
 				t.Errorf("charge reads = %d, want 1", n)
+			}
+			// The decline's time is the charge's created, Stripe's clock.
+			if _, ch := st.call(t, http.MethodGet, "/v1/charges/"+d.Charge, nil); ch["created"] != float64(d.Created.Unix()) {
+				t.Errorf("decline created %v, want the charge's created %v", d.Created.Unix(), ch["created"])
 			}
 			_, pi := st.call(t, http.MethodGet, "/v1/payment_intents/pi_1", nil)
 			lpe, _ := pi["last_payment_error"].(map[string]any)

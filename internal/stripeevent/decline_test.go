@@ -41,7 +41,8 @@ func TestParseDeclineOfEachAPIVersion(t *testing.T) {
 			DeclineCode: "generic_decline", FailureMessage: "Your card was declined.",
 			Decline: activities.Decline{Code: "card_declined", DeclineCode: "generic_decline",
 				OutcomeReason: "previously_declined_do_not_retry", PaymentMethod: "pm_1HqOld2020Card0001",
-				Fingerprint: "Old2020FingerPrnt", Charge: "ch_1HqOld2020Charge02", IntentStatus: "requires_payment_method"}},
+				Fingerprint: "Old2020FingerPrnt", Charge: "ch_1HqOld2020Charge02", IntentStatus: "requires_payment_method",
+				Created: time.Unix(1710417599, 0).UTC()}}, // the failed charge's created
 		verdict: activities.DeclineVerdict{Class: activities.DeclineStop, Reason: "outcome_reason previously_declined_do_not_retry"},
 	}, {
 		// latest_charge is an ID: no outcome to read.
@@ -194,7 +195,9 @@ func TestParseDeclineShapes(t *testing.T) {
 			data := list["data"].([]any)
 			list["data"] = []any{data[1], data[0]}
 		}),
-		want: changed(oldDecline, func(d *activities.Decline) { d.OutcomeReason = "previously_declined_do_not_retry" }),
+		want: changed(oldDecline, func(d *activities.Decline) {
+			d.OutcomeReason, d.Created = "previously_declined_do_not_retry", time.Unix(1710417599, 0).UTC()
+		}),
 	}, {
 		name: "charges of an unexpected shape are left unread",
 		body: mutate(t, old, func(ev map[string]any) { dataObject(ev)["charges"] = "ch_1HqOld2020Charge02" }),

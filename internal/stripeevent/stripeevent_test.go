@@ -105,6 +105,16 @@ func TestParseHandledTypes(t *testing.T) {
 				t.Errorf("PaymentIntent = %+v", *pi)
 			}
 		}},
+		workflows.EventPaymentRequiresAction: {"pi_3OqAction0000001", func(t *testing.T, ev workflows.StripeEvent) {
+			pi := ev.PaymentIntent
+			if pi == nil {
+				t.Fatal("PaymentIntent = nil")
+			}
+			if pi.ID != "pi_3OqAction0000001" || pi.Amount != 12345 || pi.Status != "requires_action" || pi.InvoiceID != invoiceID ||
+				pi.FailureCode != "" || pi.DeclineCode != "" || pi.Decline.Code != "" {
+				t.Errorf("PaymentIntent = %+v, want the intent the bank asks to authenticate, no decline (last_payment_error null)", *pi)
+			}
+		}},
 		workflows.EventInvoicePaid: {"in_1OqPaidInvoice01", func(t *testing.T, ev workflows.StripeEvent) {
 			wantInv := workflows.InvoiceInfo{
 				ID: "in_1OqPaidInvoice01", PaymentIntentID: intentID, AmountDue: 12345, AmountPaid: 12345,

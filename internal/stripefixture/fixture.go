@@ -208,7 +208,7 @@ func metadataObject(m map[string]string) obj {
 
 func dataObject(eventType string, o *Options) (object obj, previous obj) {
 	switch eventType {
-	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded, EventPaymentProcessing:
+	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded, EventPaymentProcessing, workflows.EventPaymentRequiresAction:
 		id := pick(o.ObjectID, "pi")
 		pi := obj{
 			"id": id, "object": "payment_intent", "amount": o.Amount, "amount_received": 0,
@@ -234,6 +234,13 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 			pi["status"] = "processing"
 			pi["payment_method"] = NewID("pm")
 			pi["payment_method_types"] = []string{"card", "us_bank_account"}
+		} else if eventType == workflows.EventPaymentRequiresAction {
+			// The bank asks the customer to authenticate: the payment
+			// method stays on the intent, nothing was declined
+			// (last_payment_error null), and next_action says what to do.
+			pi["status"] = "requires_action"
+			pi["payment_method"] = NewID("pm")
+			pi["next_action"] = obj{"type": "use_stripe_sdk", "use_stripe_sdk": obj{"type": "three_d_secure_redirect", "stripe_js": "https://hooks.stripe.com/redirect/authenticate/src_test"}}
 		} else {
 			pi["amount_received"] = o.Amount
 			pi["payment_method"] = NewID("pm")
