@@ -47,6 +47,20 @@ type Decline struct {
 	Created time.Time `json:"created,omitzero"`
 }
 
+// DelayedNotification reports whether a way to pay of this type
+// (a PaymentMethod's or Source's type) is one whose outcome Stripe learns
+// days after the payment was made, a bank debit: the intent goes
+// processing first, and its failure comes later, when the customer
+// believes they have paid. A card's decline is known at once, on the page
+// where the customer pays.
+func DelayedNotification(paymentMethodType string) bool {
+	switch paymentMethodType {
+	case "us_bank_account", "ach_debit", "sepa_debit", "bacs_debit", "au_becs_debit", "acss_debit", "nz_bank_account", "sofort":
+		return true
+	}
+	return false
+}
+
 // DeclineClass is what a decline means for the next attempt on that card.
 type DeclineClass string
 

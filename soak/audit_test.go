@@ -375,8 +375,8 @@ func runAudit(ctx context.Context, st *stack, tr *traffic, snd *sender) *audit {
 			}
 		}
 		if expect == workflows.StageRecovered && v.final == workflows.StageDeprovisioned && unseenDebitTakenFirst(st, cm, readsOf) {
-			expect = workflows.StageDeprovisioned
-			a.paths[pathAgainUnseenLate]++
+			a.add(vToldAgain, "%s (%s): its debit failed unseen by a read, and it was deprovisioned before paying by card; notices %v, stages %v",
+				cm.ID, cm.Script, st.peers.Notices.Kinds(cm.ID), v.stages)
 		}
 		if v.running {
 			a.add(vUndrained, "%s (%s): recovery still running in stage %s", cm.ID, cm.Script, v.final)

@@ -308,23 +308,31 @@ func (tr *traffic) newCustomer() {
 		}
 	}
 	// debit starts a bank debit of in: Stripe confirms it, shows it
-	// processing and sends payment_intent.processing, which dunning does
-	// not subscribe to (it is listed, not delivered).
+	// processing and sends payment_intent.processing. One in four is
+	// lost on the way (listed by Stripe, never delivered): the debit's
+	// failure event alone must then tell dunning it failed again.
 	debit := func(in *intentModel) func() {
 		return func() {
 			c.mu.Lock()
 			in.DebitAt = time.Now()
 			c.mu.Unlock()
 			tr.st.peers.Stripe.Process(in.ID)
-			tr.happenUndelivered(c, stripefixture.EventPaymentProcessing, stripefixture.Options{ObjectID: in.ID, Invoice: in.Invoice, Amount: in.Amount})
+			o := stripefixture.Options{ObjectID: in.ID, Invoice: in.Invoice, Amount: in.Amount}
+			if tr.r.chance(0.25) {
+				tr.happenUndelivered(c, workflows.EventPaymentProcessing, o)
+			} else {
+				tr.happen(c, workflows.EventPaymentProcessing, o)
+			}
 		}
 	}
+	// debitFails fails in's bank debit: its event names the bank account
+	// that failed, as Stripe's does.
 	debitFails := func(in *intentModel) func() {
 		return func() {
 			c.mu.Lock()
 			in.DebitFailedAt = time.Now()
 			c.mu.Unlock()
-			fail(in)()
+			tr.happen(c, workflows.EventPaymentFailed, stripefixture.Options{ObjectID: in.ID, Invoice: in.Invoice, Amount: in.Amount, PaymentMethodType: "us_bank_account"})
 		}
 	}
 	cardEvent := func(typ string) func() {
@@ -555,9 +563,9 @@ func (tr *traffic) happen(c *customerModel, typ string, o stripefixture.Options)
 	return tr.happenHeld(c, typ, o, nil)
 }
 
-// happenUndelivered makes an event of a type dunning's endpoint does not
-// subscribe to happen at Stripe: its state changes and GET /v1/events
-// lists it, but nothing is delivered.
+// happenUndelivered makes an event happen at Stripe that never reaches
+// dunning's endpoint (lost on the way): its state changes and GET
+// /v1/events lists it, but nothing is delivered.
 func (tr *traffic) happenUndelivered(c *customerModel, typ string, o stripefixture.Options) {
 	o.Customer = c.ID
 	o.ID = stripefixture.NewID("evt")

@@ -92,6 +92,9 @@ const (
 	// EventPaymentRequiresAction: the bank asks the customer to
 	// authenticate a payment (3-D Secure), one that was processing, say.
 	EventPaymentRequiresAction = "payment_intent.requires_action"
+	// EventPaymentProcessing: a payment is under way and its outcome
+	// comes later (a bank debit the customer started, say).
+	EventPaymentProcessing = "payment_intent.processing"
 )
 
 // Route says which part of dunning an event type goes to.
@@ -115,6 +118,9 @@ const (
 	// RouteActionRequired tells the customer's running recovery that the
 	// bank asks the customer to authenticate a payment; it starts none.
 	RouteActionRequired Route = "action_required"
+	// RoutePaymentProcessing tells the customer's running recovery that a
+	// payment is in flight; it starts none.
+	RoutePaymentProcessing Route = "payment_processing"
 )
 
 var routes = map[string]Route{
@@ -130,6 +136,7 @@ var routes = map[string]Route{
 	EventPaymentMethodDetached: RouteSourceDeleted,
 	EventCustomerUpdated:       RouteCardUpdated,
 	EventPaymentRequiresAction: RouteActionRequired,
+	EventPaymentProcessing:     RoutePaymentProcessing,
 }
 
 // RouteOf returns the route of a Stripe event type and whether dunning
@@ -215,6 +222,12 @@ type PaymentIntentInfo struct {
 	// (advice codes, the card's fingerprint, …); activities.ClassifyDecline
 	// says what it means. Zero when the intent has no payment error.
 	Decline activities.Decline `json:"decline,omitzero"`
+	// FailedPaymentMethodType is the type of the way to pay that failed
+	// (last_payment_error.payment_method.type: card, us_bank_account,
+	// sepa_debit, …), empty when the event does not say.
+	// activities.DelayedNotification tells a bank debit, whose failure
+	// comes days after the customer paid, from a card's decline.
+	FailedPaymentMethodType string `json:"failed_payment_method_type,omitempty"`
 }
 
 // InvoiceInfo is the part of an Invoice that recovery needs.
@@ -268,6 +281,9 @@ const (
 	// SignalActionRequired says the bank asks the customer to
 	// authenticate a payment (ActionRequiredSignal).
 	SignalActionRequired = "action_required"
+	// SignalPaymentProcessing says a payment is in flight
+	// (PaymentProcessingSignal).
+	SignalPaymentProcessing = "payment_processing"
 )
 
 // Operator controls, each both an update (validated, answered; for the CLI)
@@ -463,6 +479,15 @@ type FirstReads struct {
 // ActionRequiredSignal says the bank asks the customer to authenticate
 // a payment intent (payment_intent.requires_action).
 type ActionRequiredSignal struct {
+	EventID  string    `json:"event_id"`
+	Created  time.Time `json:"created"`
+	IntentID string    `json:"intent_id"`
+}
+
+// PaymentProcessingSignal says a payment intent is in flight
+// (payment_intent.processing): the customer paid it by bank debit, say,
+// and its outcome comes later.
+type PaymentProcessingSignal struct {
 	EventID  string    `json:"event_id"`
 	Created  time.Time `json:"created"`
 	IntentID string    `json:"intent_id"`

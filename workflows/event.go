@@ -59,6 +59,8 @@ func StripeEventWorkflow(ctx workflow.Context, in StripeEventInput) (StripeEvent
 		res.Outcome, err = routeSourceDeleted(ctx, ev)
 	case RouteActionRequired:
 		res.Outcome, err = routeActionRequired(ctx, ev)
+	case RoutePaymentProcessing:
+		res.Outcome, err = routePaymentProcessing(ctx, ev)
 	}
 	if err != nil {
 		// The event's workflow ID is now taken by a failed run, so neither
@@ -624,6 +626,21 @@ func routeActionRequired(ctx workflow.Context, ev StripeEvent) (string, error) {
 	}
 	sig := ActionRequiredSignal{EventID: ev.ID, Created: ev.Created, IntentID: ev.PaymentIntent.ID}
 	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalActionRequired, sig, nil))
+}
+
+// routePaymentProcessing tells the customer's running recovery that a
+// payment is in flight (debit-failure-told): one it knows as owed waits
+// for its outcome, and a failure after it is told as a failure again.
+// It starts no recovery: a payment under way is not a failure.
+func routePaymentProcessing(ctx workflow.Context, ev StripeEvent) (string, error) {
+	if version(ctx, debitFailureToldChange, 1) == workflow.DefaultVersion {
+		return "ignored: type not handled", nil
+	}
+	if ev.CustomerID == "" || ev.PaymentIntent == nil {
+		return "no customer or payment intent: nothing to do", nil
+	}
+	sig := PaymentProcessingSignal{EventID: ev.ID, Created: ev.Created, IntentID: ev.PaymentIntent.ID}
+	return delivered(signal(ctx, RecoveryWorkflowID(ev.CustomerID), SignalPaymentProcessing, sig, nil))
 }
 
 func delivered(res activities.SignalResult, err error) (string, error) {

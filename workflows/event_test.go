@@ -200,6 +200,9 @@ func TestStripeEventWorkflowRoutesHandledTypes(t *testing.T) {
 				// The bank asks to authenticate: the running recovery is
 				// told, none is started.
 				workflows.RouteActionRequired: workflows.SignalActionRequired,
+				// A payment in flight: the running recovery is told, none
+				// is started.
+				workflows.RoutePaymentProcessing: workflows.SignalPaymentProcessing,
 			}[route]
 			if wantSignal == "" {
 				return

@@ -70,6 +70,7 @@ type recovery struct {
 	card     workflow.ReceiveChannel
 	removed  workflow.ReceiveChannel
 	action   workflow.ReceiveChannel
+	inFlight workflow.ReceiveChannel
 	controls map[string]workflow.ReceiveChannel
 	// memo is the RecoveryMemo this run upserted last.
 	memo *RecoveryMemo
@@ -120,7 +121,8 @@ func (r *recovery) setup(ctx workflow.Context) error {
 	r.card = workflow.GetSignalChannel(ctx, SignalCardUpdated)
 	r.removed = workflow.GetSignalChannel(ctx, SignalPaymentMethodRemoved)
 	r.action = workflow.GetSignalChannel(ctx, SignalActionRequired)
-	r.channels = []workflow.ReceiveChannel{r.failed, r.paid, r.card, r.removed, r.action}
+	r.inFlight = workflow.GetSignalChannel(ctx, SignalPaymentProcessing)
+	r.channels = []workflow.ReceiveChannel{r.failed, r.paid, r.card, r.removed, r.action, r.inFlight}
 	r.controls = map[string]workflow.ReceiveChannel{}
 	for _, name := range []string{ControlRetryNow, ControlExtendGrace, ControlWaive, ControlPause, ControlResume} {
 		ch := workflow.GetSignalChannel(ctx, name)
@@ -327,6 +329,12 @@ func (r *recovery) drain(ctx workflow.Context) bool {
 			r.onActionRequired(ctx, ar)
 			ar = ActionRequiredSignal{}
 		}
+		var ps PaymentProcessingSignal
+		for r.inFlight.ReceiveAsync(&ps) {
+			progressed = true
+			r.onPaymentProcessing(ctx, ps)
+			ps = PaymentProcessingSignal{}
+		}
 		if r.drainControls(ctx) {
 			progressed = true
 		}
@@ -456,6 +464,13 @@ func (r *recovery) onPaymentFailed(ctx workflow.Context, f PaymentFailedSignal) 
 	case in.State != IntentOpen || f.Created.Before(in.LastEventAt):
 		older = in.State == IntentOpen
 		r.record(ctx, "payment failed", f.Intent.ID+" (event "+f.EventID+")", "ignored: older than what is known", false)
+	case r.debitFailedAfterNotice(ctx, in, f):
+		// A bank debit the customer made after they were told, whose
+		// processing dunning never saw: it failed again all the same.
+		in.LastEventAt, in.LastDecline = f.Created, decline
+		r.record(ctx, "payment failed again", fmt.Sprintf("%s (%s, %s)", f.Intent.ID, decline, f.Intent.FailedPaymentMethodType),
+			"a bank debit made after the customer was told", false)
+		r.markFailedAgain(ctx, in)
 	default:
 		in.LastEventAt, in.LastDecline = f.Created, decline
 		r.record(ctx, "payment failed again", fmt.Sprintf("%s (%s)", f.Intent.ID, decline), "recorded", false)

@@ -307,6 +307,18 @@ const (
 	// deadline; told, it held the reopen off for good, and the customer
 	// was deprovisioned though the suspension's debt was paid.
 	reopenAfterJoinedCheckChange = "reopen-after-joined-check"
+	// debitFailureToldChange tells the customer of a bank debit they made
+	// after being told a payment failed, when that debit fails too: its
+	// payment_intent.processing event (routed to the running recovery
+	// only, never starting one) marks the payment in flight, as a re-check
+	// finding it processing does, so that its failure is a failure again
+	// (failed-again-told); and a failure event of a delayed-notification
+	// way to pay (a bank debit), created after the customer was told of
+	// the payment, is one even when no processing was seen (its event
+	// lost or late). Before, unless a re-check happened to find it
+	// processing, the failure was recorded as the one already told: no
+	// notice, no lead, and a suspension (or deprovisioning) at once.
+	debitFailureToldChange = "debit-failure-told"
 )
 
 // removedWhy begins the reason of a payment method the customer removed.
@@ -996,6 +1008,44 @@ func (r *recovery) onActionRequired(ctx workflow.Context, a ActionRequiredSignal
 	in.LastEventAt, in.NeedsAction = a.Created, true
 	r.record(ctx, "payment in flight needs action", a.IntentID+" (event "+a.EventID+")", "owed again: the bank asks the customer to authenticate", false)
 	r.markActionAgain(ctx, in)
+}
+
+// onPaymentProcessing applies a payment_intent.processing event: a
+// payment owed here is in flight (a bank debit the customer made), as a
+// re-check finding it processing marks it. Its failure, when it comes,
+// is a failure again (markFailedAgain). An event older than what is
+// known of the intent, or of one not owed here, is only recorded.
+func (r *recovery) onPaymentProcessing(ctx workflow.Context, p PaymentProcessingSignal) {
+	if !r.remember(p.EventID) {
+		return
+	}
+	in := r.intent(p.IntentID)
+	if r.terminal() || in == nil || in.State != IntentOpen || p.Created.Before(in.LastEventAt) ||
+		r.version(ctx, debitFailureToldChange, 1) != 1 {
+		r.record(ctx, "payment processing", p.IntentID+" (event "+p.EventID+")", "recorded: not a payment owed here", false)
+		return
+	}
+	in.LastEventAt = p.Created
+	r.markInFlight(ctx, in, "payment_intent.processing (event "+p.EventID+")")
+}
+
+// debitFailedAfterNotice reports whether a failure event of an open
+// intent is a bank debit's that the customer made after they were told
+// of the intent's failure: the way to pay that failed is one whose
+// outcome comes days later (activities.DelayedNotification), the event
+// was created after the notice, and it is not dunning's own retry. A
+// card's decline was seen by the customer as they paid, and stays what
+// it was. Asks its version only when all of that holds.
+func (r *recovery) debitFailedAfterNotice(ctx workflow.Context, in *Intent, f PaymentFailedSignal) bool {
+	if !r.safe() || !r.s.PastDueNoticeSent || in.Untold || isOwnRetry(f) ||
+		!activities.DelayedNotification(f.Intent.FailedPaymentMethodType) {
+		return false
+	}
+	told := in.ToldAt
+	if told.IsZero() {
+		told = in.LastEventAt // the failure the first notice told of
+	}
+	return f.Created.After(told) && r.version(ctx, debitFailureToldChange, 1) == 1
 }
 
 // noticeKey is the key of the notice of a payment's own failure: one per

@@ -42,7 +42,7 @@ func TestParseDeclineOfEachAPIVersion(t *testing.T) {
 			Decline: activities.Decline{Code: "card_declined", DeclineCode: "generic_decline",
 				OutcomeReason: "previously_declined_do_not_retry", PaymentMethod: "pm_1HqOld2020Card0001",
 				Fingerprint: "Old2020FingerPrnt", Charge: "ch_1HqOld2020Charge02", IntentStatus: "requires_payment_method",
-				Created: time.Unix(1710417599, 0).UTC()}}, // the failed charge's created
+				Created: time.Unix(1710417599, 0).UTC()}, FailedPaymentMethodType: "card"}, // the failed charge's created
 		verdict: activities.DeclineVerdict{Class: activities.DeclineStop, Reason: "outcome_reason previously_declined_do_not_retry"},
 	}, {
 		// latest_charge is an ID: no outcome to read.
@@ -51,7 +51,7 @@ func TestParseDeclineOfEachAPIVersion(t *testing.T) {
 			InvoiceID: "in_1OqMid2023Invoice1", PaymentMethodID: "pm_1OqMid2023Card0001", FailureCode: "card_declined",
 			DeclineCode: "insufficient_funds", FailureMessage: "Your card has insufficient funds.",
 			Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1OqMid2023Card0001",
-				Fingerprint: "Mid2023FingerPrt", Charge: "ch_3OqMid2023Charge01", IntentStatus: "requires_payment_method"}},
+				Fingerprint: "Mid2023FingerPrt", Charge: "ch_3OqMid2023Charge01", IntentStatus: "requires_payment_method"}, FailedPaymentMethodType: "card"},
 		verdict: activities.DeclineVerdict{Class: activities.DeclineSoft, Reason: "decline_code insufficient_funds"},
 	}, {
 		// basil: no invoice on the intent; Stripe's advice and
@@ -62,7 +62,7 @@ func TestParseDeclineOfEachAPIVersion(t *testing.T) {
 			DeclineCode: "insufficient_funds", FailureMessage: "Your card has insufficient funds.",
 			Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", AdviceCode: "try_again_later",
 				NetworkAdviceCode: "24", NetworkDeclineCode: "51", PaymentMethod: "pm_1RqNew2025Card0001",
-				Fingerprint: "New2025FingerPrt", Charge: "ch_3RqNew2025Charge01", IntentStatus: "requires_payment_method"}},
+				Fingerprint: "New2025FingerPrt", Charge: "ch_3RqNew2025Charge01", IntentStatus: "requires_payment_method"}, FailedPaymentMethodType: "card"},
 		verdict: activities.DeclineVerdict{Class: activities.DeclineRetryAfter, Reason: "network_advice_code 24", RetryAfter: time.Hour},
 	}, {
 		// A Sources integration: the card is in last_payment_error.source,
@@ -304,5 +304,86 @@ func TestDeclineRoundTrip(t *testing.T) {
 	}
 	if strings.Contains(string(plain), `"decline"`) {
 		t.Errorf("an intent without a decline encodes as %s, want no decline field", plain)
+	}
+}
+
+// A bank debit that fails days after the customer paid, as Stripe sends
+// it (us_bank_account on 2024-06-20, and the same for a SEPA Direct
+// Debit): the intent's payment_method is null after the failure, the way
+// to pay that failed is in last_payment_error.payment_method with its
+// type, the code is the attempt's, not a card's, and the ACH return is on
+// the charge. The type says the failure is a delayed notification; a
+// card's decline is not.
+func TestParseDelayedNotificationFailure(t *testing.T) {
+	t.Parallel()
+	ach := readFixture(t, "payment_failed_2024-06-20.us_bank_account.json")
+	lpe := func(ev map[string]any) map[string]any { return dataObject(ev)["last_payment_error"].(map[string]any) }
+	achIntent := workflows.PaymentIntentInfo{ID: "pi_3PqAch2024Intent01", Amount: 4900, Currency: "usd", Status: "requires_payment_method",
+		InvoiceID: "in_1PqAch2024Invoice1", PaymentMethodID: "pm_1PqAch2024Bank0001", FailureCode: "payment_intent_payment_attempt_failed",
+		FailureMessage: "The latest payment attempt of this PaymentIntent has failed or been canceled, and the attached payment method has been removed. You can try confirming again with a new payment method.",
+		Decline: activities.Decline{Code: "payment_intent_payment_attempt_failed", PaymentMethod: "pm_1PqAch2024Bank0001",
+			IntentStatus: "requires_payment_method"},
+		FailedPaymentMethodType: "us_bank_account"}
+	intent := func(f func(pi *workflows.PaymentIntentInfo)) workflows.PaymentIntentInfo {
+		pi := achIntent
+		f(&pi)
+		return pi
+	}
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		want    workflows.PaymentIntentInfo
+		delayed bool
+	}{
+		{"us_bank_account", ach, achIntent, true},
+		{"sepa_debit", mutate(t, ach, func(ev map[string]any) {
+			pm := lpe(ev)["payment_method"].(map[string]any)
+			delete(pm, "us_bank_account")
+			pm["id"], pm["type"] = "pm_1PqSepa2024Debit01", "sepa_debit"
+			pm["sepa_debit"] = map[string]any{"bank_code": "37040044", "country": "DE", "fingerprint": "Sepa2024FingerPr", "last4": "3000"}
+			dataObject(ev)["currency"] = "eur"
+		}), intent(func(pi *workflows.PaymentIntentInfo) {
+			pi.Currency, pi.PaymentMethodID, pi.Decline.PaymentMethod, pi.FailedPaymentMethodType = "eur", "pm_1PqSepa2024Debit01", "pm_1PqSepa2024Debit01", "sepa_debit"
+		}), true},
+		// The payment method given by ID: only the failed charge names
+		// the type.
+		{"type on the charge alone", mutate(t, ach, func(ev map[string]any) {
+			e := lpe(ev)
+			e["payment_method"], e["charge"] = "pm_1PqAch2024Bank0001", "py_3PqAch2024Charge01"
+		}), intent(func(pi *workflows.PaymentIntentInfo) {
+			pi.Decline.Charge, pi.Decline.Created = "py_3PqAch2024Charge01", time.Unix(1718900100, 0).UTC()
+		}), true},
+		{"payment method null", mutate(t, ach, func(ev map[string]any) { lpe(ev)["payment_method"] = nil }),
+			intent(func(pi *workflows.PaymentIntentInfo) {
+				pi.PaymentMethodID, pi.Decline.PaymentMethod, pi.FailedPaymentMethodType = "", "", ""
+			}), false},
+		{"a card's decline", mutate(t, ach, func(ev map[string]any) {
+			e := lpe(ev)
+			e["code"], e["decline_code"], e["type"], e["message"] = "card_declined", "insufficient_funds", "card_error", "Your card has insufficient funds."
+			e["payment_method"] = map[string]any{"id": "pm_1PqCard2024Visa001", "object": "payment_method", "type": "card",
+				"card": map[string]any{"brand": "visa", "fingerprint": "Card2024FingerPr", "last4": "4242"}}
+		}), intent(func(pi *workflows.PaymentIntentInfo) {
+			pi.PaymentMethodID, pi.FailureCode, pi.DeclineCode, pi.FailureMessage = "pm_1PqCard2024Visa001", "card_declined", "insufficient_funds", "Your card has insufficient funds."
+			pi.Decline = activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1PqCard2024Visa001",
+				Fingerprint: "Card2024FingerPr", IntentStatus: "requires_payment_method"}
+			pi.FailedPaymentMethodType = "card"
+		}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ev, err := stripeevent.Parse(tc.body)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if ev.PaymentIntent == nil {
+				t.Fatal("PaymentIntent = nil")
+			}
+			if *ev.PaymentIntent != tc.want {
+				t.Errorf("PaymentIntent =\n %+v\nwant\n %+v", *ev.PaymentIntent, tc.want)
+			}
+			if got := activities.DelayedNotification(ev.PaymentIntent.FailedPaymentMethodType); got != tc.delayed {
+				t.Errorf("DelayedNotification(%q) = %v, want %v", ev.PaymentIntent.FailedPaymentMethodType, got, tc.delayed)
+			}
+		})
 	}
 }

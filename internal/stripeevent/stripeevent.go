@@ -104,6 +104,9 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 type lastPaymentError struct {
 	decline activities.Decline
 	message string
+	// methodType is the type of the way to pay that failed, where the
+	// error carries its object (payment_method, or a legacy source).
+	methodType string
 }
 
 func (e *lastPaymentError) UnmarshalJSON(b []byte) error {
@@ -113,7 +116,9 @@ func (e *lastPaymentError) UnmarshalJSON(b []byte) error {
 		return &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[lastPaymentError]()}
 	}
 	var m struct {
-		Message string `json:"message"`
+		Message       string          `json:"message"`
+		PaymentMethod json.RawMessage `json:"payment_method"`
+		Source        json.RawMessage `json:"source"`
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
@@ -123,7 +128,26 @@ func (e *lastPaymentError) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	e.decline, e.message = d, m.Message
+	e.methodType = typeOf(m.PaymentMethod)
+	if e.methodType == "" {
+		e.methodType = typeOf(m.Source)
+	}
 	return nil
+}
+
+// typeOf is the type of an expanded object, or empty for an ID, null, or
+// anything else: the type is only ever read, never required.
+func typeOf(b json.RawMessage) string {
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] != '{' {
+		return ""
+	}
+	var o struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(b, &o) != nil {
+		return ""
+	}
+	return o.Type
 }
 
 type card struct {
@@ -289,6 +313,10 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 				}
 			}
 			pi.Decline = d
+			pi.FailedPaymentMethodType = e.methodType
+			if pi.FailedPaymentMethodType == "" {
+				pi.FailedPaymentMethodType = o.chargeMethodType(d.Charge)
+			}
 			pi.FailureCode, pi.DeclineCode, pi.FailureMessage = d.Code, d.DeclineCode, truncate(e.message, 300)
 			if pi.PaymentMethodID == "" {
 				pi.PaymentMethodID = d.PaymentMethod
@@ -321,6 +349,26 @@ func parse(body []byte) (workflows.StripeEvent, error) {
 }
 
 // charges returns the intent's charges that the event carries as objects.
+// chargeMethodType is the payment_method_details.type of the charge with
+// this ID among the intent's charges; empty when none says.
+func (o *object) chargeMethodType(id string) string {
+	if id == "" {
+		return ""
+	}
+	for _, c := range o.charges() {
+		var ch struct {
+			ID      string `json:"id"`
+			Details *struct {
+				Type string `json:"type"`
+			} `json:"payment_method_details"`
+		}
+		if json.Unmarshal(c, &ch) == nil && ch.ID == id && ch.Details != nil {
+			return ch.Details.Type
+		}
+	}
+	return ""
+}
+
 func (o *object) charges() []json.RawMessage {
 	var out []json.RawMessage
 	var list struct {

@@ -86,6 +86,7 @@ func TestParseHandledTypes(t *testing.T) {
 				DeclineCode: "expired_card", FailureMessage: "Your card has insufficient funds.",
 				Decline: activities.Decline{Code: "card_declined", DeclineCode: "expired_card", PaymentMethod: pi.PaymentMethodID,
 					Fingerprint: stripefixture.Fingerprint(pi.PaymentMethodID), IntentStatus: "requires_payment_method"},
+				FailedPaymentMethodType: "card",
 			}
 			if *pi != wantPI {
 				t.Errorf("PaymentIntent = %+v, want %+v", *pi, wantPI)
@@ -113,6 +114,16 @@ func TestParseHandledTypes(t *testing.T) {
 			if pi.ID != "pi_3OqAction0000001" || pi.Amount != 12345 || pi.Status != "requires_action" || pi.InvoiceID != invoiceID ||
 				pi.FailureCode != "" || pi.DeclineCode != "" || pi.Decline.Code != "" {
 				t.Errorf("PaymentIntent = %+v, want the intent the bank asks to authenticate, no decline (last_payment_error null)", *pi)
+			}
+		}},
+		workflows.EventPaymentProcessing: {"pi_3OqDebit00000001", func(t *testing.T, ev workflows.StripeEvent) {
+			pi := ev.PaymentIntent
+			if pi == nil {
+				t.Fatal("PaymentIntent = nil")
+			}
+			if pi.ID != "pi_3OqDebit00000001" || pi.Amount != 12345 || pi.Status != "processing" || pi.InvoiceID != invoiceID ||
+				pi.FailureCode != "" || pi.Decline.Code != "" || pi.FailedPaymentMethodType != "" {
+				t.Errorf("PaymentIntent = %+v, want the intent in flight, no decline (last_payment_error null)", *pi)
 			}
 		}},
 		workflows.EventInvoicePaid: {"in_1OqPaidInvoice01", func(t *testing.T, ev workflows.StripeEvent) {

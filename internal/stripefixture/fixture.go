@@ -21,11 +21,6 @@ import (
 // other versions are built with Options.APIVersion.
 const APIVersion = "2023-10-16"
 
-// EventPaymentProcessing is the event Stripe sends when a payment that
-// settles later (a bank debit) starts: dunning does not subscribe to it,
-// but Stripe lists it with the others (GET /v1/events).
-const EventPaymentProcessing = "payment_intent.processing"
-
 // Options shape an event. Zero values get realistic defaults.
 type Options struct {
 	ID         string    // evt_… ; random when empty
@@ -39,8 +34,12 @@ type Options struct {
 	Invoice       string // in_… behind a payment intent; random when empty
 	PaymentIntent string // pi_… behind an invoice; random when empty
 	DeclineCode   string // insufficient_funds when empty
-	ExpMonth      int    // card expiry month; next month when zero
-	ExpYear       int
+	// PaymentMethodType is the type of the way to pay that failed, on a
+	// payment_failed event: a card when empty; us_bank_account gives the
+	// failure of an ACH debit, as Stripe sends it days after the payment.
+	PaymentMethodType string
+	ExpMonth          int // card expiry month; next month when zero
+	ExpYear           int
 	// Metadata is the payment intent's metadata; empty when nil.
 	Metadata map[string]string
 }
@@ -208,7 +207,7 @@ func metadataObject(m map[string]string) obj {
 
 func dataObject(eventType string, o *Options) (object obj, previous obj) {
 	switch eventType {
-	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded, EventPaymentProcessing, workflows.EventPaymentRequiresAction:
+	case workflows.EventPaymentFailed, workflows.EventPaymentSucceeded, workflows.EventPaymentProcessing, workflows.EventPaymentRequiresAction:
 		id := pick(o.ObjectID, "pi")
 		pi := obj{
 			"id": id, "object": "payment_intent", "amount": o.Amount, "amount_received": 0,
@@ -219,7 +218,25 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 			"last_payment_error": nil, "status": "succeeded",
 			"receipt_email": PersonalEmail, "shipping": shippingObject(),
 		}
-		if eventType == workflows.EventPaymentFailed {
+		if eventType == workflows.EventPaymentFailed && o.PaymentMethodType == "us_bank_account" {
+			// The debit failed: no decline code (the bank's return is on
+			// the charge), the intent's payment_method null, and the bank
+			// account that failed in the error.
+			pm := NewID("pm")
+			pi["status"] = "requires_payment_method"
+			pi["payment_method_types"] = []string{"card", "us_bank_account"}
+			pi["last_payment_error"] = obj{
+				"type": "invalid_request_error", "code": "payment_intent_payment_attempt_failed",
+				"message": "The latest payment attempt of this PaymentIntent has failed or been canceled, and the attached payment method has been removed. You can try confirming again with a new payment method.",
+				"doc_url": "https://stripe.com/docs/error-codes/payment-intent-payment-attempt-failed",
+				"payment_method": obj{
+					"id": pm, "object": "payment_method", "type": "us_bank_account", "customer": o.Customer, "livemode": false,
+					"created": o.Created.Unix(), "metadata": obj{}, "billing_details": obj{"address": addressObject(), "email": PersonalEmail, "name": PersonalName, "phone": PersonalPhone},
+					"us_bank_account": obj{"account_holder_type": "company", "account_type": "checking", "bank_name": "STRIPE TEST BANK",
+						"fingerprint": Fingerprint(pm), "last4": "6789", "routing_number": "110000000"},
+				},
+			}
+		} else if eventType == workflows.EventPaymentFailed {
 			pm := NewID("pm")
 			pi["status"] = "requires_payment_method"
 			pi["last_payment_error"] = obj{
@@ -228,7 +245,7 @@ func dataObject(eventType string, o *Options) (object obj, previous obj) {
 				"doc_url":        "https://stripe.com/docs/error-codes/card-declined",
 				"payment_method": paymentMethodObject(pm, o),
 			}
-		} else if eventType == EventPaymentProcessing {
+		} else if eventType == workflows.EventPaymentProcessing {
 			// A bank debit under way: no error (cleared by the confirm),
 			// nothing received yet.
 			pi["status"] = "processing"
