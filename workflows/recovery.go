@@ -305,36 +305,12 @@ func (r *recovery) drain(ctx workflow.Context) bool {
 			}
 			f = PaymentFailedSignal{}
 		}
-		var p PaidSignal
-		for r.paid.ReceiveAsync(&p) {
-			progressed = true
-			r.onPaid(ctx, p)
-			p = PaidSignal{}
-		}
-		var c CardUpdatedSignal
-		for r.card.ReceiveAsync(&c) {
-			progressed = true
-			r.onCardUpdated(ctx, c)
-			c = CardUpdatedSignal{}
-		}
-		var m PaymentMethodRemovedSignal
-		for r.removed.ReceiveAsync(&m) {
-			progressed = true
-			r.onPaymentMethodRemoved(ctx, m)
-			m = PaymentMethodRemovedSignal{}
-		}
-		var ar ActionRequiredSignal
-		for r.action.ReceiveAsync(&ar) {
-			progressed = true
-			r.onActionRequired(ctx, ar)
-			ar = ActionRequiredSignal{}
-		}
-		var ps PaymentProcessingSignal
-		for r.inFlight.ReceiveAsync(&ps) {
-			progressed = true
-			r.onPaymentProcessing(ctx, ps)
-			ps = PaymentProcessingSignal{}
-		}
+		// Each kind in the order it always had: the histories replay on it.
+		progressed = receiveEach(r.paid, func(p PaidSignal) { r.onPaid(ctx, p) }) || progressed
+		progressed = receiveEach(r.card, func(c CardUpdatedSignal) { r.onCardUpdated(ctx, c) }) || progressed
+		progressed = receiveEach(r.removed, func(m PaymentMethodRemovedSignal) { r.onPaymentMethodRemoved(ctx, m) }) || progressed
+		progressed = receiveEach(r.action, func(a ActionRequiredSignal) { r.onActionRequired(ctx, a) }) || progressed
+		progressed = receiveEach(r.inFlight, func(ps PaymentProcessingSignal) { r.onPaymentProcessing(ctx, ps) }) || progressed
 		if r.drainControls(ctx) {
 			progressed = true
 		}
@@ -1338,4 +1314,18 @@ func (r *recovery) lifeID(ctx workflow.Context, now time.Time) string {
 func runTag(runID string) string {
 	t := strings.ReplaceAll(runID, "-", "")
 	return t[max(0, len(t)-8):]
+}
+
+// receiveEach applies every signal waiting on ch, in the order received,
+// each decoded into a fresh value; it reports whether there was any.
+func receiveEach[T any](ch workflow.ReceiveChannel, apply func(T)) bool {
+	got := false
+	for {
+		var v T
+		if !ch.ReceiveAsync(&v) {
+			return got
+		}
+		got = true
+		apply(v)
+	}
 }
