@@ -46,23 +46,10 @@ func TestRecordRetryNowDuringTheRecheckHistory(t *testing.T) {
 		return activities.ControlPlaneResult{}, nil
 	})
 	confirms := newConfirmStandIn(w, confirmAnswer{declineOn: "fp_1"}, pays)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
 	ctx := context.Background()
 	cus := "cus_retrynow_recheck"
-	id := workflows.RecoveryWorkflowID(cus)
-	f := workflows.PaymentFailedSignal{EventID: "evt_recheck_failed", Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-		ID: "pi_recheck", Amount: 4900, Currency: "usd", InvoiceID: "in_recheck", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
-		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{2 * time.Second}, GracePeriod: 8 * time.Second, DeprovisionAfter: time.Hour,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	settings := lifeSettings(8*time.Second, time.Hour, 2*time.Second)
+	id, _ := startLife(t, tmp, w, q, cus, settings, declinedOn(failedEvent("evt_recheck_failed", "pi_recheck", 4900), "pm_1", "fp_1"))
 	// The re-check before the suspension runs from about +8s to +11s.
 	time.Sleep(time.Until(started.Add(9500 * time.Millisecond)))
 	h, err := tmp.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ControlRetryNow,

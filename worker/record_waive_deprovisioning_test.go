@@ -58,22 +58,10 @@ func recordWaiverWhileDeprovisioning(t *testing.T, cus string, before, asUpdate 
 		}
 		return activities.ControlPlaneResult{}, nil
 	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
 	ctx := context.Background()
-	id := workflows.RecoveryWorkflowID(cus)
-	f := workflows.PaymentFailedSignal{EventID: "evt_waive_deprov_failed", Created: time.Now(), Intent: workflows.PaymentIntentInfo{
-		ID: "pi_waive_deprov", Amount: 4900, Currency: "usd", InvoiceID: "in_waive_deprov", DeclineCode: "insufficient_funds", PaymentMethodID: "pm_1",
-		Decline: activities.Decline{Code: "card_declined", DeclineCode: "insufficient_funds", PaymentMethod: "pm_1", Fingerprint: "fp_1"}}}
-	in := workflows.RecoveryInput{StripeCustomerID: cus, Settings: workflows.RecoverySettings{
-		RetrySchedule: []time.Duration{time.Second}, GracePeriod: 3 * time.Second, DeprovisionAfter: 3 * time.Second,
-		CardUpdateDebounce: time.Hour, MaxGraceExtension: 48 * time.Hour}}
-	if _, err := tmp.Client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentFailed, f,
-		client.StartWorkflowOptions{ID: id, TaskQueue: q}, workflows.PaymentRecoveryWorkflowName, in); err != nil {
-		t.Fatal(err)
-	}
+	settings := lifeSettings(3*time.Second, time.Hour, time.Second)
+	settings.DeprovisionAfter = 3 * time.Second
+	id, _ := startLife(t, tmp, w, q, cus, settings, declinedOn(failedEvent("evt_waive_deprov_failed", "pi_waive_deprov", 4900), "pm_1", "fp_1"))
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		mu.Lock()
